@@ -1,0 +1,53 @@
+"""The ``pacsbox`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pacsbox")
+def main() -> None:
+    """Throwaway Orthanc-compatible DICOM archives for test suites."""
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Orthanc-style JSON configuration (comments allowed).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the index and the files live (StorageDirectory). Default: ./pacsbox-storage")
+@click.option("--http-port", type=click.IntRange(0, 65535), help="HTTP port (HttpPort); 0 picks a free one.")
+@click.option("--host", help="Address to listen on (BindAddress). Default: 127.0.0.1")
+def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None, host: str | None) -> None:
+    """Run a server in the foreground; prints one line with its URL when it answers."""
+    from .core.config import Config, load_config
+    from .server import serve as run
+
+    try:
+        config = load_config(config_file) if config_file else Config()
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    config = config.with_overrides(
+        StorageDirectory=str(data_dir) if data_dir else None, HttpPort=http_port, BindAddress=host
+    )
+
+    def ready(urls: dict[str, str]) -> None:
+        users = ", ".join(f"{u}/{p}" for u, p in config.RegisteredUsers.items()) if config.AuthenticationEnabled \
+            else "authentication off"
+        click.echo(f"pacsbox ready: Orthanc REST API at {urls['orthanc']} ({users}); data in "
+                   f"{Path(config.StorageDirectory).resolve()}")
+        sys.stdout.flush()
+
+    try:
+        run(config, on_ready=ready)
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
+
+
+if __name__ == "__main__":
+    main()

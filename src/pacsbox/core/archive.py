@@ -1,0 +1,533 @@
+"""The Archive service: the domain verbs every face calls (store, browse, find, delete, metadata, changes)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from typing import BinaryIO, Mapping
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataset import Dataset
+
+from .config import Config
+from .dicom import MAIN_TAGS, ParsedInstance, parse_instance, read_dataset, tag_from_text
+from .errors import BadRequest, InexistentItem, InvalidDicom, OutOfRange, UnknownResource
+from .ids import Level
+from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
+from .matching import Pattern, parse_pattern
+from .storage import FileStore
+
+# Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
+BUILTIN_METADATA = {
+    "IndexInSeries": 1,
+    "ReceptionDate": 2,
+    "RemoteAET": 3,
+    "ExpectedNumberOfInstances": 4,
+    "ModifiedFrom": 5,
+    "AnonymizedFrom": 6,
+    "LastUpdate": 7,
+    "Origin": 8,
+    "TransferSyntax": 9,
+    "SopClassUid": 10,
+    "RemoteIP": 11,
+    "CalledAET": 12,
+    "HttpUsername": 13,
+    "PixelDataOffset": 14,
+}
+
+# Tags that POST /tools/lookup matches, per level (Orthanc's identifier tags).
+LOOKUP_TAGS = {
+    "PatientID": Level.PATIENT,
+    "StudyInstanceUID": Level.STUDY,
+    "AccessionNumber": Level.STUDY,
+    "SeriesInstanceUID": Level.SERIES,
+    "SOPInstanceUID": Level.INSTANCE,
+}
+
+_IN_MEMORY_LIMIT = 32 * 1024 * 1024  # files above this are parsed from disk with large values deferred
+_MAIN_TAG_LEVELS: dict[str, list[Level]] = {}
+for _level, _tags in MAIN_TAGS.items():
+    for _keyword in _tags.values():
+        _MAIN_TAG_LEVELS.setdefault(_keyword, []).append(_level)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who sent an instance: recorded as the Origin, RemoteIP, RemoteAET, CalledAET, HttpUsername metadata."""
+
+    kind: str = "Unknown"  # Orthanc's RequestOrigin: RestApi, DicomProtocol, Plugins, Lua, ...
+    remote_ip: str = ""
+    remote_aet: str = ""
+    called_aet: str = ""
+    http_username: str = ""
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """The outcome of storing one instance, with the public IDs of its four levels."""
+
+    status: str  # "Success" or "AlreadyStored"
+    patient_id: str
+    study_id: str
+    series_id: str
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class FindQuery:
+    """A find request in domain terms (Orthanc's /tools/find; later C-FIND)."""
+
+    level: Level
+    query: Mapping[str, str]
+    case_sensitive: bool = False
+    since: int = 0
+    limit: int = 0
+
+
+class Archive:
+    """One archive: an index plus a file store under the configured directories."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.index = Index(config.index_path / "index.sqlite")
+        self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
+        self._stop = threading.Event()
+        self._recover_after_unclean_stop()
+        self._stable_thread = threading.Thread(target=self._watch_stability, name="pacsbox-stable", daemon=True)
+        self._stable_thread.start()
+
+    # -- life ---------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop background work and mark the archive as cleanly closed."""
+        self._stop.set()
+        self._stable_thread.join(timeout=5)
+        self.index.set_property("open", None)
+        self.index.close()
+
+    def _recover_after_unclean_stop(self) -> None:
+        """After a crash, remove files the index does not reference (written but never committed, or deleted
+        from the index but not yet from disk). A clean close clears the flag, so normal starts skip the scan."""
+        if self.index.get_property("open") is not None:
+            referenced = self.index.all_attachment_uuids()
+            for name in list(self.store_area.all_uuids()):
+                if name not in referenced:
+                    self.store_area.remove(name)
+        self.index.set_property("open", str(os.getpid()))
+
+    def _watch_stability(self) -> None:
+        period = max(0.2, min(1.0, self.config.StableAge / 4))
+        while not self._stop.wait(period):
+            try:
+                self.index.mark_stable(time.time() - self.config.StableAge)
+            except Exception:  # a locked or closing database must not kill the watcher
+                continue
+
+    def reset(self) -> None:
+        """Empty the archive: index, files and change log."""
+        self.index.clear()
+        self.store_area.clear()
+
+    # -- ingest -------------------------------------------------------------------------------------------
+    def store(self, source: bytes | BinaryIO, origin: Origin = Origin()) -> StoreResult:
+        """Store one DICOM instance; it is on disk and in the index when this returns."""
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            parsed = parse_instance(source, self.config.DefaultEncoding)
+            return self._store_parsed(parsed, lambda: self.store_area.write(source), len(source), origin)
+        size = source.seek(0, os.SEEK_END)
+        source.seek(0)
+        if size <= _IN_MEMORY_LIMIT:
+            return self.store(source.read(), origin)
+        parsed = parse_instance(source, self.config.DefaultEncoding)
+        source.seek(0)
+        return self._store_parsed(parsed, lambda: self.store_area.write_stream(source), size, origin)
+
+    def store_zip(self, source: BinaryIO, origin: Origin = Origin()) -> list[StoreResult]:
+        """Store every DICOM file of a zip archive. The whole archive is checked first: a member that is not
+        DICOM or whose name escapes the archive (zip-slip) rejects it, and nothing is stored."""
+        try:
+            archive = zipfile.ZipFile(source)
+        except zipfile.BadZipFile as error:
+            raise InvalidDicom(f"Not a valid zip archive: {error}") from None
+        with archive:
+            members = [m for m in archive.infolist() if not m.is_dir() and not _is_ignorable(m.filename)]
+            for member in members:
+                _check_member_name(member.filename)
+            parsed = []
+            for member in members:
+                try:
+                    data = archive.read(member)
+                except (zipfile.BadZipFile, OSError, EOFError) as error:
+                    raise InvalidDicom(f"Corrupted zip member {member.filename!r}: {error}") from None
+                try:
+                    parse_instance(data, self.config.DefaultEncoding)
+                except InvalidDicom as error:
+                    raise InvalidDicom(f"Zip member {member.filename!r}: {error.details}") from None
+                parsed.append(member)
+            return [self.store(archive.read(member), origin) for member in parsed]
+
+    def _store_parsed(self, parsed: ParsedInstance, write, size: int, origin: Origin) -> StoreResult:
+        patient, study, series, instance = parsed.ids
+        result = StoreResult("Success", patient, study, series, instance)
+        overwrite = self.config.OverwriteInstances
+        if not overwrite and self.index.lookup(instance) is not None:
+            return StoreResult("AlreadyStored", patient, study, series, instance)
+        file_uuid, md5 = write()
+        stale_uuids: list[str] = []
+        try:
+            with self.index.writing() as db:
+                existing = self.index.find_iid(db, instance)
+                if existing is not None:
+                    if not overwrite:
+                        self.store_area.remove(file_uuid)
+                        return StoreResult("AlreadyStored", patient, study, series, instance)
+                    _, stale_uuids = self.index.delete(db, existing)
+                self._insert(db, parsed, file_uuid, size, md5, origin)
+        except BaseException:
+            self.store_area.remove(file_uuid)
+            raise
+        for stale in stale_uuids:
+            self.store_area.remove(stale)
+        return result
+
+    def _insert(self, db, parsed: ParsedInstance, file_uuid: str, size: int, md5: str, origin: Origin) -> None:
+        ids = parsed.ids
+        levels = [NewResource(level, ids[level], parsed.main_tags[level]) for level in Level]
+        index_in_series = parsed.index_in_series
+        metadata = {
+            "ReceptionDate": now_iso(),
+            "RemoteAET": origin.remote_aet,
+            "Origin": origin.kind,
+            "TransferSyntax": parsed.transfer_syntax_uid,
+            "SopClassUid": parsed.sop_class_uid,
+            "RemoteIP": origin.remote_ip,
+        }
+        if index_in_series is not None:
+            metadata["IndexInSeries"] = str(index_in_series)
+        if origin.called_aet:
+            metadata["CalledAET"] = origin.called_aet
+        if origin.kind == "RestApi":
+            metadata["HttpUsername"] = origin.http_username
+        instance_iid, created = self.index.insert_instance(
+            db, levels, file_uuid=file_uuid, file_size=size, md5=md5, index_in_series=index_in_series,
+            metadata=metadata, series_metadata={"RemoteAET": origin.remote_aet},
+        )
+        # Orthanc logs the instance first, then each new ancestor from the series up.
+        self.index.log_change(db, "NewInstance", instance_iid, Level.INSTANCE, ids[Level.INSTANCE])
+        for resource in reversed([r for r in created if r.level != Level.INSTANCE]):
+            iid = self.index.find_iid(db, resource.public_id)
+            self.index.log_change(db, "New" + resource.level.title, iid, resource.level, resource.public_id)
+        series_iid = self.index.find_iid(db, ids[Level.SERIES])
+        indexes = [row[0] for row in db.execute(
+            "SELECT index_in_series FROM resources WHERE parent = ?", (series_iid,))]
+        if series_status(expected_instances(parsed.main_tags[Level.SERIES]), indexes) == "Complete":
+            self.index.log_change(db, "CompletedSeries", series_iid, Level.SERIES, ids[Level.SERIES])
+
+    # -- browsing -----------------------------------------------------------------------------------------
+    def _iid(self, level: Level, public_id: str) -> int:
+        found = self.index.lookup(public_id)
+        if found is None or found[1] != level:
+            raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
+        return found[0]
+
+    def resource(self, level: Level, public_id: str) -> ResourceRow:
+        """One resource with its main tags, parent and children; UnknownResource if absent."""
+        return self.index.describe([self._iid(level, public_id)])[0]
+
+    def level_of(self, public_id: str) -> Level:
+        """The level of any resource ID; UnknownResource if the archive does not hold it."""
+        found = self.index.lookup(public_id)
+        if found is None:
+            raise UnknownResource(f"Unknown resource: {public_id}")
+        return found[1]
+
+    def exists(self, level: Level, public_id: str) -> bool:
+        found = self.index.lookup(public_id)
+        return found is not None and found[1] == level
+
+    def list_ids(self, level: Level, since: int = 0, limit: int | None = None) -> list[str]:
+        return self.index.list_public_ids(level, since, limit)
+
+    def list_resources(self, level: Level, since: int = 0, limit: int | None = None) -> list[ResourceRow]:
+        ids = self.index.list_public_ids(level, since, limit)
+        return self.describe_ids(ids)
+
+    def describe_ids(self, public_ids: list[str]) -> list[ResourceRow]:
+        iids = [found[0] for found in map(self.index.lookup, public_ids) if found is not None]
+        return self.index.describe(iids)
+
+    def related(self, level: Level, public_id: str, target: Level) -> list[ResourceRow]:
+        """Resources of level ``target`` below or above a resource (``/studies/{id}/instances``, ...)."""
+        iid = self._iid(level, public_id)
+        if target > level:
+            return self.index.describe(self.index.descendant_iids(iid, level, target))
+        ancestor = self.index.ancestor_iid(iid, target)
+        return self.index.describe([ancestor] if ancestor is not None else [])
+
+    def instance_ids_below(self, level: Level, public_id: str) -> list[str]:
+        return [row.public_id for row in self.related(level, public_id, Level.INSTANCE)] if level != Level.INSTANCE \
+            else [self.resource(level, public_id).public_id]
+
+    # -- files and datasets -------------------------------------------------------------------------------
+    def instance_file_uuid(self, instance_id: str) -> str:
+        row = self.resource(Level.INSTANCE, instance_id)
+        if row.file_uuid is None:
+            raise InexistentItem(f"Instance {instance_id} has no DICOM attachment")
+        return row.file_uuid
+
+    def instance_file_path(self, instance_id: str):
+        return self.store_area.path_of(self.instance_file_uuid(instance_id))
+
+    def instance_bytes(self, instance_id: str) -> bytes:
+        return self.store_area.read(self.instance_file_uuid(instance_id))
+
+    def instance_dataset(self, instance_id: str) -> Dataset:
+        """The stored instance parsed with pydicom (file meta included)."""
+        return read_dataset(self.instance_bytes(instance_id))
+
+    def shared_tags(self, level: Level, public_id: str) -> Dataset:
+        """Top-level elements with the same value in every instance below a resource (no sequences, no pixels)."""
+        shared: Dataset | None = None
+        for instance_id in self.instance_ids_below(level, public_id):
+            dataset = self.instance_dataset(instance_id)
+            if shared is None:
+                shared = Dataset()
+                for element in dataset:
+                    if element.VR != "SQ" and element.tag != 0x7FE00010:
+                        shared.add(element)
+                shared.SpecificCharacterSet = dataset.get("SpecificCharacterSet", None) or shared.get(
+                    "SpecificCharacterSet")
+                continue
+            for tag in list(shared.keys()):
+                other = dataset.get(tag)
+                if other is None or other.value != shared[tag].value:
+                    del shared[tag]
+        return shared if shared is not None else Dataset()
+
+    # -- deleting -----------------------------------------------------------------------------------------
+    def delete(self, level: Level, public_id: str) -> tuple[Level, str] | None:
+        """Delete a resource with its descendants, and its ancestors left empty; returns the remaining ancestor."""
+        iid = self._iid(level, public_id)
+        with self.index.writing() as db:
+            remaining, uuids = self.index.delete(db, iid)
+            ancestor = None
+            if remaining is not None:
+                row = db.execute("SELECT level, public_id FROM resources WHERE iid = ?", (remaining,)).fetchone()
+                ancestor = (Level(row[0]), row[1])
+        for file_uuid in uuids:
+            self.store_area.remove(file_uuid)
+        return ancestor
+
+    # -- statistics ---------------------------------------------------------------------------------------
+    def statistics(self) -> dict[str, int]:
+        """Counts per level and the total size of the stored files."""
+        with self.index.reading():
+            counts = {level: self.index.count(level) for level in Level}
+            size = self.index.total_size()
+        return {"patients": counts[Level.PATIENT], "studies": counts[Level.STUDY], "series": counts[Level.SERIES],
+                "instances": counts[Level.INSTANCE], "size": size}
+
+    def resource_statistics(self, level: Level, public_id: str) -> dict[str, int]:
+        """Counts of the levels below a resource and the size of its files."""
+        iid = self._iid(level, public_id)
+        counts = {target: len(self.index.descendant_iids(iid, level, target)) for target in Level if target > level}
+        files = self.index.attachments_below(iid, level)
+        return {"studies": counts.get(Level.STUDY, 0), "series": counts.get(Level.SERIES, 0),
+                "instances": counts.get(Level.INSTANCE, 0), "size": sum(size for _, size in files)}
+
+    # -- changes and exports ------------------------------------------------------------------------------
+    def changes(self, since: int, limit: int):
+        """``(changes, done, last)`` as Orthanc's /changes pages them."""
+        page = self.index.changes(since, limit + 1)
+        done = len(page) <= limit
+        page = page[:limit]
+        last = page[-1].seq if page else self.index.last_seq("changes")
+        return page, done, last
+
+    def last_change(self):
+        return self.index.last_change(), self.index.last_seq("changes")
+
+    def clear_changes(self) -> None:
+        self.index.clear_changes()
+
+    def exports(self, since: int, limit: int):
+        page = self.index.exports(since, limit + 1)
+        done = len(page) <= limit
+        page = page[:limit]
+        last = page[-1].seq if page else self.index.last_seq("exports")
+        return page, done, last
+
+    def clear_exports(self) -> None:
+        self.index.clear_exports()
+
+    # -- metadata -----------------------------------------------------------------------------------------
+    def metadata_number(self, name: str) -> int | None:
+        """The type number of a metadata name (built-in, declared in UserMetadata, or a number); None if unknown."""
+        if name in BUILTIN_METADATA:
+            return BUILTIN_METADATA[name]
+        if name in self.config.UserMetadata:
+            return self.config.UserMetadata[name]
+        if name.isdigit() and 1024 <= int(name) <= 65535:
+            return int(name)
+        return None
+
+    def metadata(self, level: Level, public_id: str) -> dict[str, str]:
+        """All metadata of a resource, in Orthanc's order (by type number)."""
+        iid = self._iid(level, public_id)
+        values = self.index.metadata(iid)
+        if level != Level.INSTANCE:
+            values["LastUpdate"] = now_iso(self.index.describe([iid])[0].last_update)
+        return dict(sorted(values.items(), key=lambda item: self.metadata_number(item[0]) or 65536))
+
+    def set_metadata(self, level: Level, public_id: str, name: str, value: str) -> None:
+        """Write user metadata; built-in names are read-only (PermissionError), unknown names are InexistentItem."""
+        iid = self._iid(level, public_id)
+        self._check_writable(name)
+        self.index.set_metadata(iid, name, value, (level, public_id))
+
+    def delete_metadata(self, level: Level, public_id: str, name: str) -> None:
+        iid = self._iid(level, public_id)
+        self._check_writable(name)
+        if not self.index.delete_metadata(iid, name, (level, public_id)):
+            raise InexistentItem(f"No metadata {name!r} on {public_id}")
+
+    def _check_writable(self, name: str) -> None:
+        number = self.metadata_number(name)
+        if number is None:
+            raise InexistentItem(f"Unknown metadata {name!r}: declare it in the UserMetadata configuration option")
+        if number < 1024:
+            raise PermissionError(f"The metadata {name!r} is reserved by the server")
+
+    def is_protected(self, public_id: str) -> bool:
+        return self.resource(Level.PATIENT, public_id).is_protected
+
+    def set_protected(self, public_id: str, protected: bool) -> None:
+        self.index.set_protected(self._iid(Level.PATIENT, public_id), protected)
+
+    # -- finding ------------------------------------------------------------------------------------------
+    def lookup(self, value: str) -> list[tuple[Level, str]]:
+        """Resources whose PatientID, StudyInstanceUID, AccessionNumber, SeriesInstanceUID or SOPInstanceUID is
+        exactly ``value``."""
+        found: list[tuple[Level, str]] = []
+        for tag, level in LOOKUP_TAGS.items():
+            for row in self.index.describe(self.index.find(level, [TagConstraint(tag, level, "exact", (value,))])):
+                if (level, row.public_id) not in found:
+                    found.append((level, row.public_id))
+        return found
+
+    def find(self, request: FindQuery) -> list[ResourceRow]:
+        """Resources at ``request.level`` matching every query tag, DICOM C-FIND style."""
+        level = request.level
+        constraints: list[TagConstraint] = []
+        modalities: TagConstraint | None = None
+        from_files: list[tuple[int, Pattern]] = []
+        for key, text in request.query.items():
+            tag = tag_from_text(key)
+            if tag is None:
+                raise OutOfRange(f"Unknown DICOM tag: {key!r}")
+            keyword = keyword_for_tag(tag) or key
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                vr = "UN"
+            pattern = parse_pattern(text, vr)
+            if pattern.kind == "universal":
+                continue
+            if keyword == "ModalitiesInStudy" and level == Level.STUDY:
+                modalities = TagConstraint("Modality", Level.SERIES, pattern.kind, pattern.values,
+                                           request.case_sensitive)
+                continue
+            main_levels = [lvl for lvl in _MAIN_TAG_LEVELS.get(keyword, []) if lvl <= level]
+            if main_levels:
+                constraints.append(TagConstraint(keyword, max(main_levels), pattern.kind, pattern.values,
+                                                 request.case_sensitive or _is_uid(vr)))
+            else:
+                from_files.append((tag, pattern))
+        iids = self.index.find(level, constraints, modalities)
+        limit = request.limit or None
+        if not from_files:
+            selected = iids[request.since:][:limit] if limit else iids[request.since:]
+            return self.index.describe(selected)
+        matched: list[int] = []
+        skipped = 0
+        for iid in iids:
+            if not self._matches_file_tags(iid, level, from_files, request.case_sensitive):
+                continue
+            if skipped < request.since:
+                skipped += 1
+                continue
+            matched.append(iid)
+            if limit and len(matched) >= limit:
+                break
+        return self.index.describe(matched)
+
+    def _matches_file_tags(self, iid: int, level: Level, patterns, case_sensitive: bool) -> bool:
+        """Match tags that are not main tags against the resource's first instance, as Orthanc reads one file."""
+        instances = self.index.descendant_iids(iid, level, Level.INSTANCE) if level != Level.INSTANCE else [iid]
+        if not instances:
+            return False
+        row = self.index.describe(instances[:1])[0]
+        dataset = read_dataset(self.store_area.read(row.file_uuid))
+        for tag, pattern in patterns:
+            element = dataset.get(tag)
+            value = None if element is None or element.VR == "SQ" else _element_text(element)
+            if not pattern.matches(value, case_sensitive or _is_uid(element.VR if element is not None else "")):
+                return False
+        return True
+
+
+def expected_instances(series_tags: Mapping[str, str]) -> int | None:
+    """Orthanc's ExpectedNumberOfInstances of a series, from the main tags that announce it."""
+    def number(keyword: str) -> int | None:
+        try:
+            return int(series_tags[keyword])
+        except (KeyError, ValueError):
+            return None
+
+    for first, second in (("ImagesInAcquisition", "NumberOfTemporalPositions"),
+                          ("NumberOfSlices", "NumberOfTimeSlices")):
+        a, b = number(first), number(second)
+        if a is not None and b is not None:
+            return a * b
+    return number("CardiacNumberOfImages")
+
+
+def series_status(expected: int | None, indexes: list[int | None]) -> str:
+    """Orthanc's series Status: Unknown, Complete, Missing or Inconsistent."""
+    if expected is None:
+        return "Unknown"
+    seen: set[int] = set()
+    for index in indexes:
+        if index is None:
+            return "Unknown"
+        if index < 1 or index > expected or index in seen:
+            return "Inconsistent"
+        seen.add(index)
+    return "Complete" if len(seen) == expected else "Missing"
+
+
+def _is_uid(vr: str | None) -> bool:
+    return vr == "UI"
+
+
+def _element_text(element) -> str:
+    value = element.value
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _is_ignorable(name: str) -> bool:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.upper() == "DICOMDIR" or name.startswith("__MACOSX/") or base == ".DS_Store"
+
+
+def _check_member_name(name: str) -> None:
+    """Refuse member names that would escape a folder if extracted (zip-slip), even though pacsbox never
+    extracts by name: such an archive is hostile or broken, and a client deserves to hear it."""
+    normalized = name.replace("\\", "/")
+    parts = normalized.split("/")
+    if normalized.startswith("/") or ".." in parts or (len(normalized) > 1 and normalized[1] == ":"):
+        raise InvalidDicom(f"Unsafe path in zip archive: {name!r}")

@@ -1,0 +1,122 @@
+"""Server configuration: Orthanc's JSON keys (comments allowed), resolved once into a frozen object."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+# Keys a real Orthanc 1.10 configuration may hold that pacsbox accepts without acting on them, so that an
+# existing Orthanc configuration file loads without a warning per key.
+_ACCEPTED_ORTHANC_KEYS = frozenset(
+    """StorageCompression MaximumStorageSize MaximumPatientCount LuaScripts Plugins ConcurrentJobs
+    HttpServerEnabled HttpDescribeErrors HttpCompressionEnabled DicomServerEnabled DicomAlwaysAllowFind
+    DicomAlwaysAllowMove DicomAlwaysAllowGet DicomAlwaysAllowFindWorklist SslEnabled SslCertificate
+    SslVerifyPeers SslTrustedClientCertificates DicomModalitiesInDatabase OrthancPeersInDatabase HttpProxy
+    HttpVerbose HttpTimeout HttpsVerifyPeers HttpsCACertificates UserContentType StrictAetComparison
+    StoreMD5ForAttachments LogExportedResources KeepAlive TcpNoDelay HttpThreadsCount StoreDicom
+    DicomAssociationCloseDelay QueryRetrieveSize CaseSensitivePN LoadPrivateDictionary Dictionary
+    SynchronousCMove JobsHistorySize SaveJobs MediaArchiveSize StorageAccessOnFind MetricsEnabled
+    ExecuteLuaEnabled HttpRequestTimeout DefaultPrivateCreator StorageCommitmentReportsSize
+    TranscodeDicomProtocol BuiltinDecoderTranscoderOrder IngestTranscoding IngestTranscodingOfUncompressed
+    IngestTranscodingOfCompressed DicomLossyTranscodingQuality SyncStorageArea DeidentifyLogs
+    DeidentifyLogsDicomVersion CheckRevisions MallocArenaMax ExtraMainDicomTags Warnings DicomTlsEnabled
+    DicomTlsCertificate DicomTlsPrivateKey DicomTlsTrustedCertificates DicomTlsRemoteCertificateRequired
+    DicomEchoChecksFind DicomScuTimeout DicomScuPreferredTransferSyntax AcceptedTransferSyntaxes
+    UnknownSopClassAccepted DicomAlwaysAllowEcho DicomAlwaysAllowStore DicomCheckModalityHost
+    DicomCheckCalledAet DicomScpTimeout DicomModalities OrthancPeers HttpHeaders WebDavEnabled
+    WebDavDeleteAllowed WebDavUploadAllowed OrthancExplorerEnabled ZipLoaderThreads LimitJobs
+    StorageAreaPlugin DatabaseServerIdentifier""".split()
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every option of a pacsbox server, under Orthanc's names where Orthanc has one.
+
+    Defaults suit tests: loopback only, authentication on with admin/admin (as xnat4tests), no overwrite.
+    """
+
+    Name: str = "pacsbox"
+    StorageDirectory: str = "pacsbox-storage"
+    IndexDirectory: str = ""  # empty: same as StorageDirectory, as in Orthanc
+    HttpPort: int = 8042
+    DicomPort: int = 4242
+    DicomAet: str = "PACSBOX"
+    RemoteAccessAllowed: bool = False
+    AuthenticationEnabled: bool = True
+    RegisteredUsers: Mapping[str, str] = field(default_factory=lambda: {"admin": "admin"})
+    OverwriteInstances: bool = False
+    StableAge: int = 60
+    LimitFindResults: int = 0
+    LimitFindInstances: int = 0
+    UserMetadata: Mapping[str, int] = field(default_factory=dict)
+    DefaultEncoding: str = "Latin1"
+    SyncStorageArea: bool = True
+    DicomModalities: Mapping[str, Any] = field(default_factory=dict)
+    OrthancPeers: Mapping[str, Any] = field(default_factory=dict)
+    DicomCheckCalledAet: bool = False
+    # pacsbox's own keys (no Orthanc equivalent)
+    BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
+    MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body; larger bodies get 413
+
+    @property
+    def storage_path(self) -> Path:
+        return Path(self.StorageDirectory)
+
+    @property
+    def index_path(self) -> Path:
+        return Path(self.IndexDirectory or self.StorageDirectory)
+
+    def with_overrides(self, **overrides: Any) -> "Config":
+        """A copy with some options replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_OWN_KEYS = frozenset(f.name for f in fields(Config))
+
+
+def strip_json_comments(text: str) -> str:
+    """Remove ``//`` and ``/* */`` comments outside of strings, as Orthanc's configuration reader allows."""
+    token = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+    return token.sub(lambda m: m.group(0) if m.group(0).startswith('"') else "", text)
+
+
+def config_from_mapping(values: Mapping[str, Any], base: Config | None = None) -> Config:
+    """Build a Config from Orthanc-style keys; unknown keys warn, keys Orthanc knows are accepted silently."""
+    known: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in _OWN_KEYS:
+            known[key] = value
+        elif key not in _ACCEPTED_ORTHANC_KEYS:
+            warnings.warn(f"pacsbox: unknown configuration key {key!r} ignored", stacklevel=2)
+    config = replace(base or Config(), **known)
+    _validate(config)
+    return config
+
+
+def load_config(path: str | Path, base: Config | None = None) -> Config:
+    """Read an Orthanc-style JSON configuration file (comments allowed)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        values = json.loads(strip_json_comments(text))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not a valid JSON configuration: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: the configuration must be a JSON object")
+    return config_from_mapping(values, base)
+
+
+def _validate(config: Config) -> None:
+    for name in ("HttpPort", "DicomPort"):
+        port = getattr(config, name)
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"{name} must be a port number (0 picks a free one), not {port!r}")
+    for name, number in config.UserMetadata.items():
+        if not isinstance(number, int) or not 1024 <= number <= 65535:
+            raise ValueError(f"UserMetadata {name!r}: index must be an integer in 1024..65535, not {number!r}")
+    if not isinstance(config.RegisteredUsers, Mapping):
+        raise ValueError("RegisteredUsers must be an object of user name to password")

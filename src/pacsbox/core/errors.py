@@ -1,0 +1,42 @@
+"""The one error hierarchy of the archive core; each face maps it to its own wire format."""
+
+from __future__ import annotations
+
+
+class ArchiveError(Exception):
+    """Base of every error the archive reports to a face.
+
+    ``details`` is a sentence for a human (Orthanc puts it in the ``Details`` field of its error body).
+    """
+
+    def __init__(self, details: str | None = None) -> None:
+        super().__init__(details or self.__class__.__name__)
+        self.details = details
+
+
+class UnknownResource(ArchiveError):
+    """A patient, study, series or instance ID that the archive does not hold."""
+
+
+class InexistentItem(ArchiveError):
+    """An item inside a known resource that does not exist: a metadata name, a tag, a frame."""
+
+
+class InvalidDicom(ArchiveError):
+    """Bytes that are not a readable DICOM instance (not DICOM, truncated, missing identifying UIDs)."""
+
+
+class BadRequest(ArchiveError):
+    """A request whose arguments are malformed (wrong JSON shape, wrong argument types)."""
+
+
+class OutOfRange(ArchiveError):
+    """An argument of the right type whose value is not allowed (unknown level, unknown name)."""
+
+
+class Unsupported(ArchiveError):
+    """A feature pacsbox does not implement; the message names it."""
+
+
+class StorageFull(ArchiveError):
+    """The storage area or the configured quota cannot take more data."""

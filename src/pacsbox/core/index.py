@@ -1,0 +1,572 @@
+"""The SQLite index: resources, their main tags, attachments, metadata, changes and exports.
+
+WAL journal, one connection per thread for reads, and one writer at a time behind a lock (SQLite serialises
+writers anyway; taking the lock in Python avoids busy-waiting). ``synchronous=NORMAL`` keeps every committed
+transaction across a crash of the process (kill -9), which is the failure tests produce.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from .ids import Level
+
+DICOM_ATTACHMENT = 1  # Orthanc's FileContentType_Dicom
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    iid INTEGER PRIMARY KEY,
+    public_id TEXT NOT NULL UNIQUE,
+    level INTEGER NOT NULL,
+    parent INTEGER REFERENCES resources(iid) ON DELETE CASCADE,
+    patient INTEGER,            -- ancestors (self included), so that finds join nothing
+    study INTEGER,
+    series INTEGER,
+    main_tags TEXT NOT NULL,    -- JSON object {keyword: value}
+    last_update REAL NOT NULL,
+    is_stable INTEGER NOT NULL DEFAULT 0,
+    is_protected INTEGER NOT NULL DEFAULT 0,
+    index_in_series INTEGER
+);
+CREATE INDEX IF NOT EXISTS resources_by_parent ON resources(parent);
+CREATE INDEX IF NOT EXISTS resources_by_level ON resources(level, iid);
+CREATE INDEX IF NOT EXISTS resources_unstable ON resources(last_update) WHERE is_stable = 0 AND level < 3;
+
+CREATE TABLE IF NOT EXISTS attachments (
+    iid INTEGER NOT NULL REFERENCES resources(iid) ON DELETE CASCADE,
+    content_type INTEGER NOT NULL,
+    uuid TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    PRIMARY KEY (iid, content_type)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attachments_by_uuid ON attachments(uuid);
+
+CREATE TABLE IF NOT EXISTS metadata (
+    iid INTEGER NOT NULL REFERENCES resources(iid) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (iid, name)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS lookup (
+    iid INTEGER NOT NULL REFERENCES resources(iid) ON DELETE CASCADE,
+    tag TEXT NOT NULL,
+    value TEXT NOT NULL,
+    folded TEXT NOT NULL,
+    PRIMARY KEY (iid, tag)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS lookup_exact ON lookup(tag, value);
+CREATE INDEX IF NOT EXISTS lookup_folded ON lookup(tag, folded);
+
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    change_type TEXT NOT NULL,
+    iid INTEGER NOT NULL REFERENCES resources(iid) ON DELETE CASCADE,
+    level INTEGER NOT NULL,
+    public_id TEXT NOT NULL,
+    date TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_iid ON changes(iid);
+
+CREATE TABLE IF NOT EXISTS exports (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    level INTEGER NOT NULL,
+    public_id TEXT NOT NULL,
+    remote_modality TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    series_uid TEXT NOT NULL,
+    sop_uid TEXT NOT NULL,
+    date TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS properties (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_ANCESTOR_COLUMN = {Level.PATIENT: "patient", Level.STUDY: "study", Level.SERIES: "series", Level.INSTANCE: "iid"}
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+
+
+def now_iso(timestamp: float | None = None) -> str:
+    """Orthanc's timestamp format (``20261121T163021``), in UTC."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if timestamp is None else timestamp))
+
+
+@dataclass
+class ResourceRow:
+    """What the index knows of one resource, as the archive service hands it to faces."""
+
+    iid: int
+    public_id: str
+    level: Level
+    main_tags: dict[str, str]
+    parent_id: str | None = None
+    children: list[str] = field(default_factory=list)
+    last_update: float = 0.0
+    is_stable: bool = False
+    is_protected: bool = False
+    index_in_series: int | None = None
+    file_uuid: str | None = None
+    file_size: int | None = None
+    patient_main_tags: dict[str, str] | None = None  # studies only
+    children_indexes: list[int | None] = field(default_factory=list)  # series only
+
+
+@dataclass(frozen=True)
+class NewResource:
+    """One level of an instance being stored: its ID, main tags and lookup values."""
+
+    level: Level
+    public_id: str
+    main_tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    change_type: str
+    level: Level
+    public_id: str
+    date: str
+
+
+@dataclass(frozen=True)
+class Export:
+    seq: int
+    level: Level
+    public_id: str
+    remote_modality: str
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    date: str
+
+
+@dataclass(frozen=True)
+class TagConstraint:
+    """One condition of a find on a main tag held at ``tag_level``; ``kind`` says how ``values`` match.
+
+    kinds: ``exact`` (one value), ``list`` (any of values), ``wildcard`` (a GLOB pattern), ``range`` (values =
+    [low, high], either may be empty).
+    """
+
+    tag: str
+    tag_level: Level
+    kind: str
+    values: tuple[str, ...]
+    case_sensitive: bool = True
+
+
+class Index:
+    """The archive's database. Every method is one transaction; writers are serialised."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        with self._write_lock:
+            self._connection().executescript(_SCHEMA)  # executescript manages its own transaction
+
+    # -- connections -------------------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA cache_size=-16000")
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed on success and rolled back on any exception."""
+        db = self._connection()
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for several reads."""
+        db = self._connection()
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for db in self._connections:
+                try:
+                    db.close()
+                except sqlite3.ProgrammingError:
+                    pass  # created in a thread that is gone; closing from here is refused and harmless
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- ingest ------------------------------------------------------------------------------------------
+    def find_iid(self, db: sqlite3.Connection, public_id: str, level: Level | None = None) -> int | None:
+        row = db.execute("SELECT iid, level FROM resources WHERE public_id = ?", (public_id,)).fetchone()
+        if row is None or (level is not None and row[1] != level):
+            return None
+        return row[0]
+
+    def insert_instance(
+        self,
+        db: sqlite3.Connection,
+        levels: Sequence[NewResource],
+        *,
+        file_uuid: str,
+        file_size: int,
+        md5: str,
+        index_in_series: int | None,
+        metadata: dict[str, str],
+        series_metadata: dict[str, str],
+    ) -> tuple[int, list[NewResource]]:
+        """Insert an instance and whichever of its ancestors are new (inside the caller's transaction).
+
+        Returns the instance's iid and the newly created levels, patient first.
+        """
+        now = time.time()
+        ancestors: dict[Level, int] = {}
+        created: list[NewResource] = []
+        parent: int | None = None
+        for resource in levels:
+            iid = self.find_iid(db, resource.public_id) if resource.level != Level.INSTANCE else None
+            if iid is None:
+                column_values = {level: ancestors.get(level) for level in (Level.PATIENT, Level.STUDY, Level.SERIES)}
+                cursor = db.execute(
+                    "INSERT INTO resources (public_id, level, parent, patient, study, series, main_tags, last_update,"
+                    " index_in_series) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        resource.public_id,
+                        int(resource.level),
+                        parent,
+                        column_values[Level.PATIENT],
+                        column_values[Level.STUDY],
+                        column_values[Level.SERIES],
+                        json.dumps(resource.main_tags, ensure_ascii=False),
+                        now,
+                        index_in_series if resource.level == Level.INSTANCE else None,
+                    ),
+                )
+                iid = cursor.lastrowid
+                if resource.level != Level.INSTANCE:
+                    db.execute(f"UPDATE resources SET {_ANCESTOR_COLUMN[resource.level]} = ? WHERE iid = ?", (iid, iid))
+                db.executemany(
+                    "INSERT INTO lookup (iid, tag, value, folded) VALUES (?, ?, ?, ?)",
+                    [(iid, tag, value, fold(value)) for tag, value in resource.main_tags.items()],
+                )
+                created.append(resource)
+            else:
+                db.execute("UPDATE resources SET last_update = ?, is_stable = 0 WHERE iid = ?", (now, iid))
+            ancestors[resource.level] = iid
+            parent = iid
+        instance_iid = ancestors[Level.INSTANCE]
+        db.execute(
+            "INSERT INTO attachments (iid, content_type, uuid, size, md5) VALUES (?, ?, ?, ?, ?)",
+            (instance_iid, DICOM_ATTACHMENT, file_uuid, file_size, md5),
+        )
+        self.set_metadata_many(db, instance_iid, metadata)
+        self.set_metadata_many(db, ancestors[Level.SERIES], series_metadata)
+        return instance_iid, created
+
+    @staticmethod
+    def set_metadata_many(db: sqlite3.Connection, iid: int, values: dict[str, str]) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO metadata (iid, name, value) VALUES (?, ?, ?)",
+            [(iid, name, value) for name, value in values.items()],
+        )
+
+    @staticmethod
+    def log_change(db: sqlite3.Connection, change_type: str, iid: int, level: Level, public_id: str) -> None:
+        db.execute(
+            "INSERT INTO changes (change_type, iid, level, public_id, date) VALUES (?, ?, ?, ?, ?)",
+            (change_type, iid, int(level), public_id, now_iso()),
+        )
+
+    # -- reading resources -------------------------------------------------------------------------------
+    def list_public_ids(self, level: Level, since: int = 0, limit: int | None = None) -> list[str]:
+        sql = "SELECT public_id FROM resources WHERE level = ? ORDER BY iid LIMIT ? OFFSET ?"
+        rows = self._connection().execute(sql, (int(level), -1 if limit is None else limit, since)).fetchall()
+        return [row[0] for row in rows]
+
+    def count(self, level: Level) -> int:
+        return self._connection().execute("SELECT COUNT(*) FROM resources WHERE level = ?", (int(level),)).fetchone()[0]
+
+    def lookup(self, public_id: str) -> tuple[int, Level] | None:
+        row = self._connection().execute(
+            "SELECT iid, level FROM resources WHERE public_id = ?", (public_id,)
+        ).fetchone()
+        return None if row is None else (row[0], Level(row[1]))
+
+    def describe(self, iids: Sequence[int]) -> list[ResourceRow]:
+        """Full rows for resources of one level, in the order of ``iids``."""
+        if not iids:
+            return []
+        rows: dict[int, ResourceRow] = {}
+        with self.reading() as db:
+            for chunk in _chunks(iids):
+                marks = ",".join("?" * len(chunk))
+                for (iid, public_id, level, main_tags, parent_id, last_update, stable, protected, index,
+                     file_uuid, file_size, patient_tags) in db.execute(
+                    "SELECT r.iid, r.public_id, r.level, r.main_tags, p.public_id, r.last_update, r.is_stable,"
+                    " r.is_protected, r.index_in_series, a.uuid, a.size, pat.main_tags"
+                    " FROM resources r LEFT JOIN resources p ON p.iid = r.parent"
+                    " LEFT JOIN attachments a ON a.iid = r.iid AND a.content_type = 1"
+                    " LEFT JOIN resources pat ON pat.iid = r.patient AND r.level = 1"
+                    f" WHERE r.iid IN ({marks})",
+                    chunk,
+                ):
+                    rows[iid] = ResourceRow(
+                        iid=iid,
+                        public_id=public_id,
+                        level=Level(level),
+                        main_tags=json.loads(main_tags),
+                        parent_id=parent_id,
+                        last_update=last_update,
+                        is_stable=bool(stable),
+                        is_protected=bool(protected),
+                        index_in_series=index,
+                        file_uuid=file_uuid,
+                        file_size=file_size,
+                        patient_main_tags=json.loads(patient_tags) if patient_tags else None,
+                    )
+                for parent, public_id, index in db.execute(
+                    f"SELECT parent, public_id, index_in_series FROM resources WHERE parent IN ({marks}) ORDER BY iid",
+                    chunk,
+                ):
+                    rows[parent].children.append(public_id)
+                    rows[parent].children_indexes.append(index)
+        return [rows[iid] for iid in iids if iid in rows]
+
+    def child_iids(self, iid: int) -> list[int]:
+        rows = self._connection().execute("SELECT iid FROM resources WHERE parent = ? ORDER BY iid", (iid,))
+        return [row[0] for row in rows]
+
+    def descendant_iids(self, iid: int, level: Level, target: Level) -> list[int]:
+        """Every resource of level ``target`` below (or at) the resource ``iid`` of level ``level``."""
+        column = _ANCESTOR_COLUMN[level]
+        rows = self._connection().execute(
+            f"SELECT iid FROM resources WHERE {column} = ? AND level = ? ORDER BY iid", (iid, int(target))
+        )
+        return [row[0] for row in rows]
+
+    def ancestor_iid(self, iid: int, target: Level) -> int | None:
+        column = _ANCESTOR_COLUMN[target]
+        row = self._connection().execute(f"SELECT {column} FROM resources WHERE iid = ?", (iid,)).fetchone()
+        return None if row is None else row[0]
+
+    def attachments_below(self, iid: int, level: Level) -> list[tuple[str, int]]:
+        """``(uuid, size)`` of every DICOM file at or below a resource."""
+        column = _ANCESTOR_COLUMN[level]
+        return self._connection().execute(
+            f"SELECT a.uuid, a.size FROM resources r JOIN attachments a ON a.iid = r.iid WHERE r.{column} = ?"
+            " ORDER BY r.iid",
+            (iid,),
+        ).fetchall()
+
+    def all_attachment_uuids(self) -> set[str]:
+        return {row[0] for row in self._connection().execute("SELECT uuid FROM attachments")}
+
+    def total_size(self) -> int:
+        return self._connection().execute("SELECT COALESCE(SUM(size), 0) FROM attachments").fetchone()[0]
+
+    # -- deleting ----------------------------------------------------------------------------------------
+    def delete(self, db: sqlite3.Connection, iid: int) -> tuple[int | None, list[str]]:
+        """Delete a resource, its descendants and then its ancestors left childless.
+
+        Returns the remaining ancestor's iid (None if none is left) and the attachment UUIDs to remove.
+        """
+        level = Level(db.execute("SELECT level FROM resources WHERE iid = ?", (iid,)).fetchone()[0])
+        uuids = [
+            row[0]
+            for row in db.execute(
+                f"SELECT a.uuid FROM resources r JOIN attachments a ON a.iid = r.iid WHERE r.{_ANCESTOR_COLUMN[level]} = ?",
+                (iid,),
+            )
+        ]
+        parent = db.execute("SELECT parent FROM resources WHERE iid = ?", (iid,)).fetchone()[0]
+        db.execute("DELETE FROM resources WHERE iid = ?", (iid,))
+        while parent is not None:
+            if db.execute("SELECT 1 FROM resources WHERE parent = ? LIMIT 1", (parent,)).fetchone():
+                break
+            grandparent = db.execute("SELECT parent FROM resources WHERE iid = ?", (parent,)).fetchone()[0]
+            db.execute("DELETE FROM resources WHERE iid = ?", (parent,))
+            parent = grandparent
+        return parent, uuids
+
+    def clear(self) -> None:
+        """Empty every table and restart the change sequence (reset)."""
+        with self.writing() as db:
+            for table in ("changes", "exports", "metadata", "lookup", "attachments", "resources"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("DELETE FROM sqlite_sequence")
+
+    # -- metadata and flags ------------------------------------------------------------------------------
+    def metadata(self, iid: int) -> dict[str, str]:
+        rows = self._connection().execute("SELECT name, value FROM metadata WHERE iid = ?", (iid,))
+        return dict(rows.fetchall())
+
+    def set_metadata(self, iid: int, name: str, value: str, change: tuple[Level, str] | None) -> None:
+        with self.writing() as db:
+            self.set_metadata_many(db, iid, {name: value})
+            if change:
+                self.log_change(db, "UpdatedMetadata", iid, *change)
+
+    def delete_metadata(self, iid: int, name: str, change: tuple[Level, str] | None) -> bool:
+        with self.writing() as db:
+            deleted = db.execute("DELETE FROM metadata WHERE iid = ? AND name = ?", (iid, name)).rowcount > 0
+            if deleted and change:
+                self.log_change(db, "UpdatedMetadata", iid, *change)
+        return deleted
+
+    def set_protected(self, iid: int, protected: bool) -> None:
+        with self.writing() as db:
+            db.execute("UPDATE resources SET is_protected = ? WHERE iid = ?", (int(protected), iid))
+
+    def mark_stable(self, older_than: float) -> list[tuple[int, Level, str]]:
+        """Flag as stable the patients, studies and series not updated since ``older_than``; log the changes."""
+        with self.writing() as db:
+            rows = db.execute(
+                "SELECT iid, level, public_id FROM resources WHERE is_stable = 0 AND level < 3 AND last_update <= ?"
+                " ORDER BY level DESC, iid",
+                (older_than,),
+            ).fetchall()
+            for iid, level, public_id in rows:
+                db.execute("UPDATE resources SET is_stable = 1 WHERE iid = ?", (iid,))
+                self.log_change(db, "Stable" + Level(level).title, iid, Level(level), public_id)
+        return [(iid, Level(level), public_id) for iid, level, public_id in rows]
+
+    # -- changes and exports -----------------------------------------------------------------------------
+    def changes(self, since: int, limit: int) -> list[Change]:
+        rows = self._connection().execute(
+            "SELECT seq, change_type, level, public_id, date FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since, limit),
+        )
+        return [Change(seq, kind, Level(level), public_id, date) for seq, kind, level, public_id, date in rows]
+
+    def last_change(self) -> Change | None:
+        row = self._connection().execute(
+            "SELECT seq, change_type, level, public_id, date FROM changes ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else Change(row[0], row[1], Level(row[2]), row[3], row[4])
+
+    def last_seq(self, table: str) -> int:
+        """The highest sequence number ever given in ``changes`` or ``exports`` (survives deletions)."""
+        row = self._connection().execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+        return row[0] if row else 0
+
+    def clear_changes(self) -> None:
+        with self.writing() as db:
+            db.execute("DELETE FROM changes")
+
+    def exports(self, since: int, limit: int) -> list[Export]:
+        rows = self._connection().execute(
+            "SELECT seq, level, public_id, remote_modality, patient_id, study_uid, series_uid, sop_uid, date"
+            " FROM exports WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since, limit),
+        )
+        return [Export(r[0], Level(r[1]), *r[2:]) for r in rows]
+
+    def log_export(self, level: Level, public_id: str, remote_modality: str, uids: Sequence[str]) -> None:
+        with self.writing() as db:
+            db.execute(
+                "INSERT INTO exports (level, public_id, remote_modality, patient_id, study_uid, series_uid, sop_uid,"
+                " date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (int(level), public_id, remote_modality, *uids, now_iso()),
+            )
+
+    def clear_exports(self) -> None:
+        with self.writing() as db:
+            db.execute("DELETE FROM exports")
+
+    # -- properties --------------------------------------------------------------------------------------
+    def get_property(self, name: str) -> str | None:
+        row = self._connection().execute("SELECT value FROM properties WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_property(self, name: str, value: str | None) -> None:
+        with self.writing() as db:
+            if value is None:
+                db.execute("DELETE FROM properties WHERE name = ?", (name,))
+            else:
+                db.execute("INSERT OR REPLACE INTO properties (name, value) VALUES (?, ?)", (name, value))
+
+    # -- find --------------------------------------------------------------------------------------------
+    def find(
+        self, level: Level, constraints: Iterable[TagConstraint], modalities_in_study: TagConstraint | None = None
+    ) -> list[int]:
+        """iids at ``level`` whose own or ancestors' main tags satisfy every constraint, in insertion order."""
+        clauses = ["r.level = ?"]
+        params: list[object] = [int(level)]
+        for constraint in constraints:
+            condition, values = _match_sql(constraint)
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM lookup l WHERE l.iid = r.{_ANCESTOR_COLUMN[constraint.tag_level]}"
+                f" AND l.tag = ? AND {condition})"
+            )
+            params.extend([constraint.tag, *values])
+        if modalities_in_study is not None:
+            condition, values = _match_sql(modalities_in_study)
+            clauses.append(
+                "EXISTS (SELECT 1 FROM resources s JOIN lookup l ON l.iid = s.iid WHERE s.parent = r.iid"
+                f" AND l.tag = 'Modality' AND {condition})"
+            )
+            params.extend(values)
+        sql = f"SELECT r.iid FROM resources r WHERE {' AND '.join(clauses)} ORDER BY r.iid"
+        return [row[0] for row in self._connection().execute(sql, params)]
+
+
+def fold(value: str) -> str:
+    """The case-insensitive form of a value for matching."""
+    return value.casefold()
+
+
+def _match_sql(constraint: TagConstraint) -> tuple[str, list[str]]:
+    column = "l.value" if constraint.case_sensitive else "l.folded"
+    values = list(constraint.values if constraint.case_sensitive else (fold(v) for v in constraint.values))
+    if constraint.kind == "exact":
+        return f"{column} = ?", values
+    if constraint.kind == "list":
+        return f"{column} IN ({','.join('?' * len(values))})", values
+    if constraint.kind == "wildcard":
+        return f"{column} GLOB ?", values
+    if constraint.kind == "range":
+        low, high = values
+        parts, bounds = [], []
+        if low:
+            parts.append(f"{column} >= ?")
+            bounds.append(low)
+        if high:
+            parts.append(f"{column} <= ?")
+            bounds.append(high)
+        return (" AND ".join(parts) or "1"), bounds
+    raise ValueError(constraint.kind)
+
+
+def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]

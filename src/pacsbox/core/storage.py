@@ -1,0 +1,94 @@
+"""The file store: attachment bytes under the storage directory, written atomically and durably."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+_CHUNK = 1024 * 1024
+
+
+class FileStore:
+    """Files named by UUID in two levels of folders (``ab/cd/abcd...``), like Orthanc's storage area."""
+
+    def __init__(self, root: Path, *, sync: bool = True) -> None:
+        self.root = root
+        self.sync = sync
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, file_uuid: str) -> Path:
+        return self.root / file_uuid[0:2] / file_uuid[2:4] / file_uuid
+
+    def write(self, data: bytes | memoryview) -> tuple[str, str]:
+        """Store bytes under a new UUID; return ``(uuid, md5)``. The file is complete on disk when this returns.
+
+        Written to a temporary name, flushed with fsync (when SyncStorageArea), then renamed: a crash leaves
+        either no file or the whole file, never a partial one under the final name.
+        """
+        file_uuid = str(uuid.uuid4())
+        target = self.path_of(file_uuid)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            self._finish(handle)
+        os.replace(temporary, target)
+        return file_uuid, hashlib.md5(data).hexdigest()
+
+    def write_stream(self, source: BinaryIO) -> tuple[str, str]:
+        """Like write, copying from a file object in chunks (bounded memory for large uploads)."""
+        file_uuid = str(uuid.uuid4())
+        target = self.path_of(file_uuid)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp")
+        digest = hashlib.md5()
+        source.seek(0)
+        with open(temporary, "wb") as handle:
+            while chunk := source.read(_CHUNK):
+                digest.update(chunk)
+                handle.write(chunk)
+            self._finish(handle)
+        os.replace(temporary, target)
+        return file_uuid, digest.hexdigest()
+
+    def _finish(self, handle: BinaryIO) -> None:
+        if self.sync:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read(self, file_uuid: str) -> bytes:
+        return self.path_of(file_uuid).read_bytes()
+
+    def open(self, file_uuid: str) -> BinaryIO:
+        return open(self.path_of(file_uuid), "rb")
+
+    def iter_chunks(self, file_uuid: str) -> Iterator[bytes]:
+        with self.open(file_uuid) as handle:
+            while chunk := handle.read(_CHUNK):
+                yield chunk
+
+    def remove(self, file_uuid: str) -> None:
+        try:
+            self.path_of(file_uuid).unlink()
+        except FileNotFoundError:
+            pass
+
+    def all_uuids(self) -> Iterator[str]:
+        """Every stored file (and leftover temporary file) by name, for the sweep after an unclean stop."""
+        for first in self.root.iterdir():
+            if not first.is_dir() or len(first.name) != 2:
+                continue
+            for second in first.iterdir():
+                if second.is_dir():
+                    for entry in second.iterdir():
+                        yield entry.name
+
+    def clear(self) -> None:
+        """Remove every stored file (used by reset)."""
+        for entry in self.root.iterdir():
+            if entry.is_dir() and len(entry.name) == 2:
+                shutil.rmtree(entry, ignore_errors=True)

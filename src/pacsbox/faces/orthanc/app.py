@@ -1,0 +1,154 @@
+"""The Orthanc face as an ASGI application: route table, authentication, error mapping."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from typing import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ...core.archive import Archive
+from ...core.config import Config
+from ...core.ids import Level
+from . import instances, resources, system, tools
+from .errors import OrthancError, error_response, unauthorized
+
+Handler = Callable[..., Awaitable[Response]]
+HEALTH_PATH = "/pacsbox/health"  # the one route without authentication, for readiness probes
+_ID = "{id}"
+_PARENTS = (Level.PATIENT, Level.STUDY, Level.SERIES)
+
+
+def _guarded(handler: Handler, **bound) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that answers every failure with Orthanc's error body instead of a 500 page."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request, **bound)
+        except Exception as error:  # every error becomes Orthanc's JSON body; the server keeps serving
+            return error_response(request, error)
+
+    return endpoint
+
+
+def _route(path: str, handler: Handler, methods: list[str], **bound) -> Route:
+    return Route(path, _guarded(handler, **bound), methods=methods)
+
+
+def routes() -> list[Route]:
+    """Orthanc's REST routes that pacsbox serves (its 1.10 API)."""
+    table = [
+        Route(HEALTH_PATH, _health, methods=["GET"]),
+        _route("/system", system.system, ["GET"]),
+        _route("/statistics", system.statistics, ["GET"]),
+        _route("/changes", system.changes, ["GET"]),
+        _route("/changes", system.clear_changes, ["DELETE"]),
+        _route("/exports", system.exports, ["GET"]),
+        _route("/exports", system.clear_exports, ["DELETE"]),
+        _route("/instances", instances.upload, ["POST"]),
+        _route("/tools/find", tools.find, ["POST"]),
+        _route("/tools/lookup", tools.lookup, ["POST"]),
+        _route("/tools/create-archive", tools.create_archive, ["POST"]),
+        _route(f"/patients/{_ID}/protected", resources.get_protected, ["GET"]),
+        _route(f"/patients/{_ID}/protected", resources.put_protected, ["PUT"]),
+    ]
+    instance = f"/instances/{_ID}"
+    table += [
+        _route(f"{instance}/file", instances.file, ["GET"]),
+        _route(f"{instance}/tags", instances.tags, ["GET"]),
+        _route(f"{instance}/simplified-tags", instances.simplified_tags, ["GET"]),
+        _route(f"{instance}/header", instances.header, ["GET"]),
+        _route(f"{instance}/frames", instances.frames, ["GET"]),
+        _route(f"{instance}/content", instances.content, ["GET"]),
+        _route(instance + "/content/{path:path}", instances.content, ["GET"]),
+    ]
+    for level in Level:
+        base = f"/{level.plural}"
+        one = f"{base}/{_ID}"
+        table += [
+            _route(base, resources.list_resources, ["GET"], level=level),
+            _route(one, resources.get_resource, ["GET"], level=level),
+            _route(one, resources.delete_resource, ["DELETE"], level=level),
+            _route(f"{one}/statistics", resources.statistics, ["GET"], level=level),
+            _route(f"{one}/metadata", resources.list_metadata, ["GET"], level=level),
+            _route(one + "/metadata/{name}", resources.get_metadata, ["GET"], level=level),
+            _route(one + "/metadata/{name}", resources.put_metadata, ["PUT"], level=level),
+            _route(one + "/metadata/{name}", resources.delete_metadata, ["DELETE"], level=level),
+        ]
+        for other in Level:
+            if other != level:
+                table.append(_route(f"{one}/{_relative_name(other, other > level)}", resources.related, ["GET"],
+                                    level=level, target=other))
+        if level in _PARENTS:
+            table += [
+                _route(f"{one}/shared-tags", instances.shared_tags, ["GET"], level=level),
+                _route(f"{one}/archive", tools.resource_archive, ["GET", "POST"], level=level),
+            ]
+    return table
+
+
+def _relative_name(level: Level, is_child: bool) -> str:
+    return level.plural if is_child else level.title.lower()
+
+
+async def _health(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def _http_exception(request: Request, error: HTTPException) -> Response:
+    """Unknown routes and wrong methods, in Orthanc's error format."""
+    if error.status_code == 405:
+        failure = OrthancError(12, "Method not allowed", 405, f"{request.method} is not allowed on this URI")
+        return error_response(request, failure, headers=dict(error.headers or {}))
+    return error_response(request, OrthancError(17, "Unknown resource", error.status_code))
+
+
+class BasicAuth:
+    """HTTP Basic authentication against RegisteredUsers, on every route except the health check."""
+
+    def __init__(self, app: ASGIApp, users: dict[str, str], enabled: bool) -> None:
+        self.app, self.users, self.enabled = app, users, enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == HEALTH_PATH:
+            return await self.app(scope, receive, send)
+        user = self._user(scope)
+        if self.enabled and user is None:
+            response = error_response(Request(scope), unauthorized(),
+                                      headers={"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'})
+            return await response(scope, receive, send)
+        scope.setdefault("state", {})["user"] = user or ""
+        await self.app(scope, receive, send)
+
+    def _user(self, scope: Scope) -> str | None:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() != "basic":
+                    return None
+                try:
+                    user, _, password = base64.b64decode(token.strip()).decode("utf-8").partition(":")
+                except (binascii.Error, UnicodeDecodeError):
+                    return None
+                expected = self.users.get(user)
+                if expected is not None and hmac.compare_digest(expected.encode(), password.encode()):
+                    return user
+                return None
+        return None
+
+
+def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_port: int = 0) -> ASGIApp:
+    """The Orthanc REST face over ``archive``, wrapped in Basic authentication."""
+    app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
+    app.state.archive = archive
+    app.state.config = config
+    app.state.http_port = http_port or config.HttpPort
+    app.state.dicom_port = dicom_port or config.DicomPort
+    return BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled)

@@ -1,0 +1,132 @@
+"""Routes on instance content: upload, the stored file, tags in Orthanc's three forms, /content, frames."""
+
+from __future__ import annotations
+
+import tempfile
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ...core.archive import Origin, StoreResult
+from ...core.ids import Level
+from .errors import OrthancError
+from .json import json_response
+from .params import flag
+
+_SPOOL_IN_MEMORY = 32 * 1024 * 1024
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _archive(request: Request):
+    return request.app.state.archive
+
+
+def _store_json(result: StoreResult) -> dict[str, str]:
+    return {
+        "ID": result.instance_id,
+        "ParentPatient": result.patient_id,
+        "ParentStudy": result.study_id,
+        "ParentSeries": result.series_id,
+        "Path": f"/instances/{result.instance_id}",
+        "Status": result.status,
+    }
+
+
+async def upload(request: Request) -> Response:
+    """POST /instances: one DICOM file, or a zip of them, streamed to a spool file (bounded memory)."""
+    limit = request.app.state.config.MaximumUploadSize
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+    try:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise OrthancError(8, "Bad request", 413, f"The body exceeds MaximumUploadSize ({limit} bytes)")
+            spool.write(chunk)
+        if size == 0:
+            raise OrthancError(33, "The request is empty", 400, "POST /instances needs a DICOM file or a zip")
+        spool.seek(0)
+        is_zip = spool.read(4) == _ZIP_MAGIC
+        spool.seek(0)
+        origin = Origin("RestApi", remote_ip=request.client.host if request.client else "",
+                        http_username=getattr(request.state, "user", "") or "")
+        archive = _archive(request)
+        if is_zip:
+            results = await run_in_threadpool(archive.store_zip, spool, origin)
+            return json_response([_store_json(r) for r in results])
+        data = spool.read() if size <= _SPOOL_IN_MEMORY else spool
+        result = await run_in_threadpool(archive.store, data, origin)
+        return json_response(_store_json(result))
+    finally:
+        spool.close()
+
+
+async def file(request: Request) -> Response:
+    archive = _archive(request)
+    file_uuid = await run_in_threadpool(archive.instance_file_uuid, request.path_params["id"])
+    path = archive.store_area.path_of(file_uuid)
+    return StreamingResponse(archive.store_area.iter_chunks(file_uuid), media_type="application/dicom",
+                             headers={"Content-Length": str(path.stat().st_size)})
+
+
+def _tags_form(request: Request) -> str:
+    if flag(request, "simplify"):
+        return "simplify"
+    if flag(request, "short"):
+        return "short"
+    return "full"
+
+
+async def tags(request: Request, form: str | None = None) -> Response:
+    from ...core import dicom_json
+
+    dataset = await run_in_threadpool(_archive(request).instance_dataset, request.path_params["id"])
+    render = {"full": dicom_json.tags_full, "simplify": dicom_json.tags_simplified, "short": dicom_json.tags_short}
+    return json_response(await run_in_threadpool(render[form or _tags_form(request)], dataset))
+
+
+async def simplified_tags(request: Request) -> Response:
+    return await tags(request, "simplify")
+
+
+async def header(request: Request) -> Response:
+    from ...core import dicom_json
+
+    dataset = await run_in_threadpool(_archive(request).instance_dataset, request.path_params["id"])
+    meta = getattr(dataset, "file_meta", None)
+    return json_response(dicom_json.header_json(meta, _tags_form(request)))
+
+
+async def content(request: Request) -> Response:
+    from ...core import dicom_json
+
+    dataset = await run_in_threadpool(_archive(request).instance_dataset, request.path_params["id"])
+    path = [part for part in request.path_params.get("path", "").split("/") if part]
+    try:
+        found = dicom_json.content_lookup(dataset, path)
+    except dicom_json.ContentNotFound as error:
+        raise OrthancError(21, "Inexistent tag", 404, str(error) or None) from None
+    if found.is_list:
+        return json_response(found.listing)
+    return Response(found.data, media_type="application/octet-stream")
+
+
+async def frames(request: Request) -> Response:
+    row = await run_in_threadpool(_archive(request).resource, Level.INSTANCE, request.path_params["id"])
+    try:
+        count = max(1, int(row.main_tags.get("NumberOfFrames", "1") or 1))
+    except ValueError:
+        count = 1
+    return json_response(list(range(count)))
+
+
+async def shared_tags(request: Request, level: Level) -> Response:
+    from ...core import dicom_json
+
+    form = _tags_form(request)
+    dataset = await run_in_threadpool(_archive(request).shared_tags, level, request.path_params["id"])
+    render = {"full": dicom_json.tags_full, "simplify": dicom_json.tags_simplified, "short": dicom_json.tags_short}
+    return json_response(render[form](dataset))
+
+

@@ -1,0 +1,64 @@
+"""Reading Orthanc's query arguments and bodies, with its error messages for bad ones."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from ...core.ids import Level
+from .errors import bad_request, out_of_range
+
+
+def flag(request: Request, name: str) -> bool:
+    """Orthanc's boolean arguments: present means true, unless given as ``false`` or ``0``."""
+    if name not in request.query_params:
+        return False
+    return request.query_params[name].strip().lower() not in ("false", "0")
+
+
+def integer(request: Request, name: str, default: int) -> int:
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise bad_request(f"Argument \"{name}\" should be an integer, not {text!r}") from None
+    if value < 0:
+        raise out_of_range(f"Argument \"{name}\" must be non-negative")
+    return value
+
+
+def paging(request: Request) -> tuple[int, int | None]:
+    """``since`` and ``limit`` of a list: Orthanc requires both or neither."""
+    has_since, has_limit = "since" in request.query_params, "limit" in request.query_params
+    if has_since != has_limit:
+        missing = "limit" if has_since else "since"
+        raise bad_request(f"Missing \"{missing}\" argument for GET request against: {request.url.path}")
+    if not has_since:
+        return 0, None
+    return integer(request, "since", 0), integer(request, "limit", 0)
+
+
+async def json_body(request: Request, kind: type = dict) -> Any:
+    """The request body parsed as JSON of the expected top-level type (object by default)."""
+    raw = await request.body()
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = None
+    if not isinstance(value, kind):
+        noun = "object" if kind is dict else "array" if kind is list else "value"
+        raise bad_request(f"The body must contain a JSON {noun}")
+    return value
+
+
+def level_of(value: Any) -> Level:
+    if not isinstance(value, str):
+        raise bad_request("Field \"Level\" should be a string")
+    try:
+        return Level.parse(value)
+    except ValueError:
+        raise out_of_range(f"Unknown resource level: {value!r}") from None

@@ -1,0 +1,96 @@
+"""Routes on the resource hierarchy: lists, one resource, relatives, deletion, statistics, metadata."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from ...core.ids import Level
+from .errors import bad_request, inexistent_item
+from .json import json_response
+from .params import flag, paging
+from .render import reference_json, resource_json
+
+
+def _archive(request: Request):
+    return request.app.state.archive
+
+
+async def list_resources(request: Request, level: Level) -> Response:
+    since, limit = paging(request)
+    archive = _archive(request)
+    if flag(request, "expand"):
+        rows = await run_in_threadpool(archive.list_resources, level, since, limit)
+        return json_response([resource_json(row) for row in rows])
+    return json_response(await run_in_threadpool(archive.list_ids, level, since, limit))
+
+
+async def get_resource(request: Request, level: Level) -> Response:
+    row = await run_in_threadpool(_archive(request).resource, level, request.path_params["id"])
+    return json_response(resource_json(row))
+
+
+async def delete_resource(request: Request, level: Level) -> Response:
+    remaining = await run_in_threadpool(_archive(request).delete, level, request.path_params["id"])
+    return json_response({"RemainingAncestor": reference_json(*remaining) if remaining else None})
+
+
+async def related(request: Request, level: Level, target: Level) -> Response:
+    rows = await run_in_threadpool(_archive(request).related, level, request.path_params["id"], target)
+    if target < level:  # a parent route answers one object
+        return json_response(resource_json(rows[0]))
+    return json_response([resource_json(row) for row in rows])
+
+
+async def statistics(request: Request, level: Level) -> Response:
+    stats = await run_in_threadpool(_archive(request).resource_statistics, level, request.path_params["id"])
+    size = stats["size"]
+    body = {}
+    for prefix in ("DicomDiskSize", "DicomUncompressedSize", "DiskSize", "UncompressedSize"):
+        body[prefix] = str(size)
+        body[prefix + "MB"] = size // (1024 * 1024)
+    counts = {"CountStudies": "studies", "CountSeries": "series", "CountInstances": "instances"}
+    for key, name in counts.items():
+        if Level[{"studies": "STUDY", "series": "SERIES", "instances": "INSTANCE"}[name]] > level:
+            body[key] = stats[name]
+    return json_response(body)
+
+
+async def list_metadata(request: Request, level: Level) -> Response:
+    values = await run_in_threadpool(_archive(request).metadata, level, request.path_params["id"])
+    return json_response(values if flag(request, "expand") else list(values))
+
+
+async def get_metadata(request: Request, level: Level) -> Response:
+    values = await run_in_threadpool(_archive(request).metadata, level, request.path_params["id"])
+    name = request.path_params["name"]
+    if name not in values:
+        raise inexistent_item(f"No metadata {name!r} on this {level.title.lower()}")
+    return PlainTextResponse(values[name])
+
+
+async def put_metadata(request: Request, level: Level) -> Response:
+    value = (await request.body()).decode("utf-8", "replace")
+    await run_in_threadpool(_archive(request).set_metadata, level, request.path_params["id"],
+                            request.path_params["name"], value)
+    return PlainTextResponse("")
+
+
+async def delete_metadata(request: Request, level: Level) -> Response:
+    await run_in_threadpool(_archive(request).delete_metadata, level, request.path_params["id"],
+                            request.path_params["name"])
+    return PlainTextResponse("")
+
+
+async def get_protected(request: Request) -> Response:
+    protected = await run_in_threadpool(_archive(request).is_protected, request.path_params["id"])
+    return PlainTextResponse("1" if protected else "0")
+
+
+async def put_protected(request: Request) -> Response:
+    text = (await request.body()).decode("utf-8", "replace").strip()
+    if text not in ("0", "1"):
+        raise bad_request("The body must be 0 or 1")
+    await run_in_threadpool(_archive(request).set_protected, request.path_params["id"], text == "1")
+    return PlainTextResponse("")

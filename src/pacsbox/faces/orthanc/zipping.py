@@ -1,0 +1,64 @@
+"""Zip archives of resources in Orthanc's folder layout (patient/study/series/instance)."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import zipfile
+from typing import BinaryIO, Iterable
+
+from ...core.archive import Archive
+from ...core.ids import Level
+
+_MAX_NAME = 64
+
+
+def folder_name(*values: str) -> str:
+    """Orthanc's folder names: values joined by spaces, reduced to ASCII letters, digits and a few marks."""
+    text = " ".join(values)
+    ascii_text = text.encode("ascii", "ignore").decode("ascii")
+    cleaned = re.sub(r"[\^ _\-]+", " ", ascii_text)
+    cleaned = re.sub(r"[^A-Za-z0-9. ]", "", cleaned)
+    return re.sub(" +", " ", cleaned).strip()[:_MAX_NAME].strip()
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, counter = name, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{name}-{counter}"
+    taken.add(candidate)
+    return candidate
+
+
+def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> BinaryIO:
+    """A temporary file holding the zip of the given resources (deflated, as Orthanc writes it)."""
+    wanted_instances: list[str] = []
+    for level, public_id in resources:
+        for instance_id in archive.instance_ids_below(level, public_id):
+            if instance_id not in wanted_instances:
+                wanted_instances.append(instance_id)
+    output = tempfile.TemporaryFile()
+    folders: dict[str, str] = {}
+    taken: dict[str, set[str]] = {}
+    with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
+        for instance_id in wanted_instances:
+            instance = archive.resource(Level.INSTANCE, instance_id)
+            series = archive.resource(Level.SERIES, instance.parent_id)
+            study = archive.resource(Level.STUDY, series.parent_id)
+            patient = archive.resource(Level.PATIENT, study.parent_id)
+            path = ""
+            for row, name in (
+                (patient, lambda t: folder_name(t.get("PatientID", ""), t.get("PatientName", ""))),
+                (study, lambda t: folder_name(t.get("AccessionNumber", ""), t.get("StudyDescription", ""))),
+                (series, lambda t: folder_name(t.get("Modality", ""), t.get("SeriesDescription", ""))),
+            ):
+                if row.public_id not in folders:
+                    folders[row.public_id] = _unique(name(row.main_tags) or "Unknown", taken.setdefault(path, set()))
+                path = f"{path}{folders[row.public_id]}/"
+            modality = series.main_tags.get("Modality", "")[:2] or "IM"
+            count = len(taken.setdefault(path, set()))
+            filename = _unique(f"{modality}{count:06d}.dcm", taken[path])
+            zipped.write(archive.instance_file_path(instance_id), path + filename)
+    output.seek(0)
+    return output

@@ -1,0 +1,52 @@
+"""Running a pacsbox server: the archive plus its faces, served by Uvicorn on loopback by default."""
+
+from __future__ import annotations
+
+import socket
+from typing import Callable
+
+from .core.config import Config
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one (readable from ``getsockname``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise OSError(error.errno, f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config: Config, on_ready: Callable[[dict[str, str]], None] | None = None) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), then close the archive cleanly."""
+    import uvicorn
+
+    from .core.archive import Archive
+    from .faces.orthanc.app import create_app
+
+    http_socket = bind_socket(config.BindAddress, config.HttpPort)
+    http_port = http_socket.getsockname()[1]
+    archive = Archive(config)
+    try:
+        app = create_app(archive, config, http_port=http_port)
+        host = config.BindAddress if ":" not in config.BindAddress else f"[{config.BindAddress}]"
+        urls = {"orthanc": f"http://{host}:{http_port}"}
+
+        class _Server(uvicorn.Server):
+            async def startup(self, sockets=None) -> None:
+                await super().startup(sockets)
+                if self.started and on_ready is not None:
+                    on_ready(urls)
+
+        server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                        timeout_keep_alive=30, server_header=False))
+        server.run(sockets=[http_socket])
+    finally:
+        http_socket.close()
+        archive.close()

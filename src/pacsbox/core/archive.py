@@ -17,7 +17,7 @@ from .dicom import MAIN_TAGS, ParsedInstance, parse_instance, read_dataset, tag_
 from .errors import BadRequest, InexistentItem, InvalidDicom, OutOfRange, UnknownResource
 from .ids import Level
 from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
-from .matching import Pattern, parse_pattern
+from .matching import WILDCARD_VRS, Pattern, parse_pattern
 from .storage import FileStore
 
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
@@ -42,7 +42,6 @@ BUILTIN_METADATA = {
 LOOKUP_TAGS = {
     "PatientID": Level.PATIENT,
     "StudyInstanceUID": Level.STUDY,
-    "AccessionNumber": Level.STUDY,
     "SeriesInstanceUID": Level.SERIES,
     "SOPInstanceUID": Level.INSTANCE,
 }
@@ -210,6 +209,8 @@ class Archive:
             metadata["CalledAET"] = origin.called_aet
         if origin.kind == "RestApi":
             metadata["HttpUsername"] = origin.http_username
+        if parsed.pixel_data_offset is not None:
+            metadata["PixelDataOffset"] = str(parsed.pixel_data_offset)
         instance_iid, created = self.index.insert_instance(
             db, levels, file_uuid=file_uuid, file_size=size, md5=md5, index_in_series=index_in_series,
             metadata=metadata, series_metadata={"RemoteAET": origin.remote_aet},
@@ -408,8 +409,7 @@ class Archive:
 
     # -- finding ------------------------------------------------------------------------------------------
     def lookup(self, value: str) -> list[tuple[Level, str]]:
-        """Resources whose PatientID, StudyInstanceUID, AccessionNumber, SeriesInstanceUID or SOPInstanceUID is
-        exactly ``value``."""
+        """Resources whose PatientID, StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID is ``value``."""
         found: list[tuple[Level, str]] = []
         for tag, level in LOOKUP_TAGS.items():
             for row in self.index.describe(self.index.find(level, [TagConstraint(tag, level, "exact", (value,))])):
@@ -432,6 +432,9 @@ class Archive:
                 vr = dictionary_VR(tag)
             except KeyError:
                 vr = "UN"
+            if ("*" in text or "?" in text) and vr not in WILDCARD_VRS:
+                # PS3.4 C.2.2.2.4; the wording is Orthanc's
+                raise OutOfRange(f"Wildcards are not allowed on tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
             pattern = parse_pattern(text, vr)
             if pattern.kind == "universal":
                 continue

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import pydicom
-from pydicom.charset import decode_bytes
+from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
@@ -115,6 +115,7 @@ class ParsedInstance:
     sop_class_uid: str
     transfer_syntax_uid: str
     main_tags: dict[Level, dict[str, str]] = field(default_factory=dict)
+    pixel_data_offset: int | None = None
 
     @property
     def ids(self) -> tuple[str, str, str, str]:
@@ -172,6 +173,7 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
         str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
     )
     return ParsedInstance(
+        pixel_data_offset=_pixel_data_offset(dataset) if meta is not None and len(meta) else None,
         dataset=dataset,
         patient_id=main[Level.PATIENT].get("PatientID", ""),
         study_uid=uids["StudyInstanceUID"],
@@ -192,7 +194,11 @@ def main_value(main: dict[Level, dict[str, str]], keyword: str) -> str:
 
 
 def dataset_encodings(dataset: Dataset, default_encoding: str = "Latin1") -> list[str]:
-    """The character sets to decode text with: SpecificCharacterSet, else Orthanc's DefaultEncoding."""
+    """Python codecs to decode text with: from SpecificCharacterSet, else from Orthanc's DefaultEncoding."""
+    return convert_encodings(_character_sets(dataset, default_encoding))
+
+
+def _character_sets(dataset: Dataset, default_encoding: str) -> list[str]:
     raw = dataset.get_item(0x00080005)
     if raw is not None and raw.value:
         value = raw.value
@@ -229,6 +235,15 @@ def _string_value(dataset: Dataset, tag: int, encodings: list[str]) -> str | Non
     else:
         text = raw.decode("ascii", "replace")
     return text.rstrip(" \x00").lstrip(" ") if element.VR not in ("LT", "ST", "UT") else text.rstrip(" \x00")
+
+
+def _pixel_data_offset(dataset: Dataset) -> int | None:
+    """Where the PixelData element starts in the file (Orthanc's PixelDataOffset metadata)."""
+    element = dataset.get_item(0x7FE00010)
+    if not isinstance(element, RawDataElement):
+        return None
+    header = 8 if element.is_implicit_VR else 12  # tag + VR + reserved + 4-byte length for OB/OW
+    return element.value_tell - header
 
 
 def _check_complete(dataset: Dataset, size: int) -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from .index import fold
 
 RANGE_VRS = frozenset({"DA", "DT", "TM"})
+# PS3.4 C.2.2.2.4: wildcard matching (a lone "*" included) exists only for these VRs.
+WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,8 @@ _MAX_NAME = 64
 
 def folder_name(*values: str) -> str:
     """Orthanc's folder names: values joined by spaces, reduced to ASCII letters, digits and a few marks."""
-    text = " ".join(values)
-    ascii_text = text.encode("ascii", "ignore").decode("ascii")
-    cleaned = re.sub(r"[\^ _\-]+", " ", ascii_text)
-    cleaned = re.sub(r"[^A-Za-z0-9. ]", "", cleaned)
+    text = " ".join(values).replace("^", " ")
+    cleaned = re.sub(r"[^A-Za-z0-9_. ]", "", text)
     return re.sub(" +", " ", cleaned).strip()[:_MAX_NAME].strip()
 
 
@@ -48,17 +46,20 @@ def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> B
             study = archive.resource(Level.STUDY, series.parent_id)
             patient = archive.resource(Level.PATIENT, study.parent_id)
             path = ""
-            for row, name in (
-                (patient, lambda t: folder_name(t.get("PatientID", ""), t.get("PatientName", ""))),
-                (study, lambda t: folder_name(t.get("AccessionNumber", ""), t.get("StudyDescription", ""))),
-                (series, lambda t: folder_name(t.get("Modality", ""), t.get("SeriesDescription", ""))),
+            for row, keywords, fallback in (
+                (patient, ("PatientID", "PatientName"), "Unknown Patient"),
+                (study, ("AccessionNumber", "StudyDescription"), "Unknown Study"),
+                (series, ("Modality", "SeriesDescription"), "Unknown Series"),
             ):
                 if row.public_id not in folders:
-                    folders[row.public_id] = _unique(name(row.main_tags) or "Unknown", taken.setdefault(path, set()))
+                    name = folder_name(*(row.main_tags.get(k, "") for k in keywords)) or fallback
+                    folders[row.public_id] = _unique(name, taken.setdefault(path, set()))
                 path = f"{path}{folders[row.public_id]}/"
-            modality = series.main_tags.get("Modality", "")[:2] or "IM"
             count = len(taken.setdefault(path, set()))
-            filename = _unique(f"{modality}{count:06d}.dcm", taken[path])
+            modality = folder_name(series.main_tags.get("Modality", ""))[:2]
+            # Orthanc names files by modality and index (MR000000.dcm), or by index alone (00000000.dcm)
+            filename = f"{modality}{count:06d}.dcm" if len(modality) == 2 else f"{count:08d}.dcm"
+            filename = _unique(filename, taken[path])
             zipped.write(archive.instance_file_path(instance_id), path + filename)
     output.seek(0)
     return output

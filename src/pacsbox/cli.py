@@ -23,7 +23,10 @@ def main() -> None:
               help="Where the index and the files live (StorageDirectory). Default: ./pacsbox-storage")
 @click.option("--http-port", type=click.IntRange(0, 65535), help="HTTP port (HttpPort); 0 picks a free one.")
 @click.option("--host", help="Address to listen on (BindAddress). Default: 127.0.0.1")
-def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None, host: str | None) -> None:
+@click.option("--sample-data/--no-sample-data", default=False,
+              help="Store a small synthetic CT study at start (skipped when already stored).")
+def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None, host: str | None,
+          sample_data: bool) -> None:
     """Run a server in the foreground; prints one line with its URL when it answers."""
     from .core.config import Config, load_config
     from .server import serve as run
@@ -44,9 +47,15 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
         sys.stdout.flush()
 
     try:
-        run(config, on_ready=ready)
+        run(config, on_ready=ready, preload=_sample_files if sample_data else None)
     except OSError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _sample_files():
+    from .datasets import ct_study
+
+    return (data for _, data in ct_study())
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
-from typing import Callable
+from typing import Callable, Iterable
 
 from .core.config import Config
 
@@ -23,8 +25,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(config: Config, on_ready: Callable[[dict[str, str]], None] | None = None) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM), then close the archive cleanly."""
+def serve(
+    config: Config,
+    on_ready: Callable[[dict[str, str]], None] | None = None,
+    preload: Callable[[], Iterable[bytes]] | None = None,
+) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), then close the archive cleanly.
+
+    ``preload`` gives DICOM files stored before the server answers (sample data).
+    """
     import uvicorn
 
     from .core.archive import Archive
@@ -34,6 +43,11 @@ def serve(config: Config, on_ready: Callable[[dict[str, str]], None] | None = No
     http_port = http_socket.getsockname()[1]
     archive = Archive(config)
     try:
+        if preload is not None:
+            from .core.archive import Origin
+
+            for data in preload():
+                archive.store(data, Origin("Plugins"))
         app = create_app(archive, config, http_port=http_port)
         host = config.BindAddress if ":" not in config.BindAddress else f"[{config.BindAddress}]"
         urls = {"orthanc": f"http://{host}:{http_port}"}
@@ -43,6 +57,20 @@ def serve(config: Config, on_ready: Callable[[dict[str, str]], None] | None = No
                 await super().startup(sockets)
                 if self.started and on_ready is not None:
                     on_ready(urls)
+
+            @contextlib.contextmanager
+            def capture_signals(self):
+                # Uvicorn re-raises SIGTERM after shutting down, which would skip closing the archive;
+                # a stop request only asks the loop to finish, and the process exits with status 0.
+                def stop(signum, frame) -> None:
+                    self.should_exit = True
+
+                previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+                try:
+                    yield
+                finally:
+                    for sig, handler in previous.items():
+                        signal.signal(sig, handler)
 
         server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                         timeout_keep_alive=30, server_header=False))

@@ -18,6 +18,7 @@ class FileStore:
     def __init__(self, root: Path, *, sync: bool = True) -> None:
         self.root = root
         self.sync = sync
+        self._folders: set[Path] = set()  # folders known to exist: saves a mkdir system call per write
         root.mkdir(parents=True, exist_ok=True)
 
     def path_of(self, file_uuid: str) -> Path:
@@ -29,10 +30,7 @@ class FileStore:
         Written to a temporary name, flushed with fsync (when SyncStorageArea), then renamed: a crash leaves
         either no file or the whole file, never a partial one under the final name.
         """
-        file_uuid = str(uuid.uuid4())
-        target = self.path_of(file_uuid)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(target.name + ".tmp")
+        file_uuid, target, temporary = self._new_target()
         with open(temporary, "wb") as handle:
             handle.write(data)
             self._finish(handle)
@@ -41,10 +39,7 @@ class FileStore:
 
     def write_stream(self, source: BinaryIO) -> tuple[str, str]:
         """Like write, copying from a file object in chunks (bounded memory for large uploads)."""
-        file_uuid = str(uuid.uuid4())
-        target = self.path_of(file_uuid)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(target.name + ".tmp")
+        file_uuid, target, temporary = self._new_target()
         digest = hashlib.md5()
         source.seek(0)
         with open(temporary, "wb") as handle:
@@ -54,6 +49,14 @@ class FileStore:
             self._finish(handle)
         os.replace(temporary, target)
         return file_uuid, digest.hexdigest()
+
+    def _new_target(self) -> tuple[str, Path, Path]:
+        file_uuid = str(uuid.uuid4())
+        target = self.path_of(file_uuid)
+        if target.parent not in self._folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(target.parent)
+        return file_uuid, target, target.with_name(target.name + ".tmp")
 
     def _finish(self, handle: BinaryIO) -> None:
         if self.sync:
@@ -92,3 +95,4 @@ class FileStore:
         for entry in self.root.iterdir():
             if entry.is_dir() and len(entry.name) == 2:
                 shutil.rmtree(entry, ignore_errors=True)
+        self._folders.clear()

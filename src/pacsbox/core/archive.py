@@ -298,8 +298,6 @@ class Archive:
                 for element in dataset:
                     if element.VR != "SQ" and element.tag != 0x7FE00010:
                         shared.add(element)
-                shared.SpecificCharacterSet = dataset.get("SpecificCharacterSet", None) or shared.get(
-                    "SpecificCharacterSet")
                 continue
             for tag in list(shared.keys()):
                 other = dataset.get(tag)

@@ -1,39 +1,54 @@
 """Orthanc-compatible JSON renderings of DICOM data sets.
 
-Everything here mirrors what the real Orthanc 1.10.1 (Debian, DCMTK 3.6.7)
-answers, checked against it by ``tests/core/test_dicom_json.py``:
+Mirrors what the real Orthanc 1.10.1 (Debian, DCMTK 3.6.7) answers, checked
+against it by ``tests/core/test_dicom_json.py``:
 
-* ``tags_full``        GET /instances/{id}/tags
-* ``tags_simplified``  GET /instances/{id}/tags?simplify  (= /simplified-tags)
-* ``tags_short``       GET /instances/{id}/tags?short
-* ``header_full`` / ``header_simplified`` / ``header_short``  GET /instances/{id}/header[?simplify|?short]
-* ``content_lookup``   GET /instances/{id}/content/{path...}
+* ``tags_full`` / ``tags_simplified`` / ``tags_short``: GET /instances/{id}/tags,
+  ``?simplify`` (= /simplified-tags) and ``?short``;
+* ``header_full`` / ``header_simplified`` / ``header_short``: GET .../header;
+* ``content_lookup``: GET /instances/{id}/content/{path...}.
 
-Values are rendered from the *raw bytes* pydicom keeps for every element it
-has not converted yet, reproducing DCMTK's in-memory normalisation (rather
-than pydicom's), then converted to Unicode the way Orthanc does.  Elements
-pydicom has already converted are re-encoded with pydicom's writer first,
-so both paths share one implementation.
+What Orthanc does (and this module reproduces):
 
-Known, deliberate divergences: tag names come from pydicom's dictionary
-(Orthanc uses DCMTK's, which lacks ~190 recent tags and does not know nine
-recently retired ones), and DCMTK's private dictionary is not emulated:
-every private data element is "Unknown Tag & Data", and in implicit-VR files
-its VR is UN (so its value is null), as Orthanc does for unknown creators.
+* keys are lowercase "gggg,eeee" in tag order; "Type" is "String" (binary
+  numbers too, as decimal strings joined by "\\"; FL/FD with 17 significant
+  digits), "Sequence" (a list of item dicts), "Null" (OB OW OF OD OL OV UN SV
+  UV, PixelData, empty binary numbers) or "TooLong" (more than 256 UTF-8 bytes,
+  numbers included); simplify/short give null for the last two;
+* strings keep DCMTK's in-memory form: trailing spaces trimmed (UI: all
+  whitespace and trailing NULs removed), except odd-length values, which DCMTK
+  pads with a NUL first; the value is cut at its first NUL (C string);
+* only the first value of an AT is shown; the top-level (fffc,fffc) and
+  everything after the top-level PixelData are left out;
+* names follow DCMTK: "RETIRED_" prefix, "PrivateCreator", "Unknown Tag &
+  Data", "GenericGroupLength"...; private data elements get a "PrivateCreator"
+  key when their block has a non-empty creator (not on sequences); simplify
+  keeps the last of duplicate names;
+* the top-level character set applies everywhere (see ``_make_decoder``);
+* /header is the file meta group decoded as ASCII, without binary, private or
+  unknown elements, and without length limit.
+
+Values come from the raw bytes pydicom keeps for elements it has not
+converted; converted elements are re-encoded with pydicom's writer first.
+
+Deliberate divergences: names come from pydicom's dictionary (DCMTK 3.6.7's
+lacks ~190 recent tags and nine recent retirements), and DCMTK's private
+dictionary is not emulated: private data elements are "Unknown Tag & Data"
+and, in implicit VR, UN (null), as Orthanc does for unknown creators.
 """
 
 from __future__ import annotations
 
+import array
+import re
 import struct
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
 import pydicom
-from pydicom.charset import convert_encodings, decode_bytes, python_encoding
-from pydicom.datadict import get_entry, tag_for_keyword
+from pydicom.datadict import DicomDictionary, get_entry, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.encaps import generate_fragments
 from pydicom.filebase import DicomBytesIO
@@ -41,39 +56,57 @@ from pydicom.filewriter import write_data_element
 
 Form = Literal["full", "simplify", "short"]
 
-# ORTHANC_MAXIMUM_TAG_LENGTH: longer values (counted in UTF-8 bytes, after
-# conversion) become {"Type": "TooLong", "Value": null} -- null in simplify/short.
-MAX_STRING_LENGTH = 256
-UNKNOWN_TAG_NAME = "Unknown Tag & Data"  # DCMTK's name for tags it cannot name
+MAX_STRING_LENGTH = 256  # ORTHANC_MAXIMUM_TAG_LENGTH
+UNKNOWN_TAG_NAME = "Unknown Tag & Data"
 PIXEL_DATA = 0x7FE00010
 TRAILING_PADDING = 0xFFFCFFFC
 SPECIFIC_CHARACTER_SET = 0x00080005
 PIXEL_REPRESENTATION = 0x00280103
 UNDEFINED_LENGTH = 0xFFFFFFFF
 
-TEXT_VRS = frozenset(
-    "AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT".split())
-# Binary numbers are shown as decimal strings joined by "\\" (struct code).
-NUMBER_VRS = MappingProxyType(
-    {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"})
-# Everything else (OB OW OF OD OL OV UN, and SV/UV that Orthanc 1.10 cannot
-# convert) is {"Type": "Null", "Value": null} (DicomToJsonFlags_ConvertBinaryToNull).
+TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM",
+                      "UC", "UI", "UR", "UT"})
+NUMBER_VRS = MappingProxyType({"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"})
+_CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})  # the VRs pydicom encodes
+_WORD_SIZE = MappingProxyType({**dict.fromkeys(("US", "SS", "OW", "AT"), 2),
+                               **dict.fromkeys(("UL", "SL", "FL", "OF", "OL"), 4),
+                               **dict.fromkeys(("FD", "OD", "SV", "UV", "OV"), 8)})
 _ASCII_DROP = bytes(b for b in range(256) if not (b == 0x0A or 0x20 <= b <= 0x7E))
 _WHITESPACE = b" \t\n\v\f\r"
 # Orthanc names its "main DICOM tags" itself; only this one differs from DCMTK.
 _ORTHANC_NAMES = MappingProxyType({0x00101000: "OtherPatientIDs"})
+# Orthanc's GetDicomEncoding(): supported terms (case-insensitive) as Python
+# codecs; any other non-empty term makes Orthanc fall back to ASCII.
+_CODECS = MappingProxyType({
+    "ISO_IR 6": "ascii", "ISO_IR 646": "ascii", "ISO 2022 IR 6": "ascii", "ISO_IR 192": "utf-8",
+    **{f"{prefix} {number}": codec for number, codec in [
+        ("100", "latin_1"), ("101", "iso8859_2"), ("109", "iso8859_3"), ("110", "iso8859_4"),
+        ("148", "iso8859_9"), ("144", "iso8859_5"), ("127", "iso8859_6"), ("126", "iso8859_7"),
+        ("138", "iso8859_8"), ("166", "tis_620"), ("13", "shift_jis")]
+       for prefix in ("ISO_IR", "ISO 2022 IR")},
+    "GB18030": "gb18030", "GBK": "gb18030", "ISO 2022 IR 149": "cp949",
+    "ISO 2022 IR 87": "iso2022_jp", "ISO 2022 IR 58": "gb2312",
+})
+# Where iconv differs from Python's codec: its SHIFT-JIS maps the single-byte
+# half to JIS X 0201 (yen sign, overline); its TIS-620 has no C1 controls.
+# (Its CP949 also differs on a few invalid pairs; not emulated.)
+_FIXUPS = MappingProxyType({
+    "shift_jis": MappingProxyType({ord("\\"): "\u00a5", ord("~"): "\u203e"}),
+    "tis_620": MappingProxyType(dict.fromkeys(range(0x80, 0xA0))),
+})
+_ISO2022_ESCAPE = re.compile("\x1b[\x20-\x2f]{1,3}[\x30-\x7e]")
 
 
 class ContentNotFound(Exception):
-    """/content path that Orthanc answers with 404 and an empty body."""
+    """A /content path Orthanc answers with 404 and an empty body."""
 
     http_status = 404
 
 
 class UnknownDicomTag(ContentNotFound):
-    """A path component that is neither "gggg-eeee"/"gggg,eeee"/"ggggeeee"
-    nor a DCMTK tag name.  Orthanc answers 500 with a JSON body whose
-    "Message" and "OrthancError" are "Unknown DICOM tag" ("OrthancStatus": 27)."""
+    """A path component that is neither "gggg-eeee", "gggg,eeee", "ggggeeee"
+    nor a tag name: Orthanc answers 500 with a JSON error whose "Message" and
+    "OrthancError" are "Unknown DICOM tag" and "OrthancStatus" is 27."""
 
     http_status = 500
     orthanc_status = 27
@@ -81,17 +114,15 @@ class UnknownDicomTag(ContentNotFound):
 
 @dataclass(frozen=True)
 class ContentResult:
-    """Answer of ``content_lookup``: either a listing or a raw value.
-
-    ``listing`` (not None) -> 200, ``application/json; charset=utf-8``, body is
-    the JSON array of these strings.  Otherwise ``body`` -> 200,
-    ``application/octet-stream`` (possibly empty)."""
+    """What ``content_lookup`` found: a ``listing`` (200, JSON array of these
+    strings) or, when ``listing`` is None, a raw ``body`` (200, possibly empty)."""
 
     listing: tuple[str, ...] | None = None
     body: bytes = b""
 
     @property
     def media_type(self) -> str:
+        """The Content-Type Orthanc sends."""
         if self.listing is not None:
             return "application/json; charset=utf-8"
         return "application/octet-stream"
@@ -113,75 +144,67 @@ def _utf8_skip(raw: bytes) -> str:
         pass
     out, i, n = [], 0, len(raw)
     while i < n:
-        lead = raw[i]
-        i += 1
+        lead, i = raw[i], i + 1
         if lead < 0x80:
             out.append(chr(lead))
             continue
         trail = 1 if 0xC2 <= lead < 0xE0 else 2 if 0xE0 <= lead < 0xF0 else 3 if 0xF0 <= lead <= 0xF4 else 0
-        if not trail:
-            continue
-        code, ok = lead & ((1 << (6 - trail)) - 1), True
+        code, ok = lead & ((1 << (6 - trail)) - 1), trail > 0
         for _ in range(trail):
             if i >= n or raw[i] & 0xC0 != 0x80:
                 ok, i = False, min(i + 1, n)
                 break
-            code = (code << 6) | (raw[i] & 0x3F)
-            i += 1
+            code, i = (code << 6) | (raw[i] & 0x3F), i + 1
         width = 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
         if ok and width == trail + 1 and code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
             out.append(chr(code))
     return "".join(out)
 
 
-def _make_decoder(terms: list[str]) -> tuple[Callable[[bytes], str], list[str]]:
-    """Decoder for a Specific Character Set, plus pydicom codec names."""
-    if not terms or terms == [""]:
-        terms = ["ISO_IR 100"]  # no/empty (0008,0005): DefaultEncoding = Latin1
-    py = convert_encodings(list(terms))
-    if len(terms) > 1:  # ISO 2022 code extensions; on failure Orthanc goes ASCII
-        def decode(raw: bytes) -> str:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error")
-                    return decode_bytes(raw, py, set())
-            except (UnicodeError, LookupError, ValueError, UserWarning):
-                return _ascii(raw)
-        return decode, py
-    term = terms[0]
-    if term == "ISO_IR 192":
-        return _utf8_skip, py
-    codec = python_encoding.get(term)
-    if term in ("ISO_IR 6", "ISO 2022 IR 6") or codec is None:
-        return _ascii, py  # unsupported values also fall back to ASCII
-    return (lambda raw: raw.decode(codec, "ignore")), py
+def _make_decoder(specific_character_set: str | None) -> Callable[[bytes], str]:
+    """Toolbox::ConvertToUtf8 after FromDcmtkBridge::DetectEncoding: the first
+    non-empty term decodes the whole value (no real ISO 2022 switching), no
+    term means DefaultEncoding (Latin1); with several terms, escape sequences
+    are removed afterwards (except in ASCII, which returns early)."""
+    terms = [] if specific_character_set is None else specific_character_set.split("\\")
+    term = next((t.strip(" ").upper() for t in terms if t.strip(" ")), None)
+    codec = "latin_1" if term is None else _CODECS.get(term, "ascii")
+    if codec == "ascii":
+        return _ascii
+
+    def convert(raw: bytes) -> str:
+        if codec == "utf-8":
+            text = _utf8_skip(raw)
+        else:
+            text = raw.decode(codec, "ignore")  # boost::locale::conv::skip
+            if codec in _FIXUPS:
+                text = text.translate(_FIXUPS[codec])
+        return _ISO2022_ESCAPE.sub("", text) if len(terms) > 1 else text
+    return convert
 
 
 @dataclass(frozen=True)
 class _Ctx:
     decode: Callable[[bytes], str]
-    encodings: list[str]          # pydicom codecs, to re-encode converted elements
-    little_endian: bool
-    max_length: int               # 0 = unlimited
-    header: bool                  # DicomToJsonFlags_None: drop binary/private/unknown
+    max_length: int  # 0: unlimited
+    header: bool     # DicomToJsonFlags_None: skip binary, private, unknown
 
 
 def _tags_ctx(ds: pydicom.Dataset) -> _Ctx:
-    # Orthanc applies the top-level character set to nested items too,
-    # ignoring any (0008,0005) inside them.
-    raw = _raw_bytes(ds, SPECIFIC_CHARACTER_SET, None)
-    terms = [] if raw is None else [t.strip(" ") for t in _ascii(raw).split("\\")]
-    decode, py = _make_decoder(terms)
-    little = getattr(ds, "original_encoding", (None, None))[1]
-    if little is None:
-        little = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") != "1.2.840.10008.1.2.2"
-    return _Ctx(decode, py, bool(little), MAX_STRING_LENGTH, False)
+    # The top-level character set also applies inside items (Orthanc ignores
+    # their own (0008,0005)).  pydicom converts this element when reading.
+    elem, value = ds.get_item(SPECIFIC_CHARACTER_SET), None
+    if isinstance(elem, RawDataElement):
+        value = _ascii(bytes(elem.value or b""))
+    elif elem is not None:
+        value = elem.value if isinstance(elem.value, str) else "\\".join(elem.value or ())
+    return _Ctx(_make_decoder(value), MAX_STRING_LENGTH, False)
 
 
 # ----------------------------------------------------------------- elements --
 
 def tag_name(tag: int) -> str:
-    """The "Name" Orthanc shows for a tag (DCMTK naming: RETIRED_ prefix)."""
+    """The "Name" Orthanc shows for a tag."""
     group, element = tag >> 16, tag & 0xFFFF
     if tag in _ORTHANC_NAMES:
         return _ORTHANC_NAMES[tag]
@@ -189,185 +212,195 @@ def tag_name(tag: int) -> str:
         if element == 0:
             return "PrivateGroupLength"
         return "PrivateCreator" if 0x10 <= element <= 0xFF else UNKNOWN_TAG_NAME
-    try:
-        _vr, _vm, _desc, retired, keyword = get_entry(tag)
-    except KeyError:
+    entry = _entry(tag)
+    if entry is None:
         return "GenericGroupLength" if element == 0 else UNKNOWN_TAG_NAME
+    _vr, _vm, _desc, retired, keyword = entry
     if not keyword:
         return UNKNOWN_TAG_NAME
     return "RETIRED_" + keyword if retired == "Retired" else keyword
 
 
+def _entry(tag: int) -> tuple[str, str, str, str, str] | None:
+    # A plain dict lookup first: get_entry() is slow, but knows repeating groups.
+    entry = DicomDictionary.get(tag)
+    if entry is None:
+        try:
+            entry = get_entry(tag)
+        except KeyError:
+            return None
+    return entry
+
+
 def _dictionary_vr(tag: int, pixel_rep: int) -> str:
-    """VR DCMTK assumes when the file does not say (implicit VR, UN)."""
+    """The VR DCMTK uses when the file has none (implicit VR) or says UN."""
     group, element = tag >> 16, tag & 0xFFFF
     if element == 0:
         return "UL"
     if group & 1:
         return "LO" if 0x10 <= element <= 0xFF else "UN"
-    try:
-        vr = get_entry(tag)[0]
-    except KeyError:
+    entry = _entry(tag)
+    if entry is None:
         return "UN"
-    if " or " in vr:  # DCMTK "xs": signedness from PixelRepresentation
+    vr = entry[0]
+    if " or " in vr:  # DCMTK "xs" takes its signedness from PixelRepresentation
         vr = "OW" if "OW" in vr else ("SS" if pixel_rep == 1 else "US")
     return vr
 
 
-def _raw_bytes(ds: pydicom.Dataset, tag: int, ctx: _Ctx | None) -> bytes | None:
-    """Value bytes as DCMTK holds them (None if the tag is absent): the file's
-    bytes, an odd length being padded with a NUL (even for text VRs, so such
-    values escape the trimming of trailing spaces)."""
-    elem = ds.get_item(tag)
-    if elem is None:
-        return None
+def _is_undefined_length(elem: DataElement | RawDataElement) -> bool:
+    if isinstance(elem, RawDataElement):
+        return elem.length == UNDEFINED_LENGTH
+    return bool(elem.is_undefined_length)
+
+
+def _vr_of(tag: int, elem: DataElement | RawDataElement, pixel_rep: int) -> tuple[str, bool]:
+    """(VR as DCMTK sees it, whether its strings get normalised)."""
+    vr, normalise = elem.VR, True
+    if vr is None or " or " in vr:
+        vr = _dictionary_vr(tag, pixel_rep)
+    elif vr == "UN" and not (tag >> 16) & 1 and _dictionary_vr(tag, pixel_rep) != "UN":
+        # Explicit UN for a known public tag: DCMTK switches to the dictionary
+        # VR but leaves the bytes untouched (trailing spaces stay).
+        vr, normalise = _dictionary_vr(tag, pixel_rep), False
+    if vr == "UN" and _is_undefined_length(elem):
+        vr = "SQ"  # an undefined-length UN is an implicit-VR sequence
+    return vr, normalise
+
+
+def _raw_bytes(ds: pydicom.Dataset, tag: int, elem: DataElement | RawDataElement | None) -> bytes:
+    """The value as DCMTK holds it: the file's bytes, odd lengths padded with
+    a NUL, in little endian (Orthanc answers /content so even for big endian
+    files)."""
+    if elem is None or (isinstance(elem, RawDataElement) and elem.value is None and elem.length):
+        elem = ds.get_item(tag)  # loads a deferred value
     if isinstance(elem, RawDataElement) and isinstance(elem.value, (bytes, bytearray, type(None))):
         value = bytes(elem.value or b"")
-        return value + b"\0" if len(value) % 2 else value
+        if len(value) % 2:
+            value += b"\0"
+        size = _WORD_SIZE.get(elem.VR)
+        if not elem.is_little_endian and size:
+            words = array.array({2: "H", 4: "I", 8: "Q"}[size], value[:len(value) // size * size])
+            words.byteswap()
+            value = words.tobytes()
+        return value
     if not isinstance(elem, DataElement):
         elem = ds[tag]
     if " or " in elem.VR:
         elem = DataElement(elem.tag, _dictionary_vr(tag, 0), elem.value)
+    encodings = None
+    if elem.VR in _CHARSET_VRS:  # re-encode with the charset pydicom decoded with
+        charset = getattr(ds, "_character_set", None)
+        encodings = [charset] if isinstance(charset, str) else list(charset or ()) or None
     fp = DicomBytesIO()
-    fp.is_little_endian = ctx.little_endian if ctx else True
-    fp.is_implicit_VR = True  # implicit header is always 8 bytes long
-    write_data_element(fp, elem, ctx.encodings if ctx else None)
+    fp.is_little_endian, fp.is_implicit_VR = True, True  # header: always 8 bytes
+    write_data_element(fp, elem, encodings)
     return fp.getvalue()[8:]
 
 
-def _vr_of(ds: pydicom.Dataset, tag: int, pixel_rep: int) -> tuple[str, bool, bool]:
-    """(VR as DCMTK sees it, little endian?, normalise strings?)."""
-    elem = ds.get_item(tag, keep_deferred=True)
-    if isinstance(elem, RawDataElement):
-        vr, little = elem.VR, elem.is_little_endian
-        undefined = elem.length == UNDEFINED_LENGTH
-    else:
-        vr, little, undefined = elem.VR, None, bool(elem.is_undefined_length)
-    normalise = True
-    if vr is None:
-        vr = _dictionary_vr(tag, pixel_rep)
-    elif vr == "UN" and not (tag >> 16) & 1 and _dictionary_vr(tag, pixel_rep) != "UN":
-        # Explicit UN for a known public tag: DCMTK switches to the dictionary
-        # VR but keeps the value bytes untouched (trailing spaces remain).
-        vr, normalise = _dictionary_vr(tag, pixel_rep), False
-    elif " or " in vr:
-        vr = _dictionary_vr(tag, pixel_rep)
-    if vr == "UN" and undefined:
-        vr = "SQ"  # undefined-length UN is an implicit-VR sequence
-    return vr, True if little is None else little, normalise
+def _items(ds: pydicom.Dataset, tag: int) -> list[pydicom.Dataset]:
+    """The items of a sequence (parsed by pydicom; their elements stay raw)."""
+    return list(ds[tag].value or ())
 
 
 def _normalise(vr: str, raw: bytes) -> bytes:
-    """DCMTK's in-memory string: trailing spaces removed; for UI every
-    whitespace character and the trailing NUL padding removed."""
+    """DCMTK's in-memory string (for padded bytes from ``_raw_bytes``)."""
     if vr == "UI":
         return raw.translate(None, _WHITESPACE).rstrip(b"\0")
     return raw.rstrip(b" ")
 
 
-def _leaf(ds: pydicom.Dataset, tag: int, vr: str, little: bool, normalise: bool,
-          ctx: _Ctx) -> tuple[str, str | None]:
-    """("String" | "Null" | "TooLong", value) for a non-sequence element."""
+def _leaf(ds: pydicom.Dataset, tag: int, elem: DataElement | RawDataElement, vr: str,
+          normalise: bool, ctx: _Ctx) -> tuple[str, str | None]:
+    """(Type, Value) of a non-sequence element."""
     if vr in TEXT_VRS:
-        raw = _raw_bytes(ds, tag, ctx) or b""
+        raw = _raw_bytes(ds, tag, elem)
         if normalise:
             raw = _normalise(vr, raw)
-        # Orthanc copies DCMTK's value as a C string: it stops at the first NUL.
-        text = ctx.decode(raw.split(b"\0", 1)[0])
+        text = ctx.decode(raw.split(b"\0", 1)[0])  # Orthanc copies a C string
     elif vr in NUMBER_VRS or vr == "AT":
-        raw = _raw_bytes(ds, tag, ctx) or b""
-        code = NUMBER_VRS.get(vr, "HH")
+        raw, code = _raw_bytes(ds, tag, elem), NUMBER_VRS.get(vr, "HH")
         count = len(raw) // struct.calcsize(code)
         if count == 0:
-            return "Null", None  # empty binary number: null, unlike empty strings
-        values = struct.unpack(("<" if little else ">") + code * count, raw[:count * struct.calcsize(code)])
-        if vr == "AT":  # only the first attribute tag is shown
-            return "String", "%04x,%04x" % values[:2]
+            return "Null", None  # unlike empty strings, which are ""
+        values = struct.unpack("<" + code * count, raw[:count * struct.calcsize(code)])
+        if vr == "AT":
+            return "String", f"{values[0]:04x},{values[1]:04x}"
         if vr in ("FL", "FD"):  # boost::lexical_cast<std::string>(double)
-            text = "\\".join("%.17g" % v for v in values)
+            text = "\\".join(f"{v:.17g}" for v in values)
         else:
             text = "\\".join(map(str, values))
     else:
-        return "Null", None
-    # The length limit applies to the converted string, numbers included.
+        return "Null", None  # DicomToJsonFlags_ConvertBinaryToNull
     if ctx.max_length and len(text) * 4 > ctx.max_length and len(text.encode()) > ctx.max_length:
         return "TooLong", None
     return "String", text
 
 
 def _walk(ds: pydicom.Dataset, ctx: _Ctx, form: Form, top: bool, pixel_rep: int) -> dict[str, Any]:
-    """Orthanc's DatasetToJson for one data set or sequence item."""
+    """FromDcmtkBridge::DatasetToJson for one data set or sequence item."""
     out: dict[str, Any] = {}
-    own = _raw_bytes(ds, PIXEL_REPRESENTATION, ctx)
-    if own and len(own) >= 2:
-        pixel_rep = struct.unpack("<H" if ctx.little_endian else ">H", own[:2])[0]
-    for tag in sorted(ds.keys()):
-        tag = int(tag)
+    # Dataset.items() gives the elements without converting them; int keys
+    # make the lookups below much cheaper than pydicom's BaseTag ones.
+    elems = {int(tag): elem for tag, elem in ds.items()}
+    if PIXEL_REPRESENTATION in elems:
+        raw = _raw_bytes(ds, PIXEL_REPRESENTATION, elems[PIXEL_REPRESENTATION])
+        pixel_rep = int.from_bytes(raw[:2], "little")
+    for tag in sorted(elems):
         if top and tag == TRAILING_PADDING:
-            continue  # never part of /tags
-        group, element = tag >> 16, tag & 0xFFFF
-        vr, little, normalise = _vr_of(ds, tag, pixel_rep)
+            continue
+        group, element, elem = tag >> 16, tag & 0xFFFF, elems[tag]
+        vr, normalise = _vr_of(tag, elem, pixel_rep)
         name = tag_name(tag)
-        if ctx.header and (group & 1 or vr not in TEXT_VRS and vr not in NUMBER_VRS
-                           and vr not in ("AT", "SQ") or (name == UNKNOWN_TAG_NAME)):
+        if ctx.header and (group & 1 or name == UNKNOWN_TAG_NAME
+                           or vr not in TEXT_VRS and vr not in NUMBER_VRS and vr not in ("AT", "SQ")):
             continue
         creator = None
         if vr == "SQ":
-            kind = "Sequence"
-            value: Any = [_walk(item, ctx, form, False, pixel_rep) for item in ds[tag].value]
+            kind, value = "Sequence", [_walk(item, ctx, form, False, pixel_rep) for item in _items(ds, tag)]
         else:
-            kind, value = _leaf(ds, tag, vr, little, normalise, ctx)
-            if group & 1 and element >= 0x1000:  # private data element (not SQ)
-                owner = (group << 16) | (element >> 8)
-                if owner in ds:
-                    creator = ctx.decode(_normalise("LO", _raw_bytes(ds, owner, ctx) or b"").split(b"\0")[0])
+            kind, value = _leaf(ds, tag, elem, vr, normalise, ctx)
+            owner = (group << 16) | (element >> 8)
+            if group & 1 and element >= 0x1000 and owner in elems:
+                raw = _normalise("LO", _raw_bytes(ds, owner, elems[owner]))
+                creator = ctx.decode(raw.split(b"\0", 1)[0])
         if form == "full":
-            node = {"Name": name}
+            node: dict[str, Any] = {"Name": name}
             if creator:
                 node["PrivateCreator"] = creator
             node["Type"], node["Value"] = kind, value
-            out["%04x,%04x" % (group, element)] = node
+            out[f"{group:04x},{element:04x}"] = node
         elif form == "short":
-            out["%04x,%04x" % (group, element)] = value
-        else:  # simplify: keyed by name, later duplicates overwrite earlier ones
-            out[name] = value
+            out[f"{group:04x},{element:04x}"] = value
+        else:
+            out[name] = value  # the last of duplicate names wins
         if top and tag == PIXEL_DATA:
             break  # DicomToJsonFlags_StopAfterPixelData
     return dict(sorted(out.items())) if form == "simplify" else out
 
 
 def render_tags(ds: pydicom.Dataset, form: Form = "full") -> dict[str, Any]:
-    """/instances/{id}/tags in the given form ("full", "simplify", "short")."""
+    """GET /instances/{id}/tags in one of the forms "full", "simplify", "short"."""
     return _walk(ds, _tags_ctx(ds), form, True, 0)
 
 
 def render_header(file_meta: pydicom.Dataset, form: Form = "full") -> dict[str, Any]:
-    """/instances/{id}/header: the file meta group as ASCII, without binary
-    (e.g. FileMetaInformationVersion), private or unknown elements, and
-    without any length limit."""
-    ctx = _Ctx(_ascii, ["iso8859"], True, 0, True)
-    return _walk(file_meta, ctx, form, False, 0)
+    """GET /instances/{id}/header in one of the forms "full", "simplify", "short"."""
+    return _walk(file_meta, _Ctx(_ascii, 0, True), form, False, 0)
 
 
 def tags_full(ds: pydicom.Dataset) -> dict[str, Any]:
-    """GET /instances/{id}/tags: {"0010,0010": {"Name", "Type", "Value"}, ...}.
-
-    Keys are lowercase "gggg,eeee" in tag order.  "Type" is "String" (text,
-    and binary numbers as decimal strings joined by "\\"), "Sequence" (Value
-    is a list of item dicts), "TooLong" (> 256 UTF-8 bytes, Value null) or
-    "Null" (binary VRs incl. PixelData, empty binary numbers).  Private data
-    elements carry "PrivateCreator" when their block has a creator.
-    Elements after the top-level PixelData and (fffc,fffc) are omitted."""
+    """GET /instances/{id}/tags: {"0010,0010": {"Name", "Type", "Value"}, ...}."""
     return render_tags(ds, "full")
 
 
 def tags_simplified(ds: pydicom.Dataset) -> dict[str, Any]:
-    """GET /instances/{id}/tags?simplify and /simplified-tags: {Name: value}."""
+    """GET /instances/{id}/tags?simplify (= /simplified-tags): {"PatientName": ...}."""
     return render_tags(ds, "simplify")
 
 
 def tags_short(ds: pydicom.Dataset) -> dict[str, Any]:
-    """GET /instances/{id}/tags?short: {"gggg,eeee": value}."""
+    """GET /instances/{id}/tags?short: {"0010,0010": ...}."""
     return render_tags(ds, "short")
 
 
@@ -390,52 +423,40 @@ def header_short(file_meta: pydicom.Dataset) -> dict[str, Any]:
 
 def parse_tag(text: str) -> int:
     """FromDcmtkBridge::ParseTag: "gggg-eeee", "gggg,eeee", "ggggeeee" (any
-    hex case) or a DCMTK name (retired tags need their "RETIRED_" prefix)."""
-    hexdigits = "0123456789abcdefABCDEF"
-    if len(text) == 9 and text[4] in "-," and all(c in hexdigits for c in text[:4] + text[5:]):
-        return int(text[:4] + text[5:], 16)
-    if len(text) == 8 and all(c in hexdigits for c in text):
-        return int(text, 16)
+    case) or a DCMTK-style name ("RETIRED_" prefix for retired tags)."""
+    digits = text[:4] + text[5:] if len(text) == 9 and text[4] in "-," else text
+    if len(digits) == 8 and all(c in "0123456789abcdefABCDEF" for c in digits):
+        return int(digits, 16)
     retired = text.startswith("RETIRED_")
     tag = tag_for_keyword(text[8:] if retired else text)
-    if tag is None or (get_entry(tag)[3] == "Retired") != retired:
+    if tag is None or (_entry(tag)[3] == "Retired") != retired:
         raise UnknownDicomTag(text)
     return tag
 
 
 def _parse_index(text: str, bits: int) -> int | None:
-    """boost::lexical_cast to an unsigned integer: "+"/"-" sign allowed and
-    negatives wrap around; None when the cast fails."""
+    """boost::lexical_cast to an unsigned integer: a "+" or "-" sign is
+    accepted and negatives wrap around; None if the cast fails."""
     digits = text[1:] if text[:1] in "+-" else text
-    if not digits.isdigit() or not digits.isascii() or int(digits) >= 1 << bits:
+    if not (digits.isascii() and digits.isdigit()) or int(digits) >= 1 << bits:
         return None
-    value = int(digits)
-    return (-value) % (1 << bits) if text[0] == "-" else value
+    return (-int(digits)) % (1 << bits) if text[0] == "-" else int(digits)
 
 
-def _listing(ds: pydicom.Dataset) -> ContentResult:
-    return ContentResult(listing=tuple("%04x-%04x" % (t >> 16, t & 0xFFFF) for t in sorted(ds.keys())))
-
-
-def _pixel_data(ds: pydicom.Dataset, block: str | None, ctx: _Ctx) -> ContentResult:
-    # Top-level PixelData is special: native data is one block "0",
-    # encapsulated data lists its items (basic offset table included).
+def _pixel_data(ds: pydicom.Dataset, block: str | None) -> ContentResult:
+    """Top-level PixelData: native data is the single block "0", encapsulated
+    data lists its items (basic offset table included)."""
     if PIXEL_DATA not in ds:
         raise ContentNotFound(block)
-    vr, little, _ = _vr_of(ds, PIXEL_DATA, 0)
-    raw = _raw_bytes(ds, PIXEL_DATA, ctx) or b""
-    elem = ds.get_item(PIXEL_DATA, keep_deferred=True)
-    encapsulated = (elem.length if isinstance(elem, RawDataElement) else
-                    UNDEFINED_LENGTH * elem.is_undefined_length) == UNDEFINED_LENGTH
-    if not encapsulated:
+    if not _is_undefined_length(ds.get_item(PIXEL_DATA, keep_deferred=True)):
         if block is None:
             return ContentResult(listing=("0",))
-        if _parse_index(block, 64) == 0:
-            return ContentResult(body=raw)
-        raise ContentNotFound(block)
-    items = list(generate_fragments(raw, endianness="<" if little else ">"))
+        if _parse_index(block, 64) != 0:
+            raise ContentNotFound(block)
+        return ContentResult(body=_raw_bytes(ds, PIXEL_DATA, None))
+    items = list(generate_fragments(_raw_bytes(ds, PIXEL_DATA, None)))
     if block is None:
-        return ContentResult(listing=tuple(str(i) for i in range(len(items))))
+        return ContentResult(listing=tuple(map(str, range(len(items)))))
     index = _parse_index(block, 32)
     if index is None or index >= len(items):
         raise ContentNotFound(block)
@@ -445,49 +466,50 @@ def _pixel_data(ds: pydicom.Dataset, block: str | None, ctx: _Ctx) -> ContentRes
 def content_lookup(ds: pydicom.Dataset, path: Sequence[str]) -> ContentResult:
     """GET /instances/{id}/content/{path...} (ParsedDicomFile::SendPathValue).
 
-    Empty path components are ignored (Orthanc drops them from the URI).
+    Empty components are ignored, like Orthanc does with the URI.
 
-    * ``[]``                -> listing of top-level tags "gggg-eeee" (lowercase),
-      every element including those after PixelData and (fffc,fffc);
-    * ``[tag]``             -> raw value bytes in the file's byte order (strings
-      as DCMTK holds them: see ``_normalise``, re-padded to an even length);
-      for a sequence, the listing "0", "1", ... of its items;
-    * ``[seq, i, ...]``     -> walks into item i ("-1" means the last item);
-      an even-length path lists the tags of the item reached;
-    * ``["7fe0-0010"(, block)]`` -> see ``_pixel_data``.
+    * ``[]`` lists every top-level tag as "gggg-eeee" (lowercase), including
+      those after PixelData and (fffc,fffc);
+    * ``[tag]`` gives the value bytes (little endian; strings normalised as
+      for /tags and padded back to an even length with a space, NUL for UI),
+      or for a sequence lists its items "0", "1", ...;
+    * ``[seq, i, ...]`` walks into item i ("-1": the last one); a path of even
+      length lists the tags of the item reached;
+    * ``["7fe0-0010"]`` and ``["7fe0-0010", block]``: see ``_pixel_data``.
 
     Raises ``ContentNotFound`` (404, empty body) for absent tags, bad or
-    out-of-range indexes, and walking into a non-sequence; ``UnknownDicomTag``
-    (a ``ContentNotFound`` with ``http_status`` 500) for unparsable tags.
+    out-of-range indexes and walks into non-sequences, ``UnknownDicomTag``
+    (its ``http_status`` is 500) for unparsable tags.
     """
     parts = [p for p in path if p]
-    ctx = _tags_ctx(ds)
     if len(parts) in (1, 2) and parse_tag(parts[0]) == PIXEL_DATA:
-        return _pixel_data(ds, parts[1] if len(parts) == 2 else None, ctx)
+        return _pixel_data(ds, parts[1] if len(parts) == 2 else None)
     current = ds
-    for pos in range(len(parts) // 2):
-        index = _parse_index(parts[2 * pos + 1], 64)
+    for pos in range(0, len(parts) - 1, 2):
+        index = _parse_index(parts[pos + 1], 64)
         if index is None:
-            raise ContentNotFound(parts[2 * pos + 1])
-        tag = parse_tag(parts[2 * pos])
-        if tag not in current or _vr_of(current, tag, 0)[0] != "SQ":
-            raise ContentNotFound(parts[2 * pos])
-        items = current[tag].value
-        index = index - (1 << 64) if index >= 1 << 63 else index  # DCMTK takes a signed long
+            raise ContentNotFound(parts[pos + 1])
+        tag = parse_tag(parts[pos])
+        elem = current.get_item(tag, keep_deferred=True)
+        if elem is None or _vr_of(tag, elem, 0)[0] != "SQ":
+            raise ContentNotFound(parts[pos])
+        items = _items(current, tag)
+        index = index - (1 << 64) if index >= 1 << 63 else index  # DCMTK: signed long
         if index == -1 and items:
             index = len(items) - 1
         if not 0 <= index < len(items):
-            raise ContentNotFound(parts[2 * pos + 1])
+            raise ContentNotFound(parts[pos + 1])
         current = items[index]
     if len(parts) % 2 == 0:
-        return _listing(current)
+        return ContentResult(listing=tuple(f"{t >> 16:04x}-{t & 0xFFFF:04x}" for t in sorted(current.keys())))
     tag = parse_tag(parts[-1])
-    if tag not in current:
+    elem = current.get_item(tag, keep_deferred=True)
+    if elem is None:
         raise ContentNotFound(parts[-1])
-    vr, _little, normalise = _vr_of(current, tag, 0)
+    vr, normalise = _vr_of(tag, elem, 0)
     if vr == "SQ":
-        return ContentResult(listing=tuple(str(i) for i in range(len(current[tag].value))))
-    raw = _raw_bytes(current, tag, ctx) or b""
+        return ContentResult(listing=tuple(map(str, range(len(_items(current, tag))))))
+    raw = _raw_bytes(current, tag, elem)
     if vr in TEXT_VRS and normalise:
         raw = _normalise(vr, raw)
         if len(raw) % 2:

@@ -79,11 +79,10 @@ def _tags_form(request: Request) -> str:
 
 
 async def tags(request: Request, form: str | None = None) -> Response:
-    from ...core import dicom_json
+    from ...core.dicom_json import render_tags
 
     dataset = await run_in_threadpool(_archive(request).instance_dataset, request.path_params["id"])
-    render = {"full": dicom_json.tags_full, "simplify": dicom_json.tags_simplified, "short": dicom_json.tags_short}
-    return json_response(await run_in_threadpool(render[form or _tags_form(request)], dataset))
+    return json_response(await run_in_threadpool(render_tags, dataset, form or _tags_form(request)))
 
 
 async def simplified_tags(request: Request) -> Response:
@@ -91,11 +90,13 @@ async def simplified_tags(request: Request) -> Response:
 
 
 async def header(request: Request) -> Response:
-    from ...core import dicom_json
+    from pydicom.dataset import FileMetaDataset
+
+    from ...core.dicom_json import render_header
 
     dataset = await run_in_threadpool(_archive(request).instance_dataset, request.path_params["id"])
-    meta = getattr(dataset, "file_meta", None)
-    return json_response(dicom_json.header_json(meta, _tags_form(request)))
+    meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
+    return json_response(render_header(meta, _tags_form(request)))
 
 
 async def content(request: Request) -> Response:
@@ -105,11 +106,14 @@ async def content(request: Request) -> Response:
     path = [part for part in request.path_params.get("path", "").split("/") if part]
     try:
         found = dicom_json.content_lookup(dataset, path)
+    except dicom_json.UnknownDicomTag as error:
+        # Orthanc answers 500 here; an unknown tag name is the client's mistake, so 400 with Orthanc's code.
+        raise OrthancError(27, "Unknown DICOM tag", 400, str(error) or None) from None
     except dicom_json.ContentNotFound as error:
         raise OrthancError(21, "Inexistent tag", 404, str(error) or None) from None
-    if found.is_list:
-        return json_response(found.listing)
-    return Response(found.data, media_type="application/octet-stream")
+    if found.listing is not None:
+        return json_response(list(found.listing))
+    return Response(found.body, media_type=found.media_type)
 
 
 async def frames(request: Request) -> Response:
@@ -122,11 +126,9 @@ async def frames(request: Request) -> Response:
 
 
 async def shared_tags(request: Request, level: Level) -> Response:
-    from ...core import dicom_json
+    from ...core.dicom_json import render_tags
 
-    form = _tags_form(request)
     dataset = await run_in_threadpool(_archive(request).shared_tags, level, request.path_params["id"])
-    render = {"full": dicom_json.tags_full, "simplify": dicom_json.tags_simplified, "short": dicom_json.tags_short}
-    return json_response(render[form](dataset))
+    return json_response(render_tags(dataset, _tags_form(request)))
 
 

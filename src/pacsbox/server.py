@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .core.config import Config
 

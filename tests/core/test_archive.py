@@ -87,7 +87,7 @@ def test_truncated_file_is_rejected(archive):
 
 def test_zip_is_all_or_nothing(archive):
     good = [("a.dcm", instance(1)), ("b.dcm", instance(2))]
-    with pytest.raises(InvalidDicom, match="Zip member 'bad.txt'"):
+    with pytest.raises(InvalidDicom, match=r"Zip member 'bad\.txt'"):
         archive.store_zip(io.BytesIO(zip_of(good + [("bad.txt", b"not dicom")])))
     with pytest.raises(InvalidDicom, match="Unsafe path"):
         archive.store_zip(io.BytesIO(zip_of(good + [("../../evil.dcm", instance(3))])))

@@ -120,7 +120,7 @@ class ReferenceOrthanc:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def __enter__(self) -> ReferenceOrthanc:  # noqa: PYI034
+    def __enter__(self) -> ReferenceOrthanc:
         self.start()
         return self
 
@@ -190,7 +190,7 @@ class ReferenceOrthanc:
         self.config_path = self.directory / "orthanc.json"
         self.config_path.write_text(json.dumps(self.config, indent=2), encoding="utf-8")
         self.log_path = self.directory / "orthanc.log"
-        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log_file = open(self.log_path, "wb")
         try:
             self.process = subprocess.Popen(
                 [ORTHANC_BINARY, str(self.config_path)],

@@ -42,7 +42,7 @@ class RunningPacsbox:
         session.auth = self.auth
         return session
 
-    def start(self) -> "RunningPacsbox":
+    def start(self) -> RunningPacsbox:
         config_path = self.directory / "config.json"
         config_path.write_text("// written by the test suite\n" + json.dumps(self.config))
         command = [sys.executable, "-m", "pacsbox", "serve", "--config", str(config_path),
@@ -86,7 +86,7 @@ class RunningPacsbox:
                 self.process.kill()
                 self.process.wait(10)
 
-    def __enter__(self) -> "RunningPacsbox":
+    def __enter__(self) -> RunningPacsbox:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -6,15 +6,16 @@ import os
 import threading
 import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, Mapping
+from typing import BinaryIO
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 
 from .config import Config
 from .dicom import MAIN_TAGS, ParsedInstance, parse_instance, read_dataset, tag_from_text
-from .errors import BadRequest, InexistentItem, InvalidDicom, OutOfRange, UnknownResource
+from .errors import InexistentItem, InvalidDicom, OutOfRange, UnknownResource
 from .ids import Level
 from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
 from .matching import WILDCARD_VRS, Pattern, parse_pattern

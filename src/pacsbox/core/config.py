@@ -5,32 +5,35 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 # Keys a real Orthanc 1.10 configuration may hold that pacsbox accepts without acting on them, so that an
 # existing Orthanc configuration file loads without a warning per key.
-_ACCEPTED_ORTHANC_KEYS = frozenset(
-    """StorageCompression MaximumStorageSize MaximumPatientCount LuaScripts Plugins ConcurrentJobs
-    HttpServerEnabled HttpDescribeErrors HttpCompressionEnabled DicomServerEnabled DicomAlwaysAllowFind
-    DicomAlwaysAllowMove DicomAlwaysAllowGet DicomAlwaysAllowFindWorklist SslEnabled SslCertificate
-    SslVerifyPeers SslTrustedClientCertificates DicomModalitiesInDatabase OrthancPeersInDatabase HttpProxy
-    HttpVerbose HttpTimeout HttpsVerifyPeers HttpsCACertificates UserContentType StrictAetComparison
-    StoreMD5ForAttachments LogExportedResources KeepAlive TcpNoDelay HttpThreadsCount StoreDicom
-    DicomAssociationCloseDelay QueryRetrieveSize CaseSensitivePN LoadPrivateDictionary Dictionary
-    SynchronousCMove JobsHistorySize SaveJobs MediaArchiveSize StorageAccessOnFind MetricsEnabled
-    ExecuteLuaEnabled HttpRequestTimeout DefaultPrivateCreator StorageCommitmentReportsSize
-    TranscodeDicomProtocol BuiltinDecoderTranscoderOrder IngestTranscoding IngestTranscodingOfUncompressed
-    IngestTranscodingOfCompressed DicomLossyTranscodingQuality SyncStorageArea DeidentifyLogs
-    DeidentifyLogsDicomVersion CheckRevisions MallocArenaMax ExtraMainDicomTags Warnings DicomTlsEnabled
-    DicomTlsCertificate DicomTlsPrivateKey DicomTlsTrustedCertificates DicomTlsRemoteCertificateRequired
-    DicomEchoChecksFind DicomScuTimeout DicomScuPreferredTransferSyntax AcceptedTransferSyntaxes
-    UnknownSopClassAccepted DicomAlwaysAllowEcho DicomAlwaysAllowStore DicomCheckModalityHost
-    DicomCheckCalledAet DicomScpTimeout DicomModalities OrthancPeers HttpHeaders WebDavEnabled
-    WebDavDeleteAllowed WebDavUploadAllowed OrthancExplorerEnabled ZipLoaderThreads LimitJobs
-    StorageAreaPlugin DatabaseServerIdentifier""".split()
-)
+_ACCEPTED_ORTHANC_KEYS = frozenset([
+    "StorageCompression", "MaximumStorageSize", "MaximumPatientCount", "LuaScripts", "Plugins", "ConcurrentJobs",
+    "HttpServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled", "DicomServerEnabled",
+    "DicomAlwaysAllowFind", "DicomAlwaysAllowMove", "DicomAlwaysAllowGet", "DicomAlwaysAllowFindWorklist",
+    "SslEnabled", "SslCertificate", "SslVerifyPeers", "SslTrustedClientCertificates", "DicomModalitiesInDatabase",
+    "OrthancPeersInDatabase", "HttpProxy", "HttpVerbose", "HttpTimeout", "HttpsVerifyPeers", "HttpsCACertificates",
+    "UserContentType", "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
+    "TcpNoDelay", "HttpThreadsCount", "StoreDicom", "DicomAssociationCloseDelay", "QueryRetrieveSize",
+    "CaseSensitivePN", "LoadPrivateDictionary", "Dictionary", "SynchronousCMove", "JobsHistorySize", "SaveJobs",
+    "MediaArchiveSize", "StorageAccessOnFind", "MetricsEnabled", "ExecuteLuaEnabled", "HttpRequestTimeout",
+    "DefaultPrivateCreator", "StorageCommitmentReportsSize", "TranscodeDicomProtocol",
+    "BuiltinDecoderTranscoderOrder", "IngestTranscoding", "IngestTranscodingOfUncompressed",
+    "IngestTranscodingOfCompressed", "DicomLossyTranscodingQuality", "SyncStorageArea", "DeidentifyLogs",
+    "DeidentifyLogsDicomVersion", "CheckRevisions", "MallocArenaMax", "ExtraMainDicomTags", "Warnings",
+    "DicomTlsEnabled", "DicomTlsCertificate", "DicomTlsPrivateKey", "DicomTlsTrustedCertificates",
+    "DicomTlsRemoteCertificateRequired", "DicomEchoChecksFind", "DicomScuTimeout",
+    "DicomScuPreferredTransferSyntax", "AcceptedTransferSyntaxes", "UnknownSopClassAccepted",
+    "DicomAlwaysAllowEcho", "DicomAlwaysAllowStore", "DicomCheckModalityHost", "DicomCheckCalledAet",
+    "DicomScpTimeout", "DicomModalities", "OrthancPeers", "HttpHeaders", "WebDavEnabled", "WebDavDeleteAllowed",
+    "WebDavUploadAllowed", "OrthancExplorerEnabled", "ZipLoaderThreads", "LimitJobs", "StorageAreaPlugin",
+    "DatabaseServerIdentifier",
+])
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class Config:
     def index_path(self) -> Path:
         return Path(self.IndexDirectory or self.StorageDirectory)
 
-    def with_overrides(self, **overrides: Any) -> "Config":
+    def with_overrides(self, **overrides: Any) -> Config:
         """A copy with some options replaced (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 

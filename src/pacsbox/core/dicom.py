@@ -249,9 +249,10 @@ def _pixel_data_offset(dataset: Dataset) -> int | None:
 def _check_complete(dataset: Dataset, size: int) -> None:
     """Reject files cut short: pydicom keeps the bytes that were there without noticing the missing ones."""
     last = dataset.get_item(next(reversed(dataset.keys()))) if len(dataset) else None
-    if isinstance(last, RawDataElement) and last.length != 0xFFFFFFFF:
-        if last.value_tell + last.length > size or (last.value is not None and len(last.value) < last.length):
-            raise InvalidDicom(f"Cannot parse an invalid DICOM file (size: {size} bytes): the file is truncated")
+    if isinstance(last, RawDataElement) and last.length != 0xFFFFFFFF and (
+        last.value_tell + last.length > size or (last.value is not None and len(last.value) < last.length)
+    ):
+        raise InvalidDicom(f"Cannot parse an invalid DICOM file (size: {size} bytes): the file is truncated")
 
 
 def tag_from_text(text: str) -> int | None:

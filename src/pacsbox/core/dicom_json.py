@@ -326,10 +326,8 @@ def _leaf(ds: pydicom.Dataset, tag: int, elem: DataElement | RawDataElement, vr:
         values = struct.unpack("<" + code * count, raw[:count * struct.calcsize(code)])
         if vr == "AT":
             return "String", f"{values[0]:04x},{values[1]:04x}"
-        if vr in ("FL", "FD"):  # boost::lexical_cast<std::string>(double)
-            text = "\\".join(f"{v:.17g}" for v in values)
-        else:
-            text = "\\".join(map(str, values))
+        # floats as boost::lexical_cast<std::string>(double) writes them: 17 significant digits
+        text = "\\".join(f"{v:.17g}" if vr in ("FL", "FD") else str(v) for v in values)
     else:
         return "Null", None  # DicomToJsonFlags_ConvertBinaryToNull
     if ctx.max_length and len(text) * 4 > ctx.max_length and len(text.encode()) > ctx.max_length:
@@ -353,7 +351,7 @@ def _walk(ds: pydicom.Dataset, ctx: _Ctx, form: Form, top: bool, pixel_rep: int)
         vr, normalise = _vr_of(tag, elem, pixel_rep)
         name = tag_name(tag)
         if ctx.header and (group & 1 or name == UNKNOWN_TAG_NAME
-                           or vr not in TEXT_VRS and vr not in NUMBER_VRS and vr not in ("AT", "SQ")):
+                           or (vr not in TEXT_VRS and vr not in NUMBER_VRS and vr not in ("AT", "SQ"))):
             continue
         creator = None
         if vr == "SQ":

@@ -25,7 +25,7 @@ class Level(IntEnum):
         return _PLURALS[self]
 
     @classmethod
-    def parse(cls, text: str) -> "Level":
+    def parse(cls, text: str) -> Level:
         """Accept Orthanc's spellings of a level (``Study``, ``study``, ``studies``, ``STUDY``)."""
         key = text.strip().lower()
         for level in cls:

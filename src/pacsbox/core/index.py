@@ -7,14 +7,15 @@ transaction across a crash of the process (kill -9), which is the failure tests 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from .ids import Level
 
@@ -219,10 +220,9 @@ class Index:
     def close(self) -> None:
         with self._connections_lock:
             for db in self._connections:
-                try:
+                # a connection made in a thread that is gone may refuse to close from here; that is harmless
+                with contextlib.suppress(sqlite3.ProgrammingError):
                     db.close()
-                except sqlite3.ProgrammingError:
-                    pass  # created in a thread that is gone; closing from here is refused and harmless
             self._connections.clear()
         self._local = threading.local()
 
@@ -401,13 +401,7 @@ class Index:
         Returns the remaining ancestor's iid (None if none is left) and the attachment UUIDs to remove.
         """
         level = Level(db.execute("SELECT level FROM resources WHERE iid = ?", (iid,)).fetchone()[0])
-        uuids = [
-            row[0]
-            for row in db.execute(
-                f"SELECT a.uuid FROM resources r JOIN attachments a ON a.iid = r.iid WHERE r.{_ANCESTOR_COLUMN[level]} = ?",
-                (iid,),
-            )
-        ]
+        uuids = [file_uuid for file_uuid, _ in self.attachments_below(iid, level)]  # same connection: same transaction
         parent = db.execute("SELECT parent FROM resources WHERE iid = ?", (iid,)).fetchone()[0]
         db.execute("DELETE FROM resources WHERE iid = ?", (iid,))
         while parent is not None:

@@ -6,8 +6,9 @@ import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 _CHUNK = 1024 * 1024
 
@@ -75,10 +76,7 @@ class FileStore:
                 yield chunk
 
     def remove(self, file_uuid: str) -> None:
-        try:
-            self.path_of(file_uuid).unlink()
-        except FileNotFoundError:
-            pass
+        self.path_of(file_uuid).unlink(missing_ok=True)
 
     def all_uuids(self) -> Iterator[str]:
         """Every stored file (and leftover temporary file) by name, for the sweep after an unclean stop."""

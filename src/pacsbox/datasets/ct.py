@@ -7,10 +7,10 @@ import hashlib
 import io
 import math
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 _UID_ROOT = "1.2.826.0.1.3680043.10.1137.9."  # below pacsbox's UID root: recognisably synthetic

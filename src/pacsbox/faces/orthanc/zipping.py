@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import tempfile
 import zipfile
-from typing import BinaryIO, Iterable
+from collections.abc import Iterable
+from typing import BinaryIO
 
 from ...core.archive import Archive
 from ...core.ids import Level

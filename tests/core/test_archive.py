@@ -139,7 +139,7 @@ def test_user_metadata_rules(tmp_path):
         with pytest.raises(InexistentItem):
             archive.set_metadata(Level.INSTANCE, result.instance_id, "Undeclared", "x")
         archive.delete_metadata(Level.INSTANCE, result.instance_id, "Sample")
-        with pytest.raises(InexistentItem):
+        with pytest.raises(UnknownResource):
             archive.delete_metadata(Level.INSTANCE, result.instance_id, "Sample")
     finally:
         archive.close()

@@ -347,7 +347,9 @@ class Archive:
         return page, done, last
 
     def last_change(self):
-        return self.index.last_change(), self.index.last_seq("changes")
+        """The newest change still logged, and ``Last`` as Orthanc gives it with ``?last``."""
+        change = self.index.last_change()
+        return change, change.seq if change else self.index.last_seq("changes")
 
     def clear_changes(self) -> None:
         self.index.clear_changes()
@@ -391,7 +393,8 @@ class Archive:
         iid = self._iid(level, public_id)
         self._check_writable(name)
         if not self.index.delete_metadata(iid, name, (level, public_id)):
-            raise InexistentItem(f"No metadata {name!r} on {public_id}")
+            # Orthanc answers "Unknown resource" here, not "inexistent item"
+            raise UnknownResource(f"No metadata {name!r} on {public_id}")
 
     def _check_writable(self, name: str) -> None:
         number = self.metadata_number(name)

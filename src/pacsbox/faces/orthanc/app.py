@@ -38,14 +38,29 @@ def _guarded(handler: Handler, **bound) -> Callable[[Request], Awaitable[Respons
     return endpoint
 
 
-def _route(path: str, handler: Handler, methods: list[str], **bound) -> Route:
-    return Route(path, _guarded(handler, **bound), methods=methods)
+def _route(path: str, handler: Handler, methods: list[str], **bound) -> tuple[str, list[str], Callable]:
+    return path, methods, _guarded(handler, **bound)
+
+
+def _grouped(table: list[tuple[str, list[str], Callable]]) -> list[Route]:
+    """One Starlette route per path, dispatching on the method, so that a 405 lists every allowed method."""
+    by_path: dict[str, dict[str, Callable]] = {}
+    for path, methods, endpoint in table:
+        for method in methods:
+            by_path.setdefault(path, {})[method] = endpoint
+    routes = []
+    for path, endpoints in by_path.items():
+        async def dispatch(request: Request, endpoints=endpoints) -> Response:
+            return await endpoints["GET" if request.method == "HEAD" else request.method](request)
+
+        routes.append(Route(path, dispatch, methods=list(endpoints)))
+    return routes
 
 
 def routes() -> list[Route]:
     """Orthanc's REST routes that pacsbox serves (its 1.10 API)."""
     table = [
-        Route(HEALTH_PATH, _health, methods=["GET"]),
+        _route(HEALTH_PATH, _health, ["GET"]),
         _route("/system", system.system, ["GET"]),
         _route("/statistics", system.statistics, ["GET"]),
         _route("/changes", system.changes, ["GET"]),
@@ -91,7 +106,7 @@ def routes() -> list[Route]:
                 _route(f"{one}/shared-tags", instances.shared_tags, ["GET"], level=level),
                 _route(f"{one}/archive", tools.resource_archive, ["GET", "POST"], level=level),
             ]
-    return table
+    return _grouped(table)
 
 
 def _relative_name(level: Level, is_child: bool) -> str:

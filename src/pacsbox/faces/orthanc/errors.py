@@ -27,6 +27,10 @@ def bad_request(details: str) -> OrthancError:
     return OrthancError(8, "Bad request", 400, details)
 
 
+def bad_type(details: str) -> OrthancError:
+    return OrthancError(5, "Bad type for a parameter", 400, details)
+
+
 def out_of_range(details: str | None = None) -> OrthancError:
     return OrthancError(3, "Parameter out of range", 400, details)
 

@@ -45,7 +45,7 @@ async def upload(request: Request) -> Response:
                 raise OrthancError(8, "Bad request", 413, f"The body exceeds MaximumUploadSize ({limit} bytes)")
             spool.write(chunk)
         if size == 0:
-            raise OrthancError(33, "The request is empty", 400, "POST /instances needs a DICOM file or a zip")
+            raise OrthancError(15, "Bad file format", 400, "Received an empty DICOM file")
         spool.seek(0)
         is_zip = spool.read(4) == _ZIP_MAGIC
         spool.seek(0)

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ...core.ids import Level
-from .errors import bad_request, out_of_range
+from .errors import bad_request, bad_type, out_of_range
 
 
 def flag(request: Request, name: str) -> bool:
@@ -25,7 +25,7 @@ def integer(request: Request, name: str, default: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise bad_request(f"Argument \"{name}\" should be an integer, not {text!r}") from None
+        raise bad_type(f"Argument \"{name}\" should be an integer, not {text!r}") from None
     if value < 0:
         raise out_of_range(f"Argument \"{name}\" must be non-negative")
     return value

@@ -89,8 +89,8 @@ async def get_protected(request: Request) -> Response:
 
 
 async def put_protected(request: Request) -> Response:
-    text = (await request.body()).decode("utf-8", "replace").strip()
-    if text not in ("0", "1"):
-        raise bad_request("The body must be 0 or 1")
-    await run_in_threadpool(_archive(request).set_protected, request.path_params["id"], text == "1")
+    text = (await request.body()).decode("utf-8", "replace").strip().lower()
+    if text not in ("0", "1", "true", "false"):
+        raise bad_request("The body must be 0, 1, true or false")
+    await run_in_threadpool(_archive(request).set_protected, request.path_params["id"], text in ("1", "true"))
     return PlainTextResponse("")

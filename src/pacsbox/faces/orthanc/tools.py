@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 from ...core.archive import FindQuery
 from ...core.errors import Unsupported
 from ...core.ids import Level
-from .errors import bad_request
+from .errors import OrthancError, bad_request
 from .json import json_response
 from .params import json_body, level_of
 from .render import reference_json, resource_json
@@ -32,8 +32,8 @@ def _integer_field(body: dict, name: str) -> int:
 
 async def find(request: Request) -> Response:
     body = await json_body(request)
-    if "Level" not in body:
-        raise bad_request("Field \"Level\" is missing")
+    if not isinstance(body.get("Level"), str):
+        raise bad_request("Field \"Level\" is missing, or should be a string")
     level = level_of(body["Level"])
     query = body.get("Query")
     if not isinstance(query, dict):
@@ -61,8 +61,6 @@ async def find(request: Request) -> Response:
 
 async def lookup(request: Request) -> Response:
     value = (await request.body()).decode("utf-8", "replace").strip()
-    if not value:
-        raise bad_request("The body must contain the identifier to look up")
     found = await run_in_threadpool(_archive(request).lookup, value)
     return json_response([reference_json(level, public_id) for level, public_id in found])
 
@@ -86,8 +84,10 @@ async def resource_archive(request: Request, level: Level) -> Response:
     """GET or POST /{patients|studies|series}/{id}/archive: a zip in Orthanc's layout."""
     public_id = request.path_params["id"]
     if request.method == "POST":
-        raw = await request.body()
-        options = await json_body(request) if raw.strip() else {}
+        if not (await request.body()).strip():
+            # Orthanc's archive POST parses its body as a file: an empty one is "Bad file format"
+            raise OrthancError(15, "Bad file format", 400, "The body must contain a JSON object")
+        options = await json_body(request)
         if options.get("Synchronous", True) is False or options.get("Asynchronous") is True:
             raise Unsupported("Asynchronous archives (Orthanc jobs) are not supported: use Synchronous")
     handle = await run_in_threadpool(write_archive, _archive(request), [(level, public_id)])

@@ -339,7 +339,9 @@ class Archive:
 
     # -- changes and exports ------------------------------------------------------------------------------
     def changes(self, since: int, limit: int):
-        """``(changes, done, last)`` as Orthanc's /changes pages them."""
+        """``(changes, done, last)`` as Orthanc's /changes pages them (a zero limit: nothing, not done)."""
+        if limit == 0:
+            return [], False, self.index.last_seq("changes")
         page = self.index.changes(since, limit + 1)
         done = len(page) <= limit
         page = page[:limit]

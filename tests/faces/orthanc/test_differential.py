@@ -205,6 +205,13 @@ def test_error_status_codes(pair, method, path, kwargs):
         assert mine.json()["Message"] == body["Message"]
 
 
+@pytest.mark.parametrize("query", ["", "?limit=0", "?since=2&limit=0", "?limit=2", "?since=3&limit=4", "?since=1000",
+                                   "?limit=20000", "?last"])
+def test_changes_paging(pair, query):
+    """Both servers received the same requests in the same order, so their change logs match."""
+    pair.compare_json("GET", "/changes" + query)
+
+
 def test_metadata_roundtrip(pair):
     instance = _ids(pair, "instances")[0]
     for method, body in (("PUT", "hello"), ("GET", None), ("DELETE", None), ("GET", None)):

@@ -71,7 +71,7 @@ async def changes(request: Request) -> Response:
         found = [_change_json(last_change)] if last_change else []
         return json_response({"Changes": found, "Done": True, "Last": last})
     since = integer(request, "since", 0)
-    limit = min(integer(request, "limit", 100) or 100, _MAX_CHANGES)
+    limit = min(integer(request, "limit", 100), _MAX_CHANGES)
     page, done, last = await run_in_threadpool(archive.changes, since, limit)
     return json_response({"Changes": [_change_json(c) for c in page], "Done": done, "Last": last})
 

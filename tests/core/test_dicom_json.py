@@ -354,11 +354,13 @@ def orthanc(tmp_path_factory):
 
 
 RENDERERS = {
-    "tags": dj.tags_full, "tags?simplify": dj.tags_simplified, "tags?short": dj.tags_short,
-    "simplified-tags": dj.tags_simplified,
-    "header": lambda ds: dj.header_full(ds.file_meta),
-    "header?simplify": lambda ds: dj.header_simplified(ds.file_meta),
-    "header?short": lambda ds: dj.header_short(ds.file_meta),
+    "tags": lambda ds: dj.render_tags(ds, "full"),
+    "tags?simplify": lambda ds: dj.render_tags(ds, "simplify"),
+    "tags?short": lambda ds: dj.render_tags(ds, "short"),
+    "simplified-tags": lambda ds: dj.render_tags(ds, "simplify"),
+    "header": lambda ds: dj.render_header(ds.file_meta, "full"),
+    "header?simplify": lambda ds: dj.render_header(ds.file_meta, "simplify"),
+    "header?short": lambda ds: dj.render_header(ds.file_meta, "short"),
 }
 
 
@@ -378,7 +380,7 @@ def test_converted_elements_render_the_same(orthanc, case):
     ds = _parse(CASES[case]())
     for _ in ds.iterall():
         pass
-    assert dj.tags_full(ds) == session.get(f"{base}/instances/{ids[case]}/tags").json()
+    assert dj.render_tags(ds) == session.get(f"{base}/instances/{ids[case]}/tags").json()
 
 
 def _content_paths(ds: Dataset, path: list[str]):
@@ -442,7 +444,7 @@ def test_reference_answers_captured_from_orthanc():
 
 def test_examples_of_orthanc_rendering():
     ds = _parse(case_ct())
-    full = dj.tags_full(ds)
+    full = dj.render_tags(ds)
     assert list(full) == sorted(full) and "fffc,fffc" not in full
     assert full["0010,0010"] == {"Name": "PatientName", "Type": "String", "Value": "Doe^John"}
     assert full["0008,0010"]["Name"] == "RETIRED_RecognitionCode"
@@ -453,8 +455,8 @@ def test_examples_of_orthanc_rendering():
     assert full["0009,1001"]["PrivateCreator"] == "PACSBOX TEST"
     assert full["0009,1001"]["Name"] == dj.UNKNOWN_TAG_NAME
     assert "PrivateCreator" not in full["0009,1005"]            # not on sequences
-    assert dj.tags_simplified(ds)["ReferencedImageSequence"][1]["ReferencedFrameNumber"] == "1\\2"
-    assert dj.tags_short(_parse(case_long()))["0054,0081"] is None  # TooLong
+    assert dj.render_tags(ds, "simplify")["ReferencedImageSequence"][1]["ReferencedFrameNumber"] == "1\\2"
+    assert dj.render_tags(_parse(case_long()), "short")["0054,0081"] is None  # TooLong
     assert dj.content_lookup(ds, []).listing[-1] == "fffc-fffc"
     assert dj.content_lookup(ds, ["0008-1140"]).listing == ("0", "1", "2")
     assert dj.content_lookup(ds, ["0008-1140", "0", "0008-1155"]).body == b"1.2.3.4.5\0"

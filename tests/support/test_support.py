@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import shutil
@@ -18,6 +17,7 @@ import requests
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from tests.support import compare, dicomgen, orthanc_ref
+from tests.support.compare import orthanc_id
 from tests.support.orthanc_ref import (
     ORTHANC_BINARY,
     SKIP_REASON,
@@ -38,12 +38,6 @@ def corpus() -> list[tuple[str, bytes]]:
 
 def _read(data: bytes) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data), force=True)
-
-
-def orthanc_id(*dicom_ids: str) -> str:
-    """Orthanc's resource ID: SHA-1 of the '|'-joined DICOM identifiers, in 5 groups of 8."""
-    h = hashlib.sha1("|".join(dicom_ids).encode()).hexdigest()
-    return "-".join(h[i : i + 8] for i in range(0, 40, 8))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 Mirrors what the real Orthanc 1.10.1 (Debian, DCMTK 3.6.7) answers, checked
 against it by ``tests/core/test_dicom_json.py``:
 
-* ``tags_full`` / ``tags_simplified`` / ``tags_short``: GET /instances/{id}/tags,
+* ``render_tags(ds, form)`` with form "full" / "simplify" / "short": GET /instances/{id}/tags,
   ``?simplify`` (= /simplified-tags) and ``?short``;
-* ``header_full`` / ``header_simplified`` / ``header_short``: GET .../header;
+* ``render_header(file_meta, form)``: GET .../header;
 * ``content_lookup``: GET /instances/{id}/content/{path...}.
 
 What Orthanc does (and this module reproduces):
@@ -386,38 +386,6 @@ def render_header(file_meta: pydicom.Dataset, form: Form = "full") -> dict[str, 
     """GET /instances/{id}/header in one of the forms "full", "simplify", "short"."""
     return _walk(file_meta, _Ctx(_ascii, 0, True), form, False, 0)
 
-
-def tags_full(ds: pydicom.Dataset) -> dict[str, Any]:
-    """GET /instances/{id}/tags: {"0010,0010": {"Name", "Type", "Value"}, ...}."""
-    return render_tags(ds, "full")
-
-
-def tags_simplified(ds: pydicom.Dataset) -> dict[str, Any]:
-    """GET /instances/{id}/tags?simplify (= /simplified-tags): {"PatientName": ...}."""
-    return render_tags(ds, "simplify")
-
-
-def tags_short(ds: pydicom.Dataset) -> dict[str, Any]:
-    """GET /instances/{id}/tags?short: {"0010,0010": ...}."""
-    return render_tags(ds, "short")
-
-
-def header_full(file_meta: pydicom.Dataset) -> dict[str, Any]:
-    """GET /instances/{id}/header."""
-    return render_header(file_meta, "full")
-
-
-def header_simplified(file_meta: pydicom.Dataset) -> dict[str, Any]:
-    """GET /instances/{id}/header?simplify."""
-    return render_header(file_meta, "simplify")
-
-
-def header_short(file_meta: pydicom.Dataset) -> dict[str, Any]:
-    """GET /instances/{id}/header?short."""
-    return render_header(file_meta, "short")
-
-
-# ------------------------------------------------------------------ content --
 
 def parse_tag(text: str) -> int:
     """FromDcmtkBridge::ParseTag: "gggg-eeee", "gggg,eeee", "ggggeeee" (any

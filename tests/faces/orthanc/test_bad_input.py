@@ -6,7 +6,6 @@ Every test ends by comparing the archive with the snapshot taken after the basel
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +14,13 @@ import pydicom
 import pytest
 import requests
 
+from tests.support.compare import orthanc_id
 from tests.support.dicomgen import make_dataset, to_bytes, uid, zip_of
 from tests.support.pacsbox_proc import RunningPacsbox
 
 ERROR_KEYS = {"HttpError", "HttpStatus", "Message", "Method", "OrthancError", "OrthancStatus", "Uri"}
 BASELINE = ("ct/1.dcm", "ct/2.dcm", "mr/s1/1.dcm", "seq/1.dcm")
 UNKNOWN = "01234567-89abcdef-01234567-89abcdef-01234567"  # well formed, never stored
-
-
-def orthanc_id(*parts: str) -> str:
-    digest = hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()
-    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))
 
 
 def ids_of(data: bytes) -> dict[str, str]:

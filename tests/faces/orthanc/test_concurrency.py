@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import threading
@@ -14,15 +13,11 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from tests.support.compare import orthanc_id
 from tests.support.dicomgen import make_dataset, to_bytes, uid
 
 CLIENTS = 4
 PATIENTS, STUDIES, SERIES, INSTANCES = 10, 2, 5, 10  # per parent: 10 x 2 x 5 x 10 = 1000 instances
-
-
-def orthanc_id(*parts: str) -> str:
-    digest = hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()
-    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))
 
 
 @dataclass(frozen=True)

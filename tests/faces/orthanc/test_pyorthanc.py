@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import hashlib
 import io
 import zipfile
 from pathlib import Path
@@ -15,12 +14,8 @@ import pyorthanc
 import pytest
 from pyorthanc import Instance, Orthanc, Patient, Series, Study
 
+from tests.support.compare import orthanc_id
 from tests.support.dicomgen import make_dataset, to_bytes, uid, zip_of
-
-
-def orthanc_id(*parts: str) -> str:
-    digest = hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()
-    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))
 
 
 def ids_of(data: bytes) -> tuple[str, str, str, str]:

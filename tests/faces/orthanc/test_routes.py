@@ -7,7 +7,6 @@ the Orthanc Book does not spell out are those the real Orthanc 1.10.1 answers to
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import zipfile
@@ -20,6 +19,7 @@ import pytest
 import requests
 from pydicom.dataset import Dataset
 
+from tests.support.compare import orthanc_id
 from tests.support.dicomgen import uid, zip_of
 from tests.support.pacsbox_proc import RunningPacsbox
 
@@ -31,12 +31,6 @@ LEVELS = ("patients", "studies", "series", "instances")
 
 
 # -- expected values, computed without the server -------------------------------------------------------------
-
-def orthanc_id(*parts: str) -> str:
-    """Orthanc's public ID: SHA-1 of the identifiers joined by ``|``, as 5 groups of 8 hex digits."""
-    digest = hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()
-    return "-".join(digest[i:i + 8] for i in range(0, 40, 8))
-
 
 @dataclass(frozen=True)
 class Item:

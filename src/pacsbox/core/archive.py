@@ -250,15 +250,10 @@ class Archive:
         return found is not None and found[1] == level
 
     def list_ids(self, level: Level, since: int = 0, limit: int | None = None) -> list[str]:
-        return self.index.list_public_ids(level, since, limit)
+        return [public_id for _, public_id in self.index.list_resources(level, since, limit)]
 
     def list_resources(self, level: Level, since: int = 0, limit: int | None = None) -> list[ResourceRow]:
-        ids = self.index.list_public_ids(level, since, limit)
-        return self.describe_ids(ids)
-
-    def describe_ids(self, public_ids: list[str]) -> list[ResourceRow]:
-        iids = [found[0] for found in map(self.index.lookup, public_ids) if found is not None]
-        return self.index.describe(iids)
+        return self.index.describe([iid for iid, _ in self.index.list_resources(level, since, limit)])
 
     def related(self, level: Level, public_id: str, target: Level) -> list[ResourceRow]:
         """Resources of level ``target`` below or above a resource (``/studies/{id}/instances``, ...)."""
@@ -269,8 +264,11 @@ class Archive:
         return self.index.describe([ancestor] if ancestor is not None else [])
 
     def instance_ids_below(self, level: Level, public_id: str) -> list[str]:
-        return [row.public_id for row in self.related(level, public_id, Level.INSTANCE)] if level != Level.INSTANCE \
-            else [self.resource(level, public_id).public_id]
+        """The instances of a resource (itself, for an instance), in insertion order."""
+        if level == Level.INSTANCE:
+            self._iid(level, public_id)
+            return [public_id]
+        return [row.public_id for row in self.related(level, public_id, Level.INSTANCE)]
 
     # -- files and datasets -------------------------------------------------------------------------------
     def instance_file_uuid(self, instance_id: str) -> str:

@@ -308,10 +308,10 @@ class Index:
         )
 
     # -- reading resources -------------------------------------------------------------------------------
-    def list_public_ids(self, level: Level, since: int = 0, limit: int | None = None) -> list[str]:
-        sql = "SELECT public_id FROM resources WHERE level = ? ORDER BY iid LIMIT ? OFFSET ?"
-        rows = self._connection().execute(sql, (int(level), -1 if limit is None else limit, since)).fetchall()
-        return [row[0] for row in rows]
+    def list_resources(self, level: Level, since: int = 0, limit: int | None = None) -> list[tuple[int, str]]:
+        """``(iid, public_id)`` of one level, in insertion order, paged like Orthanc's lists."""
+        sql = "SELECT iid, public_id FROM resources WHERE level = ? ORDER BY iid LIMIT ? OFFSET ?"
+        return self._connection().execute(sql, (int(level), -1 if limit is None else limit, since)).fetchall()
 
     def count(self, level: Level) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM resources WHERE level = ?", (int(level),)).fetchone()[0]

@@ -50,9 +50,9 @@ async def statistics(request: Request, level: Level) -> Response:
     for prefix in ("DicomDiskSize", "DicomUncompressedSize", "DiskSize", "UncompressedSize"):
         body[prefix] = str(size)
         body[prefix + "MB"] = size // (1024 * 1024)
-    counts = {"CountStudies": "studies", "CountSeries": "series", "CountInstances": "instances"}
-    for key, name in counts.items():
-        if Level[{"studies": "STUDY", "series": "SERIES", "instances": "INSTANCE"}[name]] > level:
+    for below, key, name in ((Level.STUDY, "CountStudies", "studies"), (Level.SERIES, "CountSeries", "series"),
+                             (Level.INSTANCE, "CountInstances", "instances")):
+        if below > level:  # Orthanc counts only the levels under the resource
             body[key] = stats[name]
     return json_response(body)
 

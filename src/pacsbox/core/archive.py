@@ -212,19 +212,17 @@ class Archive:
             metadata["HttpUsername"] = origin.http_username
         if parsed.pixel_data_offset is not None:
             metadata["PixelDataOffset"] = str(parsed.pixel_data_offset)
-        instance_iid, created = self.index.insert_instance(
+        iids, created = self.index.insert_instance(
             db, levels, file_uuid=file_uuid, file_size=size, md5=md5, index_in_series=index_in_series,
             metadata=metadata, series_metadata={"RemoteAET": origin.remote_aet},
         )
         # Orthanc logs the instance first, then each new ancestor from the series up.
-        self.index.log_change(db, "NewInstance", instance_iid, Level.INSTANCE, ids[Level.INSTANCE])
-        for resource in reversed([r for r in created if r.level != Level.INSTANCE]):
-            iid = self.index.find_iid(db, resource.public_id)
-            self.index.log_change(db, "New" + resource.level.title, iid, resource.level, resource.public_id)
-        series_iid = self.index.find_iid(db, ids[Level.SERIES])
-        indexes = [row[0] for row in db.execute(
-            "SELECT index_in_series FROM resources WHERE parent = ?", (series_iid,))]
-        if series_status(expected_instances(parsed.main_tags[Level.SERIES]), indexes) == "Complete":
+        for resource in reversed(created):
+            title = resource.level.title
+            self.index.log_change(db, "New" + title, iids[resource.level], resource.level, resource.public_id)
+        expected = expected_instances(parsed.main_tags[Level.SERIES])
+        series_iid = iids[Level.SERIES]
+        if expected is not None and series_status(expected, self.index.children_indexes(db, series_iid)) == "Complete":
             self.index.log_change(db, "CompletedSeries", series_iid, Level.SERIES, ids[Level.SERIES])
 
     # -- browsing -----------------------------------------------------------------------------------------

@@ -244,10 +244,10 @@ class Index:
         index_in_series: int | None,
         metadata: dict[str, str],
         series_metadata: dict[str, str],
-    ) -> tuple[int, list[NewResource]]:
+    ) -> tuple[dict[Level, int], list[NewResource]]:
         """Insert an instance and whichever of its ancestors are new (inside the caller's transaction).
 
-        Returns the instance's iid and the newly created levels, patient first.
+        Returns the iid of every level, and the newly created levels, patient first.
         """
         now = time.time()
         ancestors: dict[Level, int] = {}
@@ -291,7 +291,12 @@ class Index:
         )
         self.set_metadata_many(db, instance_iid, metadata)
         self.set_metadata_many(db, ancestors[Level.SERIES], series_metadata)
-        return instance_iid, created
+        return ancestors, created
+
+    @staticmethod
+    def children_indexes(db: sqlite3.Connection, iid: int) -> list[int | None]:
+        """IndexInSeries of every instance of a series (for its completeness)."""
+        return [row[0] for row in db.execute("SELECT index_in_series FROM resources WHERE parent = ?", (iid,))]
 
     @staticmethod
     def set_metadata_many(db: sqlite3.Connection, iid: int, values: dict[str, str]) -> None:

@@ -275,9 +275,6 @@ class Archive:
             raise InexistentItem(f"Instance {instance_id} has no DICOM attachment")
         return row.file_uuid
 
-    def instance_file_path(self, instance_id: str):
-        return self.store_area.path_of(self.instance_file_uuid(instance_id))
-
     def instance_bytes(self, instance_id: str) -> bytes:
         return self.store_area.read(self.instance_file_uuid(instance_id))
 

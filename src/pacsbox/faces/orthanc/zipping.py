@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from ...core.archive import Archive
 from ...core.ids import Level
+from ...core.index import ResourceRow
 
 _MAX_NAME = 64
 
@@ -32,20 +33,26 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> BinaryIO:
     """A temporary file holding the zip of the given resources (deflated, as Orthanc writes it)."""
-    wanted_instances: list[str] = []
-    for level, public_id in resources:
-        for instance_id in archive.instance_ids_below(level, public_id):
-            if instance_id not in wanted_instances:
-                wanted_instances.append(instance_id)
+    # a dict keeps the first-seen order and drops instances named twice (a study and one of its series)
+    wanted_instances = dict.fromkeys(
+        instance_id for level, public_id in resources for instance_id in archive.instance_ids_below(level, public_id)
+    )
+    rows: dict[str, ResourceRow] = {}  # each ancestor described once, not once per instance
+
+    def row_of(level: Level, public_id: str) -> ResourceRow:
+        if public_id not in rows:
+            rows[public_id] = archive.resource(level, public_id)
+        return rows[public_id]
+
     output = tempfile.TemporaryFile()
     folders: dict[str, str] = {}
     taken: dict[str, set[str]] = {}
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
         for instance_id in wanted_instances:
             instance = archive.resource(Level.INSTANCE, instance_id)
-            series = archive.resource(Level.SERIES, instance.parent_id)
-            study = archive.resource(Level.STUDY, series.parent_id)
-            patient = archive.resource(Level.PATIENT, study.parent_id)
+            series = row_of(Level.SERIES, instance.parent_id)
+            study = row_of(Level.STUDY, series.parent_id)
+            patient = row_of(Level.PATIENT, study.parent_id)
             path = ""
             for row, keywords, fallback in (
                 (patient, ("PatientID", "PatientName"), "Unknown Patient"),
@@ -61,6 +68,6 @@ def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> B
             # Orthanc names files by modality and index (MR000000.dcm), or by index alone (00000000.dcm)
             filename = f"{modality}{count:06d}.dcm" if len(modality) == 2 else f"{count:08d}.dcm"
             filename = _unique(filename, taken[path])
-            zipped.write(archive.instance_file_path(instance_id), path + filename)
+            zipped.write(archive.store_area.path_of(instance.file_uuid), path + filename)
     output.seek(0)
     return output

@@ -333,13 +333,7 @@ class Archive:
     # -- changes and exports ------------------------------------------------------------------------------
     def changes(self, since: int, limit: int):
         """``(changes, done, last)`` as Orthanc's /changes pages them (a zero limit: nothing, not done)."""
-        if limit == 0:
-            return [], False, self.index.last_seq("changes")
-        page = self.index.changes(since, limit + 1)
-        done = len(page) <= limit
-        page = page[:limit]
-        last = page[-1].seq if page else self.index.last_seq("changes")
-        return page, done, last
+        return self._page(self.index.changes, "changes", since, limit)
 
     def last_change(self):
         """The newest change still logged, and ``Last`` as Orthanc gives it with ``?last``."""
@@ -350,11 +344,17 @@ class Archive:
         self.index.clear_changes()
 
     def exports(self, since: int, limit: int):
-        page = self.index.exports(since, limit + 1)
+        """``(exports, done, last)``, paged as changes are."""
+        return self._page(self.index.exports, "exports", since, limit)
+
+    def _page(self, read, table: str, since: int, limit: int):
+        """One page of a sequence-numbered log: one row more than asked tells whether it is the last page."""
+        if limit == 0:
+            return [], False, self.index.last_seq(table)
+        page = read(since, limit + 1)
         done = len(page) <= limit
         page = page[:limit]
-        last = page[-1].seq if page else self.index.last_seq("exports")
-        return page, done, last
+        return page, done, page[-1].seq if page else self.index.last_seq(table)
 
     def clear_exports(self) -> None:
         self.index.clear_exports()

@@ -12,14 +12,11 @@ from ...core.archive import Origin, StoreResult
 from ...core.ids import Level
 from .errors import OrthancError
 from .json import json_response
-from .params import flag
+from .params import archive_of, flag
 
 _SPOOL_IN_MEMORY = 32 * 1024 * 1024
 _ZIP_MAGIC = b"PK\x03\x04"
 
-
-def _archive(request: Request):
-    return request.app.state.archive
 
 
 def _store_json(result: StoreResult) -> dict[str, str]:
@@ -51,7 +48,7 @@ async def upload(request: Request) -> Response:
         spool.seek(0)
         origin = Origin("RestApi", remote_ip=request.client.host if request.client else "",
                         http_username=getattr(request.state, "user", "") or "")
-        archive = _archive(request)
+        archive = archive_of(request)
         if is_zip:
             results = await run_in_threadpool(archive.store_zip, spool, origin)
             return json_response([_store_json(r) for r in results])
@@ -63,7 +60,7 @@ async def upload(request: Request) -> Response:
 
 
 async def file(request: Request) -> Response:
-    archive = _archive(request)
+    archive = archive_of(request)
     file_uuid = await run_in_threadpool(archive.instance_file_uuid, request.path_params["id"])
     path = archive.store_area.path_of(file_uuid)
     return StreamingResponse(archive.store_area.iter_chunks(file_uuid), media_type="application/dicom",
@@ -81,7 +78,7 @@ def _tags_form(request: Request) -> str:
 async def tags(request: Request, form: str | None = None) -> Response:
     from ...core.dicom_json import render_tags
 
-    dataset = await run_in_threadpool(_archive(request).instance_dataset, request.path_params["id"])
+    dataset = await run_in_threadpool(archive_of(request).instance_dataset, request.path_params["id"])
     return json_response(await run_in_threadpool(render_tags, dataset, form or _tags_form(request)))
 
 
@@ -94,7 +91,7 @@ async def header(request: Request) -> Response:
 
     from ...core.dicom_json import render_header
 
-    dataset = await run_in_threadpool(_archive(request).instance_dataset, request.path_params["id"])
+    dataset = await run_in_threadpool(archive_of(request).instance_dataset, request.path_params["id"])
     meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
     return json_response(render_header(meta, _tags_form(request)))
 
@@ -102,7 +99,7 @@ async def header(request: Request) -> Response:
 async def content(request: Request) -> Response:
     from ...core import dicom_json
 
-    dataset = await run_in_threadpool(_archive(request).instance_dataset, request.path_params["id"])
+    dataset = await run_in_threadpool(archive_of(request).instance_dataset, request.path_params["id"])
     path = [part for part in request.path_params.get("path", "").split("/") if part]
     try:
         found = dicom_json.content_lookup(dataset, path)
@@ -117,7 +114,7 @@ async def content(request: Request) -> Response:
 
 
 async def frames(request: Request) -> Response:
-    row = await run_in_threadpool(_archive(request).resource, Level.INSTANCE, request.path_params["id"])
+    row = await run_in_threadpool(archive_of(request).resource, Level.INSTANCE, request.path_params["id"])
     try:
         count = max(1, int(row.main_tags.get("NumberOfFrames", "1") or 1))
     except ValueError:
@@ -128,7 +125,7 @@ async def frames(request: Request) -> Response:
 async def shared_tags(request: Request, level: Level) -> Response:
     from ...core.dicom_json import render_tags
 
-    dataset = await run_in_threadpool(_archive(request).shared_tags, level, request.path_params["id"])
+    dataset = await run_in_threadpool(archive_of(request).shared_tags, level, request.path_params["id"])
     return json_response(render_tags(dataset, _tags_form(request)))
 
 

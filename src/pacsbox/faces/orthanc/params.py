@@ -7,8 +7,14 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ...core.archive import Archive
 from ...core.ids import Level
 from .errors import bad_request, bad_type, out_of_range
+
+
+def archive_of(request: Request) -> Archive:
+    """The archive this face serves (set on the application's state by create_app)."""
+    return request.app.state.archive
 
 
 def flag(request: Request, name: str) -> bool:

@@ -9,17 +9,13 @@ from starlette.responses import PlainTextResponse, Response
 from ...core.ids import Level
 from .errors import bad_request, inexistent_item
 from .json import json_response
-from .params import flag, paging
+from .params import archive_of, flag, paging
 from .render import reference_json, resource_json
-
-
-def _archive(request: Request):
-    return request.app.state.archive
 
 
 async def list_resources(request: Request, level: Level) -> Response:
     since, limit = paging(request)
-    archive = _archive(request)
+    archive = archive_of(request)
     if flag(request, "expand"):
         rows = await run_in_threadpool(archive.list_resources, level, since, limit)
         return json_response([resource_json(row) for row in rows])
@@ -27,24 +23,24 @@ async def list_resources(request: Request, level: Level) -> Response:
 
 
 async def get_resource(request: Request, level: Level) -> Response:
-    row = await run_in_threadpool(_archive(request).resource, level, request.path_params["id"])
+    row = await run_in_threadpool(archive_of(request).resource, level, request.path_params["id"])
     return json_response(resource_json(row))
 
 
 async def delete_resource(request: Request, level: Level) -> Response:
-    remaining = await run_in_threadpool(_archive(request).delete, level, request.path_params["id"])
+    remaining = await run_in_threadpool(archive_of(request).delete, level, request.path_params["id"])
     return json_response({"RemainingAncestor": reference_json(*remaining) if remaining else None})
 
 
 async def related(request: Request, level: Level, target: Level) -> Response:
-    rows = await run_in_threadpool(_archive(request).related, level, request.path_params["id"], target)
+    rows = await run_in_threadpool(archive_of(request).related, level, request.path_params["id"], target)
     if target < level:  # a parent route answers one object
         return json_response(resource_json(rows[0]))
     return json_response([resource_json(row) for row in rows])
 
 
 async def statistics(request: Request, level: Level) -> Response:
-    stats = await run_in_threadpool(_archive(request).resource_statistics, level, request.path_params["id"])
+    stats = await run_in_threadpool(archive_of(request).resource_statistics, level, request.path_params["id"])
     size = stats["size"]
     body = {}
     for prefix in ("DicomDiskSize", "DicomUncompressedSize", "DiskSize", "UncompressedSize"):
@@ -58,12 +54,12 @@ async def statistics(request: Request, level: Level) -> Response:
 
 
 async def list_metadata(request: Request, level: Level) -> Response:
-    values = await run_in_threadpool(_archive(request).metadata, level, request.path_params["id"])
+    values = await run_in_threadpool(archive_of(request).metadata, level, request.path_params["id"])
     return json_response(values if flag(request, "expand") else list(values))
 
 
 async def get_metadata(request: Request, level: Level) -> Response:
-    values = await run_in_threadpool(_archive(request).metadata, level, request.path_params["id"])
+    values = await run_in_threadpool(archive_of(request).metadata, level, request.path_params["id"])
     name = request.path_params["name"]
     if name not in values:
         raise inexistent_item(f"No metadata {name!r} on this {level.title.lower()}")
@@ -72,19 +68,19 @@ async def get_metadata(request: Request, level: Level) -> Response:
 
 async def put_metadata(request: Request, level: Level) -> Response:
     value = (await request.body()).decode("utf-8", "replace")
-    await run_in_threadpool(_archive(request).set_metadata, level, request.path_params["id"],
+    await run_in_threadpool(archive_of(request).set_metadata, level, request.path_params["id"],
                             request.path_params["name"], value)
     return PlainTextResponse("")
 
 
 async def delete_metadata(request: Request, level: Level) -> Response:
-    await run_in_threadpool(_archive(request).delete_metadata, level, request.path_params["id"],
+    await run_in_threadpool(archive_of(request).delete_metadata, level, request.path_params["id"],
                             request.path_params["name"])
     return PlainTextResponse("")
 
 
 async def get_protected(request: Request) -> Response:
-    protected = await run_in_threadpool(_archive(request).is_protected, request.path_params["id"])
+    protected = await run_in_threadpool(archive_of(request).is_protected, request.path_params["id"])
     return PlainTextResponse("1" if protected else "0")
 
 
@@ -92,5 +88,5 @@ async def put_protected(request: Request) -> Response:
     text = (await request.body()).decode("utf-8", "replace").strip().lower()
     if text not in ("0", "1", "true", "false"):
         raise bad_request("The body must be 0, 1, true or false")
-    await run_in_threadpool(_archive(request).set_protected, request.path_params["id"], text in ("1", "true"))
+    await run_in_threadpool(archive_of(request).set_protected, request.path_params["id"], text in ("1", "true"))
     return PlainTextResponse("")

@@ -8,7 +8,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from ... import __version__
 from .json import json_response
-from .params import flag, integer
+from .params import archive_of, flag, integer
 from .render import resource_path
 
 # The Orthanc release whose REST API pacsbox follows; clients gate features on it.
@@ -39,7 +39,7 @@ async def system(request: Request) -> Response:
 
 
 async def statistics(request: Request) -> Response:
-    stats = await run_in_threadpool(request.app.state.archive.statistics)
+    stats = await run_in_threadpool(archive_of(request).statistics)
     size = stats["size"]
     return json_response({
         "CountPatients": stats["patients"],
@@ -65,7 +65,7 @@ def _change_json(change) -> dict:
 
 
 async def changes(request: Request) -> Response:
-    archive = request.app.state.archive
+    archive = archive_of(request)
     if flag(request, "last"):
         last_change, last = await run_in_threadpool(archive.last_change)
         found = [_change_json(last_change)] if last_change else []
@@ -77,14 +77,14 @@ async def changes(request: Request) -> Response:
 
 
 async def clear_changes(request: Request) -> Response:
-    await run_in_threadpool(request.app.state.archive.clear_changes)
+    await run_in_threadpool(archive_of(request).clear_changes)
     return PlainTextResponse("")
 
 
 async def exports(request: Request) -> Response:
     since = integer(request, "since", 0)
     limit = min(integer(request, "limit", 100) or 100, _MAX_CHANGES)
-    page, done, last = await run_in_threadpool(request.app.state.archive.exports, since, limit)
+    page, done, last = await run_in_threadpool(archive_of(request).exports, since, limit)
     body = [{
         "Date": e.date, "ID": e.public_id, "Path": resource_path(e.level, e.public_id), "PatientID": e.patient_id,
         "RemoteModality": e.remote_modality, "ResourceType": e.level.title, "Seq": e.seq,
@@ -94,5 +94,5 @@ async def exports(request: Request) -> Response:
 
 
 async def clear_exports(request: Request) -> Response:
-    await run_in_threadpool(request.app.state.archive.clear_exports)
+    await run_in_threadpool(archive_of(request).clear_exports)
     return PlainTextResponse("")

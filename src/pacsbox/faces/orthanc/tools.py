@@ -12,13 +12,9 @@ from ...core.errors import Unsupported
 from ...core.ids import Level
 from .errors import OrthancError, bad_request
 from .json import json_response
-from .params import json_body, level_of
+from .params import archive_of, json_body, level_of
 from .render import reference_json, resource_json
 from .zipping import write_archive
-
-
-def _archive(request: Request):
-    return request.app.state.archive
 
 
 def _integer_field(body: dict, name: str) -> int:
@@ -53,7 +49,7 @@ async def find(request: Request) -> Response:
     if configured and (not limit or limit > configured):
         limit = configured
     request_ = FindQuery(level, query, case_sensitive, _integer_field(body, "Since"), limit)
-    rows = await run_in_threadpool(_archive(request).find, request_)
+    rows = await run_in_threadpool(archive_of(request).find, request_)
     if expand:
         return json_response([resource_json(row) for row in rows])
     return json_response([row.public_id for row in rows])
@@ -61,7 +57,7 @@ async def find(request: Request) -> Response:
 
 async def lookup(request: Request) -> Response:
     value = (await request.body()).decode("utf-8", "replace").strip()
-    found = await run_in_threadpool(_archive(request).lookup, value)
+    found = await run_in_threadpool(archive_of(request).lookup, value)
     return json_response([reference_json(level, public_id) for level, public_id in found])
 
 
@@ -90,7 +86,7 @@ async def resource_archive(request: Request, level: Level) -> Response:
         options = await json_body(request)
         if options.get("Synchronous", True) is False or options.get("Asynchronous") is True:
             raise Unsupported("Asynchronous archives (Orthanc jobs) are not supported: use Synchronous")
-    handle = await run_in_threadpool(write_archive, _archive(request), [(level, public_id)])
+    handle = await run_in_threadpool(write_archive, archive_of(request), [(level, public_id)])
     return _zip_response(handle, f"{public_id}.zip")
 
 
@@ -104,7 +100,7 @@ async def create_archive(request: Request) -> Response:
         body = body.get("Resources")
     if not isinstance(body, list) or not all(isinstance(item, str) for item in body):
         raise bad_request("The body must be a list of resource IDs, or an object with a \"Resources\" list")
-    archive = _archive(request)
+    archive = archive_of(request)
     resources = [(await run_in_threadpool(archive.level_of, public_id), public_id) for public_id in body]
     handle = await run_in_threadpool(write_archive, archive, resources)
     return _zip_response(handle, "Archive.zip")

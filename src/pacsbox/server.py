@@ -40,7 +40,7 @@ def serve(
     import uvicorn
 
     from .core.archive import Archive
-    from .faces.orthanc.app import create_app
+    from .http_app import create_http_app
 
     http_socket = bind_socket(config.BindAddress, config.HttpPort)
     http_port = http_socket.getsockname()[1]
@@ -51,7 +51,7 @@ def serve(
 
             for data in preload():
                 archive.store(data, Origin("Plugins"))
-        app = create_app(archive, config, http_port=http_port)
+        app = create_http_app(archive, config, http_port=http_port)
         host = config.BindAddress if ":" not in config.BindAddress else f"[{config.BindAddress}]"
         urls = {"orthanc": f"http://{host}:{http_port}"}
 

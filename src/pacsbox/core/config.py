@@ -27,10 +27,9 @@ _ACCEPTED_ORTHANC_KEYS = frozenset([
     "IngestTranscodingOfCompressed", "DicomLossyTranscodingQuality", "SyncStorageArea", "DeidentifyLogs",
     "DeidentifyLogsDicomVersion", "CheckRevisions", "MallocArenaMax", "ExtraMainDicomTags", "Warnings",
     "DicomTlsEnabled", "DicomTlsCertificate", "DicomTlsPrivateKey", "DicomTlsTrustedCertificates",
-    "DicomTlsRemoteCertificateRequired", "DicomEchoChecksFind", "DicomScuTimeout",
-    "DicomScuPreferredTransferSyntax", "AcceptedTransferSyntaxes", "UnknownSopClassAccepted",
-    "DicomAlwaysAllowEcho", "DicomAlwaysAllowStore", "DicomCheckModalityHost", "DicomCheckCalledAet",
-    "DicomScpTimeout", "DicomModalities", "OrthancPeers", "HttpHeaders", "WebDavEnabled", "WebDavDeleteAllowed",
+    "DicomTlsRemoteCertificateRequired", "DicomEchoChecksFind",
+    "DicomScuPreferredTransferSyntax", "AcceptedTransferSyntaxes", "DicomCheckModalityHost", "HttpHeaders",
+    "WebDavEnabled", "WebDavDeleteAllowed",
     "WebDavUploadAllowed", "OrthancExplorerEnabled", "ZipLoaderThreads", "LimitJobs", "StorageAreaPlugin",
     "DatabaseServerIdentifier",
 ])
@@ -62,9 +61,15 @@ class Config:
     DicomModalities: Mapping[str, Any] = field(default_factory=dict)
     OrthancPeers: Mapping[str, Any] = field(default_factory=dict)
     DicomCheckCalledAet: bool = False
+    DicomAlwaysAllowEcho: bool = True
+    DicomAlwaysAllowStore: bool = True
+    DicomScpTimeout: int = 30  # seconds an idle association is kept open
+    DicomScuTimeout: int = 10  # seconds to wait for a remote modality
+    UnknownSopClassAccepted: bool = False
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body; larger bodies get 413
+    XnatSiteId: str = "XNAT"  # prefix of XNAT accession IDs (<SiteID>_S00001); xnat4tests uses "Xnat4Tests"
 
     @property
     def storage_path(self) -> Path:

@@ -1,0 +1,35 @@
+"""One HTTP port for every web face: requests are dispatched to a face by their path prefix."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .core.archive import Archive
+from .core.config import Config
+
+
+class PrefixDispatcher:
+    """Sends each request to the first face whose prefix starts its path, else to the default face.
+
+    Orthanc's routes and XNAT's (``/data``, ``/REST``, ``/xapi``) do not overlap, so one port serves both, as a
+    client of either expects to find its whole API at the server's root.
+    """
+
+    def __init__(self, default: ASGIApp, by_prefix: dict[str, ASGIApp]) -> None:
+        self.default = default
+        self.by_prefix = by_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        for prefix, app in self.by_prefix.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                await app(scope, receive, send)
+                return
+        await self.default(scope, receive, send)
+
+
+def create_http_app(archive: Archive, config: Config, http_port: int) -> ASGIApp:
+    """The ASGI application serving every HTTP face of one archive."""
+    from .faces.orthanc.app import create_app as orthanc_app
+
+    return PrefixDispatcher(orthanc_app(archive, config, http_port=http_port), {})

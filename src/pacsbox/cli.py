@@ -22,11 +22,12 @@ def main() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the index and the files live (StorageDirectory). Default: ./pacsbox-storage")
 @click.option("--http-port", type=click.IntRange(0, 65535), help="HTTP port (HttpPort); 0 picks a free one.")
+@click.option("--dicom-port", type=click.IntRange(0, 65535), help="DICOM port (DicomPort); 0 picks a free one.")
 @click.option("--host", help="Address to listen on (BindAddress). Default: 127.0.0.1")
 @click.option("--sample-data/--no-sample-data", default=False,
               help="Store a small synthetic CT study at start (skipped when already stored).")
-def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None, host: str | None,
-          sample_data: bool) -> None:
+def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None, dicom_port: int | None,
+          host: str | None, sample_data: bool) -> None:
     """Run a server in the foreground; prints one line with its URL when it answers."""
     from .core.config import Config, load_config
     from .server import serve as run
@@ -36,13 +37,15 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     config = config.with_overrides(
-        StorageDirectory=str(data_dir) if data_dir else None, HttpPort=http_port, BindAddress=host
+        StorageDirectory=str(data_dir) if data_dir else None, HttpPort=http_port, DicomPort=dicom_port,
+        BindAddress=host
     )
 
     def ready(urls: dict[str, str]) -> None:
         users = ", ".join(f"{u}/{p}" for u, p in config.RegisteredUsers.items()) if config.AuthenticationEnabled \
             else "authentication off"
-        click.echo(f"pacsbox ready: Orthanc REST API at {urls['orthanc']} ({users}); data in "
+        click.echo(f"pacsbox ready: Orthanc REST API at {urls['orthanc']} ({users}); "
+                   f"DICOM AET {urls['dicom'].replace('@', ' at ')}; data in "
                    f"{Path(config.StorageDirectory).resolve()}")
         sys.stdout.flush()
 

@@ -28,8 +28,8 @@ class PrefixDispatcher:
         await self.default(scope, receive, send)
 
 
-def create_http_app(archive: Archive, config: Config, http_port: int) -> ASGIApp:
+def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port: int | None = None) -> ASGIApp:
     """The ASGI application serving every HTTP face of one archive."""
     from .faces.orthanc.app import create_app as orthanc_app
 
-    return PrefixDispatcher(orthanc_app(archive, config, http_port=http_port), {})
+    return PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port), {})

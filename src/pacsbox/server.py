@@ -40,20 +40,26 @@ def serve(
     import uvicorn
 
     from .core.archive import Archive
+    from .faces.dimse.scp import DicomServer
+    from .faces.dimse.scu import DicomClient
     from .http_app import create_http_app
 
     http_socket = bind_socket(config.BindAddress, config.HttpPort)
     http_port = http_socket.getsockname()[1]
     archive = Archive(config)
+    dicom_server: DicomServer | None = None
     try:
+        archive.remote = DicomClient(archive, config)
         if preload is not None:
             from .core.archive import Origin
 
             for data in preload():
                 archive.store(data, Origin("Plugins"))
-        app = create_http_app(archive, config, http_port=http_port)
+        dicom_server = DicomServer(archive, config)
+        dicom_port = dicom_server.start()
+        app = create_http_app(archive, config, http_port=http_port, dicom_port=dicom_port)
         host = config.BindAddress if ":" not in config.BindAddress else f"[{config.BindAddress}]"
-        urls = {"orthanc": f"http://{host}:{http_port}"}
+        urls = {"orthanc": f"http://{host}:{http_port}", "dicom": f"{config.DicomAet}@{host}:{dicom_port}"}
 
         class _Server(uvicorn.Server):
             async def startup(self, sockets=None) -> None:
@@ -79,5 +85,7 @@ def serve(
                                         timeout_keep_alive=30, server_header=False))
         server.run(sockets=[http_socket])
     finally:
+        if dicom_server is not None:
+            dicom_server.stop()
         http_socket.close()
         archive.close()

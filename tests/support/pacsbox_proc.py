@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,10 +27,12 @@ class RunningPacsbox:
     def __init__(self, config: dict[str, Any] | None = None, *, startup_timeout: float = 30.0) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="pacsbox-test-"))
         self.data_dir = self.directory / "data"
-        self.config = {"RegisteredUsers": DEFAULT_USERS, "HttpPort": 0, **(config or {})}
+        self.config = {"RegisteredUsers": DEFAULT_USERS, "HttpPort": 0, "DicomPort": 0, **(config or {})}
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.aet = ""
+        self.dicom_port = 0
         self.ready_line = ""
         self._output: list[str] = []
 
@@ -58,6 +61,9 @@ class RunningPacsbox:
                 if line.startswith("pacsbox ready:") and not ready.is_set():
                     self.ready_line = line.strip()
                     self.url = line.split(" at ", 1)[1].split()[0]
+                    dicom = re.search(r"DICOM AET (\S+) at \S+:(\d+);", line)
+                    if dicom:
+                        self.aet, self.dicom_port = dicom.group(1), int(dicom.group(2))
                     ready.set()
 
         threading.Thread(target=pump, daemon=True).start()

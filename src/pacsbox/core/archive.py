@@ -8,6 +8,7 @@ import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -19,6 +20,7 @@ from .errors import InexistentItem, InvalidDicom, OutOfRange, UnknownResource
 from .ids import Level
 from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
 from .matching import WILDCARD_VRS, Pattern, parse_pattern
+from .modalities import ModalityRegistry, RemoteDicom
 from .storage import FileStore
 
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
@@ -85,6 +87,16 @@ class FindQuery:
     case_sensitive: bool = False
     since: int = 0
     limit: int = 0
+    # When set, matching is case-insensitive exactly for these VRs and sensitive for the others, as C-FIND is
+    # (Orthanc's CaseSensitivePN); ``case_sensitive`` is then ignored.
+    insensitive_vrs: frozenset[str] | None = None
+
+    def is_case_sensitive(self, vr: str) -> bool:
+        if _is_uid(vr):
+            return True
+        if self.insensitive_vrs is not None:
+            return vr not in self.insensitive_vrs
+        return self.case_sensitive
 
 
 class Archive:
@@ -92,6 +104,8 @@ class Archive:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.modalities = ModalityRegistry(config.DicomModalities)
+        self.remote: RemoteDicom | None = None  # the DICOM SCU, wired in by the server
         self.index = Index(config.index_path / "index.sqlite")
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
         self._stop = threading.Event()
@@ -275,6 +289,10 @@ class Archive:
             raise InexistentItem(f"Instance {instance_id} has no DICOM attachment")
         return row.file_uuid
 
+    def instance_path(self, instance_id: str) -> Path:
+        """Where the stored file of an instance is (for sending it without reading it into memory)."""
+        return self.store_area.path_of(self.instance_file_uuid(instance_id))
+
     def instance_bytes(self, instance_id: str) -> bytes:
         return self.store_area.read(self.instance_file_uuid(instance_id))
 
@@ -419,7 +437,7 @@ class Archive:
         level = request.level
         constraints: list[TagConstraint] = []
         modalities: TagConstraint | None = None
-        from_files: list[tuple[int, Pattern]] = []
+        from_files: list[tuple[int, Pattern, bool]] = []
         for key, text in request.query.items():
             tag = tag_from_text(key)
             if tag is None:
@@ -435,16 +453,15 @@ class Archive:
             pattern = parse_pattern(text, vr)
             if pattern.kind == "universal":
                 continue
+            sensitive = request.is_case_sensitive(vr)
             if keyword == "ModalitiesInStudy" and level == Level.STUDY:
-                modalities = TagConstraint("Modality", Level.SERIES, pattern.kind, pattern.values,
-                                           request.case_sensitive)
+                modalities = TagConstraint("Modality", Level.SERIES, pattern.kind, pattern.values, sensitive)
                 continue
             main_levels = [lvl for lvl in _MAIN_TAG_LEVELS.get(keyword, []) if lvl <= level]
             if main_levels:
-                constraints.append(TagConstraint(keyword, max(main_levels), pattern.kind, pattern.values,
-                                                 request.case_sensitive or _is_uid(vr)))
+                constraints.append(TagConstraint(keyword, max(main_levels), pattern.kind, pattern.values, sensitive))
             else:
-                from_files.append((tag, pattern))
+                from_files.append((tag, pattern, sensitive))
         iids = self.index.find(level, constraints, modalities)
         limit = request.limit or None
         if not from_files:
@@ -453,7 +470,7 @@ class Archive:
         matched: list[int] = []
         skipped = 0
         for iid in iids:
-            if not self._matches_file_tags(iid, level, from_files, request.case_sensitive):
+            if not self._matches_file_tags(iid, level, from_files):
                 continue
             if skipped < request.since:
                 skipped += 1
@@ -463,17 +480,17 @@ class Archive:
                 break
         return self.index.describe(matched)
 
-    def _matches_file_tags(self, iid: int, level: Level, patterns, case_sensitive: bool) -> bool:
+    def _matches_file_tags(self, iid: int, level: Level, patterns) -> bool:
         """Match tags that are not main tags against the resource's first instance, as Orthanc reads one file."""
         instances = self.index.descendant_iids(iid, level, Level.INSTANCE) if level != Level.INSTANCE else [iid]
         if not instances:
             return False
         row = self.index.describe(instances[:1])[0]
         dataset = read_dataset(self.store_area.read(row.file_uuid))
-        for tag, pattern in patterns:
+        for tag, pattern, case_sensitive in patterns:
             element = dataset.get(tag)
             value = None if element is None or element.VR == "SQ" else _element_text(element)
-            if not pattern.matches(value, case_sensitive or _is_uid(element.VR if element is not None else "")):
+            if not pattern.matches(value, case_sensitive):
                 return False
         return True
 

@@ -15,12 +15,12 @@ from typing import Any
 _ACCEPTED_ORTHANC_KEYS = frozenset([
     "StorageCompression", "MaximumStorageSize", "MaximumPatientCount", "LuaScripts", "Plugins", "ConcurrentJobs",
     "HttpServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled", "DicomServerEnabled",
-    "DicomAlwaysAllowFind", "DicomAlwaysAllowMove", "DicomAlwaysAllowGet", "DicomAlwaysAllowFindWorklist",
+    "DicomAlwaysAllowFindWorklist",
     "SslEnabled", "SslCertificate", "SslVerifyPeers", "SslTrustedClientCertificates", "DicomModalitiesInDatabase",
     "OrthancPeersInDatabase", "HttpProxy", "HttpVerbose", "HttpTimeout", "HttpsVerifyPeers", "HttpsCACertificates",
     "UserContentType", "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
     "TcpNoDelay", "HttpThreadsCount", "StoreDicom", "DicomAssociationCloseDelay", "QueryRetrieveSize",
-    "CaseSensitivePN", "LoadPrivateDictionary", "Dictionary", "SynchronousCMove", "JobsHistorySize", "SaveJobs",
+    "LoadPrivateDictionary", "Dictionary", "SynchronousCMove", "JobsHistorySize", "SaveJobs",
     "MediaArchiveSize", "StorageAccessOnFind", "MetricsEnabled", "ExecuteLuaEnabled", "HttpRequestTimeout",
     "DefaultPrivateCreator", "StorageCommitmentReportsSize", "TranscodeDicomProtocol",
     "BuiltinDecoderTranscoderOrder", "IngestTranscoding", "IngestTranscodingOfUncompressed",
@@ -63,6 +63,10 @@ class Config:
     DicomCheckCalledAet: bool = False
     DicomAlwaysAllowEcho: bool = True
     DicomAlwaysAllowStore: bool = True
+    DicomAlwaysAllowFind: bool = False
+    DicomAlwaysAllowGet: bool = False
+    DicomAlwaysAllowMove: bool = False
+    CaseSensitivePN: bool = False  # C-FIND matching of person names
     DicomScpTimeout: int = 30  # seconds an idle association is kept open
     DicomScuTimeout: int = 10  # seconds to wait for a remote modality
     UnknownSopClassAccepted: bool = False

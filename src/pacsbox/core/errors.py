@@ -40,3 +40,11 @@ class Unsupported(ArchiveError):
 
 class StorageFull(ArchiveError):
     """The storage area or the configured quota cannot take more data."""
+
+
+class NetworkError(ArchiveError):
+    """A remote DICOM modality or HTTP peer could not be reached, refused the association, or failed a request."""
+
+
+class Conflict(ArchiveError):
+    """A request that clashes with what is stored (a label already taken, a session already archived)."""

@@ -1,0 +1,98 @@
+"""pynetdicom as the SCU of the DIMSE tests: negotiation outcomes, C-FIND answers in comparable form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, build_context
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
+
+SCU_AET = "TESTSCU"
+FIND_MODELS = {"patient": PatientRootQueryRetrieveInformationModelFind,
+               "study": StudyRootQueryRetrieveInformationModelFind}
+
+
+@dataclass
+class Negotiation:
+    """What an association request came to: accepted (with which abstract syntaxes), rejected (with PS3.8
+    result/source/reason), or aborted because no context was accepted."""
+
+    established: bool
+    rejected: bool
+    reject_reason: tuple[int, int, int] | None = None
+    accepted: list[str] = field(default_factory=list)
+
+
+def negotiate(port: int, called_aet: str, abstract_syntaxes: list[str], calling_aet: str = SCU_AET,
+              transfer_syntaxes: list[str] | None = None) -> Negotiation:
+    ae = AE(ae_title=calling_aet)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.requested_contexts = [build_context(uid, transfer_syntaxes) if transfer_syntaxes else build_context(uid)
+                             for uid in abstract_syntaxes]
+    assoc = ae.associate("127.0.0.1", port, ae_title=called_aet)
+    accepted = sorted(str(cx.abstract_syntax) for cx in assoc.accepted_contexts)
+    reason = None
+    if assoc.is_rejected:
+        primitive = assoc.acceptor.primitive
+        reason = (primitive.result, primitive.result_source, primitive.diagnostic)
+    outcome = Negotiation(assoc.is_established, assoc.is_rejected, reason, accepted)
+    if assoc.is_established:
+        assoc.release()
+    return outcome
+
+
+def echo(port: int, called_aet: str, calling_aet: str = SCU_AET) -> int | None:
+    """The C-ECHO status, or None when no association could be made."""
+    ae = AE(ae_title=calling_aet)
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called_aet)
+    if not assoc.is_established:
+        return None
+    try:
+        return int(assoc.send_c_echo().Status)
+    finally:
+        assoc.release()
+
+
+def find(port: int, called_aet: str, query: Dataset, model: str = "study",
+         calling_aet: str = SCU_AET) -> list[tuple[int, Dataset | None]]:
+    """Every (status, identifier) a C-FIND returns, in arrival order."""
+    ae = AE(ae_title=calling_aet)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+    ae.add_requested_context(FIND_MODELS[model])
+    assoc = ae.associate("127.0.0.1", port, ae_title=called_aet)
+    assert assoc.is_established, f"C-FIND association to {called_aet} refused"
+    try:
+        return [(int(st.Status), ds) for st, ds in assoc.send_c_find(query, FIND_MODELS[model])]
+    finally:
+        assoc.release()
+
+
+def comparable_answers(responses: list[tuple[int, Dataset | None]], ignore: tuple[str, ...] = ("00080054",)
+                       ) -> tuple[list[int], list[str]]:
+    """Statuses in order, and the answers as sorted canonical JSON (order of C-FIND answers is not specified)."""
+    statuses = [status for status, _ in responses]
+    answers = []
+    for _, dataset in responses:
+        if dataset is None:
+            continue
+        body = dataset.to_json_dict()
+        for tag in ignore:
+            body.pop(tag, None)
+        answers.append(json.dumps(body, sort_keys=True))
+    return statuses, sorted(answers)
+
+
+def query(level: str, **keys: object) -> Dataset:
+    """A C-FIND identifier: QueryRetrieveLevel plus keys (empty string = return key)."""
+    dataset = Dataset()
+    dataset.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(dataset, keyword, value)
+    return dataset

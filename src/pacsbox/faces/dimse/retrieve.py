@@ -7,7 +7,6 @@ destination among the known modalities, as Orthanc does, and opens an associatio
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pynetdicom.presentation import PresentationContext, build_context
@@ -26,7 +25,7 @@ _MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1
 
 
 class Outgoing:
-    """One stored instance to send: its file, SOP class and transfer syntax."""
+    """One stored instance to send: its SOP class and transfer syntax decide the presentation context."""
 
     def __init__(self, archive: Archive, instance_id: str) -> None:
         metadata = archive.metadata(Level.INSTANCE, instance_id)
@@ -34,17 +33,13 @@ class Outgoing:
         self.instance_id = instance_id
         self.sop_class_uid = metadata.get("SopClassUid", "")
         self.transfer_syntax = metadata.get("TransferSyntax", "1.2.840.10008.1.2")
-        self.path = archive.instance_path(instance_id)
 
-    def payload(self) -> Path | Dataset:
-        """The file itself when it has file meta information (sent without decoding), else the parsed dataset."""
-        with open(self.path, "rb") as handle:
-            has_meta = handle.read(132)[128:] == b"DICM"
-        if has_meta:
-            return self.path
+    def payload(self) -> Dataset:
+        """The stored dataset, its elements still raw, so that pydicom writes their bytes back unchanged."""
         dataset = self.archive.instance_dataset(self.instance_id)
-        dataset.file_meta = FileMetaDataset()
-        dataset.file_meta.TransferSyntaxUID = self.transfer_syntax
+        if "TransferSyntaxUID" not in getattr(dataset, "file_meta", {}):
+            dataset.file_meta = FileMetaDataset()
+            dataset.file_meta.TransferSyntaxUID = self.transfer_syntax
         return dataset
 
 
@@ -52,7 +47,7 @@ def selected_instances(archive: Archive, identifier: Dataset) -> list[str]:
     """The archived instances a C-MOVE/C-GET identifier designates."""
     level = query_level(identifier)
     key = UNIQUE_KEYS[level]
-    element = identifier.get(key)
+    element = identifier[key] if key in identifier else None  # noqa: SIM401 (get() returns the value)
     text = "" if element is None or element.is_empty else query_text(element)
     values = [v.strip() for v in text.split("\\") if v.strip()]
     if not values:
@@ -81,12 +76,15 @@ def move_responses(archive: Archive, config: Config, event):
         instance_ids = selected_instances(archive, event.identifier)
         outgoing = [Outgoing(archive, i) for i in instance_ids]
     except (FindFailed, ArchiveError) as error:
+        # Orthanc answers a retrieve it cannot resolve with 0xC000; pynetdicom needs a destination and a count
+        # before any status, so the refusal goes out as the only sub-operation's result.
         LOG.warning("C-MOVE refused: %s", error)
         if not modalities:
             yield None, None
             return
-        yield modalities[0].host, modalities[0].port
-        yield status.UNABLE_TO_PROCESS if isinstance(error, ArchiveError) else error.status, None
+        yield modalities[0].host, modalities[0].port, {"contexts": [build_context("1.2.840.10008.1.1")]}
+        yield 1
+        yield status.UNABLE_TO_PROCESS, None
         return
     if not modalities:
         LOG.warning("C-MOVE refused: unknown move destination %r", destination)
@@ -110,7 +108,7 @@ def get_responses(archive: Archive, event):
     except (FindFailed, ArchiveError) as error:
         LOG.warning("C-GET refused: %s", error)
         yield 1
-        yield status.UNABLE_TO_PROCESS if isinstance(error, ArchiveError) else error.status, None
+        yield status.UNABLE_TO_PROCESS, None
         return
     yield len(outgoing)
     for item in outgoing:

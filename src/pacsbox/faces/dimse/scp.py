@@ -51,7 +51,10 @@ class DicomServer:
         self.ae.dimse_timeout = config.DicomScpTimeout or None
         self.ae.maximum_pdu_size = 0  # no limit on what peers send: fewer, larger PDUs are faster
         self.ae.require_called_aet = False  # checked in _on_requested, with Orthanc's rules
-        self.ae.supported_contexts = _all_contexts()
+        for cx in _all_contexts():
+            # add_supported_context keeps the role flags, which assigning supported_contexts would drop
+            self.ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax, scu_role=cx.scu_role,
+                                          scp_role=cx.scp_role)
         self._server = None
         self.port = 0
 

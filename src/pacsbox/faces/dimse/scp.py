@@ -103,18 +103,14 @@ class DicomServer:
             LOG.warning("association refused: unknown calling AET %r", calling)
             _reject(assoc, _REJECT_CALLING_AET)
             return
-        # Offer each service only to peers allowed to use it, so a refused request is a refused context.
-        offered: list[PresentationContext] = []
-        for cx in self.ae.supported_contexts:
-            if self.allowed(calling, _request_type(cx.abstract_syntax)):
-                offered.append(cx)
-        if self.config.UnknownSopClassAccepted and self.allowed(calling, "Store"):
+        if self.config.UnknownSopClassAccepted:
+            offered = list(self.ae.supported_contexts)
             known_uids = {cx.abstract_syntax for cx in offered}
             for cx in request.presentation_context_definition_list:
                 if cx.abstract_syntax not in known_uids and _is_unknown(cx.abstract_syntax):
                     offered.append(build_context(cx.abstract_syntax, list(contexts.STORAGE_TRANSFER_SYNTAXES)))
                     known_uids.add(cx.abstract_syntax)
-        assoc.acceptor.supported_contexts = offered
+            assoc.acceptor.supported_contexts = offered
 
     def _on_accepted(self, event: Event) -> None:
         if not self.config.UnknownSopClassAccepted:
@@ -137,10 +133,24 @@ class DicomServer:
         return Origin("DicomProtocol", remote_ip=assoc.requestor.address,
                       remote_aet=assoc.requestor.ae_title.strip(), called_aet=assoc.acceptor.ae_title.strip())
 
+    def _refused(self, event: Event, request: str) -> bool:
+        """Whether the peer may not send this request; like Orthanc, a refused request aborts the association
+        (every context was accepted at negotiation: permissions are per request, not per SOP class)."""
+        calling = event.assoc.requestor.ae_title.strip()
+        if self.allowed(calling, request):
+            return False
+        LOG.warning("%s refused: AET %r is not allowed to send it", request, calling)
+        event.assoc.abort()
+        return True
+
     def _on_echo(self, event: Event) -> int:
+        if self._refused(event, "Echo"):
+            return status.UNABLE_TO_PROCESS
         return status.SUCCESS
 
     def _on_store(self, event: Event) -> int:
+        if self._refused(event, "Store"):
+            return status.OUT_OF_RESOURCES
         try:
             data = _part10(event)
             self.archive.store(data, self._origin(event))
@@ -153,12 +163,18 @@ class DicomServer:
         return status.SUCCESS
 
     def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
+        if self._refused(event, "Find"):
+            return iter([(status.UNABLE_TO_PROCESS, None)])
         return find_responses(self.archive, self.config, event)
 
     def _on_move(self, event: Event):
+        if self._refused(event, "Move"):
+            return iter([(None, None)])
         return retrieve.move_responses(self.archive, self.config, event)
 
     def _on_get(self, event: Event):
+        if self._refused(event, "Get"):
+            return iter([0])
         return retrieve.get_responses(self.archive, event)
 
 
@@ -194,18 +210,6 @@ def _storage_contexts() -> list[PresentationContext]:
         cx.scu_role = True
         cx.scp_role = True
     return storage
-
-
-def _request_type(sop_class_uid: str) -> str:
-    if sop_class_uid == contexts.VERIFICATION:
-        return "Echo"
-    if sop_class_uid in contexts.FIND_SOP_CLASSES:
-        return "Find"
-    if sop_class_uid in contexts.MOVE_SOP_CLASSES:
-        return "Move"
-    if sop_class_uid in contexts.GET_SOP_CLASSES:
-        return "Get"
-    return "Store"
 
 
 def _is_unknown(sop_class_uid: str) -> bool:

@@ -31,5 +31,9 @@ class PrefixDispatcher:
 def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port: int | None = None) -> ASGIApp:
     """The ASGI application serving every HTTP face of one archive."""
     from .faces.orthanc.app import create_app as orthanc_app
+    from .faces.xnat.app import PREFIXES as XNAT_PREFIXES
+    from .faces.xnat.app import create_app as xnat_app
 
-    return PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port), {})
+    xnat = xnat_app(archive, config)
+    return PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port),
+                            dict.fromkeys(XNAT_PREFIXES, xnat))

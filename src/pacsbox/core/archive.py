@@ -14,6 +14,7 @@ from typing import BinaryIO
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 
+from .catalog import Catalog
 from .config import Config
 from .dicom import MAIN_TAGS, ParsedInstance, parse_instance, read_dataset, tag_from_text
 from .errors import InexistentItem, InvalidDicom, OutOfRange, UnknownResource
@@ -108,6 +109,7 @@ class Archive:
         self.remote: RemoteDicom | None = None  # the DICOM SCU, wired in by the server
         self.index = Index(config.index_path / "index.sqlite")
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
+        self.catalog = Catalog(self)  # the XNAT model (its own tables and folders), before the crash sweep
         self._stop = threading.Event()
         self._recover_after_unclean_stop()
         self._stable_thread = threading.Thread(target=self._watch_stability, name="pacsbox-stable", daemon=True)
@@ -118,6 +120,7 @@ class Archive:
         """Stop background work and mark the archive as cleanly closed."""
         self._stop.set()
         self._stable_thread.join(timeout=5)
+        self.catalog.close()
         self.index.set_property("open", None)
         self.index.close()
 
@@ -143,6 +146,7 @@ class Archive:
         """Empty the archive: index, files and change log."""
         self.index.clear()
         self.store_area.clear()
+        self.catalog.clear()
 
     # -- ingest -------------------------------------------------------------------------------------------
     def store(self, source: bytes | BinaryIO, origin: Origin = Origin()) -> StoreResult:
@@ -199,6 +203,8 @@ class Archive:
                         return StoreResult("AlreadyStored", patient, study, series, instance)
                     _, stale_uuids = self.index.delete(db, existing)
                 self._insert(db, parsed, file_uuid, size, md5, origin)
+                if origin.kind == "DicomProtocol":  # XNAT's DICOM receiver: file it in the prearchive (rows only)
+                    self.catalog.importer.route_received(db, parsed, result)
         except BaseException:
             self.store_area.remove(file_uuid)
             raise
@@ -321,6 +327,7 @@ class Archive:
     def delete(self, level: Level, public_id: str) -> tuple[Level, str] | None:
         """Delete a resource with its descendants, and its ancestors left empty; returns the remaining ancestor."""
         iid = self._iid(level, public_id)
+        shown_by_xnat = self.catalog.before_archive_delete(level, public_id)
         with self.index.writing() as db:
             remaining, uuids = self.index.delete(db, iid)
             ancestor = None
@@ -329,6 +336,7 @@ class Archive:
                 ancestor = (Level(row[0]), row[1])
         for file_uuid in uuids:
             self.store_area.remove(file_uuid)
+        self.catalog.after_archive_delete(shown_by_xnat)
         return ancestor
 
     # -- statistics ---------------------------------------------------------------------------------------

@@ -1,0 +1,332 @@
+"""DICOM into the XNAT model: the import service, filing a study as a session, and C-STORE routing.
+
+Labels follow XNAT's rules for DICOM (its "How XNAT scans DICOM to map to project/subject/session" page): the
+request's own values first, then ``Project:X Subject:Y Session:Z`` in Patient Comments (0010,4000), then in
+Study Comments (0032,4000), then StudyDescription (project, when such a project exists; then
+AccessionNumber), PatientName (subject) and PatientID (session). A session's scans are its series: ID =
+SeriesNumber, type = SeriesDescription, one ``DICOM`` resource linked to the archive series.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from pydicom.dataelem import RawDataElement
+
+from .catalog import Experiment, label_of
+from .catalog_fields import empty_fields
+from .dicom import ParsedInstance, parse_instance
+from .errors import BadRequest, Conflict, InvalidDicom, UnknownResource
+from .ids import Level
+from .unpack import ArchiveReader, is_archive
+
+if TYPE_CHECKING:
+    from .archive import Origin, StoreResult
+    from .catalog import Catalog
+
+UNASSIGNED = "Unassigned"  # XNAT's prearchive folder for sessions of no known project
+_COMMENT_FIELD = re.compile(r"\b(project|subject|session)\s*:\s*([^\s,;]+)", re.IGNORECASE)
+_SESSION_TYPES = {"MR": "xnat:mrSessionData", "CT": "xnat:ctSessionData", "PT": "xnat:petSessionData"}
+_SCAN_TYPES = {"MR": "xnat:mrScanData", "CT": "xnat:ctScanData", "PT": "xnat:petScanData"}
+OTHER_SESSION = "xnat:otherDicomSessionData"
+OTHER_SCAN = "xnat:otherDicomScanData"
+
+
+def session_type_of(modality: str) -> str:
+    """XNAT's session type for a DICOM Modality (MR -> xnat:mrSessionData, ...)."""
+    return _SESSION_TYPES.get(modality.upper(), OTHER_SESSION)
+
+
+def clean_label(text: str) -> str:
+    """A DICOM value made into an XNAT label: letters, digits, ``_`` and ``-``; others become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text.strip()).strip("_")
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Candidate labels read from one instance; the project candidates count only when the project exists."""
+
+    projects: tuple[str, ...] = ()
+    subject: str = ""
+    session: str = ""
+
+
+def _text(parsed: ParsedInstance, tag: int) -> str:
+    element = parsed.dataset.get_item(tag)
+    if element is None:
+        return ""
+    value = element.value
+    if isinstance(element, RawDataElement):
+        value = (value or b"").decode("latin-1", "replace")
+    return str(value or "").strip(" \x00")
+
+
+def routing_of(parsed: ParsedInstance) -> Routing:
+    """XNAT's label rules applied to one instance."""
+    found: dict[str, str] = {}
+    for tag in (0x00104000, 0x00324000):  # Patient Comments, Study Comments
+        for key, value in _COMMENT_FIELD.findall(_text(parsed, tag)):
+            found.setdefault(key.lower(), value)
+    study, patient = parsed.main_tags.get(Level.STUDY, {}), parsed.main_tags.get(Level.PATIENT, {})
+    projects = [found.get("project", ""), study.get("StudyDescription", ""), study.get("AccessionNumber", "")]
+    return Routing(
+        projects=tuple(label for label in (clean_label(p) for p in projects) if label),
+        subject=clean_label(found.get("subject") or patient.get("PatientName", "")),
+        session=clean_label(found.get("session") or patient.get("PatientID", "")),
+    )
+
+
+def scan_type_of_modality(modality: str) -> str:
+    """XNAT's scan type for a DICOM Modality (MR -> xnat:mrScanData, ...)."""
+    return _SCAN_TYPES.get(modality.upper(), OTHER_SCAN)
+
+
+@dataclass(frozen=True)
+class DicomTypes:
+    """How a study's modality becomes session and scan types. The core knows the common ones; the XNAT face
+    passes the types its schema documents declare."""
+
+    session: Callable[[str], str] = session_type_of
+    scan: Callable[[str], str] = scan_type_of_modality
+
+
+@dataclass
+class ImportRequest:
+    """What the import service was asked (the face reads it from the query and ``dest``)."""
+
+    to_archive: bool
+    project: str = ""
+    subject: str = ""
+    session: str = ""
+    overwrite: str = "none"  # none, append, delete
+    ignore_unparsable: bool = False
+    types: DicomTypes = field(default_factory=DicomTypes)
+
+
+@dataclass
+class _Study:
+    routing: Routing
+    members: list[Any] = field(default_factory=list)
+    instances: list[str] = field(default_factory=list)
+
+
+class Importer:
+    """The import service and the filing of DICOM studies as sessions (``catalog.importer``)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        from .catalog_prearchive import Prearchive
+
+        self.catalog = catalog
+        self.archive = catalog.archive
+        self.index = catalog.index
+        self.prearchive = Prearchive(catalog)
+
+    # -- the import service -------------------------------------------------------------------------------
+    def import_upload(self, body: BinaryIO, request: ImportRequest, origin: Origin) -> list[str]:
+        """Import a zip/tar/tar.gz of DICOM files (or one DICOM file): every member is read and checked before
+        anything is stored. Returns the new sessions' paths (``/archive/projects/P/subjects/S/experiments/E``
+        or ``/prearchive/projects/P/TS/NAME``), one per study."""
+        if request.overwrite not in ("none", "append", "delete"):
+            raise BadRequest(f"overwrite must be none, append or delete, not {request.overwrite!r}")
+        with contextlib.ExitStack() as open_archive:
+            studies = self._read(body, request.ignore_unparsable, open_archive)
+            plans = [(study, self._labels(study.routing, request)) for study in studies.values()]
+            for _, (project, subject, session) in plans:
+                self._check_destination(request, project, subject, session)
+            sessions = [(labels[0], labels[2]) for _, labels in plans]
+            if request.to_archive and len(set(sessions)) < len(sessions):
+                raise BadRequest(f"The upload holds {len(plans)} studies that would all be session"
+                                 f" {sessions[0][1]!r}: import them one by one, or label them apart in the DICOM")
+            results = []
+            for study, (project, subject, session) in plans:
+                stored = [self.archive.store(read(), origin) for read in study.members]
+                results.append((stored, project, subject, session))
+        paths = []
+        for stored, project, subject, session in results:
+            instance_ids = [result.instance_id for result in stored]
+            study_id = stored[0].study_id
+            if request.to_archive:
+                experiment = self.file_session(project, subject, session, study_id, instance_ids, request.overwrite,
+                                               request.types)
+                paths.append(f"/archive/projects/{experiment.project}/subjects/{experiment.subject}"
+                             f"/experiments/{experiment.id}")
+            else:
+                entry = self.prearchive.add(project or UNASSIGNED, subject, session, study_id, instance_ids, "import")
+                paths.append(f"/prearchive/projects/{entry.project}/{entry.timestamp}/{entry.name}")
+        return paths
+
+    def _read(self, body: BinaryIO, ignore_unparsable: bool,
+              open_archive: contextlib.ExitStack) -> OrderedDict[str, _Study]:
+        """Parse every member; group the readers of the DICOM ones by study."""
+        body.seek(0)
+        head = body.read(512)
+        studies: OrderedDict[str, _Study] = OrderedDict()
+
+        def add(name: str, read) -> None:
+            try:
+                parsed = parse_instance(read(), self.archive.config.DefaultEncoding)
+            except InvalidDicom as error:
+                if ignore_unparsable:
+                    return
+                raise BadRequest(f"{name}: not a DICOM file ({error.details}); add Ignore-Unparsable=true to skip"
+                                 " such files") from None
+            study = studies.setdefault(parsed.study_uid, _Study(routing_of(parsed)))
+            study.members.append(read)
+
+        if is_archive(head) or _is_tar(head):
+            reader = open_archive.enter_context(ArchiveReader(body))
+            for member in reader:
+                add(member.path, member.read)
+        else:
+            def whole() -> bytes:
+                body.seek(0)
+                return body.read()
+            add("the uploaded file", whole)
+        if not studies:
+            raise BadRequest("The upload holds no DICOM file")
+        return studies
+
+    def _labels(self, routing: Routing, request: ImportRequest) -> tuple[str, str, str]:
+        project = request.project
+        if not project:
+            with self.index.reading() as db:
+                project = next((p for p in routing.projects if self.catalog.project_exists(db, p)), "")
+        return project, request.subject or routing.subject, request.session or routing.session
+
+    def _check_destination(self, request: ImportRequest, project: str, subject: str, session: str) -> None:
+        for label, what in ((subject, "subject label"), (session, "session label")):
+            if label:
+                label_of(label, what)  # names of folders: never "..", never a path
+        if request.project or request.to_archive:
+            if not project:
+                raise BadRequest("No project for the session: give project= or dest=/archive/projects/P")
+            self.catalog.project(project)  # UnknownResource: a 404 for a project that does not exist
+        if not request.to_archive:
+            return
+        if not subject or not session:
+            raise BadRequest("No subject or session label: give subject= and session= or add them to the DICOM")
+        if request.overwrite == "none":
+            try:
+                existing = self.catalog.experiment(project, session)
+            except UnknownResource:
+                return
+            raise Conflict(f"Session {session} already exists in project {project} ({existing.id}); use"
+                           " overwrite=append or overwrite=delete")
+
+    # -- filing a study as a session ----------------------------------------------------------------------
+    def file_session(self, project: str, subject_label: str, session_label: str, study_id: str,
+                     instance_ids: list[str], overwrite: str = "none", types: DicomTypes = DicomTypes()) -> Experiment:
+        """Create (or, with overwrite=append, complete; with delete, replace) the session of an archive study:
+        one scan per series of ``instance_ids``, each with a DICOM resource linked to its series."""
+        series = self._series_of_instances(instance_ids)
+        if not series:
+            raise BadRequest("No stored instance to file as a session")
+        first = series[0]
+        session_type = types.session(first["Modality"])
+        replaced: Experiment | None = None
+        with self.index.writing() as db:
+            subject, _ = self.catalog._ensure_subject(db, project, subject_label)
+            try:
+                experiment: Experiment | None = self.catalog._experiment(db, project, session_label)
+            except UnknownResource:
+                experiment = None
+            if experiment is not None and overwrite == "none":
+                raise Conflict(f"Session {session_label} already exists in project {project}")
+            if experiment is not None and overwrite == "delete":
+                db.execute("DELETE FROM xnat_experiments WHERE id = ?", (experiment.id,))
+                replaced, experiment = experiment, None
+            if experiment is None:
+                experiment = self.catalog._insert_experiment(db, subject, session_label, session_type,
+                                                             _session_fields(first), study_id)
+            elif experiment.subject != subject.id:
+                raise Conflict(f"Session {session_label} belongs to another subject than {subject_label}")
+            self._add_scans(db, experiment, series, types)
+        if replaced is not None:
+            self.catalog.layout.remove_tree(self.catalog.layout.session_dir(project, replaced.label))
+        self.catalog.layout.session_dir(project, session_label).mkdir(parents=True, exist_ok=True)
+        self.catalog.resources.sync_dicom_folders(experiment.id)
+        return self.catalog.experiment(None, experiment.id)
+
+    def _add_scans(self, db: sqlite3.Connection, experiment: Experiment, series: list[dict[str, Any]],
+                   types: DicomTypes) -> None:
+        taken = {r[0]: r[1] for r in db.execute(
+            "SELECT s.id, r.series FROM xnat_scans s LEFT JOIN xnat_resources r ON r.experiment = s.experiment"
+            " AND r.scan = s.id AND r.label = 'DICOM' WHERE s.experiment = ?", (experiment.id,))}
+        for entry in series:
+            scan_id = next((sid for sid, linked in taken.items() if linked == entry["id"]), None)
+            if scan_id is None:
+                base = entry["SeriesNumber"] or str(len(taken) + 1)
+                scan_id, counter = base, 1
+                while scan_id in taken:
+                    counter += 1
+                    scan_id = f"{base}-{counter}"
+                data = {"type": entry["SeriesDescription"], "series_description": entry["SeriesDescription"],
+                        "UID": entry["SeriesInstanceUID"], "modality": entry["Modality"], "quality": "usable",
+                        "frames": str(entry["count"])}
+                fields = {**empty_fields(), "data": {k: v for k, v in data.items() if v}}
+                db.execute("INSERT INTO xnat_scans (experiment, id, xsi_type, fields, inserted) VALUES (?, ?, ?, ?, ?)",
+                           (experiment.id, scan_id, types.scan(entry["Modality"]), json.dumps(fields), time.time()))
+                taken[scan_id] = entry["id"]
+            owner = self.catalog.resources.owner(project=experiment.project, experiment=experiment, scan=scan_id)
+            self.catalog.resources.link_series(db, owner, entry["id"])
+
+    def _series_of_instances(self, instance_ids: list[str]) -> list[dict[str, Any]]:
+        """The series holding the given instances, in first-seen order, with their main tags and study's."""
+        found: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        with self.index.reading() as db:
+            for start in range(0, len(instance_ids), 500):
+                chunk = instance_ids[start:start + 500]
+                for series_id, series_tags, study_tags, patient_tags in db.execute(
+                    "SELECT s.public_id, s.main_tags, st.main_tags, p.main_tags FROM resources r"
+                    " JOIN resources s ON s.iid = r.series JOIN resources st ON st.iid = r.study"
+                    f" JOIN resources p ON p.iid = r.patient WHERE r.public_id IN ({','.join('?' * len(chunk))})"
+                    " ORDER BY r.iid", chunk,
+                ):
+                    entry = found.get(series_id)
+                    if entry is None:
+                        tags = json.loads(series_tags)
+                        entry = found[series_id] = {
+                            "id": series_id, "count": 0, "study": json.loads(study_tags),
+                            "patient": json.loads(patient_tags),
+                            **{k: tags.get(k, "") for k in ("SeriesNumber", "SeriesDescription", "Modality",
+                                                            "SeriesInstanceUID")},
+                        }
+                    entry["count"] += 1
+        return list(found.values())
+
+    # -- C-STORE routing (called inside the archive's store transaction) ----------------------------------
+    def route_received(self, db: sqlite3.Connection, parsed: ParsedInstance, result: StoreResult) -> None:
+        """File an instance received over DICOM in the prearchive, as XNAT's DICOM receiver does: under the
+        project its tags name (when it exists), else under Unassigned. Rows only: no file is copied here."""
+        routing = routing_of(parsed)
+        project = next((p for p in routing.projects if self.catalog.project_exists(db, p)), UNASSIGNED)
+        session = routing.session or clean_label(parsed.study_uid)[-16:]
+        self.prearchive.receive(db, project, routing.subject, session, result.study_id, result.instance_id)
+
+
+def _session_fields(series: dict[str, Any]) -> dict[str, Any]:
+    study, patient = series["study"], series["patient"]
+    date, moment = study.get("StudyDate", ""), study.get("StudyTime", "")
+    data = {
+        "UID": study.get("StudyInstanceUID", ""),
+        "date": f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) >= 8 and date.isdigit() else "",
+        "time": f"{moment[:2]}:{moment[2:4]}:{moment[4:6]}" if len(moment) >= 6 and moment[:6].isdigit() else "",
+        "modality": series["Modality"],
+        "session_type": study.get("StudyDescription", ""),
+        "dcmAccessionNumber": study.get("AccessionNumber", ""),
+        "dcmPatientId": patient.get("PatientID", ""),
+        "dcmPatientName": patient.get("PatientName", ""),
+    }
+    return {**empty_fields(), "data": {k: v for k, v in data.items() if v}}
+
+
+def _is_tar(head: bytes) -> bool:
+    return len(head) > 262 and head[257:262] == b"ustar"

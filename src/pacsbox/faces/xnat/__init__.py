@@ -1,0 +1,1 @@
+"""The XNAT-compatible REST face (what xnatpy and pyxnat use)."""

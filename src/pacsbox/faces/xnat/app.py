@@ -1,0 +1,166 @@
+"""The XNAT face as an ASGI application: URL aliases, route table, authentication, error mapping.
+
+XNAT answers the same objects under ``/data/archive/...``, ``/data/...`` and ``/REST/...``: the aliases are
+folded into ``/data/...`` before routing, so the table names each route once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ...core.archive import Archive
+from ...core.config import Config
+from ..http_common import grouped_routes
+from . import files, objects, prearchive, search, services, system
+from .auth import Sessions, XnatAuth
+from .errors import XnatError, error_response
+
+Handler = Callable[..., Awaitable[Response]]
+PREFIXES = ("/data", "/REST", "/xapi")  # what the HTTP dispatcher sends to this face
+
+
+def _guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that answers every failure with XNAT's status and a plain-text message, never a 500 page."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as error:  # every error becomes a status and a message; the server keeps serving
+            return error_response(error)
+
+    return endpoint
+
+
+# -- the object tree, under each of its URL forms ---------------------------------------------------------
+_PROJECT = "/data/projects/{project}"
+_SUBJECTS = (_PROJECT + "/subjects/{subject}", "/data/subjects/{subject}")
+_EXPERIMENTS = tuple(f"{s}/experiments/{{experiment}}" for s in _SUBJECTS) + (
+    _PROJECT + "/experiments/{experiment}", "/data/experiments/{experiment}")
+_SCANS = tuple(e + "/scans/{scan}" for e in _EXPERIMENTS)
+_OWNERS = (_PROJECT, *_SUBJECTS, *_EXPERIMENTS, *_SCANS)  # everything that holds resources
+
+_GET, _PUT, _DELETE, _UPLOAD = ["GET"], ["PUT"], ["DELETE"], ["PUT", "POST"]
+
+
+def _table() -> list[tuple[str, list[str], Handler]]:
+    table: list[tuple[str, list[str], Handler]] = [
+        ("/data/services/auth", ["PUT", "POST"], system.login),
+        ("/data/auth", _GET, system.whoami),
+        ("/data/JSESSION", _GET, system.get_jsession),
+        ("/data/JSESSION", _DELETE, system.delete_jsession),
+        ("/data/version", _GET, system.version),
+        ("/xapi/siteConfig/buildInfo", _GET, system.build_info),
+        ("/xapi/siteConfig/uptime", _GET, system.uptime),
+        ("/xapi/siteConfig/siteId", _GET, system.site_id),
+        ("/xapi/schemas", _GET, system.schemas),
+        ("/xapi/schemas/{name}", _GET, system.schema),
+        ("/data/search/elements", _GET, system.search_elements),
+        ("/data/search/elements/{element}", _GET, system.search_element_fields),
+        ("/data/search", ["POST"], search.search),
+        ("/data/services/import", ["POST"], services.import_service),
+        ("/data/services/archive", ["POST"], services.archive_service),
+        ("/data/services/prearchive/{action}", ["POST"], services.prearchive_action),
+        ("/data/prearchive", _GET, prearchive.list_sessions),
+        ("/data/prearchive/projects", _GET, prearchive.list_sessions),
+        ("/data/prearchive/projects/{project}", _GET, prearchive.list_sessions),
+    ]
+    session = "/data/prearchive/projects/{project}/{timestamp}/{name}"
+    table += [
+        (session, _GET, prearchive.get_session),
+        (session, _DELETE, prearchive.delete_session),
+        (session + "/scans", _GET, prearchive.list_scans),
+        (session + "/scans/{scan}", _GET, prearchive.get_scan),
+        (session + "/scans/{scan}/resources", _GET, prearchive.list_resources),
+        (session + "/scans/{scan}/resources/{resource}", _GET, prearchive.list_files),
+        (session + "/scans/{scan}/resources/{resource}/files", _GET, prearchive.list_files),
+        (session + "/scans/{scan}/resources/{resource}/files/{path:path}", _GET, prearchive.get_file),
+        ("/data/projects", _GET, objects.list_projects),
+        (_PROJECT, _GET, objects.get_project),
+        (_PROJECT, _PUT, objects.put_project),
+        (_PROJECT, _DELETE, objects.delete_project),
+        (_PROJECT + "/subjects", _GET, objects.list_subjects),
+        ("/data/subjects", _GET, objects.list_subjects),
+        (_PROJECT + "/experiments", _GET, objects.list_experiments),
+        ("/data/experiments", _GET, objects.list_experiments),
+    ]
+    for subject in _SUBJECTS:
+        table += [
+            (subject, _GET, objects.get_subject),
+            (subject, _PUT, objects.put_subject),
+            (subject, _DELETE, objects.delete_subject),
+            (subject + "/experiments", _GET, objects.list_experiments),
+        ]
+    for experiment in _EXPERIMENTS:
+        table += [
+            (experiment, _GET, objects.get_experiment),
+            (experiment, _PUT, objects.put_experiment),
+            (experiment, _DELETE, objects.delete_experiment),
+            (experiment + "/status", _GET, objects.experiment_status),
+            (experiment + "/scans", _GET, objects.list_scans),
+            (experiment + "/files", _GET, files.experiment_files),
+            (experiment + "/scans/{scan}/files", _GET, files.scan_files),
+        ]
+    for scan in _SCANS:
+        table += [(scan, _GET, objects.get_scan), (scan, _PUT, objects.put_scan), (scan, _DELETE, objects.delete_scan)]
+    for owner in _OWNERS:
+        resource = owner + "/resources/{resource}"
+        table += [
+            (owner + "/resources", _GET, files.list_resources),
+            (resource, _GET, files.get_resource),
+            (resource, _PUT, files.put_resource),
+            (resource, _DELETE, files.delete_resource),
+            (resource + "/files", _GET, files.list_files),
+            (resource + "/files", _UPLOAD, files.upload_file),
+            (resource + "/files/{path:path}", _GET, files.get_file),
+            (resource + "/files/{path:path}", _UPLOAD, files.upload_file),
+            (resource + "/files/{path:path}", _DELETE, files.delete_file),
+        ]
+    return table
+
+
+def routes() -> list[Route]:
+    return grouped_routes((path, methods, _guarded(handler)) for path, methods, handler in _table())
+
+
+async def _http_exception(request: Request, error: HTTPException) -> Response:
+    """Unknown routes and wrong methods, as plain-text errors like every other."""
+    if error.status_code == 405:
+        return error_response(XnatError(405, f"{request.method} is not allowed on {request.url.path}"),
+                              headers=dict(error.headers or {}))
+    return error_response(XnatError(error.status_code, f"No XNAT resource at {request.url.path}"))
+
+
+class Aliases:
+    """Folds XNAT's URL aliases into one form: ``/REST/x`` and ``/data/archive/x`` are ``/data/x``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/REST" or path.startswith("/REST/"):
+                path = "/data" + path[len("/REST"):]
+            if path.startswith("/data/archive/"):
+                path = "/data/" + path[len("/data/archive/"):]
+            if path != scope["path"]:
+                scope = {**scope, "path": path, "raw_path": quote(path).encode()}
+        await self.app(scope, receive, send)
+
+
+def create_app(archive: Archive, config: Config) -> ASGIApp:
+    """The XNAT REST face over ``archive``: aliases, then authentication, then the routes."""
+    app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
+    sessions = Sessions(config.RegisteredUsers)
+    app.state.archive = archive
+    app.state.config = config
+    app.state.sessions = sessions
+    return Aliases(XnatAuth(app, sessions, config.AuthenticationEnabled))

@@ -1,0 +1,199 @@
+"""Projects, subjects, experiments and scans: listings, single objects, PUT (create, set fields, relabel), DELETE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...core.catalog import Catalog, Experiment, Subject
+from . import render
+from .params import archive_of, field_updates, flag, text
+from .schemas import DATA_TYPES, scan_type_for_modality
+
+# XNAT's REST shortcuts: plain query parameters that set a field (``?gender=male``), by object kind.
+_DEMOGRAPHICS = "demographics[@xsi:type=xnat:demographicData]/"
+PROJECT_SHORTCUTS = {"name": "name", "secondary_ID": "secondary_ID", "description": "description",
+                     "keywords": "keywords", "pi_firstname": "PI/firstname", "pi_lastname": "PI/lastname"}
+SUBJECT_SHORTCUTS = {
+    **{key: _DEMOGRAPHICS + key for key in ("gender", "dob", "yob", "age", "handedness", "education", "race",
+                                            "ethnicity", "height", "weight", "ses")},
+    "group": "group", "src": "src",
+}
+EXPERIMENT_SHORTCUTS = {key: key for key in ("date", "time", "visit_id", "note", "acquisition_site", "scanner",
+                                             "operator", "session_type", "modality")}
+SCAN_SHORTCUTS = {key: key for key in ("type", "quality", "series_description", "note", "frames", "scanner",
+                                       "modality", "UID")}
+
+
+@dataclass(frozen=True)
+class Located:
+    """The objects a URL names above the one a handler acts on."""
+
+    catalog: Catalog
+    project: str | None
+    subject: Subject | None
+    experiment: Experiment | None
+
+
+def locate(request: Request, *, subject: bool = True, experiment: bool = True) -> Located:
+    """Look up the project, subject and experiment of the URL (by ID, or by label within the project)."""
+    catalog = archive_of(request).catalog
+    params = request.path_params
+    project = params.get("project")
+    if project is not None:
+        catalog.project(project)
+    found_subject = catalog.subject(project, params["subject"]) if subject and "subject" in params else None
+    found_experiment = None
+    if experiment and "experiment" in params:
+        if found_subject is None and "subject" in params:
+            found_subject = catalog.subject(project, params["subject"])
+        # under /data/subjects/{ID} an experiment label is looked up in the subject's project
+        scope = project or (found_subject.project if found_subject else None)
+        found_experiment = catalog.experiment(scope, params["experiment"],
+                                              found_subject.id if found_subject else None)
+    return Located(catalog, project, found_subject, found_experiment)
+
+
+def _given_id(updates: dict[str, str], in_url: str, exists) -> str:
+    """The ID of an object to PUT: the URL's, unless that names nothing yet and the fields give an ID (xnatpy
+    builds the URL of a new project or scan from its name or type, and sends its ID as a field)."""
+    given = updates.get("ID") or updates.get("id")
+    return given if given and not exists(in_url) else in_url
+
+
+def _put_status(created: bool) -> int:
+    return 201 if created else 200
+
+
+# -- projects ---------------------------------------------------------------------------------------------
+async def list_projects(request: Request) -> Response:
+    projects = archive_of(request).catalog.list_projects()
+    return render.result_set(request, [render.project_row(p) for p in projects], render.PROJECT_COLUMNS,
+                             title="Projects")
+
+
+async def get_project(request: Request) -> Response:
+    project = archive_of(request).catalog.project(request.path_params["project"])
+    return render.json_response(render.project_object(project))
+
+
+async def put_project(request: Request) -> Response:
+    catalog = archive_of(request).catalog
+    updates = field_updates(request, PROJECT_SHORTCUTS)
+    # xnatpy's ProjectData(parent=session, id="P") PUTs /projects/None with the ID among the fields
+    project_id = _given_id(updates, request.path_params["project"], catalog.has_project)
+    project, created = await run_in_threadpool(catalog.put_project, project_id, updates)
+    return render.text_response(project.id, _put_status(created))
+
+
+async def delete_project(request: Request) -> Response:
+    catalog = archive_of(request).catalog
+    await run_in_threadpool(catalog.delete_project, request.path_params["project"], flag(request, "removeFiles"))
+    return render.text_response("")
+
+
+# -- subjects ---------------------------------------------------------------------------------------------
+async def list_subjects(request: Request) -> Response:
+    located = locate(request)
+    subjects = located.catalog.list_subjects(located.project)
+    return render.result_set(request, [render.subject_row(s) for s in subjects], render.SUBJECT_COLUMNS,
+                             title="Subjects")
+
+
+async def get_subject(request: Request) -> Response:
+    return render.json_response(render.subject_object(locate(request).subject))
+
+
+async def put_subject(request: Request) -> Response:
+    located = locate(request, subject=False)
+    subject, created = await run_in_threadpool(
+        located.catalog.put_subject, located.project, request.path_params["subject"],
+        field_updates(request, SUBJECT_SHORTCUTS), text(request, "label") or None)
+    return render.text_response(subject.id, _put_status(created))
+
+
+async def delete_subject(request: Request) -> Response:
+    located = locate(request, subject=False)
+    await run_in_threadpool(located.catalog.delete_subject, located.project, request.path_params["subject"],
+                            flag(request, "removeFiles"))
+    return render.text_response("")
+
+
+# -- experiments ------------------------------------------------------------------------------------------
+async def list_experiments(request: Request) -> Response:
+    located = locate(request, subject=False)
+    experiments = located.catalog.list_experiments(located.project, request.path_params.get("subject"))
+    wanted = text(request, "xsiType")
+    if wanted:  # a type selects its subtypes too: xnat:subjectAssessorData lists every session
+        experiments = [e for e in experiments if e.xsi_type in DATA_TYPES and DATA_TYPES[e.xsi_type].is_a(wanted)]
+    return render.result_set(request, [render.experiment_row(e) for e in experiments],
+                             render.EXPERIMENT_COLUMNS, title="Experiments")
+
+
+async def get_experiment(request: Request) -> Response:
+    located = locate(request)
+    experiment = located.experiment
+    return render.json_response(render.experiment_object(experiment, located.catalog.list_scans(experiment)))
+
+
+async def put_experiment(request: Request) -> Response:
+    located = locate(request, subject=False, experiment=False)
+    updates = field_updates(request, EXPERIMENT_SHORTCUTS)
+    if flag(request, "quarantine"):
+        updates["status"] = "quarantine"
+    if flag(request, "activate"):
+        updates["status"] = "active"
+    experiment, created = await run_in_threadpool(
+        located.catalog.put_experiment, located.project, request.path_params.get("subject"),
+        request.path_params["experiment"], text(request, "xsiType") or None, updates, text(request, "label") or None)
+    return render.text_response(experiment.id, _put_status(created))
+
+
+async def delete_experiment(request: Request) -> Response:
+    located = locate(request, subject=False, experiment=False)
+    await run_in_threadpool(located.catalog.delete_experiment, located.project, request.path_params["experiment"],
+                            flag(request, "removeFiles"), request.path_params.get("subject"))
+    return render.text_response("")
+
+
+async def experiment_status(request: Request) -> Response:
+    experiment = locate(request).experiment
+    return render.text_response(experiment.fields["data"].get("status", "active"))
+
+
+# -- scans ------------------------------------------------------------------------------------------------
+async def list_scans(request: Request) -> Response:
+    located = locate(request)
+    scans = located.catalog.list_scans(located.experiment)
+    return render.result_set(request, [render.scan_row(s, request.url.path.rstrip("/")) for s in scans],
+                             render.SCAN_COLUMNS,
+                             title="Scans")
+
+
+async def get_scan(request: Request) -> Response:
+    located = locate(request)
+    return render.json_response(render.scan_object(located.catalog.scan(located.experiment,
+                                                                        request.path_params["scan"])))
+
+
+async def put_scan(request: Request) -> Response:
+    located = locate(request)
+    experiment = located.experiment
+    xsi_type = text(request, "xsiType")
+    if not xsi_type:  # XNAT's default: the scan type of the session's modality (xnat:mrSessionData: mrScanData)
+        session_type = DATA_TYPES.get(experiment.xsi_type)
+        xsi_type = scan_type_for_modality(session_type.modality if session_type and session_type.modality else "")
+    updates = field_updates(request, SCAN_SHORTCUTS)
+    scan_id = _given_id(updates, request.path_params["scan"], lambda ref: located.catalog.has_scan(experiment, ref))
+    scan, created = await run_in_threadpool(located.catalog.put_scan, experiment, scan_id, xsi_type, updates)
+    return render.text_response(scan.id, _put_status(created))
+
+
+async def delete_scan(request: Request) -> Response:
+    located = locate(request)
+    await run_in_threadpool(located.catalog.delete_scan, located.experiment, request.path_params["scan"],
+                            flag(request, "removeFiles"))
+    return render.text_response("")

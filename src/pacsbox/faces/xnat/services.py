@@ -1,0 +1,111 @@
+"""XNAT's services: the DICOM import service, archiving from the prearchive, prearchive delete/move/rebuild."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...core.catalog_import import DicomTypes, ImportRequest
+from ...core.catalog_prearchive import PrearchiveSession
+from . import render
+from .errors import XnatError
+from .params import archive_of, flag, origin_of, spool_body, text
+from .schemas import scan_type_for_modality, session_type_for_modality
+
+# Session and scan types for DICOM modalities, as the served schema documents declare them.
+SCHEMA_TYPES = DicomTypes(session=session_type_for_modality, scan=scan_type_for_modality)
+_HANDLERS = ("", "dicom-zip", "dicom", "gradual-dicom", "si")
+
+
+def _destination(dest: str) -> tuple[bool | None, dict[str, str]]:
+    """``/archive[/projects/P[/subjects/S[/experiments/E]]]`` or ``/prearchive[/projects/P]``."""
+    parts = [part for part in dest.strip().split("/") if part]
+    if parts and parts[0] == "data":
+        parts = parts[1:]
+    if not parts:
+        return None, {}
+    if parts[0] not in ("archive", "prearchive"):
+        raise XnatError(400, f"dest must start with /archive or /prearchive, not {dest!r}")
+    names = dict(zip(parts[1::2], parts[2::2], strict=False))
+    labels = {"project": names.get("projects", ""), "subject": names.get("subjects", ""),
+              "session": names.get("experiments", "")}
+    return parts[0] == "archive", {k: v for k, v in labels.items() if v}
+
+
+async def import_service(request: Request) -> Response:
+    """POST /data/services/import: a zip, tar or tar.gz of DICOM files into the archive or the prearchive.
+    Answers 200 with the new session's path, one line per study."""
+    handler = text(request, "import-handler").lower()
+    if handler not in _HANDLERS:
+        raise XnatError(400, f"Unsupported import-handler {handler!r}: pacsbox imports DICOM (DICOM-zip)")
+    to_archive, labels = _destination(text(request, "dest"))
+    if to_archive is None:
+        # XNAT files an upload with no dest in the prearchive, unless Direct-Archive asks otherwise
+        to_archive = flag(request, "Direct-Archive")
+    options = ImportRequest(
+        to_archive=to_archive,
+        project=text(request, "project") or text(request, "PROJECT_ID") or labels.get("project", ""),
+        subject=text(request, "subject") or text(request, "SUBJECT_ID") or labels.get("subject", ""),
+        session=text(request, "session") or text(request, "EXPT_LABEL") or labels.get("session", ""),
+        overwrite=(text(request, "overwrite") or "none").lower(),
+        ignore_unparsable=flag(request, "Ignore-Unparsable"),
+        types=SCHEMA_TYPES,
+    )
+    body = await spool_body(request)
+    try:
+        if body.seek(0, 2) == 0:
+            raise XnatError(400, "The import service needs a zip, tar or tar.gz of DICOM files as the body")
+        catalog = archive_of(request).catalog
+        paths = await run_in_threadpool(catalog.importer.import_upload, body, options, origin_of(request))
+    finally:
+        body.close()
+    return render.text_response("\n".join("/data" + path for path in paths))
+
+
+def prearchive_session(request: Request, source: str) -> PrearchiveSession:
+    """The prearchive session a ``src`` names: ``[/data]/prearchive/projects/P/TIMESTAMP/NAME``."""
+    parts = [part for part in source.split("?")[0].split("/") if part]
+    if parts and parts[0] == "data":
+        parts = parts[1:]
+    if len(parts) != 5 or parts[:2] != ["prearchive", "projects"]:
+        raise XnatError(400, f"src must be /data/prearchive/projects/PROJECT/TIMESTAMP/SESSION, not {source!r}")
+    return archive_of(request).catalog.importer.prearchive.session(*parts[2:])
+
+
+def _source(request: Request) -> str:
+    source = text(request, "src")
+    if not source:
+        raise XnatError(400, "Missing the src parameter (/data/prearchive/projects/PROJECT/TIMESTAMP/SESSION)")
+    return source
+
+
+async def archive_service(request: Request) -> Response:
+    """POST /data/services/archive?src=...: archive a prearchive session; answers the experiment's path."""
+    session = prearchive_session(request, _source(request))
+    prearchive = archive_of(request).catalog.importer.prearchive
+    experiment = await run_in_threadpool(
+        prearchive.archive, session, text(request, "project"), text(request, "subject"), text(request, "session"),
+        (text(request, "overwrite") or "none").lower(), SCHEMA_TYPES)
+    return render.text_response(f"/data/archive/projects/{experiment.project}/subjects/{experiment.subject}"
+                                f"/experiments/{experiment.id}")
+
+
+async def prearchive_action(request: Request) -> Response:
+    """POST /data/services/prearchive/delete|move|rebuild?src=...[&newProject=P]."""
+    action = request.path_params["action"]
+    session = prearchive_session(request, _source(request))
+    prearchive = archive_of(request).catalog.importer.prearchive
+    if action == "delete":
+        await run_in_threadpool(prearchive.delete, session)
+        return render.text_response("")
+    if action == "move":
+        new_project = text(request, "newProject")
+        if not new_project:
+            raise XnatError(400, "Moving a prearchive session needs newProject=")
+        moved = await run_in_threadpool(prearchive.move, session, new_project)
+    elif action == "rebuild":
+        moved = await run_in_threadpool(prearchive.rebuild, session)
+    else:
+        raise XnatError(404, f"Unknown prearchive service {action!r}: use delete, move or rebuild")
+    return render.text_response(f"/data/prearchive/projects/{moved.project}/{moved.timestamp}/{moved.name}")

@@ -21,9 +21,12 @@ def _serve(*arguments: str) -> tuple[subprocess.Popen, str]:
 def test_serve_with_sample_data_prints_url_and_keeps_data_across_restarts(tmp_path):
     port = free_port()
     for _ in range(2):  # the second start finds the sample study already stored
-        process, line = _serve("--sample-data", "--data-dir", str(tmp_path / "data"), "--http-port", str(port))
+        process, line = _serve("--sample-data", "--data-dir", str(tmp_path / "data"), "--http-port", str(port),
+                               "--dicom-port", "0")
         try:
-            assert line.startswith(f"pacsbox ready: Orthanc REST API at http://127.0.0.1:{port} (admin/admin)"), line
+            expected = (f"pacsbox ready: Orthanc REST API at http://127.0.0.1:{port} (admin/admin); "
+                        f"XNAT REST API at http://127.0.0.1:{port}/data; DICOM AET PACSBOX at 127.0.0.1:")
+            assert line.startswith(expected), line
             stats = requests.get(f"http://127.0.0.1:{port}/statistics", auth=("admin", "admin"), timeout=10).json()
             assert (stats["CountPatients"], stats["CountSeries"], stats["CountInstances"]) == (1, 1, 8)
         finally:
@@ -33,12 +36,13 @@ def test_serve_with_sample_data_prints_url_and_keeps_data_across_restarts(tmp_pa
 
 def test_serve_reports_a_busy_port_and_exits_non_zero(tmp_path):
     port = free_port()
-    first, line = _serve("--data-dir", str(tmp_path / "a"), "--http-port", str(port))
+    first, line = _serve("--data-dir", str(tmp_path / "a"), "--http-port", str(port), "--dicom-port", "0")
     try:
         assert line.startswith("pacsbox ready:")
         started = time.monotonic()
         second = subprocess.run([sys.executable, "-m", "pacsbox", "serve", "--data-dir", str(tmp_path / "b"),
-                                 "--http-port", str(port)], capture_output=True, text=True, timeout=30)
+                                 "--http-port", str(port), "--dicom-port", "0"], capture_output=True, text=True,
+                                timeout=30)
         assert second.returncode == 1
         assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
         assert time.monotonic() - started < 30

@@ -13,7 +13,7 @@ from . import __version__
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pacsbox")
 def main() -> None:
-    """Throwaway Orthanc-compatible DICOM archives for test suites."""
+    """Throwaway Orthanc-, XNAT- and DICOM-compatible archives for test suites."""
 
 
 @main.command()
@@ -45,7 +45,7 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
         users = ", ".join(f"{u}/{p}" for u, p in config.RegisteredUsers.items()) if config.AuthenticationEnabled \
             else "authentication off"
         click.echo(f"pacsbox ready: Orthanc REST API at {urls['orthanc']} ({users}); "
-                   f"DICOM AET {urls['dicom'].replace('@', ' at ')}; data in "
+                   f"XNAT REST API at {urls['orthanc']}/data; DICOM AET {urls['dicom'].replace('@', ' at ')}; data in "
                    f"{Path(config.StorageDirectory).resolve()}")
         sys.stdout.flush()
 

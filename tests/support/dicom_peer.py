@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+from pynetdicom import AE, evt
 from pynetdicom import sop_class as sop
-from pynetdicom.presentation import build_context, build_role
+from pynetdicom.presentation import build_context
 
 __all__ = ["DicomPeer", "PeerRequest", "ReceivedInstance", "dataset_bytes"]
 
@@ -93,15 +94,22 @@ class DicomPeer:
         ae = AE(ae_title=self.aet)
         ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = 10
         ae.maximum_associations = 32
-        transfer_syntaxes = [str(uid) for uid in ALL_TRANSFER_SYNTAXES]
-        storage = _STORAGE if self.storage_classes is None else self.storage_classes
-        ae.supported_contexts = ([build_context(sop.Verification)] + [build_context(uid, transfer_syntaxes)
-                                 for uid in storage] + [build_context(uid) for uid in _QR])
+        # Few transfer syntaxes: pynetdicom deep-copies the supported contexts for every association.
+        transfer_syntaxes = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99",
+                             "1.2.840.10008.1.2.4.70"]
+        ae.add_supported_context(sop.Verification)
+        for uid in _STORAGE if self.storage_classes is None else self.storage_classes:
+            # C-GET: the requestor may take the SCP role for storage (PS3.7 D.3.3.4)
+            ae.add_supported_context(uid, transfer_syntaxes, scu_role=True, scp_role=True)
+        for uid in _QR:
+            ae.add_supported_context(uid)
         if self.refuse:
             ae.require_calling_aet = ["NOBODY-KNOWN"]
         handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_FIND, self._on_find),
                     (evt.EVT_C_MOVE, self._on_move), (evt.EVT_C_GET, self._on_get)]
         self._server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=handlers)
+        # Accepted sockets inherit TCP_NODELAY on Linux; without it each DIMSE reply waits for a delayed ACK.
+        self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = self._server.socket.getsockname()[1]
         return self
 
@@ -254,8 +262,3 @@ def dataset_bytes(part10: bytes) -> bytes:
             length = int.from_bytes(part10[offset + 6:offset + 8], "little")
             offset += 8 + length
     return part10[offset:]
-
-
-def roles_for_get() -> list:
-    """SCP/SCU role selection items for a C-GET SCU receiving every storage class (PS3.7 D.3.3.4)."""
-    return [build_role(uid, scp_role=True) for uid in _STORAGE]

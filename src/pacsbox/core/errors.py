@@ -48,3 +48,17 @@ class NetworkError(ArchiveError):
 
 class Conflict(ArchiveError):
     """A request that clashes with what is stored (a label already taken, a session already archived)."""
+
+
+class BadFormat(BadRequest):
+    """A request body or entry whose structure is wrong: not JSON, or a field of the wrong type (Orthanc answers
+    "Bad file format" there, where other malformed arguments are a plain "Bad request")."""
+
+
+class NoPresentationContext(NetworkError):
+    """The remote modality accepted none of the presentation contexts proposed to it."""
+
+
+class CannotTranscode(NetworkError):
+    """The remote modality does not accept an instance's SOP class in its transfer syntax, and pacsbox sends
+    instances as stored (it does not transcode)."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-from .errors import BadRequest, InexistentItem
+from .errors import ArchiveError, BadFormat, InexistentItem, OutOfRange
 
 # Orthanc's JSON keys of a modality (its /modalities/{id}/configuration), in the order Orthanc documents them.
 PERMISSIONS = ("AllowEcho", "AllowFind", "AllowFindWorklist", "AllowGet", "AllowMove", "AllowStore",
@@ -53,34 +53,44 @@ class Modality:
         return body
 
 
+# Orthanc 1.10's manufacturers, and the retired names it still reads (Orthanc Book, "DicomModalities" option).
+MANUFACTURERS = ("Generic", "GenericNoWildcardInDates", "GenericNoUniversalWildcard", "Vitrea", "GE")
+_EXPECTED = ('expected ["AET", "host", port] or ["AET", "host", port, "Manufacturer"], or an object with AET, Host '
+             'and Port')
+LEGACY_MANUFACTURERS = {"ClearCanvas": "Generic", "Dcm4Chee": "Generic", "SyngoVia": "GenericNoWildcardInDates",
+                        "AgfaImpax": "GenericNoWildcardInDates", "EFilm2": "Generic", "MedInria": "Generic"}
+
+
 def parse_modality(name: str, value: Any) -> Modality:
-    """Read one ``DicomModalities`` entry: ``["AET", "host", port(, "Manufacturer")]`` or Orthanc's object form."""
+    """Read one ``DicomModalities`` entry: ``["AET", "host", port(, "Manufacturer")]`` or Orthanc's object form.
+
+    Errors are Orthanc's: a wrong structure is ``BadFormat`` (naming the field when Orthanc does), a port outside
+    1..65534 or an unknown manufacturer is ``OutOfRange``. Unknown keys are ignored, as Orthanc does.
+    """
     if isinstance(value, list):
-        if len(value) not in (3, 4) or not all(isinstance(v, (str, int)) for v in value):
-            raise BadRequest(f"Modality {name!r}: expected [AET, host, port] or [AET, host, port, manufacturer]")
-        value = dict(zip(("AET", "Host", "Port", "Manufacturer"), value, strict=False))
-    if not isinstance(value, Mapping):
-        raise BadRequest(f"Modality {name!r}: expected an array or an object")
-    try:
-        aet, host = value["AET"], value["Host"]
-        port = int(value["Port"])
-    except (KeyError, TypeError, ValueError):
-        raise BadRequest(f"Modality {name!r}: AET, Host and Port are required") from None
-    if not isinstance(aet, str) or not aet or len(aet) > 16 or not isinstance(host, str) or not 0 < port < 65536:
-        raise BadRequest(f"Modality {name!r}: invalid AET, Host or Port")
+        if len(value) not in (3, 4) or not all(isinstance(v, str) for v in value[:2]) or \
+                (len(value) == 4 and not isinstance(value[3], str)):
+            raise BadFormat()
+        manufacturer = _manufacturer(value[3]) if len(value) == 4 else "Generic"
+        return Modality(aet=value[0], host=value[1], port=_port(value[2]), manufacturer=manufacturer)
+    if not isinstance(value, Mapping) or not all(key in value for key in ("AET", "Host", "Port")):
+        raise BadFormat()
     options: dict[str, Any] = {}
+    if "Manufacturer" in value:
+        options["manufacturer"] = _manufacturer(_string(value, "Manufacturer"))
+    if "AllowStorageCommitment" in value:  # Orthanc's shorthand for the two storage-commitment requests
+        allowed = _boolean(value, "AllowStorageCommitment")
+        options["allow_n_action"] = options["allow_event_report"] = allowed
     for key in PERMISSIONS:
         if key in value:
-            options["allow_" + _snake(key[len("Allow"):])] = _boolean(name, key, value[key])
+            options["allow_" + _snake(key[len("Allow"):])] = _boolean(value, key)
     if "UseDicomTls" in value:
-        options["use_dicom_tls"] = _boolean(name, "UseDicomTls", value["UseDicomTls"])
-    if "Manufacturer" in value:
-        options["manufacturer"] = str(value["Manufacturer"])
+        options["use_dicom_tls"] = _boolean(value, "UseDicomTls")
     if "LocalAet" in value:
-        options["local_aet"] = str(value["LocalAet"])
+        options["local_aet"] = _string(value, "LocalAet")
     if "Timeout" in value:
-        options["timeout"] = int(value["Timeout"])
-    return Modality(aet=aet, host=host, port=port, **options)
+        options["timeout"] = unsigned_field(value, "Timeout")
+    return Modality(aet=_string(value, "AET"), host=_string(value, "Host"), port=_port(value["Port"]), **options)
 
 
 class ModalityRegistry:
@@ -89,9 +99,12 @@ class ModalityRegistry:
 
     def __init__(self, entries: Mapping[str, Any] | None = None) -> None:
         self._lock = threading.Lock()
-        self._modalities: dict[str, Modality] = {
-            name: parse_modality(name, value) for name, value in (entries or {}).items()
-        }
+        self._modalities: dict[str, Modality] = {}
+        for name, value in (entries or {}).items():
+            try:
+                self._modalities[name] = parse_modality(name, value)
+            except ArchiveError as error:  # a configuration mistake: say which entry, and what is expected
+                raise BadFormat(f"DicomModalities entry {name!r}: {error.details or _EXPECTED}") from None
 
     def names(self) -> list[str]:
         with self._lock:
@@ -115,7 +128,7 @@ class ModalityRegistry:
     def remove(self, name: str) -> None:
         with self._lock:
             if self._modalities.pop(name, None) is None:
-                raise InexistentItem(f"No modality with symbolic name: {name}")
+                raise InexistentItem(f"Unknown DICOM modality with symbolic name: {name}")
 
     def by_aet(self, aet: str) -> list[Modality]:
         """Every modality with this AET (Orthanc compares AETs exactly when ``StrictAetComparison`` is off,
@@ -130,31 +143,69 @@ def _snake(camel: str) -> str:
     return words.get(camel, camel.lower())
 
 
-def _boolean(name: str, key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise BadRequest(f"Modality {name!r}: {key} must be true or false")
+def _port(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadFormat()
+    if not 0 < value < 65535:
+        raise OutOfRange(f"A TCP port number must be in range [1..65534], but found: {value}")
     return value
+
+
+def _manufacturer(text: str) -> str:
+    if text in MANUFACTURERS:
+        return text
+    if text in LEGACY_MANUFACTURERS:
+        return LEGACY_MANUFACTURERS[text]
+    raise OutOfRange(f"Unknown modality manufacturer: \"{text}\"")
+
+
+def _string(value: Mapping[str, Any], key: str) -> str:
+    if not isinstance(value[key], str):
+        raise BadFormat(f"String value expected in field: {key}")
+    return value[key]
+
+
+def _boolean(value: Mapping[str, Any], key: str) -> bool:
+    if not isinstance(value[key], bool):
+        raise BadFormat(f"Boolean value expected in field: {key}")
+    return value[key]
+
+
+def unsigned_field(value: Mapping[str, Any], key: str) -> int:
+    """An integer field of a JSON object that must not be negative, with Orthanc's messages."""
+    number = value[key]
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise BadFormat(f"Integer value expected in field: {key}")
+    if number < 0:
+        raise BadFormat(f"Unsigned integer value expected in field: {key}")
+    return number
 
 
 class RemoteDicom(Protocol):
     """What the archive can ask of remote modalities (the DICOM SCU); implemented by the DIMSE face and wired in
-    by the server, so that other faces (Orthanc's ``/modalities`` routes) reach remote nodes through the core."""
+    by the server, so that other faces (Orthanc's ``/modalities`` routes) reach remote nodes through the core.
+
+    Every method raises ``NetworkError`` (or a subclass) when the modality cannot be reached, refuses the
+    association, or answers a failure status. ``modality.local_aet`` and ``modality.timeout`` apply to the call.
+    """
 
     def echo(self, modality: Modality) -> None:
-        """C-ECHO; raises ``NetworkError`` when the modality does not answer or refuses."""
+        """C-ECHO."""
 
-    def store(self, modality: Modality, instance_ids: Sequence[str], move_originator: tuple[str, int] | None = None
-              ) -> StoreReport:
-        """C-STORE each archived instance to the modality."""
+    def store(self, modality: Modality, instance_ids: Sequence[str], move_originator: tuple[str, int] | None = None,
+              permissive: bool = False) -> StoreReport:
+        """C-STORE each archived instance, as stored; stops at the first failure unless ``permissive``."""
 
     def find(self, modality: Modality, level: str, identifier: Dataset) -> list[Dataset]:
-        """C-FIND at a query/retrieve ``level`` (``PATIENT``, ``STUDY``, ``SERIES``, ``IMAGE``)."""
+        """C-FIND at a query/retrieve ``level`` (``PATIENT``, ``STUDY``, ``SERIES``, ``IMAGE``); the answers."""
 
-    def move(self, modality: Modality, level: str, identifier: Dataset, target_aet: str) -> None:
-        """C-MOVE from the modality to ``target_aet``."""
+    def move(self, modality: Modality, level: str, identifiers: Sequence[Dataset], target_aet: str) -> None:
+        """C-MOVE each identifier from the modality to ``target_aet``, on one association."""
 
-    def get(self, modality: Modality, level: str, identifier: Dataset) -> StoreReport:
-        """C-GET from the modality; the received instances are stored in the archive."""
+    def get(self, modality: Modality, level: str, identifiers: Sequence[Dataset]) -> StoreReport:
+        """C-GET each identifier from the modality; the received instances are stored in the archive."""
 
 
 @dataclass

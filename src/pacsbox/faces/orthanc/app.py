@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
-from . import instances, resources, system, tools
+from . import instances, modalities, queries, resources, system, tools
 from .errors import OrthancError, error_response, unauthorized
 
 Handler = Callable[..., Awaitable[Response]]
@@ -74,6 +74,37 @@ def routes() -> list[Route]:
         _route(f"/patients/{_ID}/protected", resources.get_protected, ["GET"]),
         _route(f"/patients/{_ID}/protected", resources.put_protected, ["PUT"]),
     ]
+    modality, query, answer = f"/modalities/{_ID}", f"/queries/{_ID}", f"/queries/{_ID}/answers/{{index}}"
+    table += [
+        _route("/modalities", modalities.list_modalities, ["GET"]),
+        _route(modality, modalities.operations, ["GET"]),
+        _route(modality, modalities.put_modality, ["PUT"]),
+        _route(modality, modalities.delete_modality, ["DELETE"]),
+        _route(f"{modality}/configuration", modalities.configuration, ["GET"]),
+        _route(f"{modality}/echo", modalities.echo, ["POST"]),
+        _route(f"{modality}/store", modalities.store, ["POST"]),
+        _route(f"{modality}/move", modalities.move, ["POST"]),
+        _route(f"{modality}/get", modalities.get, ["POST"]),
+        _route(f"{modality}/query", queries.create, ["POST"]),
+        _route("/queries", queries.list_queries, ["GET"]),
+        _route(query, queries.operations, ["GET"]),
+        _route(query, queries.delete, ["DELETE"]),
+        _route(f"{query}/answers", queries.answers, ["GET"]),
+        _route(f"{query}/level", queries.level, ["GET"]),
+        _route(f"{query}/modality", queries.modality, ["GET"]),
+        _route(f"{query}/query", queries.original_query, ["GET"]),
+        _route(f"{query}/retrieve", queries.retrieve_all, ["POST"]),
+        _route(answer, queries.answer_operations, ["GET"]),
+        _route(f"{answer}/content", queries.answer_content, ["GET"]),
+        _route(f"{answer}/retrieve", queries.retrieve_answer, ["POST"]),
+    ]
+    table += [_route(f"{answer}/query-{level.plural}", queries.child_query, ["POST"], target=level)
+              for level in (Level.STUDY, Level.SERIES, Level.INSTANCE)]
+    table += [_route(f"{modality}/{name}", modalities.unsupported, ["POST"], feature=feature) for name, feature in (
+        ("storage-commitment", "Storage commitment SCU"), ("store-straight", "C-STORE of a body not stored"),
+        ("find", "The deprecated C-FIND route (use /query)"), ("find-patient", "The deprecated C-FIND route"),
+        ("find-study", "The deprecated C-FIND route"), ("find-series", "The deprecated C-FIND route"),
+        ("find-instance", "The deprecated C-FIND route"), ("find-worklist", "Worklist C-FIND SCU"))]
     instance = f"/instances/{_ID}"
     table += [
         _route(f"{instance}/file", instances.file, ["GET"]),

@@ -58,6 +58,8 @@ def translate(error: Exception) -> OrthancError:
         return inexistent_item(details)
     if isinstance(error, core.InvalidDicom):
         return OrthancError(15, "Bad file format", 400, details)
+    if isinstance(error, core.BadFormat):
+        return OrthancError(15, "Bad file format", 400, details)
     if isinstance(error, core.BadRequest):
         return bad_request(details or "Bad request")
     if isinstance(error, core.OutOfRange):
@@ -69,9 +71,21 @@ def translate(error: Exception) -> OrthancError:
         return OrthancError(2, "Not implemented yet", 501, details)
     if isinstance(error, core.StorageFull):
         return OrthancError(19, "The file storage is full", 507, details)
+    if isinstance(error, core.NetworkError):
+        return _network_error(error, details)
     if isinstance(error, PermissionError):
         return OrthancError(-1, "Forbidden", 403, details)
     return OrthancError(-1, "Internal error", 500, details or type(error).__name__)
+
+
+def _network_error(error: Exception, details: str | None) -> OrthancError:
+    """A failed exchange with a remote modality; Orthanc reports these from its SCU jobs, always with HTTP 500."""
+    if isinstance(error, core.NoPresentationContext):
+        return OrthancError(2015, "DicomUserConnection: No acceptable presentation context for modality", 500,
+                            details)
+    if isinstance(error, core.CannotTranscode):
+        return OrthancError(2, "Not implemented yet", 500, details)
+    return OrthancError(9, "Error in the network protocol", 500, details)
 
 
 def error_response(request: Request, error: Exception, headers: dict[str, str] | None = None) -> Response:

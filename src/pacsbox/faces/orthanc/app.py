@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
+from ..http_common import basic_credentials, grouped_routes
 from . import instances, modalities, queries, resources, system, tools
 from .errors import OrthancError, error_response, unauthorized
 
@@ -40,21 +39,6 @@ def _guarded(handler: Handler, **bound) -> Callable[[Request], Awaitable[Respons
 
 def _route(path: str, handler: Handler, methods: list[str], **bound) -> tuple[str, list[str], Callable]:
     return path, methods, _guarded(handler, **bound)
-
-
-def _grouped(table: list[tuple[str, list[str], Callable]]) -> list[Route]:
-    """One Starlette route per path, dispatching on the method, so that a 405 lists every allowed method."""
-    by_path: dict[str, dict[str, Callable]] = {}
-    for path, methods, endpoint in table:
-        for method in methods:
-            by_path.setdefault(path, {})[method] = endpoint
-    routes = []
-    for path, endpoints in by_path.items():
-        async def dispatch(request: Request, endpoints=endpoints) -> Response:
-            return await endpoints["GET" if request.method == "HEAD" else request.method](request)
-
-        routes.append(Route(path, dispatch, methods=list(endpoints)))
-    return routes
 
 
 def routes() -> list[Route]:
@@ -137,7 +121,7 @@ def routes() -> list[Route]:
                 _route(f"{one}/shared-tags", instances.shared_tags, ["GET"], level=level),
                 _route(f"{one}/archive", tools.resource_archive, ["GET", "POST"], level=level),
             ]
-    return _grouped(table)
+    return grouped_routes(table)
 
 
 def _relative_name(level: Level, is_child: bool) -> str:
@@ -174,19 +158,13 @@ class BasicAuth:
         await self.app(scope, receive, send)
 
     def _user(self, scope: Scope) -> str | None:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "basic":
-                    return None
-                try:
-                    user, _, password = base64.b64decode(token.strip()).decode("utf-8").partition(":")
-                except (binascii.Error, UnicodeDecodeError):
-                    return None
-                expected = self.users.get(user)
-                if expected is not None and hmac.compare_digest(expected.encode(), password.encode()):
-                    return user
-                return None
+        credentials = basic_credentials(scope)
+        if credentials is None:
+            return None
+        user, password = credentials
+        expected = self.users.get(user)
+        if expected is not None and hmac.compare_digest(expected.encode(), password.encode()):
+            return user
         return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
+import io
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -10,13 +10,16 @@ from starlette.responses import Response, StreamingResponse
 
 from ...core.archive import Origin, StoreResult
 from ...core.ids import Level
+from ..http_common import SPOOL_IN_MEMORY, spool_body
 from .errors import OrthancError
 from .json import json_response
 from .params import archive_of, flag
 
-_SPOOL_IN_MEMORY = 32 * 1024 * 1024
 _ZIP_MAGIC = b"PK\x03\x04"
 
+
+def _too_large(limit: int) -> OrthancError:
+    return OrthancError(8, "Bad request", 413, f"The body exceeds MaximumUploadSize ({limit} bytes)")
 
 
 def _store_json(result: StoreResult) -> dict[str, str]:
@@ -33,14 +36,9 @@ def _store_json(result: StoreResult) -> dict[str, str]:
 async def upload(request: Request) -> Response:
     """POST /instances: one DICOM file, or a zip of them, streamed to a spool file (bounded memory)."""
     limit = request.app.state.config.MaximumUploadSize
-    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+    spool = await spool_body(request, limit, _too_large)
     try:
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise OrthancError(8, "Bad request", 413, f"The body exceeds MaximumUploadSize ({limit} bytes)")
-            spool.write(chunk)
+        size = spool.seek(0, io.SEEK_END)
         if size == 0:
             raise OrthancError(15, "Bad file format", 400, "Received an empty DICOM file")
         spool.seek(0)
@@ -52,7 +50,7 @@ async def upload(request: Request) -> Response:
         if is_zip:
             results = await run_in_threadpool(archive.store_zip, spool, origin)
             return json_response([_store_json(r) for r in results])
-        data = spool.read() if size <= _SPOOL_IN_MEMORY else spool
+        data = spool.read() if size <= SPOOL_IN_MEMORY else spool
         result = await run_in_threadpool(archive.store, data, origin)
         return json_response(_store_json(result))
     finally:

@@ -26,11 +26,22 @@ def main() -> None:
 @click.option("--host", help="Address to listen on (BindAddress). Default: 127.0.0.1")
 @click.option("--sample-data/--no-sample-data", default=False,
               help="Store a small synthetic CT study at start (skipped when already stored).")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append stdout and stderr to this file, rotated past 5 MB (managed instances use it).")
+@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the PID and the bound ports here as JSON once both ports answer.")
+@click.option("--access-log/--no-access-log", default=False, help="Log every HTTP request.")
 def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None, dicom_port: int | None,
-          host: str | None, sample_data: bool) -> None:
+          host: str | None, sample_data: bool, log_file: Path | None, ready_file: Path | None,
+          access_log: bool) -> None:
     """Run a server in the foreground; prints one line with its URL when it answers."""
     from .core.config import Config, load_config
     from .server import serve as run
+
+    if log_file is not None:
+        from .lifecycle.logfile import redirect_output
+
+        redirect_output(log_file)
 
     try:
         config = load_config(config_file) if config_file else Config()
@@ -48,11 +59,24 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
                    f"XNAT REST API at {urls['orthanc']}/data; DICOM AET {urls['dicom'].replace('@', ' at ')}; data in "
                    f"{Path(config.StorageDirectory).resolve()}")
         sys.stdout.flush()
+        if ready_file is not None:
+            _write_ready_file(ready_file, urls)
 
     try:
-        run(config, on_ready=ready, preload=_sample_files if sample_data else None)
+        run(config, on_ready=ready, preload=_sample_files if sample_data else None, access_log=access_log)
     except OSError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _write_ready_file(path: Path, urls: dict[str, str]) -> None:
+    import json
+    import os
+
+    http_port = int(urls["orthanc"].rsplit(":", 1)[1])
+    dicom_port = int(urls["dicom"].rsplit(":", 1)[1])
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"pid": os.getpid(), "http_port": http_port, "dicom_port": dicom_port}))
+    temporary.replace(path)  # whole or absent: the manager never reads half a file
 
 
 def _sample_files():
@@ -60,6 +84,10 @@ def _sample_files():
 
     return (data for _, data in ct_study())
 
+
+from .cli_lifecycle import register as _register_lifecycle  # noqa: E402
+
+_register_lifecycle(main)
 
 if __name__ == "__main__":
     main()

@@ -1,11 +1,18 @@
-"""Running a pacsbox server: the archive plus its faces, served by Uvicorn on loopback by default."""
+"""Running a pacsbox server: the archive plus its faces, served by Uvicorn on loopback by default.
+
+``serve`` runs in the foreground (the CLI); ``Server`` runs the same thing in background threads of the
+calling process (in-process mode for tests that want no child process).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 from .core.config import Config
 
@@ -28,49 +35,56 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(
-    config: Config,
-    on_ready: Callable[[dict[str, str]], None] | None = None,
-    preload: Callable[[], Iterable[bytes]] | None = None,
-) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM), then close the archive cleanly.
+class _Runtime:
+    """The archive, the DICOM server and the HTTP server of one pacsbox, bound but not yet serving HTTP."""
 
-    ``preload`` gives DICOM files stored before the server answers (sample data).
-    """
-    import uvicorn
+    def __init__(self, config: Config, preload: Callable[[], Iterable[bytes]] | None = None,
+                 access_log: bool = False) -> None:
+        import uvicorn
 
-    from .core.archive import Archive
-    from .faces.dimse.scp import DicomServer
-    from .faces.dimse.scu import DicomClient
-    from .http_app import create_http_app
+        from .core.archive import Archive, Origin
+        from .faces.dimse.scp import DicomServer
+        from .faces.dimse.scu import DicomClient
+        from .http_app import create_http_app
 
-    http_socket = bind_socket(config.BindAddress, config.HttpPort)
-    http_port = http_socket.getsockname()[1]
-    archive = Archive(config)
-    dicom_server: DicomServer | None = None
-    try:
-        archive.remote = DicomClient(archive, config)
-        if preload is not None:
-            from .core.archive import Origin
-
-            for data in preload():
-                archive.store(data, Origin("Plugins"))
-        dicom_server = DicomServer(archive, config)
-        dicom_port = dicom_server.start()
-        app = create_http_app(archive, config, http_port=http_port, dicom_port=dicom_port)
+        self.config = config
+        self.http_socket = bind_socket(config.BindAddress, config.HttpPort)
+        self.http_port = self.http_socket.getsockname()[1]
+        self.archive = Archive(config)
+        self.dicom_server: DicomServer | None = None
+        try:
+            self.archive.remote = DicomClient(self.archive, config)
+            for data in preload() if preload is not None else ():
+                self.archive.store(data, Origin("Plugins"))
+            self.dicom_server = DicomServer(self.archive, config)
+            self.dicom_port = self.dicom_server.start()
+            app = create_http_app(self.archive, config, http_port=self.http_port, dicom_port=self.dicom_port)
+        except BaseException:
+            self.close()
+            raise
         host = config.BindAddress if ":" not in config.BindAddress else f"[{config.BindAddress}]"
-        urls = {"orthanc": f"http://{host}:{http_port}", "dicom": f"{config.DicomAet}@{host}:{dicom_port}"}
+        self.urls = {"orthanc": f"http://{host}:{self.http_port}",
+                     "dicom": f"{config.DicomAet}@{host}:{self.dicom_port}"}
+        self.ready = threading.Event()
+        self.on_ready: Callable[[dict[str, str]], None] | None = None
+        runtime = self
 
         class _Server(uvicorn.Server):
             async def startup(self, sockets=None) -> None:
                 await super().startup(sockets)
-                if self.started and on_ready is not None:
-                    on_ready(urls)
+                if self.started:
+                    runtime.ready.set()
+                    if runtime.on_ready is not None:
+                        runtime.on_ready(runtime.urls)
 
             @contextlib.contextmanager
             def capture_signals(self):
                 # Uvicorn re-raises SIGTERM after shutting down, which would skip closing the archive;
                 # a stop request only asks the loop to finish, and the process exits with status 0.
+                if threading.current_thread() is not threading.main_thread():
+                    yield
+                    return
+
                 def stop(signum, frame) -> None:
                     self.should_exit = True
 
@@ -81,11 +95,148 @@ def serve(
                     for sig, handler in previous.items():
                         signal.signal(sig, handler)
 
-        server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                        timeout_keep_alive=30, server_header=False))
-        server.run(sockets=[http_socket])
+        self.http_server = _Server(uvicorn.Config(
+            app, log_level="info" if access_log else "warning", access_log=access_log, lifespan="off",
+            timeout_keep_alive=30, server_header=False))
+
+    def serve_http(self) -> None:
+        """Serve HTTP until ``stop`` (or SIGINT/SIGTERM in the main thread)."""
+        self.http_server.run(sockets=[self.http_socket])
+
+    def stop(self) -> None:
+        self.http_server.should_exit = True
+
+    def close(self) -> None:
+        if self.dicom_server is not None:
+            self.dicom_server.stop()
+        self.http_socket.close()
+        self.archive.close()
+
+
+def serve(
+    config: Config,
+    on_ready: Callable[[dict[str, str]], None] | None = None,
+    preload: Callable[[], Iterable[bytes]] | None = None,
+    access_log: bool = False,
+) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM), then close the archive cleanly.
+
+    ``preload`` gives DICOM files stored before the server answers (sample data); ``on_ready`` receives the
+    URLs (``orthanc`` and ``dicom``) once both ports accept connections.
+    """
+    runtime = _Runtime(config, preload, access_log)
+    runtime.on_ready = on_ready
+    try:
+        runtime.serve_http()
     finally:
-        if dicom_server is not None:
-            dicom_server.stop()
-        http_socket.close()
-        archive.close()
+        runtime.close()
+
+
+class Server:
+    """A pacsbox server in background threads of this process: ``with Server() as server: ...``.
+
+    Free loopback ports and a temporary data directory unless the configuration says otherwise. The
+    handle offers what a managed instance offers (``url``, ``auth``, ``aet``, ``dicom_port``, ``reset``,
+    ``snapshot``, ``restore``), calling the archive directly instead of over HTTP.
+    """
+
+    def __init__(self, config: Config | dict[str, Any] | None = None, *, data_dir: str | Path | None = None,
+                 startup_timeout: float = 30.0) -> None:
+        from .core.config import config_from_mapping
+
+        if config is None or isinstance(config, dict):
+            config = config_from_mapping({"HttpPort": 0, "DicomPort": 0, **(config or {})})
+        self._temporary: Any = None
+        if data_dir is None and config.StorageDirectory == Config.StorageDirectory:
+            import tempfile
+
+            self._temporary = tempfile.TemporaryDirectory(prefix="pacsbox-")
+            data_dir = self._temporary.name
+        if data_dir is not None:
+            config = config.with_overrides(StorageDirectory=str(data_dir))
+        self.config = config
+        self.startup_timeout = startup_timeout
+        self._runtime: _Runtime | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- life --------------------------------------------------------------------------------------------
+    def start(self) -> Server:
+        """Bind, open the archive and serve; returns once both ports answer."""
+        self._runtime = runtime = _Runtime(self.config)
+        self._thread = threading.Thread(target=runtime.serve_http, name="pacsbox-http", daemon=True)
+        self._thread.start()
+        if not runtime.ready.wait(self.startup_timeout):
+            self.stop()
+            raise RuntimeError(f"the in-process pacsbox did not serve HTTP within {self.startup_timeout:g} s")
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the archive (its files stay unless the directory was temporary)."""
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.stop()
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+            runtime.close()
+        if self._temporary is not None:
+            self._temporary.cleanup()
+            self._temporary = None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- what clients need -------------------------------------------------------------------------------
+    @property
+    def _running(self) -> _Runtime:
+        if self._runtime is None:
+            raise RuntimeError("the server is not running; use start() or a with block")
+        return self._runtime
+
+    @property
+    def url(self) -> str:
+        """Base URL of the Orthanc face (the XNAT face is at ``url + '/data'``)."""
+        return self._running.urls["orthanc"]
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return next(iter(self.config.RegisteredUsers.items()), ("", ""))
+
+    @property
+    def aet(self) -> str:
+        return self.config.DicomAet
+
+    @property
+    def dicom_host(self) -> str:
+        return self.config.BindAddress
+
+    @property
+    def http_port(self) -> int:
+        return self._running.http_port
+
+    @property
+    def dicom_port(self) -> int:
+        return self._running.dicom_port
+
+    @property
+    def archive(self):
+        """The archive itself, for tests that want to look behind the faces."""
+        return self._running.archive
+
+    def reset(self) -> None:
+        """Empty the archive: index, files, change log."""
+        self._running.archive.reset()
+
+    def snapshot(self, name: str) -> dict[str, Any]:
+        """Save the archive's current content under ``name``."""
+        from .core.snapshots import Snapshots
+
+        return Snapshots(self._running.archive).save(name)
+
+    def restore(self, name: str) -> dict[str, Any]:
+        """Bring back the content saved under ``name``."""
+        from .core.snapshots import Snapshots
+
+        return Snapshots(self._running.archive).restore(name)

@@ -16,7 +16,7 @@ from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
 from ..http_common import basic_credentials, grouped_routes
-from . import instances, modalities, queries, resources, system, tools
+from . import admin, instances, modalities, queries, resources, system, tools
 from .errors import OrthancError, error_response, unauthorized
 
 Handler = Callable[..., Awaitable[Response]]
@@ -45,6 +45,11 @@ def routes() -> list[Route]:
     """Orthanc's REST routes that pacsbox serves (its 1.10 API)."""
     table = [
         _route(HEALTH_PATH, _health, ["GET"]),
+        _route("/pacsbox/reset", admin.reset, ["POST"]),
+        _route("/pacsbox/snapshots", admin.list_snapshots, ["GET"]),
+        _route("/pacsbox/snapshots/{name}", admin.save_snapshot, ["PUT", "POST"]),
+        _route("/pacsbox/snapshots/{name}", admin.delete_snapshot, ["DELETE"]),
+        _route("/pacsbox/snapshots/{name}/restore", admin.restore_snapshot, ["POST"]),
         _route("/system", system.system, ["GET"]),
         _route("/statistics", system.statistics, ["GET"]),
         _route("/changes", system.changes, ["GET"]),

@@ -1,0 +1,258 @@
+"""The lifecycle commands of ``pacsbox``: start, stop, restart, status/ls, logs, reset, snapshot, restore.
+
+Exit codes: 0 done; 1 failed (the message says why and what to do); 3 ``status NAME`` of a server that is not
+running (as ``systemctl status``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+_NAME = click.argument("name", default="default", required=False)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def register(group: click.Group) -> None:
+    """Add the lifecycle commands to the ``pacsbox`` group."""
+    for command in (start, stop, restart, status, ls, logs, reset, snapshot, restore):
+        group.add_command(command)
+
+
+def _failure(error: Exception) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+def _describe(instance, how: str) -> str:
+    users = f"{instance.auth[0]}/{instance.auth[1]}" if instance.authentication else "authentication off"
+    return (f"pacsbox instance {instance.name!r} {how} ({instance.engine}, pid {instance.pid}): "
+            f"Orthanc REST API at {instance.url} ({users}); XNAT REST API at {instance.xnat_url}/data; "
+            f"DICOM AET {instance.aet} at {instance.dicom_host}:{instance.dicom_port}; log {instance.log_file}")
+
+
+def _emit(as_json: bool, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, indent=2) if as_json else text)
+
+
+@click.command()
+@click.option("--name", default="default", show_default=True, help="Instance name (a folder under $PACSBOX_HOME).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Orthanc-style JSON configuration (comments allowed).")
+@click.option("--with-data", "datasets", multiple=True, metavar="DATASET",
+              help="Load a generated data set (see `pacsbox datasets`); repeatable.")
+@click.option("--http-port", type=click.IntRange(1, 65535), help="HTTP port (default: a free one).")
+@click.option("--dicom-port", type=click.IntRange(1, 65535), help="DICOM port (default: a free one).")
+@click.option("--engine", type=click.Choice(["builtin", "orthanc"]), default="builtin", show_default=True,
+              help="pacsbox itself, or the installed real Orthanc.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the archive lives (default: the instance folder's data/).")
+@click.option("--fresh", is_flag=True, help="Stop a running instance of that name and empty its data first.")
+@click.option("--startup-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for it.")
+@_JSON
+def start(name: str, config_file: Path | None, datasets: tuple[str, ...], http_port: int | None,
+          dicom_port: int | None, engine: str, data_dir: Path | None, fresh: bool, startup_timeout: float,
+          as_json: bool) -> None:
+    """Start a detached server, or reuse the running one when its configuration matches."""
+    from .lifecycle import InstanceError, ensure
+
+    started = time.perf_counter()
+    try:
+        instance = ensure(name, config_file, engine=engine, http_port=http_port, dicom_port=dicom_port,
+                          data_dir=data_dir, startup_timeout=startup_timeout, fresh=fresh)
+    except (InstanceError, OSError, ValueError) as error:
+        raise _failure(error) from None
+    elapsed = time.perf_counter() - started
+    how = "reused" if time.time() - instance.started_at > elapsed + 0.5 else "started"
+    loaded = [_load_dataset(instance, dataset) for dataset in datasets]
+    _emit(as_json, {**instance.to_json(), "how": how, "seconds": round(elapsed, 4), "datasets": loaded},
+          _describe(instance, f"{how} in {elapsed * 1000:.0f} ms") + "".join(f"\n{line}" for line in loaded))
+
+
+def _load_dataset(instance, dataset: str) -> str:
+    from .datasets import add_data
+
+    method = "xnat-import" if instance.engine == "builtin" else "orthanc-rest"
+    try:
+        return str(add_data(dataset, instance, method=method))
+    except (KeyError, ValueError, RuntimeError, OSError) as error:
+        raise click.ClickException(f"could not load data set {dataset!r}: {error}") from None
+
+
+@click.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Stop every instance under $PACSBOX_HOME.")
+@click.option("--grace", type=float, default=10.0, show_default=True,
+              help="Seconds between SIGTERM and SIGKILL.")
+@_JSON
+def stop(names: tuple[str, ...], every: bool, grace: float, as_json: bool) -> None:
+    """Stop instances (default: "default") and their whole process trees."""
+    from .lifecycle import list_instances
+    from .lifecycle import stop as stop_instance
+
+    if every and names:
+        raise click.UsageError("give instance names or --all, not both")
+    targets = [name for name, _, _ in list_instances()] if every else list(names or ["default"])
+    results = []
+    for name in targets:
+        try:
+            results.append({"name": name, "stopped": stop_instance(name, grace=grace)})
+        except ValueError as error:
+            raise _failure(error) from None
+    lines = [f"stopped {r['name']!r}" if r["stopped"] else f"{r['name']!r} was not running" for r in results]
+    _emit(as_json, results, "\n".join(lines) or "no instances")
+
+
+@click.command()
+@_NAME
+@click.option("--startup-timeout", type=float, default=60.0, show_default=True)
+@_JSON
+def restart(name: str, startup_timeout: float, as_json: bool) -> None:
+    """Stop an instance and start it again with the same configuration, ports and data."""
+    from .lifecycle import InstanceError
+    from .lifecycle import restart as restart_instance
+
+    try:
+        instance = restart_instance(name, startup_timeout=startup_timeout)
+    except (InstanceError, OSError, ValueError) as error:
+        raise _failure(error) from None
+    _emit(as_json, instance.to_json(), _describe(instance, "restarted"))
+
+
+def _table(rows: list[tuple[str, Any, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None)
+    for column in ("NAME", "ENGINE", "STATUS", "PID", "HTTP", "DICOM", "UPTIME", "DATA"):
+        table.add_column(column)
+    for name, instance, state in rows:
+        if instance is None:
+            table.add_row(name, "", state, "", "", "", "", "")
+            continue
+        uptime = f"{time.time() - instance.started_at:.0f}s" if state == "running" else ""
+        table.add_row(name, instance.engine, state, str(instance.pid), instance.url,
+                      f"{instance.aet}@{instance.dicom_host}:{instance.dicom_port}", uptime, instance.data_dir)
+    Console(width=200).print(table)
+
+
+@click.command()
+@click.argument("name", required=False)
+@_JSON
+def status(name: str | None, as_json: bool) -> None:
+    """Show instances (all, or one by NAME; exit code 3 when that one is not running)."""
+    from .lifecycle import list_instances
+
+    try:
+        rows = [row for row in list_instances() if name is None or row[0] == name]
+    except ValueError as error:
+        raise _failure(error) from None
+    if name is not None and not rows:
+        rows = [(name, None, "stopped")]
+    if as_json:
+        click.echo(json.dumps([{"name": n, "status": s, **(i.to_json() if i else {})} for n, i, s in rows],
+                              indent=2))
+    elif rows:
+        _table(rows)
+    else:
+        click.echo("no instances (start one with `pacsbox start`)")
+    if name is not None and rows[0][2] != "running":
+        sys.exit(3)
+
+
+@click.command()
+@_JSON
+def ls(as_json: bool) -> None:
+    """List every instance (same as `status` without a name)."""
+    status.callback(None, as_json)
+
+
+@click.command()
+@_NAME
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until interrupted.")
+@click.option("-n", "--lines", type=click.IntRange(1), default=40, show_default=True)
+def logs(name: str, follow: bool, lines: int) -> None:
+    """Print the tail of an instance's log."""
+    from .lifecycle import InstancePaths
+    from .lifecycle.process import log_tail
+
+    try:
+        path = InstancePaths.of(name).log_file
+    except ValueError as error:
+        raise _failure(error) from None
+    if not path.exists():
+        raise click.ClickException(f"instance {name!r} has no log yet ({path})")
+    click.echo(log_tail(path, lines))
+    if follow:
+        _follow(path)
+
+
+def _follow(path: Path) -> None:
+    position = path.stat().st_size
+    try:
+        while True:
+            size = path.stat().st_size if path.exists() else 0
+            if size < position:  # rotated: the new file starts from the beginning
+                position = 0
+            if size > position:
+                with open(path, "rb") as handle:
+                    handle.seek(position)
+                    sys.stdout.write(handle.read().decode("utf-8", "replace"))
+                    sys.stdout.flush()
+                    position = handle.tell()
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+
+
+def _running(name: str):
+    from .lifecycle import InstanceNotRunning, get_instance
+
+    try:
+        return get_instance(name)
+    except (InstanceNotRunning, ValueError) as error:
+        raise _failure(error) from None
+
+
+def _admin(action: str, name: str, as_json: bool, *arguments: str) -> None:
+    from .lifecycle import InstanceError
+
+    instance = _running(name)
+    try:
+        result = getattr(instance, action)(*arguments)
+    except InstanceError as error:
+        raise _failure(error) from None
+    snapshot_name = arguments[0] if arguments else ""
+    text = {"reset": f"emptied {name!r}", "snapshot": f"saved snapshot {snapshot_name!r} of {name!r}",
+            "restore": f"restored snapshot {snapshot_name!r} into {name!r}"}[action]
+    _emit(as_json, result, f"{text} in {result.get('Seconds', 0) * 1000:.0f} ms")
+
+
+@click.command()
+@_NAME
+@_JSON
+def reset(name: str, as_json: bool) -> None:
+    """Empty an instance's archive (index, files, change log) without restarting it."""
+    _admin("reset", name, as_json)
+
+
+@click.command()
+@click.argument("snapshot_name", metavar="SNAPSHOT")
+@click.option("--name", default="default", show_default=True, help="Instance name.")
+@_JSON
+def snapshot(snapshot_name: str, name: str, as_json: bool) -> None:
+    """Save an instance's archive under SNAPSHOT (replacing an older one of that name)."""
+    _admin("snapshot", name, as_json, snapshot_name)
+
+
+@click.command()
+@click.argument("snapshot_name", metavar="SNAPSHOT")
+@click.option("--name", default="default", show_default=True, help="Instance name.")
+@_JSON
+def restore(snapshot_name: str, name: str, as_json: bool) -> None:
+    """Bring an instance's archive back to SNAPSHOT."""
+    _admin("restore", name, as_json, snapshot_name)

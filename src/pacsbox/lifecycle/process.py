@@ -1,0 +1,115 @@
+"""Detached child processes: spawn in their own session, recognise them later, kill their whole tree."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+
+import psutil
+
+
+def spawn_detached(command: list[str], log_file: Path, env: dict[str, str]) -> int:
+    """Start ``command`` in a new session (so Ctrl-C in the terminal and the end of the test run leave it
+    alone), stdin from /dev/null, stdout and stderr appended to ``log_file``; return its PID.
+
+    ``posix_spawn`` rather than ``subprocess.Popen``: no Popen object whose garbage collection would warn about
+    a still-running child, and nothing between fork and exec.
+    """
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log_file), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawnp(command[0], command, env, file_actions=actions, setsid=True)
+
+
+def creation_time(pid: int) -> float | None:
+    """When the process started (None if there is no such live process); PID plus this names a process."""
+    reap(pid)
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return process.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def is_same_process(pid: int, created: float) -> bool:
+    """True when ``pid`` is still the process that started at ``created`` (not dead, not a reused PID)."""
+    current = creation_time(pid)
+    return current is not None and abs(current - created) < 0.05
+
+
+def reap(pid: int) -> int | None:
+    """Collect the exit status of our own child if it has ended; None while it runs or if not our child."""
+    try:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status) if finished else None
+
+
+def kill_tree(pid: int, created: float, grace: float = 10.0) -> bool:
+    """SIGTERM the process and its descendants, SIGKILL whatever is left after ``grace`` seconds.
+
+    Returns False when ``pid`` no longer names that process (nothing to kill).
+    """
+    if not is_same_process(pid, created):
+        return False
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return False
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(family, timeout=grace)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
+    reap(pid)
+    return True
+
+
+def port_accepts(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when a TCP connection to ``host:port`` succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_status(url: str, auth: tuple[str, str] | None = None, timeout: float = 2.0, method: str = "GET",
+                body: bytes | None = None) -> tuple[int, bytes]:
+    """Status and body of one HTTP request (0 and the reason when nothing answered)."""
+    request = urllib.request.Request(url, data=body, method=method)
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except (OSError, ValueError) as error:
+        return 0, str(error).encode()
+
+
+def log_tail(path: Path, lines: int = 40, start: int = 0) -> str:
+    """The last ``lines`` lines of a log file from byte offset ``start`` (empty if there is no log)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(start if start <= size else 0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

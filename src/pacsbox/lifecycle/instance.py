@@ -160,9 +160,13 @@ class Instance:
     def _auth_header(self) -> tuple[str, str] | None:
         return self.auth if self.authentication and self.users else None
 
-    def _call(self, method: str, path: str) -> Any:
-        status, body = http_status(self.url + path, self._auth_header(), timeout=120, method=method,
-                                   body=b"" if method in ("POST", "PUT") else None)
+    def call(self, method: str, path: str, payload: Any = None) -> Any:
+        """One REST call as the first registered user; JSON in and out; a non-200 answer raises."""
+        return self._call(method, path, payload)
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        body = json.dumps(payload).encode() if payload is not None else b"" if method in ("POST", "PUT") else None
+        status, body = http_status(self.url + path, self._auth_header(), timeout=120, method=method, body=body)
         if status != 200:
             detail = body.decode("utf-8", "replace")[:500]
             raise InstanceError(f"{method} {path} on pacsbox instance {self.name!r} answered {status}: {detail}")

@@ -58,6 +58,7 @@ def ensure(
         current = Instance.load(paths)
         if current is not None:
             if not current.is_alive():
+                reap(current.pid)
                 _forget(paths)
             elif fresh or current.fingerprint != fingerprint:
                 _terminate(current)
@@ -168,7 +169,7 @@ def _wait_until_ready(instance: Instance, paths: InstancePaths, deadline: float,
             if not spawned:
                 _forget(paths)
                 return None
-            code = reap(instance.pid)
+            code = reap(instance.pid, wait=1.0)
             raise StartupFailed(f"pacsbox instance {instance.name!r} ({instance.engine}) exited during start-up"
                                 f"{'' if code is None else f' with status {code}'}; log "
                                 f"{paths.log_file}:\n{log_tail(paths.log_file, 40, log_offset)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -29,8 +30,9 @@ def spawn_detached(command: list[str], log_file: Path, env: dict[str, str]) -> i
 
 
 def creation_time(pid: int) -> float | None:
-    """When the process started (None if there is no such live process); PID plus this names a process."""
-    reap(pid)
+    """When the process started (None if there is no such live process); PID plus this names a process.
+
+    A zombie counts as dead; it is left for ``reap`` so that its exit status can still be reported."""
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -46,13 +48,20 @@ def is_same_process(pid: int, created: float) -> bool:
     return current is not None and abs(current - created) < 0.05
 
 
-def reap(pid: int) -> int | None:
-    """Collect the exit status of our own child if it has ended; None while it runs or if not our child."""
-    try:
-        finished, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return None
-    return os.waitstatus_to_exitcode(status) if finished else None
+def reap(pid: int, wait: float = 0.0) -> int | None:
+    """Collect the exit status of our own child if it has ended (waiting up to ``wait`` seconds for it to
+    finish exiting); None while it runs or if it is not our child."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            finished, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if finished:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.005)
 
 
 def kill_tree(pid: int, created: float, grace: float = 10.0) -> bool:

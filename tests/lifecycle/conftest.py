@@ -1,0 +1,16 @@
+"""A private ``$PACSBOX_HOME`` per test, and every instance started under it stopped afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from pacsbox.lifecycle import list_instances, stop
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    folder = tmp_path / "pacsbox-home"
+    monkeypatch.setenv("PACSBOX_HOME", str(folder))
+    yield folder
+    for name, _, _ in list_instances(folder):
+        stop(name, grace=5, home=folder)

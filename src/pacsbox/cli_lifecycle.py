@@ -175,7 +175,8 @@ def ls(as_json: bool) -> None:
 @_NAME
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until interrupted.")
 @click.option("-n", "--lines", type=click.IntRange(1), default=40, show_default=True)
-def logs(name: str, follow: bool, lines: int) -> None:
+@_JSON
+def logs(name: str, follow: bool, lines: int, as_json: bool) -> None:
     """Print the tail of an instance's log."""
     from .lifecycle import InstancePaths
     from .lifecycle.process import log_tail
@@ -186,7 +187,8 @@ def logs(name: str, follow: bool, lines: int) -> None:
         raise _failure(error) from None
     if not path.exists():
         raise click.ClickException(f"instance {name!r} has no log yet ({path})")
-    click.echo(log_tail(path, lines))
+    tail = log_tail(path, lines)
+    _emit(as_json, {"name": name, "log_file": str(path), "lines": tail.splitlines()}, tail)
     if follow:
         _follow(path)
 

@@ -51,6 +51,8 @@ def test_every_lifecycle_command_in_text_and_json(home, tmp_path):
 
     log = pacsbox(home, "logs", "cli", "-n", "200").stdout
     assert "--- pacsbox lifecycle: starting builtin instance 'cli'" in log and "POST /pacsbox/reset" in log
+    tail = json.loads(pacsbox(home, "logs", "cli", "-n", "3", "--json").stdout)
+    assert tail["log_file"].endswith("instances/cli/server.log") and len(tail["lines"]) == 3
 
     restarted = json.loads(pacsbox(home, "restart", "cli", "--json").stdout)
     assert restarted["pid"] != started["pid"] and restarted["aet"] == "CLITEST"

@@ -16,7 +16,7 @@ from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
 from ..http_common import basic_credentials, grouped_routes
-from . import admin, instances, modalities, queries, resources, system, tools
+from . import admin, instances, modalities, peers, queries, resources, system, tools
 from .errors import OrthancError, error_response, unauthorized
 
 Handler = Callable[..., Awaitable[Response]]
@@ -94,6 +94,17 @@ def routes() -> list[Route]:
         ("find", "The deprecated C-FIND route (use /query)"), ("find-patient", "The deprecated C-FIND route"),
         ("find-study", "The deprecated C-FIND route"), ("find-series", "The deprecated C-FIND route"),
         ("find-instance", "The deprecated C-FIND route"), ("find-worklist", "Worklist C-FIND SCU"))]
+    peer = f"/peers/{_ID}"
+    table += [
+        _route("/peers", peers.list_peers, ["GET"]),
+        _route(peer, peers.operations, ["GET"]),
+        _route(peer, peers.put_peer, ["PUT"]),
+        _route(peer, peers.delete_peer, ["DELETE"]),
+        _route(f"{peer}/configuration", peers.configuration, ["GET"]),
+        _route(f"{peer}/system", peers.system, ["GET"]),
+        _route(f"{peer}/store", peers.store, ["POST"]),
+        _route(f"{peer}/store-straight", peers.store_straight, ["POST"]),
+    ]
     instance = f"/instances/{_ID}"
     table += [
         _route(f"{instance}/file", instances.file, ["GET"]),
@@ -180,4 +191,5 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     app.state.config = config
     app.state.http_port = http_port or config.HttpPort
     app.state.dicom_port = dicom_port or config.DicomPort
+    app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
     return BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled)

@@ -37,6 +37,8 @@ async def upload(request: Request) -> Response:
     """POST /instances: one DICOM file, or a zip of them, streamed to a spool file (bounded memory)."""
     limit = request.app.state.config.MaximumUploadSize
     spool = await spool_body(request, limit, _too_large)
+    if request.headers.get("content-encoding", "").strip().lower() == "gzip":  # a peer's "Compress": true
+        spool = await run_in_threadpool(_gunzip, spool, limit)
     try:
         size = spool.seek(0, io.SEEK_END)
         if size == 0:
@@ -55,6 +57,31 @@ async def upload(request: Request) -> Response:
         return json_response(_store_json(result))
     finally:
         spool.close()
+
+
+def _gunzip(spool, limit: int):
+    """The decompressed body in a new spool, refusing more than ``limit`` bytes (a gzip bomb stops there)."""
+    import gzip
+    import tempfile
+
+    inflated = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    try:
+        spool.seek(0)
+        with gzip.GzipFile(fileobj=spool, mode="rb") as stream:
+            while chunk := stream.read(1024 * 1024):
+                if inflated.tell() + len(chunk) > limit:
+                    raise _too_large(limit)
+                inflated.write(chunk)
+    except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError
+        inflated.close()
+        raise OrthancError(15, "Bad file format", 400, f"Cannot decompress the gzip-encoded body: {error}") from None
+    except BaseException:
+        inflated.close()
+        raise
+    finally:
+        spool.close()
+    inflated.seek(0)
+    return inflated
 
 
 async def file(request: Request) -> Response:

@@ -99,7 +99,7 @@ async def echo(request: Request) -> Response:
 
 
 # -- C-STORE ------------------------------------------------------------------------------------------------------
-def _store_request(raw: bytes) -> tuple[list[str], dict]:
+def store_request(raw: bytes) -> tuple[list[str], dict]:
     """The resources and options of POST /modalities/{id}/store: an ID as plain text or JSON string, a JSON list
     of IDs, or ``{"Resources": [...], ...options}``."""
     value = fields.parse_json(raw)
@@ -144,7 +144,7 @@ def _move_originator(options: dict, local_aet: str) -> tuple[str, int] | None:
 
 async def store(request: Request) -> Response:
     """POST /modalities/{id}/store: C-STORE the instances of the given resources, each as stored."""
-    resources, options = _store_request(await request.body())
+    resources, options = store_request(await request.body())
     archive = archive_of(request)
     instance_ids: list[str] = []
     for public_id in resources:

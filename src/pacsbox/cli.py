@@ -85,9 +85,11 @@ def _sample_files():
     return (data for _, data in ct_study())
 
 
+from .cli_data import register as _register_data  # noqa: E402
 from .cli_lifecycle import register as _register_lifecycle  # noqa: E402
 
 _register_lifecycle(main)
+_register_data(main)
 
 if __name__ == "__main__":
     main()

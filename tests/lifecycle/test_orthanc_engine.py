@@ -42,7 +42,7 @@ def test_two_linked_instances_store_to_each_other(home, sender_engine):
     receiver_engine = "orthanc" if sender_engine == "builtin" else "builtin"
     sender = ensure("sender", {"DicomAet": "SENDER"}, engine=sender_engine, home=home)
     receiver = ensure("receiver", {"DicomAet": "RECEIVER"}, engine=receiver_engine, home=home)
-    link(sender, receiver, peers=False)
+    link(sender, receiver)
     for _, data in ct_study(slices=2, size=16):
         requests.post(sender.url + "/instances", data=data, auth=sender.auth, timeout=30).raise_for_status()
     study = requests.get(sender.url + "/studies", auth=sender.auth, timeout=30).json()[0]
@@ -51,3 +51,8 @@ def test_two_linked_instances_store_to_each_other(home, sender_engine):
     assert _count(receiver) == 2
     echo = requests.post(f"{receiver.url}/modalities/sender/echo", data="{}", auth=receiver.auth, timeout=60)
     assert echo.status_code == 200, echo.text
+    # and as HTTP peers: the receiver sends the study back over REST after the sender forgot it
+    requests.delete(f"{sender.url}/studies/{study}", auth=sender.auth, timeout=30).raise_for_status()
+    back = requests.post(f"{receiver.url}/peers/sender/store", data=study, auth=receiver.auth, timeout=60)
+    assert back.status_code == 200 and back.json()["InstancesCount"] == 2, back.text
+    assert _count(sender) == 2

@@ -66,7 +66,10 @@ def test_every_lifecycle_command_in_text_and_json(home, tmp_path):
 
 
 def test_stop_all_and_the_errors_a_user_meets(home):
-    first = json.loads(pacsbox(home, "start", "--name", "one", "--json").stdout)
+    first = json.loads(pacsbox(home, "start", "--name", "one", "--with-data", "dummydicom", "--json").stdout)
+    assert first["datasets"][0].startswith("dummydicom via xnat-import: 28 files")
+    stats = requests.get(first["url"] + "/statistics", auth=("admin", "admin"), timeout=30).json()
+    assert (stats["CountStudies"], stats["CountSeries"], stats["CountInstances"]) == (1, 3, 28)
     second = json.loads(pacsbox(home, "start", "--name", "two", "--json").stdout)
     assert first["url"] != second["url"] and first["dicom_port"] != second["dicom_port"]
     assert json.loads(pacsbox(home, "stop", "--all", "--json").stdout) == [

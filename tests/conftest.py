@@ -16,7 +16,7 @@ def corpus() -> list[tuple[str, bytes]]:
 
 
 @pytest.fixture(scope="module")
-def pacsbox_server():
+def spawned_pacsbox():
     """One pacsbox server per test module (empty at the start of the module)."""
     with RunningPacsbox({"UserMetadata": {"Sample": 1024}}) as server:
         yield server

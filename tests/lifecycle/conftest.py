@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psutil
 import pytest
 
 from pacsbox.lifecycle import list_instances, stop
@@ -14,3 +15,11 @@ def home(tmp_path, monkeypatch):
     yield folder
     for name, _, _ in list_instances(folder):
         stop(name, grace=5, home=folder)
+
+
+def is_gone(pid: int) -> bool:
+    """The process has ended: no such PID, or a zombie waiting for whichever parent reaps it."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

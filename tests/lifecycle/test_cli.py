@@ -11,6 +11,7 @@ import psutil
 import requests
 
 from pacsbox.datasets import ct_study
+from tests.lifecycle.conftest import is_gone
 
 
 def pacsbox(home, *arguments: str, check: int | None = 0) -> subprocess.CompletedProcess:
@@ -60,7 +61,7 @@ def test_every_lifecycle_command_in_text_and_json(home, tmp_path):
 
     stopped = json.loads(pacsbox(home, "stop", "cli", "--json").stdout)
     assert stopped == [{"name": "cli", "stopped": True}]
-    assert not psutil.pid_exists(restarted["pid"])
+    assert is_gone(restarted["pid"])
     assert "'cli' was not running" in pacsbox(home, "stop", "cli").stdout
     assert pacsbox(home, "status", "cli", check=3).returncode == 3
 
@@ -74,7 +75,7 @@ def test_stop_all_and_the_errors_a_user_meets(home):
     assert first["url"] != second["url"] and first["dicom_port"] != second["dicom_port"]
     assert json.loads(pacsbox(home, "stop", "--all", "--json").stdout) == [
         {"name": "one", "stopped": True}, {"name": "two", "stopped": True}]
-    assert not psutil.pid_exists(first["pid"]) and not psutil.pid_exists(second["pid"])
+    assert is_gone(first["pid"]) and is_gone(second["pid"])
 
     missing = pacsbox(home, "reset", "nowhere", check=1)
     assert "no pacsbox instance named 'nowhere' is running; start it with `pacsbox start --name nowhere`" \

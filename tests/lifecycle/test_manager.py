@@ -26,6 +26,7 @@ from pacsbox.lifecycle import (
     stop,
 )
 from pacsbox.lifecycle.process import kill_tree, spawn_detached
+from tests.lifecycle.conftest import is_gone
 from tests.support.orthanc_ref import free_port
 
 
@@ -125,7 +126,7 @@ def test_stop_leaves_no_process_and_no_record(home):
     instance = ensure("stopme", home=home)
     assert stop("stopme", home=home) is True
     assert not instance.is_alive()
-    assert not psutil.pid_exists(instance.pid) or psutil.Process(instance.pid).create_time() != instance.created
+    assert is_gone(instance.pid)
     assert stop("stopme", home=home) is False
 
 
@@ -158,7 +159,7 @@ def test_a_caller_interrupted_during_start_up_leaves_no_server(home):
     caller.send_signal(2)  # Ctrl-C while the server is still starting
     caller.wait(60)
     if record["status"] == "starting":
-        assert not psutil.pid_exists(record["pid"]) or psutil.Process(record["pid"]).status() == "zombie"
+        assert is_gone(record["pid"])
         assert not paths.state_file.exists()
     else:  # it became ready first: then it is recorded and reusable
         assert get_instance("interrupted", home=home).pid == record["pid"]

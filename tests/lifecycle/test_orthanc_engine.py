@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import psutil
 import pytest
 import requests
 
@@ -10,6 +9,7 @@ from pacsbox.datasets import ct_study
 from pacsbox.lifecycle import ensure, get_instance, stop
 from pacsbox.lifecycle.engines import ORTHANC_MISSING, orthanc_binary
 from pacsbox.lifecycle.topology import link
+from tests.lifecycle.conftest import is_gone
 
 pytestmark = pytest.mark.skipif(orthanc_binary() is None, reason=ORTHANC_MISSING)
 
@@ -34,7 +34,7 @@ def test_the_real_orthanc_started_used_reset_snapshotted_and_stopped(home):
     assert _count(get_instance("real", home=home)) == 2
     pid = get_instance("real", home=home).pid
     assert stop("real", home=home) is True
-    assert not psutil.pid_exists(pid)
+    assert is_gone(pid)
 
 
 @pytest.mark.parametrize("sender_engine", ["builtin", "orthanc"])

@@ -79,13 +79,32 @@ def kill_tree(pid: int, created: float, grace: float = 10.0) -> bool:
     for process in family:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.terminate()
-    _, alive = psutil.wait_procs(family, timeout=grace)
+    alive = _wait_gone(family, grace, pid)
     for process in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-    psutil.wait_procs(alive, timeout=5)
+    _wait_gone(alive, 5, pid)
     reap(pid)
     return True
+
+
+def _wait_gone(processes: list[psutil.Process], timeout: float, own_child: int) -> list[psutil.Process]:
+    """Wait until the processes are gone; a zombie counts as gone (its parent, perhaps another test run, reaps
+    it whenever it likes). Returns those still running at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reap(own_child)
+        alive = [process for process in processes if _running(process)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.02)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def port_accepts(host: str, port: int, timeout: float = 1.0) -> bool:

@@ -105,7 +105,7 @@ def test_storescu_folder_arrives_byte_for_byte(fresh_dimse_pacsbox, needs_dcmtk,
         assert metadata["TransferSyntax"] == str(meta.TransferSyntaxUID)
 
 
-def test_dicom_and_rest_ingest_give_the_same_instance(fresh_dimse_pacsbox, pacsbox_server):
+def test_dicom_and_rest_ingest_give_the_same_instance(fresh_dimse_pacsbox, spawned_pacsbox):
     """The same file stored over DICOM in one server and over REST in another: same IDs, same tags."""
     data = standard_corpus()[0][1]
     ae = AE(ae_title=SCU_AET)
@@ -115,15 +115,15 @@ def test_dicom_and_rest_ingest_give_the_same_instance(fresh_dimse_pacsbox, pacsb
     assert assoc.is_established
     assert assoc.send_c_store(dataset).Status == 0x0000
     assoc.release()
-    assert pacsbox_server.session().post(pacsbox_server.url + "/instances", data=data).ok
+    assert spawned_pacsbox.session().post(spawned_pacsbox.url + "/instances", data=data).ok
     instance = instance_id(data)
     over_dicom = fresh_dimse_pacsbox.session().get(f"{fresh_dimse_pacsbox.url}/instances/{instance}")
-    over_rest = pacsbox_server.session().get(f"{pacsbox_server.url}/instances/{instance}")
+    over_rest = spawned_pacsbox.session().get(f"{spawned_pacsbox.url}/instances/{instance}")
     assert over_dicom.status_code == over_rest.status_code == 200
     assert over_dicom.json()["ParentSeries"] == over_rest.json()["ParentSeries"]
     for route in ("tags", "simplified-tags"):
         ours = fresh_dimse_pacsbox.session().get(f"{fresh_dimse_pacsbox.url}/instances/{instance}/{route}").json()
-        theirs = pacsbox_server.session().get(f"{pacsbox_server.url}/instances/{instance}/{route}").json()
+        theirs = spawned_pacsbox.session().get(f"{spawned_pacsbox.url}/instances/{instance}/{route}").json()
         assert ours == theirs
 
 

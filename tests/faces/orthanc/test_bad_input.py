@@ -82,13 +82,13 @@ def files(corpus) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def url(pacsbox_server) -> str:
-    return pacsbox_server.url
+def url(spawned_pacsbox) -> str:
+    return spawned_pacsbox.url
 
 
 @pytest.fixture(scope="module")
-def http(pacsbox_server):
-    session = pacsbox_server.session()
+def http(spawned_pacsbox):
+    session = spawned_pacsbox.session()
     yield session
     session.close()
 
@@ -148,12 +148,12 @@ def test_zip_with_a_truncated_member_is_rejected_whole(http, url, files, unchang
 
 
 @pytest.mark.parametrize("member", ["../../evil.dcm", "/abs.dcm", "ok/../../evil.dcm", "..\\..\\evil.dcm"])
-def test_zip_slip_member_names_are_rejected(pacsbox_server, http, url, files, unchanged, member):
+def test_zip_slip_member_names_are_rejected(spawned_pacsbox, http, url, files, unchanged, member):
     good = files["ct/4.dcm"]
     response = http.post(url + "/instances", data=zip_of([("fine.dcm", files["ct/5.dcm"]), (member, good)]))
     assert_error(response, 400, 15, "Bad file format")
     assert http.get(f"{url}/instances/{ids_of(good)['instances']}").status_code == 404
-    root = Path(pacsbox_server.directory)
+    root = Path(spawned_pacsbox.directory)
     assert not list(root.rglob("evil.dcm")) and not (root.parent / "evil.dcm").exists()
     assert not Path("/abs.dcm").exists()
 

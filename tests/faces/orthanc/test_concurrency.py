@@ -92,10 +92,10 @@ def files() -> list[File]:
 
 
 @pytest.fixture(scope="module")
-def loaded(pacsbox_server, files):
+def loaded(spawned_pacsbox, files):
     """The 1000 files, interleaved over 4 clients so that every series receives from several clients at once."""
     started = time.monotonic()
-    results = upload_concurrently(pacsbox_server, [files[n::CLIENTS] for n in range(CLIENTS)])
+    results = upload_concurrently(spawned_pacsbox, [files[n::CLIENTS] for n in range(CLIENTS)])
     return results, time.monotonic() - started
 
 
@@ -114,8 +114,8 @@ def test_upload_is_fast_enough(loaded):
     assert seconds < 25, f"1000 uploads from {CLIENTS} clients took {seconds:.1f} s"
 
 
-def test_statistics_are_exact(pacsbox_server, loaded, files):
-    body = pacsbox_server.session().get(pacsbox_server.url + "/statistics").json()
+def test_statistics_are_exact(spawned_pacsbox, loaded, files):
+    body = spawned_pacsbox.session().get(spawned_pacsbox.url + "/statistics").json()
     total = sum(len(item.data) for item in files)
     assert body == {
         "CountPatients": PATIENTS, "CountStudies": PATIENTS * STUDIES, "CountSeries": PATIENTS * STUDIES * SERIES,
@@ -124,33 +124,33 @@ def test_statistics_are_exact(pacsbox_server, loaded, files):
     }
 
 
-def test_instances_have_the_expected_ids_and_sizes(pacsbox_server, loaded, files):
-    http = pacsbox_server.session()
-    listed = http.get(pacsbox_server.url + "/instances").json()
+def test_instances_have_the_expected_ids_and_sizes(spawned_pacsbox, loaded, files):
+    http = spawned_pacsbox.session()
+    listed = http.get(spawned_pacsbox.url + "/instances").json()
     assert len(listed) == 1000
     assert sorted(listed) == sorted(item.instance for item in files)
-    sizes = {obj["ID"]: obj["FileSize"] for obj in http.get(pacsbox_server.url + "/instances?expand").json()}
+    sizes = {obj["ID"]: obj["FileSize"] for obj in http.get(spawned_pacsbox.url + "/instances?expand").json()}
     assert sizes == {item.instance: len(item.data) for item in files}
 
 
-def test_hierarchy_is_complete(pacsbox_server, loaded, files):
-    http = pacsbox_server.session()
-    series = http.get(pacsbox_server.url + "/series?expand").json()
+def test_hierarchy_is_complete(spawned_pacsbox, loaded, files):
+    http = spawned_pacsbox.session()
+    series = http.get(spawned_pacsbox.url + "/series?expand").json()
     expected = {}
     for item in files:
         expected.setdefault(item.series, set()).add(item.instance)
     assert {s["ID"]: set(s["Instances"]) for s in series} == expected
     assert sorted(s["ParentStudy"] for s in series) == sorted({item.series: item.study for item in files}.values())
-    studies = http.get(pacsbox_server.url + "/studies?expand").json()
+    studies = http.get(spawned_pacsbox.url + "/studies?expand").json()
     assert len(studies) == PATIENTS * STUDIES
     assert all(len(study["Series"]) == SERIES for study in studies)
-    patients = http.get(pacsbox_server.url + "/patients?expand").json()
+    patients = http.get(spawned_pacsbox.url + "/patients?expand").json()
     assert sorted(p["ID"] for p in patients) == sorted({item.patient for item in files})
     assert all(len(patient["Studies"]) == STUDIES for patient in patients)
 
 
-def test_each_resource_is_announced_once(pacsbox_server, loaded, files):
-    changes = all_changes(pacsbox_server.session(), pacsbox_server.url)
+def test_each_resource_is_announced_once(spawned_pacsbox, loaded, files):
+    changes = all_changes(spawned_pacsbox.session(), spawned_pacsbox.url)
     seqs = [change["Seq"] for change in changes]
     assert seqs == sorted(set(seqs))
     created = Counter((change["ChangeType"], change["ID"]) for change in changes
@@ -161,10 +161,10 @@ def test_each_resource_is_announced_once(pacsbox_server, loaded, files):
     assert {public_id for kind, public_id in created if kind == "NewInstance"} == {f.instance for f in files}
 
 
-def test_a_sample_of_files_downloads_byte_identical(pacsbox_server, loaded, files):
-    http = pacsbox_server.session()
+def test_a_sample_of_files_downloads_byte_identical(spawned_pacsbox, loaded, files):
+    http = spawned_pacsbox.session()
     for item in files[::37]:
-        response = http.get(f"{pacsbox_server.url}/instances/{item.instance}/file")
+        response = http.get(f"{spawned_pacsbox.url}/instances/{item.instance}/file")
         assert response.status_code == 200
         assert response.content == item.data
 

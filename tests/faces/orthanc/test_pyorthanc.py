@@ -40,9 +40,9 @@ def corpus_dir(tmp_path_factory, files) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(pacsbox_server) -> Orthanc:
-    user, password = pacsbox_server.auth
-    orthanc = Orthanc(pacsbox_server.url, user, password, timeout=30)
+def client(spawned_pacsbox) -> Orthanc:
+    user, password = spawned_pacsbox.auth
+    orthanc = Orthanc(spawned_pacsbox.url, user, password, timeout=30)
     yield orthanc
     orthanc.close()
 
@@ -233,9 +233,9 @@ def test_download_a_study_zip(client, uploaded, files, tmp_path):
     assert len(_zip_members((tmp_path / "patient.zip").read_bytes())) == 4
 
 
-def test_async_client(pacsbox_server, uploaded, files):
+def test_async_client(spawned_pacsbox, uploaded, files):
     async def scenario():
-        async with pyorthanc.AsyncOrthanc(pacsbox_server.url, *pacsbox_server.auth) as orthanc:
+        async with pyorthanc.AsyncOrthanc(spawned_pacsbox.url, *spawned_pacsbox.auth) as orthanc:
             system = await orthanc.get_system()
             found = await orthanc.post_tools_find({"Level": "Patient", "Query": {"PatientID": "PBX-MF"}})
             answer = await pyorthanc.async_upload(orthanc, pydicom.dcmread(io.BytesIO(files["ct/1.dcm"])))

@@ -86,8 +86,8 @@ def items(corpus) -> dict[str, Item]:
 
 
 @pytest.fixture(scope="module")
-def server(pacsbox_server):
-    return pacsbox_server
+def server(spawned_pacsbox):
+    return spawned_pacsbox
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from tests.support.pacsbox_proc import RunningPacsbox
 
 
 def test_gzip_bodies_are_inflated_within_the_upload_limit(corpus):
-    name, data = corpus[0]
+    _, data = corpus[0]
     with RunningPacsbox({"MaximumUploadSize": 4 * len(data)}) as server:
         session = server.session()
         answer = session.post(server.url + "/instances", data=gzip.compress(data),

@@ -31,6 +31,17 @@ class Negotiation:
 
 def negotiate(port: int, called_aet: str, abstract_syntaxes: list[str], calling_aet: str = SCU_AET,
               transfer_syntaxes: list[str] | None = None) -> Negotiation:
+    """The outcome of one association request; an inconclusive one (neither accepted nor rejected: a timeout
+    or an abort on a loaded machine) is tried again, up to three times."""
+    for _ in range(2):
+        outcome = _negotiate_once(port, called_aet, abstract_syntaxes, calling_aet, transfer_syntaxes)
+        if outcome.established or outcome.rejected:
+            return outcome
+    return _negotiate_once(port, called_aet, abstract_syntaxes, calling_aet, transfer_syntaxes)
+
+
+def _negotiate_once(port: int, called_aet: str, abstract_syntaxes: list[str], calling_aet: str,
+                    transfer_syntaxes: list[str] | None) -> Negotiation:
     ae = AE(ae_title=calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
     ae.requested_contexts = [build_context(uid, transfer_syntaxes) if transfer_syntaxes else build_context(uid)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -10,7 +12,9 @@ import pydicom
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
+from pydicom.uid import UID
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
 from .errors import InvalidDicom
 from .ids import Level, resource_ids
@@ -117,9 +121,9 @@ class ParsedInstance:
     main_tags: dict[Level, dict[str, str]] = field(default_factory=dict)
     pixel_data_offset: int | None = None
 
-    @property
+    @functools.cached_property
     def ids(self) -> tuple[str, str, str, str]:
-        """Public IDs of the patient, study, series and instance."""
+        """Public IDs of the patient, study, series and instance (four SHA-1s: computed once)."""
         return resource_ids(self.patient_id, self.study_uid, self.series_uid, self.sop_uid)
 
     @property
@@ -153,27 +157,39 @@ def read_dataset(source: bytes | memoryview | BinaryIO) -> Dataset:
 
 
 def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = "Latin1") -> ParsedInstance:
-    """Read an instance and extract its identifiers and main tags; InvalidDicom when it is not storable."""
-    dataset = read_dataset(data)
-    size = len(data) if isinstance(data, (bytes, bytearray, memoryview)) else data.seek(0, io.SEEK_END)
-    encodings = dataset_encodings(dataset, default_encoding)
-    main = {level: _main_tags_of(dataset, tags, encodings) for level, tags in MAIN_TAGS.items()}
+    """Read an instance and extract its identifiers and main tags; InvalidDicom when it is not storable.
+
+    A Part 10 file in a little endian syntax, undeflated, is read by ``scan_part10``; anything else, or anything it
+    does not recognise, by pydicom (which reports what is wrong with a broken file).
+    """
+    in_memory = isinstance(data, (bytes, bytearray, memoryview))
+    scanned = scan_part10(data) if in_memory else None
+    if scanned is not None:
+        meta, elements = scanned
+        dataset = Dataset({element.tag: element for element in elements.values()})
+        get = elements.get
+    else:
+        dataset = read_dataset(data)
+        meta = getattr(dataset, "file_meta", None)
+        get = dataset.get_item
+    size = len(data) if in_memory else data.seek(0, io.SEEK_END)
+    encodings = convert_encodings(_character_sets(get(0x00080005), default_encoding))
+    main = {level: _main_tags_of(get, tags, encodings) for level, tags in MAIN_TAGS.items()}
     uids = {k: main_value(main, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
     missing = [keyword for keyword, value in uids.items() if not value]
     if missing:
         raise InvalidDicom(
             f"Cannot parse an invalid DICOM file (size: {size} bytes): missing {', '.join(missing)}"
         )
-    meta = getattr(dataset, "file_meta", None)
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not transfer_syntax:
         # A bare dataset is read as pydicom guessed it; Orthanc reports implicit little endian for these.
         transfer_syntax = "1.2.840.10008.1.2" if dataset.is_implicit_VR else "1.2.840.10008.1.2.1"
-    sop_class = _string_value(dataset, 0x00080016, encodings) or (
+    sop_class = _string_value(get(0x00080016), encodings) or (
         str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
     )
     return ParsedInstance(
-        pixel_data_offset=_pixel_data_offset(dataset) if meta is not None and len(meta) else None,
+        pixel_data_offset=_pixel_data_offset(get(0x7FE00010)) if meta is not None and len(meta) else None,
         dataset=dataset,
         patient_id=main[Level.PATIENT].get("PatientID", ""),
         study_uid=uids["StudyInstanceUID"],
@@ -195,11 +211,10 @@ def main_value(main: dict[Level, dict[str, str]], keyword: str) -> str:
 
 def dataset_encodings(dataset: Dataset, default_encoding: str = "Latin1") -> list[str]:
     """Python codecs to decode text with: from SpecificCharacterSet, else from Orthanc's DefaultEncoding."""
-    return convert_encodings(_character_sets(dataset, default_encoding))
+    return convert_encodings(_character_sets(dataset.get_item(0x00080005), default_encoding))
 
 
-def _character_sets(dataset: Dataset, default_encoding: str) -> list[str]:
-    raw = dataset.get_item(0x00080005)
+def _character_sets(raw, default_encoding: str) -> list[str]:
     if raw is not None and raw.value:
         value = raw.value
         text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
@@ -209,18 +224,19 @@ def _character_sets(dataset: Dataset, default_encoding: str) -> list[str]:
     return [ENCODINGS.get(default_encoding, "ISO_IR 100")]
 
 
-def _main_tags_of(dataset: Dataset, tags: dict[int, str], encodings: list[str]) -> dict[str, str]:
+def _main_tags_of(get, tags: dict[int, str], encodings: list[str]) -> dict[str, str]:
     found = {}
     for tag, keyword in tags.items():
-        value = _string_value(dataset, tag, encodings)
-        if value is not None:
-            found[keyword] = value
+        element = get(tag)
+        if element is not None:
+            value = _string_value(element, encodings)
+            if value is not None:
+                found[keyword] = value
     return found
 
 
-def _string_value(dataset: Dataset, tag: int, encodings: list[str]) -> str | None:
+def _string_value(element, encodings: list[str]) -> str | None:
     """A top-level element as Orthanc's index holds it: the decoded string, padding removed; None if absent."""
-    element = dataset.get_item(tag)
     if element is None:
         return None
     if not isinstance(element, RawDataElement):
@@ -237,13 +253,144 @@ def _string_value(dataset: Dataset, tag: int, encodings: list[str]) -> str | Non
     return text.rstrip(" \x00").lstrip(" ") if element.VR not in ("LT", "ST", "UT") else text.rstrip(" \x00")
 
 
-def _pixel_data_offset(dataset: Dataset) -> int | None:
+def _pixel_data_offset(element) -> int | None:
     """Where the PixelData element starts in the file (Orthanc's PixelDataOffset metadata)."""
-    element = dataset.get_item(0x7FE00010)
     if not isinstance(element, RawDataElement):
         return None
     header = 8 if element.is_implicit_VR else 12  # tag + VR + reserved + 4-byte length for OB/OW
     return element.value_tell - header
+
+
+# -- the fast reader of Part 10 files ------------------------------------------------------------------------------
+_TAG_LENGTH = struct.Struct("<HHI")  # implicit VR element header, and every item or delimiter header
+_EXPLICIT = struct.Struct("<HH2sH")  # explicit VR element header with a 2-byte length
+_LENGTH32 = struct.Struct("<I")
+_LONG_VRS = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_32)
+_VR_NAMES = {vr.value.encode(): vr.value for vr in VR if len(vr.value) == 2}
+_UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+
+
+class _NotPlain(Exception):
+    """Something the fast reader leaves to pydicom."""
+
+
+def scan_part10(data: bytes | bytearray | memoryview) -> tuple[dict[str, str], dict[int, RawDataElement]] | None:
+    """The file meta values and the top-level elements (by tag) of a Part 10 file, raw, as pydicom reads them.
+
+    Reading DICOM is walking element headers (PS3.5 7); pydicom does it in a generic loop, ~1 ms for a small
+    image. This walks only the top level, skipping nested sequences and encapsulated frames by their items, and
+    returns None for anything else than a well-formed file in an undeflated little endian syntax: big endian,
+    deflated, no preamble, an unknown VR, a length past the end.
+    """
+    data = bytes(data) if not isinstance(data, bytes) else data
+    if len(data) < 144 or data[128:132] != b"DICM":
+        return None
+    try:
+        meta_elements, offset = _scan_elements(data, 132, implicit=False, meta=True)
+        meta = {keyword: (meta_elements[tag].value or b"").decode("ascii").rstrip("\x00 ")
+                for tag, keyword in ((0x00020010, "TransferSyntaxUID"), (0x00020002, "MediaStorageSOPClassUID"))
+                if tag in meta_elements}
+        implicit = _plain_syntax(meta.get("TransferSyntaxUID", ""))
+        if implicit is None:
+            return None
+        elements, _ = _scan_elements(data, offset, implicit=implicit, meta=False)
+    except (_NotPlain, struct.error, UnicodeDecodeError):
+        return None
+    return meta, elements
+
+
+@functools.lru_cache(maxsize=128)
+def _plain_syntax(uid: str) -> bool | None:
+    """Whether a transfer syntax is implicit VR, for the little endian undeflated ones; None for the others."""
+    syntax = UID(uid)
+    if not syntax.is_transfer_syntax or not syntax.is_little_endian or syntax.is_deflated:
+        return None
+    return syntax.is_implicit_VR
+
+
+def _scan_elements(data: bytes, offset: int, *, implicit: bool, meta: bool) -> tuple[dict[int, RawDataElement], int]:
+    """Top-level elements from ``offset`` to the end or, for the file meta group (always explicit VR, PS3.10 7.1),
+    to the first element of another group."""
+    elements: dict[int, RawDataElement] = {}
+    end = len(data)
+    while offset < end:
+        if implicit:
+            group, number, length = _TAG_LENGTH.unpack_from(data, offset)
+            vr, start = None, offset + 8
+        else:
+            group, number, vr_bytes, length = _EXPLICIT.unpack_from(data, offset)
+            if meta and group != 0x0002:  # the data set may be in implicit VR
+                break
+            vr = _VR_NAMES.get(vr_bytes)
+            if vr is None:
+                raise _NotPlain
+            if vr_bytes in _LONG_VRS:
+                length = _LENGTH32.unpack_from(data, offset + 8)[0]
+                start = offset + 12
+            else:
+                start = offset + 8
+        tag = group << 16 | number
+        content_implicit = implicit
+        if length == _UNDEFINED:
+            if meta or tag == _ITEM_END:
+                raise _NotPlain
+            if vr == "UN" or (vr is None and tag != 0x7FE00010):
+                # PS3.5 6.2.2: an UN of undefined length is a sequence in implicit VR; pydicom reads both as SQ
+                vr, content_implicit = "SQ", True
+            stop = _skip_items(data, start, implicit=content_implicit)
+            value = data[start:stop - 8]  # the items, without the sequence delimiter
+        else:
+            stop = start + length
+            if stop > end:
+                raise _NotPlain
+            value = data[start:stop]
+        elements[tag] = RawDataElement(BaseTag(tag), vr, length, value, start, content_implicit, True)
+        offset = stop
+    return elements, offset
+
+
+def _skip_items(data: bytes, offset: int, *, implicit: bool) -> int:
+    """Past the sequence delimiter of an undefined-length sequence (or encapsulated pixel data) at ``offset``."""
+    while True:
+        group, number, length = _TAG_LENGTH.unpack_from(data, offset)
+        tag = group << 16 | number
+        offset += 8
+        if tag == _SEQUENCE_END:
+            return offset
+        if tag != _ITEM:
+            raise _NotPlain
+        if length != _UNDEFINED:
+            offset += length
+            continue
+        offset = _skip_nested(data, offset, implicit=implicit)
+
+
+def _skip_nested(data: bytes, offset: int, *, implicit: bool) -> int:
+    """Past the item delimiter of an undefined-length item whose elements start at ``offset``."""
+    end = len(data)
+    while True:
+        group, number, length = _TAG_LENGTH.unpack_from(data, offset)
+        if group << 16 | number == _ITEM_END:
+            return offset + 8
+        vr = None
+        if implicit:
+            start = offset + 8
+        else:
+            _, _, vr, length = _EXPLICIT.unpack_from(data, offset)
+            if vr not in _VR_NAMES:
+                raise _NotPlain
+            if vr in _LONG_VRS:
+                length = _LENGTH32.unpack_from(data, offset + 8)[0]
+                start = offset + 12
+            else:
+                start = offset + 8
+        if length == _UNDEFINED:
+            offset = _skip_items(data, start, implicit=implicit or vr == b"UN")
+        elif start + length > end:
+            raise _NotPlain
+        else:
+            offset = start + length
 
 
 def _check_complete(dataset: Dataset, size: int) -> None:
@@ -257,6 +404,32 @@ def _check_complete(dataset: Dataset, size: int) -> None:
         or (last.value is not None and len(last.value) < last.length)
     ):
         raise InvalidDicom(f"Cannot parse an invalid DICOM file (size: {size} bytes): the file is truncated")
+
+
+PREAMBLE = b"\x00" * 128 + b"DICM"  # PS3.10 7.1
+_SHORT_ELEMENT = struct.Struct("<HH2sH")
+
+
+def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str, *, implementation_class_uid: str,
+              implementation_version_name: str, source_aet: str) -> bytes:
+    """A Part 10 header: preamble, ``DICM`` and the file meta information group (PS3.10 7.1), encoded as pydicom
+    writes it (explicit VR little endian; UIs padded with NUL, texts with a space)."""
+    def element(number: int, vr: bytes, text: str, pad: bytes) -> bytes:
+        value = text.encode("ascii")
+        if len(value) % 2:
+            value += pad
+        return _SHORT_ELEMENT.pack(0x0002, number, vr, len(value)) + value
+
+    body = b"".join((
+        b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00\x00\x01",  # FileMetaInformationVersion
+        element(0x0002, b"UI", sop_class_uid, b"\x00"),
+        element(0x0003, b"UI", sop_instance_uid, b"\x00"),
+        element(0x0010, b"UI", transfer_syntax_uid, b"\x00"),
+        element(0x0012, b"UI", implementation_class_uid, b"\x00"),
+        element(0x0013, b"SH", implementation_version_name, b" "),
+        element(0x0016, b"AE", source_aet, b" "),
+    ))
+    return PREAMBLE + _SHORT_ELEMENT.pack(0x0002, 0x0000, b"UL", 4) + struct.pack("<I", len(body)) + body
 
 
 def tag_from_text(text: str) -> int | None:

@@ -77,8 +77,9 @@ def test_unknown_sop_class_is_stored_only_when_accepted(servers):
     assert len(found) == (1 if accepted else 0)
 
 
-def _request_outcome(port: int, called: str, kind: str) -> tuple[bool, object]:
-    """Send one request as an unknown AET: (association still up afterwards, the status or None)."""
+def _request_outcome(port: int, called: str, kind: str, storage_only: bool = False) -> tuple[bool, object]:
+    """Send one request as an unknown AET: (association still up afterwards, the status or None). A storage-only
+    association (verification and storage contexts) is served by pacsbox's storage path, any other by pynetdicom."""
     from tests.support.dimse import query
 
     data = to_bytes(make_dataset(patient_id="PBX-POL", patient_name="Pol^Icy", study_uid=uid("pol-study"),
@@ -86,7 +87,7 @@ def _request_outcome(port: int, called: str, kind: str) -> tuple[bool, object]:
     dataset = dcmread(io.BytesIO(data))
     ae = AE(ae_title="STRANGER")
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
-    for syntax in (VERIFICATION, STUDY_FIND, STUDY_MOVE):
+    for syntax in (VERIFICATION,) if storage_only else (VERIFICATION, STUDY_FIND, STUDY_MOVE):
         ae.add_requested_context(syntax)
     ae.add_requested_context(CT_STORAGE, "1.2.840.10008.1.2.1")
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
@@ -115,5 +116,16 @@ def test_requests_of_an_unknown_aet_match_orthanc(servers, kind):
         pytest.skip("an unknown AET cannot associate at all under the strict configuration")
     ours = _request_outcome(pacsbox.dicom_port, pacsbox.aet, kind)
     theirs = _request_outcome(orthanc.dicom_port, orthanc.aet, kind)
+    assert ours == theirs
+    assert echo(pacsbox.dicom_port, pacsbox.aet) == 0x0000, "the server keeps serving"
+
+
+@pytest.mark.parametrize("kind", ["echo", "store"])
+def test_requests_of_an_unknown_aet_on_a_storage_association_match_orthanc(servers, kind):
+    name, pacsbox, orthanc = servers
+    if name == "strict":
+        pytest.skip("an unknown AET cannot associate at all under the strict configuration")
+    ours = _request_outcome(pacsbox.dicom_port, pacsbox.aet, kind, storage_only=True)
+    theirs = _request_outcome(orthanc.dicom_port, orthanc.aet, kind, storage_only=True)
     assert ours == theirs
     assert echo(pacsbox.dicom_port, pacsbox.aet) == 0x0000, "the server keeps serving"

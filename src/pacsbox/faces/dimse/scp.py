@@ -1,39 +1,39 @@
 """The DICOM SCP: association policy (Orthanc's rules) and the C-ECHO/C-STORE/C-FIND/C-MOVE/C-GET handlers.
 
-pynetdicom runs each association in a thread of its own; handlers call the archive directly, which serialises only
-its short index transactions, so parallel associations store in parallel.
+Every connection is served in a thread of its own, and its association request is read before anything is
+answered. An association that only verifies and stores (storescu, a modality) is served directly by
+``storage_scp``; any other (query, retrieve, extended negotiation) goes to pynetdicom, whose handlers are below.
+Handlers call the archive directly, which serialises only its short index transactions, so parallel associations
+store in parallel.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import socketserver
+import threading
 from collections.abc import Iterator
 
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
+from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.events import Event
-from pynetdicom.presentation import PresentationContext, build_context
-from pynetdicom.sop_class import uid_to_service_class
+from pynetdicom.pdu_primitives import SOPClassCommonExtendedNegotiation
+from pynetdicom.transport import ThreadedAssociationServer
 
-from ... import __version__
 from ...core.archive import Archive, Origin
 from ...core.config import Config
+from ...core.dicom import file_meta
 from ...core.errors import ArchiveError
-from . import contexts, retrieve, status
+from . import contexts, retrieve, status, upper_layer
 from .find import find_responses
 from .network import NoDelayAE
+from .policy import REJECT_TOO_MANY_ASSOCIATIONS, AssociationPolicy, all_contexts, is_unknown
+from .storage_scp import StorageAssociation
+from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 LOG = logging.getLogger("pacsbox.dimse")
-# PS3.7 D.3.3.2; a UUID-derived UID (PS3.5 B.2), so no registered root is needed
-IMPLEMENTATION_CLASS_UID = "2.25.52866604236141863274981416590666453567"
-IMPLEMENTATION_VERSION_NAME = f"PACSBOX_{__version__}"[:16]
-
-# PS3.8 9.3.4 A-ASSOCIATE-RJ (result, source, reason)
-_REJECT_CALLING_AET = (0x01, 0x01, 0x03)
-_REJECT_CALLED_AET = (0x01, 0x01, 0x07)
+_STORAGE_ONLY = frozenset((contexts.VERIFICATION, *contexts.STORAGE_SOP_CLASSES))
 
 
 class DicomServer:
@@ -42,6 +42,7 @@ class DicomServer:
     def __init__(self, archive: Archive, config: Config) -> None:
         self.archive = archive
         self.config = config
+        self.policy = AssociationPolicy(archive, config, all_contexts())
         self.ae = NoDelayAE(ae_title=config.DicomAet)
         self.ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
         self.ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
@@ -51,11 +52,9 @@ class DicomServer:
         self.ae.dimse_timeout = config.DicomScpTimeout or None
         self.ae.maximum_pdu_size = 0  # no limit on what peers send: fewer, larger PDUs are faster
         self.ae.require_called_aet = False  # checked in _on_requested, with Orthanc's rules
-        for cx in _all_contexts():
-            # add_supported_context keeps the role flags, which assigning supported_contexts would drop
-            self.ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax, scu_role=cx.scu_role,
-                                          scp_role=cx.scp_role)
-        self._server = None
+        self._server: _Server | None = None
+        self._storage_associations: set[StorageAssociation] = set()
+        self._lock = threading.Lock()
         self.port = 0
 
     def start(self) -> int:
@@ -69,47 +68,65 @@ class DicomServer:
             (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_C_GET, self._on_get),
         ]
-        self._server = self.ae.start_server((self.config.BindAddress, self.config.DicomPort), block=False,
-                                            evt_handlers=handlers)
-        listening = self._server.socket
+        server = self.ae.make_server((self.config.BindAddress, self.config.DicomPort), evt_handlers=handlers,
+                                     contexts=self.policy.supported, server_class=_Server, dicom_server=self)
         # Delayed ACKs against Nagle's algorithm cost ~40 ms per small DIMSE response; accepted sockets inherit it.
-        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.port = listening.getsockname()[1]
+        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.port = server.socket.getsockname()[1]
+        threading.Thread(target=server.serve_forever, name=f"pacsbox-dicom-{self.port}", daemon=True).start()
+        self._server = server
         return self.port
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+        with self._lock:
+            running = list(self._storage_associations)
+        for association in running:
+            association.abort()
 
-    # -- association policy (Orthanc's OrthancApplicationEntityFilter) -------------------------------------------
+    # -- the storage path -----------------------------------------------------------------------------------
+    def serve_storage(self, sock: socket.socket, address) -> bool:
+        """Serve the connection here if its association only verifies and stores; False to leave it to pynetdicom
+        (nothing has been read from the socket then)."""
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data = upper_layer.peek_pdu(sock, self.config.DicomScpTimeout or None)
+        request = upper_layer.read_request(data) if data else None
+        if request is None or not request.plain or not all(
+            cx.abstract_syntax in _STORAGE_ONLY or is_unknown(cx.abstract_syntax) for cx in request.contexts
+        ):
+            return False
+        association = StorageAssociation(self.archive, self.policy, sock, address, request,
+                                         aet=self.config.DicomAet, timeout=self.config.DicomScpTimeout or None)
+        rejection = self.policy.rejection(request.calling_aet, request.called_aet)
+        with self._lock:
+            self._storage_associations.add(association)
+            running = len(self._storage_associations)
+        if rejection is None and self._server is not None and \
+                running + len(self._server.active_associations) > self.ae.maximum_associations:
+            rejection = REJECT_TOO_MANY_ASSOCIATIONS
+        try:
+            association.serve(rejection)
+        finally:
+            with self._lock:
+                self._storage_associations.discard(association)
+        return True
+
+    # -- association policy on the pynetdicom path -------------------------------------------------------------
     def allowed(self, calling_aet: str, request: str) -> bool:
         """Whether a peer calling as ``calling_aet`` may send ``request`` (``Echo``, ``Store``, ``Find``, ...)."""
-        if getattr(self.config, f"DicomAlwaysAllow{request}", False):
-            return True
-        return any(m.allows(request) for m in self.archive.modalities.by_aet(calling_aet))
+        return self.policy.allowed(calling_aet, request)
 
     def _on_requested(self, event: Event) -> None:
         assoc = event.assoc
         request = assoc.requestor.primitive
-        calling = request.calling_ae_title.strip()
-        called = request.called_ae_title.strip()
-        if self.config.DicomCheckCalledAet and called != self.config.DicomAet:
-            LOG.warning("association refused: called AET %r is not %r", called, self.config.DicomAet)
-            _reject(assoc, _REJECT_CALLED_AET)
+        rejection = self.policy.rejection(request.calling_ae_title.strip(), request.called_ae_title.strip())
+        if rejection is not None:
+            _reject(assoc, rejection)
             return
-        known = bool(self.archive.modalities.by_aet(calling))
-        if not (self.config.DicomAlwaysAllowEcho or self.config.DicomAlwaysAllowStore or known):
-            LOG.warning("association refused: unknown calling AET %r", calling)
-            _reject(assoc, _REJECT_CALLING_AET)
-            return
-        if self.config.UnknownSopClassAccepted:
-            offered = list(self.ae.supported_contexts)
-            known_uids = {cx.abstract_syntax for cx in offered}
-            for cx in request.presentation_context_definition_list:
-                if cx.abstract_syntax not in known_uids and _is_unknown(cx.abstract_syntax):
-                    offered.append(build_context(cx.abstract_syntax, list(contexts.STORAGE_TRANSFER_SYNTAXES)))
-                    known_uids.add(cx.abstract_syntax)
+        offered = self.policy.contexts_for(cx.abstract_syntax for cx in request.presentation_context_definition_list)
+        if offered is not self.policy.supported:
             assoc.acceptor.supported_contexts = offered
 
     def _on_accepted(self, event: Event) -> None:
@@ -117,11 +134,9 @@ class DicomServer:
             return
         # pynetdicom serves a request by its SOP class; an unknown one is mapped to the storage service through
         # the SOP Class Common Extended Negotiation table it consults (PS3.7 D.3.3.6).
-        from pynetdicom.pdu_primitives import SOPClassCommonExtendedNegotiation
-
         assoc = event.assoc
         for cx in assoc.accepted_contexts:
-            if _is_unknown(cx.abstract_syntax):
+            if is_unknown(cx.abstract_syntax):
                 item = SOPClassCommonExtendedNegotiation()
                 item.sop_class_uid = cx.abstract_syntax
                 item.service_class_uid = "1.2.840.10008.4.2"  # Storage Service Class
@@ -181,42 +196,33 @@ class DicomServer:
 def _part10(event: Event) -> bytes:
     """The received dataset with pacsbox's file meta information, its bytes as the peer encoded them."""
     request = event.request
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = request.AffectedSOPClassUID
-    meta.MediaStorageSOPInstanceUID = request.AffectedSOPInstanceUID
-    meta.TransferSyntaxUID = event.context.transfer_syntax
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    meta.SourceApplicationEntityTitle = event.assoc.requestor.ae_title.strip()
-    buffer = DicomBytesIO()
-    buffer.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(buffer, meta, enforce_standard=True)
-    return buffer.getvalue() + event.encoded_dataset(include_meta=False)
-
-
-def _all_contexts() -> list[PresentationContext]:
-    return (
-        contexts.contexts([contexts.VERIFICATION])
-        + _storage_contexts()
-        + contexts.contexts(contexts.FIND_SOP_CLASSES + contexts.MOVE_SOP_CLASSES)
-        + contexts.contexts(contexts.GET_SOP_CLASSES)
-    )
-
-
-def _storage_contexts() -> list[PresentationContext]:
-    storage = contexts.contexts(contexts.STORAGE_SOP_CLASSES, contexts.STORAGE_TRANSFER_SYNTAXES)
-    for cx in storage:
-        # Accept the roles a C-GET SCU proposes (it is the storage SCP of the sub-operations), PS3.7 D.3.3.4.
-        cx.scu_role = True
-        cx.scp_role = True
-    return storage
-
-
-def _is_unknown(sop_class_uid: str) -> bool:
-    return uid_to_service_class(sop_class_uid).__name__ == "ServiceClass"
+    header = file_meta(request.AffectedSOPClassUID, request.AffectedSOPInstanceUID, event.context.transfer_syntax,
+                       implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+                       implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+                       source_aet=event.assoc.requestor.ae_title.strip())
+    return header + event.encoded_dataset(include_meta=False)
 
 
 def _reject(assoc, reason: tuple[int, int, int]) -> None:
     assoc.acse.send_reject(*reason)
     assoc.is_rejected = True
     assoc.kill()
+
+
+class _Server(ThreadedAssociationServer):
+    """pynetdicom's threaded server, with a look at each association request before pynetdicom takes it."""
+
+    daemon_threads = True  # a storage association runs in its connection's thread: stopping must not wait for it
+
+    def __init__(self, *args, dicom_server: DicomServer, **kwargs) -> None:
+        self.dicom_server = dicom_server
+        super().__init__(*args, **kwargs)
+
+    def finish_request(self, request, client_address) -> None:
+        if not self.dicom_server.serve_storage(request, client_address):
+            super().finish_request(request, client_address)
+
+    def shutdown(self) -> None:
+        # pynetdicom's shutdown also unregisters the server from an AE that never registered it (make_server)
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()

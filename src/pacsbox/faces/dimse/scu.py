@@ -31,7 +31,7 @@ from ...core.ids import Level
 from ...core.modalities import Modality, StoreReport
 from . import contexts
 from .network import NoDelayAE
-from .scp import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 _MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are the odd numbers 1..255
 _SUCCESS, _PENDING = 0x0000, (0xFF00, 0xFF01)

@@ -1,0 +1,97 @@
+"""Orthanc's association policy (its OrthancApplicationEntityFilter), shared by both association paths of the SCP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.sop_class import uid_to_service_class
+
+from ...core.archive import Archive
+from ...core.config import Config
+from . import contexts
+
+LOG = logging.getLogger("pacsbox.dimse")
+
+# PS3.8 9.3.4 A-ASSOCIATE-RJ (result, source, reason)
+REJECT_CALLING_AET = (0x01, 0x01, 0x03)
+REJECT_CALLED_AET = (0x01, 0x01, 0x07)
+REJECT_TOO_MANY_ASSOCIATIONS = (0x02, 0x03, 0x02)  # transient, provider (presentation), local limit exceeded
+
+
+class SharedContexts(list):
+    """The supported presentation contexts, built once. pynetdicom deep-copies a server's contexts for every
+    association (~150 SOP classes x ~45 transfer syntaxes, over 100 ms); negotiation only reads them, so a
+    shallow copy is enough."""
+
+    def __deepcopy__(self, memo) -> list[PresentationContext]:
+        return list(self)
+
+
+def all_contexts() -> SharedContexts:
+    """Every context the SCP supports: verification, storage (either role, for C-GET), query and retrieve."""
+    storage = contexts.contexts(contexts.STORAGE_SOP_CLASSES, contexts.STORAGE_TRANSFER_SYNTAXES)
+    for cx in storage:
+        # Accept the roles a C-GET SCU proposes (it is the storage SCP of the sub-operations), PS3.7 D.3.3.4.
+        cx.scu_role = True
+        cx.scp_role = True
+    return SharedContexts(
+        contexts.contexts([contexts.VERIFICATION])
+        + storage
+        + contexts.contexts(contexts.FIND_SOP_CLASSES + contexts.MOVE_SOP_CLASSES)
+        + contexts.contexts(contexts.GET_SOP_CLASSES)
+    )
+
+
+def is_unknown(sop_class_uid: str) -> bool:
+    """Whether no DICOM service class is known for a SOP class (a private or future storage class, say)."""
+    return uid_to_service_class(sop_class_uid).__name__ == "ServiceClass"
+
+
+class AssociationPolicy:
+    """Who may associate and what they may ask, as Orthanc decides it from its configuration."""
+
+    def __init__(self, archive: Archive, config: Config, supported: list[PresentationContext]) -> None:
+        self.archive = archive
+        self.config = config
+        self.supported = supported
+        self._known_uids = frozenset(str(cx.abstract_syntax) for cx in supported)
+        self._syntaxes = {str(cx.abstract_syntax): tuple(str(ts) for ts in cx.transfer_syntax) for cx in supported}
+
+    def rejection(self, calling_aet: str, called_aet: str) -> tuple[int, int, int] | None:
+        """The A-ASSOCIATE-RJ reason for a request, or None to go on with the negotiation."""
+        if self.config.DicomCheckCalledAet and called_aet != self.config.DicomAet:
+            LOG.warning("association refused: called AET %r is not %r", called_aet, self.config.DicomAet)
+            return REJECT_CALLED_AET
+        known = bool(self.archive.modalities.by_aet(calling_aet))
+        if not (self.config.DicomAlwaysAllowEcho or self.config.DicomAlwaysAllowStore or known):
+            LOG.warning("association refused: unknown calling AET %r", calling_aet)
+            return REJECT_CALLING_AET
+        return None
+
+    def allowed(self, calling_aet: str, request: str) -> bool:
+        """Whether a peer calling as ``calling_aet`` may send ``request`` (``Echo``, ``Store``, ``Find``, ...)."""
+        if getattr(self.config, f"DicomAlwaysAllow{request}", False):
+            return True
+        return any(m.allows(request) for m in self.archive.modalities.by_aet(calling_aet))
+
+    def syntaxes_for(self, proposed: Iterable[str]) -> Mapping[str, tuple[str, ...]]:
+        """``contexts_for`` as a mapping of abstract syntax to transfer syntaxes, in order of preference."""
+        extra = self._unknown(proposed)
+        if not extra:
+            return self._syntaxes
+        return {**self._syntaxes, **{uid: contexts.STORAGE_TRANSFER_SYNTAXES for uid in extra}}
+
+    def _unknown(self, proposed: Iterable[str]) -> list[str]:
+        if not self.config.UnknownSopClassAccepted:
+            return []
+        return sorted({uid for uid in map(str, proposed) if uid not in self._known_uids and is_unknown(uid)})
+
+    def contexts_for(self, proposed: Iterable[str]) -> list[PresentationContext]:
+        """The contexts to negotiate against: the supported ones, plus the unknown SOP classes a peer proposes
+        when ``UnknownSopClassAccepted`` (stored like any instance, in any transfer syntax)."""
+        extra = self._unknown(proposed)
+        if not extra:
+            return self.supported
+        return list(self.supported) + [build_context(uid, list(contexts.STORAGE_TRANSFER_SYNTAXES)) for uid in extra]

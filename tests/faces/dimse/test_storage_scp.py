@@ -1,0 +1,137 @@
+"""The storage path: associations that only verify and store, served without pynetdicom's reactor (storage_scp).
+
+Fragmented PDUs both ways, failures answered without ending the association, release, abort, idle timeout,
+requests it leaves to pynetdicom, and a server stop with associations open.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import FileMetaDataset
+from pynetdicom import AE, build_role
+
+from tests.support import dcmtk
+from tests.support.dicom_peer import dataset_bytes
+from tests.support.dicomgen import make_dataset, to_bytes, uid
+from tests.support.dimse import SCU_AET, echo
+from tests.support.pacsbox_proc import RunningPacsbox
+
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+VERIFICATION = "1.2.840.10008.1.1"
+EXPLICIT = "1.2.840.10008.1.2.1"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with RunningPacsbox({"DicomScpTimeout": 2}) as running:
+        yield running
+
+
+def ct(key: str, **options):
+    dataset = make_dataset(patient_id=f"PBX-SP-{key}", patient_name="Storage^Path", study_uid=uid("sp-study", key),
+                           series_uid=uid("sp-series", key), sop_uid=uid("sp-instance", key), **options)
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = EXPLICIT
+    return dataset
+
+
+def associate(server, maximum_pdu: int = 16384, roles=None):
+    ae = AE(ae_title=SCU_AET)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.maximum_pdu_size = maximum_pdu
+    ae.add_requested_context(CT_STORAGE, EXPLICIT)
+    ae.add_requested_context(VERIFICATION)
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet, ext_neg=roles)
+    assert assoc.is_established
+    return assoc
+
+
+def stored_bytes(server, dataset) -> bytes:
+    found = server.session().post(server.url + "/tools/lookup", data=str(dataset.SOPInstanceUID)).json()
+    assert len(found) == 1
+    return server.session().get(f"{server.url}/instances/{found[0]['ID']}/file").content
+
+
+def test_responses_are_fragmented_to_a_small_maximum_pdu(server):
+    """A peer receiving PDUs of 64 bytes gets each response in several fragments."""
+    assoc = associate(server, maximum_pdu=64)
+    dataset = ct("small-pdu")
+    assert assoc.send_c_store(dataset).Status == 0x0000
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+    assert assoc.is_released
+
+
+def test_a_dataset_in_many_pdus_arrives_byte_for_byte(server, needs_dcmtk, tmp_path):
+    data = to_bytes(ct("many-pdus", rows=256, cols=256))
+    (tmp_path / "ct.dcm").write_bytes(data)
+    result = dcmtk.run("storescu", "-aet", SCU_AET, "-aec", server.aet, "--max-send-pdu", "4096", "127.0.0.1",
+                       server.dicom_port, tmp_path / "ct.dcm")
+    assert result.returncode == 0, result.stderr
+    assert dataset_bytes(stored_bytes(server, dcmread(io.BytesIO(data)))) == dataset_bytes(data)
+
+
+def test_an_unstorable_instance_is_answered_and_the_association_goes_on(server):
+    assoc = associate(server)
+    broken = ct("broken")
+    del broken.StudyInstanceUID
+    assert assoc.send_c_store(broken).Status == 0xC000  # cannot understand, as Orthanc answers
+    assert assoc.send_c_store(ct("after-broken")).Status == 0x0000
+    assoc.release()
+
+
+def test_the_same_instance_twice_is_success_both_times(server):
+    assoc = associate(server)
+    assert assoc.send_c_store(ct("twice")).Status == 0x0000
+    assert assoc.send_c_store(ct("twice")).Status == 0x0000  # AlreadyStored is a success over DICOM
+    assoc.release()
+
+
+def test_a_peer_abort_leaves_the_server_serving(server):
+    assoc = associate(server)
+    assoc.abort()
+    assert echo(server.dicom_port, server.aet) == 0x0000
+
+
+def test_an_idle_association_is_aborted_after_the_scp_timeout(server):
+    assoc = associate(server)
+    deadline = time.monotonic() + 10
+    while assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert assoc.is_aborted  # DicomScpTimeout is 2 s here
+
+
+def test_role_selection_is_negotiated_by_pynetdicom(server):
+    """A request with SCP/SCU role selection items takes pynetdicom's path, and is answered the same way."""
+    assoc = associate(server, roles=[build_role(CT_STORAGE, scu_role=True, scp_role=True)])
+    assert assoc.send_c_store(ct("roles")).Status == 0x0000
+    assoc.release()
+
+
+def test_stopping_the_server_ends_open_storage_associations(tmp_path):
+    from pacsbox.core.archive import Archive
+    from pacsbox.core.config import Config
+    from pacsbox.faces.dimse.scp import DicomServer
+
+    config = Config(StorageDirectory=str(tmp_path / "storage"), DicomPort=0)
+    archive = Archive(config)
+    dicom = DicomServer(archive, config)
+    dicom.start()
+    try:
+        ae = AE(ae_title=SCU_AET)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+        ae.add_requested_context(VERIFICATION)
+        assoc = ae.associate("127.0.0.1", dicom.port, ae_title=config.DicomAet)
+        assert assoc.is_established and assoc.send_c_echo().Status == 0x0000
+        dicom.stop()
+        deadline = time.monotonic() + 10
+        while assoc.is_established and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not assoc.is_established
+    finally:
+        dicom.stop()
+        archive.close()

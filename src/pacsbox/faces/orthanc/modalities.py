@@ -142,10 +142,8 @@ def _move_originator(options: dict, local_aet: str) -> tuple[str, int] | None:
     return (local_aet if aet is None else aet), number
 
 
-async def store(request: Request) -> Response:
-    """POST /modalities/{id}/store: C-STORE the instances of the given resources, each as stored."""
-    resources, options = store_request(await request.body())
-    archive = archive_of(request)
+async def instances_below(archive, resources: list[str]) -> list[str]:
+    """Every instance under the given resource IDs (any level), in order; an unknown ID is Orthanc's 404."""
     instance_ids: list[str] = []
     for public_id in resources:
         try:
@@ -153,6 +151,14 @@ async def store(request: Request) -> Response:
         except UnknownResource:
             raise unknown_resource() from None  # Orthanc gives no details here
         instance_ids += await run_in_threadpool(archive.instance_ids_below, level, public_id)
+    return instance_ids
+
+
+async def store(request: Request) -> Response:
+    """POST /modalities/{id}/store: C-STORE the instances of the given resources, each as stored."""
+    resources, options = store_request(await request.body())
+    archive = archive_of(request)
+    instance_ids = await instances_below(archive, resources)
     fields.require_synchronous(options, "C-STORE jobs")
     permissive = fields.boolean(options, "Permissive", False)
     fields.integer(options, "Priority")  # a job priority: meaningless without jobs, checked for its type only

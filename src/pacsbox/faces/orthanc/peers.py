@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from ...core.config import Config
-from ...core.errors import BadFormat, NetworkError, UnknownResource, Unsupported
+from ...core.errors import BadFormat, NetworkError, Unsupported
 from ...core.peers import InexistentFile, Peer, PeerAnswer, PeerConnection, PeerRegistry, parse_peer
 from ..http_common import spool_body
 from . import scu_params as fields
-from .errors import OrthancError, unknown_resource
+from .errors import OrthancError
 from .json import json_response
-from .modalities import store_request  # Orthanc parses both store bodies with one helper
+from .modalities import instances_below, store_request  # Orthanc parses both store bodies with one helper
 from .params import archive_of
 
 # What GET /peers/{id} lists (Orthanc 1.10.1's sub-routes of a peer).
@@ -137,13 +137,7 @@ async def store(request: Request) -> Response:
     connection; answers Orthanc's report of a synchronous "OrthancPeerStore" job."""
     resources, options = store_request(await request.body())
     archive = archive_of(request)
-    instance_ids: list[str] = []
-    for public_id in resources:
-        try:
-            level = await run_in_threadpool(archive.level_of, public_id)
-        except UnknownResource:
-            raise unknown_resource() from None  # Orthanc gives no details here
-        instance_ids += await run_in_threadpool(archive.instance_ids_below, level, public_id)
+    instance_ids = await instances_below(archive, resources)
     compress = bool(fields.boolean(options, "Compress", False))
     transcode = _transcode(options)
     peer = _registry(request).get(request.path_params["id"])

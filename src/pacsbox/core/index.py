@@ -70,11 +70,19 @@ CREATE TABLE IF NOT EXISTS lookup (
     folded TEXT NOT NULL,
     PRIMARY KEY (iid, tag)
 ) WITHOUT ROWID;
--- Finds probe lookup by its primary key from each candidate resource (``Index.find``); value indexes were never
--- used by a query plan, and cost every instance stored ~20 more pages to write (~40 instead of ~20). Dropped from
--- indexes made by earlier versions too.
+-- Finds probe lookup by its primary key from each candidate resource (``Index.find``). Indexes on every value
+-- cost each instance stored ~20 more pages to write, so they were dropped (also from earlier indexes); only the
+-- DICOM identifiers are indexed, one entry per resource, as Orthanc does: exact finds on them (``/tools/lookup``,
+-- a C-FIND or C-MOVE by UID) then start from the few matching rows instead of scanning the whole level.
 DROP INDEX IF EXISTS lookup_exact;
 DROP INDEX IF EXISTS lookup_folded;
+-- (One partial index per tag: SQLite uses a partial index only when the query's terms imply its WHERE clause
+-- literally, which ``tag = 'X'`` does for ``WHERE tag = 'X'`` but not for ``WHERE tag IN (...)``.)
+CREATE INDEX IF NOT EXISTS lookup_patient_id ON lookup(value) WHERE tag = 'PatientID';
+CREATE INDEX IF NOT EXISTS lookup_study_uid ON lookup(value) WHERE tag = 'StudyInstanceUID';
+CREATE INDEX IF NOT EXISTS lookup_accession ON lookup(value) WHERE tag = 'AccessionNumber';
+CREATE INDEX IF NOT EXISTS lookup_series_uid ON lookup(value) WHERE tag = 'SeriesInstanceUID';
+CREATE INDEX IF NOT EXISTS lookup_sop_uid ON lookup(value) WHERE tag = 'SOPInstanceUID';
 
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -578,9 +586,16 @@ class Index:
         self, level: Level, constraints: Iterable[TagConstraint], modalities_in_study: TagConstraint | None = None
     ) -> list[int]:
         """iids at ``level`` whose own or ancestors' main tags satisfy every constraint, in insertion order."""
-        clauses = ["r.level = ?"]
-        params: list[object] = [int(level)]
+        starts: list[str] = []  # indexed clauses on identifiers, which the query starts from
+        start_params: list[object] = []
+        clauses: list[str] = []
+        params: list[object] = []
         for constraint in constraints:
+            start = _identifier_start(constraint, level)
+            if start is not None:
+                starts.append(start[0])
+                start_params.extend(start[1])
+                continue
             condition, values = _match_sql(constraint)
             clauses.append(
                 f"EXISTS (SELECT 1 FROM lookup l WHERE l.iid = r.{_ANCESTOR_COLUMN[constraint.tag_level]}"
@@ -594,8 +609,10 @@ class Index:
                 f" AND l.tag = 'Modality' AND {condition})"
             )
             params.extend(values)
-        sql = f"SELECT r.iid FROM resources r WHERE {' AND '.join(clauses)} ORDER BY r.iid"
-        return [row[0] for row in self._connection().execute(sql, params)]
+        # With an identifier to start from, unary + keeps SQLite off the level index (it would scan the level).
+        level_clause = "+r.level = ?" if starts else "r.level = ?"
+        sql = f"SELECT r.iid FROM resources r WHERE {' AND '.join([*starts, level_clause, *clauses])} ORDER BY r.iid"
+        return [row[0] for row in self._connection().execute(sql, [*start_params, int(level), *params])]
 
 
 def fold(value: str) -> str:
@@ -623,6 +640,26 @@ def _match_sql(constraint: TagConstraint) -> tuple[str, list[str]]:
             bounds.append(high)
         return (" AND ".join(parts) or "1"), bounds
     raise ValueError(constraint.kind)
+
+
+def _identifier_start(constraint: TagConstraint, level: Level) -> tuple[str, list[object]] | None:
+    """An indexed clause for an exact match on a DICOM identifier of the resource or its parent, else None.
+
+    The tag goes into the SQL as a literal: SQLite uses a partial index only when the query names its tags.
+    (UIDs always match case-sensitively, so only a case-insensitive PatientID or AccessionNumber is left out.)
+    """
+    if constraint.tag not in _IDENTIFIERS or constraint.kind not in ("exact", "list") or not constraint.case_sensitive:
+        return None
+    marks = ",".join("?" * len(constraint.values))
+    matching = f"SELECT iid FROM lookup WHERE tag = '{constraint.tag}' AND value IN ({marks})"
+    if constraint.tag_level == level:
+        return f"r.iid IN ({matching})", list(constraint.values)
+    for _ in range(level - constraint.tag_level - 1):  # down to the parents of the level, by resources_by_parent
+        matching = f"SELECT iid FROM resources WHERE parent IN ({matching})"
+    return f"r.parent IN ({matching})", list(constraint.values)
+
+
+_IDENTIFIERS = frozenset({"PatientID", "StudyInstanceUID", "AccessionNumber", "SeriesInstanceUID", "SOPInstanceUID"})
 
 
 def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:

@@ -1,6 +1,6 @@
 """DIMSE command sets (PS3.7 6.3 and E): group 0000 in implicit VR little endian, read and written directly.
 
-Only what the storage path needs: reading any request's command set, writing C-ECHO and C-STORE responses.
+Only what the direct path needs: reading any request's command set, writing C-ECHO, C-STORE and C-FIND responses.
 """
 
 from __future__ import annotations
@@ -11,10 +11,13 @@ from dataclasses import dataclass
 # PS3.7 Table E.1-1, the command fields met here
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
+C_FIND_RQ = 0x0020
+C_FIND_RSP = 0x8020
 C_ECHO_RQ = 0x0030
 C_ECHO_RSP = 0x8030
 C_CANCEL_RQ = 0x0FFF
 NO_DATASET = 0x0101  # CommandDataSetType: no data set follows
+DATASET = 0x0102  # CommandDataSetType: a data set follows (any other value says so; this is dcmtk's)
 
 _AFFECTED_SOP_CLASS_UID = 0x00000002
 _COMMAND_FIELD = 0x00000100
@@ -88,13 +91,14 @@ def _uid(value: str) -> bytes:
     return raw + b"\x00" if len(raw) % 2 else raw  # PS3.5 6.2: UI values are padded with NUL
 
 
-def encode_response(request: Command, command_field: int, status: int) -> bytes:
-    """The response to ``request`` (C-ECHO-RSP or C-STORE-RSP, PS3.7 9.3.1.2 and 9.3.5.2), group length first."""
+def encode_response(request: Command, command_field: int, status: int, *, with_dataset: bool = False) -> bytes:
+    """The response to ``request`` (C-ECHO-RSP, C-STORE-RSP or C-FIND-RSP, PS3.7 9.3.1.2, 9.3.2.2 and 9.3.5.2),
+    group length first; ``with_dataset`` when a data set (a C-FIND answer) follows it."""
     elements = [
         (_AFFECTED_SOP_CLASS_UID, _uid(request.affected_sop_class_uid)),
         (_COMMAND_FIELD, _US.pack(command_field)),
         (_MESSAGE_ID_BEING_RESPONDED_TO, _US.pack(request.message_id)),
-        (_COMMAND_DATA_SET_TYPE, _US.pack(NO_DATASET)),
+        (_COMMAND_DATA_SET_TYPE, _US.pack(DATASET if with_dataset else NO_DATASET)),
         (_STATUS, _US.pack(status)),
     ]
     if command_field == C_STORE_RSP:

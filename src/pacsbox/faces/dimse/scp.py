@@ -1,8 +1,9 @@
 """The DICOM SCP: association policy (Orthanc's rules) and the C-ECHO/C-STORE/C-FIND/C-MOVE/C-GET handlers.
 
 Every connection is served in a thread of its own, and its association request is read before anything is
-answered. An association that only verifies and stores (storescu, a modality) is served directly by
-``storage_scp``; any other (query, retrieve, extended negotiation) goes to pynetdicom, whose handlers are below.
+answered. An association that only verifies, stores and finds (storescu, findscu, a modality) is served directly by
+``direct_scp``; any other (retrieve, role selection, extended negotiation) goes to pynetdicom, whose handlers are
+below.
 Handlers call the archive directly, which serialises only its short index transactions, so parallel associations
 store in parallel.
 """
@@ -29,11 +30,11 @@ from . import contexts, retrieve, status, upper_layer
 from .find import find_responses
 from .network import NoDelayAE
 from .policy import REJECT_TOO_MANY_ASSOCIATIONS, AssociationPolicy, all_contexts, is_unknown
-from .storage_scp import StorageAssociation
+from .direct_scp import DirectAssociation
 from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 LOG = logging.getLogger("pacsbox.dimse")
-_STORAGE_ONLY = frozenset((contexts.VERIFICATION, *contexts.STORAGE_SOP_CLASSES))
+_SERVED_DIRECTLY = frozenset((contexts.VERIFICATION, *contexts.STORAGE_SOP_CLASSES, *contexts.FIND_SOP_CLASSES))
 
 
 class DicomServer:
@@ -53,7 +54,7 @@ class DicomServer:
         self.ae.maximum_pdu_size = 0  # no limit on what peers send: fewer, larger PDUs are faster
         self.ae.require_called_aet = False  # checked in _on_requested, with Orthanc's rules
         self._server: _Server | None = None
-        self._storage_associations: set[StorageAssociation] = set()
+        self._direct_associations: set[DirectAssociation] = set()
         self._lock = threading.Lock()
         self.port = 0
 
@@ -82,27 +83,27 @@ class DicomServer:
             self._server.shutdown()
             self._server = None
         with self._lock:
-            running = list(self._storage_associations)
+            running = list(self._direct_associations)
         for association in running:
             association.abort()
 
-    # -- the storage path -----------------------------------------------------------------------------------
-    def serve_storage(self, sock: socket.socket, address) -> bool:
-        """Serve the connection here if its association only verifies and stores; False to leave it to pynetdicom
-        (nothing has been read from the socket then)."""
+    # -- the direct path ------------------------------------------------------------------------------------
+    def serve_directly(self, sock: socket.socket, address) -> bool:
+        """Serve the connection here if its association only verifies, stores and finds; False to leave it to
+        pynetdicom (nothing has been read from the socket then)."""
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         data = upper_layer.peek_pdu(sock, self.config.DicomScpTimeout or None)
         request = upper_layer.read_request(data) if data else None
         if request is None or not request.plain or not all(
-            cx.abstract_syntax in _STORAGE_ONLY or is_unknown(cx.abstract_syntax) for cx in request.contexts
+            cx.abstract_syntax in _SERVED_DIRECTLY or is_unknown(cx.abstract_syntax) for cx in request.contexts
         ):
             return False
-        association = StorageAssociation(self.archive, self.policy, sock, address, request,
+        association = DirectAssociation(self.archive, self.policy, sock, address, request,
                                          aet=self.config.DicomAet, timeout=self.config.DicomScpTimeout or None)
         rejection = self.policy.rejection(request.calling_aet, request.called_aet)
         with self._lock:
-            self._storage_associations.add(association)
-            running = len(self._storage_associations)
+            self._direct_associations.add(association)
+            running = len(self._direct_associations)
         if rejection is None and self._server is not None and \
                 running + len(self._server.active_associations) > self.ae.maximum_associations:
             rejection = REJECT_TOO_MANY_ASSOCIATIONS
@@ -110,7 +111,7 @@ class DicomServer:
             association.serve(rejection)
         finally:
             with self._lock:
-                self._storage_associations.discard(association)
+                self._direct_associations.discard(association)
         return True
 
     # -- association policy on the pynetdicom path -------------------------------------------------------------
@@ -212,14 +213,14 @@ def _reject(assoc, reason: tuple[int, int, int]) -> None:
 class _Server(ThreadedAssociationServer):
     """pynetdicom's threaded server, with a look at each association request before pynetdicom takes it."""
 
-    daemon_threads = True  # a storage association runs in its connection's thread: stopping must not wait for it
+    daemon_threads = True  # a direct association runs in its connection's thread: stopping must not wait for it
 
     def __init__(self, *args, dicom_server: DicomServer, **kwargs) -> None:
         self.dicom_server = dicom_server
         super().__init__(*args, **kwargs)
 
     def finish_request(self, request, client_address) -> None:
-        if not self.dicom_server.serve_storage(request, client_address):
+        if not self.dicom_server.serve_directly(request, client_address):
             super().finish_request(request, client_address)
 
     def shutdown(self) -> None:

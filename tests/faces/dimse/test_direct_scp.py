@@ -1,7 +1,8 @@
-"""The storage path: associations that only verify and store, served without pynetdicom's reactor (storage_scp).
+"""The direct path: associations that only verify, store and find, served without pynetdicom's reactor (direct_scp).
 
 Fragmented PDUs both ways, failures answered without ending the association, release, abort, idle timeout,
-requests it leaves to pynetdicom, and a server stop with associations open.
+requests it leaves to pynetdicom, finds answered as pynetdicom's path answers them, and a server stop with
+associations open.
 """
 
 from __future__ import annotations
@@ -17,17 +18,22 @@ from pynetdicom import AE, build_role
 from tests.support import dcmtk
 from tests.support.dicom_peer import dataset_bytes
 from tests.support.dicomgen import make_dataset, to_bytes, uid
-from tests.support.dimse import SCU_AET, echo
+from tests.support.dimse import SCU_AET, comparable_answers, echo, query
 from tests.support.pacsbox_proc import RunningPacsbox
 
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 VERIFICATION = "1.2.840.10008.1.1"
 EXPLICIT = "1.2.840.10008.1.2.1"
+IMPLICIT = "1.2.840.10008.1.2"
+DEFLATED = "1.2.840.10008.1.2.1.99"
+BIG_ENDIAN = "1.2.840.10008.1.2.2"
+STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+STUDY_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 
 
 @pytest.fixture(scope="module")
 def server():
-    with RunningPacsbox({"DicomScpTimeout": 2}) as running:
+    with RunningPacsbox({"DicomScpTimeout": 2, "DicomAlwaysAllowFind": True}) as running:
         yield running
 
 
@@ -110,6 +116,74 @@ def test_role_selection_is_negotiated_by_pynetdicom(server):
     assoc = associate(server, roles=[build_role(CT_STORAGE, scu_role=True, scp_role=True)])
     assert assoc.send_c_store(ct("roles")).Status == 0x0000
     assoc.release()
+
+
+def find_over(server, identifier, *, syntax: str = EXPLICIT, with_move_context: bool = False,
+              maximum_pdu: int = 16384) -> list:
+    """C-FIND answers over an association proposing one find context (served directly), or a find and a move
+    context (an association pynetdicom serves)."""
+    ae = AE(ae_title=SCU_AET)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.maximum_pdu_size = maximum_pdu
+    ae.add_requested_context(STUDY_FIND, syntax)
+    if with_move_context:
+        ae.add_requested_context(STUDY_MOVE, syntax)
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+    assert assoc.is_established
+    try:
+        return [(int(st.Status), ds) for st, ds in assoc.send_c_find(identifier, STUDY_FIND)]
+    finally:
+        assoc.release()
+
+
+@pytest.fixture(scope="module")
+def two_studies(server):
+    assoc = associate(server)
+    for key in ("find-a", "find-b"):
+        for number in range(3):
+            dataset = ct(f"{key}-{number}", instance_number=number + 1)
+            dataset.StudyInstanceUID, dataset.SeriesInstanceUID = uid("sp-study", key), uid("sp-series", key)
+            dataset.PatientID = "PBX-SP-FIND"
+            assert assoc.send_c_store(dataset).Status == 0x0000
+    assoc.release()
+
+
+@pytest.mark.parametrize("syntax", [EXPLICIT, IMPLICIT, DEFLATED, BIG_ENDIAN])
+@pytest.mark.parametrize("keys", [
+    dict(PatientID="PBX-SP-FIND", StudyInstanceUID="", PatientName="", NumberOfStudyRelatedInstances="",
+         ModalitiesInStudy=""),
+    dict(PatientID="PBX-SP-F*", StudyInstanceUID="", SliceThickness=""),  # a key read from a stored file
+    dict(PatientID="NO-SUCH-PATIENT", StudyInstanceUID=""),
+])
+def test_find_answers_are_those_of_the_pynetdicom_path(server, two_studies, syntax, keys):
+    identifier = query("STUDY", **keys)
+    direct = find_over(server, identifier, syntax=syntax)
+    through_pynetdicom = find_over(server, identifier, syntax=syntax, with_move_context=True)
+    assert comparable_answers(direct, ignore=()) == comparable_answers(through_pynetdicom, ignore=())
+    assert direct[-1][0] == 0x0000 and all(code == 0xFF00 for code, _ in direct[:-1])
+    if keys["PatientID"] != "NO-SUCH-PATIENT":
+        assert len(direct) == 3
+
+
+def test_find_answers_are_fragmented_to_a_small_maximum_pdu(server, two_studies):
+    answers = find_over(server, query("STUDY", PatientID="PBX-SP-FIND", StudyInstanceUID="", PatientName=""),
+                        maximum_pdu=64)
+    assert [code for code, _ in answers] == [0xFF00, 0xFF00, 0x0000]
+
+
+def test_a_bad_find_is_answered_and_the_association_goes_on(server, two_studies):
+    ae = AE(ae_title=SCU_AET)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.add_requested_context(STUDY_FIND)
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+    try:
+        bad_level = [int(st.Status) for st, _ in assoc.send_c_find(query("BOGUS", StudyInstanceUID=""), STUDY_FIND)]
+        assert bad_level == [0xC000]  # unable to process, as Orthanc answers
+        good = [int(st.Status) for st, _ in assoc.send_c_find(
+            query("STUDY", PatientID="PBX-SP-FIND", StudyInstanceUID=""), STUDY_FIND)]
+        assert good == [0xFF00, 0xFF00, 0x0000]
+    finally:
+        assoc.release()
 
 
 def test_stopping_the_server_ends_open_storage_associations(tmp_path):

@@ -1,10 +1,12 @@
-"""Associations that only verify and store, served in the thread that accepted them (PS3.4 A and B, PS3.7 9.1).
+"""Associations that only verify, store and find, served in the thread that accepted them (PS3.4 A, B and C.4.1,
+PS3.7 9.1).
 
-An ingest association is a loop of C-STORE-RQ in, C-STORE-RSP out. pynetdicom serves each message through two
-polling threads (1 ms sleeps), queues and its state machine, 3-5 ms an instance before any storing; here the
-accepting thread reads PDUs with blocking calls, reassembles each message, stores it and answers. The policy is
-the pynetdicom path's (``policy``) and the negotiation picks syntaxes as pynetdicom does (``upper_layer``), so a
-peer cannot tell the two paths apart.
+An ingest association is a loop of C-STORE-RQ in, C-STORE-RSP out; a query one, C-FIND-RQ in, C-FIND-RSPs out.
+pynetdicom serves each message through two polling threads (1 ms sleeps), queues and its state machine, 3-5 ms a
+message before any work; here the accepting thread reads PDUs with blocking calls, reassembles each message,
+serves it and answers. The policy is the pynetdicom path's (``policy``), the negotiation picks syntaxes as
+pynetdicom does (``upper_layer``), and finds are answered by the same ``find_responses``, so a peer cannot tell
+the two paths apart.
 """
 
 from __future__ import annotations
@@ -13,22 +15,42 @@ import contextlib
 import logging
 import socket
 
+from dataclasses import dataclass
+from io import BytesIO
+
+from pydicom.dataset import Dataset
+
 from ...core.archive import Archive, Origin
 from ...core.dicom import file_meta
 from ...core.errors import ArchiveError
 from . import commands, status, upper_layer
 from .commands import Command, CommandError
+from .find import find_responses
 from .policy import AssociationPolicy
 
 LOG = logging.getLogger("pacsbox.dimse")
 _SERVICE_USER, _SERVICE_PROVIDER = 0x00, 0x02  # A-ABORT sources (PS3.8 9.3.8)
 _UNEXPECTED_PDU = 0x02
 # The requests served here: the permission each needs (DicomAlwaysAllow<...>, AllowEcho, ...) and its response.
-_SERVICES = {commands.C_ECHO_RQ: ("Echo", commands.C_ECHO_RSP), commands.C_STORE_RQ: ("Store", commands.C_STORE_RSP)}
+_SERVICES = {commands.C_ECHO_RQ: ("Echo", commands.C_ECHO_RSP), commands.C_STORE_RQ: ("Store", commands.C_STORE_RSP),
+             commands.C_FIND_RQ: ("Find", commands.C_FIND_RSP)}
+_UNDECODABLE_IDENTIFIER = 0xC310  # C-FIND failure: unable to process, the identifier cannot be decoded (pynetdicom's)
+_IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+_EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 
 
-class StorageAssociation:
-    """One association whose proposed contexts are all verification or storage."""
+@dataclass
+class _FindRequest:
+    """What ``find_responses`` reads of a C-FIND request. Answers go out as they are built and nothing is read
+    meanwhile, so a C-CANCEL-RQ is only seen after the last one (PS3.4 C.4.1.2.3 lets answers cross a cancel)."""
+
+    identifier: Dataset
+    is_cancelled: bool = False
+
+
+class DirectAssociation:
+    """One association whose proposed contexts are all verification, storage or query (C-FIND)."""
 
     def __init__(self, archive: Archive, policy: AssociationPolicy, sock: socket.socket, address: tuple,
                  request: upper_layer.AssociationRequest, *, aet: str, timeout: float | None) -> None:
@@ -139,11 +161,42 @@ class StorageAssociation:
             LOG.warning("%s refused: AET %r is not allowed to send it", request, self.calling_aet)
             self.abort()
             return False
+        if request == "Find":
+            self._find(context, command, dataset)
+            return True
         code = self._store(context, command, dataset) if request == "Store" else status.SUCCESS
-        answer = commands.encode_response(command, response, code)
-        self.sock.sendall(upper_layer.p_data(context_id, answer, command=True,
-                                             maximum_length=self.request.maximum_length))
+        self._respond(context.context_id, commands.encode_response(command, response, code))
         return True
+
+    def _respond(self, context_id: int, answer: bytes, dataset: bytes | None = None) -> None:
+        message = upper_layer.p_data(context_id, answer, command=True, maximum_length=self.request.maximum_length)
+        if dataset is not None:
+            message += upper_layer.p_data(context_id, dataset, command=False,
+                                          maximum_length=self.request.maximum_length)
+        self.sock.sendall(message)
+
+    def _find(self, context: upper_layer.NegotiatedContext, command: Command, dataset: list[memoryview]) -> None:
+        """Answer a C-FIND: a pending response with an identifier per match, then the final status."""
+        from pynetdicom.dsutils import decode, encode  # pydicom's codec, as the pynetdicom path uses it
+
+        syntax = context.transfer_syntax
+        encoding = (syntax == _IMPLICIT_VR_LITTLE_ENDIAN, syntax != _EXPLICIT_VR_BIG_ENDIAN,
+                    syntax == _DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
+        try:
+            identifier = decode(BytesIO(b"".join(dataset)), *encoding)
+        except Exception as error:  # any corrupt identifier: a failure status, as pynetdicom answers it
+            LOG.warning("C-FIND refused: the identifier cannot be decoded: %s", error)
+            self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP,
+                                                                       _UNDECODABLE_IDENTIFIER))
+            return
+        for code, answer in find_responses(self.archive, self.policy.config, _FindRequest(identifier)):
+            encoded = encode(answer, *encoding) if answer is not None else None
+            self._respond(context.context_id, commands.encode_response(
+                command, commands.C_FIND_RSP, code, with_dataset=encoded is not None), encoded)
+            if code != status.PENDING:  # a failure or a cancel is the final response
+                return
+        # the matches are over: the final response, which pynetdicom adds after the last pending one
+        self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP, status.SUCCESS))
 
     def _store(self, context: upper_layer.NegotiatedContext, command: Command, dataset: list[memoryview]) -> int:
         """Store the received dataset, as received, behind pacsbox's file meta information."""

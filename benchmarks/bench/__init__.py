@@ -1,0 +1,1 @@
+"""Building blocks of ``benchmarks/run.py``: servers, generated files, measures, and the report."""

@@ -1,0 +1,213 @@
+"""The measures themselves: ingest rates (REST, C-STORE) and request latencies (REST, C-FIND), against one server.
+
+Nothing here generates files or starts servers; what is timed is only the traffic. Every measure checks that the
+server did what was asked (HTTP 200, C-FIND status Success, the instance count after an ingest), so a fast error
+can never pass for a fast server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+from .servers import Server
+
+CALLING_AET = "BENCHSCU"
+# What a test suite typically asks of a study: an exact PatientID, a few main tags back (Orthanc's /tools/find
+# without "Expand", and the study-level C-FIND below, both answer from the index alone on either server).
+FIND_STUDY_TAGS = ("StudyInstanceUID", "StudyDate", "StudyDescription", "AccessionNumber", "PatientName")
+
+
+class MeasureFailed(RuntimeError):
+    """The server answered a measured request with an error."""
+
+
+def percentiles(samples: Sequence[float]) -> dict[str, float]:
+    """p50 and p95 of some durations in seconds, returned in milliseconds."""
+    if len(samples) < 2:
+        only = samples[0] * 1000
+        return {"p50_ms": only, "p95_ms": only}
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50_ms": statistics.median(samples) * 1000, "p95_ms": cuts[94] * 1000}
+
+
+def instance_count(server: Server) -> int:
+    answer = server.session().get(server.url + "/statistics", timeout=60)
+    answer.raise_for_status()
+    return int(answer.json()["CountInstances"])
+
+
+def upload(server: Server, payloads: Sequence[bytes], clients: int = 4) -> list[str]:
+    """Store files (untimed loading, ``clients`` sessions at once); return the instances' Orthanc IDs in order."""
+    def store(files: Sequence[bytes]) -> list[str]:
+        session = server.session()
+        ids = []
+        for data in files:
+            answer = session.post(server.url + "/instances", data=data, timeout=120)
+            if answer.status_code != 200:
+                raise MeasureFailed(f"{server.name}: POST /instances answered {answer.status_code}: "
+                                    f"{answer.text[:300]}")
+            ids.append(answer.json()["ID"])
+        return ids
+
+    with ThreadPoolExecutor(clients) as pool:
+        slices = list(pool.map(store, [payloads[number::clients] for number in range(clients)]))
+    ordered = [""] * len(payloads)
+    for number, ids in enumerate(slices):
+        ordered[number::clients] = ids
+    return ordered
+
+
+def rest_ingest(server: Server, payloads: Sequence[bytes], clients: int) -> float:
+    """Instances per second over ``POST /instances`` from ``clients`` threads, each with its own keep-alive
+    session and its own slice of the files; the clock runs from the common start to the last answer."""
+    before = instance_count(server)
+    slices = [payloads[number::clients] for number in range(clients)]
+    sessions = [server.session() for _ in range(clients)]
+    for session in sessions:  # connect before the clock starts
+        session.get(server.url + "/system", timeout=30).raise_for_status()
+    start = threading.Barrier(clients + 1)
+    errors: list[str] = []
+
+    def client(session, files: Sequence[bytes]) -> None:
+        start.wait()
+        for data in files:
+            answer = session.post(server.url + "/instances", data=data, timeout=120)
+            if answer.status_code != 200:
+                errors.append(f"{answer.status_code}: {answer.text[:300]}")
+                return
+
+    threads = [threading.Thread(target=client, args=pair) for pair in zip(sessions, slices, strict=True)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise MeasureFailed(f"{server.name}: POST /instances answered {errors[0]}")
+    _check_stored(server, before + len(payloads))
+    return len(payloads) / elapsed
+
+
+def _check_stored(server: Server, expected: int) -> None:
+    found = instance_count(server)
+    if found != expected:
+        raise MeasureFailed(f"{server.name} holds {found} instances, {expected} expected")
+
+
+def write_folder(payloads: Sequence[bytes], folder: Path) -> Path:
+    """Files for storescu, written before any clock starts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, data in enumerate(payloads):
+        (folder / f"{number:06d}.dcm").write_bytes(data)
+    return folder
+
+
+def cstore_ingest(server: Server, folder: Path, storescu: str) -> float:
+    """Instances per second sent by dcmtk's storescu over one association (``TCP_NODELAY=1``); the storescu process
+    start is inside the clock, a few milliseconds against seconds of sending."""
+    before = instance_count(server)
+    count = sum(1 for _ in folder.iterdir())
+    command = [storescu, "-aet", CALLING_AET, "-aec", server.aet, "+sd", "127.0.0.1", str(server.dicom_port),
+               str(folder)]
+    began = time.perf_counter()
+    environment = {**os.environ, "TCP_NODELAY": "1"}  # dcmtk reads it (issue 7: storescu with TCP_NODELAY=1)
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=3600)
+    elapsed = time.perf_counter() - began
+    if result.returncode != 0:
+        raise MeasureFailed(f"{server.name}: storescu failed ({result.returncode}): {result.stderr[-1000:]}")
+    _check_stored(server, before + count)
+    return count / elapsed
+
+
+def _timed(request: Callable[[], None], count: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        request()
+    durations = []
+    for _ in range(count):
+        began = time.perf_counter()
+        request()
+        durations.append(time.perf_counter() - began)
+    return durations
+
+
+def rest_latency(server: Server, method: str, paths: Sequence[str], count: int, warmup: int = 10,
+                 bodies: Sequence[object] | None = None) -> dict[str, float]:
+    """p50/p95 of one kind of request over one keep-alive session, cycling through ``paths`` (and ``bodies``)."""
+    session = server.session()
+    turn = iter(range(10**9))
+
+    def request() -> None:
+        number = next(turn)
+        body = bodies[number % len(bodies)] if bodies else None
+        answer = session.request(method, server.url + paths[number % len(paths)], json=body, timeout=60)
+        if answer.status_code != 200:
+            raise MeasureFailed(f"{server.name}: {method} {paths[0]} answered {answer.status_code}: "
+                                f"{answer.text[:300]}")
+        answer.content  # noqa: B018 - the whole body is part of the answer's cost
+
+    return percentiles(_timed(request, count, warmup))
+
+
+def find_study_body(patient: str) -> dict[str, object]:
+    """The ``/tools/find`` request of the latency measures (see FIND_STUDY_TAGS)."""
+    return {"Level": "Study", "Query": {"PatientID": patient}}
+
+
+class CFindClient:
+    """One open association to a server's Study Root C-FIND, reused for every request."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        entity = AE(ae_title=CALLING_AET)
+        entity.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        self.association: Association = entity.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+        if not self.association.is_established:
+            raise MeasureFailed(f"{server.name}: the C-FIND association was not accepted")
+        # pynetdicom's client socket keeps Nagle on: a request sent in two PDUs (command, identifier) then waits
+        # for the server's delayed ACK, ~40 ms that would swamp either server's own time.
+        client_socket = self.association.dul.socket.socket if self.association.dul.socket else None
+        if client_socket is not None:
+            client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def find_studies(self, patient: str) -> int:
+        """Study-level C-FIND for one PatientID; returns the number of matches."""
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.PatientID = patient
+        for keyword in FIND_STUDY_TAGS:
+            setattr(query, keyword, "")
+        matches = 0
+        for status, identifier in self.association.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            if not status or status.Status not in (0x0000, 0xFF00, 0xFF01):
+                raise MeasureFailed(f"{self.server.name}: C-FIND answered {status}")
+            if identifier is not None and status.Status != 0x0000:
+                matches += 1
+        return matches
+
+    def latency(self, patients: Sequence[str], count: int, warmup: int = 10) -> dict[str, float]:
+        turn = iter(range(10**9))
+        return percentiles(_timed(lambda: self.find_studies(patients[next(turn) % len(patients)]), count, warmup))
+
+    def close(self) -> None:
+        self.association.release()
+
+    def __enter__(self) -> CFindClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,82 @@
+"""What a run measures and how much: the full plan, the quick plan for CI, and the measures' names and directions.
+
+Every option is declared once here; ``run.py`` only turns command-line flags into a ``Plan``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many of everything one run does (the same for both servers)."""
+
+    rounds: int = 3  # fresh pair of servers per round; rounds alternate which server is measured first
+    cold_starts: int = 5  # starts per server for the cold-start median
+    rest_small: int = 1000  # files per REST ingest measure, ~2 KB each
+    rest_large: int = 200  # files per REST ingest measure, ~150 KB each
+    cstore_small: int = 1000
+    cstore_large: int = 200
+    latency_set: int = 1000  # small instances loaded before the latency measures (20 studies, 10 patients)
+    requests: int = 500  # timed requests per latency measure
+    scale: int = 100_000  # instances the growing archive reaches; 0 skips the scale measure
+    step: int = 10_000  # instances per scale window
+    scale_requests: int = 100  # timed queries per kind after each scale window
+    workdir: Path | None = None  # where the run makes its folder for both archives and the files (default: TMPDIR)
+
+    def __post_init__(self) -> None:
+        counts = {key: value for key, value in asdict(self).items() if key != "workdir"}
+        if any(value < 0 for value in counts.values()) or min(self.rounds, self.cold_starts, self.requests) < 1:
+            raise ValueError(f"every count must be positive: {counts}")
+        if self.scale and (self.step < 1 or self.scale % self.step):
+            raise ValueError(f"--scale ({self.scale}) must be a multiple of --step ({self.step})")
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "workdir": str(self.workdir) if self.workdir else None}
+
+
+FULL = Plan()
+#: For CI: every measure once, small counts; a few tens of seconds on a quiet 2-core machine.
+QUICK = replace(FULL, rounds=1, cold_starts=2, rest_small=120, rest_large=20, cstore_small=120, cstore_large=20,
+                latency_set=200, requests=40, scale=1200, step=400, scale_requests=20)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One row of the table: what it is, its unit, and whether more is better."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+
+
+def _rows() -> list[Measure]:
+    rows = [Measure("cold_start", "cold start to ready (REST + DICOM port)", "s", False),
+            Measure("idle_rss", "idle RSS after start", "MiB", False),
+            Measure("peak_rss", "peak RSS (VmHWM) after the round's work", "MiB", False)]
+    for size, about in (("small", "~2 KB"), ("large", "~150 KB")):
+        for clients in (1, 4):
+            clients_label = "1 client" if clients == 1 else f"{clients} clients"
+            rows.append(Measure(f"rest_{size}_{clients}", f"REST ingest, {about}, {clients_label}", "inst/s", True))
+    rows += [Measure("cstore_small", "C-STORE ingest (storescu), ~2 KB", "inst/s", True),
+             Measure("cstore_large", "C-STORE ingest (storescu), ~150 KB", "inst/s", True)]
+    for key, label in (("get_instance", "GET /instances/{id}"), ("get_tags", "GET /instances/{id}/tags"),
+                       ("find", "POST /tools/find, study, PatientID"), ("cfind", "C-FIND study, PatientID")):
+        rows += [Measure(f"{key}_p50", f"{label} p50", "ms", False),
+                 Measure(f"{key}_p95", f"{label} p95", "ms", False)]
+    return rows
+
+
+ROUND_MEASURES = _rows()
+SCALE_MEASURES = [
+    Measure("scale_rate_first", "REST ingest x4 clients, first window", "inst/s", True),
+    Measure("scale_rate_last", "REST ingest x4 clients, last window", "inst/s", True),
+    Measure("scale_rate_kept", "ingest rate kept: last window / first window", "x", True),
+    Measure("scale_find_p50", "POST /tools/find p50 at the final size", "ms", False),
+    Measure("scale_cfind_p50", "C-FIND study p50 at the final size", "ms", False),
+    Measure("scale_peak_rss", "peak RSS (VmHWM) at the final size", "MiB", False),
+]

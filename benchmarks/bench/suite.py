@@ -1,0 +1,225 @@
+"""The run: cold starts, rounds of ingest and latency measures, and the growing archive, for both servers.
+
+Both servers of a round run side by side and take turns on each measure, the first one alternating from measure to
+measure and from round to round, so that load from other work on the machine falls on both alike; the table
+reports medians over rounds. Files are generated before any clock starts and are the same bytes for both servers.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from . import corpus, measures, servers
+from .plan import Plan
+
+# Lot numbers keep the UIDs of every set of files apart (corpus.Generator).
+WARMUP_LOT, LATENCY_LOT, SCALE_LOT = 1, 2, 3
+INGEST_LOTS = {"rest_small_1": 11, "rest_small_4": 12, "rest_large_1": 13, "rest_large_4": 14,
+               "cstore_small": 15, "cstore_large": 16}
+MIB = 1024  # /proc reports KiB
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr; stdout keeps only the results."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def turns(round_number: int, step: int) -> tuple[str, str]:
+    """Which server goes first on the ``step``-th measure of a round."""
+    return servers.NAMES if (round_number + step) % 2 == 0 else servers.NAMES[::-1]
+
+
+class Files:
+    """Every file set of a round, generated once and shared by all rounds and both servers."""
+
+    def __init__(self, plan: Plan, scratch: Path) -> None:
+        small, large = corpus.Generator("small"), corpus.Generator("large")
+        generators = {"small": small, "large": large}
+        counts = {"rest_small": plan.rest_small, "rest_large": plan.rest_large,
+                  "cstore_small": plan.cstore_small, "cstore_large": plan.cstore_large}
+        self.sizes = {size: generator.file_size for size, generator in generators.items()}
+        self.warmup = small.lot(WARMUP_LOT, 10)
+        self.rest: dict[str, list[bytes]] = {}
+        self.folders = {"warmup": measures.write_folder(small.lot(WARMUP_LOT, 5, start=100), scratch / "warmup")}
+        for key, lot in INGEST_LOTS.items():  # e.g. "rest_small_4": REST, small files, 4 clients
+            kind, size = key.split("_")[:2]
+            payloads = generators[size].lot(lot, counts[f"{kind}_{size}"])
+            if kind == "rest":
+                self.rest[key] = payloads
+            else:
+                self.folders[key] = measures.write_folder(payloads, scratch / key)
+        self.latency = small.lot(LATENCY_LOT, plan.latency_set)
+        patients = corpus.LAYOUT.patient_of(plan.latency_set - 1) + 1
+        self.latency_patients = [corpus.patient_id(LATENCY_LOT, number) for number in range(patients)]
+
+
+def cold_starts(plan: Plan, root: Path) -> dict[str, list[float]]:
+    figures: dict[str, list[float]] = {name: [] for name in servers.NAMES}
+    for attempt in range(plan.cold_starts):
+        for name in turns(attempt, 0):
+            with servers.start(name, root) as server:
+                figures[name].append(server.started_in)
+    return figures
+
+
+def one_round(plan: Plan, files: Files, storescu: str, root: Path, round_number: int) -> dict[str, dict[str, float]]:
+    """Every round measure for both servers (fresh ones), each measure taken in turns."""
+    results: dict[str, dict[str, float]] = {name: {} for name in servers.NAMES}
+    with ExitStack() as stack:
+        running = {name: stack.enter_context(servers.start(name, root)) for name in servers.NAMES}
+        time.sleep(0.5)  # let start-up work (lazy imports, first checkpoints) settle before reading idle RSS
+        for name, server in running.items():
+            results[name]["idle_rss"] = server.memory_kib()["VmRSS"] / MIB
+            measures.upload(server, files.warmup)  # first requests pay one-off costs on both servers
+            measures.cstore_ingest(server, files.folders["warmup"], storescu)
+        latency_ids: dict[str, list[str]] = {}
+        steps: list[tuple[str, Callable[[servers.Server], dict[str, float]]]] = [
+            *((key, _rest(payloads, int(key[-1]), key)) for key, payloads in files.rest.items()),
+            *((key, _cstore(files.folders[key], storescu, key)) for key in ("cstore_small", "cstore_large")),
+            ("latency set", _loader(files.latency, latency_ids)),
+            ("GET /instances/{id}", lambda server: _paths_latency(server, plan, latency_ids, "", "get_instance")),
+            ("GET /instances/{id}/tags", lambda server: _paths_latency(server, plan, latency_ids, "/tags",
+                                                                      "get_tags")),
+            ("POST /tools/find", lambda server: _find_latency(server, plan, files.latency_patients)),
+            ("C-FIND", lambda server: _cfind_latency(server, plan, files.latency_patients)),
+        ]
+        for step, (label, action) in enumerate(steps):
+            news: dict[str, dict[str, float]] = {}
+            for name in turns(round_number, step):
+                running[name].check_alive()
+                news[name] = action(running[name])
+                results[name].update(news[name])
+            log(f"round {round_number + 1}, {label}: " + "; ".join(
+                f"{name} " + (" ".join(f"{key}={value:.2f}" for key, value in news[name].items()) or "done")
+                for name in servers.NAMES))
+        for name, server in running.items():
+            results[name]["peak_rss"] = server.memory_kib()["VmHWM"] / MIB
+    return results
+
+
+def _loader(payloads: list[bytes], ids: dict[str, list[str]]) -> Callable[[servers.Server], dict[str, float]]:
+    """Loads the latency set (untimed) and keeps its instance IDs for the GET measures."""
+    def load(server: servers.Server) -> dict[str, float]:
+        ids[server.name] = measures.upload(server, payloads)
+        return {}
+
+    return load
+
+
+def _rest(payloads: list[bytes], clients: int, key: str) -> Callable[[servers.Server], dict[str, float]]:
+    return lambda server: {key: measures.rest_ingest(server, payloads, clients)}
+
+
+def _cstore(folder: Path, storescu: str, key: str) -> Callable[[servers.Server], dict[str, float]]:
+    return lambda server: {key: measures.cstore_ingest(server, folder, storescu)}
+
+
+def _prefixed(prefix: str, figures: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{quantile.removesuffix('_ms')}": value for quantile, value in figures.items()}
+
+
+def _paths_latency(server: servers.Server, plan: Plan, ids: dict[str, list[str]], suffix: str,
+                   key: str) -> dict[str, float]:
+    paths = [f"/instances/{identifier}{suffix}" for identifier in ids[server.name]]
+    return _prefixed(key, measures.rest_latency(server, "GET", paths, plan.requests))
+
+
+def _find_latency(server: servers.Server, plan: Plan, patients: list[str]) -> dict[str, float]:
+    bodies = [measures.find_study_body(patient) for patient in patients]
+    found = server.session().post(server.url + "/tools/find", json=bodies[0], timeout=60).json()
+    if len(found) != corpus.LAYOUT.studies_per_patient:
+        raise measures.MeasureFailed(f"{server.name}: /tools/find did not find the studies of {patients[0]}")
+    return _prefixed("find", measures.rest_latency(server, "POST", ["/tools/find"], plan.requests, bodies=bodies))
+
+
+def _cfind_latency(server: servers.Server, plan: Plan, patients: list[str]) -> dict[str, float]:
+    with measures.CFindClient(server) as client:
+        if client.find_studies(patients[0]) != corpus.LAYOUT.studies_per_patient:
+            raise measures.MeasureFailed(f"{server.name}: C-FIND did not find the studies of {patients[0]}")
+        return _prefixed("cfind", client.latency(patients, plan.requests))
+
+
+def spread_patients(size: int, count: int) -> list[str]:
+    """``count`` PatientIDs spread evenly over the first ``size`` instances of the scale lot."""
+    patients = corpus.LAYOUT.patient_of(size - 1) + 1
+    return [corpus.patient_id(SCALE_LOT, number * patients // count) for number in range(count)]
+
+
+def windows(plan: Plan) -> Iterator[tuple[int, list[bytes]]]:
+    """Each scale window's files, generated just before it (only one window is held in memory)."""
+    generator = corpus.Generator("small")
+    for start in range(0, plan.scale, plan.step):
+        yield start + plan.step, generator.lot(SCALE_LOT, plan.step, start=start)
+
+
+def scale(plan: Plan, root: Path) -> dict[str, Any]:
+    """Grow one archive per server to ``plan.scale`` instances, window by window, in turns; after each window,
+    the window's ingest rate (4 clients) and the p50 of study-level /tools/find and C-FIND at that size."""
+    points: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        running = {name: stack.enter_context(servers.start(name, root)) for name in servers.NAMES}
+        for server in running.values():  # one-off costs of first requests stay out of the first window
+            measures.upload(server, corpus.Generator("small").lot(WARMUP_LOT, 10))
+        for number, (size, payloads) in enumerate(windows(plan)):
+            point: dict[str, Any] = {"instances": size}
+            patients = spread_patients(size, plan.scale_requests)
+            for name in turns(number, 0):
+                server = running[name]
+                rate = measures.rest_ingest(server, payloads, 4)
+                find = measures.rest_latency(server, "POST", ["/tools/find"], plan.scale_requests, warmup=5,
+                                             bodies=[measures.find_study_body(patient) for patient in patients])
+                with measures.CFindClient(server) as client:  # a new association: an idle one times out
+                    cfind = client.latency(patients, plan.scale_requests, warmup=5)
+                point[name] = {"ingest_per_s": rate, "find_p50_ms": find["p50_ms"], "cfind_p50_ms": cfind["p50_ms"]}
+            points.append(point)
+            log(f"scale {size}: " + "  ".join(
+                f"{name} {point[name]['ingest_per_s']:.0f}/s find {point[name]['find_p50_ms']:.1f} ms "
+                f"C-FIND {point[name]['cfind_p50_ms']:.1f} ms" for name in servers.NAMES))
+        peak = {name: server.memory_kib()["VmHWM"] / MIB for name, server in running.items()}
+    summary: dict[str, dict[str, float]] = {}
+    for name in servers.NAMES:
+        first, last = points[0][name], points[-1][name]
+        summary[name] = {"scale_rate_first": first["ingest_per_s"], "scale_rate_last": last["ingest_per_s"],
+                         "scale_rate_kept": last["ingest_per_s"] / first["ingest_per_s"],
+                         "scale_find_p50": last["find_p50_ms"], "scale_cfind_p50": last["cfind_p50_ms"],
+                         "scale_peak_rss": peak[name]}
+    return {"points": points, "summary": summary}
+
+
+def run(plan: Plan, storescu: str, root: Path) -> dict[str, Any]:
+    """Everything, in order, with every server and file under ``root`` (left for the caller to remove); returns
+    the raw figures, which ``report`` turns into tables."""
+    began = time.perf_counter()
+    log("generating files")
+    files = Files(plan, root / "files")
+    with servers.start("orthanc", root) as probe:
+        orthanc_version = servers.version_of(probe)
+    log(f"cold starts ({plan.cold_starts} per server)")
+    starts = cold_starts(plan, root)
+    rounds = []
+    for round_number in range(plan.rounds):
+        log(f"round {round_number + 1} of {plan.rounds}")
+        rounds.append(one_round(plan, files, storescu, root, round_number))
+    per_round = {name: {"cold_start": starts[name]} for name in servers.NAMES}
+    for figures in rounds:
+        for name in servers.NAMES:
+            for key, value in figures[name].items():
+                per_round[name].setdefault(key, []).append(value)
+    result: dict[str, Any] = {
+        "orthanc_version": orthanc_version,
+        "file_sizes": files.sizes,
+        "per_round": per_round,
+        "medians": {name: {key: statistics.median(values) for key, values in figures.items()}
+                    for name, figures in per_round.items()},
+    }
+    if plan.scale:
+        log(f"scale: to {plan.scale} instances, {plan.step} per window")
+        result["scale"] = scale(plan, root)
+    result["seconds"] = time.perf_counter() - began
+    return result

@@ -35,7 +35,7 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
           host: str | None, sample_data: bool, log_file: Path | None, ready_file: Path | None,
           access_log: bool) -> None:
     """Run a server in the foreground; prints one line with its URL when it answers."""
-    from .core.config import Config, load_config
+    from .core.config import Config, check_exposure, describe_users, exposure_warning, load_config
     from .server import serve as run
 
     if log_file is not None:
@@ -51,10 +51,16 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
         StorageDirectory=str(data_dir) if data_dir else None, HttpPort=http_port, DicomPort=dicom_port,
         BindAddress=host
     )
+    try:
+        check_exposure(config)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    warning = exposure_warning(config)
+    if warning:
+        click.echo(warning, err=True)
 
     def ready(urls: dict[str, str]) -> None:
-        users = ", ".join(f"{u}/{p}" for u, p in config.RegisteredUsers.items()) if config.AuthenticationEnabled \
-            else "authentication off"
+        users = describe_users(config.RegisteredUsers, config.AuthenticationEnabled)
         click.echo(f"pacsbox ready: Orthanc REST API at {urls['orthanc']} ({users}); "
                    f"XNAT REST API at {urls['orthanc']}/data; DICOM AET {urls['dicom'].replace('@', ' at ')}; data in "
                    f"{Path(config.StorageDirectory).resolve()}")

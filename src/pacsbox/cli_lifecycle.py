@@ -29,7 +29,9 @@ def _failure(error: Exception) -> click.ClickException:
 
 
 def _describe(instance, how: str) -> str:
-    users = f"{instance.auth[0]}/{instance.auth[1]}" if instance.authentication else "authentication off"
+    from .core.config import describe_users
+
+    users = describe_users(instance.users, instance.authentication)
     return (f"pacsbox instance {instance.name!r} {how} ({instance.engine}, pid {instance.pid}): "
             f"Orthanc REST API at {instance.url} ({users}); XNAT REST API at {instance.xnat_url}/data; "
             f"DICOM AET {instance.aet} at {instance.dicom_host}:{instance.dicom_port}; log {instance.log_file}")

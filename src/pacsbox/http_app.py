@@ -6,6 +6,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .core.archive import Archive
 from .core.config import Config
+from .faces.http_common import BodyLimit
 
 
 class PrefixDispatcher:
@@ -35,5 +36,5 @@ def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port
     from .faces.xnat.app import create_app as xnat_app
 
     xnat = xnat_app(archive, config)
-    return PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port),
-                            dict.fromkeys(XNAT_PREFIXES, xnat))
+    return BodyLimit(PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port),
+                                      dict.fromkeys(XNAT_PREFIXES, xnat)), config.MaximumUploadSize)

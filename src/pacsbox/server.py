@@ -7,6 +7,8 @@ calling process (in-process mode for tests that want no child process).
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import signal
 import socket
 import threading
@@ -14,7 +16,26 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .core.config import Config
+from .core.config import Config, check_exposure
+
+# Values of query or path parameters that may carry a secret (``?password=``, ``;jsessionid=``, ``?token=``): the
+# access log shows the parameter, never its value. Uvicorn logs the path percent-encoded (``%3B``, ``%3D``).
+_SECRET_PARAMETER = re.compile(
+    r"((?:[?&;]|%3B)[^=&;#?]*?(?:pass|pwd|secret|token|jsession|auth|key)[^=&;#?]*?(?:=|%3D))(?:(?!%3B|%26)[^&;#?])*",
+    re.IGNORECASE)
+
+
+class _RedactSecrets(logging.Filter):
+    """Rewrites the request path of Uvicorn's access log records (client, method, path, version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], _SECRET_PARAMETER.sub(r"\1***", args[2]), *args[3:])
+        return True
+
+
+_REDACT_SECRETS = _RedactSecrets()  # one instance: addFilter ignores a filter already there
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -48,6 +69,7 @@ class _Runtime:
         from .http_app import create_http_app
 
         self.config = config
+        check_exposure(config)
         self.http_socket = bind_socket(config.BindAddress, config.HttpPort)
         self.http_port = self.http_socket.getsockname()[1]
         self.archive = Archive(config)
@@ -97,7 +119,8 @@ class _Runtime:
 
         self.http_server = _Server(uvicorn.Config(
             app, log_level="info" if access_log else "warning", access_log=access_log, lifespan="off",
-            timeout_keep_alive=30, server_header=False))
+            timeout_keep_alive=30, server_header=False, proxy_headers=False))
+        logging.getLogger("uvicorn.access").addFilter(_REDACT_SECRETS)  # after uvicorn.Config set up its logging
 
     def serve_http(self) -> None:
         """Serve HTTP until ``stop`` (or SIGINT/SIGTERM in the main thread)."""

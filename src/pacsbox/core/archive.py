@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from .catalog import Catalog
 from .config import Config
 from .dicom import MAIN_TAGS, ParsedInstance, parse_instance, read_dataset, tag_from_text
-from .errors import InexistentItem, InvalidDicom, OutOfRange, UnknownResource
+from .errors import InexistentItem, InvalidDicom, OutOfRange, TooLarge, UnknownResource
 from .ids import Level
 from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
 from .matching import WILDCARD_VRS, Pattern, parse_pattern
@@ -51,6 +51,7 @@ LOOKUP_TAGS = {
 }
 
 _IN_MEMORY_LIMIT = 32 * 1024 * 1024  # files above this are parsed from disk with large values deferred
+_QUICK_STORE_LIMIT = 64 * 1024  # bytes of an instance that stores in about a millisecond (parse, fsync, commit)
 _MAIN_TAG_LEVELS: dict[str, list[Level]] = {}
 for _level, _tags in MAIN_TAGS.items():
     for _keyword in _tags.values():
@@ -162,21 +163,31 @@ class Archive:
         source.seek(0)
         return self._store_parsed(parsed, lambda: self.store_area.write_stream(source), size, origin)
 
+    def can_store_at_once(self, size: int) -> bool:
+        """Whether storing ``size`` bytes now takes about a millisecond: a small instance while no other write holds
+        the index (a caller that must not wait, such as an event loop, may then store in its own thread)."""
+        return size <= _QUICK_STORE_LIMIT and not self.index.is_writing
+
     def store_zip(self, source: BinaryIO, origin: Origin = Origin()) -> list[StoreResult]:
         """Store every DICOM file of a zip archive. The whole archive is checked first: a member that is not
-        DICOM or whose name escapes the archive (zip-slip) rejects it, and nothing is stored."""
+        DICOM or whose name escapes the archive (zip-slip) rejects it, and nothing is stored; members adding up to
+        more than MaximumUploadSize (a zip bomb) are refused before any is inflated."""
         try:
             archive = zipfile.ZipFile(source)
         except zipfile.BadZipFile as error:
             raise InvalidDicom(f"Not a valid zip archive: {error}") from None
         with archive:
+            # zipfile inflates no member past its declared size, so the declared sizes bound what reading costs
+            if sum(m.file_size for m in archive.infolist()) > self.config.MaximumUploadSize:
+                raise TooLarge(f"The zip archive inflates to more than MaximumUploadSize "
+                               f"({self.config.MaximumUploadSize} bytes)")
             members = [m for m in archive.infolist() if not m.is_dir() and not _is_ignorable(m.filename)]
             for member in members:
                 _check_member_name(member.filename)
             parsed = []
             for member in members:
                 try:
-                    data = archive.read(member)
+                    data = _read_member(archive, member)
                 except (zipfile.BadZipFile, OSError, EOFError) as error:
                     raise InvalidDicom(f"Corrupted zip member {member.filename!r}: {error}") from None
                 try:
@@ -184,7 +195,7 @@ class Archive:
                 except InvalidDicom as error:
                     raise InvalidDicom(f"Zip member {member.filename!r}: {error.details}") from None
                 parsed.append(member)
-            return [self.store(archive.read(member), origin) for member in parsed]
+            return [self.store(_read_member(archive, member), origin) for member in parsed]
 
     def _store_parsed(self, parsed: ParsedInstance, write, size: int, origin: Origin) -> StoreResult:
         patient, study, series, instance = parsed.ids
@@ -254,7 +265,10 @@ class Archive:
 
     def resource(self, level: Level, public_id: str) -> ResourceRow:
         """One resource with its main tags, parent and children; UnknownResource if absent."""
-        return self.index.describe([self._iid(level, public_id)])[0]
+        rows = self.index.describe([self._iid(level, public_id)])
+        if not rows:  # deleted by another request between the lookup and the read
+            raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
+        return rows[0]
 
     def level_of(self, public_id: str) -> Level:
         """The level of any resource ID; UnknownResource if the archive does not hold it."""
@@ -279,7 +293,10 @@ class Archive:
         if target > level:
             return self.index.describe(self.index.descendant_iids(iid, level, target))
         ancestor = self.index.ancestor_iid(iid, target)
-        return self.index.describe([ancestor] if ancestor is not None else [])
+        rows = self.index.describe([ancestor] if ancestor is not None else [])
+        if not rows:  # a resource always has its ancestors: it was deleted since the lookup
+            raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
+        return rows
 
     def instance_ids_below(self, level: Level, public_id: str) -> list[str]:
         """The instances of a resource (itself, for an instance), in insertion order."""
@@ -300,7 +317,11 @@ class Archive:
         return self.store_area.path_of(self.instance_file_uuid(instance_id))
 
     def instance_bytes(self, instance_id: str) -> bytes:
-        return self.store_area.read(self.instance_file_uuid(instance_id))
+        file_uuid = self.instance_file_uuid(instance_id)
+        try:
+            return self.store_area.read(file_uuid)
+        except FileNotFoundError:  # deleted by another request since the lookup (rows go first, then files)
+            raise UnknownResource(f"Unknown instance: {instance_id}") from None
 
     def instance_dataset(self, instance_id: str) -> Dataset:
         """The stored instance parsed with pydicom (file meta included)."""
@@ -313,12 +334,13 @@ class Archive:
             dataset = self.instance_dataset(instance_id)
             if shared is None:
                 shared = Dataset()
-                for element in dataset:
-                    if element.VR != "SQ" and element.tag != 0x7FE00010:
+                for tag in list(dataset.keys()):  # (iterating a Dataset converts every element)
+                    element = _converted(dataset, tag)
+                    if element is not None and element.VR != "SQ" and element.tag != 0x7FE00010:
                         shared.add(element)
                 continue
             for tag in list(shared.keys()):
-                other = dataset.get(tag)
+                other = _converted(dataset, tag)
                 if other is None or other.value != shared[tag].value:
                     del shared[tag]
         return shared if shared is not None else Dataset()
@@ -326,9 +348,13 @@ class Archive:
     # -- deleting -----------------------------------------------------------------------------------------
     def delete(self, level: Level, public_id: str) -> tuple[Level, str] | None:
         """Delete a resource with its descendants, and its ancestors left empty; returns the remaining ancestor."""
-        iid = self._iid(level, public_id)
+        self._iid(level, public_id)
         shown_by_xnat = self.catalog.before_archive_delete(level, public_id)
         with self.index.writing() as db:
+            # looked up again under the write lock: a concurrent delete may have removed it since
+            iid = self.index.find_iid(db, public_id, level)
+            if iid is None:
+                raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
             remaining, uuids = self.index.delete(db, iid)
             ancestor = None
             if remaining is not None:
@@ -401,14 +427,15 @@ class Archive:
         iid = self._iid(level, public_id)
         values = self.index.metadata(iid)
         if level != Level.INSTANCE:
-            values["LastUpdate"] = now_iso(self.index.describe([iid])[0].last_update)
+            values["LastUpdate"] = now_iso(self.resource(level, public_id).last_update)
         return dict(sorted(values.items(), key=lambda item: self.metadata_number(item[0]) or 65536))
 
     def set_metadata(self, level: Level, public_id: str, name: str, value: str) -> None:
         """Write user metadata; built-in names are read-only (PermissionError), unknown names are InexistentItem."""
         iid = self._iid(level, public_id)
         self._check_writable(name)
-        self.index.set_metadata(iid, name, value, (level, public_id))
+        if not self.index.set_metadata(iid, name, value, (level, public_id)):
+            raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")  # deleted since the lookup
 
     def delete_metadata(self, level: Level, public_id: str, name: str) -> None:
         iid = self._iid(level, public_id)
@@ -491,16 +518,44 @@ class Archive:
     def _matches_file_tags(self, iid: int, level: Level, patterns) -> bool:
         """Match tags that are not main tags against the resource's first instance, as Orthanc reads one file."""
         instances = self.index.descendant_iids(iid, level, Level.INSTANCE) if level != Level.INSTANCE else [iid]
-        if not instances:
+        dataset = self._first_readable(instances)
+        if dataset is None:
             return False
-        row = self.index.describe(instances[:1])[0]
-        dataset = read_dataset(self.store_area.read(row.file_uuid))
         for tag, pattern, case_sensitive in patterns:
             element = dataset.get(tag)
             value = None if element is None or element.VR == "SQ" else _element_text(element)
             if not pattern.matches(value, case_sensitive):
                 return False
         return True
+
+    def _first_readable(self, instance_iids: list[int]) -> Dataset | None:
+        """The dataset of the first of these instances still there: another request may delete them (row, then
+        file) while a find reads them. None when every one is gone."""
+        for instance_iid in instance_iids:
+            rows = self.index.describe([instance_iid])
+            if not rows:
+                continue
+            try:
+                return read_dataset(self.store_area.read(rows[0].file_uuid))
+            except FileNotFoundError:
+                continue
+        return None
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
+    """A zip member inflated no further than its declared size (``ZipFile.read`` inflates all of a member's
+    compressed data in one call, whatever its header says: a member lying about its size is a bomb there)."""
+    with archive.open(member) as stream:
+        return stream.read(member.file_size)
+
+
+def _converted(dataset: Dataset, tag: int):
+    """A top-level element with its value converted by pydicom; None when absent or when its bytes do not fit its VR
+    (a US of 3 bytes, an unknown VR): no shared value can be shown for it."""
+    try:
+        return dataset[tag] if tag in dataset else None  # noqa: SIM401 (get() returns the value)
+    except Exception:  # pydicom raises assorted types for a value it cannot convert
+        return None
 
 
 def expected_instances(series_tags: Mapping[str, str]) -> int | None:

@@ -33,6 +33,9 @@ _SERIES_FILES = (
 )
 
 
+_MAX_NAME = 255  # bytes of a file name (NAME_MAX of Linux and macOS)
+
+
 @dataclass(frozen=True)
 class Resource:
     rid: int
@@ -58,9 +61,14 @@ class FileEntry:
 
 
 def dicom_file_name(main_tags_json: str, public_id: str) -> str:
-    """How an archive instance is named in a DICOM resource: its SOP Instance UID."""
-    tags = json.loads(main_tags_json)
-    return f"{tags.get('SOPInstanceUID') or public_id}.dcm"
+    """How an archive instance is named in a DICOM resource: its SOP Instance UID, or its public ID when the UID
+    cannot be a file name (a hostile "../../x" would link the file outside the folder, a line break would make it
+    unreachable by URL, a name over 255 bytes cannot be created)."""
+    sop_uid = json.loads(main_tags_json).get("SOPInstanceUID") or ""
+    if not sop_uid or len(sop_uid.encode()) > _MAX_NAME - 4 or any(c in "/\\" or c < " " or c == "\x7f"
+                                                                   for c in sop_uid):
+        sop_uid = public_id
+    return f"{sop_uid}.dcm"
 
 
 class Resources:
@@ -208,7 +216,7 @@ class Resources:
         file_fields = {key: value for key, value in fields.items() if value}
         if extract:
             base = target.rsplit("/", 1)[0] if "/" in target else ""
-            with ArchiveReader(body) as reader:
+            with ArchiveReader(body, self.catalog.archive.config.MaximumUploadSize) as reader:
                 planned = [(f"{base}/{member.path}" if base else member.path, member) for member in reader]
                 self._check_overwrite([name for name, _ in planned], existing, overwrite)
                 return self._write(owner, label, [(name, member.read) for name, member in planned], file_fields)

@@ -182,7 +182,7 @@ class Importer:
             study.members.append(read)
 
         if is_archive(head) or _is_tar(head):
-            reader = open_archive.enter_context(ArchiveReader(body))
+            reader = open_archive.enter_context(ArchiveReader(body, self.archive.config.MaximumUploadSize))
             for member in reader:
                 add(member.path, member.read)
         else:

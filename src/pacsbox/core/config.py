@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import warnings
@@ -120,6 +121,60 @@ def load_config(path: str | Path, base: Config | None = None) -> Config:
     if not isinstance(values, dict):
         raise ValueError(f"{path}: the configuration must be a JSON object")
     return config_from_mapping(values, base)
+
+
+WELL_KNOWN_USERS = {"admin": "admin"}  # the default credentials, printed so that a user knows how to log in
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` is reachable from this machine only: 127.0.0.0/8, ``::1``, ``localhost``.
+
+    Anything else (``0.0.0.0``, ``::``, an interface address, another host name) counts as exposed.
+    """
+    text = host.strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(config: Config) -> None:
+    """Refuse to listen beyond loopback without authentication (ValueError saying what to change).
+
+    A throwaway test server may run without authentication only where nobody else can reach it.
+    """
+    if is_loopback(config.BindAddress):
+        return
+    if not config.AuthenticationEnabled or not config.RegisteredUsers:
+        reason = "AuthenticationEnabled is false" if not config.AuthenticationEnabled else "RegisteredUsers is empty"
+        raise ValueError(
+            f"refusing to listen on {config.BindAddress!r} without authentication ({reason}): other machines "
+            "could reach this server. Listen on 127.0.0.1 (the default), or set AuthenticationEnabled to true "
+            "with at least one user in RegisteredUsers")
+
+
+def exposure_warning(config: Config) -> str | None:
+    """A warning when a server reachable from other machines accepts the well-known default credentials."""
+    if is_loopback(config.BindAddress) or not config.AuthenticationEnabled:
+        return None
+    default = [user for user, password in config.RegisteredUsers.items() if WELL_KNOWN_USERS.get(user) == password]
+    if not default:
+        return None
+    return (f"warning: listening on {config.BindAddress} with the well-known password of {', '.join(default)}; "
+            "set your own in RegisteredUsers")
+
+
+def describe_users(users: Mapping[str, str], enabled: bool) -> str:
+    """How to log in, for a person: the well-known default ``admin/admin`` in full, other passwords never
+    (they end up in terminals, CI logs and the log file)."""
+    if not enabled:
+        return "authentication off"
+    if not users:
+        return "no users"
+    return ", ".join(f"{user}/{password}" if WELL_KNOWN_USERS.get(user) == password else f"{user}/***"
+                     for user, password in users.items())
 
 
 def _validate(config: Config) -> None:

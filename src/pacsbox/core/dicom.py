@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import pydicom
 from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
 
+from .dicom_nesting import MAX_SEQUENCE_DEPTH, TruncatedSequence, deepest_sequence, top_level_elements
 from .errors import InvalidDicom
 from .ids import Level, resource_ids
 
@@ -128,13 +132,16 @@ class ParsedInstance:
 
     @property
     def index_in_series(self) -> int | None:
-        """Orthanc's IndexInSeries: InstanceNumber, else ImageIndex, when one is an integer."""
+        """Orthanc's IndexInSeries: InstanceNumber, else ImageIndex, when one is an integer (that the index's
+        64-bit column can hold: an IS of 20 digits is no index)."""
         for keyword in ("InstanceNumber", "ImageIndex"):
             text = self.main_tags[Level.INSTANCE].get(keyword, "")
             try:
-                return int(text)
+                number = int(text)
             except ValueError:
                 continue
+            if -(2**63) <= number < 2**63:
+                return number
         return None
 
 
@@ -150,6 +157,11 @@ def read_dataset(source: bytes | memoryview | BinaryIO) -> Dataset:
         source.seek(0)
     try:
         dataset = pydicom.dcmread(stream, force=True, defer_size=defer)
+        if defer is not None and _is_deflated(dataset):
+            # pydicom inflates a deflated data set into memory whole, and a deferred value would be read back
+            # from the compressed file: read it again without deferring (values, and truncation, are then seen)
+            stream.seek(0)
+            dataset = pydicom.dcmread(stream, force=True)
     except Exception as error:  # pydicom raises many types for corrupt input
         raise InvalidDicom(f"Cannot parse an invalid DICOM file (size: {size} bytes): {error}") from None
     _check_complete(dataset, size)
@@ -164,6 +176,8 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
     """
     in_memory = isinstance(data, (bytes, bytearray, memoryview))
     scanned = scan_part10(data) if in_memory else None
+    if scanned is not None and b"\x00" in (getattr(scanned[1].get(0x00080005), "value", None) or b"").rstrip(b"\x00 "):
+        scanned = None  # a NUL inside SpecificCharacterSet: pydicom, which reads stored files back, refuses it
     if scanned is not None:
         meta, elements = scanned
         dataset = Dataset({element.tag: element for element in elements.values()})
@@ -171,8 +185,17 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
     else:
         dataset = read_dataset(data)
         meta = getattr(dataset, "file_meta", None)
-        get = dataset.get_item
+        # keep_deferred: pydicom reads an empty value as None, like a deferred one, and would convert it (raising
+        # whatever it raises for a corrupt VR); a value past the deferral size is no main tag either
+        get = functools.partial(dataset.get_item, keep_deferred=True)
     size = len(data) if in_memory else data.seek(0, io.SEEK_END)
+    try:
+        depth = deepest_sequence(elements.values() if scanned is not None else top_level_elements(dataset))
+    except TruncatedSequence as error:
+        raise InvalidDicom(f"Cannot parse an invalid DICOM file (size: {size} bytes): {error}") from None
+    if depth > MAX_SEQUENCE_DEPTH:
+        raise InvalidDicom(f"Cannot parse an invalid DICOM file (size: {size} bytes): sequences nested deeper than"
+                           f" {MAX_SEQUENCE_DEPTH} levels")
     encodings = convert_encodings(_character_sets(get(0x00080005), default_encoding))
     main = {level: _main_tags_of(get, tags, encodings) for level, tags in MAIN_TAGS.items()}
     uids = {k: main_value(main, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
@@ -218,7 +241,9 @@ def _character_sets(raw, default_encoding: str) -> list[str]:
     if raw is not None and raw.value:
         value = raw.value
         text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
-        terms = [t.strip() for t in (text.split("\\") if isinstance(text, str) else list(text))]
+        # a term ends at a NUL, as in DCMTK (Python's codec lookup raises ValueError on an embedded NUL)
+        values = text.split("\\") if isinstance(text, str) else list(text)
+        terms = [str(t).partition("\x00")[0].strip() for t in values]
         if any(terms):
             return [t or "ISO_IR 6" for t in terms]
     return [ENCODINGS.get(default_encoding, "ISO_IR 100")]
@@ -235,22 +260,51 @@ def _main_tags_of(get, tags: dict[int, str], encodings: list[str]) -> dict[str, 
     return found
 
 
+# How DCMTK, and so Orthanc 1.10, cleans a value (checked against the real Orthanc, see tests/fuzz): UI is cut at its
+# first NUL, then loses leading and trailing spaces value by value, as do IS and DS values that are numbers; LO and SH
+# lose trailing spaces value by value; everything else (PN, CS, DA, TM, LT, an IS that is no number, ...) the trailing
+# spaces of the whole value; then the value ends at its first NUL (a C string). Leading spaces of a PatientID stay:
+# they are part of the patient's Orthanc ID.
+_STRIP_EACH_VALUE = frozenset({"LO", "SH"})
+_NUMBER = {"IS": re.compile(r"[+-]?[0-9]+"), "DS": re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")}
+
+
 def _string_value(element, encodings: list[str]) -> str | None:
     """A top-level element as Orthanc's index holds it: the decoded string, padding removed; None if absent."""
     if element is None:
         return None
     if not isinstance(element, RawDataElement):
         value = element.value
-        return "" if value is None else str(value)
-    if element.VR in _BINARY_VRS:
+        if value is None:
+            return ""
+        return "\\".join(str(v) for v in value) if isinstance(value, MultiValue) else str(value)
+    # implicit VR, or a VR that is none (a corrupt header): the dictionary's, as DCMTK reads it
+    vr = element.VR if element.VR in _KNOWN_VRS else _dictionary_vr(element.tag)
+    if vr in _BINARY_VRS:
         # Orthanc keeps no binary value among main tags; none of its main tags is binary in practice.
         return None
     raw = element.value or b""
-    if element.VR in _TEXT_VRS or element.VR is None:
+    if vr in _TEXT_VRS or vr is None:
         text = decode_bytes(raw, encodings, {"^", "=", "\\"})
     else:
         text = raw.decode("ascii", "replace")
-    return text.rstrip(" \x00").lstrip(" ") if element.VR not in ("LT", "ST", "UT") else text.rstrip(" \x00")
+    if vr == "UI":  # NUL is UI's own padding
+        text = text.partition("\x00")[0]
+    if vr == "UI" or (vr in _NUMBER and all(_NUMBER[vr].fullmatch(v.strip(" ")) for v in text.split("\\"))):
+        text = "\\".join(v.strip(" ") for v in text.split("\\")) if "\\" in text else text.strip(" ")
+    elif vr in _STRIP_EACH_VALUE and "\\" in text:
+        text = "\\".join(v.rstrip(" ") for v in text.split("\\"))
+    else:
+        text = text.rstrip(" ")
+    return text.partition("\x00")[0]  # cleaned whole, then read as a C string: spaces before a NUL stay
+
+
+@functools.lru_cache(maxsize=256)
+def _dictionary_vr(tag: int) -> str | None:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
 
 
 def _pixel_data_offset(element) -> int | None:
@@ -267,6 +321,7 @@ _EXPLICIT = struct.Struct("<HH2sH")  # explicit VR element header with a 2-byte 
 _LENGTH32 = struct.Struct("<I")
 _LONG_VRS = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_32)
 _VR_NAMES = {vr.value.encode(): vr.value for vr in VR if len(vr.value) == 2}
+_KNOWN_VRS = frozenset(_VR_NAMES.values())
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 
@@ -295,7 +350,7 @@ def scan_part10(data: bytes | bytearray | memoryview) -> tuple[dict[str, str], d
         if implicit is None:
             return None
         elements, _ = _scan_elements(data, offset, implicit=implicit, meta=False)
-    except (_NotPlain, struct.error, UnicodeDecodeError):
+    except (_NotPlain, struct.error, UnicodeDecodeError, RecursionError):  # nested too deep: pydicom says so
         return None
     return meta, elements
 
@@ -393,12 +448,18 @@ def _skip_nested(data: bytes, offset: int, *, implicit: bool) -> int:
             offset = start + length
 
 
+def _is_deflated(dataset: Dataset) -> bool:
+    meta = getattr(dataset, "file_meta", None)
+    return meta is not None and meta.get("TransferSyntaxUID") == "1.2.840.10008.1.2.1.99"
+
+
 def _check_complete(dataset: Dataset, size: int) -> None:
     """Reject files cut short: pydicom keeps the bytes that were there without noticing the missing ones."""
-    last = dataset.get_item(next(reversed(dataset.keys()))) if len(dataset) else None
-    meta = getattr(dataset, "file_meta", None)
+    # keep_deferred: reading a deferred value here would hide a truncation (and convert a corrupt value, raising
+    # whatever pydicom raises for it)
+    last = dataset.get_item(next(reversed(dataset.keys())), keep_deferred=True) if len(dataset) else None
     # Positions in a deflated dataset count inflated bytes, so only the value's own length can be checked there.
-    deflated = meta is not None and meta.get("TransferSyntaxUID") == "1.2.840.10008.1.2.1.99"
+    deflated = _is_deflated(dataset)
     if isinstance(last, RawDataElement) and last.length != 0xFFFFFFFF and (
         (not deflated and last.value_tell + last.length > size)
         or (last.value is not None and len(last.value) < last.length)

@@ -38,6 +38,10 @@ class Unsupported(ArchiveError):
     """A feature pacsbox does not implement; the message names it."""
 
 
+class TooLarge(ArchiveError):
+    """A request body, or what an uploaded archive or compressed body inflates to, over MaximumUploadSize."""
+
+
 class StorageFull(ArchiveError):
     """The storage area or the configured quota cannot take more data."""
 

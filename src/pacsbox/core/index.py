@@ -240,6 +240,11 @@ class Index:
             if self._commits % _CHECKPOINT_EVERY == 0:
                 self._want_checkpoint()
 
+    @property
+    def is_writing(self) -> bool:
+        """Whether a write transaction is running now (a hint: the next moment may differ)."""
+        return self._write_lock.locked()
+
     def _want_checkpoint(self) -> None:
         if self._checkpointer is None and not self._closing:
             self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="pacsbox-checkpoint", daemon=True)
@@ -496,11 +501,15 @@ class Index:
         rows = self._connection().execute("SELECT name, value FROM metadata WHERE iid = ?", (iid,))
         return dict(rows.fetchall())
 
-    def set_metadata(self, iid: int, name: str, value: str, change: tuple[Level, str] | None) -> None:
+    def set_metadata(self, iid: int, name: str, value: str, change: tuple[Level, str] | None) -> bool:
+        """Write one metadata value; False when the resource is gone (deleted since the caller looked it up)."""
         with self.writing() as db:
+            if db.execute("SELECT 1 FROM resources WHERE iid = ?", (iid,)).fetchone() is None:
+                return False
             self.set_metadata_many(db, iid, {name: value})
             if change:
                 self.log_change(db, "UpdatedMetadata", iid, *change)
+        return True
 
     def delete_metadata(self, iid: int, name: str, change: tuple[Level, str] | None) -> bool:
         with self.writing() as db:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .index import fold
 
 RANGE_VRS = frozenset({"DA", "DT", "TM"})
+_LEADING_SPACES_DROPPED = frozenset({"UI", "IS", "DS"})  # as core.dicom stores them (DCMTK's cleaning)
 # PS3.4 C.2.2.2.4: wildcard matching (a lone "*" included) exists only for these VRs.
 WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 
@@ -47,15 +48,20 @@ class Pattern:
 
 
 def parse_pattern(text: str, vr: str | None) -> Pattern:
-    """Classify a query value the way DICOM C-FIND does, given the VR of its tag."""
-    value = text.strip()
+    """Classify a query value the way DICOM C-FIND does, given the VR of its tag.
+
+    Trailing spaces are padding; leading ones are part of the value, as in the stored values (a PatientID
+    `` P1`` is found by `` P1`` only, as in Orthanc), except for the VRs whose stored values lose them.
+    """
+    value = text.strip() if vr in _LEADING_SPACES_DROPPED else text.rstrip()
     if value in ("", "*"):
         return Pattern("universal", ())
     if vr in RANGE_VRS and "-" in value:
         low, _, high = value.partition("-")
         return Pattern("range", (low.strip(), high.strip()))
     if "\\" in value:
-        return Pattern("list", tuple(v.strip() for v in value.split("\\")))
+        clean = str.strip if vr in _LEADING_SPACES_DROPPED else str.rstrip
+        return Pattern("list", tuple(clean(v) for v in value.split("\\")))
     if "*" in value or "?" in value:
         return Pattern("wildcard", (_to_glob(value),))
     return Pattern("exact", (value,))

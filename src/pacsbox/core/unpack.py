@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .errors import BadRequest
+from .errors import BadRequest, TooLarge
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 _GZIP_MAGIC = b"\x1f\x8b"
+_MAX_NAME = 255  # bytes of one file or folder name (NAME_MAX of Linux and macOS)
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,20 @@ class Member:
 
 def safe_relative_path(name: str, what: str = "path") -> str:
     """A member or file name made relative with ``/`` separators; BadRequest for names that would escape the
-    folder they are written to (absolute names, drive letters, ``..``), the zip-slip attack."""
+    folder they are written to (absolute names, drive letters, ``..``), the zip-slip attack, and for names no
+    folder can hold or no URL can reach (control characters, a part over 255 bytes)."""
     normalized = name.replace("\\", "/")
     if "\x00" in normalized:
         raise BadRequest(f"Unsafe {what} {name!r}: NUL character")
+    if any(c < " " or c == "\x7f" for c in normalized):
+        raise BadRequest(f"Invalid {what} {name!r}: control characters are not allowed")
     if normalized.startswith("/") or (len(normalized) > 1 and normalized[1] == ":"):
         raise BadRequest(f"Unsafe {what} {name!r}: absolute names are not allowed")
     parts = [part for part in normalized.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise BadRequest(f"Unsafe {what} {name!r}: '..' is not allowed")
+    if any(len(part.encode("utf-8", "surrogateescape")) > _MAX_NAME for part in parts):
+        raise BadRequest(f"Invalid {what} {name[:80]!r}...: a name is at most {_MAX_NAME} bytes")
     return "/".join(parts)
 
 
@@ -64,10 +70,12 @@ class ArchiveReader:
     """An uploaded archive (zip, tar or tar.gz), opened and checked whole: ``members`` lists its regular files.
 
     BadRequest when the body is not such an archive, when it is corrupt, or when any member's name or link
-    would escape the extraction folder. Use as a context manager.
+    would escape the extraction folder; TooLarge when its members add up to more than ``limit`` bytes (a zip
+    bomb: a small body that inflates to gigabytes), found before anything is inflated. Use as a context manager.
     """
 
-    def __init__(self, source: BinaryIO) -> None:
+    def __init__(self, source: BinaryIO, limit: int | None = None) -> None:
+        self.limit = limit
         source.seek(0)
         head = source.read(4)
         source.seek(0)
@@ -81,7 +89,7 @@ class ArchiveReader:
                 self.members = self._tar_members(self._handle)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
             raise BadRequest(f"Not a valid zip, tar or tar.gz archive: {error}") from None
-        except BadRequest:
+        except (BadRequest, TooLarge):
             raise
         except Exception as error:  # the zip and tar modules raise assorted errors on corrupt input
             raise BadRequest(f"Not a valid zip, tar or tar.gz archive: {error}") from None
@@ -95,7 +103,14 @@ class ArchiveReader:
     def __iter__(self) -> Iterator[Member]:
         return iter(self.members)
 
+    def _check_size(self, total: int) -> None:
+        if self.limit is not None and total > self.limit:
+            raise TooLarge(f"The archive inflates to more than MaximumUploadSize ({self.limit} bytes)")
+
     def _zip_members(self, handle: zipfile.ZipFile) -> list[Member]:
+        # the sizes the central directory declares: zipfile never inflates a member past its declared size (a
+        # member that holds more fails its CRC check), so they bound what reading the archive can cost
+        self._check_size(sum(info.file_size for info in handle.infolist()))
         members = []
         for info in handle.infolist():
             path = safe_relative_path(info.filename, "name in archive")
@@ -112,7 +127,10 @@ class ArchiveReader:
 
     def _tar_members(self, handle: tarfile.TarFile) -> list[Member]:
         members = []
-        for info in handle.getmembers():
+        total = 0
+        for info in handle:  # one header at a time: a tar.gz is inflated only as far as the limit allows
+            total += info.size
+            self._check_size(total)
             path = safe_relative_path(info.name, "name in archive")
             if info.issym() or info.islnk():
                 # a link may point anywhere (outside the folder, at /etc/passwd): only regular files are stored

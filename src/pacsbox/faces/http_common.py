@@ -1,4 +1,5 @@
-"""HTTP pieces every web face needs the same way: Basic credentials, method-grouped routes, spooled bodies.
+"""HTTP pieces every web face needs the same way: Basic credentials, method-grouped routes, spooled bodies,
+stored files sent whole.
 
 Not a face: faces import it, it imports no face.
 """
@@ -7,16 +8,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from urllib.parse import quote
 
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..core.errors import TooLarge
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 SPOOL_IN_MEMORY = 32 * 1024 * 1024  # bodies above this go to a temporary file
+_CHUNK = 1024 * 1024
 
 
 def basic_credentials(scope: Scope) -> tuple[str, str] | None:
@@ -67,3 +76,57 @@ async def spool_body(request: Request, limit: int,
         raise
     spool.seek(0)
     return spool
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with a file name, RFC 6266: a name that is not plain ASCII, or holds a quote, a semicolon or
+    a line break, goes percent-encoded in ``filename*`` (it can neither split the header nor fail to encode)."""
+    quoted = quote(name)
+    return f'attachment; filename="{name}"' if quoted == name else f"attachment; filename*=utf-8''{quoted}"
+
+
+async def stored_file_response(path: Path, media_type: str, missing: Callable[[], Exception], *,
+                               attachment: str | None = None) -> Response:
+    """Send a stored file, opened before the answer starts; ``missing()`` is raised when it is already gone.
+
+    Another request may delete the file at any moment. Opened first, it is sent whole even if deleted meanwhile
+    (an open file keeps its bytes on POSIX); a path opened once the headers are out (Starlette's FileResponse)
+    turns such a race into a 500 or a body cut short. ``attachment`` names the file in Content-Disposition.
+    """
+    try:
+        handle = await run_in_threadpool(open, path, "rb")
+    except FileNotFoundError:
+        raise missing() from None
+    headers = {"Content-Length": str(os.fstat(handle.fileno()).st_size)}
+    if attachment is not None:
+        headers["Content-Disposition"] = content_disposition(attachment)
+
+    def chunks() -> Iterator[bytes]:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
+
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers, background=BackgroundTask(handle.close))
+
+
+class BodyLimit:
+    """Refuses request bodies past ``limit`` bytes however they come (Content-Length or chunked): reading past it
+    raises TooLarge, which each face answers with its own 413. A route that reads its body whole (JSON, XML, a
+    form) thus holds at most ``limit`` bytes, and a streamed upload stops there."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise TooLarge(f"The body exceeds MaximumUploadSize ({self.limit} bytes)")
+            return message
+
+        await self.app(scope, limited, send)

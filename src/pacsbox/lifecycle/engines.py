@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .home import InstancePaths
+from .home import InstancePaths, write_private
 
 ORTHANC_CANDIDATES = ("Orthanc", "/usr/sbin/Orthanc", "/usr/bin/Orthanc")
 ORTHANC_MISSING = ("the real Orthanc is not installed: run `bash scripts/install-test-deps.sh` (Debian's orthanc "
@@ -46,7 +46,7 @@ class BuiltinEngine:
                http_port: int | None, dicom_port: int | None) -> Launch:
         config = {**settings, "StorageDirectory": str(data_dir), "HttpPort": http_port or 0,
                   "DicomPort": dicom_port or 0}
-        paths.config_file.write_text(json.dumps(config, indent=2))
+        write_private(paths.config_file, json.dumps(config, indent=2))
         command = [sys.executable, "-m", "pacsbox", "serve", "--config", str(paths.config_file),
                    "--log-file", str(paths.log_file), "--ready-file", str(paths.ready_file), "--access-log"]
         return Launch(command, None, None, "/pacsbox/health")
@@ -83,7 +83,7 @@ class OrthancEngine:
             "HttpPort": http_port,
             "DicomPort": dicom_port,
         }
-        paths.config_file.write_text(json.dumps(config, indent=2))
+        write_private(paths.config_file, json.dumps(config, indent=2))
         return Launch([binary, str(paths.config_file)], http_port, dicom_port, "/system")
 
     @staticmethod

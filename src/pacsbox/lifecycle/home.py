@@ -71,6 +71,15 @@ class InstancePaths:
         return self.root / "snapshots"
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file that only its owner may read: the generated configuration and the state record hold the
+    RegisteredUsers' passwords (the manager needs them to call the server)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
+
+
 def instance_names(home: Path | None = None) -> list[str]:
     """Names of every instance with a state folder, sorted."""
     folder = (home or pacsbox_home()) / "instances"

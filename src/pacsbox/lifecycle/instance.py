@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .home import InstancePaths
+from .home import InstancePaths, write_private
 from .process import http_status, is_same_process, log_tail, port_accepts
 
 
@@ -144,7 +144,7 @@ class Instance:
     def save(self) -> None:
         path = self.paths.state_file
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=2))
+        write_private(temporary, json.dumps(asdict(self), indent=2))
         temporary.replace(path)
 
     @classmethod

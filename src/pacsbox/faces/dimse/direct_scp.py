@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -205,12 +204,17 @@ class DirectAssociation:
                            implementation_class_uid=upper_layer.IMPLEMENTATION_CLASS_UID,
                            implementation_version_name=upper_layer.IMPLEMENTATION_VERSION_NAME,
                            source_aet=self.calling_aet)
-        try:
-            self.archive.store(b"".join([header, *dataset]), self.origin)
-        except ArchiveError as error:
-            LOG.warning("C-STORE refused: %s", error.details)
-            return status.CANNOT_UNDERSTAND
-        except Exception:  # a failing store answers a DICOM status; the association and the server go on
-            LOG.exception("C-STORE failed")
-            return status.OUT_OF_RESOURCES
-        return status.SUCCESS
+        return store_status(self.archive, b"".join([header, *dataset]), self.origin)
+
+
+def store_status(archive: Archive, part10: bytes, origin: Origin) -> int:
+    """Store a received instance; the C-STORE status that answers it (either path's)."""
+    try:
+        archive.store(part10, origin)
+    except ArchiveError as error:
+        LOG.warning("C-STORE refused: %s", error.details)
+        return status.CANNOT_UNDERSTAND
+    except Exception:  # a failing store answers a DICOM status; the association and the server go on
+        LOG.exception("C-STORE failed")
+        return status.OUT_OF_RESOURCES
+    return status.SUCCESS

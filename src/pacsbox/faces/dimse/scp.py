@@ -10,6 +10,7 @@ store in parallel.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import socketserver
@@ -25,12 +26,11 @@ from pynetdicom.transport import ThreadedAssociationServer
 from ...core.archive import Archive, Origin
 from ...core.config import Config
 from ...core.dicom import file_meta
-from ...core.errors import ArchiveError
 from . import contexts, retrieve, status, upper_layer
+from .direct_scp import DirectAssociation, store_status
 from .find import find_responses
 from .network import NoDelayAE
 from .policy import REJECT_TOO_MANY_ASSOCIATIONS, AssociationPolicy, all_contexts, is_unknown
-from .direct_scp import DirectAssociation
 from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 LOG = logging.getLogger("pacsbox.dimse")
@@ -93,7 +93,13 @@ class DicomServer:
         pynetdicom (nothing has been read from the socket then)."""
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         data = upper_layer.peek_pdu(sock, self.config.DicomScpTimeout or None)
-        request = upper_layer.read_request(data) if data else None
+        if data is None or data[0] != upper_layer.A_ASSOCIATE_RQ_PDU:
+            # No whole association request within the timeout (silence, a trickle), one of more than a MiB (no real
+            # request comes near), or another PDU (garbage): refused here, as PS3.8 9.2 has it (ARTIM expiry, an
+            # unexpected PDU). pynetdicom would wait for all of a declared length, gigabytes, without end.
+            _refuse_connection(sock)
+            return True
+        request = upper_layer.read_request(data)
         if request is None or not request.plain or not all(
             cx.abstract_syntax in _SERVED_DIRECTLY or is_unknown(cx.abstract_syntax) for cx in request.contexts
         ):
@@ -167,16 +173,7 @@ class DicomServer:
     def _on_store(self, event: Event) -> int:
         if self._refused(event, "Store"):
             return status.OUT_OF_RESOURCES
-        try:
-            data = _part10(event)
-            self.archive.store(data, self._origin(event))
-        except ArchiveError as error:
-            LOG.warning("C-STORE refused: %s", error.details)
-            return status.CANNOT_UNDERSTAND
-        except Exception:  # a failing store answers a DICOM status; the association and the server go on
-            LOG.exception("C-STORE failed")
-            return status.OUT_OF_RESOURCES
-        return status.SUCCESS
+        return store_status(self.archive, _part10(event), self._origin(event))
 
     def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
         if self._refused(event, "Find"):
@@ -202,6 +199,13 @@ def _part10(event: Event) -> bytes:
                        implementation_version_name=IMPLEMENTATION_VERSION_NAME,
                        source_aet=event.assoc.requestor.ae_title.strip())
     return header + event.encoded_dataset(include_meta=False)
+
+
+def _refuse_connection(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.sendall(upper_layer.abort(source=0x02))  # from the service provider
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
 
 
 def _reject(assoc, reason: tuple[int, int, int]) -> None:

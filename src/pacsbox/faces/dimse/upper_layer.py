@@ -36,7 +36,8 @@ TRANSFER_SYNTAXES_NOT_SUPPORTED = 0x04
 _HEADER = struct.Struct(">BBI")
 _ITEM = struct.Struct(">BBH")
 _PDV_HEADER = struct.Struct(">IBB")
-_PEEK_LIMIT = 1024 * 1024  # larger association requests are left to pynetdicom
+_PEEK_LIMIT = 1024 * 1024  # larger first PDUs are refused: a real association request is a few KiB
+_FIRST_ALLOCATION = 16 * 1024 * 1024
 # User information sub-items of a plain request (PS3.7 D.3.3.1-2): maximum length, implementation class and version
 _PLAIN_USER_ITEMS = frozenset({0x51, 0x52, 0x55})
 
@@ -46,11 +47,16 @@ class PeerClosed(ConnectionError):
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytearray:
-    """Exactly ``size`` bytes from the socket, in as few system calls as the kernel allows."""
-    buffer = bytearray(size)
+    """Exactly ``size`` bytes from the socket, in as few system calls as the kernel allows. Past 16 MiB the buffer
+    grows with what arrives: a length is the peer's word, and a PDU declaring 4 GiB then stalling costs no 4 GiB."""
+    buffer = bytearray(min(size, _FIRST_ALLOCATION))
     view = memoryview(buffer)
     received = 0
     while received < size:
+        if received == len(buffer):
+            view.release()
+            buffer += bytes(min(len(buffer), size - len(buffer)))  # doubled, up to the declared size
+            view = memoryview(buffer)
         count = sock.recv_into(view[received:])
         if count == 0:
             raise PeerClosed("the peer closed the connection")

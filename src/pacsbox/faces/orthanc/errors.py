@@ -69,6 +69,8 @@ def translate(error: Exception) -> OrthancError:
         return out_of_range(details)
     if isinstance(error, core.Unsupported):
         return OrthancError(2, "Not implemented yet", 501, details)
+    if isinstance(error, core.TooLarge):
+        return OrthancError(8, "Bad request", 413, details)
     if isinstance(error, core.StorageFull):
         return OrthancError(19, "The file storage is full", 507, details)
     if isinstance(error, core.NetworkError):

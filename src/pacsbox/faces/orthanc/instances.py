@@ -6,12 +6,12 @@ import io
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from ...core.archive import Origin, StoreResult
 from ...core.ids import Level
-from ..http_common import SPOOL_IN_MEMORY, spool_body
-from .errors import OrthancError
+from ..http_common import SPOOL_IN_MEMORY, spool_body, stored_file_response
+from .errors import OrthancError, unknown_resource
 from .json import json_response
 from .params import archive_of, flag
 
@@ -53,7 +53,12 @@ async def upload(request: Request) -> Response:
             results = await run_in_threadpool(archive.store_zip, spool, origin)
             return json_response([_store_json(r) for r in results])
         data = spool.read() if size <= SPOOL_IN_MEMORY else spool
-        result = await run_in_threadpool(archive.store, data, origin)
+        if archive.can_store_at_once(size):
+            # on the event loop itself: the trip to a worker thread and back costs more than storing a small file
+            # (benchmarks/run.py, ~2 KB files from 4 clients: 0.8 times Orthanc's rate with the trip, 1.17 without)
+            result = archive.store(data, origin)
+        else:
+            result = await run_in_threadpool(archive.store, data, origin)
         return json_response(_store_json(result))
     finally:
         spool.close()
@@ -86,10 +91,11 @@ def _gunzip(spool, limit: int):
 
 async def file(request: Request) -> Response:
     archive = archive_of(request)
-    file_uuid = await run_in_threadpool(archive.instance_file_uuid, request.path_params["id"])
-    path = archive.store_area.path_of(file_uuid)
-    return StreamingResponse(archive.store_area.iter_chunks(file_uuid), media_type="application/dicom",
-                             headers={"Content-Length": str(path.stat().st_size)})
+    instance_id = request.path_params["id"]
+    file_uuid = await run_in_threadpool(archive.instance_file_uuid, instance_id)
+    # deleted by another request since the lookup: as unknown as if the lookup had come later
+    return await stored_file_response(archive.store_area.path_of(file_uuid), "application/dicom",
+                                      lambda: unknown_resource(f"Unknown instance: {instance_id}"))
 
 
 def _tags_form(request: Request) -> str:
@@ -103,8 +109,9 @@ def _tags_form(request: Request) -> str:
 async def tags(request: Request, form: str | None = None) -> Response:
     from ...core.dicom_json import render_tags
 
-    dataset = await run_in_threadpool(archive_of(request).instance_dataset, request.path_params["id"])
-    return json_response(await run_in_threadpool(render_tags, dataset, form or _tags_form(request)))
+    archive, instance_id, form = archive_of(request), request.path_params["id"], form or _tags_form(request)
+    # one trip to the thread pool for reading and rendering: each trip costs as much as parsing a small file
+    return await run_in_threadpool(lambda: json_response(render_tags(archive.instance_dataset(instance_id), form)))
 
 
 async def simplified_tags(request: Request) -> Response:
@@ -144,6 +151,9 @@ async def frames(request: Request) -> Response:
         count = max(1, int(row.main_tags.get("NumberOfFrames", "1") or 1))
     except ValueError:
         count = 1
+    if row.file_size is not None and count > row.file_size:
+        # every frame takes at least a byte of the file: a larger NumberOfFrames is a lie, not a list to build
+        raise OrthancError(15, "Bad file format", 400, f"NumberOfFrames ({count}) exceeds what the file holds")
     return json_response(list(range(count)))
 
 

@@ -53,7 +53,7 @@ async def json_body(request: Request, kind: type = dict) -> Any:
     raw = await request.body()
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, a 5,000-digit number; nested too deep
         value = None
     if not isinstance(value, kind):
         noun = "object" if kind is dict else "array" if kind is list else "value"

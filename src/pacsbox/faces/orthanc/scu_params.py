@@ -29,7 +29,7 @@ def parse_json(raw: bytes) -> Any:
     """The body as JSON, or ``NOT_JSON``."""
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, a 5,000-digit number; nested too deep
         return NOT_JSON
 
 

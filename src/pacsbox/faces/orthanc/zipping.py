@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import BinaryIO
 
 from ...core.archive import Archive
+from ...core.errors import UnknownResource
 from ...core.ids import Level
 from ...core.index import ResourceRow
 
@@ -32,7 +33,11 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> BinaryIO:
-    """A temporary file holding the zip of the given resources (deflated, as Orthanc writes it)."""
+    """A temporary file holding the zip of the given resources (deflated, as Orthanc writes it).
+
+    Other requests may delete instances while the zip is written: those are left out, so that the zip holds
+    whole files of what is still there; UnknownResource when nothing is left.
+    """
     # a dict keeps the first-seen order and drops instances named twice (a study and one of its series)
     wanted_instances = dict.fromkeys(
         instance_id for level, public_id in resources for instance_id in archive.instance_ids_below(level, public_id)
@@ -47,12 +52,16 @@ def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> B
     output = tempfile.TemporaryFile()
     folders: dict[str, str] = {}
     taken: dict[str, set[str]] = {}
+    written = 0
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
         for instance_id in wanted_instances:
-            instance = archive.resource(Level.INSTANCE, instance_id)
-            series = row_of(Level.SERIES, instance.parent_id)
-            study = row_of(Level.STUDY, series.parent_id)
-            patient = row_of(Level.PATIENT, study.parent_id)
+            try:
+                instance = archive.resource(Level.INSTANCE, instance_id)
+                series = row_of(Level.SERIES, instance.parent_id)
+                study = row_of(Level.STUDY, series.parent_id)
+                patient = row_of(Level.PATIENT, study.parent_id)
+            except UnknownResource:  # deleted since the list was made
+                continue
             path = ""
             for row, keywords, fallback in (
                 (patient, ("PatientID", "PatientName"), "Unknown Patient"),
@@ -68,6 +77,15 @@ def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> B
             # Orthanc names files by modality and index (MR000000.dcm), or by index alone (00000000.dcm)
             filename = f"{modality}{count:06d}.dcm" if len(modality) == 2 else f"{count:08d}.dcm"
             filename = _unique(filename, taken[path])
-            zipped.write(archive.store_area.path_of(instance.file_uuid), path + filename)
+            try:
+                # ZipFile.write opens the file before it writes the member's header: a file gone leaves no trace
+                zipped.write(archive.store_area.path_of(instance.file_uuid), path + filename)
+            except FileNotFoundError:  # deleted since its row was read
+                taken[path].discard(filename)
+                continue
+            written += 1
+    if wanted_instances and not written:
+        output.close()
+        raise UnknownResource("Every instance of the archive was deleted while it was being written")
     output.seek(0)
     return output

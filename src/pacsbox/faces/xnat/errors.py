@@ -31,6 +31,7 @@ def status_and_message(error: Exception) -> tuple[int, str]:
         (core.BadRequest, 400),
         (core.OutOfRange, 400),
         (core.Conflict, 409),
+        (core.TooLarge, 413),
         (core.Unsupported, 501),
         (core.StorageFull, 507),
         (PermissionError, 403),

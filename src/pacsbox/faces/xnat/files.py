@@ -17,10 +17,11 @@ from typing import BinaryIO
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from ...core.catalog_files import Resource, Resources
 from ...core.errors import UnknownResource
+from ..http_common import content_disposition, stored_file_response
 from . import render
 from .errors import XnatError
 from .objects import locate
@@ -105,11 +106,10 @@ async def list_files(request: Request) -> Response:
 async def get_file(request: Request) -> Response:
     resource = _resource(request)
     entry = _resources(request).file(resource, request.path_params["path"])
-    if not entry.disk.is_file():
-        raise UnknownResource(f"The file {entry.path} is missing from the storage area")
-    return FileResponse(entry.disk, filename=entry.path.rsplit("/", 1)[-1],
-                        media_type="application/dicom" if entry.instance else "application/octet-stream",
-                        content_disposition_type="attachment")
+    return await stored_file_response(
+        entry.disk, "application/dicom" if entry.instance else "application/octet-stream",
+        lambda: UnknownResource(f"The file {entry.path} is missing from the storage area"),
+        attachment=entry.path.rsplit("/", 1)[-1])
 
 
 async def upload_file(request: Request) -> Response:
@@ -202,7 +202,11 @@ def _write_zip(entries: list[tuple[str, Path]]) -> BinaryIO:
     output = tempfile.TemporaryFile()
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
         for name, disk in entries:
-            zipped.write(disk, name)
+            try:
+                # ZipFile.write opens the file before it writes the member's header: a file gone leaves no trace
+                zipped.write(disk, name)
+            except FileNotFoundError:  # deleted (through the Orthanc face, say) since the listing: left out
+                continue
     output.seek(0)
     return output
 
@@ -228,5 +232,5 @@ async def zip_response(entries: list[tuple[str, Path]], name: str) -> Response:
             yield chunk
 
     return StreamingResponse(chunks(), media_type="application/zip",
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'},
+                             headers={"Content-Disposition": content_disposition(name)},
                              background=BackgroundTask(output.close))

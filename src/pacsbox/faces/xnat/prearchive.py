@@ -6,11 +6,12 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
 from ...core.catalog import xnat_date
 from ...core.catalog_prearchive import Prearchive, PrearchiveScan, PrearchiveSession
 from ...core.errors import UnknownResource
+from ..http_common import stored_file_response
 from . import render
 from .files import zip_response
 from .params import archive_of, response_format
@@ -122,10 +123,13 @@ async def get_file(request: Request) -> Response:
     _, scan = _scan(request)
     wanted = request.path_params["path"]
     entry = next((f for f in scan.files if f.path == wanted), None)
-    if entry is None or not entry.disk.is_file():
-        raise UnknownResource(f"Unknown file {wanted!r} in prearchive scan {scan.id}")
-    return FileResponse(entry.disk, filename=entry.path, media_type="application/dicom",
-                        content_disposition_type="attachment")
+
+    def unknown() -> UnknownResource:
+        return UnknownResource(f"Unknown file {wanted!r} in prearchive scan {scan.id}")
+
+    if entry is None:
+        raise unknown()
+    return await stored_file_response(entry.disk, "application/dicom", unknown, attachment=entry.path)
 
 
 async def _zip(session: PrearchiveSession, scans: list[PrearchiveScan]) -> Response:

@@ -104,7 +104,10 @@ async def search(request: Request) -> Response:
     records = _records(request, data_type.kind, root)
     where = bundle.find(_XDAT + "search_where")
     if where is not None:
-        records = [record for record in records if _matches(where, record)]
+        try:
+            records = [record for record in records if _matches(where, record)]
+        except RecursionError:  # child sets nested thousands deep
+            raise XnatError(400, "The search criteria are nested too deeply") from None
     fields = [(field.findtext(_XDAT + "field_ID") or "").strip() for field in bundle.findall(_XDAT + "search_field")]
     base = {"project": ("id", "project"), "subject": ("subjectid", "subject_id", "label", "project"),
             "experiment": ("session_id", "subject_id", "label", "project", "xsitype")}[data_type.kind]

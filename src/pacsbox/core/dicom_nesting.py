@@ -61,14 +61,7 @@ def deepest_sequence(elements: Iterable) -> int:
     TruncatedSequence when a raw sequence's data ends inside a header."""
     # A cheap pass first: ingest calls this for every instance, and nearly every element is a plain value (pydicom's
     # tags compare in Python: they are compared as plain integers).
-    sequence_tags = _sequence_tags()
-    pending = []
-    for element in elements:
-        vr = element.VR
-        if vr == "SQ" or (isinstance(element, RawDataElement) and (
-                (element.length == _UNDEFINED and int(element.tag) != _PIXEL_DATA)
-                or ((vr is None or vr == "UN") and int(element.tag) in sequence_tags))):
-            pending.append((element, 1))
+    pending = [(element, 1) for element in elements if _may_hold_items(element)]
     deepest = 0
     while pending and deepest <= MAX_SEQUENCE_DEPTH:
         element, level = pending.pop()
@@ -78,8 +71,22 @@ def deepest_sequence(elements: Iterable) -> int:
         elif element.VR == "SQ":
             deepest = max(deepest, level)
             for item in element.value:
-                pending.extend((item.get_item(tag), level + 1) for tag in list(item.keys()))
+                nested = (item.get_item(tag) for tag in list(item.keys()))
+                pending.extend((child, level + 1) for child in nested if _may_hold_items(child))
     return deepest
+
+
+def _may_hold_items(element) -> bool:
+    """Whether an element, raw or converted, is a sequence or may be one (undefined length, or a sequence's tag
+    with an unknown VR); nearly every element is a plain value, told apart here cheaply."""
+    vr = element.VR
+    if vr == "SQ":
+        return True
+    if not isinstance(element, RawDataElement):
+        return False
+    if element.length == _UNDEFINED:
+        return int(element.tag) != _PIXEL_DATA
+    return (vr is None or vr == "UN") and int(element.tag) in _sequence_tags()
 
 
 def _container(tag: int, vr: str | None, length: int, implicit: bool) -> int | None:

@@ -13,3 +13,11 @@ def tally(request):
     tally = tally_for(request.config, request.module.__name__)
     yield tally
     assert not tally.server_errors, tally.server_errors
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    """An authenticated keep-alive session to the module's ``server``."""
+    session = server.session()
+    yield session
+    session.close()

@@ -238,13 +238,6 @@ def server():
         yield running
 
 
-@pytest.fixture(scope="module")
-def http(server):
-    session = server.session()
-    yield session
-    session.close()
-
-
 def _files_on_disk(server: RunningPacsbox) -> set[str]:
     """Every file of the storage area except the index database's own."""
     return {str(p.relative_to(server.data_dir)) for p in server.data_dir.rglob("*")

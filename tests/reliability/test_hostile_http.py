@@ -67,13 +67,6 @@ def server():
         yield running
 
 
-@pytest.fixture(scope="module")
-def http(server):
-    session = server.session()
-    yield session
-    session.close()
-
-
 def _tree(server: RunningPacsbox) -> dict[str, int]:
     """Every file below the server's folder with its size, except the index database's own files."""
     return {str(p.relative_to(server.directory)): p.stat().st_size for p in server.directory.rglob("*")

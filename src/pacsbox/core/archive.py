@@ -51,7 +51,7 @@ LOOKUP_TAGS = {
 }
 
 _IN_MEMORY_LIMIT = 32 * 1024 * 1024  # files above this are parsed from disk with large values deferred
-_QUICK_STORE_LIMIT = 64 * 1024  # bytes of an instance that stores in about a millisecond (parse, fsync, commit)
+_QUICK_STORE_LIMIT = 1024 * 1024  # bytes of an instance that stores in a few milliseconds (parse, fsync, commit)
 _MAIN_TAG_LEVELS: dict[str, list[Level]] = {}
 for _level, _tags in MAIN_TAGS.items():
     for _keyword in _tags.values():
@@ -164,8 +164,9 @@ class Archive:
         return self._store_parsed(parsed, lambda: self.store_area.write_stream(source), size, origin)
 
     def can_store_at_once(self, size: int) -> bool:
-        """Whether storing ``size`` bytes now takes about a millisecond: a small instance while no other write holds
-        the index (a caller that must not wait, such as an event loop, may then store in its own thread)."""
+        """Whether storing ``size`` bytes now takes a few milliseconds: an instance of at most a MiB while no other
+        write holds the index (a caller that must not wait long, such as an event loop, may then store in its own
+        thread)."""
         return size <= _QUICK_STORE_LIMIT and not self.index.is_writing
 
     def store_zip(self, source: BinaryIO, origin: Origin = Origin()) -> list[StoreResult]:

@@ -34,7 +34,7 @@ from .hostile_support import (
 )
 
 TIMEOUT = 1  # DicomScpTimeout of the server under test, in seconds
-# A silent peer is dropped after the storage path's wait and pynetdicom's own: a few timeouts, plus a loaded machine
+# A silent peer is dropped after the direct path's wait and pynetdicom's own: a few timeouts, plus a loaded machine
 DROP_BOUND = 4 * TIMEOUT + 10
 STORM = 50
 

@@ -79,7 +79,8 @@ def test_unknown_sop_class_is_stored_only_when_accepted(servers):
 
 def _request_outcome(port: int, called: str, kind: str, storage_only: bool = False) -> tuple[bool, object]:
     """Send one request as an unknown AET: (association still up afterwards, the status or None). A storage-only
-    association (verification and storage contexts) is served by pacsbox's storage path, any other by pynetdicom."""
+    association (verification and storage contexts) is served by pacsbox's direct path, as is one that only finds;
+    any other goes to pynetdicom."""
     from tests.support.dimse import query
 
     data = to_bytes(make_dataset(patient_id="PBX-POL", patient_name="Pol^Icy", study_uid=uid("pol-study"),

@@ -1,4 +1,4 @@
-"""The storage path's own PDU and command codecs, checked against pynetdicom's encoders and decoders."""
+"""The direct path's own PDU and command codecs, checked against pynetdicom's encoders and decoders."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ PROJECT_NAME = "pacsbox"
 
 
 def canonical(distribution: str) -> str:
-    """PEP 503 normalised distribution name (``Pillow`` and ``pillow``, ``pylibjpeg_openjpeg`` and ``pylibjpeg-openjpeg``)."""
+    """PEP 503 normalised name: ``Pillow`` is ``pillow``, ``pylibjpeg_openjpeg`` is ``pylibjpeg-openjpeg``."""
     return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
@@ -139,6 +139,5 @@ def test_requirement_names_are_normalised() -> None:
     assert requirement_name("pylibjpeg_openjpeg>=2.3") == "pylibjpeg-openjpeg"
     assert requirement_name("uvloop>=0.19; sys_platform != 'win32'") == "uvloop"
     assert requirement_name("Pillow") == "pillow"
-    assert declared_distributions(
-        {"project": {"name": "pacsbox", "dependencies": ["a>=1"], "optional-dependencies": {"t": ["pacsbox[x]", "B_c"]}}}
-    ) == {"a", "b-c"}
+    project = {"name": "pacsbox", "dependencies": ["a>=1"], "optional-dependencies": {"t": ["pacsbox[x]", "B_c"]}}
+    assert declared_distributions({"project": project}) == {"a", "b-c"}

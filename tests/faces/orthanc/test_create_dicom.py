@@ -410,3 +410,36 @@ def test_parent_instance_refused(pair, parent):
     ours, reference = pair.create({"Tags": {"PatientName": "x", "StudyDate": "20000101"}, "Parent": parent["Series"]})
     assert ours.status_code == reference.status_code == 400
     assert_equivalent(ours.json(), reference.json())
+
+
+# -- hostile input (pacsbox alone: every answer a clear 4xx, the server still serving) ----------------------------
+def _png_header_only(width: int, height: int) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", len(header)) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    return b"\x89PNG\r\n\x1a\n" + chunk
+
+
+def _nested(depth: int) -> list:
+    value: list = [{"CodeValue": "leaf"}]
+    for _ in range(depth):
+        value = [{"ConceptNameCodeSequence": value}]
+    return value
+
+
+@pytest.mark.parametrize("body", [
+    {"Tags": {}, "Content": data_uri(_png_header_only(70000, 70000), "image/png")},  # a decompression bomb's header
+    {"Tags": {}, "Content": data_uri(_png_header_only(4, 4), "image/png")},  # no image data
+    {"Tags": {}, "Content": image_uri(gray8(), "JPEG")[:-40]},  # truncated JPEG
+    {"Tags": {}, "Content": "data:image/jpeg;base64,/9j/"},
+    {"Tags": {"ContentSequence": _nested(300)}},
+    {"Tags": {"0002,0010": "1.2.3", "0008,0000": "4"}},  # file meta and group length: ignored, as Orthanc does
+    {"Tags": {"Rows": "-1", "FrameIncrementPointer": "0018,1063"}},
+    {"Tags": {f"0009,10{i:02x}": "x" * 1000 for i in range(64)}},
+], ids=["bomb-header", "png-no-data", "jpeg-truncated", "jpeg-empty", "deep-nesting", "meta-tags", "wrapping",
+        "many-private"])
+def test_hostile_input_never_500(pair, body):
+    response = pair.sessions[0].post(pair.ours.url + "/tools/create-dicom", json=body, timeout=30)
+    assert response.status_code < 500 or response.status_code == 501, response.text
+    if response.status_code >= 400:
+        assert response.json()["HttpStatus"] == response.status_code and response.json()["Message"]
+    assert pair.get("/system", 0).status_code == 200

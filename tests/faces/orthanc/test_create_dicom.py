@@ -87,13 +87,15 @@ def rgba() -> Image.Image:
     return Image.fromarray(pixels, "RGBA")
 
 
-def png_16bit_rgb() -> bytes:
-    """A PNG Orthanc does not embed (16-bit colour), written by hand: Pillow would save 8 bits."""
-    rows = b"".join(b"\x00" + struct.pack(">HHH", 1000 * x, 2000, 300) for x in range(3))
+def png_16bit_colour(colour_type: int = 2) -> bytes:
+    """A PNG Orthanc does not embed (16-bit RGB or RGBA), written by hand: Pillow would save 8 bits."""
+    samples = 3 if colour_type == 2 else 4
+    rows = b"".join(b"\x00" + struct.pack(">" + "H" * samples, *(1000 * x + c for c in range(samples)))
+                    for x in range(3))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", 1, 3, 16, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", 1, 3, 16, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
@@ -304,6 +306,22 @@ def test_parent_at_each_level(pair, parent, level):
     assert mine["ParentPatient"] == theirs["ParentPatient"] == parent["Patient"]
 
 
+def test_parent_character_set_and_long_values(pair):
+    """A Latin-1 parent: its character set wins over the request's; values over 256 bytes are not inherited."""
+    tags = {"PatientID": "CD-LATIN", "PatientName": "Zoë^Åsa", "StudyDescription": "é" * 300,
+            "StudyInstanceUID": "1.2.826.0.1.3680043.10.1137.80",
+            "SeriesInstanceUID": "1.2.826.0.1.3680043.10.1137.80.1",
+            "SOPInstanceUID": "1.2.826.0.1.3680043.10.1137.80.1.1"}
+    mine, theirs = created(pair, {"Tags": tags, "Force": True})
+    assert mine == theirs
+    body = {"Tags": {"SpecificCharacterSet": "ISO_IR 192", "ImageComments": "ü"}, "Parent": mine["ParentStudy"]}
+    child, reference_child = created(pair, body)
+    volatile = {"0008,0018", "0020,000e", "0008,0012", "0008,0013", "0008,0021", "0008,0022", "0008,0023",
+                "0008,0031", "0008,0032", "0008,0033"}
+    short = compare_instances(pair, child["ID"], reference_child["ID"], volatile=volatile)
+    assert short["0008,0005"] == "ISO_IR 100" and "0008,1030" not in short
+
+
 def test_force_with_identifiers(pair):
     body = {"Tags": {"PatientID": "CD-FORCE", "StudyInstanceUID": "1.2.826.0.1.3680043.10.1137.78",
                      "SeriesInstanceUID": "1.2.826.0.1.3680043.10.1137.78.1",
@@ -362,17 +380,18 @@ BAD_REQUESTS = {
     "series-number": {"Tags": {}, "Content": [3]},
     "png-palette": {"Tags": {}, "Content": "palette"},
     "png-16bit-rgb": {"Tags": {}, "Content": "rgb16"},
+    "png-16bit-rgba": {"Tags": {}, "Content": "rgba16"},
     "jpeg-cmyk": {"Tags": {}, "Content": "cmyk"},
 }
 
 
 def _hostile(body):
-    if isinstance(body, dict) and body.get("Content") in ("palette", "rgb16", "cmyk"):
+    if isinstance(body, dict) and body.get("Content") in ("palette", "rgb16", "rgba16", "cmyk"):
         kind = body["Content"]
         if kind == "palette":
             body = {**body, "Content": image_uri(gray8().convert("P"), "PNG")}
-        elif kind == "rgb16":
-            body = {**body, "Content": data_uri(png_16bit_rgb(), "image/png")}
+        elif kind in ("rgb16", "rgba16"):
+            body = {**body, "Content": data_uri(png_16bit_colour(2 if kind == "rgb16" else 6), "image/png")}
         else:
             body = {**body, "Content": image_uri(Image.new("CMYK", (4, 4), (10, 20, 30, 40)), "JPEG")}
     return body

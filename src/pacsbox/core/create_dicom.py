@@ -446,12 +446,14 @@ def series_drafts(base: Draft, request: CreateRequest):
         yield draft
 
 
-def build_legacy(fields: Mapping[str, Any], max_pixel_bytes: int = 1024**3) -> Draft:
+def build_legacy(fields: Mapping[str, Any], default_charset: str = "ISO_IR 100",
+                 max_pixel_bytes: int = 1024**3) -> Draft:
     """Orthanc 0.9.3's request (no "Tags"): ``{name: string}``, PixelData as a data URI, no dates, no character
-    set written."""
+    set written (values are encoded in the default one)."""
     from .embed_content import embed_content
 
     draft = new_draft(None, None)
+    draft.codec = python_encoding.get(default_charset, "latin_1")
     for name in sorted(fields):
         value = fields[name]
         if not isinstance(value, str):
@@ -519,4 +521,5 @@ def create(archive: Archive, request: CreateRequest, origin: Origin) -> StoreRes
 
 def create_legacy(archive: Archive, fields: Mapping[str, Any], origin: Origin) -> StoreResult:
     """Store the instance of a request without "Tags" (Orthanc <= 0.9.3's form)."""
-    return archive.store(build_legacy(fields).part10(), origin)
+    default_charset = charset_of_encoding(archive.config.DefaultEncoding)
+    return archive.store(build_legacy(fields, default_charset).part10(), origin)

@@ -218,7 +218,7 @@ def test_private_tags_and_binary_values(pair):
 
 
 def test_legacy_request_without_tags(pair):
-    create_and_compare(pair, {"PatientName": "Legacy", "StudyDescription": "V1"})
+    create_and_compare(pair, {"PatientName": "Legacy Zoë", "StudyDescription": "V1", "0008,0050": "A1"})
     create_and_compare(pair, {"PatientName": "Legacy^Pixels", "PixelData": image_uri(gray8(), "PNG")})
 
 

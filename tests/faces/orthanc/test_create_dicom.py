@@ -378,6 +378,11 @@ BAD_REQUESTS = {
     "content-object": {"Tags": {}, "Content": {}},
     "series-no-payload": {"Tags": {}, "Content": [{"Tags": {}}]},
     "series-number": {"Tags": {}, "Content": [3]},
+    # fails at its second instance: the first one, already stored, is deleted with its series
+    "series-second-bad": {"Tags": {}, "Content": [image_uri(gray8(), "PNG"), "data:image/png;base64,AAAA"]},
+    "series-item-override": {"Tags": {}, "Content": [image_uri(gray8(), "PNG"),
+                                                     {"Content": image_uri(gray8(), "PNG"),
+                                                      "Tags": {"SeriesInstanceUID": "1.2.3"}}]},
     "png-palette": {"Tags": {}, "Content": "palette"},
     "png-16bit-rgb": {"Tags": {}, "Content": "rgb16"},
     "png-16bit-rgba": {"Tags": {}, "Content": "rgba16"},

@@ -319,7 +319,8 @@ _JSON_ROUTES = [  # (method, path, whether the route calls a remote modality or 
     ("POST", "/queries/none/answers/0/retrieve", True), ("POST", "/queries/none/answers/0/query-series", True),
     ("PUT", "/pacsbox/snapshots/hostile", False), ("POST", "/pacsbox/snapshots/none/restore", False),
     ("PUT", "/instances/{instance}/metadata/Sample", False), ("PUT", "/patients/{patient}/protected", False),
-    ("POST", "/tools/lookup", False),
+    ("POST", "/tools/lookup", False), ("POST", "/tools/create-dicom", False), ("POST", "/tools/bulk-content", False),
+    ("POST", "/tools/bulk-delete", False),
 ]
 
 

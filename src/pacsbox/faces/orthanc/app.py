@@ -16,7 +16,7 @@ from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
 from ..http_common import basic_credentials, grouped_routes
-from . import admin, instances, modalities, peers, queries, resources, system, tools
+from . import admin, bulk, create_dicom, instances, modalities, peers, queries, resources, system, tools
 from .errors import OrthancError, error_response, unauthorized
 
 Handler = Callable[..., Awaitable[Response]]
@@ -60,6 +60,7 @@ def routes() -> list[Route]:
         _route("/tools/find", tools.find, ["POST"]),
         _route("/tools/lookup", tools.lookup, ["POST"]),
         _route("/tools/create-archive", tools.create_archive, ["POST"]),
+        *(_route(path, handler, methods) for path, handler, methods in create_dicom.ROUTES + bulk.ROUTES),
         _route(f"/patients/{_ID}/protected", resources.get_protected, ["GET"]),
         _route(f"/patients/{_ID}/protected", resources.put_protected, ["PUT"]),
     ]

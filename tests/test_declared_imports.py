@@ -93,7 +93,8 @@ def undeclared_imports(root: Path, declared: set[str]) -> list[str]:
                 if name in sys.stdlib_module_names or name in local or name == "__future__":
                     continue
                 distributions = {canonical(d) for d in providers.get(name, [])}
-                if distributions & declared:
+                # a declared package not installed in this environment is still declared (same name as its import)
+                if distributions & declared or (not distributions and canonical(name) in declared):
                     continue
                 where = path.relative_to(root)
                 if distributions:
@@ -103,8 +104,8 @@ def undeclared_imports(root: Path, declared: set[str]) -> list[str]:
                     )
                 else:
                     problems.append(
-                        f"{where}: imports {name!r}, which is not standard library, not part of pacsbox, "
-                        f"and provided by no installed distribution that pyproject.toml declares"
+                        f"{where}: imports {name!r}, which is not standard library, not part of pacsbox, not "
+                        f"declared, and not installed here (so no distribution can be matched to it)"
                     )
     return problems
 

@@ -43,14 +43,18 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
 
         redirect_output(log_file)
 
+    def read_config() -> Config:
+        """The configuration file with the command line's options over it (again on POST /tools/reset)."""
+        loaded = load_config(config_file) if config_file else Config()
+        return loaded.with_overrides(
+            StorageDirectory=str(data_dir) if data_dir else None, HttpPort=http_port, DicomPort=dicom_port,
+            BindAddress=host
+        )
+
     try:
-        config = load_config(config_file) if config_file else Config()
+        config = read_config()
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from None
-    config = config.with_overrides(
-        StorageDirectory=str(data_dir) if data_dir else None, HttpPort=http_port, DicomPort=dicom_port,
-        BindAddress=host
-    )
     try:
         check_exposure(config)
     except ValueError as error:
@@ -69,7 +73,8 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
             _write_ready_file(ready_file, urls)
 
     try:
-        run(config, on_ready=ready, preload=_sample_files if sample_data else None, access_log=access_log)
+        run(config, on_ready=ready, preload=_sample_files if sample_data else None, access_log=access_log,
+            reload_config=read_config)
     except OSError as error:
         raise click.ClickException(str(error)) from None
 

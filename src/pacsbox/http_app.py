@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .core.archive import Archive
 from .core.config import Config
 from .faces.http_common import BodyLimit
+
+
+class ServerControl(Protocol):
+    """What the server running the faces lets them ask of it (Orthanc's /tools/reset, /tools/shutdown and
+    /tools/dicom-conformance)."""
+
+    def restart(self) -> None:
+        """Once the current answers are sent: read the configuration again and restart, data and ports kept."""
+
+    def shutdown(self) -> None:
+        """Once the current answers are sent: stop cleanly (the process exits with status 0)."""
+
+    def dicom_conformance(self) -> str:
+        """The DICOM face's conformance statement, as it negotiates now."""
 
 
 class PrefixDispatcher:
@@ -29,12 +45,14 @@ class PrefixDispatcher:
         await self.default(scope, receive, send)
 
 
-def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port: int | None = None) -> ASGIApp:
+def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port: int | None = None,
+                    control: ServerControl | None = None) -> ASGIApp:
     """The ASGI application serving every HTTP face of one archive."""
     from .faces.orthanc.app import create_app as orthanc_app
     from .faces.xnat.app import PREFIXES as XNAT_PREFIXES
     from .faces.xnat.app import create_app as xnat_app
 
     xnat = xnat_app(archive, config)
-    return BodyLimit(PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port),
+    return BodyLimit(PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port,
+                                                  control=control),
                                       dict.fromkeys(XNAT_PREFIXES, xnat)), config.MaximumUploadSize)

@@ -60,7 +60,8 @@ class _Runtime:
     """The archive, the DICOM server and the HTTP server of one pacsbox, bound but not yet serving HTTP."""
 
     def __init__(self, config: Config, preload: Callable[[], Iterable[bytes]] | None = None,
-                 access_log: bool = False) -> None:
+                 access_log: bool = False, *, http_socket: socket.socket | None = None,
+                 reload_config: Callable[[], Config] | None = None) -> None:
         import uvicorn
 
         from .core.archive import Archive, Origin
@@ -69,8 +70,11 @@ class _Runtime:
         from .http_app import create_http_app
 
         self.config = config
+        self.access_log = access_log
+        self.reload_config = reload_config  # what /tools/reset reads again (None: the same configuration)
+        self.restart_requested = False
         check_exposure(config)
-        self.http_socket = bind_socket(config.BindAddress, config.HttpPort)
+        self.http_socket = http_socket or bind_socket(config.BindAddress, config.HttpPort)
         self.http_port = self.http_socket.getsockname()[1]
         self.archive = Archive(config)
         self.dicom_server: DicomServer | None = None
@@ -80,7 +84,8 @@ class _Runtime:
                 self.archive.store(data, Origin("Plugins"))
             self.dicom_server = DicomServer(self.archive, config)
             self.dicom_port = self.dicom_server.start()
-            app = create_http_app(self.archive, config, http_port=self.http_port, dicom_port=self.dicom_port)
+            app = create_http_app(self.archive, config, http_port=self.http_port, dicom_port=self.dicom_port,
+                                  control=self)
         except BaseException:
             self.close()
             raise
@@ -124,16 +129,68 @@ class _Runtime:
 
     def serve_http(self) -> None:
         """Serve HTTP until ``stop`` (or SIGINT/SIGTERM in the main thread)."""
-        self.http_server.run(sockets=[self.http_socket])
+        # a duplicate: Uvicorn closes the sockets it served on, and a restart serves this one again
+        self.http_server.run(sockets=[self.http_socket.dup()])
 
     def stop(self) -> None:
         self.http_server.should_exit = True
 
-    def close(self) -> None:
+    def close(self, keep_http_socket: bool = False) -> None:
         if self.dicom_server is not None:
             self.dicom_server.stop()
-        self.http_socket.close()
+        if not keep_http_socket:
+            self.http_socket.close()
         self.archive.close()
+
+    # -- what the faces may ask (http_app.ServerControl) -----------------------------------------------------
+    def shutdown(self) -> None:
+        self.restart_requested = False  # a shutdown wins over a reset asked before it
+        self._stop_accepting()
+        self.stop()  # Uvicorn finishes the answers in progress, then serve_http returns
+
+    def restart(self) -> None:
+        self.restart_requested = True
+        self._stop_accepting()
+        self.stop()
+
+    def _stop_accepting(self) -> None:
+        """Accept no new connection from now on (Uvicorn would until its next tick, 0.1 s later): a request sent
+        after the answer waits in the socket's backlog for the restarted server, or is refused after a shutdown.
+        Called on the event loop, by the route's handler."""
+        for server in getattr(self.http_server, "servers", ()):
+            server.close()
+
+    def dicom_conformance(self) -> str:
+        from .faces.dimse.conformance import conformance_statement
+
+        if self.dicom_server is None:
+            return ""
+        return conformance_statement(self.dicom_server.policy)
+
+    def restarted(self) -> _Runtime:
+        """Close this runtime and open a new one from the configuration read again, on the same ports and
+        address (the HTTP socket stays open meanwhile: connections wait in its backlog)."""
+        config = self.reload_config() if self.reload_config is not None else self.config
+        config = config.with_overrides(HttpPort=self.http_port, DicomPort=self.dicom_port,
+                                       BindAddress=self.config.BindAddress)
+        self.close(keep_http_socket=True)
+        return _Runtime(config, access_log=self.access_log, http_socket=self.http_socket,
+                        reload_config=self.reload_config)
+
+
+def _serve_with_restarts(runtime: _Runtime, on_restart: Callable[[_Runtime], None] | None = None) -> _Runtime:
+    """Serve until stopped other than by /tools/reset; returns the last runtime, not closed."""
+    while True:
+        try:
+            runtime.serve_http()
+        except BaseException:
+            runtime.close()
+            raise
+        if not runtime.restart_requested:
+            return runtime
+        runtime = runtime.restarted()
+        if on_restart is not None:
+            on_restart(runtime)
 
 
 def serve(
@@ -141,18 +198,17 @@ def serve(
     on_ready: Callable[[dict[str, str]], None] | None = None,
     preload: Callable[[], Iterable[bytes]] | None = None,
     access_log: bool = False,
+    reload_config: Callable[[], Config] | None = None,
 ) -> None:
-    """Serve until interrupted (SIGINT/SIGTERM), then close the archive cleanly.
+    """Serve until interrupted (SIGINT/SIGTERM) or asked to stop (``POST /tools/shutdown``), then close the
+    archive cleanly. ``POST /tools/reset`` restarts in place, with the configuration ``reload_config`` gives.
 
     ``preload`` gives DICOM files stored before the server answers (sample data); ``on_ready`` receives the
     URLs (``orthanc`` and ``dicom``) once both ports accept connections.
     """
-    runtime = _Runtime(config, preload, access_log)
+    runtime = _Runtime(config, preload, access_log, reload_config=reload_config)
     runtime.on_ready = on_ready
-    try:
-        runtime.serve_http()
-    finally:
-        runtime.close()
+    _serve_with_restarts(runtime).close()
 
 
 class Server:
@@ -186,7 +242,11 @@ class Server:
     def start(self) -> Server:
         """Bind, open the archive and serve; returns once both ports answer."""
         self._runtime = runtime = _Runtime(self.config)
-        self._thread = threading.Thread(target=runtime.serve_http, name="pacsbox-http", daemon=True)
+
+        def serve() -> None:
+            _serve_with_restarts(runtime, on_restart=lambda restarted: setattr(self, "_runtime", restarted))
+
+        self._thread = threading.Thread(target=serve, name="pacsbox-http", daemon=True)
         self._thread.start()
         if not runtime.ready.wait(self.startup_timeout):
             self.stop()

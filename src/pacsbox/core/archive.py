@@ -21,7 +21,9 @@ from .errors import InexistentItem, InvalidDicom, OutOfRange, TooLarge, UnknownR
 from .ids import Level
 from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
 from .matching import WILDCARD_VRS, Pattern, parse_pattern
+from .metrics import Metrics
 from .modalities import ModalityRegistry, RemoteDicom
+from .settings import RuntimeSettings
 from .storage import FileStore
 
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
@@ -106,6 +108,8 @@ class Archive:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.settings = RuntimeSettings(config)  # what clients may change while it runs (DefaultEncoding, ...)
+        self.metrics = Metrics()
         self.modalities = ModalityRegistry(config.DicomModalities)
         self.remote: RemoteDicom | None = None  # the DICOM SCU, wired in by the server
         self.index = Index(config.index_path / "index.sqlite")
@@ -153,13 +157,13 @@ class Archive:
     def store(self, source: bytes | BinaryIO, origin: Origin = Origin()) -> StoreResult:
         """Store one DICOM instance; it is on disk and in the index when this returns."""
         if isinstance(source, (bytes, bytearray, memoryview)):
-            parsed = parse_instance(source, self.config.DefaultEncoding)
+            parsed = parse_instance(source, self.settings.default_encoding)
             return self._store_parsed(parsed, lambda: self.store_area.write(source), len(source), origin)
         size = source.seek(0, os.SEEK_END)
         source.seek(0)
         if size <= _IN_MEMORY_LIMIT:
             return self.store(source.read(), origin)
-        parsed = parse_instance(source, self.config.DefaultEncoding)
+        parsed = parse_instance(source, self.settings.default_encoding)
         source.seek(0)
         return self._store_parsed(parsed, lambda: self.store_area.write_stream(source), size, origin)
 
@@ -192,7 +196,7 @@ class Archive:
                 except (zipfile.BadZipFile, OSError, EOFError) as error:
                     raise InvalidDicom(f"Corrupted zip member {member.filename!r}: {error}") from None
                 try:
-                    parse_instance(data, self.config.DefaultEncoding)
+                    parse_instance(data, self.settings.default_encoding)
                 except InvalidDicom as error:
                     raise InvalidDicom(f"Zip member {member.filename!r}: {error.details}") from None
                 parsed.append(member)

@@ -172,7 +172,7 @@ class Importer:
 
         def add(name: str, read) -> None:
             try:
-                parsed = parse_instance(read(), self.archive.config.DefaultEncoding)
+                parsed = parse_instance(read(), self.archive.settings.default_encoding)
             except InvalidDicom as error:
                 if ignore_unparsable:
                     return

@@ -22,14 +22,14 @@ _ACCEPTED_ORTHANC_KEYS = frozenset([
     "UserContentType", "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
     "TcpNoDelay", "HttpThreadsCount", "StoreDicom", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "LoadPrivateDictionary", "Dictionary", "SynchronousCMove", "JobsHistorySize", "SaveJobs",
-    "MediaArchiveSize", "StorageAccessOnFind", "MetricsEnabled", "ExecuteLuaEnabled", "HttpRequestTimeout",
+    "MediaArchiveSize", "StorageAccessOnFind", "ExecuteLuaEnabled", "HttpRequestTimeout",
     "DefaultPrivateCreator", "StorageCommitmentReportsSize", "TranscodeDicomProtocol",
     "BuiltinDecoderTranscoderOrder", "IngestTranscoding", "IngestTranscodingOfUncompressed",
     "IngestTranscodingOfCompressed", "DicomLossyTranscodingQuality", "SyncStorageArea", "DeidentifyLogs",
     "DeidentifyLogsDicomVersion", "CheckRevisions", "MallocArenaMax", "ExtraMainDicomTags", "Warnings",
     "DicomTlsEnabled", "DicomTlsCertificate", "DicomTlsPrivateKey", "DicomTlsTrustedCertificates",
     "DicomTlsRemoteCertificateRequired", "DicomEchoChecksFind",
-    "DicomScuPreferredTransferSyntax", "AcceptedTransferSyntaxes", "DicomCheckModalityHost", "HttpHeaders",
+    "DicomScuPreferredTransferSyntax", "DicomCheckModalityHost", "HttpHeaders",
     "WebDavEnabled", "WebDavDeleteAllowed",
     "WebDavUploadAllowed", "OrthancExplorerEnabled", "ZipLoaderThreads", "LimitJobs", "StorageAreaPlugin",
     "DatabaseServerIdentifier",
@@ -71,6 +71,9 @@ class Config:
     DicomScpTimeout: int = 30  # seconds an idle association is kept open
     DicomScuTimeout: int = 10  # seconds to wait for a remote modality
     UnknownSopClassAccepted: bool = False
+    # transfer syntaxes the C-STORE SCP accepts: UIDs with the wildcards * and ?, one string or a list
+    AcceptedTransferSyntaxes: str | tuple[str, ...] | list[str] = "*"
+    MetricsEnabled: bool = True  # whether /tools/metrics-prometheus publishes the metrics
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body; larger bodies get 413
@@ -185,5 +188,10 @@ def _validate(config: Config) -> None:
     for name, number in config.UserMetadata.items():
         if not isinstance(number, int) or not 1024 <= number <= 65535:
             raise ValueError(f"UserMetadata {name!r}: index must be an integer in 1024..65535, not {number!r}")
+    syntaxes = config.AcceptedTransferSyntaxes
+    if not isinstance(syntaxes, str) and not (
+            isinstance(syntaxes, (list, tuple)) and all(isinstance(item, str) for item in syntaxes)):
+        raise ValueError("AcceptedTransferSyntaxes must be a transfer syntax UID (wildcards * and ? allowed) or a "
+                         f"list of them, not {syntaxes!r}")
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")

@@ -87,6 +87,14 @@ _CODECS = MappingProxyType({
     "GB18030": "gb18030", "GBK": "gb18030", "ISO 2022 IR 149": "cp949",
     "ISO 2022 IR 87": "iso2022_jp", "ISO 2022 IR 58": "gb2312",
 })
+# Orthanc's DefaultEncoding names (decoding text without SpecificCharacterSet), as the codec of the defined term
+# each stands for; Windows1251 has none (Orthanc decodes it with iconv's WINDOWS-1251).
+DEFAULT_ENCODING_CODECS = MappingProxyType({
+    "Ascii": "ascii", "Utf8": "utf-8", "Latin1": "latin_1", "Latin2": "iso8859_2", "Latin3": "iso8859_3",
+    "Latin4": "iso8859_4", "Latin5": "iso8859_9", "Cyrillic": "iso8859_5", "Windows1251": "cp1251",
+    "Arabic": "iso8859_6", "Greek": "iso8859_7", "Hebrew": "iso8859_8", "Thai": "tis_620", "Japanese": "shift_jis",
+    "Chinese": "gb18030", "JapaneseKanji": "iso2022_jp", "Korean": "cp949", "SimplifiedChinese": "gb2312",
+})
 # Where iconv differs from Python's codec: its SHIFT-JIS maps the single-byte
 # half to JIS X 0201 (yen sign, overline); its TIS-620 has no C1 controls.
 # (Its CP949 also differs on a few invalid pairs; not emulated.)
@@ -161,14 +169,14 @@ def _utf8_skip(raw: bytes) -> str:
     return "".join(out)
 
 
-def _make_decoder(specific_character_set: str | None) -> Callable[[bytes], str]:
+def _make_decoder(specific_character_set: str | None, default_encoding: str = "Latin1") -> Callable[[bytes], str]:
     """Toolbox::ConvertToUtf8 after FromDcmtkBridge::DetectEncoding: the first
     non-empty term decodes the whole value (no real ISO 2022 switching), no
-    term means DefaultEncoding (Latin1); with several terms, escape sequences
+    term means DefaultEncoding (Latin1 unless changed); with several terms, escape sequences
     are removed afterwards (except in ASCII, which returns early)."""
     terms = [] if specific_character_set is None else specific_character_set.split("\\")
     term = next((t.strip(" ").upper() for t in terms if t.strip(" ")), None)
-    codec = "latin_1" if term is None else _CODECS.get(term, "ascii")
+    codec = DEFAULT_ENCODING_CODECS.get(default_encoding, "latin_1") if term is None else _CODECS.get(term, "ascii")
     if codec == "ascii":
         return _ascii
 
@@ -190,7 +198,7 @@ class _Ctx:
     header: bool     # DicomToJsonFlags_None: skip binary, private, unknown
 
 
-def _tags_ctx(ds: pydicom.Dataset) -> _Ctx:
+def _tags_ctx(ds: pydicom.Dataset, default_encoding: str = "Latin1") -> _Ctx:
     # The top-level character set also applies inside items (Orthanc ignores
     # their own (0008,0005)).  pydicom converts this element when reading.
     elem, value = ds.get_item(SPECIFIC_CHARACTER_SET), None
@@ -198,7 +206,7 @@ def _tags_ctx(ds: pydicom.Dataset) -> _Ctx:
         value = _ascii(bytes(elem.value or b""))
     elif elem is not None:
         value = elem.value if isinstance(elem.value, str) else "\\".join(elem.value or ())
-    return _Ctx(_make_decoder(value), MAX_STRING_LENGTH, False)
+    return _Ctx(_make_decoder(value, default_encoding), MAX_STRING_LENGTH, False)
 
 
 # ----------------------------------------------------------------- elements --
@@ -377,9 +385,10 @@ def _walk(ds: pydicom.Dataset, ctx: _Ctx, form: Form, top: bool, pixel_rep: int)
     return dict(sorted(out.items())) if form == "simplify" else out
 
 
-def render_tags(ds: pydicom.Dataset, form: Form = "full") -> dict[str, Any]:
-    """GET /instances/{id}/tags in one of the forms "full", "simplify", "short"."""
-    return _walk(ds, _tags_ctx(ds), form, True, 0)
+def render_tags(ds: pydicom.Dataset, form: Form = "full", default_encoding: str = "Latin1") -> dict[str, Any]:
+    """GET /instances/{id}/tags in one of the forms "full", "simplify", "short"; text of a data set without
+    SpecificCharacterSet is decoded with ``default_encoding`` (Orthanc's name: ``Latin1``, ``Utf8``...)."""
+    return _walk(ds, _tags_ctx(ds, default_encoding), form, True, 0)
 
 
 def render_header(file_meta: pydicom.Dataset, form: Form = "full") -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from ...core.archive import Archive, Origin
 from ...core.dicom import file_meta
 from ...core.errors import ArchiveError
-from . import commands, status, upper_layer
+from . import commands, observe, status, upper_layer
 from .commands import Command, CommandError
 from .find import find_responses
 from .policy import AssociationPolicy
@@ -134,7 +134,9 @@ class DirectAssociation:
                         dataset_fragments.append(fragment)
                         if not header & 0x02:
                             continue
-                    if not self._serve(context_id, command, dataset_fragments):
+                    with observe.served(self.archive, observe.operation_of(command.command_field), self.calling_aet):
+                        served = self._serve(context_id, command, dataset_fragments)
+                    if not served:
                         return
                     command = None
                     dataset_fragments.clear()

@@ -124,7 +124,7 @@ class AnswerBuilder:
         self.identifier = identifier
         self.retrieve_aet = config.DicomAet
         # Orthanc answers in its DefaultEncoding, dropping the characters that encoding cannot represent.
-        self.character_set = ENCODINGS.get(config.DefaultEncoding, "ISO_IR 100")
+        self.character_set = ENCODINGS.get(archive.settings.default_encoding, "ISO_IR 100")
         self._codec = python_encoding.get(self.character_set, "latin_1")
         self._ancestors: dict[tuple[Level, str], dict[str, str]] = {}
 

@@ -10,6 +10,7 @@ from pynetdicom.sop_class import uid_to_service_class
 
 from ...core.archive import Archive
 from ...core.config import Config
+from ...core.settings import match_transfer_syntaxes
 from . import contexts
 
 LOG = logging.getLogger("pacsbox.dimse")
@@ -55,9 +56,18 @@ class AssociationPolicy:
     def __init__(self, archive: Archive, config: Config, supported: list[PresentationContext]) -> None:
         self.archive = archive
         self.config = config
-        self.supported = supported
+        self.supported = supported  # every context, as the server was made with (before AcceptedTransferSyntaxes)
         self._known_uids = frozenset(str(cx.abstract_syntax) for cx in supported)
-        self._syntaxes = {str(cx.abstract_syntax): tuple(str(ts) for ts in cx.transfer_syntax) for cx in supported}
+        self._narrowed: _Narrowed | None = None
+
+    def _current(self) -> _Narrowed:
+        """The contexts as AcceptedTransferSyntaxes narrows them now (PUT /tools/accepted-transfer-syntaxes may
+        change it at any time; rebuilt only when it did)."""
+        patterns = self.archive.settings.transfer_syntax_patterns
+        narrowed = self._narrowed
+        if narrowed is None or narrowed.patterns is not patterns:
+            narrowed = self._narrowed = _Narrowed.build(self.supported, patterns)
+        return narrowed
 
     def rejection(self, calling_aet: str, called_aet: str) -> tuple[int, int, int] | None:
         """The A-ASSOCIATE-RJ reason for a request, or None to go on with the negotiation."""
@@ -78,20 +88,54 @@ class AssociationPolicy:
 
     def syntaxes_for(self, proposed: Iterable[str]) -> Mapping[str, tuple[str, ...]]:
         """``contexts_for`` as a mapping of abstract syntax to transfer syntaxes, in order of preference."""
+        current = self._current()
         extra = self._unknown(proposed)
         if not extra:
-            return self._syntaxes
-        return {**self._syntaxes, **{uid: contexts.STORAGE_TRANSFER_SYNTAXES for uid in extra}}
+            return current.syntaxes
+        return {**current.syntaxes, **dict.fromkeys(extra, current.storage_syntaxes)}
+
+    def accepts_unknown_sop_classes(self) -> bool:
+        """UnknownSopClassAccepted, as PUT /tools/unknown-sop-class-accepted left it."""
+        return self.archive.settings.unknown_sop_class_accepted
 
     def _unknown(self, proposed: Iterable[str]) -> list[str]:
-        if not self.config.UnknownSopClassAccepted:
+        if not self.accepts_unknown_sop_classes():
             return []
         return sorted({uid for uid in map(str, proposed) if uid not in self._known_uids and is_unknown(uid)})
 
     def contexts_for(self, proposed: Iterable[str]) -> list[PresentationContext]:
-        """The contexts to negotiate against: the supported ones, plus the unknown SOP classes a peer proposes
-        when ``UnknownSopClassAccepted`` (stored like any instance, in any transfer syntax)."""
+        """The contexts to negotiate against: the supported ones (storage in the accepted transfer syntaxes only),
+        plus the unknown SOP classes a peer proposes when ``UnknownSopClassAccepted`` (stored like any instance)."""
+        current = self._current()
         extra = self._unknown(proposed)
         if not extra:
-            return self.supported
-        return list(self.supported) + [build_context(uid, list(contexts.STORAGE_TRANSFER_SYNTAXES)) for uid in extra]
+            return current.contexts
+        return list(current.contexts) + [build_context(uid, list(current.storage_syntaxes)) for uid in extra]
+
+
+class _Narrowed:
+    """The supported contexts with storage limited to the accepted transfer syntaxes (Orthanc applies its
+    AcceptedTransferSyntaxes to the storage SOP classes; verification and query/retrieve keep theirs)."""
+
+    def __init__(self, patterns: tuple[str, ...], contexts: list[PresentationContext],
+                 storage_syntaxes: tuple[str, ...]) -> None:
+        self.patterns = patterns
+        self.contexts = contexts
+        self.storage_syntaxes = storage_syntaxes
+        self.syntaxes = {str(cx.abstract_syntax): tuple(str(ts) for ts in cx.transfer_syntax) for cx in contexts}
+
+    @classmethod
+    def build(cls, supported: list[PresentationContext], patterns: tuple[str, ...]) -> _Narrowed:
+        storage_syntaxes = match_transfer_syntaxes(patterns, contexts.STORAGE_TRANSFER_SYNTAXES)
+        if storage_syntaxes == contexts.STORAGE_TRANSFER_SYNTAXES:
+            return cls(patterns, supported, storage_syntaxes)
+        storage = frozenset(contexts.STORAGE_SOP_CLASSES)
+        narrowed = SharedContexts()
+        for cx in supported:
+            if str(cx.abstract_syntax) not in storage:
+                narrowed.append(cx)
+            elif storage_syntaxes:  # none accepted: the storage classes are not offered at all
+                copy = build_context(cx.abstract_syntax, list(storage_syntaxes))
+                copy.scu_role, copy.scp_role = cx.scu_role, cx.scp_role
+                narrowed.append(copy)
+        return cls(patterns, narrowed, storage_syntaxes)

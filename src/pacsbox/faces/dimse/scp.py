@@ -26,7 +26,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from ...core.archive import Archive, Origin
 from ...core.config import Config
 from ...core.dicom import file_meta
-from . import contexts, retrieve, status, upper_layer
+from . import contexts, observe, retrieve, status, upper_layer
 from .direct_scp import DirectAssociation, store_status
 from .find import find_responses
 from .network import NoDelayAE
@@ -63,11 +63,10 @@ class DicomServer:
         handlers = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
-            (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_C_STORE, self._on_store),
-            (evt.EVT_C_FIND, self._on_find),
-            (evt.EVT_C_MOVE, self._on_move),
-            (evt.EVT_C_GET, self._on_get),
+            *((event, observe.handler(self.archive, name, serve)) for event, name, serve in (
+                (evt.EVT_C_ECHO, "C-ECHO", self._on_echo), (evt.EVT_C_STORE, "C-STORE", self._on_store),
+                (evt.EVT_C_FIND, "C-FIND", self._on_find), (evt.EVT_C_MOVE, "C-MOVE", self._on_move),
+                (evt.EVT_C_GET, "C-GET", self._on_get))),
         ]
         server = self.ae.make_server((self.config.BindAddress, self.config.DicomPort), evt_handlers=handlers,
                                      contexts=self.policy.supported, server_class=_Server, dicom_server=self)
@@ -137,7 +136,7 @@ class DicomServer:
             assoc.acceptor.supported_contexts = offered
 
     def _on_accepted(self, event: Event) -> None:
-        if not self.config.UnknownSopClassAccepted:
+        if not self.policy.accepts_unknown_sop_classes():
             return
         # pynetdicom serves a request by its SOP class; an unknown one is mapped to the storage service through
         # the SOP Class Common Extended Negotiation table it consults (PS3.7 D.3.3.6).

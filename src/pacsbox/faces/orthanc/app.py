@@ -16,8 +16,22 @@ from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
 from ..http_common import basic_credentials, grouped_routes
-from . import admin, bulk, create_dicom, instances, modalities, peers, queries, resources, system, tools
+from . import (
+    admin,
+    bulk,
+    create_dicom,
+    instances,
+    modalities,
+    peers,
+    queries,
+    resources,
+    system,
+    tools,
+    tools_info,
+    tools_settings,
+)
 from .errors import OrthancError, error_response, unauthorized
+from .request_metrics import RequestMetrics
 
 Handler = Callable[..., Awaitable[Response]]
 HEALTH_PATH = "/pacsbox/health"  # the one route without authentication, for readiness probes
@@ -61,6 +75,7 @@ def routes() -> list[Route]:
         _route("/tools/lookup", tools.lookup, ["POST"]),
         _route("/tools/create-archive", tools.create_archive, ["POST"]),
         *(_route(path, handler, methods) for path, handler, methods in create_dicom.ROUTES + bulk.ROUTES),
+        *tools_settings.routes(_route), *tools_info.routes(_route),
         _route(f"/patients/{_ID}/protected", resources.get_protected, ["GET"]),
         _route(f"/patients/{_ID}/protected", resources.put_protected, ["PUT"]),
     ]
@@ -185,12 +200,15 @@ class BasicAuth:
         return None
 
 
-def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_port: int = 0) -> ASGIApp:
-    """The Orthanc REST face over ``archive``, wrapped in Basic authentication."""
+def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_port: int = 0,
+               control: object | None = None) -> ASGIApp:
+    """The Orthanc REST face over ``archive``, wrapped in Basic authentication; ``control`` (an
+    ``http_app.ServerControl``) serves /tools/reset, /tools/shutdown and /tools/dicom-conformance."""
     app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
     app.state.archive = archive
     app.state.config = config
     app.state.http_port = http_port or config.HttpPort
     app.state.dicom_port = dicom_port or config.DicomPort
     app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
-    return BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled)
+    app.state.control = control
+    return RequestMetrics(BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled), archive)

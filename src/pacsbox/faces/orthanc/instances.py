@@ -112,7 +112,9 @@ async def tags(request: Request, form: str | None = None) -> Response:
 
     archive, instance_id, form = archive_of(request), request.path_params["id"], form or _tags_form(request)
     # one trip to the thread pool for reading and rendering: each trip costs as much as parsing a small file
-    return await run_in_threadpool(lambda: json_response(render_tags(archive.instance_dataset(instance_id), form)))
+    encoding = archive.settings.default_encoding  # PUT /tools/default-encoding shows here at once, as in Orthanc
+    return await run_in_threadpool(
+        lambda: json_response(render_tags(archive.instance_dataset(instance_id), form, encoding)))
 
 
 async def simplified_tags(request: Request) -> Response:
@@ -161,7 +163,8 @@ async def frames(request: Request) -> Response:
 async def shared_tags(request: Request, level: Level) -> Response:
     from ...core.dicom_json import render_tags
 
-    dataset = await run_in_threadpool(archive_of(request).shared_tags, level, request.path_params["id"])
-    return json_response(render_tags(dataset, _tags_form(request)))
+    archive = archive_of(request)
+    dataset = await run_in_threadpool(archive.shared_tags, level, request.path_params["id"])
+    return json_response(render_tags(dataset, _tags_form(request), archive.settings.default_encoding))
 
 

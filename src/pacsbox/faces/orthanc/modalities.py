@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from ...core.errors import BadFormat, UnknownResource, Unsupported
 from ...core.ids import Level
-from ...core.modalities import parse_modality
+from ...core.modalities import Modality, parse_modality
 from . import dicom_query
 from . import scu_params as fields
 from .errors import OrthancError, unknown_resource
@@ -83,17 +83,21 @@ async def echo(request: Request) -> Response:
     if body is fields.NOT_JSON:
         raise BadFormat("Cannot parse the JSON body")
     body = body if isinstance(body, dict) else {}  # other JSON values are ignored, as Orthanc does
+    _, modality = fields.modality_named(request)
+    return await echo_modality(request, modality, body)
+
+
+async def echo_modality(request: Request, modality: Modality, body: dict) -> Response:
+    """C-ECHO ``modality`` with the options of ``body`` (``Timeout``, ``CheckFind``); also POST /tools/dicom-echo."""
     seconds = fields.timeout(body)
     check_find = fields.boolean(body, "CheckFind", False)
-    _, modality = fields.modality_named(request)
     call = fields.for_call(modality, seconds=seconds)
     client = fields.remote(request)
     await run_in_threadpool(client.echo, call)
     if check_find:
-        config = request.app.state.config
         identifier = dicom_query.find_identifier(Level.STUDY, {dicom_query.STUDY_UID: generate_uid()},
                                                  normalize=True, manufacturer=call.manufacturer,
-                                                 default_encoding=config.DefaultEncoding)
+                                                 default_encoding=archive_of(request).settings.default_encoding)
         await run_in_threadpool(client.find, call, "STUDY", identifier)
     return json_response({})
 
@@ -183,7 +187,7 @@ async def store(request: Request) -> Response:
 
 
 # -- C-MOVE and C-GET by tags ---------------------------------------------------------------------------------------
-def _retrieve_request(raw: bytes, config) -> tuple[Level, list, dict]:
+def _retrieve_request(raw: bytes, default_encoding: str) -> tuple[Level, list, dict]:
     """``{"Level": ..., "Resources": [{tag: value}...], ...}`` of /move and /get: the level and identifiers."""
     body = fields.parse_json(raw)
     malformed = BadFormat("Must provide a JSON body containing fields Resources and Level")
@@ -204,7 +208,7 @@ def _retrieve_request(raw: bytes, config) -> tuple[Level, list, dict]:
             if not isinstance(text, str):
                 raise _bad_file_format()
             values[tag] = text
-        identifiers.append(dicom_query.retrieve_identifier(level, values, config.DefaultEncoding))
+        identifiers.append(dicom_query.retrieve_identifier(level, values, default_encoding))
     return level, identifiers, body
 
 
@@ -212,7 +216,7 @@ async def move(request: Request) -> Response:
     """POST /modalities/{id}/move: C-MOVE to ``TargetAet`` (default: this server). Orthanc 1.10 runs it
     synchronously whatever ``Asynchronous`` says, and answers ``{}``."""
     config = request.app.state.config
-    level, identifiers, body = _retrieve_request(await request.body(), config)
+    level, identifiers, body = _retrieve_request(await request.body(), archive_of(request).settings.default_encoding)
     target = fields.job_string(body, "TargetAet")
     requested_aet, seconds = fields.job_string(body, "LocalAet"), fields.timeout(body)
     _, modality = fields.modality_named(request)
@@ -225,8 +229,7 @@ async def move(request: Request) -> Response:
 async def get(request: Request) -> Response:
     """POST /modalities/{id}/get: C-GET, storing what arrives (Orthanc added this route in 1.12.6; pacsbox takes
     the /move body without ``TargetAet`` and answers like a retrieve job)."""
-    config = request.app.state.config
-    level, identifiers, body = _retrieve_request(await request.body(), config)
+    level, identifiers, body = _retrieve_request(await request.body(), archive_of(request).settings.default_encoding)
     fields.require_synchronous(body, "C-GET retrievals")
     requested_aet, seconds = fields.job_string(body, "LocalAet"), fields.timeout(body)
     _, modality = fields.modality_named(request)

@@ -26,7 +26,7 @@ from . import dicom_query
 from . import scu_params as fields
 from .errors import OrthancError, unknown_resource
 from .json import json_response
-from .params import flag
+from .params import archive_of, flag
 
 QUERY_RETRIEVE_SIZE = 100  # Orthanc's default: older queries are forgotten
 # What GET /queries/{id}/answers/{n} lists below "content" and "retrieve" (Orthanc 1.10.1 names the route to
@@ -99,12 +99,12 @@ def _query_path(query_id: str) -> dict[str, str]:
 async def _run(request: Request, name: str, modality: Modality, level: Level, query: dict[int, str],
                normalize: bool) -> Response:
     """C-FIND, keep the answers, answer the new query's ID."""
-    config = request.app.state.config
+    encoding = archive_of(request).settings.default_encoding  # as PUT /tools/default-encoding left it
     identifier = dicom_query.find_identifier(level, query, normalize=normalize, manufacturer=modality.manufacturer,
-                                             default_encoding=config.DefaultEncoding)
+                                             default_encoding=encoding)
     answers = await run_in_threadpool(fields.remote(request).find, modality, dicom_query.QR_LEVELS[level],
                                       identifier)
-    kept = [dicom_query.answer_as_orthanc_keeps_it(answer, config.DefaultEncoding) for answer in answers]
+    kept = [dicom_query.answer_as_orthanc_keeps_it(answer, encoding) for answer in answers]
     query_id = _store_of(request).add(RemoteQuery(name, modality, level, query, normalize, kept))
     return json_response(_query_path(query_id))
 
@@ -233,7 +233,8 @@ async def _retrieve(request: Request, found: RemoteQuery, selected: list[Dataset
     target, seconds, form = _retrieve_options(await request.body(), config.DicomAet)
     call = fields.for_call(found.modality, seconds=seconds)
     identifiers = [dicom_query.retrieve_identifier(found.level, dicom_query.text_values(answer),
-                                                   config.DefaultEncoding) for answer in selected]
+                                                   archive_of(request).settings.default_encoding)
+                   for answer in selected]
     await run_in_threadpool(fields.remote(request).move, call, dicom_query.QR_LEVELS[found.level], identifiers,
                             target)
     report = [dicom_query.render(dicom_query.subset(answer, dicom_query.RETRIEVE_REPORT_KEYS), form)

@@ -1,0 +1,60 @@
+"""Measuring the Orthanc face's requests: Orthanc's REST metrics, pacsbox's request counts, the ``http`` log.
+
+Orthanc 1.10.1 publishes ``orthanc_rest_api_active_requests`` (requests being served, the scrape included) and
+``orthanc_rest_api_duration_ms`` (the longest request of the last 10 s); pacsbox adds
+``pacsbox_rest_api_requests_total`` by method and status class. A DICOM upload (``POST /instances``) also counts
+as ``orthanc_store_dicom_duration_ms``, as a C-STORE does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ...core.archive import Archive
+from ...core.metrics import labelled
+
+LOG = logging.getLogger("pacsbox.http")
+_ACTIVE = "orthanc_rest_api_active_requests"
+_DURATION = "orthanc_rest_api_duration_ms"
+_STORE_DURATION = "orthanc_store_dicom_duration_ms"
+
+
+class RequestMetrics:
+    """ASGI middleware around the whole face (authentication included: refused requests count too)."""
+
+    def __init__(self, app: ASGIApp, archive: Archive) -> None:
+        self.app, self.archive = app, archive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        settings, metrics = self.archive.settings, self.archive.metrics
+        enabled = settings.metrics_enabled
+        status = 500
+        started = time.perf_counter()
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        if enabled:
+            metrics.add(_ACTIVE, 1)
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            elapsed = round((time.perf_counter() - started) * 1000)
+            method, path = scope.get("method", ""), scope.get("path", "")
+            LOG.info("%s %s answered %d in %d ms", method, path, status, elapsed)  # no query: it may hold secrets
+            if enabled:
+                metrics.add(_ACTIVE, -1)
+                if settings.metrics_enabled:
+                    metrics.observe_max(_DURATION, elapsed)
+                    metrics.add(labelled("pacsbox_rest_api_requests_total", method=method,
+                                         status=f"{status // 100}xx"))
+                    if method == "POST" and path == "/instances" and status == 200:
+                        metrics.observe_max(_STORE_DURATION, elapsed)

@@ -109,16 +109,25 @@ class Archive:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.settings = RuntimeSettings(config)  # what clients may change while it runs (DefaultEncoding, ...)
-        self.metrics = Metrics()
+        self.metrics = Metrics(lambda: self.settings.metrics_enabled)
         self.modalities = ModalityRegistry(config.DicomModalities)
         self.remote: RemoteDicom | None = None  # the DICOM SCU, wired in by the server
         self.index = Index(config.index_path / "index.sqlite")
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
+        self._time_storage_area()
         self.catalog = Catalog(self)  # the XNAT model (its own tables and folders), before the crash sweep
         self._stop = threading.Event()
         self._recover_after_unclean_stop()
         self._stable_thread = threading.Thread(target=self._watch_stability, name="pacsbox-stable", daemon=True)
         self._stable_thread.start()
+
+    def _time_storage_area(self) -> None:
+        """Orthanc's storage metrics: how long writing and removing one file takes."""
+        area = self.store_area
+        area.write = self.metrics.timed("orthanc_storage_create_duration_ms", area.write)  # type: ignore[method-assign]
+        area.write_stream = self.metrics.timed("orthanc_storage_create_duration_ms",  # type: ignore[method-assign]
+                                               area.write_stream)
+        area.remove = self.metrics.timed("orthanc_storage_remove_duration_ms", area.remove)  # type: ignore[method-assign]
 
     # -- life ---------------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 _WINDOW_MS = 10_000  # Orthanc's MaxOver10Seconds
+T = TypeVar("T")
 
 
 def now_ms() -> int:
@@ -33,20 +35,26 @@ def _escape(value: str) -> str:
 
 
 class Metrics:
-    """One server's metrics; safe to update from any thread."""
+    """One server's metrics; safe to update from any thread. Nothing is collected while ``is_enabled()`` is false
+    (Orthanc's MetricsEnabled)."""
 
-    def __init__(self) -> None:
+    def __init__(self, is_enabled: Callable[[], bool] = lambda: True) -> None:
+        self.is_enabled = is_enabled
         self._lock = threading.Lock()
         self._values: dict[str, tuple[float, int]] = {}  # name → (value, time of the update in ms)
         self._window_start: dict[str, int] = {}  # for durations: when the current 10-second window began
 
     def set(self, name: str, value: float) -> None:
         """A gauge: the value now."""
+        if not self.is_enabled():
+            return
         with self._lock:
             self._values[name] = (value, now_ms())
 
     def add(self, name: str, delta: float = 1) -> None:
         """A counter (or a gauge moved up or down)."""
+        if not self.is_enabled():
+            return
         with self._lock:
             value = self._values.get(name, (0, 0))[0]
             self._values[name] = (value + delta, now_ms())
@@ -54,6 +62,8 @@ class Metrics:
     def observe_max(self, name: str, value: float) -> None:
         """A duration: the largest value of the current 10-second window (a new window starts with the first value
         after the previous one ended; until then the last window's largest value stays published)."""
+        if not self.is_enabled():
+            return
         stamp = now_ms()
         with self._lock:
             started = self._window_start.get(name)
@@ -73,6 +83,15 @@ class Metrics:
             elapsed = round((time.perf_counter() - started) * 1000)
             for name in names:
                 self.observe_max(name, elapsed)
+
+    def timed(self, name: str, function: Callable[..., T]) -> Callable[..., T]:
+        """``function`` recording how long each call takes under ``name``."""
+
+        def call(*args, **kwargs) -> T:
+            with self.timer(name):
+                return function(*args, **kwargs)
+
+        return call
 
     def samples(self) -> list[tuple[str, float, int]]:
         """Every metric as (name, value, timestamp in ms), sorted by name."""

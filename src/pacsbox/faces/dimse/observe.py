@@ -29,8 +29,6 @@ def operation_of(command_field: int | None) -> str | None:
 def _record(archive: Archive, operation: str, calling_aet: str, started: float) -> None:
     elapsed = round((time.perf_counter() - started) * 1000)
     LOG.info("%s from %r served in %d ms", operation, calling_aet, elapsed)
-    if not archive.settings.metrics_enabled:
-        return
     metrics = archive.metrics
     metrics.add(labelled("pacsbox_dimse_requests_total", operation=operation))
     metrics.observe_max(labelled("pacsbox_dimse_duration_ms", operation=operation), elapsed)

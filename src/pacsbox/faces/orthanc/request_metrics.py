@@ -27,12 +27,12 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp, archive: Archive) -> None:
         self.app, self.archive = app, archive
+        self.active = 0  # counted here (on the event loop) so that switching metrics off and on keeps it right
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        settings, metrics = self.archive.settings, self.archive.metrics
-        enabled = settings.metrics_enabled
+        metrics = self.archive.metrics
         status = 500
         started = time.perf_counter()
 
@@ -42,19 +42,17 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
-        if enabled:
-            metrics.add(_ACTIVE, 1)
+        self.active += 1
+        metrics.set(_ACTIVE, self.active)
         try:
             await self.app(scope, receive, send_and_note)
         finally:
             elapsed = round((time.perf_counter() - started) * 1000)
             method, path = scope.get("method", ""), scope.get("path", "")
             LOG.info("%s %s answered %d in %d ms", method, path, status, elapsed)  # no query: it may hold secrets
-            if enabled:
-                metrics.add(_ACTIVE, -1)
-                if settings.metrics_enabled:
-                    metrics.observe_max(_DURATION, elapsed)
-                    metrics.add(labelled("pacsbox_rest_api_requests_total", method=method,
-                                         status=f"{status // 100}xx"))
-                    if method == "POST" and path == "/instances" and status == 200:
-                        metrics.observe_max(_STORE_DURATION, elapsed)
+            self.active -= 1
+            metrics.set(_ACTIVE, self.active)
+            metrics.observe_max(_DURATION, elapsed)
+            metrics.add(labelled("pacsbox_rest_api_requests_total", method=method, status=f"{status // 100}xx"))
+            if method == "POST" and path == "/instances" and status == 200:
+                metrics.observe_max(_STORE_DURATION, elapsed)

@@ -20,6 +20,7 @@ from ...core.metrics import prometheus_text
 from ...core.modalities import parse_modality
 from . import modalities
 from . import scu_params as fields
+from .errors import OrthancError
 from .json import json_response
 from .params import archive_of
 from .tools_settings import plain_text
@@ -69,8 +70,12 @@ async def dicom_echo(request: Request) -> Response:
         raise BadFormat("Cannot parse the JSON body")
     if isinstance(body, dict) and not isinstance(body.get("AET"), str):
         raise BadFormat("String value expected in field: AET")
-    modality = parse_modality("dicom-echo", body)
-    return await modalities.echo_modality(request, modality, body if isinstance(body, dict) else {})
+    try:
+        modality = parse_modality("dicom-echo", body)
+    except BadFormat as error:  # Orthanc's "Bad file format", with details only where Orthanc gives them
+        raise OrthancError(15, "Bad file format", 400, error.details) from None
+    await modalities.echo_modality(request, modality, body if isinstance(body, dict) else {})
+    return _empty_json()
 
 
 async def invalidate_tags(request: Request) -> Response:
@@ -86,6 +91,8 @@ async def metrics_prometheus(request: Request) -> Response:
         return Response(b"", headers={"Content-Type": PROMETHEUS_TYPE})
     stats = await run_in_threadpool(archive.statistics)
     metrics = archive.metrics
+    metrics.set("orthanc_dicom_cache_count", 0)  # pacsbox keeps no cache of parsed files: each read parses
+    metrics.set("orthanc_dicom_cache_size", 0)
     for level in ("patients", "studies", "series", "instances"):
         metrics.set(f"orthanc_count_{level}", stats[level])
     megabytes = stats["size"] / (1024 * 1024)
@@ -100,13 +107,13 @@ async def reset(request: Request) -> Response:
     """Restart: the configuration file is read again, the archive reopened (data kept), the run-time settings
     seeded again; the ports stay. The answer goes out first."""
     _control(request).restart()
-    return json_response({}, headers=_LAST_ON_CONNECTION)
+    return _empty_json(_LAST_ON_CONNECTION)
 
 
 async def shutdown(request: Request) -> Response:
     """Stop the server cleanly once this answer has gone out."""
     _control(request).shutdown()
-    return json_response({}, headers=_LAST_ON_CONNECTION)
+    return _empty_json(_LAST_ON_CONNECTION)
 
 
 async def list_plugins(request: Request) -> Response:
@@ -118,6 +125,11 @@ async def plugin(request: Request) -> Response:
     if request.path_params["id"] == "explorer.js":
         return Response(_EXPLORER_JS, media_type="application/javascript")
     return Response(status_code=404)  # an unknown plugin is an empty 404, as in Orthanc
+
+
+def _empty_json(headers: dict[str, str] | None = None) -> Response:
+    """Orthanc's ``{}`` answer of an action: ``application/json`` without a charset."""
+    return Response(b"{}", headers={"Content-Type": "application/json", **(headers or {})})
 
 
 def _control(request: Request):

@@ -8,6 +8,7 @@ seeds them again from the configuration file).
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -39,15 +40,17 @@ def encoding_name(text: str) -> str | None:
 
 
 def _pattern(text: str) -> re.Pattern[str]:
-    """Orthanc's wildcards: ``*`` any run of characters, ``?`` one character; the rest literal."""
-    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text), re.DOTALL)
+    """Orthanc's wildcards: ``*`` any run of characters, ``?`` one character; the rest literal (``[`` too).
+    fnmatch's translation matches many stars without exponential backtracking, which a hostile pattern such as
+    ``*1*1*1*1*1*1*1*1*X`` would cost a naive regular expression."""
+    return re.compile(fnmatch.translate(text.replace("[", "[[]")))
 
 
 def match_transfer_syntaxes(patterns: Iterable[str], known: Iterable[str] = KNOWN_TRANSFER_SYNTAXES
                             ) -> tuple[str, ...]:
     """The ``known`` transfer syntaxes (Orthanc's by default) that one of ``patterns`` matches, in their order."""
-    compiled = [_pattern(p) for p in patterns]
-    return tuple(uid for uid in known if any(p.fullmatch(uid) for p in compiled))
+    compiled = [_pattern(p) for p in dict.fromkeys(patterns)]
+    return tuple(uid for uid in known if any(p.match(uid) for p in compiled))
 
 
 def transfer_syntax_patterns(value: Any) -> list[str]:

@@ -211,3 +211,20 @@ def test_wrong_methods_are_405_with_the_same_allow(pair, path):
         assert ours.status_code == theirs.status_code == 405
         allowed = [{m.strip() for m in r.headers["Allow"].split(",")} - {"HEAD"} for r in (ours, theirs)]
         assert allowed[0] == allowed[1], allowed
+
+
+# -- hostile bodies (pacsbox only: limits Orthanc does not have) ------------------------------------------------
+
+def test_hostile_settings_bodies_get_a_clear_4xx(defaults):
+    session, url = defaults.ours_session, defaults.ours.url
+    response = session.put(url + "/tools/accepted-transfer-syntaxes", data=b"*" * 20_000, timeout=30)
+    assert (response.status_code, response.json()["HttpStatus"], response.json()["OrthancStatus"]) == (413, 413, 8)
+    started = time.monotonic()
+    response = session.put(url + "/tools/accepted-transfer-syntaxes", data='["' + "*1" * 40 + 'X"]', timeout=30)
+    assert (response.status_code, response.json()) == (200, [])
+    assert time.monotonic() - started < 2  # many stars: no exponential backtracking
+    response = session.put(url + "/tools/default-encoding", data=b"\xff\xfe\x00", timeout=30)
+    assert (response.status_code, response.json()["OrthancStatus"]) == (400, 3)
+    response = session.put(url + "/tools/log-level-dicom", data=b"\x00verbose", timeout=30)
+    assert response.status_code == 400
+    assert session.get(url + "/tools/default-encoding", timeout=30).text == "Latin1"

@@ -23,7 +23,7 @@ from . import scu_params as fields
 from .errors import OrthancError
 from .json import json_response
 from .params import archive_of
-from .tools_settings import plain_text
+from .tools_settings import plain_text, small_body
 
 _DICOM_DATE_TIME = "%Y%m%dT%H%M%S"  # Orthanc's /tools/now: ISO 8601 basic format, to the second
 _UID_LEVELS = ("study", "series", "instance")
@@ -65,7 +65,7 @@ async def dicom_conformance(request: Request) -> Response:
 
 async def dicom_echo(request: Request) -> Response:
     """C-ECHO a modality described in the body (``/modalities/{id}`` form: an object or an array)."""
-    body = fields.parse_json(await request.body())
+    body = fields.parse_json(await small_body(request))
     if body is fields.NOT_JSON:
         raise BadFormat("Cannot parse the JSON body")
     if isinstance(body, dict) and not isinstance(body.get("AET"), str):

@@ -11,6 +11,7 @@ import logging
 import sys
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,6 +19,19 @@ from ...core.settings import encoding_name
 from .errors import OrthancError, out_of_range
 from .json import json_response
 from .params import archive_of
+
+_BODY_LIMIT = 16 * 1024  # a setting's body: the longest meaningful one (every transfer syntax listed) is ~1.5 KB
+
+
+async def small_body(request: Request) -> str:
+    """The body of a settings request as text, refused past 16 KiB before it is read whole (413)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > _BODY_LIMIT:
+            raise OrthancError(8, "Bad request", 413, f"The body of this request is limited to {_BODY_LIMIT} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def plain_text(text: str) -> Response:
@@ -34,7 +48,7 @@ async def get_default_encoding(request: Request) -> Response:
 
 async def put_default_encoding(request: Request) -> Response:
     """The new encoding's name, as Orthanc writes it (the body's letter case does not matter)."""
-    text = (await request.body()).decode("utf-8", "replace")
+    text = await small_body(request)
     if encoding_name(text) is None:
         raise out_of_range()
     return plain_text(archive_of(request).settings.set_default_encoding(text))
@@ -49,8 +63,10 @@ async def get_accepted_transfer_syntaxes(request: Request) -> Response:
 
 async def put_accepted_transfer_syntaxes(request: Request) -> Response:
     """A JSON array of patterns, a JSON string, or a body that is not JSON at all (taken as one pattern)."""
-    patterns = _patterns((await request.body()).decode("utf-8", "replace"))
-    return json_response(list(archive_of(request).settings.set_accepted_transfer_syntaxes(patterns)))
+    patterns = _patterns(await small_body(request))
+    # compiling a few thousand patterns takes seconds: not on the event loop
+    accepted = await run_in_threadpool(archive_of(request).settings.set_accepted_transfer_syntaxes, patterns)
+    return json_response(list(accepted))
 
 
 def _patterns(text: str) -> list[str]:
@@ -84,7 +100,7 @@ def _boolean_text(value: bool) -> Response:
 
 async def _boolean_body(request: Request) -> bool:
     """Orthanc's SerializationToolbox::ParseBoolean: ``1``/``true`` or ``0``/``false``."""
-    text = (await request.body()).decode("utf-8", "replace").strip()
+    text = (await small_body(request)).strip()
     if text in ("1", "true"):
         return True
     if text in ("0", "false"):
@@ -159,7 +175,7 @@ def _set_category(category: str, level: int) -> None:
 
 
 async def _verbosity(request: Request) -> int:
-    text = (await request.body()).decode("utf-8", "replace")
+    text = await small_body(request)
     if text not in _LEVELS:
         raise out_of_range(f'Verbosity can be "default", "verbose" or "trace": {text}')
     return _LEVELS[text]

@@ -489,7 +489,7 @@ def inherited_from(archive: Archive, parent_id: str) -> Inherited:
         sibling = archive.instance_dataset(archive.instance_ids_below(level, parent_id)[0])
     except (UnknownResource, IndexError):  # deleted by another request meanwhile
         raise CreateRefused(Refusal.BAD_PARENT) from None
-    return inherited_tags(level.title, sibling, charset_of_encoding(archive.config.DefaultEncoding))
+    return inherited_tags(level.title, sibling, charset_of_encoding(archive.settings.default_encoding))
 
 
 def create(archive: Archive, request: CreateRequest, origin: Origin) -> StoreResult | CreatedSeries:
@@ -521,5 +521,5 @@ def create(archive: Archive, request: CreateRequest, origin: Origin) -> StoreRes
 
 def create_legacy(archive: Archive, fields: Mapping[str, Any], origin: Origin) -> StoreResult:
     """Store the instance of a request without "Tags" (Orthanc <= 0.9.3's form)."""
-    default_charset = charset_of_encoding(archive.config.DefaultEncoding)
+    default_charset = charset_of_encoding(archive.settings.default_encoding)
     return archive.store(build_legacy(fields, default_charset).part10(), origin)

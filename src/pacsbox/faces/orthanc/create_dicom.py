@@ -56,7 +56,7 @@ def _request(archive, body: dict[str, Any]) -> CreateRequest:
     tags = body["Tags"]
     if not isinstance(tags, dict):
         raise OrthancError(8, "Bad request", 400)
-    charset = charset_of_encoding(archive.config.DefaultEncoding)
+    charset = charset_of_encoding(archive.settings.default_encoding)
     if "SpecificCharacterSet" in tags:
         term = tags["SpecificCharacterSet"]
         if not isinstance(term, str):

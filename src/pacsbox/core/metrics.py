@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@functools.lru_cache(maxsize=1024)  # the same few names on every request: built once
 def labelled(name: str, **labels: str) -> str:
     """``name{key="value",...}``: a metric with labels (values quoted as Prometheus's text format escapes them)."""
     if not labels:

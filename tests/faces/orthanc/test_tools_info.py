@@ -273,3 +273,16 @@ def test_shutdown_is_seen_by_the_lifecycle_manager(tmp_path):
         _wait_for(lambda: cli("status", "shut").returncode == 3)
     finally:
         cli("stop", "shut")
+
+
+def test_reset_of_an_in_process_server_keeps_its_handle():
+    from pacsbox.server import Server
+
+    with Server() as server:
+        session = requests.Session()
+        session.auth = server.auth
+        assert session.put(server.url + "/tools/default-encoding", data="Utf8", timeout=10).text == "Utf8"
+        assert session.post(server.url + "/tools/reset", timeout=10).status_code == 200
+        _wait_for(lambda: session.get(server.url + "/tools/default-encoding", timeout=2).text == "Latin1")
+        assert server.archive.settings.default_encoding == "Latin1"  # the handle follows the restarted runtime
+        assert session.get(server.url + "/statistics", timeout=10).status_code == 200

@@ -13,7 +13,9 @@ from .faces.http_common import BodyLimit
 
 class ServerControl(Protocol):
     """What the server running the faces lets them ask of it (Orthanc's /tools/reset, /tools/shutdown and
-    /tools/dicom-conformance)."""
+    /tools/dicom-conformance), and where the main log level is kept across restarts."""
+
+    log_level: str  # GET /tools/log-level: "default", "verbose" or "trace"
 
     def restart(self) -> None:
         """Once the current answers are sent: read the configuration again and restart, data and ports kept."""

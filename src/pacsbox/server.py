@@ -73,6 +73,7 @@ class _Runtime:
         self.access_log = access_log
         self.reload_config = reload_config  # what /tools/reset reads again (None: the same configuration)
         self.restart_requested = False
+        self.log_level = "default"  # GET /tools/log-level (the loggers' levels belong to the process)
         check_exposure(config)
         self.http_socket = http_socket or bind_socket(config.BindAddress, config.HttpPort)
         self.http_port = self.http_socket.getsockname()[1]
@@ -174,8 +175,10 @@ class _Runtime:
         config = config.with_overrides(HttpPort=self.http_port, DicomPort=self.dicom_port,
                                        BindAddress=self.config.BindAddress)
         self.close(keep_http_socket=True)
-        return _Runtime(config, access_log=self.access_log, http_socket=self.http_socket,
-                        reload_config=self.reload_config)
+        restarted = _Runtime(config, access_log=self.access_log, http_socket=self.http_socket,
+                             reload_config=self.reload_config)
+        restarted.log_level = self.log_level
+        return restarted
 
 
 def _serve_with_restarts(runtime: _Runtime, on_restart: Callable[[_Runtime], None] | None = None) -> _Runtime:

@@ -236,10 +236,14 @@ def test_reset_reads_the_configuration_again_and_keeps_the_data(pair):
     config = json.loads(config_path.read_text().split("\n", 1)[1])
     config_path.write_text(json.dumps({**config, "Name": "renamed-by-reset"}))
 
+    pair.both("PUT", "/tools/log-level", data="verbose")
+
     pair.compare("POST", "/tools/reset")
     for session, url in ((pair.ours_session, pair.ours.url), (pair.reference_session, pair.reference.url)):
         _wait_for(lambda s=session, u=url: s.get(u + "/tools/default-encoding", timeout=2).text == "Latin1")
     assert pair.same_counts() == before
+    pair.compare("GET", "/tools/log-level")  # the process's log settings outlive the restart
+    pair.compare("GET", "/tools/log-level-http")
     system = pair.ours_session.get(pair.ours.url + "/system").json()
     assert system["Name"] == "renamed-by-reset"
     assert system["HttpPort"] == int(pair.ours.url.rsplit(":", 1)[1]) and system["DicomPort"] == pair.ours.dicom_port

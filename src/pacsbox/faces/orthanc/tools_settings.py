@@ -181,8 +181,15 @@ async def _verbosity(request: Request) -> int:
     return _LEVELS[text]
 
 
+def _log_level_holder(request: Request) -> object:
+    """Where the main level is kept: on the server (loggers are the process's, so it outlives /tools/reset, as in
+    Orthanc), else on the application."""
+    control = getattr(request.app.state, "control", None)
+    return control if control is not None else request.app.state
+
+
 async def get_log_level(request: Request) -> Response:
-    return plain_text(getattr(request.app.state, "log_level", "default"))
+    return plain_text(getattr(_log_level_holder(request), "log_level", "default"))
 
 
 async def put_log_level(request: Request) -> Response:
@@ -190,7 +197,7 @@ async def put_log_level(request: Request) -> Response:
     level = await _verbosity(request)
     for category in LOG_CATEGORIES:
         _set_category(category, level)
-    request.app.state.log_level = _NAMES[level]
+    _log_level_holder(request).log_level = _NAMES[level]
     return plain_text("")
 
 

@@ -49,7 +49,8 @@ class RequestMetrics:
         finally:
             elapsed = round((time.perf_counter() - started) * 1000)
             method, path = scope.get("method", ""), scope.get("path", "")
-            LOG.info("%s %s answered %d in %d ms", method, path, status, elapsed)  # no query: it may hold secrets
+            # the path quoted (a decoded %0A cannot forge a log line); no query: it may hold secrets
+            LOG.info("%s %r answered %d in %d ms", method, path, status, elapsed)
             self.active -= 1
             metrics.set(_ACTIVE, self.active)
             metrics.observe_max(_DURATION, elapsed)

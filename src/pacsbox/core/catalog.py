@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .catalog_fields import apply_updates, empty_fields
 from .catalog_layout import Layout
 from .errors import BadRequest, Conflict, UnknownResource
-from .unpack import safe_relative_path
+from .safe_paths import single_name, xnat_label
 
 if TYPE_CHECKING:
     from .archive import Archive
@@ -170,10 +170,14 @@ class Owner:
 
 
 def label_of(text: str, what: str) -> str:
-    """A label or ID taken from a URL: non-empty, one path segment."""
-    if not text or text != safe_relative_path(text, what) or "/" in text:
-        raise BadRequest(f"Invalid {what} {text!r}")
-    return text
+    """A project ID, subject or session label given by a client: XNAT's label characters (InvalidName, a 400,
+    for any other, as XNAT refuses them)."""
+    return xnat_label(text, what)
+
+
+def name_of(text: str, what: str) -> str:
+    """A resource label or scan ID given by a client: one path segment of at most 255 bytes (escaped on disk)."""
+    return single_name(text, what)
 
 
 def _loads(text: str) -> dict[str, Any]:
@@ -309,8 +313,8 @@ class Catalog:
                 self._check_free_label(db, "xnat_subjects", subject.project, label_of(new_label, "label"))
                 db.execute("UPDATE xnat_subjects SET label = ? WHERE id = ?", (new_label, subject.id))
         if new_label and new_label != old_label:
-            folder = self.layout.project_dir(subject.project) / "subjects"
-            self.layout.move(folder / old_label, folder / new_label)
+            self.layout.move(self.layout.subject_dir(subject.project, old_label),
+                             self.layout.subject_dir(subject.project, new_label))
         return self.subject(None, subject.id), created
 
     def _ensure_subject(self, db: sqlite3.Connection, project: str | None, ref: str) -> tuple[Subject, bool]:
@@ -343,7 +347,7 @@ class Catalog:
         for label in labels:
             self.layout.remove_tree(self.layout.session_dir(subject.project, label),
                                     self.layout.project_dir(subject.project))
-        self.layout.remove_tree(self.layout.project_dir(subject.project) / "subjects" / subject.label,
+        self.layout.remove_tree(self.layout.subject_dir(subject.project, subject.label),
                                 self.layout.project_dir(subject.project))
         if remove_files:
             self.release_series(series)
@@ -467,7 +471,7 @@ class Catalog:
     def put_scan(self, experiment: Experiment, scan_id: str, xsi_type: str,
                  updates: Mapping[str, str]) -> tuple[Scan, bool]:
         """Create (as ``xsi_type``) or update a scan."""
-        label_of(scan_id, "scan ID")
+        name_of(scan_id, "scan ID")
         with self.index.writing() as db:
             try:
                 scan, created = self._scan(db, experiment, scan_id), False
@@ -485,7 +489,7 @@ class Catalog:
             self._scan(db, experiment, scan_id)
             series = self._series_of(db, "experiment = ? AND scan = ?", (experiment.id, scan_id))
             db.execute("DELETE FROM xnat_scans WHERE experiment = ? AND id = ?", (experiment.id, scan_id))
-        self.layout.remove_tree(self.layout.session_dir(experiment.project, experiment.label) / "SCANS" / scan_id)
+        self.layout.remove_tree(self.layout.scan_dir(experiment.project, experiment.label, scan_id))
         if remove_files:
             self.release_series(series)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .catalog import Experiment, Owner, Subject, label_of
+from .catalog import Experiment, Owner, Subject, name_of
 from .errors import BadRequest, Conflict, UnknownResource
 from .unpack import ArchiveReader, safe_relative_path
 
@@ -69,6 +69,23 @@ def dicom_file_name(main_tags_json: str, public_id: str) -> str:
                                                                    for c in sop_uid):
         sop_uid = public_id
     return f"{sop_uid}.dcm"
+
+
+def _check_shapes(names: list[str], existing: set[str]) -> None:
+    """Conflict when a new file would need a folder where a file is, or stand where a folder is (``x`` and
+    ``x/y``), with the resource's files or among the new ones: no file system holds both."""
+    def folders_of(path: str) -> list[str]:
+        parts = path.split("/")
+        return ["/".join(parts[:end]) for end in range(1, len(parts))]
+
+    files = set(existing)
+    folders = {folder for path in existing for folder in folders_of(path)}
+    for name in names:
+        clash = name if name in folders else next((f for f in folders_of(name) if f in files), None)
+        if clash is not None:
+            raise Conflict(f"Cannot store {name!r}: {clash!r} would be both a file and a folder of the resource")
+        files.add(name)
+        folders.update(folders_of(name))
 
 
 class Resources:
@@ -140,7 +157,7 @@ class Resources:
 
     def put(self, owner: Owner, label: str, fields: Mapping[str, str]) -> tuple[Resource, bool]:
         """Create a resource (or update its format, content and tags)."""
-        label_of(label, "resource label")
+        name_of(label, "resource label")
         with self.index.writing() as db:
             resource, created = self._ensure(db, owner, label, fields)
         self.folder(resource).mkdir(parents=True, exist_ok=True)
@@ -178,7 +195,7 @@ class Resources:
         """Every file of a resource: uploaded files, then the archive instances it shows."""
         folder = self.folder(resource)
         with self.index.reading() as db:
-            entries = [FileEntry(path, size, md5, json.loads(fields), folder / path)
+            entries = [FileEntry(path, size, md5, json.loads(fields), self.layout.listed_file(folder, path))
                        for path, size, md5, fields in db.execute(
                            "SELECT path, size, md5, fields FROM xnat_files WHERE resource = ? ORDER BY path",
                            (resource.rid,))]
@@ -206,20 +223,26 @@ class Resources:
         target = safe_relative_path(path, "file path")
         if not target and not extract:
             raise BadRequest("A file upload needs a file name after /files/")
-        label_of(label, "resource label")
+        name_of(label, "resource label")
         with self.index.reading() as db:
             try:
-                existing = {r[0] for r in db.execute("SELECT path FROM xnat_files WHERE resource = ?",
-                                                     (self._get(db, owner, label).rid,))}
+                resource = self._get(db, owner, label)
             except UnknownResource:
-                existing = set()
+                existing, shown = set(), set()
+            else:
+                existing = {r[0] for r in db.execute("SELECT path FROM xnat_files WHERE resource = ?",
+                                                     (resource.rid,))}
+                shown = {dicom_file_name(r[1], r[0]) for r in db.execute(_SERIES_FILES, (resource.series,))} \
+                    if resource.series else set()
         file_fields = {key: value for key, value in fields.items() if value}
         if extract:
             base = target.rsplit("/", 1)[0] if "/" in target else ""
             with ArchiveReader(body, self.catalog.archive.config.MaximumUploadSize) as reader:
                 planned = [(f"{base}/{member.path}" if base else member.path, member) for member in reader]
+                _check_shapes([name for name, _ in planned], existing | shown)
                 self._check_overwrite([name for name, _ in planned], existing, overwrite)
                 return self._write(owner, label, [(name, member.read) for name, member in planned], file_fields)
+        _check_shapes([target], existing | shown)
         self._check_overwrite([target], existing, overwrite)
         return self._write(owner, label, [(target, lambda: body)], file_fields)
 
@@ -238,7 +261,7 @@ class Resources:
         written: list[tuple[str, int, str]] = []
         try:
             for name, read in items:
-                size, md5 = self.layout.write_file(folder / name, read())
+                size, md5 = self.layout.write_file(self.layout.file_path(folder, name), read())
                 written.append((name, size, md5))
             with self.index.writing() as db:
                 db.executemany("INSERT OR REPLACE INTO xnat_files (resource, path, size, md5, fields)"
@@ -249,7 +272,7 @@ class Resources:
                 kept = {r[0] for r in db.execute("SELECT path FROM xnat_files WHERE resource = ?", (resource.rid,))}
             for name, _, _ in written:
                 if name not in kept:
-                    (folder / name).unlink(missing_ok=True)
+                    self.layout.file_path(folder, name).unlink(missing_ok=True)
             raise
         return [name for name, _, _ in written]
 
@@ -262,7 +285,7 @@ class Resources:
             return
         with self.index.writing() as db:
             db.execute("DELETE FROM xnat_files WHERE resource = ? AND path = ?", (resource.rid, entry.path))
-        entry.disk.unlink(missing_ok=True)
+        self.layout.file_path(self.folder(resource), entry.path).unlink(missing_ok=True)
 
     # -- DICOM resources linked to the archive ------------------------------------------------------------
     def link_series(self, db: sqlite3.Connection, owner: Owner, series_id: str) -> None:

@@ -15,7 +15,7 @@ import re
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -26,6 +26,7 @@ from .catalog_fields import empty_fields
 from .dicom import ParsedInstance, parse_instance
 from .errors import BadRequest, Conflict, InvalidDicom, UnknownResource
 from .ids import Level
+from .safe_paths import dicom_label
 from .unpack import ArchiveReader, is_archive
 
 if TYPE_CHECKING:
@@ -46,8 +47,21 @@ def session_type_of(modality: str) -> str:
 
 
 def clean_label(text: str) -> str:
-    """A DICOM value made into an XNAT label: letters, digits, ``_`` and ``-``; others become ``_``."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", text.strip()).strip("_")
+    """A DICOM value made into an XNAT label: letters, digits, ``_`` and ``-``; others become ``_``; at most
+    64 characters (a longer value is cut and ends with a hash of it): never refused, so the instance lands."""
+    return dicom_label(text)
+
+
+def scan_id_of(series_number: str, taken: Collection[str]) -> str:
+    """The scan ID of a series: its SeriesNumber as an XNAT label (a hostile ``/some/dir`` or ``../..`` becomes
+    ``some_dir`` or ``--``... never a path), else its rank; ``-2``, ``-3``... added while the ID is taken, so two
+    series stay two scans."""
+    base = clean_label(series_number) or str(len(taken) + 1)
+    scan_id, counter = base, 1
+    while scan_id in taken:
+        counter += 1
+        scan_id = f"{base}-{counter}"
+    return scan_id
 
 
 @dataclass(frozen=True)
@@ -263,11 +277,7 @@ class Importer:
         for entry in series:
             scan_id = next((sid for sid, linked in taken.items() if linked == entry["id"]), None)
             if scan_id is None:
-                base = entry["SeriesNumber"] or str(len(taken) + 1)
-                scan_id, counter = base, 1
-                while scan_id in taken:
-                    counter += 1
-                    scan_id = f"{base}-{counter}"
+                scan_id = scan_id_of(entry["SeriesNumber"], taken)
                 data = {"type": entry["SeriesDescription"], "series_description": entry["SeriesDescription"],
                         "UID": entry["SeriesInstanceUID"], "modality": entry["Modality"], "quality": "usable",
                         "frames": str(entry["count"])}

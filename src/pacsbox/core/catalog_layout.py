@@ -9,6 +9,7 @@ for session resources, ``archive/<project>/resources/<resource>/`` and ``archive
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -17,48 +18,83 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import Conflict, InvalidName
+from .safe_paths import confined_join, encode_name, encode_path, encoded_join
+
 _CHUNK = 1024 * 1024
 TEMPORARY_SUFFIX = ".pacsbox-tmp"  # files being written; swept after an unclean stop
 
 
 class Layout:
-    """Paths of the XNAT tree and the file operations on it."""
+    """Paths of the XNAT tree and the file operations on it.
+
+    Every path is built here from labels, scan IDs and file names through ``safe_paths``: each becomes its
+    ``encode_name`` (the label itself for the usual ``[A-Za-z0-9_-]`` labels) and the result is confined to the
+    archive or prearchive folder, so that no value a client or a DICOM file sends can reach outside them."""
 
     def __init__(self, root: Path, *, sync: bool) -> None:
         self.root = root
         self.archive_root = root / "archive"
         self.prearchive_root = root / "prearchive"
         self.sync = sync
+        # resolved once: the roots are the operator's, only the names joined below them are untrusted
+        self._resolved = {self.archive_root: self.archive_root.resolve(),
+                          self.prearchive_root: self.prearchive_root.resolve()}
 
     # -- paths ----------------------------------------------------------------------------------------------
+    def _archive(self, *texts: str) -> Path:
+        return encoded_join(self.archive_root, *texts, resolved_root=self._resolved[self.archive_root])
+
     def project_dir(self, project: str) -> Path:
-        return self.archive_root / project
+        return self._archive(project)
+
+    def subject_dir(self, project: str, subject_label: str) -> Path:
+        return self._archive(project, "subjects", subject_label)
 
     def session_dir(self, project: str, label: str) -> Path:
-        return self.archive_root / project / "arc001" / label
+        return self._archive(project, "arc001", label)
 
-    def prearchive_dir(self, project: str, timestamp: str, name: str) -> Path:
-        return self.prearchive_root / project / timestamp / name
+    def scan_dir(self, project: str, session_label: str, scan: str) -> Path:
+        return self._archive(project, "arc001", session_label, "SCANS", scan)
+
+    def prearchive_dir(self, project: str, timestamp: str, name: str, *below: str) -> Path:
+        """A prearchive session's folder, or (``below``: ``SCANS``, a scan ID, ``DICOM``) a folder in it."""
+        return encoded_join(self.prearchive_root, project, timestamp, name, *below,
+                            resolved_root=self._resolved[self.prearchive_root])
 
     def resource_dir(self, kind: str, project: str, label: str, *, subject_label: str = "",
                      session_label: str = "", scan: str = "") -> Path:
         if kind == "project":
-            return self.project_dir(project) / "resources" / label
+            return self._archive(project, "resources", label)
         if kind == "subject":
-            return self.project_dir(project) / "subjects" / subject_label / label
+            return self._archive(project, "subjects", subject_label, label)
         if kind == "experiment":
-            return self.session_dir(project, session_label) / "RESOURCES" / label
-        return self.session_dir(project, session_label) / "SCANS" / scan / label
+            return self._archive(project, "arc001", session_label, "RESOURCES", label)
+        return self._archive(project, "arc001", session_label, "SCANS", scan, label)
+
+    @staticmethod
+    def file_path(folder: Path, relative: str) -> Path:
+        """Where a resource file (``relative``: a checked path with ``/`` separators) is, confined to ``folder``
+        (a folder this layout made): for writing and deleting."""
+        return confined_join(folder, encode_path(relative))
+
+    @staticmethod
+    def listed_file(folder: Path, relative: str) -> Path:
+        """The same path as ``file_path`` without resolving it, for listings of many files: every part is an
+        ``encode_name``, which cannot hold a separator or be ``..``, and only pacsbox writes below ``folder``."""
+        return folder.joinpath(encode_path(relative))
 
     # -- writing ------------------------------------------------------------------------------------------
     def write_file(self, target: Path, source: bytes | BinaryIO) -> tuple[int, str]:
         """Write ``target`` whole or not at all: a temporary name, fsync (SyncStorageArea), then rename.
-        Returns ``(size, md5)``."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}")
+        Returns ``(size, md5)``. Conflict when a file stands where a folder of the path must be or a folder where
+        the file must be (``x`` then ``x/y``, or ``x/y`` then ``x``)."""
+        # the temporary name is of fixed length, not derived from the target's: a 255-byte name stays writable
+        temporary = target.parent / f".{uuid.uuid4().hex}{TEMPORARY_SUFFIX}"
         digest = hashlib.md5()
         size = 0
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             with open(temporary, "wb") as handle:
                 if isinstance(source, (bytes, bytearray, memoryview)):
                     handle.write(source)
@@ -74,8 +110,11 @@ class Layout:
                     handle.flush()
                     os.fsync(handle.fileno())
             os.replace(temporary, target)
+        except OSError as error:
+            _discard(temporary)
+            raise _path_error(error, target) from None
         except BaseException:
-            temporary.unlink(missing_ok=True)
+            _discard(temporary)
             raise
         return size, digest.hexdigest()
 
@@ -90,21 +129,24 @@ class Layout:
             shutil.copyfile(source, target)
 
     def sync_links(self, folder: Path, expected: Mapping[str, Path], keep: Iterable[str] = ()) -> None:
-        """Make ``folder`` show exactly the ``expected`` files (name -> stored file) plus the ``keep`` names:
-        links to files no longer expected (deleted through another face) go, missing or stale links come."""
-        keep = set(keep)
+        """Make ``folder`` show exactly the ``expected`` files (file name -> stored file) plus the ``keep`` paths
+        (uploaded files): links to files no longer expected (deleted through another face) go, missing or stale
+        links come. Names are ``encode_name``-d here; a name a folder already takes is left unshown on disk
+        (the listing, read from the index, still has it)."""
+        on_disk = {encode_name(name): source for name, source in expected.items()}
+        kept = {encode_path(path).split("/", 1)[0] for path in keep}
         if folder.is_dir():
             for entry in folder.iterdir():
-                if entry.is_file() and entry.name not in expected and entry.name not in keep \
-                        and not entry.name.endswith(TEMPORARY_SUFFIX):
-                    entry.unlink(missing_ok=True)
-        for name, source in expected.items():
-            target = folder / name
+                if entry.name not in on_disk and entry.name not in kept and not entry.name.endswith(TEMPORARY_SUFFIX) \
+                        and (entry.is_symlink() or entry.is_file()):
+                    entry.unlink(missing_ok=True)  # unlink never follows a link: only the entry goes
+        for name, source in on_disk.items():
+            target = folder / name  # an encode_name: one part, never ".." nor a separator
             with contextlib.suppress(FileNotFoundError):
-                if target.stat().st_ino == source.stat().st_ino:
+                if target.lstat().st_ino == source.stat().st_ino:
                     continue
-            with contextlib.suppress(FileNotFoundError):  # the source went between the listing and now
-                self.link(source, target)
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError):
+                self.link(source, target)  # FileNotFoundError: the source went between the listing and now
 
     @staticmethod
     def remove_tree(path: Path, prune_below: Path | None = None) -> None:
@@ -137,3 +179,17 @@ class Layout:
             if top.is_dir():
                 for path in top.rglob(f"*{TEMPORARY_SUFFIX}"):
                     path.unlink(missing_ok=True)
+
+
+def _path_error(error: OSError, target: Path) -> Exception:
+    """The client's error for a write the file system refused because of the name (others stay as they are)."""
+    if error.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return Conflict(f"Cannot store {target.name!r}: a file and a folder of the resource would share a name")
+    if error.errno == errno.ENAMETOOLONG:
+        return InvalidName(f"Cannot store {target.name[:80]!r}: the path is too long")
+    return error
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):  # missing, or its folder never came (a file stands there)
+        path.unlink()

@@ -10,6 +10,7 @@ for StableAge seconds (Orthanc's notion of a finished study), then READY.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections import OrderedDict
@@ -19,13 +20,15 @@ from typing import TYPE_CHECKING
 
 from .catalog import Experiment, label_of
 from .catalog_files import FileEntry, dicom_file_name
-from .errors import BadRequest, Conflict, UnknownResource
+from .catalog_import import scan_id_of
+from .errors import ArchiveError, BadRequest, Conflict, UnknownResource
 from .ids import Level
 
 if TYPE_CHECKING:
     from .catalog import Catalog
     from .catalog_import import DicomTypes
 
+_log = logging.getLogger(__name__)
 _SESSION = ("SELECT psid, project, timestamp, name, subject, study, source, uploaded, lastmod,"
             " (SELECT COUNT(*) FROM xnat_prearchive_instances i WHERE i.psid = p.psid),"
             " (SELECT main_tags FROM resources WHERE public_id = p.study) FROM xnat_prearchive p")
@@ -122,7 +125,10 @@ class Prearchive:
         sessions = [self._session(row) for row in rows]
         for session in sessions:
             if session.source == "dicom":
-                self.materialise(session)
+                try:
+                    self.materialise(session)
+                except (OSError, ArchiveError) as error:  # one session's folder never hides the others
+                    _log.warning("prearchive session %s: its folder could not be filled: %s", session.psid, error)
         return sessions
 
     def session(self, project: str, timestamp: str, name: str) -> PrearchiveSession:
@@ -144,7 +150,7 @@ class Prearchive:
                                  "RECEIVING" if receiving else "READY", json.loads(study_tags or "{}"), count)
 
     def scans(self, session: PrearchiveSession) -> list[PrearchiveScan]:
-        """The session's series as scans (ID = SeriesNumber), each with its files."""
+        """The session's series as scans (ID = SeriesNumber made a label), each with its files."""
         grouped: OrderedDict[str, tuple[dict[str, str], list[FileEntry]]] = OrderedDict()
         with self.index.reading() as db:
             for public_id, tags, series, series_tags, file_uuid, size, md5 in db.execute(_FILES, (session.psid,)):
@@ -152,13 +158,10 @@ class Prearchive:
                 entry[1].append(FileEntry(dicom_file_name(tags, public_id), size, md5,
                                           {"format": "DICOM", "content": "RAW"}, self.store_area.path_of(file_uuid),
                                           public_id))
-        scans, taken = [], set()
+        scans: list[PrearchiveScan] = []
+        taken: set[str] = set()
         for series, (tags, files) in grouped.items():
-            base = tags.get("SeriesNumber") or str(len(taken) + 1)
-            scan_id, counter = base, 1
-            while scan_id in taken:
-                counter += 1
-                scan_id = f"{base}-{counter}"
+            scan_id = scan_id_of(tags.get("SeriesNumber") or "", taken)
             taken.add(scan_id)
             scans.append(PrearchiveScan(scan_id, series, tags, files))
         return scans
@@ -177,7 +180,10 @@ class Prearchive:
         folder = self.folder(session)
         scans = self.scans(session)
         for scan in scans:
-            self.layout.sync_links(folder / "SCANS" / scan.id / "DICOM", {f.path: f.disk for f in scan.files})
+            self.layout.sync_links(
+                self.layout.prearchive_dir(session.project, session.timestamp, session.name, "SCANS", scan.id,
+                                           "DICOM"),
+                {f.path: f.disk for f in scan.files})
         if scans:
             folder.mkdir(parents=True, exist_ok=True)
 

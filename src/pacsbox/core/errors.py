@@ -59,6 +59,11 @@ class BadFormat(BadRequest):
     "Bad file format" there, where other malformed arguments are a plain "Bad request")."""
 
 
+class InvalidName(BadRequest):
+    """A label or file name that cannot name a file or folder in the storage area: a character XNAT refuses in
+    labels, a path part that would leave its folder (absolute, ``..``, a separator), or a name over 255 bytes."""
+
+
 class NoPresentationContext(NetworkError):
     """The remote modality accepted none of the presentation contexts proposed to it."""
 

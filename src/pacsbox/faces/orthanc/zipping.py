@@ -12,15 +12,18 @@ from ...core.archive import Archive
 from ...core.errors import UnknownResource
 from ...core.ids import Level
 from ...core.index import ResourceRow
+from ...core.safe_paths import archive_member
 
 _MAX_NAME = 64
 
 
 def folder_name(*values: str) -> str:
-    """Orthanc's folder names: values joined by spaces, reduced to ASCII letters, digits and a few marks."""
+    """Orthanc's folder names: values joined by spaces, reduced to ASCII letters, digits and a few marks. A name
+    of dots alone (``..`` from a hostile PatientID) is no name: the caller's fallback takes its place."""
     text = " ".join(values).replace("^", " ")
     cleaned = re.sub(r"[^A-Za-z0-9_. ]", "", text)
-    return re.sub(" +", " ", cleaned).strip()[:_MAX_NAME].strip()
+    name = re.sub(" +", " ", cleaned).strip()[:_MAX_NAME].strip()
+    return name if name.strip(". ") else ""
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -79,7 +82,7 @@ def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> B
             filename = _unique(filename, taken[path])
             try:
                 # ZipFile.write opens the file before it writes the member's header: a file gone leaves no trace
-                zipped.write(archive.store_area.path_of(instance.file_uuid), path + filename)
+                zipped.write(archive.store_area.path_of(instance.file_uuid), archive_member(path, filename))
             except FileNotFoundError:  # deleted since its row was read
                 taken[path].discard(filename)
                 continue

@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 
 from ...core.catalog_files import Resource, Resources
 from ...core.errors import UnknownResource
+from ...core.safe_paths import archive_member
 from ..http_common import content_disposition, stored_file_response
 from . import render
 from .errors import XnatError
@@ -216,12 +217,14 @@ async def _zip_response(request: Request, resources: list[Resource], name: str) 
     entries = []
     for resource in resources:
         prefix = _zip_prefix(request, resource)
-        entries += [(f"{prefix}/resources/{resource.label}/files/{e.path}", e.disk) for e in store.files(resource)]
+        entries += [(archive_member(prefix, "resources", resource.label, "files", e.path), e.disk)
+                    for e in store.files(resource)]
     return await zip_response(entries, name)
 
 
 async def zip_response(entries: list[tuple[str, Path]], name: str) -> Response:
-    """A zip of the given files (name in the zip, file on disk), built in a temporary file and streamed."""
+    """A zip of the given files (name in the zip, from ``archive_member``: relative, no ``..``; file on disk),
+    built in a temporary file and streamed."""
     missing = [name for name, disk in entries if not disk.is_file()]
     if missing:
         raise XnatError(404, f"Files missing from the storage area: {', '.join(missing[:3])}")

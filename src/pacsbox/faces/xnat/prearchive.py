@@ -11,6 +11,7 @@ from starlette.responses import Response
 from ...core.catalog import xnat_date
 from ...core.catalog_prearchive import Prearchive, PrearchiveScan, PrearchiveSession
 from ...core.errors import UnknownResource
+from ...core.safe_paths import archive_member
 from ..http_common import stored_file_response
 from . import render
 from .files import zip_response
@@ -133,6 +134,6 @@ async def get_file(request: Request) -> Response:
 
 
 async def _zip(session: PrearchiveSession, scans: list[PrearchiveScan]) -> Response:
-    entries = [(f"{session.name}/scans/{scan.id}/resources/DICOM/files/{f.path}", f.disk)
+    entries = [(archive_member(session.name, "scans", scan.id, "resources", "DICOM", "files", f.path), f.disk)
                for scan in scans for f in scan.files]
     return await zip_response(entries, f"{session.name}.zip")

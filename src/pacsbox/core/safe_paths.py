@@ -60,10 +60,13 @@ def encode_name(text: str) -> str:
     encoded = "".join(parts)  # ASCII only: characters are bytes
     if len(encoded) <= NAME_MAX:
         return encoded
-    head = encoded[: NAME_MAX - len(_CUT_MARK) - _DIGEST_CHARS]
-    escape = head.rfind("%", len(head) - 2)
-    if escape != -1:  # never end inside a %XX escape
-        head = head[:escape]
+    room, kept = NAME_MAX - len(_CUT_MARK) - _DIGEST_CHARS, []
+    for part in parts:  # whole characters only: never ends inside an escape or a character's escapes
+        if room < len(part):
+            break
+        kept.append(part)
+        room -= len(part)
+    head = "".join(kept)
     return f"{head}{_CUT_MARK}{hashlib.sha256(_utf8(text)).hexdigest()[:_DIGEST_CHARS]}"
 
 

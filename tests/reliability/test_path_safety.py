@@ -185,6 +185,19 @@ def test_cstore_values_land_in_the_prearchive_and_never_leave_the_data_folder(se
         assert XNAT_LABEL.fullmatch(row["subject"]), row
     assert (hostile_row["subject"], dotted_row["subject"]) == ("canary", "etc")
     assert len(rows(http, tally, server.url + "/data" + long_row["url"] + "/scans", "scans")) == 1
+    # PatientIDs equal once cleaned, or alike over their first 300 characters: still one session per study
+    alike = {"a/b": "alike1", "a b": "alike2", "P" * 300 + "1": "alike3", "P" * 300 + "2": "alike4"}
+    for patient_id, key in alike.items():
+        c_store(server, study(key, ["7"], patient_id=patient_id))
+        tally.count("C-STORE PatientID", "c-store")
+    sessions = {row["tag"]: row for row in rows(http, tally, server.url + "/data/prearchive/projects", "sessions")}
+    urls = {sessions[uid("study", key)]["url"] for key in alike.values()}
+    assert len(urls) == len(alike)
+    assert sessions[uid("study", "alike3")]["name"] != sessions[uid("study", "alike4")]["name"]
+    for url in urls:
+        scans = rows(http, tally, server.url + "/data" + url + "/scans", "scans")
+        assert [scan["ID"] for scan in scans] == ["7"]
+        assert len(rows(http, tally, f"{server.url}/data{url}/scans/7/resources/DICOM/files", "files")) == 1
     session_url = server.url + "/data" + hostile_row["url"]
     scans = rows(http, tally, session_url + "/scans", "scans")
     assert len(scans) == len(values) and len({scan["ID"] for scan in scans}) == len(values)

@@ -8,6 +8,7 @@ archive's file store (no copy).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -272,7 +273,8 @@ class Resources:
                 kept = {r[0] for r in db.execute("SELECT path FROM xnat_files WHERE resource = ?", (resource.rid,))}
             for name, _, _ in written:
                 if name not in kept:
-                    self.layout.file_path(folder, name).unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):  # never hide the error that stopped the upload
+                        self.layout.file_path(folder, name).unlink(missing_ok=True)
             raise
         return [name for name, _, _ in written]
 

@@ -165,9 +165,14 @@ class Layout:
 
     @staticmethod
     def move(source: Path, target: Path) -> None:
+        """Rename a folder (a relabelled subject or session, a prearchive session moved to another project);
+        Conflict when something already stands at ``target``."""
         if source.exists() and source != target:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+            except OSError as error:
+                raise _path_error(error, target) from None
 
     def clear(self) -> None:
         shutil.rmtree(self.archive_root, ignore_errors=True)
@@ -183,8 +188,8 @@ class Layout:
 
 def _path_error(error: OSError, target: Path) -> Exception:
     """The client's error for a write the file system refused because of the name (others stay as they are)."""
-    if error.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
-        return Conflict(f"Cannot store {target.name!r}: a file and a folder of the resource would share a name")
+    if error.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENOTEMPTY):
+        return Conflict(f"Cannot store {target.name!r}: something else already stands at that name")
     if error.errno == errno.ENAMETOOLONG:
         return InvalidName(f"Cannot store {target.name[:80]!r}: the path is too long")
     return error

@@ -79,6 +79,13 @@ class Layout:
         return confined_join(folder, encode_path(relative))
 
     @staticmethod
+    def below(folder: Path, *texts: str) -> Path:
+        """``folder`` (a folder this layout made, confined already) joined with the names of ``texts`` without
+        resolving again: an ``encode_name`` cannot hold a separator or be ``..``, and only pacsbox writes below
+        ``folder``. For paths built many times per request (a prearchive listing fills every scan's folder)."""
+        return folder.joinpath(*(encode_name(text) for text in texts))
+
+    @staticmethod
     def listed_file(folder: Path, relative: str) -> Path:
         """The same path as ``file_path`` without resolving it, for listings of many files: every part is an
         ``encode_name``, which cannot hold a separator or be ``..``, and only pacsbox writes below ``folder``."""

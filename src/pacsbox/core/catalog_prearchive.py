@@ -180,10 +180,8 @@ class Prearchive:
         folder = self.folder(session)
         scans = self.scans(session)
         for scan in scans:
-            self.layout.sync_links(
-                self.layout.prearchive_dir(session.project, session.timestamp, session.name, "SCANS", scan.id,
-                                           "DICOM"),
-                {f.path: f.disk for f in scan.files})
+            self.layout.sync_links(self.layout.below(folder, "SCANS", scan.id, "DICOM"),
+                                   {f.path: f.disk for f in scan.files})
         if scans:
             folder.mkdir(parents=True, exist_ok=True)
 

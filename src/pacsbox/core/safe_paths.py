@@ -36,6 +36,7 @@ LABEL_MAX = 64  # characters of a label made from a DICOM value (longer ones are
 # Escaped: separators (/ \), the escape mark %, Windows' reserved : * ? " < > |, the backquote, control
 # characters and everything beyond ASCII (so that no file system's Unicode normalisation merges two names).
 _KEPT = frozenset(string.ascii_letters + string.digits + " !#$&'()+,-.;=@[]^_{}~")
+_PLAIN = re.compile("[" + re.escape("".join(sorted(_KEPT))) + "]+")
 _DIGEST_CHARS = 32  # hex digits of SHA-256 closing a cut name: 128 bits, collisions out of reach
 _CUT_MARK = "%%"
 _XNAT_LABEL = re.compile(r"[A-Za-z0-9_-]+")
@@ -51,6 +52,8 @@ def encode_name(text: str) -> str:
     holding a separator. InvalidName for the empty text (no name can stand for it)."""
     if not text:
         raise InvalidName("An empty text cannot be a file or folder name")
+    if len(text) <= NAME_MAX and _PLAIN.fullmatch(text) and text[0] != ".":
+        return text  # the usual label or file name, at C speed: listings encode every name they show
     parts = []
     for position, char in enumerate(text):
         if char in _KEPT and not (position == 0 and char == "."):

@@ -85,7 +85,12 @@ class Instance:
         return is_same_process(self.pid, self.created)
 
     def answers(self, timeout: float = 2.0) -> bool:
-        """HTTP answers its probe route and the DICOM port accepts a connection."""
+        """HTTP answers its probe route and the DICOM port accepts a connection (a command: its ready port
+        and URL, if it has them)."""
+        if self.engine == "command":
+            from .command import answers
+
+            return answers(self.settings.get("ready", {}), timeout)
         probe = "/pacsbox/health" if self.engine == "builtin" else "/system"
         status, _ = http_status(self.url + probe, self._auth_header(), timeout=timeout)
         return status == 200 and port_accepts(self.host, self.dicom_port, timeout)

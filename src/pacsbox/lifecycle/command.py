@@ -10,6 +10,7 @@ matches, under the same file lock, crash report, stale-PID detection and tree ki
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -203,6 +204,7 @@ def _start(paths: InstancePaths, command: list[str], env: dict[str, str], workdi
 def _wait_until_ready(instance: Instance, paths: InstancePaths, readiness: Ready, output_starts: int,
                       deadline: float, timeout: float) -> None:
     matched = readiness.pattern is None
+    output = _OutputReader(paths.log_file, output_starts)
     pending = "the ready pattern"
     while True:
         if not instance.is_alive():
@@ -212,7 +214,7 @@ def _wait_until_ready(instance: Instance, paths: InstancePaths, readiness: Ready
                                 f"{shlex.join(instance.settings['command'])}; log {paths.log_file}:\n"
                                 f"{log_tail(paths.log_file, _TAIL, output_starts)}")
         if not matched:
-            matched = _pattern_seen(instance, paths, readiness, output_starts)
+            matched = _pattern_seen(instance, paths, readiness, output, output_starts)
         if matched:
             pending = _unmet(readiness)
             if pending is None:
@@ -224,17 +226,42 @@ def _wait_until_ready(instance: Instance, paths: InstancePaths, readiness: Ready
         time.sleep(_POLL)
 
 
-def _pattern_seen(instance: Instance, paths: InstancePaths, readiness: Ready, output_starts: int) -> bool:
+class _OutputReader:
+    """The new process's output, read as it comes, across a rotation of the log (the supervisor renames
+    ``server.log`` to ``server.log.1``: the rest of the old file is read there, then the new one from 0)."""
+
+    def __init__(self, path: Path, start: int) -> None:
+        self.path, self.position, self.text = path, start, ""
+        self.inode = path.stat().st_ino
+
+    def read(self) -> str:
+        try:
+            inode = self.path.stat().st_ino
+        except OSError:
+            return self.text
+        if inode != self.inode:
+            rotated = self.path.with_name(self.path.name + ".1")
+            with contextlib.suppress(OSError):
+                if rotated.stat().st_ino == self.inode:
+                    self._read_from(rotated)
+            self.inode, self.position = inode, 0
+        with contextlib.suppress(OSError):
+            self._read_from(self.path)
+        return self.text
+
+    def _read_from(self, path: Path) -> None:
+        with open(path, "rb") as handle:
+            handle.seek(self.position)
+            chunk = handle.read(1024 * 1024)
+            self.position = handle.tell()
+        self.text += chunk.decode("utf-8", "replace")
+
+
+def _pattern_seen(instance: Instance, paths: InstancePaths, readiness: Ready, output: _OutputReader,
+                  output_starts: int) -> bool:
     """True once the pattern is in the output; raises :class:`PatternNotFound` when ``max_read_lines``
     non-empty lines went by without it."""
-    try:
-        with open(paths.log_file, "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(output_starts if output_starts <= size else 0)  # smaller: rotated meanwhile
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return False
-    lines = [line for line in text.splitlines(keepends=True) if line.strip()]
+    lines = [line for line in output.read().splitlines(keepends=True) if line.strip()]
     limit = readiness.max_read_lines
     pattern = re.compile(readiness.pattern or "")
     if any(pattern.search(line) for line in lines[:limit]):

@@ -160,13 +160,14 @@ class XProcess:
 
         paths = InstancePaths.of(name, self.rootdir)
         _prepare_folder(paths)
+        log_before = paths.log_file.stat().st_size  # failing tests show what came after: a new start's lines too
         command, pattern, check, env, cwd, options = _describe_starter(preparefunc, paths.root, self)
         ready = Ready(pattern=pattern, max_read_lines=options.get("max_read_lines", 50), check=check)
         instance = ensure_command(name, command, ready=ready, env=env, inherit_env=env is None, cwd=cwd,
                                   startup_timeout=float(options.get("timeout", 120)), fresh=restart,
                                   home=self.rootdir)
         self._started[name] = bool(options.get("terminate_on_interrupt", False))
-        self._log_offsets.setdefault(name, paths.log_file.stat().st_size if paths.log_file.exists() else 0)
+        self._log_offsets.setdefault(name, log_before)
         return instance.pid, paths.log_file
 
     # -- what the plugin's hooks call --------------------------------------------------------------------------

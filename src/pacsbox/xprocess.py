@@ -91,7 +91,7 @@ class XProcessInfo:
         """True while the recorded process runs (a dead, zombie or reused PID is not running)."""
         return self._instance is not None and self._instance.is_alive()
 
-    def terminate(self, *, kill_proc_tree: bool = True, timeout: float = 60) -> int:
+    def terminate(self, *, kill_proc_tree: bool = True, timeout: float = 20) -> int:
         """SIGTERM the process (and, by default, its whole tree), SIGKILL what is left after ``timeout``.
 
         Returns pytest-xprocess's codes: 1 terminated, 0 nothing running, -1 failed to terminate.
@@ -148,12 +148,13 @@ class XProcess:
         return XProcessInfo(self.rootdir, name)
 
     def ensure(self, name: str, preparefunc: type[ProcessStarter] | Callable[..., Any],
-               restart: bool = False) -> tuple[int, Path]:
+               restart: bool = False, persist_logs: bool = True) -> tuple[int, Path]:
         """``(pid, logpath)`` of a running process named ``name``: the live one if it was started with the
         same arguments, environment, working directory and pattern (and ``restart`` is false), else a new one.
 
-        Raises :class:`RuntimeError` when the process exits during start-up (at once, with its log tail) or
-        the pattern is not in its first ``max_read_lines`` lines, :class:`TimeoutError` after ``timeout``.
+        ``persist_logs=False`` empties the log when the process is (re)started. Raises :class:`RuntimeError`
+        when the process exits during start-up (at once, with its log tail) or the pattern is not in its first
+        ``max_read_lines`` lines, :class:`TimeoutError` after ``timeout``.
         """
         from .lifecycle import InstancePaths, Ready, ensure_command
         from .lifecycle.manager import _prepare_folder
@@ -165,7 +166,7 @@ class XProcess:
         ready = Ready(pattern=pattern, max_read_lines=options.get("max_read_lines", 50), check=check)
         instance = ensure_command(name, command, ready=ready, env=env, inherit_env=env is None, cwd=cwd,
                                   startup_timeout=float(options.get("timeout", 120)), fresh=restart,
-                                  home=self.rootdir)
+                                  home=self.rootdir, keep_log=persist_logs)
         self._started[name] = bool(options.get("terminate_on_interrupt", False))
         self._log_offsets.setdefault(name, log_before)
         return instance.pid, paths.log_file

@@ -228,3 +228,47 @@ def test_ctrl_c_during_start_leaves_no_process(pytester: pytest.Pytester, pacsbo
     assert len(family) == 2 and all(gone(pid) for pid in family)
     assert Instance.load(paths) is None
     assert_no_orphan(pacsbox_home)
+
+
+@pytest.fixture(scope="module")
+def real_xprocess(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pytest-xprocess 1.0.2 installed into a folder of its own (put on PYTHONPATH by the tests using it)."""
+    target = tmp_path_factory.mktemp("real-xprocess")
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                                "pytest-xprocess==1.0.2"], capture_output=True, text=True, timeout=180)
+    if installed.returncode != 0:
+        pytest.skip(f"pytest-xprocess could not be installed (offline?): {installed.stderr[-500:]}")
+    return target
+
+
+WHICH_PLUGIN = """
+def test_which(xprocess, request):
+    print("FIXTURE", type(xprocess).__module__)
+    print("DROP-IN REGISTERED", request.config.pluginmanager.get_plugin("pacsbox.xprocess") is not None)
+"""
+
+
+def test_no_clash_with_pytest_xprocess_installed(pytester: pytest.Pytester, pacsbox_home: Path,
+                                                 real_xprocess: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(real_xprocess),
+                                                                   os.environ.get("PYTHONPATH")])))
+    pytester.makepyfile(test_which=WHICH_PLUGIN)
+    # pytest-xprocess's own fixture needs the cache; no duplicate --xkill/--xshow: the drop-in stands aside
+    slow_plugins = ("-p", "no:hypothesispytest", "-p", "no:xdist")
+    theirs = pytester.runpytest_subprocess(*slow_plugins, "-s", timeout=120)
+    theirs.assert_outcomes(passed=1)
+    theirs.stdout.fnmatch_lines(["*FIXTURE xprocess.xprocess", "DROP-IN REGISTERED False"])
+    # disabled with -p no:xprocess, it leaves the place to the drop-in
+    ours = pytester.runpytest_subprocess(*slow_plugins, "-s", "-p", "no:xprocess", timeout=120)
+    ours.assert_outcomes(passed=1)
+    ours.stdout.fnmatch_lines(["*FIXTURE pacsbox.xprocess", "DROP-IN REGISTERED True"])
+    assert pytester.runpytest_subprocess(*slow_plugins, "-p", "no:xprocess", "--xshow", timeout=120).ret == 0
+
+
+def test_explicit_opt_in_without_plugin_autoload(pytester: pytest.Pytester, pacsbox_home: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile(test_which=WHICH_PLUGIN)
+    result = pytester.runpytest_subprocess("-s", "-p", "pacsbox.xprocess", timeout=120)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*FIXTURE pacsbox.xprocess", "DROP-IN REGISTERED True"])

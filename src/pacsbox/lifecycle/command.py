@@ -113,11 +113,13 @@ def ensure_command(
     fresh: bool = False,
     home: Path | None = None,
     max_log_bytes: int = DEFAULT_MAX_BYTES,
+    keep_log: bool = True,
 ) -> Instance:
     """A running instance of ``command`` named ``name``: the live one if its fingerprint matches, else a new one.
 
     ``env`` is added to this process's environment (``inherit_env=False``: it is the whole environment, as
-    ``subprocess.Popen(env=...)``); ``cwd`` defaults to the instance folder. ``fresh`` restarts a live one.
+    ``subprocess.Popen(env=...)``); ``cwd`` defaults to the instance folder. ``fresh`` restarts a live one;
+    ``keep_log=False`` empties the log when the command is (re)started.
     A command that is not found, a working directory that does not exist or an unusable state folder fail
     at once; a command that exits during start-up fails at once with its log tail.
     """
@@ -149,7 +151,10 @@ def ensure_command(
                 _terminate(current)  # another configuration, or a start that was never finished: replace it
             else:
                 return current
-        _trim_log(paths.log_file)
+        if keep_log:
+            _trim_log(paths.log_file)
+        else:
+            paths.log_file.write_bytes(b"")
         return _start(paths, [program, *arguments[1:]], full_env, workdir, readiness, spec, fingerprint,
                       startup_timeout, max_log_bytes)
 

@@ -180,3 +180,11 @@ def test_a_pattern_written_after_a_rotation_is_still_seen(home: Path) -> None:
     app = ensure_command("late", [sys.executable, "-c", late], ready="^ready", max_log_bytes=100_000,
                          startup_timeout=10)
     assert app.is_alive() and InstancePaths.of("late", home).log_file.with_name("server.log.1").exists()
+
+
+def test_archive_actions_say_a_command_has_no_archive(home: Path) -> None:
+    app = ensure("app", command=script(), ready="^ready$")
+    for action, arguments in (("reset", ()), ("snapshot", ("one",)), ("restore", ("one",))):
+        with pytest.raises(InstanceError, match=f"instance 'app' runs a command, which has no archive: {action}"):
+            getattr(app, action)(*arguments)
+    assert app.is_alive()

@@ -272,3 +272,43 @@ def test_explicit_opt_in_without_plugin_autoload(pytester: pytest.Pytester, pacs
     result = pytester.runpytest_subprocess("-s", "-p", "pacsbox.xprocess", timeout=120)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*FIXTURE pacsbox.xprocess", "DROP-IN REGISTERED True"])
+
+
+def test_ctrl_c_during_a_test_stops_only_terminate_on_interrupt_processes(
+        pytester: pytest.Pytester, pacsbox_home: Path) -> None:
+    pytester.makepyfile(test_wait="""
+import sys, time
+from pathlib import Path
+from pacsbox.xprocess import ProcessStarter
+
+class Kept(ProcessStarter):
+    pattern = "up"
+    args = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(300)"]
+
+class Stopped(Kept):
+    terminate_on_interrupt = True
+
+def test_wait(xprocess):
+    kept, _ = xprocess.ensure("kept", Kept)
+    stopped, _ = xprocess.ensure("stopped", Stopped)
+    Path(__file__).with_name("pids.txt").write_text(f"{kept} {stopped}")
+    time.sleep(120)
+""")
+    inner = subprocess.Popen([sys.executable, "-m", "pytest", *FAST, "-p", "no:xdist"], cwd=pytester.path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy(), text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (pytester.path / "pids.txt").exists():
+            assert inner.poll() is None and time.monotonic() < deadline, inner.communicate()
+            time.sleep(0.02)
+        kept, stopped = (int(pid) for pid in (pytester.path / "pids.txt").read_text().split())
+        inner.send_signal(signal.SIGINT)
+        output, _ = inner.communicate(timeout=60)
+    finally:
+        if inner.poll() is None:
+            inner.kill()
+            inner.communicate()
+    assert inner.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert gone(stopped) and not gone(kept)
+    assert {name: status for name, _, status in list_instances(pacsbox_home)} == {"kept": "running",
+                                                                                  "stopped": "stopped"}

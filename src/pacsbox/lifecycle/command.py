@@ -183,7 +183,7 @@ def _start(paths: InstancePaths, command: list[str], env: dict[str, str], workdi
         log.write(f"--- pacsbox lifecycle: starting command instance {paths.name!r} at "
                   f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(command)}\n")
     output_starts = paths.log_file.stat().st_size  # the pattern is looked for in the new process's lines only
-    supervisor = [sys.executable, "-m", "pacsbox.lifecycle.supervise", str(supervisor_spec)]
+    supervisor = [sys.executable, str(Path(__file__).with_name("supervise.py")), str(supervisor_spec)]
     pid = spawn_detached(supervisor, paths.log_file, dict(os.environ))
     instance = Instance(
         name=paths.name, engine=ENGINE, pid=pid, created=creation_time(pid) or time.time(), host="127.0.0.1",

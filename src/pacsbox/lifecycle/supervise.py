@@ -1,4 +1,4 @@
-"""The parent of a managed command (``python -m pacsbox.lifecycle.supervise SPEC``): runs it with its arguments,
+"""The parent of a managed command (``python .../lifecycle/supervise.py SPEC``): runs it with its arguments,
 environment and working directory, copies its stdout and stderr into a size-capped, rotated log, passes on
 SIGTERM, SIGINT and SIGHUP, and exits with the command's status.
 
@@ -16,7 +16,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .logfile import DEFAULT_MAX_BYTES, rotate_file
+if __package__:
+    from .logfile import DEFAULT_MAX_BYTES, rotate_file
+else:  # run by path, as the manager does: the sibling logfile.py (standard library only) is loaded alone, not
+    # the pacsbox package (psutil, filelock, ...), which saves up to a second of start-up on a busy machine
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("_pacsbox_logfile", Path(__file__).with_name("logfile.py"))
+    assert _spec is not None and _spec.loader is not None
+    _logfile = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_logfile)
+    DEFAULT_MAX_BYTES, rotate_file = _logfile.DEFAULT_MAX_BYTES, _logfile.rotate_file
 
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 

@@ -31,6 +31,11 @@ def _failure(error: Exception) -> click.ClickException:
 def _describe(instance, how: str) -> str:
     from .core.config import describe_users
 
+    if instance.engine == "command":
+        from .lifecycle.command import describe_instance
+
+        return (f"pacsbox instance {instance.name!r} {how} (command, pid {instance.pid}): "
+                f"{describe_instance(instance)}; log {instance.log_file}")
     users = describe_users(instance.users, instance.authentication)
     return (f"pacsbox instance {instance.name!r} {how} ({instance.engine}, pid {instance.pid}): "
             f"Orthanc REST API at {instance.url} ({users}); XNAT REST API at {instance.xnat_url}/data; "
@@ -41,31 +46,90 @@ def _emit(as_json: bool, data: Any, text: str) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else text)
 
 
-@click.command()
-@click.option("--name", default="default", show_default=True, help="Instance name (a folder under $PACSBOX_HOME).")
+class _TrailingCommand(click.Command):
+    """A command whose arguments after ``--`` are another program's: kept apart before click parses the rest,
+    so that ``pacsbox start NAME --engine command -- CMD ARGS...`` is never ambiguous."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta["pacsbox.command"] = args[split + 1:]
+            args = args[:split]
+        return super().parse_args(ctx, args)
+
+
+def _env_pair(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, equals, text = value.partition("=")
+        if not equals or not key:
+            raise click.BadParameter(f"{value!r}: write NAME=VALUE")
+        pairs[key] = text
+    return pairs
+
+
+@click.command(cls=_TrailingCommand)
+@click.argument("name_argument", metavar="[NAME]", required=False)
+@click.option("--name", help="Instance name (a folder under $PACSBOX_HOME; default: \"default\").")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Orthanc-style JSON configuration (comments allowed).")
 @click.option("--with-data", "datasets", multiple=True, metavar="DATASET",
               help="Load a generated data set (see `pacsbox datasets`); repeatable.")
 @click.option("--http-port", type=click.IntRange(1, 65535), help="HTTP port (default: a free one).")
 @click.option("--dicom-port", type=click.IntRange(1, 65535), help="DICOM port (default: a free one).")
-@click.option("--engine", type=click.Choice(["builtin", "orthanc"]), default="builtin", show_default=True,
-              help="pacsbox itself, or the installed real Orthanc.")
+@click.option("--engine", type=click.Choice(["builtin", "orthanc", "command"]), default="builtin", show_default=True,
+              help="pacsbox itself, the installed real Orthanc, or any program given after `--`.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the archive lives (default: the instance folder's data/).")
-@click.option("--fresh", is_flag=True, help="Stop a running instance of that name and empty its data first.")
+@click.option("--ready-pattern", metavar="REGEX",
+              help="command: ready once this regular expression appears in its output.")
+@click.option("--ready-port", type=click.IntRange(1, 65535), help="command: ready once this port accepts.")
+@click.option("--ready-url", metavar="URL", help="command: ready once this URL answers HTTP (status < 500).")
+@click.option("--env", "env", multiple=True, metavar="NAME=VALUE", callback=_env_pair,
+              help="command: an environment variable added to ours; repeatable.")
+@click.option("--cwd", type=click.Path(file_okay=False, path_type=Path),
+              help="command: its working directory (default: the instance folder).")
+@click.option("--fresh", is_flag=True, help="Stop a running instance of that name (and empty its data) first.")
 @click.option("--startup-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for it.")
 @_JSON
-def start(name: str, config_file: Path | None, datasets: tuple[str, ...], http_port: int | None,
-          dicom_port: int | None, engine: str, data_dir: Path | None, fresh: bool, startup_timeout: float,
-          as_json: bool) -> None:
-    """Start a detached server, or reuse the running one when its configuration matches."""
+@click.pass_context
+def start(ctx: click.Context, name_argument: str | None, name: str | None, config_file: Path | None,
+          datasets: tuple[str, ...], http_port: int | None, dicom_port: int | None, engine: str,
+          data_dir: Path | None, ready_pattern: str | None, ready_port: int | None, ready_url: str | None,
+          env: dict[str, str], cwd: Path | None, fresh: bool, startup_timeout: float, as_json: bool) -> None:
+    """Start a detached server, or reuse the running one when its configuration matches.
+
+    \b
+    Any long-running program, managed the same way:
+      pacsbox start myapp --engine command --ready-pattern "listening" -- python -m http.server 8000
+    """
     from .lifecycle import InstanceError, ensure
 
+    if name_argument and name and name_argument != name:
+        raise click.UsageError(f"two names given: {name_argument!r} and --name {name!r}")
+    name = name_argument or name or "default"
+    command = ctx.meta.get("pacsbox.command")
+    command_options = {"--ready-pattern": ready_pattern, "--ready-port": ready_port, "--ready-url": ready_url,
+                       "--env": env or None, "--cwd": cwd}
+    if engine == "command":
+        if not command:
+            raise click.UsageError("--engine command needs the program after `--`: "
+                                   "pacsbox start NAME --engine command --ready-pattern REGEX -- CMD ARGS...")
+        if config_file or datasets or http_port or dicom_port or data_dir:
+            raise click.UsageError("--config, --with-data, --http-port, --dicom-port and --data-dir are pacsbox "
+                                   "and Orthanc settings; a command takes its own arguments (its port: --ready-port)")
+    elif command is not None or any(value is not None for value in command_options.values()):
+        given = [option for option, value in command_options.items() if value is not None]
+        raise click.UsageError(f"{', '.join(given) or 'a program after `--`'}: only with --engine command")
     started = time.perf_counter()
     try:
-        instance = ensure(name, config_file, engine=engine, http_port=http_port, dicom_port=dicom_port,
-                          data_dir=data_dir, startup_timeout=startup_timeout, fresh=fresh)
+        if engine == "command":
+            ready = {"pattern": ready_pattern, "port": ready_port, "url": ready_url}
+            instance = ensure(name, command=command, ready=ready, env=env, cwd=cwd, fresh=fresh,
+                              startup_timeout=startup_timeout)
+        else:
+            instance = ensure(name, config_file, engine=engine, http_port=http_port, dicom_port=dicom_port,
+                              data_dir=data_dir, startup_timeout=startup_timeout, fresh=fresh)
     except (InstanceError, OSError, ValueError) as error:
         raise _failure(error) from None
     elapsed = time.perf_counter() - started
@@ -137,6 +201,11 @@ def _table(rows: list[tuple[str, Any, str]]) -> None:
             table.add_row(name, "", state, "", "", "", "", "")
             continue
         uptime = f"{time.time() - instance.started_at:.0f}s" if state == "running" else ""
+        if instance.engine == "command":
+            ready = instance.settings.get("ready", {})
+            where = ready.get("url") or (f"port {ready['port']}" if ready.get("port") else "")
+            table.add_row(name, instance.engine, state, str(instance.pid), where, "", uptime, instance.data_dir)
+            continue
         table.add_row(name, instance.engine, state, str(instance.pid), instance.url,
                       f"{instance.aet}@{instance.dicom_host}:{instance.dicom_port}", uptime, instance.data_dir)
     Console(width=200).print(table)

@@ -95,8 +95,12 @@ _INSTANCE = pytest.StashKey["Instance"]()  # set once a fixture of this process 
 _USED_BY_WORKERS = pytest.StashKey[dict]()  # the controller learns from xdist workers that they used it
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register every option of ``OPTIONS``: a flag, and an ini key unless it only makes sense for one run."""
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register every option of ``OPTIONS``: a flag, and an ini key unless it only makes sense for one run;
+    and the pytest-xprocess drop-in (``pacsbox.xprocess``) unless pytest-xprocess itself is in use."""
+    from . import xprocess
+
+    xprocess.register(pluginmanager)
     group = parser.getgroup("pacsbox", "pacsbox test servers")
     for option in OPTIONS:
         if option.kind == "bool":

@@ -85,7 +85,12 @@ class Instance:
         return is_same_process(self.pid, self.created)
 
     def answers(self, timeout: float = 2.0) -> bool:
-        """HTTP answers its probe route and the DICOM port accepts a connection."""
+        """HTTP answers its probe route and the DICOM port accepts a connection (a command: its ready port
+        and URL, if it has them)."""
+        if self.engine == "command":
+            from .command import answers
+
+            return answers(self.settings.get("ready", {}), timeout)
         probe = "/pacsbox/health" if self.engine == "builtin" else "/system"
         status, _ = http_status(self.url + probe, self._auth_header(), timeout=timeout)
         return status == 200 and port_accepts(self.host, self.dicom_port, timeout)
@@ -96,6 +101,7 @@ class Instance:
     # -- per-test state ------------------------------------------------------------------------------------
     def reset(self) -> dict[str, Any]:
         """Empty the archive (index, files, change log) without restarting the server."""
+        self._archive_only("reset")
         if self.engine == "builtin":
             return self._call("POST", "/pacsbox/reset")
         started = time.perf_counter()
@@ -107,6 +113,7 @@ class Instance:
 
     def snapshot(self, name: str) -> dict[str, Any]:
         """Save the archive's content under ``name``."""
+        self._archive_only("snapshot")
         if self.engine == "builtin":
             return self._call("PUT", f"/pacsbox/snapshots/{quote(name, safe='')}")
         from .manager import snapshot_by_copy
@@ -115,6 +122,7 @@ class Instance:
 
     def restore(self, name: str) -> dict[str, Any]:
         """Bring back the content saved under ``name`` (the change log included)."""
+        self._archive_only("restore")
         if self.engine == "builtin":
             return self._call("POST", f"/pacsbox/snapshots/{quote(name, safe='')}/restore")
         from .manager import restore_by_copy
@@ -126,6 +134,11 @@ class Instance:
             return self._call("GET", "/pacsbox/snapshots")
         folder = self.paths.snapshots_dir
         return [{"Name": entry.name} for entry in sorted(folder.iterdir())] if folder.is_dir() else []
+
+    def _archive_only(self, action: str) -> None:
+        if self.engine == "command":
+            raise InstanceError(f"instance {self.name!r} runs a command, which has no archive: {action} applies "
+                                "to pacsbox and Orthanc instances only")
 
     def stop(self, grace: float = 10.0) -> bool:
         """Stop this server (its whole process tree); see :func:`pacsbox.lifecycle.stop`."""

@@ -39,9 +39,14 @@ def _point_at(path: Path) -> None:
 
 
 def _rotate(path: Path) -> None:
+    rotate_file(path)
+    _point_at(path)
+
+
+def rotate_file(path: Path) -> None:
+    """``log`` becomes ``log.1``, ``log.1`` becomes ``log.2``; the oldest is dropped (the writer reopens)."""
     for number in range(_BACKUPS, 0, -1):
         older = path.with_name(f"{path.name}.{number}")
         newer = path if number == 1 else path.with_name(f"{path.name}.{number - 1}")
         if newer.exists():
             os.replace(newer, older)
-    _point_at(path)

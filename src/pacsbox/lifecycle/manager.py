@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,11 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .. import __version__
+from .command import Ready, ensure_command
 from .engines import engine_named
 from .home import DEFAULT_NAME, InstancePaths, instance_names
 from .instance import Instance, InstanceError, InstanceNotRunning, StartupFailed
+from .logfile import DEFAULT_MAX_BYTES
 from .process import creation_time, kill_tree, log_tail, reap, spawn_detached
 
 DEFAULT_STARTUP_TIMEOUT = 60.0
@@ -32,7 +34,11 @@ def ensure(
     name: str = DEFAULT_NAME,
     config: Mapping[str, Any] | str | Path | None = None,
     *,
-    engine: str = "builtin",
+    engine: str | None = None,
+    command: Sequence[str | os.PathLike[str]] | None = None,
+    ready: Ready | str | Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
     http_port: int | None = None,
     dicom_port: int | None = None,
     data_dir: str | Path | None = None,
@@ -47,9 +53,20 @@ def ensure(
     another configuration is restarted; otherwise a detached server starts on free loopback ports (unless
     ports are given) and outlives this process. ``fresh`` also empties its data directory first. Concurrent
     callers (xdist workers, terminals) wait on a file lock: exactly one of them starts the server.
+
+    ``command`` (engine ``command``, the default when a command is given) runs any program instead, with
+    ``env`` added to the environment and ``cwd`` as its working directory, ready on ``ready``: a regular
+    expression seen in its output, or a :class:`~pacsbox.lifecycle.command.Ready` / mapping with ``pattern``,
+    ``port``, ``url``, ``max_read_lines``, ``check`` (see :func:`pacsbox.lifecycle.command.ensure_command`).
     """
+    engine = engine or ("command" if command is not None else "builtin")
+    if engine == "command" or command is not None:
+        return _ensure_command(name, engine, command, ready, env, cwd, config, (http_port, dicom_port), data_dir,
+                               startup_timeout, fresh, home)
+    if ready is not None or env is not None or cwd is not None:
+        raise ValueError("ready, env and cwd apply to the command engine only: pass command=[...]")
     paths = InstancePaths.of(name, home)
-    paths.root.mkdir(parents=True, exist_ok=True)
+    _prepare_folder(paths)
     chosen_engine = engine_named(engine)
     settings = _settings(config)
     data = Path(data_dir).resolve() if data_dir else paths.default_data_dir
@@ -73,6 +90,21 @@ def ensure(
         data.mkdir(parents=True, exist_ok=True)
         return _start(paths, chosen_engine, settings, data, (http_port, dicom_port), (http_port, dicom_port),
                       fingerprint, startup_timeout)
+
+
+def _ensure_command(name: str, engine: str, command: Sequence[str | os.PathLike[str]] | None,
+                    ready: Ready | str | Mapping[str, Any] | None, env: Mapping[str, str] | None,
+                    cwd: str | Path | None, config: object, ports: tuple[int | None, int | None],
+                    data_dir: object, startup_timeout: float, fresh: bool, home: Path | None) -> Instance:
+    if engine != "command":
+        raise ValueError(f"a command runs under engine 'command', not {engine!r}")
+    if command is None:
+        raise ValueError("engine 'command' needs command=[program, arguments...]")
+    if config is not None or data_dir is not None or ports != (None, None):
+        raise ValueError("config, data_dir, http_port and dicom_port are pacsbox and Orthanc settings: a command "
+                         "takes its own arguments, env and cwd, and its port goes in ready={'port': N}")
+    return ensure_command(name, command, ready=ready, env=env, cwd=cwd, startup_timeout=startup_timeout,
+                          fresh=fresh, home=home)
 
 
 def get_instance(name: str = DEFAULT_NAME, *, home: Path | None = None) -> Instance:
@@ -104,6 +136,11 @@ def restart(name: str = DEFAULT_NAME, *, home: Path | None = None,
     if current is None:
         raise InstanceNotRunning(f"no pacsbox instance named {name!r} was ever started; use `pacsbox start`")
     stop(name, home=home)
+    if current.engine == "command":
+        spec = current.settings
+        return ensure_command(name, spec["command"], ready=spec.get("ready"), env=spec.get("full_env"),
+                              inherit_env=False, cwd=spec.get("cwd"), startup_timeout=startup_timeout, home=home,
+                              max_log_bytes=spec.get("max_log_bytes") or DEFAULT_MAX_BYTES)
     return ensure(name, current.settings, engine=current.engine, http_port=current.requested_http_port,
                   dicom_port=current.requested_dicom_port, data_dir=current.data_dir,
                   startup_timeout=startup_timeout, home=home)
@@ -195,6 +232,17 @@ def _read_ready_file(instance: Instance, paths: InstancePaths) -> None:
         return
     if ready.get("pid") == instance.pid:
         instance.http_port, instance.dicom_port = int(ready["http_port"]), int(ready["dicom_port"])
+
+
+def _prepare_folder(paths: InstancePaths) -> None:
+    """Create the instance folder and check that its log can be written, naming what to fix if not."""
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        with open(paths.log_file, "a"):
+            pass
+    except OSError as error:
+        raise InstanceError(f"cannot write the state folder and log of instance {paths.name!r} in {paths.root}: "
+                            f"{error.strerror or error}; set PACSBOX_HOME to a writable folder") from None
 
 
 # -- records -----------------------------------------------------------------------------------------------

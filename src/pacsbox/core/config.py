@@ -78,6 +78,10 @@ class Config:
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body; larger bodies get 413
     XnatSiteId: str = "XNAT"  # prefix of XNAT accession IDs (<SiteID>_S00001); xnat4tests uses "Xnat4Tests"
+    # DICOM network limits (faces/dimse): what one peer may make the server hold
+    DicomMaximumDatasetSize: int = 256 * 1024**2  # bytes of one received DIMSE message (data set); larger: A-ABORT
+    DicomMaximumConnections: int = 256  # connections yet to send their A-ASSOCIATE-RQ; beyond, the oldest is closed
+    DicomMaximumAssociations: int = 64  # served at once; beyond, the longest idle is aborted, else A-ASSOCIATE-RJ
 
     @property
     def storage_path(self) -> Path:
@@ -185,6 +189,10 @@ def _validate(config: Config) -> None:
         port = getattr(config, name)
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"{name} must be a port number (0 picks a free one), not {port!r}")
+    for name in ("DicomMaximumDatasetSize", "DicomMaximumConnections", "DicomMaximumAssociations"):
+        number = getattr(config, name)
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            raise ValueError(f"{name} must be a positive integer, not {number!r}")
     for name, number in config.UserMetadata.items():
         if not isinstance(number, int) or not 1024 <= number <= 65535:
             raise ValueError(f"UserMetadata {name!r}: index must be an integer in 1024..65535, not {number!r}")

@@ -69,7 +69,8 @@ class OrthancEngine:
         if binary is None:
             raise FileNotFoundError(ORTHANC_MISSING)
         http_port, dicom_port = http_port or free_port(), dicom_port or free_port()
-        pacsbox_only = {"BindAddress", "MaximumUploadSize", "XnatSiteId", "SyncStorageArea"}
+        pacsbox_only = {"BindAddress", "MaximumUploadSize", "XnatSiteId", "SyncStorageArea", "DicomMaximumDatasetSize",
+                        "DicomMaximumConnections", "DicomMaximumAssociations"}
         config = {
             "Name": paths.name,
             "RemoteAccessAllowed": False,  # Orthanc 1.10 binds every interface; this keeps clients to loopback

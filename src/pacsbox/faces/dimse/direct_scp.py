@@ -14,17 +14,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from io import BytesIO
-
-from pydicom.dataset import Dataset
 
 from ...core.archive import Archive, Origin
 from ...core.dicom import file_meta
 from ...core.errors import ArchiveError
 from . import commands, observe, status, upper_layer
 from .commands import Command, CommandError
-from .find import find_responses
+from .find import encoding_of, find_answers
 from .policy import AssociationPolicy
 
 LOG = logging.getLogger("pacsbox.dimse")
@@ -34,18 +33,55 @@ _UNEXPECTED_PDU = 0x02
 _SERVICES = {commands.C_ECHO_RQ: ("Echo", commands.C_ECHO_RSP), commands.C_STORE_RQ: ("Store", commands.C_STORE_RSP),
              commands.C_FIND_RQ: ("Find", commands.C_FIND_RSP)}
 _UNDECODABLE_IDENTIFIER = 0xC310  # C-FIND failure: unable to process, the identifier cannot be decoded (pynetdicom's)
-_IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-_EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+_INVALID_PDU_PARAMETER = 0x06  # A-ABORT reason (PS3.8 9.3.8)
+# A command set is a few hundred bytes (PS3.7 E.1); a longer one is no command
+MAXIMUM_COMMAND_SIZE = 64 * 1024
 
 
-@dataclass
-class _FindRequest:
-    """What ``find_responses`` reads of a C-FIND request. Answers go out as they are built and nothing is read
-    meanwhile, so a C-CANCEL-RQ is only seen after the last one (PS3.4 C.4.1.2.3 lets answers cross a cancel)."""
+class _Refused(Exception):
+    """The association was aborted while a request was being received."""
 
-    identifier: Dataset
-    is_cancelled: bool = False
+
+class _Message:
+    """One DIMSE message being received (PS3.7 6.3, PS3.8 E.2): its command, then its data set, each in
+    fragments. Sizes are checked fragment by fragment, before anything is held: a command over
+    ``MAXIMUM_COMMAND_SIZE`` or a data set over ``DicomMaximumDatasetSize`` is a protocol error."""
+
+    def __init__(self, maximum_dataset_size: int) -> None:
+        self.maximum_dataset_size = maximum_dataset_size
+        self.command_bytes = bytearray()
+        self.command: Command | None = None
+        self.context_id = 0
+        self.refusal: int | None = None  # the failure status answering the request; its data set is dropped
+        self.dataset = bytearray()
+        self.dataset_size = 0
+
+    def receive(self, context_id: int, header: int, fragment: memoryview,
+                admit: Callable[[int, Command], int | None]) -> bool:
+        """Take one presentation data value; True when the message is complete. ``admit`` decides on the
+        request once its command is complete."""
+        if header & 0x01:  # PS3.8 E.2: bit 0 set, a command fragment; bit 1 set, the last one
+            if self.command is not None:
+                raise CommandError("a command fragment inside a data set")
+            if len(self.command_bytes) + len(fragment) > MAXIMUM_COMMAND_SIZE:
+                raise CommandError(f"a command set over {MAXIMUM_COMMAND_SIZE} bytes")
+            self.command_bytes += fragment
+            if not header & 0x02:
+                return False
+            self.command = commands.read_command(bytes(self.command_bytes))
+            self.context_id = context_id
+            self.refusal = admit(context_id, self.command)
+            return not self.command.has_dataset
+        if self.command is None:
+            raise CommandError("a data set fragment before its command")
+        if context_id != self.context_id:
+            raise CommandError("a data set fragment on another presentation context than its command")
+        self.dataset_size += len(fragment)
+        if self.dataset_size > self.maximum_dataset_size:
+            raise CommandError(f"a data set over DicomMaximumDatasetSize ({self.maximum_dataset_size} bytes)")
+        if self.refusal is None:
+            self.dataset += fragment
+        return bool(header & 0x02)
 
 
 class DirectAssociation:
@@ -60,7 +96,10 @@ class DirectAssociation:
         self.calling_aet = request.calling_aet
         self.origin = Origin("DicomProtocol", remote_ip=str(address[0]), remote_aet=self.calling_aet, called_aet=aet)
         self.timeout = timeout
+        self.maximum_dataset_size = policy.config.DicomMaximumDatasetSize
         self.accepted: dict[int, upper_layer.NegotiatedContext] = {}
+        self.last_activity = time.monotonic()  # when the last whole PDU arrived: how idle the association is
+        self._serving = False
         self._closed = False
 
     def serve(self, rejection: tuple[int, int, int] | None) -> None:
@@ -74,6 +113,9 @@ class DirectAssociation:
             self._serve_messages()
         except (OSError, upper_layer.PeerClosed) as error:  # a peer gone or silent: nothing left to answer
             LOG.info("association with %r ended: %s", self.calling_aet, error)
+        except Exception:  # noqa: BLE001 - the server never dies from a peer: the association is aborted
+            LOG.exception("association with %r aborted", self.calling_aet)
+            self.abort(_SERVICE_PROVIDER)
         finally:
             self.close()
 
@@ -86,6 +128,17 @@ class DirectAssociation:
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
+    def idle_for(self, now: float) -> float:
+        """Seconds since the last PDU arrived; 0 while a request is served (``admission.Association``)."""
+        return 0.0 if self._serving else now - self.last_activity
+
+    def abort_idle(self) -> None:
+        """Abort from another thread (to make room for a new association): an A-ABORT if it can go at once,
+        then the connection is closed, which ends the association's own thread."""
+        with contextlib.suppress(OSError):
+            self.sock.send(upper_layer.abort(_SERVICE_PROVIDER), socket.MSG_DONTWAIT)
+        self.close()
+
     def abort(self, source: int = _SERVICE_USER, reason: int = 0x00) -> None:
         with contextlib.suppress(OSError):
             self.sock.sendall(upper_layer.abort(source, reason))
@@ -95,14 +148,12 @@ class DirectAssociation:
         supported = self.policy.syntaxes_for(cx.abstract_syntax for cx in self.request.contexts)
         answers = upper_layer.negotiate(self.request, supported)
         self.accepted = {cx.context_id: cx for cx in answers if cx.result == upper_layer.ACCEPTANCE}
-        self.sock.sendall(upper_layer.accept(self.request, answers, maximum_length=0))
+        self.sock.sendall(upper_layer.accept(self.request, answers, maximum_length=upper_layer.MAXIMUM_PDU_LENGTH))
 
     def _serve_messages(self) -> None:
         """Read PDUs until release or abort; each complete message is served before the next PDU is read."""
         self.sock.settimeout(self.timeout)
-        command_fragments: list[memoryview] = []
-        dataset_fragments: list[memoryview] = []
-        command: Command | None = None
+        message = _Message(self.maximum_dataset_size)
         while True:
             try:
                 pdu_type, body = upper_layer.read_pdu(self.sock)
@@ -110,6 +161,11 @@ class DirectAssociation:
                 LOG.warning("association with %r aborted: idle for %s s", self.calling_aet, self.timeout)
                 self.abort(_SERVICE_PROVIDER)
                 return
+            except upper_layer.PduTooLong as error:
+                LOG.warning("association with %r aborted: %s", self.calling_aet, error)
+                self.abort(_SERVICE_PROVIDER, _INVALID_PDU_PARAMETER)
+                return
+            self.last_activity = time.monotonic()
             if pdu_type == upper_layer.A_RELEASE_RQ_PDU:
                 self.sock.sendall(upper_layer.release_response())
                 return
@@ -120,54 +176,68 @@ class DirectAssociation:
                 return
             try:
                 for context_id, header, fragment in upper_layer.pdvs(body):
-                    if header & 0x01:  # PS3.8 E.2: bit 0 set, a command fragment; bit 1 set, the last one
-                        command_fragments.append(fragment)
-                        if not header & 0x02:
-                            continue
-                        command = commands.read_command(b"".join(command_fragments))
-                        command_fragments.clear()
-                        if command.has_dataset:
-                            continue
-                    elif command is None:
-                        raise CommandError("a data set fragment before its command")
-                    else:
-                        dataset_fragments.append(fragment)
-                        if not header & 0x02:
-                            continue
-                    with observe.served(self.archive, observe.operation_of(command.command_field), self.calling_aet):
-                        served = self._serve(context_id, command, dataset_fragments)
-                    if not served:
-                        return
-                    command = None
-                    dataset_fragments.clear()
+                    if not message.receive(context_id, header, fragment, self._admit):
+                        continue
+                    self._serving = True
+                    try:
+                        assert message.command is not None
+                        with observe.served(self.archive, observe.operation_of(message.command.command_field),
+                                            self.calling_aet):
+                            self._serve(message)
+                    finally:
+                        self._serving = False
+                        self.last_activity = time.monotonic()
+                    message = _Message(self.maximum_dataset_size)
+            except _Refused:
+                return  # aborted already
             except (CommandError, ValueError) as error:
                 LOG.warning("association with %r aborted: %s", self.calling_aet, error)
                 self.abort(_SERVICE_PROVIDER)
                 return
+            finally:
+                del body  # the PDU's memory goes now, not when the next one has arrived
 
-    def _serve(self, context_id: int, command: Command, dataset: list[memoryview]) -> bool:
-        """Answer one request; False when the association was aborted."""
+    def _admit(self, context_id: int, command: Command) -> int | None:
+        """Decide on a request as soon as its command has arrived, before any of its data set is held: None to
+        serve it, else the failure status answering it (its data set is then read and dropped). Raises
+        ``_Refused`` once the association is aborted (a request the calling AET may not send, as Orthanc does;
+        a command on a context never accepted, or of a kind not served here)."""
         if command.command_field == commands.C_CANCEL_RQ:
-            return True  # nothing is ever pending here
+            return None
         context = self.accepted.get(context_id)
         service = _SERVICES.get(command.command_field)
         if context is None or service is None:
             LOG.warning("association with %r aborted: command 0x%04X on context %d", self.calling_aet,
                         command.command_field or 0, context_id)
             self.abort()
-            return False
-        request, response = service
+            raise _Refused
+        request = service[0]
         if not self.policy.allowed(self.calling_aet, request):
             # Like Orthanc, a refused request aborts the association (permissions are per request).
             LOG.warning("%s refused: AET %r is not allowed to send it", request, self.calling_aet)
             self.abort()
-            return False
-        if request == "Find":
-            self._find(context, command, dataset)
-            return True
-        code = self._store(context, command, dataset) if request == "Store" else status.SUCCESS
-        self._respond(context.context_id, commands.encode_response(command, response, code))
-        return True
+            raise _Refused
+        if self.policy.service_of(context.abstract_syntax) != request:
+            LOG.warning("%s refused: presentation context %d is for %s", request, context_id,
+                        context.abstract_syntax)
+            return status.SOP_CLASS_NOT_SUPPORTED
+        return None
+
+    def _serve(self, message: _Message) -> None:
+        """Answer one complete request."""
+        command = message.command
+        assert command is not None
+        if command.command_field == commands.C_CANCEL_RQ:
+            return  # nothing is ever pending here
+        request, response = _SERVICES[command.command_field]
+        context = self.accepted[message.context_id]
+        if message.refusal is not None:
+            self._respond(context.context_id, commands.encode_response(command, response, message.refusal))
+        elif request == "Find":
+            self._find(context, command, message.dataset)
+        else:
+            code = self._store(context, command, message.dataset) if request == "Store" else status.SUCCESS
+            self._respond(context.context_id, commands.encode_response(command, response, code))
 
     def _respond(self, context_id: int, answer: bytes, dataset: bytes | None = None) -> None:
         message = upper_layer.p_data(context_id, answer, command=True, maximum_length=self.request.maximum_length)
@@ -176,37 +246,38 @@ class DirectAssociation:
                                           maximum_length=self.request.maximum_length)
         self.sock.sendall(message)
 
-    def _find(self, context: upper_layer.NegotiatedContext, command: Command, dataset: list[memoryview]) -> None:
+    def _find(self, context: upper_layer.NegotiatedContext, command: Command, dataset: bytearray) -> None:
         """Answer a C-FIND: a pending response with an identifier per match, then the final status."""
-        from pynetdicom.dsutils import decode, encode  # pydicom's codec, as the pynetdicom path uses it
+        from pynetdicom.dsutils import decode  # pydicom's codec, as the pynetdicom path uses it
 
-        syntax = context.transfer_syntax
-        encoding = (syntax == _IMPLICIT_VR_LITTLE_ENDIAN, syntax != _EXPLICIT_VR_BIG_ENDIAN,
-                    syntax == _DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
+        encoding = encoding_of(context.transfer_syntax)
         try:
-            identifier = decode(BytesIO(b"".join(dataset)), *encoding)
-        except Exception as error:  # any corrupt identifier: a failure status, as pynetdicom answers it
+            identifier = decode(BytesIO(dataset), *encoding)
+        except Exception as error:  # noqa: BLE001 - any corrupt identifier: a failure status, as pynetdicom answers
             LOG.warning("C-FIND refused: the identifier cannot be decoded: %s", error)
             self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP,
                                                                        _UNDECODABLE_IDENTIFIER))
             return
-        for code, answer in find_responses(self.archive, self.policy.config, _FindRequest(identifier)):
-            encoded = encode(answer, *encoding) if answer is not None else None
-            self._respond(context.context_id, commands.encode_response(
-                command, commands.C_FIND_RSP, code, with_dataset=encoded is not None), encoded)
+        final = status.SUCCESS  # after the last pending answer, as pynetdicom adds it
+        for code, _, encoded in find_answers(self.archive, self.policy.config, identifier, context.transfer_syntax,
+                                             lambda: False):
             if code != status.PENDING:  # a failure or a cancel is the final response
-                return
-        # the matches are over: the final response, which pynetdicom adds after the last pending one
-        self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP, status.SUCCESS))
+                final = code
+                break
+            self._respond(context.context_id, commands.encode_response(
+                command, commands.C_FIND_RSP, code, with_dataset=True), encoded)
+        self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP, final))
 
-    def _store(self, context: upper_layer.NegotiatedContext, command: Command, dataset: list[memoryview]) -> int:
+    def _store(self, context: upper_layer.NegotiatedContext, command: Command, dataset: bytearray) -> int:
         """Store the received dataset, as received, behind pacsbox's file meta information."""
         header = file_meta(command.affected_sop_class_uid, command.affected_sop_instance_uid,
                            context.transfer_syntax,
                            implementation_class_uid=upper_layer.IMPLEMENTATION_CLASS_UID,
                            implementation_version_name=upper_layer.IMPLEMENTATION_VERSION_NAME,
                            source_aet=self.calling_aet)
-        return store_status(self.archive, b"".join([header, *dataset]), self.origin)
+        part10 = b"".join([header, dataset])
+        dataset.clear()  # one copy at a time
+        return store_status(self.archive, part10, self.origin)
 
 
 def store_status(archive: Archive, part10: bytes, origin: Origin) -> int:

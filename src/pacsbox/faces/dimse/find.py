@@ -7,11 +7,17 @@ resource; person names match case-insensitively unless ``CaseSensitivePN``; comp
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
 
 from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.tag import Tag
 
 from ...core.archive import Archive, FindQuery
 from ...core.config import Config
@@ -36,6 +42,15 @@ COMPUTED = {
 }
 _STUDY_LISTS = ("ModalitiesInStudy", "SOPClassesInStudy")
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
+# VRs whose value is binary: a stored value pydicom cannot read is sent empty; any other is text, sent as stored
+_BINARY_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT", "OB", "OW", "OF", "OD", "OL", "OV",
+                         "UN"})
+_EMPTY_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+                        "OL", "OV", "OW", "PN", "SH", "SL", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR",
+                        "US", "UT", "UV"})
+_IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+_EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 
 
 class FindFailed(Exception):
@@ -47,31 +62,89 @@ class FindFailed(Exception):
 
 
 def find_responses(archive: Archive, config: Config, event) -> Iterator[tuple[int, Dataset | None]]:
-    """The (status, identifier) pairs pynetdicom sends back: one pending answer per match, then success."""
+    """The (status, identifier) pairs pynetdicom sends back: one pending answer per match, then a final status
+    (pynetdicom adds success after the last pending one)."""
+    for code, answer, _ in find_answers(archive, config, event.identifier, event.context.transfer_syntax,
+                                        lambda: event.is_cancelled):
+        yield code, answer
+
+
+def find_answers(archive: Archive, config: Config, identifier: Dataset, transfer_syntax: str,
+                 is_cancelled: Callable[[], bool]) -> Iterator[tuple[int, Dataset | None, bytes | None]]:
+    """(status, answer, answer encoded in ``transfer_syntax``) for each match, then, when the find fails or is
+    cancelled, a final failure or cancel status. Every answer is encodable: a stored value that cannot be sent
+    is sent empty. Whatever goes wrong (an invalid or over-complex query the archive refuses, any error) ends
+    the find with a failure status, as Orthanc answers 0xC000: never a dropped association."""
+    encoding = encoding_of(transfer_syntax)
     try:
-        identifier: Dataset = event.identifier
         level = query_level(identifier)
         query, keys = query_of(identifier)
         rows = archive.find(FindQuery(level, query, limit=_limit(config, level),
                                       insensitive_vrs=frozenset() if config.CaseSensitivePN else frozenset({"PN"})))
+        answers = AnswerBuilder(archive, level, keys, identifier, config)
+        for row in rows:
+            if is_cancelled():
+                yield status.CANCEL, None, None
+                return
+            try:
+                answer = answers.build(row)
+            except ArchiveError:  # deleted while the find ran: not an answer any more
+                continue
+            yield (status.PENDING, *encodable(answer, encoding))
     except FindFailed as failure:
         LOG.warning("C-FIND refused: %s", failure)
-        yield failure.status, None
-        return
+        yield failure.status, None, None
     except ArchiveError as error:
         LOG.warning("C-FIND refused: %s", error.details)
-        yield status.UNABLE_TO_PROCESS, None
-        return
-    answers = AnswerBuilder(archive, level, keys, identifier, config)
-    for row in rows:
-        if event.is_cancelled:
-            yield status.CANCEL, None
-            return
+        yield status.UNABLE_TO_PROCESS, None, None
+    except Exception:  # noqa: BLE001 - any failure answers a final status; the association goes on
+        LOG.exception("C-FIND failed")
+        yield status.UNABLE_TO_PROCESS, None, None
+
+
+def encoding_of(transfer_syntax: str) -> tuple[bool, bool, bool]:
+    """(implicit VR, little endian, deflated) of an uncompressed transfer syntax (PS3.5 A.1-A.5)."""
+    syntax = str(transfer_syntax)
+    return (syntax == _IMPLICIT_VR_LITTLE_ENDIAN, syntax != _EXPLICIT_VR_BIG_ENDIAN,
+            syntax == _DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
+
+
+def encode(dataset: Dataset, encoding: tuple[bool, bool, bool]) -> bytes:
+    """``dataset`` encoded as PS3.5 says for ``encoding``; raises whatever pydicom raises for a value it cannot
+    write."""
+    implicit, little_endian, deflated = encoding
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR, buffer.is_little_endian = implicit, little_endian
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid stored values are expected here, and handled by the caller
+        write_dataset(buffer, dataset)
+    data = buffer.getvalue()
+    if deflated:
+        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -zlib.MAX_WBITS)
+        data = compressor.compress(data) + compressor.flush()
+        data += b"\x00" if len(data) % 2 else b""
+    return data
+
+
+def encodable(answer: Dataset, encoding: tuple[bool, bool, bool]) -> tuple[Dataset, bytes]:
+    """The answer and its encoding; an element that cannot be encoded (a binary value of the wrong length, a
+    value too long for an explicit VR length field, ...) is sent empty instead, the rest as it is."""
+    try:
+        return answer, encode(answer, encoding)
+    except Exception:  # noqa: BLE001 - pydicom raises many kinds; the element-by-element pass finds the culprit
+        pass
+    repaired = Dataset()
+    for tag in list(answer.keys()):
+        element = answer.get_item(tag)
+        single = Dataset()
+        single[tag] = element
         try:
-            answer = answers.build(row)
-        except ArchiveError:  # deleted while the find ran: not an answer any more
-            continue
-        yield status.PENDING, answer
+            encode(single, encoding)
+            repaired[tag] = element
+        except Exception:  # noqa: BLE001
+            LOG.warning("C-FIND answer: %s cannot be encoded as stored, sent empty", tag)
+            repaired.add_new(tag, element.VR if element.VR in _EMPTY_VRS else "UN", None)
+    return repaired, encode(repaired, encoding)
 
 
 def query_level(identifier: Dataset) -> Level:
@@ -148,12 +221,14 @@ class AnswerBuilder:
             else:
                 if file_dataset is None:
                     file_dataset = self._first_file(row)
-                element = file_dataset.get(tag) if file_dataset is not None else None
-                if element is not None and element.VR != "SQ":
+                element = _stored_element(file_dataset, tag, vr)
+                if isinstance(element, DataElement) and element.VR != "SQ":
                     value = element.value
                     if element.VR in _TEXT_VRS and isinstance(value, str):
                         value = self._representable(value, element.VR)
                     answer.add_new(tag, element.VR, value)
+                elif isinstance(element, RawDataElement):
+                    answer[tag] = element
                 else:
                     answer.add_new(tag, vr, None)
         return answer
@@ -202,7 +277,34 @@ class AnswerBuilder:
 
     def _first_file(self, row: ResourceRow) -> Dataset | None:
         instances = self.archive.instance_ids_below(row.level, row.public_id)
-        return self.archive.instance_dataset(instances[0]) if instances else None
+        if not instances:
+            return None
+        try:
+            return self.archive.instance_dataset(instances[0])
+        except ArchiveError:
+            raise
+        except Exception:  # noqa: BLE001 - a stored file pydicom cannot parse: its keys are sent empty
+            LOG.warning("C-FIND answer: the stored file of %s cannot be read", instances[0], exc_info=True)
+            return None
+
+
+def _stored_element(dataset: Dataset | None, tag: int, vr: str) -> DataElement | RawDataElement | None:
+    """A stored element, read; one pydicom cannot read (a US of 3 bytes, a DS of ``abc``) as Orthanc answers it:
+    a text value as stored, a binary value empty."""
+    if dataset is None or tag not in dataset:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dataset[tag]
+    except Exception:  # noqa: BLE001 - pydicom raises many kinds for a value it cannot read
+        raw = dataset.get_item(tag)
+    stored_vr = str(raw.VR) if raw.VR else vr
+    if stored_vr in _BINARY_VRS or stored_vr == "SQ" or not isinstance(raw.value, bytes):
+        return None
+    LOG.info("C-FIND answer: %s holds a %s value pydicom cannot read, sent as stored", Tag(tag), stored_vr)
+    # as stored, in a new data set: pydicom writes an unread element's bytes as they are
+    return RawDataElement(Tag(tag), stored_vr, len(raw.value), raw.value, 0, False, True)
 
 
 def _vr(tag: int, identifier: Dataset) -> str:
@@ -215,8 +317,12 @@ def _vr(tag: int, identifier: Dataset) -> str:
 
 
 def _element_value(text: str, vr: str):
-    if vr in ("US", "SS", "UL", "SL"):
-        return [int(v) for v in text.split("\\") if v.strip()] or None
-    if vr in ("FL", "FD"):
-        return [float(v) for v in text.split("\\") if v.strip()] or None
+    """A main tag's text as a value of ``vr`` (the identifier's VR, the peer's word): empty if it is not one."""
+    try:
+        if vr in ("US", "SS", "UL", "SL"):
+            return [int(v) for v in text.split("\\") if v.strip()] or None
+        if vr in ("FL", "FD"):
+            return [float(v) for v in text.split("\\") if v.strip()] or None
+    except ValueError:
+        return None
     return text

@@ -21,6 +21,12 @@ REJECT_CALLED_AET = (0x01, 0x01, 0x07)
 REJECT_TOO_MANY_ASSOCIATIONS = (0x02, 0x03, 0x02)  # transient, provider (presentation), local limit exceeded
 
 
+_STORAGE = frozenset(contexts.STORAGE_SOP_CLASSES)
+_QUERY_RETRIEVE = {**dict.fromkeys(map(str, contexts.FIND_SOP_CLASSES), "Find"),
+                   **dict.fromkeys(map(str, contexts.MOVE_SOP_CLASSES), "Move"),
+                   **dict.fromkeys(map(str, contexts.GET_SOP_CLASSES), "Get")}
+
+
 class SharedContexts(list):
     """The supported presentation contexts, built once. pynetdicom deep-copies a server's contexts for every
     association (~150 SOP classes x ~45 transfer syntaxes, over 100 ms); negotiation only reads them, so a
@@ -85,6 +91,17 @@ class AssociationPolicy:
         if getattr(self.config, f"DicomAlwaysAllow{request}", False):
             return True
         return any(m.allows(request) for m in self.archive.modalities.by_aet(calling_aet))
+
+    def service_of(self, abstract_syntax: str) -> str | None:
+        """The request a presentation context is for (``Echo``, ``Store``, ``Find``, ``Move`` or ``Get``), by its
+        abstract syntax; None for none. A request on a context of another service is refused: the SOP class
+        negotiated is the only one a context carries (PS3.7 9.1.1, PS3.8 9.3.2.2)."""
+        uid = str(abstract_syntax)
+        if uid == contexts.VERIFICATION:
+            return "Echo"
+        if uid in _STORAGE or (self.config.UnknownSopClassAccepted and is_unknown(uid)):
+            return "Store"
+        return _QUERY_RETRIEVE.get(uid)
 
     def syntaxes_for(self, proposed: Iterable[str]) -> Mapping[str, tuple[str, ...]]:
         """``contexts_for`` as a mapping of abstract syntax to transfer syntaxes, in order of preference."""

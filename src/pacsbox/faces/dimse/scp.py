@@ -21,13 +21,14 @@ from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.events import Event
 from pynetdicom.pdu_primitives import SOPClassCommonExtendedNegotiation
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from ...core.archive import Archive, Origin
 from ...core.config import Config
 from ...core.dicom import file_meta
 from . import contexts, observe, retrieve, status, upper_layer
-from .direct_scp import DirectAssociation, store_status
+from .admission import ConnectionLimits, PduGuard, raise_descriptor_limit
+from .direct_scp import MAXIMUM_COMMAND_SIZE, DirectAssociation, store_status
 from .find import find_responses
 from .network import NoDelayAE
 from .policy import REJECT_TOO_MANY_ASSOCIATIONS, AssociationPolicy, all_contexts, is_unknown
@@ -47,11 +48,14 @@ class DicomServer:
         self.ae = NoDelayAE(ae_title=config.DicomAet)
         self.ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
         self.ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
-        self.ae.maximum_associations = 64
+        # Checked for both paths before pynetdicom sees a request (``serve_directly``); pynetdicom's own check
+        # is left a margin for the requests admitted while the associations they replace wind down.
+        self.limits = ConnectionLimits(config.DicomMaximumConnections, config.DicomMaximumAssociations)
+        self.ae.maximum_associations = 2 * config.DicomMaximumAssociations
         self.ae.network_timeout = config.DicomScpTimeout or None
         self.ae.acse_timeout = config.DicomScpTimeout or None
         self.ae.dimse_timeout = config.DicomScpTimeout or None
-        self.ae.maximum_pdu_size = 0  # no limit on what peers send: fewer, larger PDUs are faster
+        self.ae.maximum_pdu_size = upper_layer.MAXIMUM_PDU_LENGTH  # announced; longer PDUs abort (PduGuard)
         self.ae.require_called_aet = False  # checked in _on_requested, with Orthanc's rules
         self._server: _Server | None = None
         self._direct_associations: set[DirectAssociation] = set()
@@ -68,8 +72,10 @@ class DicomServer:
                 (evt.EVT_C_FIND, "C-FIND", self._on_find), (evt.EVT_C_MOVE, "C-MOVE", self._on_move),
                 (evt.EVT_C_GET, "C-GET", self._on_get))),
         ]
+        raise_descriptor_limit(self.config.DicomMaximumConnections + 3 * self.config.DicomMaximumAssociations)
         server = self.ae.make_server((self.config.BindAddress, self.config.DicomPort), evt_handlers=handlers,
-                                     contexts=self.policy.supported, server_class=_Server, dicom_server=self)
+                                     contexts=self.policy.supported, server_class=_Server, dicom_server=self,
+                                     request_handler=_RequestHandler)
         # Delayed ACKs against Nagle's algorithm cost ~40 ms per small DIMSE response; accepted sockets inherit it.
         server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = server.socket.getsockname()[1]
@@ -91,26 +97,34 @@ class DicomServer:
         """Serve the connection here if its association only verifies, stores and finds; False to leave it to
         pynetdicom (nothing has been read from the socket then)."""
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.limits.waiting(sock)
         data = upper_layer.peek_pdu(sock, self.config.DicomScpTimeout or None)
-        if data is None or data[0] != upper_layer.A_ASSOCIATE_RQ_PDU:
-            # No whole association request within the timeout (silence, a trickle), one of more than a MiB (no real
-            # request comes near), or another PDU (garbage): refused here, as PS3.8 9.2 has it (ARTIM expiry, an
-            # unexpected PDU). pynetdicom would wait for all of a declared length, gigabytes, without end.
+        if not self.limits.done_waiting(sock) or data is None or data[0] != upper_layer.A_ASSOCIATE_RQ_PDU:
+            # Closed to make room for newer connections, no whole association request within the timeout
+            # (silence, a trickle), one of more than a MiB (no real request comes near), or another PDU (garbage):
+            # refused here, as PS3.8 9.2 has it (ARTIM expiry, an unexpected PDU). pynetdicom would wait for all
+            # of a declared length, gigabytes, without end.
             _refuse_connection(sock)
             return True
         request = upper_layer.read_request(data)
-        if request is None or not request.plain or not all(
-            cx.abstract_syntax in _SERVED_DIRECTLY or is_unknown(cx.abstract_syntax) for cx in request.contexts
-        ):
-            return False
-        association = DirectAssociation(self.archive, self.policy, sock, address, request,
-                                         aet=self.config.DicomAet, timeout=self.config.DicomScpTimeout or None)
-        rejection = self.policy.rejection(request.calling_aet, request.called_aet)
+        direct = request is not None and request.plain and all(
+            cx.abstract_syntax in _SERVED_DIRECTLY or is_unknown(cx.abstract_syntax) for cx in request.contexts)
         with self._lock:
-            self._direct_associations.add(association)
-            running = len(self._direct_associations)
-        if rejection is None and self._server is not None and \
-                running + len(self._server.active_associations) > self.ae.maximum_associations:
+            has_room, evicted = self.limits.make_room(self._running())
+            association = None
+            if direct and request is not None:
+                association = DirectAssociation(self.archive, self.policy, sock, address, request,
+                                                 aet=self.config.DicomAet, timeout=self.config.DicomScpTimeout or None)
+                self._direct_associations.add(association)
+        if evicted is not None:
+            evicted.abort_idle()
+        if association is None:
+            if has_room:
+                return False  # pynetdicom's, unread
+            _refuse_connection(sock, upper_layer.reject(*REJECT_TOO_MANY_ASSOCIATIONS))  # the request stays unread
+            return True
+        rejection = self.policy.rejection(association.request.calling_aet, association.request.called_aet)
+        if rejection is None and not has_room:
             rejection = REJECT_TOO_MANY_ASSOCIATIONS
         try:
             association.serve(rejection)
@@ -118,6 +132,13 @@ class DicomServer:
             with self._lock:
                 self._direct_associations.discard(association)
         return True
+
+    def _running(self) -> list:
+        """Every association being served, on either path (``admission.Association``)."""
+        running: list = list(self._direct_associations)
+        if self._server is not None:
+            running += [_PynetdicomAssociation(assoc) for assoc in self._server.active_associations]
+        return running
 
     # -- association policy on the pynetdicom path -------------------------------------------------------------
     def allowed(self, calling_aet: str, request: str) -> bool:
@@ -164,29 +185,49 @@ class DicomServer:
         event.assoc.abort()
         return True
 
+    def _off_context(self, event: Event, request: str) -> bool:
+        """Whether the request came on a presentation context of another service (pynetdicom serves a request
+        by the SOP class its command names, not its context's): answered 0x0122, as on the direct path."""
+        abstract_syntax = event.context.abstract_syntax
+        if self.policy.service_of(abstract_syntax) == request:
+            return False
+        LOG.warning("%s refused: presentation context %d is for %s", request, event.context.context_id,
+                    abstract_syntax)
+        return True
+
     def _on_echo(self, event: Event) -> int:
         if self._refused(event, "Echo"):
             return status.UNABLE_TO_PROCESS
+        if self._off_context(event, "Echo"):
+            return status.SOP_CLASS_NOT_SUPPORTED
         return status.SUCCESS
 
     def _on_store(self, event: Event) -> int:
         if self._refused(event, "Store"):
             return status.OUT_OF_RESOURCES
+        if self._off_context(event, "Store"):
+            return status.SOP_CLASS_NOT_SUPPORTED
         return store_status(self.archive, _part10(event), self._origin(event))
 
     def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
         if self._refused(event, "Find"):
             return iter([(status.UNABLE_TO_PROCESS, None)])
+        if self._off_context(event, "Find"):
+            return iter([(status.SOP_CLASS_NOT_SUPPORTED, None)])
         return find_responses(self.archive, self.config, event)
 
     def _on_move(self, event: Event):
         if self._refused(event, "Move"):
             return iter([(None, None)])
+        if self._off_context(event, "Move"):
+            return iter([(status.SOP_CLASS_NOT_SUPPORTED, None)])
         return retrieve.move_responses(self.archive, self.config, event)
 
     def _on_get(self, event: Event):
         if self._refused(event, "Get"):
             return iter([0])
+        if self._off_context(event, "Get"):
+            return iter([(status.SOP_CLASS_NOT_SUPPORTED, None)])
         return retrieve.get_responses(self.archive, event)
 
 
@@ -200,11 +241,49 @@ def _part10(event: Event) -> bytes:
     return header + event.encoded_dataset(include_meta=False)
 
 
-def _refuse_connection(sock: socket.socket) -> None:
+def _refuse_connection(sock: socket.socket, answer: bytes = upper_layer.abort(source=0x02)) -> None:
+    """Answer with an A-ABORT from the service provider (or ``answer``) and close."""
     with contextlib.suppress(OSError):
-        sock.sendall(upper_layer.abort(source=0x02))  # from the service provider
+        sock.settimeout(1.0)  # a peer that reads nothing cannot hold the thread
+        sock.sendall(answer)
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+class _PynetdicomAssociation:
+    """A pynetdicom association as admission sees it (``admission.Association``)."""
+
+    def __init__(self, assoc) -> None:
+        self.assoc = assoc
+
+    def idle_for(self, now: float) -> float:
+        guard = getattr(self.assoc, "pacsbox_guard", None)
+        if guard is None or getattr(self.assoc, "_is_paused", False):  # paused: serving a request
+            return 0.0
+        return now - guard.last_activity
+
+    def abort_idle(self) -> None:
+        # pynetdicom's abort waits for the association's threads: not in the thread of a new connection
+        threading.Thread(target=self.assoc.abort, name="pacsbox-dicom-evict", daemon=True).start()
+
+
+class _RequestHandler(RequestHandler):
+    """pynetdicom's handler of a connection, with every PDU it reads checked first (``PduGuard``)."""
+
+    def _create_association(self):
+        assoc = super()._create_association()
+        association_socket = assoc.dul.socket
+        raw = association_socket.socket
+
+        def send_abort() -> None:
+            with contextlib.suppress(OSError):
+                raw.sendall(upper_layer.abort(source=0x02))
+
+        guard = PduGuard(association_socket.recv, send_abort, self.server.dicom_server.config.DicomMaximumDatasetSize,
+                         MAXIMUM_COMMAND_SIZE)
+        association_socket.recv = guard.recv  # the DUL reads every PDU through it
+        assoc.pacsbox_guard = guard
+        return assoc
 
 
 def _reject(assoc, reason: tuple[int, int, int]) -> None:
@@ -217,6 +296,7 @@ class _Server(ThreadedAssociationServer):
     """pynetdicom's threaded server, with a look at each association request before pynetdicom takes it."""
 
     daemon_threads = True  # a direct association runs in its connection's thread: stopping must not wait for it
+    request_queue_size = 1024  # the listen backlog: a burst of connections waits to be accepted, not refused
 
     def __init__(self, *args, dicom_server: DicomServer, **kwargs) -> None:
         self.dicom_server = dicom_server

@@ -3,6 +3,7 @@
 SUCCESS = 0x0000
 PENDING = 0xFF00
 CANCEL = 0xFE00
+SOP_CLASS_NOT_SUPPORTED = 0x0122  # any request on a presentation context of another service (PS3.7 C.5)
 OUT_OF_RESOURCES = 0xA700  # C-STORE: refused, out of resources
 CANNOT_UNDERSTAND = 0xC000  # C-STORE: error, cannot understand
 IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900  # C-FIND/C-MOVE/C-GET: failure

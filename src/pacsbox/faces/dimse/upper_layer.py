@@ -37,6 +37,10 @@ _HEADER = struct.Struct(">BBI")
 _ITEM = struct.Struct(">BBH")
 _PDV_HEADER = struct.Struct(">IBB")
 _PEEK_LIMIT = 1024 * 1024  # larger first PDUs are refused: a real association request is a few KiB
+# The largest PDU pacsbox receives, announced in every A-ASSOCIATE-AC (PS3.8 D.1); a peer sending a longer one is
+# aborted before its body is read. Large enough that a PDU costs little next to its copy, small enough to hold
+# one per association.
+MAXIMUM_PDU_LENGTH = 1024 * 1024
 _FIRST_ALLOCATION = 16 * 1024 * 1024
 # User information sub-items of a plain request (PS3.7 D.3.3.1-2): maximum length, implementation class and version
 _PLAIN_USER_ITEMS = frozenset({0x51, 0x52, 0x55})
@@ -44,6 +48,10 @@ _PLAIN_USER_ITEMS = frozenset({0x51, 0x52, 0x55})
 
 class PeerClosed(ConnectionError):
     """The peer closed the connection in the middle of a PDU, or between two."""
+
+
+class PduTooLong(ValueError):
+    """A PDU longer than the maximum length pacsbox announced (a protocol error: the association is aborted)."""
 
 
 def recv_exactly(sock: socket.socket, size: int) -> bytearray:
@@ -64,9 +72,13 @@ def recv_exactly(sock: socket.socket, size: int) -> bytearray:
     return buffer
 
 
-def read_pdu(sock: socket.socket) -> tuple[int, bytearray]:
-    """The next PDU: its type and its body (after the 6-byte header)."""
+def read_pdu(sock: socket.socket, maximum_length: int = MAXIMUM_PDU_LENGTH) -> tuple[int, bytearray]:
+    """The next PDU: its type and its body (after the 6-byte header). A body declared longer than
+    ``maximum_length`` raises ``PduTooLong`` before any of it is read."""
     pdu_type, _, length = _HEADER.unpack(recv_exactly(sock, 6))
+    if length > maximum_length:
+        raise PduTooLong(f"a PDU of type 0x{pdu_type:02X} declares {length} bytes, over the {maximum_length} "
+                         "announced")
     return pdu_type, recv_exactly(sock, length)
 
 

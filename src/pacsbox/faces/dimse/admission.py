@@ -128,7 +128,7 @@ class PduGuard:
             while offset + 6 <= len(body):
                 length, _, control = _PDV_HEADER.unpack_from(body, offset)
                 is_command = bool(control & 0x01)
-                self._received[is_command] += max(length - 2, 0)
+                self._received[is_command] += length + 4  # with its header, as on the direct path
                 if self._received[is_command] > self._limits[is_command]:
                     kind = "command" if is_command else "data set (DicomMaximumDatasetSize)"
                     return self._refuse(f"a {kind} over {self._limits[is_command]} bytes")

@@ -36,6 +36,8 @@ _UNDECODABLE_IDENTIFIER = 0xC310  # C-FIND failure: unable to process, the ident
 _INVALID_PDU_PARAMETER = 0x06  # A-ABORT reason (PS3.8 9.3.8)
 # A command set is a few hundred bytes (PS3.7 E.1); a longer one is no command
 MAXIMUM_COMMAND_SIZE = 64 * 1024
+# A fragment counts with its PDV header (PS3.8 9.3.5.1), so that a flood of tiny fragments reaches the limit too
+_PDV_OVERHEAD = 6
 
 
 class _Refused(Exception):
@@ -63,7 +65,7 @@ class _Message:
         if header & 0x01:  # PS3.8 E.2: bit 0 set, a command fragment; bit 1 set, the last one
             if self.command is not None:
                 raise CommandError("a command fragment inside a data set")
-            if len(self.command_bytes) + len(fragment) > MAXIMUM_COMMAND_SIZE:
+            if len(self.command_bytes) + len(fragment) + _PDV_OVERHEAD > MAXIMUM_COMMAND_SIZE:
                 raise CommandError(f"a command set over {MAXIMUM_COMMAND_SIZE} bytes")
             self.command_bytes += fragment
             if not header & 0x02:
@@ -76,7 +78,7 @@ class _Message:
             raise CommandError("a data set fragment before its command")
         if context_id != self.context_id:
             raise CommandError("a data set fragment on another presentation context than its command")
-        self.dataset_size += len(fragment)
+        self.dataset_size += len(fragment) + _PDV_OVERHEAD
         if self.dataset_size > self.maximum_dataset_size:
             raise CommandError(f"a data set over DicomMaximumDatasetSize ({self.maximum_dataset_size} bytes)")
         if self.refusal is None:

@@ -213,25 +213,31 @@ class AnswerBuilder:
             vr = _vr(tag, self.identifier)
             if keyword in COMPUTED:
                 value = self._count(row, *COMPUTED[keyword])
-                answer.add_new(tag, vr, "" if value is None else str(value))
+                answer[tag] = _key(tag, vr, "" if value is None else str(value))
             elif keyword in _STUDY_LISTS:
-                answer.add_new(tag, vr, self._study_list(row, keyword))
+                answer[tag] = _key(tag, vr, self._study_list(row, keyword))
             elif keyword in known:
-                answer.add_new(tag, vr, _element_value(self._representable(known[keyword], vr), vr))
+                answer[tag] = _key(tag, vr, _element_value(self._representable(known[keyword], vr), vr))
             else:
                 if file_dataset is None:
                     file_dataset = self._first_file(row)
-                element = _stored_element(file_dataset, tag, vr)
-                if isinstance(element, DataElement) and element.VR != "SQ":
-                    value = element.value
-                    if element.VR in _TEXT_VRS and isinstance(value, str):
-                        value = self._representable(value, element.VR)
-                    answer.add_new(tag, element.VR, value)
-                elif isinstance(element, RawDataElement):
-                    answer[tag] = element
-                else:
-                    answer.add_new(tag, vr, None)
+                answer[tag] = self._stored_key(file_dataset, tag, vr)
         return answer
+
+    def _stored_key(self, dataset: Dataset | None, tag: int, vr: str) -> DataElement | RawDataElement:
+        """A key read from the stored file, its value as stored; empty when the file has none (or a sequence)."""
+        element = _stored_element(dataset, tag, vr)
+        if isinstance(element, RawDataElement):
+            return element
+        if element is None or element.VR == "SQ":
+            return DataElement(tag, vr, None)
+        value = element.value
+        if element.VR in _TEXT_VRS and isinstance(value, str):
+            value = self._representable(value, element.VR)
+        try:
+            return DataElement(tag, element.VR, value)
+        except (ValueError, TypeError, OverflowError):  # a value pydicom read but will not set anew (a DS "abc")
+            return element
 
     def _representable(self, text: str, vr: str) -> str:
         if vr not in _TEXT_VRS:
@@ -286,6 +292,19 @@ class AnswerBuilder:
         except Exception:  # noqa: BLE001 - a stored file pydicom cannot parse: its keys are sent empty
             LOG.warning("C-FIND answer: the stored file of %s cannot be read", instances[0], exc_info=True)
             return None
+
+
+def _key(tag: int, vr: str, value) -> DataElement | RawDataElement:
+    """An answer's key; a text pydicom will not set as ``vr`` (an IS ``x`` in the index, a VR the identifier
+    made up) is sent as it is, anything else that will not be set is sent empty."""
+    try:
+        return DataElement(tag, vr, value)
+    except (ValueError, TypeError, OverflowError):
+        if not isinstance(value, str) or vr in _BINARY_VRS:
+            return DataElement(tag, vr, None)
+        raw = value.encode("latin-1", "replace")
+        raw += b" " if len(raw) % 2 else b""
+        return RawDataElement(Tag(tag), vr, len(raw), raw, 0, False, True)
 
 
 def _stored_element(dataset: Dataset | None, tag: int, vr: str) -> DataElement | RawDataElement | None:

@@ -117,6 +117,8 @@ def encode(dataset: Dataset, encoding: tuple[bool, bool, bool]) -> bytes:
     buffer.is_implicit_VR, buffer.is_little_endian = implicit, little_endian
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # invalid stored values are expected here, and handled by the caller
+        # pydicom would send a value too long for an explicit VR's 16-bit length as UN: not the key asked for
+        warnings.filterwarnings("error", message=".*cannot be written in an explicit transfer syntax")
         write_dataset(buffer, dataset)
     data = buffer.getvalue()
     if deflated:

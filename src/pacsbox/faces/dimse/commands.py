@@ -1,6 +1,7 @@
 """DIMSE command sets (PS3.7 6.3 and E): group 0000 in implicit VR little endian, read and written directly.
 
-Only what the direct path needs: reading any request's command set, writing C-ECHO, C-STORE and C-FIND responses.
+Only what the direct path needs: reading any request's command set, writing C-ECHO, C-STORE and C-FIND responses
+(and the C-MOVE or C-GET response refusing one sent on a context of another service).
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from dataclasses import dataclass
 # PS3.7 Table E.1-1, the command fields met here
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
+C_GET_RQ = 0x0010
+C_GET_RSP = 0x8010
 C_FIND_RQ = 0x0020
 C_FIND_RSP = 0x8020
+C_MOVE_RQ = 0x0021
+C_MOVE_RSP = 0x8021
 C_ECHO_RQ = 0x0030
 C_ECHO_RSP = 0x8030
 C_CANCEL_RQ = 0x0FFF

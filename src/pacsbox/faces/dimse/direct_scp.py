@@ -30,8 +30,10 @@ LOG = logging.getLogger("pacsbox.dimse")
 _SERVICE_USER, _SERVICE_PROVIDER = 0x00, 0x02  # A-ABORT sources (PS3.8 9.3.8)
 _UNEXPECTED_PDU = 0x02
 # The requests served here: the permission each needs (DicomAlwaysAllow<...>, AllowEcho, ...) and its response.
+# C-MOVE and C-GET have no context here (such associations go to pynetdicom): one on another context is refused.
 _SERVICES = {commands.C_ECHO_RQ: ("Echo", commands.C_ECHO_RSP), commands.C_STORE_RQ: ("Store", commands.C_STORE_RSP),
-             commands.C_FIND_RQ: ("Find", commands.C_FIND_RSP)}
+             commands.C_FIND_RQ: ("Find", commands.C_FIND_RSP), commands.C_MOVE_RQ: ("Move", commands.C_MOVE_RSP),
+             commands.C_GET_RQ: ("Get", commands.C_GET_RSP)}
 _UNDECODABLE_IDENTIFIER = 0xC310  # C-FIND failure: unable to process, the identifier cannot be decoded (pynetdicom's)
 _INVALID_PDU_PARAMETER = 0x06  # A-ABORT reason (PS3.8 9.3.8)
 # A command set is a few hundred bytes (PS3.7 E.1); a longer one is no command
@@ -238,7 +240,8 @@ class DirectAssociation:
         elif request == "Find":
             self._find(context, command, message.dataset)
         else:
-            code = self._store(context, command, message.dataset) if request == "Store" else status.SUCCESS
+            code = (self._store(context, command, message.dataset) if request == "Store"
+                    else status.SUCCESS if request == "Echo" else status.SOP_CLASS_NOT_SUPPORTED)
             self._respond(context.context_id, commands.encode_response(command, response, code))
 
     def _respond(self, context_id: int, answer: bytes, dataset: bytes | None = None) -> None:

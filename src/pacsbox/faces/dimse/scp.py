@@ -185,49 +185,29 @@ class DicomServer:
         event.assoc.abort()
         return True
 
-    def _off_context(self, event: Event, request: str) -> bool:
-        """Whether the request came on a presentation context of another service (pynetdicom serves a request
-        by the SOP class its command names, not its context's): answered 0x0122, as on the direct path."""
-        abstract_syntax = event.context.abstract_syntax
-        if self.policy.service_of(abstract_syntax) == request:
-            return False
-        LOG.warning("%s refused: presentation context %d is for %s", request, event.context.context_id,
-                    abstract_syntax)
-        return True
-
     def _on_echo(self, event: Event) -> int:
         if self._refused(event, "Echo"):
             return status.UNABLE_TO_PROCESS
-        if self._off_context(event, "Echo"):
-            return status.SOP_CLASS_NOT_SUPPORTED
         return status.SUCCESS
 
     def _on_store(self, event: Event) -> int:
         if self._refused(event, "Store"):
             return status.OUT_OF_RESOURCES
-        if self._off_context(event, "Store"):
-            return status.SOP_CLASS_NOT_SUPPORTED
         return store_status(self.archive, _part10(event), self._origin(event))
 
     def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
         if self._refused(event, "Find"):
             return iter([(status.UNABLE_TO_PROCESS, None)])
-        if self._off_context(event, "Find"):
-            return iter([(status.SOP_CLASS_NOT_SUPPORTED, None)])
         return find_responses(self.archive, self.config, event)
 
     def _on_move(self, event: Event):
         if self._refused(event, "Move"):
             return iter([(None, None)])
-        if self._off_context(event, "Move"):
-            return iter([(status.SOP_CLASS_NOT_SUPPORTED, None)])
         return retrieve.move_responses(self.archive, self.config, event)
 
     def _on_get(self, event: Event):
         if self._refused(event, "Get"):
             return iter([0])
-        if self._off_context(event, "Get"):
-            return iter([(status.SOP_CLASS_NOT_SUPPORTED, None)])
         return retrieve.get_responses(self.archive, event)
 
 
@@ -283,7 +263,39 @@ class _RequestHandler(RequestHandler):
                          MAXIMUM_COMMAND_SIZE)
         association_socket.recv = guard.recv  # the DUL reads every PDU through it
         assoc.pacsbox_guard = guard
+        assoc._serve_request = _OnItsContext(assoc, assoc._serve_request, self.server.dicom_server.policy)
         return assoc
+
+
+class _OnItsContext:
+    """pynetdicom's dispatch of a request, refusing one sent on a presentation context of another service with
+    0x0122, as the direct path does: pynetdicom picks the service from the SOP class the command names, and stores
+    a C-STORE sent on a C-FIND context (or aborts a C-FIND sent on a storage one)."""
+
+    _REQUESTS = {"C_ECHO": "Echo", "C_STORE": "Store", "C_FIND": "Find", "C_MOVE": "Move", "C_GET": "Get"}
+
+    def __init__(self, assoc, serve, policy: AssociationPolicy) -> None:
+        self.assoc = assoc
+        self.serve = serve
+        self.policy = policy
+
+    def __call__(self, message, context_id: int) -> None:
+        context = getattr(self.assoc, "_accepted_cx", {}).get(context_id)
+        request = self._REQUESTS.get(type(message).__name__)
+        calling = self.assoc.requestor.ae_title.strip()
+        # a request the peer may not send at all goes on to its handler, which aborts (as the direct path does)
+        if context is None or request is None or not self.policy.allowed(calling, request) \
+                or self.policy.service_of(context.abstract_syntax) == request:
+            self.serve(message, context_id)
+            return
+        LOG.warning("%s refused: presentation context %d is for %s", request, context_id, context.abstract_syntax)
+        response = type(message)()
+        response.MessageIDBeingRespondedTo = message.MessageID
+        response.AffectedSOPClassUID = message.AffectedSOPClassUID
+        if request == "Store":
+            response.AffectedSOPInstanceUID = message.AffectedSOPInstanceUID
+        response.Status = status.SOP_CLASS_NOT_SUPPORTED
+        self.assoc.dimse.send_msg(response, context_id)
 
 
 def _reject(assoc, reason: tuple[int, int, int]) -> None:

@@ -66,6 +66,10 @@ class ConnectionLimits:
                 with contextlib.suppress(OSError):
                     oldest.shutdown(socket.SHUT_RDWR)
 
+    def is_waiting(self, sock: socket.socket) -> bool:
+        """Whether the connection still waits (it was not closed to make room)."""
+        return id(sock) in self._waiting
+
     def done_waiting(self, sock: socket.socket) -> bool:
         """The connection's wait is over; False if it was closed to make room meanwhile."""
         with self._lock:

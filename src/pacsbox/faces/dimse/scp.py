@@ -98,7 +98,7 @@ class DicomServer:
         pynetdicom (nothing has been read from the socket then)."""
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.limits.waiting(sock)
-        data = upper_layer.peek_pdu(sock, self.config.DicomScpTimeout or None)
+        data = upper_layer.peek_pdu(sock, self.config.DicomScpTimeout or None, lambda: self.limits.is_waiting(sock))
         if not self.limits.done_waiting(sock) or data is None or data[0] != upper_layer.A_ASSOCIATE_RQ_PDU:
             # Closed to make room for newer connections, no whole association request within the timeout
             # (silence, a trickle), one of more than a MiB (no real request comes near), or another PDU (garbage):

@@ -12,7 +12,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ... import __version__
@@ -42,6 +42,7 @@ _PEEK_LIMIT = 1024 * 1024  # larger first PDUs are refused: a real association r
 # one per association.
 MAXIMUM_PDU_LENGTH = 1024 * 1024
 _FIRST_ALLOCATION = 16 * 1024 * 1024
+_FIRST_PAUSE, _LONGEST_PAUSE = 0.001, 0.25  # seconds between looks at a request arriving in parts
 # User information sub-items of a plain request (PS3.7 D.3.3.1-2): maximum length, implementation class and version
 _PLAIN_USER_ITEMS = frozenset({0x51, 0x52, 0x55})
 
@@ -82,17 +83,32 @@ def read_pdu(sock: socket.socket, maximum_length: int = MAXIMUM_PDU_LENGTH) -> t
     return pdu_type, recv_exactly(sock, length)
 
 
-def peek_pdu(sock: socket.socket, timeout: float | None) -> bytes | None:
+def peek_pdu(sock: socket.socket, timeout: float | None,
+             still_wanted: Callable[[], bool] = lambda: True) -> bytes | None:
     """The first PDU a peer sent, left in the socket; None if it is not all there within ``timeout`` seconds,
-    if the connection closed, or if it is too large to peek at."""
+    if the connection closed, if it is too large to peek at, or once ``still_wanted()`` is false (the connection
+    was closed to make room: a shut down socket may still show what the peer had sent). The socket is left
+    blocking, as it was accepted."""
+    try:
+        return _peek_pdu(sock, timeout, still_wanted)
+    finally:
+        sock.settimeout(None)
+
+
+def _peek_pdu(sock: socket.socket, timeout: float | None, still_wanted: Callable[[], bool]) -> bytes | None:
     deadline = time.monotonic() + (timeout if timeout else 30.0)
     wanted = 6
+    seen, pause = 0, _FIRST_PAUSE
     while True:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
+        if remaining <= 0 or not still_wanted():
             return None
-        data = sock.recv(wanted, socket.MSG_PEEK)
-        if not data:
+        sock.settimeout(remaining)  # a blocking peek, not select(): any descriptor number works
+        try:
+            data = sock.recv(wanted, socket.MSG_PEEK)
+        except TimeoutError:
+            return None
+        if not data or not still_wanted():
             return None
         if wanted == 6 and len(data) == 6:
             wanted = 6 + _HEADER.unpack(data)[2]
@@ -101,7 +117,25 @@ def peek_pdu(sock: socket.socket, timeout: float | None) -> bytes | None:
             continue
         if len(data) >= wanted:
             return data
-        time.sleep(0.001)  # the rest of the PDU is on its way
+        # The rest of the PDU is on its way. The socket stays readable with the part already there, so the wait
+        # doubles while nothing more arrives: a peer trickling its request costs a few checks a second, not a
+        # thousand.
+        pause = _FIRST_PAUSE if len(data) > seen else min(2 * pause, _LONGEST_PAUSE)
+        seen = len(data)
+        if _peer_closed_within(sock, min(pause, max(remaining, 0))):
+            return None  # the peer closed its side: the rest will never come
+
+
+def _peer_closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Wait ``seconds``, or less if the peer closes its side meanwhile (said by poll()'s POLLRDHUP where there
+    is one: a peek cannot see the end of the connection behind the bytes waiting to be read)."""
+    hang_up = getattr(select, "POLLRDHUP", 0)
+    if not hang_up:
+        time.sleep(seconds)
+        return False
+    poller = select.poll()
+    poller.register(sock, hang_up)  # POLLHUP and POLLERR are always reported
+    return bool(poller.poll(seconds * 1000))
 
 
 def pdvs(body: bytearray) -> Iterator[tuple[int, int, memoryview]]:

@@ -117,7 +117,7 @@ class DirectAssociation:
             self._serve_messages()
         except (OSError, upper_layer.PeerClosed) as error:  # a peer gone or silent: nothing left to answer
             LOG.info("association with %r ended: %s", self.calling_aet, error)
-        except Exception:  # noqa: BLE001 - the server never dies from a peer: the association is aborted
+        except Exception:  # the server never dies from a peer: the association is aborted
             LOG.exception("association with %r aborted", self.calling_aet)
             self.abort(_SERVICE_PROVIDER)
         finally:
@@ -258,7 +258,7 @@ class DirectAssociation:
         encoding = encoding_of(context.transfer_syntax)
         try:
             identifier = decode(BytesIO(dataset), *encoding)
-        except Exception as error:  # noqa: BLE001 - any corrupt identifier: a failure status, as pynetdicom answers
+        except Exception as error:  # any corrupt identifier: a failure status, as pynetdicom answers
             LOG.warning("C-FIND refused: the identifier cannot be decoded: %s", error)
             self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP,
                                                                        _UNDECODABLE_IDENTIFIER))

@@ -97,7 +97,7 @@ def find_answers(archive: Archive, config: Config, identifier: Dataset, transfer
     except ArchiveError as error:
         LOG.warning("C-FIND refused: %s", error.details)
         yield status.UNABLE_TO_PROCESS, None, None
-    except Exception:  # noqa: BLE001 - any failure answers a final status; the association goes on
+    except Exception:  # any failure answers a final status; the association goes on
         LOG.exception("C-FIND failed")
         yield status.UNABLE_TO_PROCESS, None, None
 
@@ -133,7 +133,7 @@ def encodable(answer: Dataset, encoding: tuple[bool, bool, bool]) -> tuple[Datas
     value too long for an explicit VR length field, ...) is sent empty instead, the rest as it is."""
     try:
         return answer, encode(answer, encoding)
-    except Exception:  # noqa: BLE001 - pydicom raises many kinds; the element-by-element pass finds the culprit
+    except Exception:  # pydicom raises many kinds; the element-by-element pass finds the culprit
         pass
     repaired = Dataset()
     for tag in list(answer.keys()):
@@ -143,7 +143,7 @@ def encodable(answer: Dataset, encoding: tuple[bool, bool, bool]) -> tuple[Datas
         try:
             encode(single, encoding)
             repaired[tag] = element
-        except Exception:  # noqa: BLE001
+        except Exception:  # this element is the culprit
             LOG.warning("C-FIND answer: %s cannot be encoded as stored, sent empty", tag)
             repaired.add_new(tag, element.VR if element.VR in _EMPTY_VRS else "UN", None)
     return repaired, encode(repaired, encoding)
@@ -291,7 +291,7 @@ class AnswerBuilder:
             return self.archive.instance_dataset(instances[0])
         except ArchiveError:
             raise
-        except Exception:  # noqa: BLE001 - a stored file pydicom cannot parse: its keys are sent empty
+        except Exception:  # a stored file pydicom cannot parse: its keys are sent empty
             LOG.warning("C-FIND answer: the stored file of %s cannot be read", instances[0], exc_info=True)
             return None
 
@@ -318,7 +318,7 @@ def _stored_element(dataset: Dataset | None, tag: int, vr: str) -> DataElement |
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return dataset[tag]
-    except Exception:  # noqa: BLE001 - pydicom raises many kinds for a value it cannot read
+    except Exception:  # pydicom raises many kinds for a value it cannot read
         raw = dataset.get_item(tag)
     stored_vr = str(raw.VR) if raw.VR else vr
     if stored_vr in _BINARY_VRS or stored_vr == "SQ" or not isinstance(raw.value, bytes):

@@ -267,12 +267,13 @@ class _RequestHandler(RequestHandler):
         return assoc
 
 
+_REQUESTS = {"C_ECHO": "Echo", "C_STORE": "Store", "C_FIND": "Find", "C_MOVE": "Move", "C_GET": "Get"}
+
+
 class _OnItsContext:
     """pynetdicom's dispatch of a request, refusing one sent on a presentation context of another service with
     0x0122, as the direct path does: pynetdicom picks the service from the SOP class the command names, and stores
     a C-STORE sent on a C-FIND context (or aborts a C-FIND sent on a storage one)."""
-
-    _REQUESTS = {"C_ECHO": "Echo", "C_STORE": "Store", "C_FIND": "Find", "C_MOVE": "Move", "C_GET": "Get"}
 
     def __init__(self, assoc, serve, policy: AssociationPolicy) -> None:
         self.assoc = assoc
@@ -281,7 +282,7 @@ class _OnItsContext:
 
     def __call__(self, message, context_id: int) -> None:
         context = getattr(self.assoc, "_accepted_cx", {}).get(context_id)
-        request = self._REQUESTS.get(type(message).__name__)
+        request = _REQUESTS.get(type(message).__name__)
         calling = self.assoc.requestor.ae_title.strip()
         # a request the peer may not send at all goes on to its handler, which aborts (as the direct path does)
         if context is None or request is None or not self.policy.allowed(calling, request) \

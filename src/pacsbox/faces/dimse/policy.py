@@ -99,7 +99,7 @@ class AssociationPolicy:
         uid = str(abstract_syntax)
         if uid == contexts.VERIFICATION:
             return "Echo"
-        if uid in _STORAGE or (self.config.UnknownSopClassAccepted and is_unknown(uid)):
+        if uid in _STORAGE or (self.accepts_unknown_sop_classes() and is_unknown(uid)):
             return "Store"
         return _QUERY_RETRIEVE.get(uid)
 

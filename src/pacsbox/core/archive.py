@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
@@ -17,14 +19,18 @@ from pydicom.dataset import Dataset
 from .catalog import Catalog
 from .config import Config
 from .dicom import MAIN_TAGS, ParsedInstance, parse_instance, read_dataset, tag_from_text
-from .errors import InexistentItem, InvalidDicom, OutOfRange, TooLarge, UnknownResource
+from .errors import InexistentItem, InvalidDicom, OutOfRange, StorageFull, TooLarge, UnknownResource
+from .gate import Gate
 from .ids import Level
 from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
-from .matching import WILDCARD_VRS, Pattern, parse_pattern
+from .ingest_cost import quick_to_parse
+from .matching import WILDCARD_VRS, Pattern, check_pattern, parse_pattern
 from .metrics import Metrics
 from .modalities import ModalityRegistry, RemoteDicom
 from .settings import RuntimeSettings
-from .storage import FileStore
+from .storage import FileStore, is_disk_full, storage_full
+from .switch import StateSwitch, recover_switch
+from .unpack import read_zip_member
 
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
 BUILTIN_METADATA = {
@@ -55,6 +61,7 @@ LOOKUP_TAGS = {
 _IN_MEMORY_LIMIT = 32 * 1024 * 1024  # files above this are parsed from disk with large values deferred
 _QUICK_STORE_LIMIT = 1024 * 1024  # bytes of an instance that stores in a few milliseconds (parse, fsync, commit)
 _MAIN_TAG_LEVELS: dict[str, list[Level]] = {}
+_Result = TypeVar("_Result")
 for _level, _tags in MAIN_TAGS.items():
     for _keyword in _tags.values():
         _MAIN_TAG_LEVELS.setdefault(_keyword, []).append(_level)
@@ -103,6 +110,23 @@ class FindQuery:
         return self.case_sensitive
 
 
+def _beside_reset_and_restore(method: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Run a store or a delete as a shared holder of the archive's gate (a reset or a restore waits for it, and it
+    for them), reporting a full disk as StorageFull."""
+    @functools.wraps(method)
+    def gated(self: Archive, *args, **kwargs) -> _Result:
+        with self.gate.shared():
+            try:
+                return method(self, *args, **kwargs)
+            except StorageFull:
+                raise
+            except Exception as error:
+                if is_disk_full(error):
+                    raise storage_full(error) from None
+                raise
+    return gated
+
+
 class Archive:
     """One archive: an index plus a file store under the configured directories."""
 
@@ -115,6 +139,7 @@ class Archive:
         self.index = Index(config.index_path / "index.sqlite")
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
         self._time_storage_area()
+        self.gate = Gate()  # stores and deletes share it; reset, restore and snapshots hold it alone
         self.catalog = Catalog(self)  # the XNAT model (its own tables and folders), before the crash sweep
         self._stop = threading.Event()
         self._recover_after_unclean_stop()
@@ -139,9 +164,14 @@ class Archive:
         self.index.close()
 
     def _recover_after_unclean_stop(self) -> None:
-        """After a crash, remove files the index does not reference (written but never committed, or deleted
-        from the index but not yet from disk). A clean close clears the flag, so normal starts skip the scan."""
-        if self.index.get_property("open") is not None:
+        """After a crash, finish a reset or restore that had committed, then remove files the index does not
+        reference (written but never committed, or deleted from the index but not yet from disk, temporary
+        files). A clean close clears the flag, so normal starts skip the scan."""
+        from .snapshots import Snapshots  # (snapshots build on the archive: imported when it exists)
+
+        switched = recover_switch(self)
+        Snapshots(self).sweep()
+        if switched or self.index.get_property("open") is not None:
             referenced = self.index.all_attachment_uuids()
             for name in list(self.store_area.all_uuids()):
                 if name not in referenced:
@@ -157,12 +187,23 @@ class Archive:
                 continue
 
     def reset(self) -> None:
-        """Empty the archive: index, files and change log."""
-        self.index.clear()
-        self.store_area.clear()
-        self.catalog.clear()
+        """Empty the archive: index, files, change log and XNAT objects, once in-flight stores have finished.
+        A crash at any moment leaves the archive as it was or empty (core.switch)."""
+        with self.gate.exclusive():
+            switch = StateSwitch(self)
+            try:
+                with self.index.writing() as db:
+                    self.index.clear_all(db)
+                    switch.record(db, ())
+            except BaseException as error:
+                switch.abandon()
+                if is_disk_full(error):
+                    raise storage_full(error) from None
+                raise
+            switch.finish((), empty_store=True)
 
     # -- ingest -------------------------------------------------------------------------------------------
+    @_beside_reset_and_restore
     def store(self, source: bytes | BinaryIO, origin: Origin = Origin()) -> StoreResult:
         """Store one DICOM instance; it is on disk and in the index when this returns."""
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -176,40 +217,55 @@ class Archive:
         source.seek(0)
         return self._store_parsed(parsed, lambda: self.store_area.write_stream(source), size, origin)
 
-    def can_store_at_once(self, size: int) -> bool:
-        """Whether storing ``size`` bytes now takes a few milliseconds: an instance of at most a MiB while no other
-        write holds the index (a caller that must not wait long, such as an event loop, may then store in its own
-        thread)."""
-        return size <= _QUICK_STORE_LIMIT and not self.index.is_writing
+    def can_store_at_once(self, data: bytes) -> bool:
+        """Whether storing ``data`` now takes a few milliseconds: an instance of at most a MiB with few elements
+        to parse (a bounded pre-scan), while no other write holds the index and no reset or restore holds the
+        gate (a caller that must not wait long, such as an event loop, may then store in its own thread)."""
+        return (len(data) <= _QUICK_STORE_LIMIT and not self.index.is_writing and not self.gate.is_contended
+                and quick_to_parse(data))
 
+    def store_at_once(self, data: bytes, origin: Origin = Origin()) -> StoreResult | None:
+        """Store ``data`` now if that takes a few milliseconds (``can_store_at_once``) and nothing has to be
+        waited for; None otherwise (the caller then stores it where waiting is harmless)."""
+        if not self.can_store_at_once(data) or not self.gate.acquire_shared(blocking=False):
+            return None
+        try:
+            return self.store(data, origin)
+        finally:
+            self.gate.release_shared()
+
+    @_beside_reset_and_restore
     def store_zip(self, source: BinaryIO, origin: Origin = Origin()) -> list[StoreResult]:
         """Store every DICOM file of a zip archive. The whole archive is checked first: a member that is not
         DICOM or whose name escapes the archive (zip-slip) rejects it, and nothing is stored; members adding up to
-        more than MaximumUploadSize (a zip bomb) are refused before any is inflated."""
+        more than MaximumUploadSize (a zip bomb) are refused: by their declared sizes before any is inflated, by
+        what they really inflate to while they are (counted a MiB at a time, whatever the headers say)."""
         try:
             archive = zipfile.ZipFile(source)
         except zipfile.BadZipFile as error:
             raise InvalidDicom(f"Not a valid zip archive: {error}") from None
         with archive:
-            # zipfile inflates no member past its declared size, so the declared sizes bound what reading costs
-            if sum(m.file_size for m in archive.infolist()) > self.config.MaximumUploadSize:
+            limit = self.config.MaximumUploadSize
+            if sum(m.file_size for m in archive.infolist()) > limit:
                 raise TooLarge(f"The zip archive inflates to more than MaximumUploadSize "
                                f"({self.config.MaximumUploadSize} bytes)")
             members = [m for m in archive.infolist() if not m.is_dir() and not _is_ignorable(m.filename)]
             for member in members:
                 _check_member_name(member.filename)
             parsed = []
+            inflated = 0
             for member in members:
                 try:
-                    data = _read_member(archive, member)
-                except (zipfile.BadZipFile, OSError, EOFError) as error:
+                    data = read_zip_member(archive, member, limit - inflated)
+                except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as error:
                     raise InvalidDicom(f"Corrupted zip member {member.filename!r}: {error}") from None
+                inflated += len(data)
                 try:
                     parse_instance(data, self.settings.default_encoding)
                 except InvalidDicom as error:
                     raise InvalidDicom(f"Zip member {member.filename!r}: {error.details}") from None
                 parsed.append(member)
-            return [self.store(_read_member(archive, member), origin) for member in parsed]
+            return [self.store(read_zip_member(archive, member), origin) for member in parsed]
 
     def _store_parsed(self, parsed: ParsedInstance, write, size: int, origin: Origin) -> StoreResult:
         patient, study, series, instance = parsed.ids
@@ -217,6 +273,7 @@ class Archive:
         overwrite = self.config.OverwriteInstances
         if not overwrite and self.index.lookup(instance) is not None:
             return StoreResult("AlreadyStored", patient, study, series, instance)
+        self._check_room(size)
         file_uuid, md5 = write()
         stale_uuids: list[str] = []
         try:
@@ -236,6 +293,14 @@ class Archive:
         for stale in stale_uuids:
             self.store_area.remove(stale)
         return result
+
+    def _check_room(self, size: int) -> None:
+        """Refuse a store that would leave less than MinimumFreeSpace on the storage area's file system: the
+        index needs room to commit deletes (which free space again) and the stores already accepted."""
+        free = self.store_area.free_bytes()
+        if free < size + self.config.MinimumFreeSpace:
+            raise StorageFull(f"The storage area is full: {free} bytes free, {size} bytes to store and "
+                              f"MinimumFreeSpace ({self.config.MinimumFreeSpace} bytes) to keep")
 
     def _insert(self, db, parsed: ParsedInstance, file_uuid: str, size: int, md5: str, origin: Origin) -> None:
         ids = parsed.ids
@@ -360,6 +425,7 @@ class Archive:
         return shared if shared is not None else Dataset()
 
     # -- deleting -----------------------------------------------------------------------------------------
+    @_beside_reset_and_restore
     def delete(self, level: Level, public_id: str) -> tuple[Level, str] | None:
         """Delete a resource with its descendants, and its ancestors left empty; returns the remaining ancestor."""
         self._iid(level, public_id)
@@ -500,6 +566,8 @@ class Archive:
                 # PS3.4 C.2.2.2.4; the wording is Orthanc's
                 raise OutOfRange(f"Wildcards are not allowed on tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
             pattern = parse_pattern(text, vr)
+            check_pattern(pattern, keyword, max_pattern=self.config.MaximumFindPatternLength,
+                          max_list=self.config.MaximumFindListLength)
             if pattern.kind == "universal":
                 continue
             sensitive = request.is_case_sensitive(vr)
@@ -554,13 +622,6 @@ class Archive:
             except FileNotFoundError:
                 continue
         return None
-
-
-def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
-    """A zip member inflated no further than its declared size (``ZipFile.read`` inflates all of a member's
-    compressed data in one call, whatever its header says: a member lying about its size is a bomb there)."""
-    with archive.open(member) as stream:
-        return stream.read(member.file_size)
 
 
 def _converted(dataset: Dataset, tag: int):

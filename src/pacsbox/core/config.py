@@ -78,6 +78,11 @@ class Config:
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body; larger bodies get 413
     XnatSiteId: str = "XNAT"  # prefix of XNAT accession IDs (<SiteID>_S00001); xnat4tests uses "Xnat4Tests"
+    # bytes a store must leave free on the storage file system (room for the index to commit deletes); below it
+    # stores answer 507 (HTTP) or 0xA700 (C-STORE)
+    MinimumFreeSpace: int = 1024 * 1024
+    MaximumFindPatternLength: int = 1024  # characters of one wildcard query value (/tools/find, C-FIND); 400 above
+    MaximumFindListLength: int = 10000  # values of one list query value (``a\\b\\c``); 400 above
 
     @property
     def storage_path(self) -> Path:
@@ -193,5 +198,9 @@ def _validate(config: Config) -> None:
             isinstance(syntaxes, (list, tuple)) and all(isinstance(item, str) for item in syntaxes)):
         raise ValueError("AcceptedTransferSyntaxes must be a transfer syntax UID (wildcards * and ? allowed) or a "
                          f"list of them, not {syntaxes!r}")
+    for name in ("MinimumFreeSpace", "MaximumFindPatternLength", "MaximumFindListLength"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")

@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import requests
 from pydicom import dcmread
 
 from tests.support.dicomgen import make_dataset, to_bytes, uid

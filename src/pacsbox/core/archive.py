@@ -30,7 +30,7 @@ from .modalities import ModalityRegistry, RemoteDicom
 from .settings import RuntimeSettings
 from .storage import FileStore, is_disk_full, storage_full
 from .switch import StateSwitch, recover_switch
-from .unpack import read_zip_member
+from .unpack import spool_zip_member
 
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
 BUILTIN_METADATA = {
@@ -252,20 +252,32 @@ class Archive:
             members = [m for m in archive.infolist() if not m.is_dir() and not _is_ignorable(m.filename)]
             for member in members:
                 _check_member_name(member.filename)
-            parsed = []
             inflated = 0
             for member in members:
-                try:
-                    data = read_zip_member(archive, member, limit - inflated)
-                except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as error:
-                    raise InvalidDicom(f"Corrupted zip member {member.filename!r}: {error}") from None
-                inflated += len(data)
-                try:
-                    parse_instance(data, self.settings.default_encoding)
-                except InvalidDicom as error:
-                    raise InvalidDicom(f"Zip member {member.filename!r}: {error.details}") from None
-                parsed.append(member)
-            return [self.store(read_zip_member(archive, member), origin) for member in parsed]
+                with self._inflated(archive, member, limit - inflated) as spooled:
+                    size = spooled.seek(0, os.SEEK_END)
+                    inflated += size
+                    spooled.seek(0)
+                    try:
+                        parse_instance(spooled.read() if size <= _IN_MEMORY_LIMIT else spooled,
+                                       self.settings.default_encoding)
+                    except InvalidDicom as error:
+                        raise InvalidDicom(f"Zip member {member.filename!r}: {error.details}") from None
+            results = []
+            for member in members:
+                with self._inflated(archive, member) as spooled:
+                    results.append(self.store(spooled, origin))
+            return results
+
+    @staticmethod
+    def _inflated(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int | None = None) -> BinaryIO:
+        """A zip member in a temporary file (memory up to 32 MiB), inflated a MiB at a time up to ``limit``."""
+        try:
+            return spool_zip_member(archive, member, limit)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as error:
+            if is_disk_full(error):
+                raise storage_full(error) from None
+            raise InvalidDicom(f"Corrupted zip member {member.filename!r}: {error}") from None
 
     def _store_parsed(self, parsed: ParsedInstance, write, size: int, origin: Origin) -> StoreResult:
         patient, study, series, instance = parsed.ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tarfile
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_NAME = 255  # bytes of one file or folder name (NAME_MAX of Linux and macOS)
 _CHUNK = 1024 * 1024  # bytes inflated per step: what one step of a zip bomb can cost
+_IN_MEMORY = 32 * 1024 * 1024  # a spooled member goes to a temporary file past this
 # Compressions XNAT's and Orthanc's zip readers know (Java's ZipInputStream, minizip). Python's bzip2 and lzma
 # readers inflate a whole compressed chunk at once, whatever comes out: a bomb there is not bounded by the step.
 _ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
@@ -47,6 +49,20 @@ def read_zip_member(handle: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int |
     return b"".join(iter_zip_member(handle, info, limit))
 
 
+def spool_zip_member(handle: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int | None = None) -> BinaryIO:
+    """``iter_zip_member`` into a rewound temporary file: in memory up to 32 MiB, on disk past it (a member of a
+    gigabyte, declared honestly, costs disk, not memory)."""
+    spooled = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)
+    try:
+        for chunk in iter_zip_member(handle, info, limit):
+            spooled.write(chunk)
+    except BaseException:
+        spooled.close()
+        raise
+    spooled.seek(0)
+    return spooled  # type: ignore[return-value]
+
+
 def check_zip_members(handle: zipfile.ZipFile, infos: list[zipfile.ZipInfo], limit: int | None) -> None:
     """Inflate every member once, keeping nothing: a corrupt one (BadRequest) is found before any is used, and
     what they really inflate to together is held to ``limit`` (TooLarge), whatever their headers say."""
@@ -67,6 +83,23 @@ class Member:
     size: int
     _handle: object
     _entry: object
+
+    def spool(self) -> BinaryIO:
+        """The member's bytes in a rewound temporary file (memory up to 32 MiB, disk past it): for members too
+        large to hold in memory. The caller closes it."""
+        try:
+            if isinstance(self._handle, zipfile.ZipFile):
+                return spool_zip_member(self._handle, self._entry)
+            spooled = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)
+            extracted = self._handle.extractfile(self._entry)
+            if extracted is None:
+                raise BadRequest(f"Archive member {self.path!r} cannot be read")
+            while chunk := extracted.read(_CHUNK):
+                spooled.write(chunk)
+            spooled.seek(0)
+            return spooled  # type: ignore[return-value]
+        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, NotImplementedError, zlib.error) as error:
+            raise BadRequest(f"Corrupt archive member {self.path!r}: {error}") from None
 
     def read(self) -> bytes:
         try:

@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 
 from .catalog import Catalog
 from .config import Config
-from .dicom import MAIN_TAGS, ParsedInstance, parse_instance, read_dataset, tag_from_text
-from .errors import InexistentItem, InvalidDicom, OutOfRange, StorageFull, TooLarge, UnknownResource
+from .dicom import ParsedInstance, parse_instance, read_dataset
+from .errors import InexistentItem, InvalidDicom, StorageFull, TooLarge, UnknownResource
+from .finding import FindQuery, find
 from .gate import Gate
 from .ids import Level
 from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
 from .ingest_cost import quick_to_parse
-from .matching import WILDCARD_VRS, Pattern, check_pattern, parse_pattern
 from .metrics import Metrics
 from .modalities import ModalityRegistry, RemoteDicom
 from .settings import RuntimeSettings
@@ -60,13 +59,7 @@ LOOKUP_TAGS = {
 
 _IN_MEMORY_LIMIT = 32 * 1024 * 1024  # files above this are parsed from disk with large values deferred
 _QUICK_STORE_LIMIT = 1024 * 1024  # bytes of an instance that stores in a few milliseconds (parse, fsync, commit)
-_MAIN_TAG_LEVELS: dict[str, list[Level]] = {}
 _Result = TypeVar("_Result")
-for _level, _tags in MAIN_TAGS.items():
-    for _keyword in _tags.values():
-        _MAIN_TAG_LEVELS.setdefault(_keyword, []).append(_level)
-
-
 @dataclass(frozen=True)
 class Origin:
     """Who sent an instance: recorded as the Origin, RemoteIP, RemoteAET, CalledAET, HttpUsername metadata."""
@@ -87,27 +80,6 @@ class StoreResult:
     study_id: str
     series_id: str
     instance_id: str
-
-
-@dataclass(frozen=True)
-class FindQuery:
-    """A find request in domain terms (Orthanc's /tools/find; later C-FIND)."""
-
-    level: Level
-    query: Mapping[str, str]
-    case_sensitive: bool = False
-    since: int = 0
-    limit: int = 0
-    # When set, matching is case-insensitive exactly for these VRs and sensitive for the others, as C-FIND is
-    # (Orthanc's CaseSensitivePN); ``case_sensitive`` is then ignored.
-    insensitive_vrs: frozenset[str] | None = None
-
-    def is_case_sensitive(self, vr: str) -> bool:
-        if _is_uid(vr):
-            return True
-        if self.insensitive_vrs is not None:
-            return vr not in self.insensitive_vrs
-        return self.case_sensitive
 
 
 def _beside_reset_and_restore(method: Callable[..., _Result]) -> Callable[..., _Result]:
@@ -308,7 +280,10 @@ class Archive:
 
     def _check_room(self, size: int) -> None:
         """Refuse a store that would leave less than MinimumFreeSpace on the storage area's file system: the
-        index needs room to commit deletes (which free space again) and the stores already accepted."""
+        index needs room to commit deletes (which free space again) and the stores already accepted. 0 turns the
+        check off (a file system whose free space statvfs does not report)."""
+        if not self.config.MinimumFreeSpace:
+            return
         free = self.store_area.free_bytes()
         if free < size + self.config.MinimumFreeSpace:
             raise StorageFull(f"The storage area is full: {free} bytes free, {size} bytes to store and "
@@ -560,80 +535,8 @@ class Archive:
         return found
 
     def find(self, request: FindQuery) -> list[ResourceRow]:
-        """Resources at ``request.level`` matching every query tag, DICOM C-FIND style."""
-        level = request.level
-        constraints: list[TagConstraint] = []
-        modalities: TagConstraint | None = None
-        from_files: list[tuple[int, Pattern, bool]] = []
-        for key, text in request.query.items():
-            tag = tag_from_text(key)
-            if tag is None:
-                raise OutOfRange(f"Unknown DICOM tag: {key!r}")
-            keyword = keyword_for_tag(tag) or key
-            try:
-                vr = dictionary_VR(tag)
-            except KeyError:
-                vr = "UN"
-            if ("*" in text or "?" in text) and vr not in WILDCARD_VRS:
-                # PS3.4 C.2.2.2.4; the wording is Orthanc's
-                raise OutOfRange(f"Wildcards are not allowed on tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
-            pattern = parse_pattern(text, vr)
-            check_pattern(pattern, keyword, max_pattern=self.config.MaximumFindPatternLength,
-                          max_list=self.config.MaximumFindListLength)
-            if pattern.kind == "universal":
-                continue
-            sensitive = request.is_case_sensitive(vr)
-            if keyword == "ModalitiesInStudy" and level == Level.STUDY:
-                modalities = TagConstraint("Modality", Level.SERIES, pattern.kind, pattern.values, sensitive)
-                continue
-            main_levels = [lvl for lvl in _MAIN_TAG_LEVELS.get(keyword, []) if lvl <= level]
-            if main_levels:
-                constraints.append(TagConstraint(keyword, max(main_levels), pattern.kind, pattern.values, sensitive))
-            else:
-                from_files.append((tag, pattern, sensitive))
-        iids = self.index.find(level, constraints, modalities)
-        limit = request.limit or None
-        if not from_files:
-            selected = iids[request.since:][:limit] if limit else iids[request.since:]
-            return self.index.describe(selected)
-        matched: list[int] = []
-        skipped = 0
-        for iid in iids:
-            if not self._matches_file_tags(iid, level, from_files):
-                continue
-            if skipped < request.since:
-                skipped += 1
-                continue
-            matched.append(iid)
-            if limit and len(matched) >= limit:
-                break
-        return self.index.describe(matched)
-
-    def _matches_file_tags(self, iid: int, level: Level, patterns) -> bool:
-        """Match tags that are not main tags against the resource's first instance, as Orthanc reads one file."""
-        instances = self.index.descendant_iids(iid, level, Level.INSTANCE) if level != Level.INSTANCE else [iid]
-        dataset = self._first_readable(instances)
-        if dataset is None:
-            return False
-        for tag, pattern, case_sensitive in patterns:
-            element = dataset.get(tag)
-            value = None if element is None or element.VR == "SQ" else _element_text(element)
-            if not pattern.matches(value, case_sensitive):
-                return False
-        return True
-
-    def _first_readable(self, instance_iids: list[int]) -> Dataset | None:
-        """The dataset of the first of these instances still there: another request may delete them (row, then
-        file) while a find reads them. None when every one is gone."""
-        for instance_iid in instance_iids:
-            rows = self.index.describe([instance_iid])
-            if not rows:
-                continue
-            try:
-                return read_dataset(self.store_area.read(rows[0].file_uuid))
-            except FileNotFoundError:
-                continue
-        return None
+        """Resources at ``request.level`` matching every query tag, DICOM C-FIND style (core.finding)."""
+        return find(self, request)
 
 
 def _converted(dataset: Dataset, tag: int):
@@ -673,17 +576,6 @@ def series_status(expected: int | None, indexes: list[int | None]) -> str:
             return "Inconsistent"
         seen.add(index)
     return "Complete" if len(seen) == expected else "Missing"
-
-
-def _is_uid(vr: str | None) -> bool:
-    return vr == "UI"
-
-
-def _element_text(element) -> str:
-    value = element.value
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return "" if value is None else str(value)
 
 
 def _is_ignorable(name: str) -> bool:

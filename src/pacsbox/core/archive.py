@@ -112,6 +112,7 @@ class Archive:
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
         self._time_storage_area()
         self.gate = Gate()  # stores and deletes share it; reset, restore and snapshots hold it alone
+        self._index_elsewhere = os.stat(self.index.path.parent).st_dev != os.stat(config.storage_path).st_dev
         self.catalog = Catalog(self)  # the XNAT model (its own tables and folders), before the crash sweep
         self._stop = threading.Event()
         self._recover_after_unclean_stop()
@@ -285,6 +286,9 @@ class Archive:
         if not self.config.MinimumFreeSpace:
             return
         free = self.store_area.free_bytes()
+        if self._index_elsewhere:  # IndexDirectory on another file system: the index needs its room there
+            stats = os.statvfs(self.index.path.parent)
+            free = min(free, stats.f_bavail * stats.f_frsize)
         if free < size + self.config.MinimumFreeSpace:
             raise StorageFull(f"The storage area is full: {free} bytes free, {size} bytes to store and "
                               f"MinimumFreeSpace ({self.config.MinimumFreeSpace} bytes) to keep")

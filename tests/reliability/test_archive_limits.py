@@ -210,5 +210,7 @@ def test_health_check_answers_while_four_clients_upload_many_element_files(serve
     assert not errors, errors[:3]
     print(f"health check under many-element uploads: median {statistics.median(latencies) * 1000:.1f} ms, "
           f"max {max(latencies) * 1000:.1f} ms over {len(latencies)} checks")
-    # parsed on the event loop, one such upload holds it for 0.4-1 s; off it, the loop answers between GIL turns
-    assert max(latencies) < 0.75, f"the health check waited {max(latencies):.2f} s"
+    # parsed on the event loop, each upload holds it for 0.4-1 s (measured: median 1.8 s, max 2.8 s); off it, the loop
+    # answers between the parsing threads' turns at the GIL (median 55-95 ms on a loaded 2-core machine)
+    assert statistics.median(latencies) < 0.4, f"the health check waited {statistics.median(latencies):.2f} s"
+    assert max(latencies) < 1.5, f"the health check waited {max(latencies):.2f} s"

@@ -99,6 +99,10 @@ def _beside_reset_and_restore(method: Callable[..., _Result]) -> Callable[..., _
     return gated
 
 
+class _QuickFlag(threading.local):
+    active = False  # this thread stores a file found quick to parse a moment ago
+
+
 class Archive:
     """One archive: an index plus a file store under the configured directories."""
 
@@ -112,6 +116,8 @@ class Archive:
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
         self._time_storage_area()
         self.gate = Gate()  # stores and deletes share it; reset, restore and snapshots hold it alone
+        self._costly_parses = threading.Lock()
+        self._quick = _QuickFlag()
         self._index_elsewhere = os.stat(self.index.path.parent).st_dev != os.stat(config.storage_path).st_dev
         self.catalog = Catalog(self)  # the XNAT model (its own tables and folders), before the crash sweep
         self._stop = threading.Event()
@@ -180,15 +186,24 @@ class Archive:
     def store(self, source: bytes | BinaryIO, origin: Origin = Origin()) -> StoreResult:
         """Store one DICOM instance; it is on disk and in the index when this returns."""
         if isinstance(source, (bytes, bytearray, memoryview)):
-            parsed = parse_instance(source, self.settings.default_encoding)
+            parsed = self._parse(source)
             return self._store_parsed(parsed, lambda: self.store_area.write(source), len(source), origin)
         size = source.seek(0, os.SEEK_END)
         source.seek(0)
         if size <= _IN_MEMORY_LIMIT:
             return self.store(source.read(), origin)
-        parsed = parse_instance(source, self.settings.default_encoding)
+        parsed = self._parse(source)
         source.seek(0)
         return self._store_parsed(parsed, lambda: self.store_area.write_stream(source), size, origin)
+
+    def _parse(self, source: bytes | BinaryIO) -> ParsedInstance:
+        """Parse an instance; files costly to parse (many elements, or not a plain little endian Part 10 file)
+        one at a time. Python parses holding the GIL: with four such parses at once the event loop gets the GIL
+        one turn in five (health checks waited ~1 s), with one, every other turn."""
+        if self._quick.active or (isinstance(source, (bytes, bytearray, memoryview)) and quick_to_parse(source)):
+            return parse_instance(source, self.settings.default_encoding)
+        with self._costly_parses:
+            return parse_instance(source, self.settings.default_encoding)
 
     def can_store_at_once(self, data: bytes) -> bool:
         """Whether storing ``data`` now takes a few milliseconds: an instance of at most a MiB with few elements
@@ -202,9 +217,11 @@ class Archive:
         waited for; None otherwise (the caller then stores it where waiting is harmless)."""
         if not self.can_store_at_once(data) or not self.gate.acquire_shared(blocking=False):
             return None
+        self._quick.active = True  # (pre-scanned just now)
         try:
             return self.store(data, origin)
         finally:
+            self._quick.active = False
             self.gate.release_shared()
 
     @_beside_reset_and_restore

@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 
 from .catalog import Catalog
 from .config import Config
-from .dicom import MAIN_TAGS, ParsedInstance, parse_instance, read_dataset, tag_from_text
-from .errors import InexistentItem, InvalidDicom, OutOfRange, TooLarge, UnknownResource
+from .dicom import ParsedInstance, parse_instance, read_dataset
+from .errors import InexistentItem, InvalidDicom, StorageFull, TooLarge, UnknownResource
+from .finding import FindQuery, find
+from .gate import Gate
 from .ids import Level
 from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
-from .matching import WILDCARD_VRS, Pattern, parse_pattern
+from .ingest_cost import quick_to_parse
 from .metrics import Metrics
 from .modalities import ModalityRegistry, RemoteDicom
 from .settings import RuntimeSettings
-from .storage import FileStore
+from .storage import FileStore, is_disk_full, storage_full
+from .switch import StateSwitch, recover_switch
+from .unpack import spool_zip_member
 
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
 BUILTIN_METADATA = {
@@ -54,12 +59,7 @@ LOOKUP_TAGS = {
 
 _IN_MEMORY_LIMIT = 32 * 1024 * 1024  # files above this are parsed from disk with large values deferred
 _QUICK_STORE_LIMIT = 1024 * 1024  # bytes of an instance that stores in a few milliseconds (parse, fsync, commit)
-_MAIN_TAG_LEVELS: dict[str, list[Level]] = {}
-for _level, _tags in MAIN_TAGS.items():
-    for _keyword in _tags.values():
-        _MAIN_TAG_LEVELS.setdefault(_keyword, []).append(_level)
-
-
+_Result = TypeVar("_Result")
 @dataclass(frozen=True)
 class Origin:
     """Who sent an instance: recorded as the Origin, RemoteIP, RemoteAET, CalledAET, HttpUsername metadata."""
@@ -82,25 +82,25 @@ class StoreResult:
     instance_id: str
 
 
-@dataclass(frozen=True)
-class FindQuery:
-    """A find request in domain terms (Orthanc's /tools/find; later C-FIND)."""
+def _beside_reset_and_restore(method: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Run a store or a delete as a shared holder of the archive's gate (a reset or a restore waits for it, and it
+    for them), reporting a full disk as StorageFull."""
+    @functools.wraps(method)
+    def gated(self: Archive, *args, **kwargs) -> _Result:
+        with self.gate.shared():
+            try:
+                return method(self, *args, **kwargs)
+            except StorageFull:
+                raise
+            except Exception as error:
+                if is_disk_full(error):
+                    raise storage_full(error) from None
+                raise
+    return gated
 
-    level: Level
-    query: Mapping[str, str]
-    case_sensitive: bool = False
-    since: int = 0
-    limit: int = 0
-    # When set, matching is case-insensitive exactly for these VRs and sensitive for the others, as C-FIND is
-    # (Orthanc's CaseSensitivePN); ``case_sensitive`` is then ignored.
-    insensitive_vrs: frozenset[str] | None = None
 
-    def is_case_sensitive(self, vr: str) -> bool:
-        if _is_uid(vr):
-            return True
-        if self.insensitive_vrs is not None:
-            return vr not in self.insensitive_vrs
-        return self.case_sensitive
+class _QuickFlag(threading.local):
+    active = False  # this thread stores a file found quick to parse a moment ago
 
 
 class Archive:
@@ -115,6 +115,10 @@ class Archive:
         self.index = Index(config.index_path / "index.sqlite")
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
         self._time_storage_area()
+        self.gate = Gate()  # stores and deletes share it; reset, restore and snapshots hold it alone
+        self._costly_parses = threading.Lock()
+        self._quick = _QuickFlag()
+        self._index_elsewhere = os.stat(self.index.path.parent).st_dev != os.stat(config.storage_path).st_dev
         self.catalog = Catalog(self)  # the XNAT model (its own tables and folders), before the crash sweep
         self._stop = threading.Event()
         self._recover_after_unclean_stop()
@@ -139,9 +143,14 @@ class Archive:
         self.index.close()
 
     def _recover_after_unclean_stop(self) -> None:
-        """After a crash, remove files the index does not reference (written but never committed, or deleted
-        from the index but not yet from disk). A clean close clears the flag, so normal starts skip the scan."""
-        if self.index.get_property("open") is not None:
+        """After a crash, finish a reset or restore that had committed, then remove files the index does not
+        reference (written but never committed, or deleted from the index but not yet from disk, temporary
+        files). A clean close clears the flag, so normal starts skip the scan."""
+        from .snapshots import Snapshots  # (snapshots build on the archive: imported when it exists)
+
+        switched = recover_switch(self)
+        Snapshots(self).sweep()
+        if switched or self.index.get_property("open") is not None:
             referenced = self.index.all_attachment_uuids()
             for name in list(self.store_area.all_uuids()):
                 if name not in referenced:
@@ -157,59 +166,108 @@ class Archive:
                 continue
 
     def reset(self) -> None:
-        """Empty the archive: index, files and change log."""
-        self.index.clear()
-        self.store_area.clear()
-        self.catalog.clear()
+        """Empty the archive: index, files, change log and XNAT objects, once in-flight stores have finished.
+        A crash at any moment leaves the archive as it was or empty (core.switch)."""
+        with self.gate.exclusive():
+            switch = StateSwitch(self)
+            try:
+                with self.index.writing() as db:
+                    self.index.clear_all(db)
+                    switch.record(db, ())
+            except BaseException as error:
+                switch.abandon()
+                if is_disk_full(error):
+                    raise storage_full(error) from None
+                raise
+            switch.finish((), empty_store=True)
 
     # -- ingest -------------------------------------------------------------------------------------------
+    @_beside_reset_and_restore
     def store(self, source: bytes | BinaryIO, origin: Origin = Origin()) -> StoreResult:
         """Store one DICOM instance; it is on disk and in the index when this returns."""
         if isinstance(source, (bytes, bytearray, memoryview)):
-            parsed = parse_instance(source, self.settings.default_encoding)
+            parsed = self._parse(source)
             return self._store_parsed(parsed, lambda: self.store_area.write(source), len(source), origin)
         size = source.seek(0, os.SEEK_END)
         source.seek(0)
         if size <= _IN_MEMORY_LIMIT:
             return self.store(source.read(), origin)
-        parsed = parse_instance(source, self.settings.default_encoding)
+        parsed = self._parse(source)
         source.seek(0)
         return self._store_parsed(parsed, lambda: self.store_area.write_stream(source), size, origin)
 
-    def can_store_at_once(self, size: int) -> bool:
-        """Whether storing ``size`` bytes now takes a few milliseconds: an instance of at most a MiB while no other
-        write holds the index (a caller that must not wait long, such as an event loop, may then store in its own
-        thread)."""
-        return size <= _QUICK_STORE_LIMIT and not self.index.is_writing
+    def _parse(self, source: bytes | BinaryIO) -> ParsedInstance:
+        """Parse an instance; files costly to parse (many elements, or not a plain little endian Part 10 file)
+        one at a time. Python parses holding the GIL: with four such parses at once the event loop gets the GIL
+        one turn in five (health checks waited ~1 s), with one, every other turn."""
+        if self._quick.active or (isinstance(source, (bytes, bytearray, memoryview)) and quick_to_parse(source)):
+            return parse_instance(source, self.settings.default_encoding)
+        with self._costly_parses:
+            return parse_instance(source, self.settings.default_encoding)
 
+    def can_store_at_once(self, data: bytes) -> bool:
+        """Whether storing ``data`` now takes a few milliseconds: an instance of at most a MiB with few elements
+        to parse (a bounded pre-scan), while no other write holds the index and no reset or restore holds the
+        gate (a caller that must not wait long, such as an event loop, may then store in its own thread)."""
+        return (len(data) <= _QUICK_STORE_LIMIT and not self.index.is_writing and not self.gate.is_contended
+                and quick_to_parse(data))
+
+    def store_at_once(self, data: bytes, origin: Origin = Origin()) -> StoreResult | None:
+        """Store ``data`` now if that takes a few milliseconds (``can_store_at_once``) and nothing has to be
+        waited for; None otherwise (the caller then stores it where waiting is harmless)."""
+        if not self.can_store_at_once(data) or not self.gate.acquire_shared(blocking=False):
+            return None
+        self._quick.active = True  # (pre-scanned just now)
+        try:
+            return self.store(data, origin)
+        finally:
+            self._quick.active = False
+            self.gate.release_shared()
+
+    @_beside_reset_and_restore
     def store_zip(self, source: BinaryIO, origin: Origin = Origin()) -> list[StoreResult]:
         """Store every DICOM file of a zip archive. The whole archive is checked first: a member that is not
         DICOM or whose name escapes the archive (zip-slip) rejects it, and nothing is stored; members adding up to
-        more than MaximumUploadSize (a zip bomb) are refused before any is inflated."""
+        more than MaximumUploadSize (a zip bomb) are refused: by their declared sizes before any is inflated, by
+        what they really inflate to while they are (counted a MiB at a time, whatever the headers say)."""
         try:
             archive = zipfile.ZipFile(source)
         except zipfile.BadZipFile as error:
             raise InvalidDicom(f"Not a valid zip archive: {error}") from None
         with archive:
-            # zipfile inflates no member past its declared size, so the declared sizes bound what reading costs
-            if sum(m.file_size for m in archive.infolist()) > self.config.MaximumUploadSize:
+            limit = self.config.MaximumUploadSize
+            if sum(m.file_size for m in archive.infolist()) > limit:
                 raise TooLarge(f"The zip archive inflates to more than MaximumUploadSize "
                                f"({self.config.MaximumUploadSize} bytes)")
             members = [m for m in archive.infolist() if not m.is_dir() and not _is_ignorable(m.filename)]
             for member in members:
                 _check_member_name(member.filename)
-            parsed = []
+            inflated = 0
             for member in members:
-                try:
-                    data = _read_member(archive, member)
-                except (zipfile.BadZipFile, OSError, EOFError) as error:
-                    raise InvalidDicom(f"Corrupted zip member {member.filename!r}: {error}") from None
-                try:
-                    parse_instance(data, self.settings.default_encoding)
-                except InvalidDicom as error:
-                    raise InvalidDicom(f"Zip member {member.filename!r}: {error.details}") from None
-                parsed.append(member)
-            return [self.store(_read_member(archive, member), origin) for member in parsed]
+                with self._inflated(archive, member, limit - inflated) as spooled:
+                    size = spooled.seek(0, os.SEEK_END)
+                    inflated += size
+                    spooled.seek(0)
+                    try:
+                        parse_instance(spooled.read() if size <= _IN_MEMORY_LIMIT else spooled,
+                                       self.settings.default_encoding)
+                    except InvalidDicom as error:
+                        raise InvalidDicom(f"Zip member {member.filename!r}: {error.details}") from None
+            results = []
+            for member in members:
+                with self._inflated(archive, member) as spooled:
+                    results.append(self.store(spooled, origin))
+            return results
+
+    @staticmethod
+    def _inflated(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int | None = None) -> BinaryIO:
+        """A zip member in a temporary file (memory up to 32 MiB), inflated a MiB at a time up to ``limit``."""
+        try:
+            return spool_zip_member(archive, member, limit)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as error:
+            if is_disk_full(error):
+                raise storage_full(error) from None
+            raise InvalidDicom(f"Corrupted zip member {member.filename!r}: {error}") from None
 
     def _store_parsed(self, parsed: ParsedInstance, write, size: int, origin: Origin) -> StoreResult:
         patient, study, series, instance = parsed.ids
@@ -217,6 +275,7 @@ class Archive:
         overwrite = self.config.OverwriteInstances
         if not overwrite and self.index.lookup(instance) is not None:
             return StoreResult("AlreadyStored", patient, study, series, instance)
+        self._check_room(size)
         file_uuid, md5 = write()
         stale_uuids: list[str] = []
         try:
@@ -236,6 +295,20 @@ class Archive:
         for stale in stale_uuids:
             self.store_area.remove(stale)
         return result
+
+    def _check_room(self, size: int) -> None:
+        """Refuse a store that would leave less than MinimumFreeSpace on the storage area's file system: the
+        index needs room to commit deletes (which free space again) and the stores already accepted. 0 turns the
+        check off (a file system whose free space statvfs does not report)."""
+        if not self.config.MinimumFreeSpace:
+            return
+        free = self.store_area.free_bytes()
+        if self._index_elsewhere:  # IndexDirectory on another file system: the index needs its room there
+            stats = os.statvfs(self.index.path.parent)
+            free = min(free, stats.f_bavail * stats.f_frsize)
+        if free < size + self.config.MinimumFreeSpace:
+            raise StorageFull(f"The storage area is full: {free} bytes free, {size} bytes to store and "
+                              f"MinimumFreeSpace ({self.config.MinimumFreeSpace} bytes) to keep")
 
     def _insert(self, db, parsed: ParsedInstance, file_uuid: str, size: int, md5: str, origin: Origin) -> None:
         ids = parsed.ids
@@ -360,6 +433,7 @@ class Archive:
         return shared if shared is not None else Dataset()
 
     # -- deleting -----------------------------------------------------------------------------------------
+    @_beside_reset_and_restore
     def delete(self, level: Level, public_id: str) -> tuple[Level, str] | None:
         """Delete a resource with its descendants, and its ancestors left empty; returns the remaining ancestor."""
         self._iid(level, public_id)
@@ -482,85 +556,8 @@ class Archive:
         return found
 
     def find(self, request: FindQuery) -> list[ResourceRow]:
-        """Resources at ``request.level`` matching every query tag, DICOM C-FIND style."""
-        level = request.level
-        constraints: list[TagConstraint] = []
-        modalities: TagConstraint | None = None
-        from_files: list[tuple[int, Pattern, bool]] = []
-        for key, text in request.query.items():
-            tag = tag_from_text(key)
-            if tag is None:
-                raise OutOfRange(f"Unknown DICOM tag: {key!r}")
-            keyword = keyword_for_tag(tag) or key
-            try:
-                vr = dictionary_VR(tag)
-            except KeyError:
-                vr = "UN"
-            if ("*" in text or "?" in text) and vr not in WILDCARD_VRS:
-                # PS3.4 C.2.2.2.4; the wording is Orthanc's
-                raise OutOfRange(f"Wildcards are not allowed on tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
-            pattern = parse_pattern(text, vr)
-            if pattern.kind == "universal":
-                continue
-            sensitive = request.is_case_sensitive(vr)
-            if keyword == "ModalitiesInStudy" and level == Level.STUDY:
-                modalities = TagConstraint("Modality", Level.SERIES, pattern.kind, pattern.values, sensitive)
-                continue
-            main_levels = [lvl for lvl in _MAIN_TAG_LEVELS.get(keyword, []) if lvl <= level]
-            if main_levels:
-                constraints.append(TagConstraint(keyword, max(main_levels), pattern.kind, pattern.values, sensitive))
-            else:
-                from_files.append((tag, pattern, sensitive))
-        iids = self.index.find(level, constraints, modalities)
-        limit = request.limit or None
-        if not from_files:
-            selected = iids[request.since:][:limit] if limit else iids[request.since:]
-            return self.index.describe(selected)
-        matched: list[int] = []
-        skipped = 0
-        for iid in iids:
-            if not self._matches_file_tags(iid, level, from_files):
-                continue
-            if skipped < request.since:
-                skipped += 1
-                continue
-            matched.append(iid)
-            if limit and len(matched) >= limit:
-                break
-        return self.index.describe(matched)
-
-    def _matches_file_tags(self, iid: int, level: Level, patterns) -> bool:
-        """Match tags that are not main tags against the resource's first instance, as Orthanc reads one file."""
-        instances = self.index.descendant_iids(iid, level, Level.INSTANCE) if level != Level.INSTANCE else [iid]
-        dataset = self._first_readable(instances)
-        if dataset is None:
-            return False
-        for tag, pattern, case_sensitive in patterns:
-            element = dataset.get(tag)
-            value = None if element is None or element.VR == "SQ" else _element_text(element)
-            if not pattern.matches(value, case_sensitive):
-                return False
-        return True
-
-    def _first_readable(self, instance_iids: list[int]) -> Dataset | None:
-        """The dataset of the first of these instances still there: another request may delete them (row, then
-        file) while a find reads them. None when every one is gone."""
-        for instance_iid in instance_iids:
-            rows = self.index.describe([instance_iid])
-            if not rows:
-                continue
-            try:
-                return read_dataset(self.store_area.read(rows[0].file_uuid))
-            except FileNotFoundError:
-                continue
-        return None
-
-
-def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
-    """A zip member inflated no further than its declared size (``ZipFile.read`` inflates all of a member's
-    compressed data in one call, whatever its header says: a member lying about its size is a bomb there)."""
-    with archive.open(member) as stream:
-        return stream.read(member.file_size)
+        """Resources at ``request.level`` matching every query tag, DICOM C-FIND style (core.finding)."""
+        return find(self, request)
 
 
 def _converted(dataset: Dataset, tag: int):
@@ -600,17 +597,6 @@ def series_status(expected: int | None, indexes: list[int | None]) -> str:
             return "Inconsistent"
         seen.add(index)
     return "Complete" if len(seen) == expected else "Missing"
-
-
-def _is_uid(vr: str | None) -> bool:
-    return vr == "UI"
-
-
-def _element_text(element) -> str:
-    value = element.value
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return "" if value is None else str(value)
 
 
 def _is_ignorable(name: str) -> bool:

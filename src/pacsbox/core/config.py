@@ -82,6 +82,11 @@ class Config:
     DicomMaximumDatasetSize: int = 256 * 1024**2  # bytes of one received DIMSE message (data set); larger: A-ABORT
     DicomMaximumConnections: int = 256  # connections yet to send their A-ASSOCIATE-RQ; beyond, the oldest is closed
     DicomMaximumAssociations: int = 64  # served at once; beyond, the longest idle is aborted, else A-ASSOCIATE-RJ
+    # bytes a store must leave free on the storage file system (room for the index to commit deletes); below it
+    # stores answer 507 (HTTP) or 0xA700 (C-STORE)
+    MinimumFreeSpace: int = 1024 * 1024
+    MaximumFindPatternLength: int = 1024  # characters of one wildcard query value (/tools/find, C-FIND); 400 above
+    MaximumFindListLength: int = 10000  # values of one list query value (``a\\b\\c``); 400 above
 
     @property
     def storage_path(self) -> Path:
@@ -201,5 +206,9 @@ def _validate(config: Config) -> None:
             isinstance(syntaxes, (list, tuple)) and all(isinstance(item, str) for item in syntaxes)):
         raise ValueError("AcceptedTransferSyntaxes must be a transfer syntax UID (wildcards * and ? allowed) or a "
                          f"list of them, not {syntaxes!r}")
+    for name in ("MinimumFreeSpace", "MaximumFindPatternLength", "MaximumFindListLength"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")

@@ -388,7 +388,8 @@ class Index:
     def list_resources(self, level: Level, since: int = 0, limit: int | None = None) -> list[tuple[int, str]]:
         """``(iid, public_id)`` of one level, in insertion order, paged like Orthanc's lists."""
         sql = "SELECT iid, public_id FROM resources WHERE level = ? ORDER BY iid LIMIT ? OFFSET ?"
-        return self._connection().execute(sql, (int(level), -1 if limit is None else limit, since)).fetchall()
+        limit = -1 if limit is None else sqlite_integer(limit)
+        return self._connection().execute(sql, (int(level), limit, sqlite_integer(since))).fetchall()
 
     def count(self, level: Level) -> int:
         return self._connection().execute("SELECT COUNT(*) FROM resources WHERE level = ?", (int(level),)).fetchone()[0]
@@ -492,9 +493,19 @@ class Index:
     def clear(self) -> None:
         """Empty every table and restart the change sequence (reset)."""
         with self.writing() as db:
-            for table in ("changes", "exports", "metadata", "lookup", "attachments", "resources"):
-                db.execute(f"DELETE FROM {table}")
-            db.execute("DELETE FROM sqlite_sequence")
+            self.clear_all(db)
+
+    @staticmethod
+    def clear_all(db: sqlite3.Connection) -> None:
+        """Inside the caller's transaction: empty every table of the archive (the XNAT catalog's too), restart
+        the sequences; only ``properties`` stays (this run's own state, not archive content)."""
+        db.execute("PRAGMA defer_foreign_keys = ON")
+        tables = [row[0] for row in db.execute(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            if table != "properties":
+                db.execute(f'DELETE FROM main."{table}"')
+        db.execute("DELETE FROM main.sqlite_sequence")
 
     # -- metadata and flags ------------------------------------------------------------------------------
     def metadata(self, iid: int) -> dict[str, str]:
@@ -539,7 +550,7 @@ class Index:
     def changes(self, since: int, limit: int) -> list[Change]:
         rows = self._connection().execute(
             "SELECT seq, change_type, level, public_id, date FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-            (since, limit),
+            (sqlite_integer(since), sqlite_integer(limit)),
         )
         return [Change(seq, kind, Level(level), public_id, date) for seq, kind, level, public_id, date in rows]
 
@@ -562,7 +573,7 @@ class Index:
         rows = self._connection().execute(
             "SELECT seq, level, public_id, remote_modality, patient_id, study_uid, series_uid, sop_uid, date"
             " FROM exports WHERE seq > ? ORDER BY seq LIMIT ?",
-            (since, limit),
+            (sqlite_integer(since), sqlite_integer(limit)),
         )
         return [Export(r[0], Level(r[1]), *r[2:]) for r in rows]
 
@@ -624,6 +635,15 @@ class Index:
         return [row[0] for row in self._connection().execute(sql, [*start_params, int(level), *params])]
 
 
+_SQLITE_MAX = 2**63 - 1
+
+
+def sqlite_integer(value: int) -> int:
+    """A non-negative count or sequence number as SQLite can take it: past 2^63 - 1 it means "no bound", and
+    SQLite's integers stop there (a larger Python int raises OverflowError)."""
+    return min(max(value, 0), _SQLITE_MAX)
+
+
 def fold(value: str) -> str:
     """The case-insensitive form of a value for matching."""
     return value.casefold()
@@ -635,7 +655,7 @@ def _match_sql(constraint: TagConstraint) -> tuple[str, list[str]]:
     if constraint.kind == "exact":
         return f"{column} = ?", values
     if constraint.kind == "list":
-        return f"{column} IN ({','.join('?' * len(values))})", values
+        return f"{column} IN {_value_list(values)}", _list_params(values)
     if constraint.kind == "wildcard":
         return f"{column} GLOB ?", values
     if constraint.kind == "range":
@@ -659,13 +679,28 @@ def _identifier_start(constraint: TagConstraint, level: Level) -> tuple[str, lis
     """
     if constraint.tag not in _IDENTIFIERS or constraint.kind not in ("exact", "list") or not constraint.case_sensitive:
         return None
-    marks = ",".join("?" * len(constraint.values))
-    matching = f"SELECT iid FROM lookup WHERE tag = '{constraint.tag}' AND value IN ({marks})"
+    values = list(constraint.values)
+    matching = f"SELECT iid FROM lookup WHERE tag = '{constraint.tag}' AND value IN {_value_list(values)}"
     if constraint.tag_level == level:
-        return f"r.iid IN ({matching})", list(constraint.values)
+        return f"r.iid IN ({matching})", _list_params(values)
     for _ in range(level - constraint.tag_level - 1):  # down to the parents of the level, by resources_by_parent
         matching = f"SELECT iid FROM resources WHERE parent IN ({matching})"
-    return f"r.parent IN ({matching})", list(constraint.values)
+    return f"r.parent IN ({matching})", _list_params(values)
+
+
+# Lists longer than this go to SQLite as one JSON array (``json_each``) instead of one variable per value: a
+# query holds at most 32,766 variables, and a C-FIND may list thousands of UIDs in several keys.
+_INLINE_LIST = 64
+
+
+def _value_list(values: Sequence[str]) -> str:
+    if len(values) <= _INLINE_LIST:
+        return f"({','.join('?' * len(values))})"
+    return "(SELECT value FROM json_each(?))"
+
+
+def _list_params(values: Sequence[str]) -> list[str]:
+    return list(values) if len(values) <= _INLINE_LIST else [json.dumps(list(values))]
 
 
 _IDENTIFIERS = frozenset({"PatientID", "StudyInstanceUID", "AccessionNumber", "SeriesInstanceUID", "SOPInstanceUID"})

@@ -10,6 +10,7 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
+from .errors import BadRequest
 from .index import fold
 
 RANGE_VRS = frozenset({"DA", "DT", "TM"})
@@ -65,6 +66,18 @@ def parse_pattern(text: str, vr: str | None) -> Pattern:
     if "*" in value or "?" in value:
         return Pattern("wildcard", (_to_glob(value),))
     return Pattern("exact", (value,))
+
+
+def check_pattern(pattern: Pattern, keyword: str, *, max_pattern: int, max_list: int) -> None:
+    """Refuse (BadRequest) a query value too costly to match: a wildcard pattern over ``max_pattern`` characters
+    (SQLite refuses GLOB patterns past 50,000 bytes, and matching costs its length times the value's), a list of
+    more than ``max_list`` values. Limits of 0 are off."""
+    if pattern.kind == "wildcard" and max_pattern and len(pattern.values[0]) > max_pattern:
+        raise BadRequest(f"The wildcard query on {keyword} is {len(pattern.values[0])} characters long: at most "
+                         f"{max_pattern} are allowed (MaximumFindPatternLength)")
+    if pattern.kind == "list" and max_list and len(pattern.values) > max_list:
+        raise BadRequest(f"The query on {keyword} lists {len(pattern.values)} values: at most {max_list} are "
+                         "allowed (MaximumFindListLength)")
 
 
 def _to_glob(value: str) -> str:

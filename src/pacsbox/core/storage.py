@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -11,8 +12,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import StorageFull
+
 _CHUNK = 1024 * 1024
 _FILES_PER_FOLDER = 64  # new files share a leaf folder, 64 at a time (a 1M-file store: ~16k folders of 64)
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether an error says the file system (or a quota) has no room left: an OSError with ENOSPC, EDQUOT or
+    EFBIG, or SQLite's SQLITE_FULL ("database or disk is full")."""
+    if isinstance(error, OSError):
+        return error.errno in _FULL_ERRNOS
+    return type(error).__name__ == "OperationalError" and "disk is full" in str(error)
+
+
+def storage_full(error: BaseException | None = None) -> StorageFull:
+    """The core's error for a full disk, with what the system said."""
+    reason = f": {error.strerror or error}" if isinstance(error, OSError) else f": {error}" if error else ""
+    return StorageFull(f"The storage area has no room left{reason}")
 
 
 class FileStore:
@@ -42,10 +61,13 @@ class FileStore:
         either no file or the whole file, never a partial one under the final name.
         """
         file_uuid, target, temporary = self._new_target()
-        with self._create(temporary) as handle:
-            handle.write(data)
-            self._finish(handle)
-        os.replace(temporary, target)
+        try:
+            with self._create(temporary) as handle:
+                handle.write(data)
+                self._finish(handle)
+            os.replace(temporary, target)
+        except BaseException as error:
+            self._discard(temporary, error)
         return file_uuid, hashlib.md5(data).hexdigest()
 
     def write_stream(self, source: BinaryIO) -> tuple[str, str]:
@@ -53,13 +75,30 @@ class FileStore:
         file_uuid, target, temporary = self._new_target()
         digest = hashlib.md5()
         source.seek(0)
-        with self._create(temporary) as handle:
-            while chunk := source.read(_CHUNK):
-                digest.update(chunk)
-                handle.write(chunk)
-            self._finish(handle)
-        os.replace(temporary, target)
+        try:
+            with self._create(temporary) as handle:
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    handle.write(chunk)
+                self._finish(handle)
+            os.replace(temporary, target)
+        except BaseException as error:
+            self._discard(temporary, error)
         return file_uuid, digest.hexdigest()
+
+    @staticmethod
+    def _discard(temporary: Path, error: BaseException) -> None:
+        """A write failed: its temporary file goes at once (a full disk must not fill up with them), and a full
+        disk is reported as such."""
+        temporary.unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise storage_full(error) from None
+        raise error
+
+    def free_bytes(self) -> int:
+        """Bytes the storage area's file system still offers to this process."""
+        stats = os.statvfs(self.root)
+        return stats.f_bavail * stats.f_frsize
 
     def _new_target(self) -> tuple[str, Path, Path]:
         with self._lock:
@@ -70,7 +109,7 @@ class FileStore:
         file_uuid = prefix + str(uuid.uuid4())[4:]
         target = self.path_of(file_uuid)
         self._make_folder(target.parent)
-        return file_uuid, target, target.with_name(target.name + ".tmp")
+        return file_uuid, target, target.with_name(target.name + TEMPORARY_SUFFIX)
 
     def _create(self, temporary: Path) -> BinaryIO:
         try:
@@ -115,9 +154,19 @@ class FileStore:
                         yield entry.name
 
     def clear(self) -> None:
-        """Remove every stored file (used by reset)."""
+        """Remove every stored file."""
         self._left = 0
         for entry in self.root.iterdir():
             if entry.is_dir() and len(entry.name) == 2:
                 shutil.rmtree(entry, ignore_errors=True)
+        self._folders.clear()
+
+    def move_all_to(self, folder: Path) -> None:
+        """Move every stored file into ``folder`` (on the same file system: renames of the top folders, whatever
+        the number of files), for a reset to delete them once it has committed."""
+        self._left = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        for entry in self.root.iterdir():
+            if entry.is_dir() and len(entry.name) == 2:
+                os.replace(entry, folder / entry.name)
         self._folders.clear()

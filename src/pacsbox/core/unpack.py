@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tarfile
+import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -13,6 +15,64 @@ from .errors import BadRequest, TooLarge
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_NAME = 255  # bytes of one file or folder name (NAME_MAX of Linux and macOS)
+_CHUNK = 1024 * 1024  # bytes inflated per step: what one step of a zip bomb can cost
+_IN_MEMORY = 32 * 1024 * 1024  # a spooled member goes to a temporary file past this
+# Compressions XNAT's and Orthanc's zip readers know (Java's ZipInputStream, minizip). Python's bzip2 and lzma
+# readers inflate a whole compressed chunk at once, whatever comes out: a bomb there is not bounded by the step.
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+
+
+def iter_zip_member(handle: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int | None = None) -> Iterator[bytes]:
+    """A zip member's bytes, inflated a MiB at a time and counted as they come: never more than its declared
+    size (a member whose data inflates further fails its CRC check: BadZipFile) nor than ``limit`` (TooLarge).
+
+    ``ZipFile.read`` inflates all of a member's compressed data in one step before cutting it to the declared
+    size: a 1 MB member claiming a few bytes then costs a gigabyte of memory first.
+    """
+    if info.compress_type not in _ZIP_METHODS:
+        raise BadRequest(f"Zip member {info.filename!r} uses compression method {info.compress_type}: only stored"
+                         " and deflated members are supported")
+    bound = info.file_size if limit is None else min(info.file_size, limit + 1)
+    total = 0
+    with handle.open(info) as stream:
+        while total < bound and (chunk := stream.read(min(_CHUNK, bound - total))):
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise TooLarge(f"The archive inflates to more than MaximumUploadSize ({limit} bytes)")
+            yield chunk
+        if stream.read(1):  # past the declared size: more data (the CRC check fails first, in practice)
+            raise zipfile.BadZipFile(f"Zip member {info.filename!r} holds more than its declared size")
+
+
+def read_zip_member(handle: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int | None = None) -> bytes:
+    """``iter_zip_member`` joined: at most the member's declared size in memory."""
+    return b"".join(iter_zip_member(handle, info, limit))
+
+
+def spool_zip_member(handle: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int | None = None) -> BinaryIO:
+    """``iter_zip_member`` into a rewound temporary file: in memory up to 32 MiB, on disk past it (a member of a
+    gigabyte, declared honestly, costs disk, not memory)."""
+    spooled = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)
+    try:
+        for chunk in iter_zip_member(handle, info, limit):
+            spooled.write(chunk)
+    except BaseException:
+        spooled.close()
+        raise
+    spooled.seek(0)
+    return spooled  # type: ignore[return-value]
+
+
+def check_zip_members(handle: zipfile.ZipFile, infos: list[zipfile.ZipInfo], limit: int | None) -> None:
+    """Inflate every member once, keeping nothing: a corrupt one (BadRequest) is found before any is used, and
+    what they really inflate to together is held to ``limit`` (TooLarge), whatever their headers say."""
+    total = 0
+    for info in infos:
+        try:
+            for chunk in iter_zip_member(handle, info, None if limit is None else limit - total):
+                total += len(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error) as error:
+            raise BadRequest(f"Corrupt archive member {info.filename!r}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -24,15 +84,32 @@ class Member:
     _handle: object
     _entry: object
 
+    def spool(self) -> BinaryIO:
+        """The member's bytes in a rewound temporary file (memory up to 32 MiB, disk past it): for members too
+        large to hold in memory. The caller closes it."""
+        try:
+            if isinstance(self._handle, zipfile.ZipFile):
+                return spool_zip_member(self._handle, self._entry)
+            spooled = tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY)
+            extracted = self._handle.extractfile(self._entry)
+            if extracted is None:
+                raise BadRequest(f"Archive member {self.path!r} cannot be read")
+            while chunk := extracted.read(_CHUNK):
+                spooled.write(chunk)
+            spooled.seek(0)
+            return spooled  # type: ignore[return-value]
+        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, NotImplementedError, zlib.error) as error:
+            raise BadRequest(f"Corrupt archive member {self.path!r}: {error}") from None
+
     def read(self) -> bytes:
         try:
             if isinstance(self._handle, zipfile.ZipFile):
-                return self._handle.read(self._entry)
+                return read_zip_member(self._handle, self._entry)
             extracted = self._handle.extractfile(self._entry)
             if extracted is None:
                 raise BadRequest(f"Archive member {self.path!r} cannot be read")
             return extracted.read()
-        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as error:
+        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, NotImplementedError, zlib.error) as error:
             raise BadRequest(f"Corrupt archive member {self.path!r}: {error}") from None
 
 
@@ -87,7 +164,7 @@ class ArchiveReader:
             else:
                 self._handle = tarfile.open(fileobj=source, mode="r:*")
                 self.members = self._tar_members(self._handle)
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, NotImplementedError) as error:
             raise BadRequest(f"Not a valid zip, tar or tar.gz archive: {error}") from None
         except (BadRequest, TooLarge):
             raise
@@ -120,9 +197,7 @@ class ArchiveReader:
             if info.is_dir() or not path or _is_ignorable(path):
                 continue
             members.append(Member(path, info.file_size, handle, info))
-        bad = handle.testzip()  # reads every member: a corrupt one is found before anything is stored
-        if bad is not None:
-            raise BadRequest(f"Corrupt archive member {bad!r}")
+        check_zip_members(handle, [member._entry for member in members], self.limit)
         return members
 
     def _tar_members(self, handle: tarfile.TarFile) -> list[Member]:

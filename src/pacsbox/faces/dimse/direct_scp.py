@@ -20,7 +20,7 @@ from io import BytesIO
 
 from ...core.archive import Archive, Origin
 from ...core.dicom import file_meta
-from ...core.errors import ArchiveError
+from ...core.errors import ArchiveError, StorageFull
 from . import commands, observe, status, upper_layer
 from .commands import Command, CommandError
 from .find import encoding_of, find_answers
@@ -289,6 +289,9 @@ def store_status(archive: Archive, part10: bytes, origin: Origin) -> int:
     """Store a received instance; the C-STORE status that answers it (either path's)."""
     try:
         archive.store(part10, origin)
+    except StorageFull as error:  # a full disk (the core reports it as such): PS3.4 C.4.2.1.4 "out of resources"
+        LOG.warning("C-STORE refused: %s", error.details)
+        return status.OUT_OF_RESOURCES
     except ArchiveError as error:
         LOG.warning("C-STORE refused: %s", error.details)
         return status.CANNOT_UNDERSTAND

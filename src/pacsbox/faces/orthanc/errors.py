@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core import errors as core
+from ...core.storage import is_disk_full
 from .json import json_response
 
 
@@ -71,10 +72,12 @@ def translate(error: Exception) -> OrthancError:
         return OrthancError(2, "Not implemented yet", 501, details)
     if isinstance(error, core.TooLarge):
         return OrthancError(8, "Bad request", 413, details)
-    if isinstance(error, core.StorageFull):
-        return OrthancError(19, "The file storage is full", 507, details)
     if isinstance(error, core.NetworkError):
         return _network_error(error, details)
+    if isinstance(error, core.StorageFull) or is_disk_full(error):
+        # Orthanc's code for a full storage area (its quota, MaximumStorageSize), with HTTP 507; on a full disk the
+        # real Orthanc 1.10.1 answers 500 "Cannot write to file" instead, which tells a client nothing it can act on
+        return OrthancError(19, "The file storage is full", 507, details)
     if isinstance(error, PermissionError):
         return OrthancError(-1, "Forbidden", 403, details)
     return OrthancError(-1, "Internal error", 500, details or type(error).__name__)

@@ -53,12 +53,12 @@ async def upload(request: Request) -> Response:
             results = await run_in_threadpool(archive.store_zip, spool, origin)
             return json_response([_store_json(r) for r in results])
         data = spool.read() if size <= SPOOL_IN_MEMORY else spool
-        if archive.can_store_at_once(size):
-            # on the event loop itself: the trip to a worker thread and back costs more than storing the file (A/B
-            # of REST ingest from 4 clients, pacsbox/Orthanc: ~2 KB files 0.80 with the trip, 1.17 without; ~150 KB
-            # files 0.85 with it, 1.11 without)
-            result = archive.store(data, origin)
-        else:
+        # on the event loop itself when that takes a few milliseconds (a small file of few elements, nothing to wait
+        # for): the trip to a worker thread and back costs more than storing the file (A/B of REST ingest from 4
+        # clients, pacsbox/Orthanc: ~2 KB files 0.80 with the trip, 1.17 without; ~150 KB files 0.85 with it, 1.11
+        # without). Anything else (many elements to parse, a reset or restore running) goes to a worker thread.
+        result = archive.store_at_once(data, origin) if isinstance(data, bytes) else None
+        if result is None:
             result = await run_in_threadpool(archive.store, data, origin)
         return json_response(_store_json(result))
     finally:

@@ -24,6 +24,9 @@ def flag(request: Request, name: str) -> bool:
     return request.query_params[name].strip().lower() not in ("false", "0")
 
 
+_UINT64_MAX = 2**64 - 1
+
+
 def integer(request: Request, name: str, default: int) -> int:
     text = request.query_params.get(name)
     if text is None or text == "":
@@ -45,7 +48,10 @@ def paging(request: Request) -> tuple[int, int | None]:
         raise bad_request(f"Missing \"{missing}\" argument for GET request against: {request.url.path}")
     if not has_since:
         return 0, None
-    return integer(request, "since", 0), integer(request, "limit", 0)
+    since, limit = integer(request, "since", 0), integer(request, "limit", 0)
+    if max(since, limit) > _UINT64_MAX:  # Orthanc reads both as 64-bit unsigned integers
+        raise bad_type("Syntax error in some user-supplied data")
+    return since, limit
 
 
 async def json_body(request: Request, kind: type = dict) -> Any:

@@ -19,7 +19,7 @@ from .zipping import write_archive
 
 def _integer_field(body: dict, name: str) -> int:
     value = body.get(name, 0)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or value > 2**63 - 1:  # Orthanc: a 64-bit integer
         raise bad_request(f"Field \"{name}\" should be an integer")
     if value < 0:
         raise bad_request(f"Field \"{name}\" should be a non-negative integer")

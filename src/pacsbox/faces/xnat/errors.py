@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.responses import PlainTextResponse, Response
 
 from ...core import errors as core
+from ...core.storage import is_disk_full
 
 
 class XnatError(Exception):
@@ -38,6 +39,8 @@ def status_and_message(error: Exception) -> tuple[int, str]:
     ):
         if isinstance(error, kind):
             return status, details
+    if is_disk_full(error):  # a write the core did not translate (a catalog file): the disk is full all the same
+        return 507, f"The storage area has no room left: {details}"
     return 500, f"Internal error: {details}"
 
 

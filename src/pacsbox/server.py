@@ -64,7 +64,8 @@ class _Runtime:
                  reload_config: Callable[[], Config] | None = None) -> None:
         import uvicorn
 
-        from .core.archive import Archive, Origin
+        from .core.archive import Origin
+        from .core.assembly import open_archive
         from .faces.dimse.scp import DicomServer
         from .faces.dimse.scu import DicomClient
         from .http_app import create_http_app
@@ -77,7 +78,7 @@ class _Runtime:
         check_exposure(config)
         self.http_socket = http_socket or bind_socket(config.BindAddress, config.HttpPort)
         self.http_port = self.http_socket.getsockname()[1]
-        self.archive = Archive(config)
+        self.archive = open_archive(config)
         self.dicom_server: DicomServer | None = None
         try:
             self.archive.remote = DicomClient(self.archive, config)

@@ -7,17 +7,17 @@ import threading
 import time
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 
-from .catalog import Catalog
 from .config import Config
 from .dicom import MAIN_TAGS, ParsedInstance, parse_instance, read_dataset, tag_from_text
 from .errors import InexistentItem, InvalidDicom, OutOfRange, TooLarge, UnknownResource
+from .events import ArchiveClosing, ArchiveReset, EventBus, InstanceStored, Origin, ResourceDeleted, ResourceStable
 from .ids import Level
 from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
 from .matching import WILDCARD_VRS, Pattern, parse_pattern
@@ -61,21 +61,10 @@ for _level, _tags in MAIN_TAGS.items():
 
 
 @dataclass(frozen=True)
-class Origin:
-    """Who sent an instance: recorded as the Origin, RemoteIP, RemoteAET, CalledAET, HttpUsername metadata."""
-
-    kind: str = "Unknown"  # Orthanc's RequestOrigin: RestApi, DicomProtocol, Plugins, Lua, ...
-    remote_ip: str = ""
-    remote_aet: str = ""
-    called_aet: str = ""
-    http_username: str = ""
-
-
-@dataclass(frozen=True)
 class StoreResult:
     """The outcome of storing one instance, with the public IDs of its four levels."""
 
-    status: str  # "Success" or "AlreadyStored"
+    status: str  # "Success", "AlreadyStored" or "FilteredOut" (refused by a store filter: nothing stored)
     patient_id: str
     study_id: str
     series_id: str
@@ -115,7 +104,9 @@ class Archive:
         self.index = Index(config.index_path / "index.sqlite")
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
         self._time_storage_area()
-        self.catalog = Catalog(self)  # the XNAT model (its own tables and folders), before the crash sweep
+        self.events = EventBus()  # what reacts to the archive subscribes here (core.events); wired by core.assembly
+        # read before the crash sweep marks the index open again: listeners with files of their own sweep them too
+        self.recovering_from_unclean_stop = self.index.get_property("open") is not None
         self._stop = threading.Event()
         self._recover_after_unclean_stop()
         self._stable_thread = threading.Thread(target=self._watch_stability, name="pacsbox-stable", daemon=True)
@@ -132,9 +123,9 @@ class Archive:
     # -- life ---------------------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop background work and mark the archive as cleanly closed."""
+        self.events.publish(ArchiveClosing())
         self._stop.set()
         self._stable_thread.join(timeout=5)
-        self.catalog.close()
         self.index.set_property("open", None)
         self.index.close()
 
@@ -152,15 +143,17 @@ class Archive:
         period = max(0.2, min(1.0, self.config.StableAge / 4))
         while not self._stop.wait(period):
             try:
-                self.index.mark_stable(time.time() - self.config.StableAge)
+                stable = self.index.mark_stable(time.time() - self.config.StableAge)
             except Exception:  # a locked or closing database must not kill the watcher
                 continue
+            for _, level, public_id in stable:
+                self.events.publish(ResourceStable(level, public_id))
 
     def reset(self) -> None:
         """Empty the archive: index, files and change log."""
         self.index.clear()
         self.store_area.clear()
-        self.catalog.clear()
+        self.events.publish(ArchiveReset())
 
     # -- ingest -------------------------------------------------------------------------------------------
     def store(self, source: bytes | BinaryIO, origin: Origin = Origin()) -> StoreResult:
@@ -180,7 +173,7 @@ class Archive:
         """Whether storing ``size`` bytes now takes a few milliseconds: an instance of at most a MiB while no other
         write holds the index (a caller that must not wait long, such as an event loop, may then store in its own
         thread)."""
-        return size <= _QUICK_STORE_LIMIT and not self.index.is_writing
+        return size <= _QUICK_STORE_LIMIT and not self.index.is_writing and not self.events.has_store_filters
 
     def store_zip(self, source: BinaryIO, origin: Origin = Origin()) -> list[StoreResult]:
         """Store every DICOM file of a zip archive. The whole archive is checked first: a member that is not
@@ -214,6 +207,8 @@ class Archive:
     def _store_parsed(self, parsed: ParsedInstance, write, size: int, origin: Origin) -> StoreResult:
         patient, study, series, instance = parsed.ids
         result = StoreResult("Success", patient, study, series, instance)
+        if not self.events.accepts(parsed, origin):  # asked first, as Orthanc runs ReceivedInstanceFilter first
+            return StoreResult("FilteredOut", patient, study, series, instance)
         overwrite = self.config.OverwriteInstances
         if not overwrite and self.index.lookup(instance) is not None:
             return StoreResult("AlreadyStored", patient, study, series, instance)
@@ -228,13 +223,15 @@ class Archive:
                         return StoreResult("AlreadyStored", patient, study, series, instance)
                     _, stale_uuids = self.index.delete(db, existing)
                 self._insert(db, parsed, file_uuid, size, md5, origin)
-                if origin.kind == "DicomProtocol":  # XNAT's DICOM receiver: file it in the prearchive (rows only)
-                    self.catalog.importer.route_received(db, parsed, result)
+                stored = InstanceStored(parsed, patient, study, series, instance, origin, is_new=existing is None,
+                                        transaction=db)
+                self.events.publish_in_transaction(stored)
         except BaseException:
             self.store_area.remove(file_uuid)
             raise
         for stale in stale_uuids:
             self.store_area.remove(stale)
+        self.events.publish(replace(stored, transaction=None))
         return result
 
     def _insert(self, db, parsed: ParsedInstance, file_uuid: str, size: int, md5: str, origin: Origin) -> None:
@@ -363,12 +360,12 @@ class Archive:
     def delete(self, level: Level, public_id: str) -> tuple[Level, str] | None:
         """Delete a resource with its descendants, and its ancestors left empty; returns the remaining ancestor."""
         self._iid(level, public_id)
-        shown_by_xnat = self.catalog.before_archive_delete(level, public_id)
         with self.index.writing() as db:
             # looked up again under the write lock: a concurrent delete may have removed it since
             iid = self.index.find_iid(db, public_id, level)
             if iid is None:
                 raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
+            studies = _studies_of(db, level, public_id)
             remaining, uuids = self.index.delete(db, iid)
             ancestor = None
             if remaining is not None:
@@ -376,7 +373,7 @@ class Archive:
                 ancestor = (Level(row[0]), row[1])
         for file_uuid in uuids:
             self.store_area.remove(file_uuid)
-        self.catalog.after_archive_delete(shown_by_xnat)
+        self.events.publish(ResourceDeleted(level, public_id, studies, ancestor))
         return ancestor
 
     # -- statistics ---------------------------------------------------------------------------------------
@@ -554,6 +551,17 @@ class Archive:
             except FileNotFoundError:
                 continue
         return None
+
+
+def _studies_of(db, level: Level, public_id: str) -> tuple[str, ...]:
+    """The studies a resource is part of (its own, or a patient's), read before it is deleted."""
+    if level == Level.STUDY:
+        return (public_id,)
+    if level == Level.PATIENT:
+        sql = "SELECT s.public_id FROM resources p JOIN resources s ON s.parent = p.iid WHERE p.public_id = ?"
+    else:
+        sql = "SELECT s.public_id FROM resources r JOIN resources s ON s.iid = r.study WHERE r.public_id = ?"
+    return tuple(row[0] for row in db.execute(sql, (public_id,)))
 
 
 def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:

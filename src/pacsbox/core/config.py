@@ -14,7 +14,7 @@ from typing import Any
 # Keys a real Orthanc 1.10 configuration may hold that pacsbox accepts without acting on them, so that an
 # existing Orthanc configuration file loads without a warning per key.
 _ACCEPTED_ORTHANC_KEYS = frozenset([
-    "StorageCompression", "MaximumStorageSize", "MaximumPatientCount", "LuaScripts", "Plugins", "ConcurrentJobs",
+    "StorageCompression", "MaximumStorageSize", "MaximumPatientCount", "Plugins", "ConcurrentJobs",
     "HttpServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled", "DicomServerEnabled",
     "DicomAlwaysAllowFindWorklist",
     "SslEnabled", "SslCertificate", "SslVerifyPeers", "SslTrustedClientCertificates", "DicomModalitiesInDatabase",
@@ -22,7 +22,7 @@ _ACCEPTED_ORTHANC_KEYS = frozenset([
     "UserContentType", "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
     "TcpNoDelay", "HttpThreadsCount", "StoreDicom", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "LoadPrivateDictionary", "Dictionary", "SynchronousCMove", "JobsHistorySize", "SaveJobs",
-    "MediaArchiveSize", "StorageAccessOnFind", "ExecuteLuaEnabled", "HttpRequestTimeout",
+    "MediaArchiveSize", "StorageAccessOnFind", "HttpRequestTimeout",
     "DefaultPrivateCreator", "StorageCommitmentReportsSize", "TranscodeDicomProtocol",
     "BuiltinDecoderTranscoderOrder", "IngestTranscoding", "IngestTranscodingOfUncompressed",
     "IngestTranscodingOfCompressed", "DicomLossyTranscodingQuality", "SyncStorageArea", "DeidentifyLogs",
@@ -74,10 +74,21 @@ class Config:
     # transfer syntaxes the C-STORE SCP accepts: UIDs with the wildcards * and ?, one string or a list
     AcceptedTransferSyntaxes: str | tuple[str, ...] | list[str] = "*"
     MetricsEnabled: bool = True  # whether /tools/metrics-prometheus publishes the metrics
+    # Lua (Orthanc's keys): scripts loaded at start, in order; POST /tools/execute-script off unless enabled
+    LuaScripts: tuple[str, ...] = ()
+    LuaHeartBeatPeriod: int = 0  # seconds between OnHeartBeat calls (0: never)
+    ExecuteLuaEnabled: bool = False
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body; larger bodies get 413
-    XnatSiteId: str = "XNAT"  # prefix of XNAT accession IDs (<SiteID>_S00001); xnat4tests uses "Xnat4Tests"
+    XnatSiteId: str = "XNAT"
+    # pacsbox's bounds on Lua (Orthanc has none): a script or callback running longer, printing more or allocating
+    # more fails with a Lua error; CallSystem/os.execute/io.popen and file writes are refused unless allowed
+    LuaMaximumExecutionTime: float = 10.0  # seconds
+    LuaMaximumOutputSize: int = 1024 * 1024  # bytes printed by one script or callback
+    LuaMaximumMemory: int = 256 * 1024 * 1024  # bytes of one Lua state
+    LuaSystemCallsAllowed: bool = False
+    LuaFileWritesAllowed: bool = False  # prefix of XNAT accession IDs (<SiteID>_S00001); xnat4tests uses "Xnat4Tests"
 
     @property
     def storage_path(self) -> Path:
@@ -193,5 +204,8 @@ def _validate(config: Config) -> None:
             isinstance(syntaxes, (list, tuple)) and all(isinstance(item, str) for item in syntaxes)):
         raise ValueError("AcceptedTransferSyntaxes must be a transfer syntax UID (wildcards * and ? allowed) or a "
                          f"list of them, not {syntaxes!r}")
+    if isinstance(config.LuaScripts, str) or not all(isinstance(path, str) for path in config.LuaScripts):
+        raise ValueError("LuaScripts must be a list of file paths")
+    object.__setattr__(config, "LuaScripts", tuple(config.LuaScripts))  # a JSON list, frozen like the rest
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")

@@ -26,7 +26,8 @@ Rules, for every listener:
 * **Filters.** A store filter (``add_store_filter``) is asked before an instance is written; every filter must
   accept it, else the archive stores nothing and answers ``FilteredOut``. Filters run on the storing thread, outside
   any transaction, and may take time (a Lua filter is bounded by its own time limit); an exception in a filter
-  refuses the instance, as Orthanc refuses an instance whose Lua filter fails.
+  reaches the caller of the archive's verb and nothing is stored (Orthanc answers an upload whose Lua filter
+  fails with the Lua error).
 """
 
 from __future__ import annotations
@@ -170,12 +171,5 @@ class EventBus:
         return bool(self._filters)
 
     def accepts(self, parsed: ParsedInstance, origin: Origin) -> bool:
-        """Whether every store filter accepts the instance (a filter that raises refuses it)."""
-        for accepts in self._filters:
-            try:
-                if not accepts(parsed, origin):
-                    return False
-            except Exception:  # a broken filter refuses, as Orthanc does when its Lua filter fails
-                log.exception("store filter %r failed: the instance is refused", accepts)
-                return False
-        return True
+        """Whether every store filter accepts the instance; a filter's exception propagates."""
+        return all(accepts(parsed, origin) for accepts in self._filters)

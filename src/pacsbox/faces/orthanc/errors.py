@@ -75,6 +75,10 @@ def translate(error: Exception) -> OrthancError:
         return OrthancError(19, "The file storage is full", 507, details)
     if isinstance(error, core.NetworkError):
         return _network_error(error, details)
+    if isinstance(error, core.ScriptError):
+        if not error.lua_message:
+            return OrthancError(-1, "Internal error", 500, details)
+        return OrthancError(2031, "Cannot execute a Lua command", 500, details)
     if isinstance(error, PermissionError):
         return OrthancError(-1, "Forbidden", 403, details)
     return OrthancError(-1, "Internal error", 500, details or type(error).__name__)

@@ -41,8 +41,8 @@ class Converter:
             " for i = 1, n do if rawget(t, i) == nil then return -1 end end return n end")
 
     # -- Python/JSON -> Lua -------------------------------------------------------------------------------
-    def to_lua(self, value: Any, *, floats: bool = False, depth: int = 0) -> Any:
-        """A JSON-like Python value as a Lua value; ``floats`` makes every number a float (ParseJson)."""
+    def to_lua(self, value: Any, *, floats: bool = True, depth: int = 0) -> Any:
+        """A JSON-like Python value as a Lua value; every number a float, as Orthanc pushes JSON numbers."""
         if depth > _MAX_DEPTH:
             raise ConversionError("JSON nested too deeply")
         if value is None or isinstance(value, bool):

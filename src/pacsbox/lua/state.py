@@ -144,6 +144,8 @@ class LuaState:
         self._arm = self.runtime.execute(_PRELUDE, self._expired, self._emit, limits.system_calls,
                                          limits.file_writes, f"{limits.seconds:g}".encode())
         self._globals = self.runtime.globals()
+        # a Lua closure around a Python callable: type() says "function", as for Orthanc's C functions
+        self._as_lua_function = self.runtime.eval("function(f) return function(...) return f(...) end end")
         self._compile = self.runtime.eval(f"function(code) return load(code, '{CHUNK_NAME}') end")
         # pcall keeps the error object whole (lupa would turn a table into text): (true, first result) or
         # (false, error object)
@@ -167,7 +169,7 @@ class LuaState:
     # -- registering ----------------------------------------------------------------------------------------
     def define(self, name: str, function: Callable[..., Any]) -> None:
         """A global Lua function implemented in Python (it receives Lua values, returns Lua values)."""
-        self._globals[name.encode()] = function
+        self._globals[name.encode()] = self._as_lua_function(function)
 
     def define_lua(self, code: str) -> None:
         """Run trusted set-up code (the toolbox), outside the limits."""

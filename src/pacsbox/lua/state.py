@@ -79,7 +79,8 @@ print = function(...)
     if i > 1 and line ~= "" then line = line .. ", " end
     line = line .. tostring((select(i, ...)))
   end
-  emit(line)
+  local ok, message = emit(line)
+  if not ok then error(message, 2) end
 end
 
 local function refused(name, key)
@@ -144,8 +145,11 @@ class LuaState:
         self._arm = self.runtime.execute(_PRELUDE, self._expired, self._emit, limits.system_calls,
                                          limits.file_writes, f"{limits.seconds:g}".encode())
         self._globals = self.runtime.globals()
-        # a Lua closure around a Python callable: type() says "function", as for Orthanc's C functions
-        self._as_lua_function = self.runtime.eval("function(f) return function(...) return f(...) end end")
+        # a Lua closure around a Python callable: type() says "function", as for Orthanc's C functions, and a
+        # failure is a Lua error at the caller's line
+        self._as_lua_function = self.runtime.eval(
+            "function(f) return function(...) local ok, value = f(...) if not ok then error(value, 2) end"
+            " return value end end")
         self._compile = self.runtime.eval(f"function(code) return load(code, '{CHUNK_NAME}') end")
         # pcall keeps the error object whole (lupa would turn a table into text): (true, first result) or
         # (false, error object)
@@ -156,20 +160,29 @@ class LuaState:
     def _expired(self) -> bool:
         return time.monotonic() > self._deadline
 
-    def _emit(self, line: Any) -> None:
+    def _emit(self, line: Any) -> tuple[bool, bytes | None]:
         text = as_text(line)
         self._output_size += len(text) + 1
         if self._output_size > self.limits.output_bytes:
-            raise ScriptError(f"the Lua script printed more than LuaMaximumOutputSize "
-                              f"({self.limits.output_bytes} bytes)")
+            return False, f"the Lua script printed more than LuaMaximumOutputSize ({self.limits.output_bytes} bytes)"\
+                .encode()
         log.warning("Lua says: %s", text if len(text) <= 2000 else text[:2000] + "...")
         if self._capture:
             self._output.append(text + "\n")
+        return True, None
 
     # -- registering ----------------------------------------------------------------------------------------
     def define(self, name: str, function: Callable[..., Any]) -> None:
         """A global Lua function implemented in Python (it receives Lua values, returns Lua values)."""
-        self._globals[name.encode()] = self._as_lua_function(function)
+        def reported(*args: Any) -> tuple[bool, Any]:
+            try:
+                return True, function(*args)
+            except ScriptError as error:
+                return False, (error.details or "").encode()
+            except Exception as error:  # a helper's bug fails the script, never the server
+                return False, f"{name}: {type(error).__name__}: {error}".encode()
+
+        self._globals[name.encode()] = self._as_lua_function(reported)
 
     def define_lua(self, code: str) -> None:
         """Run trusted set-up code (the toolbox), outside the limits."""

@@ -15,9 +15,9 @@ import pydicom
 import pytest
 from pynetdicom import AE
 
+from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.orthanc_ref import SKIP_REASON, ReferenceOrthanc, have_orthanc
 from tests.support.pacsbox_proc import RunningPacsbox
-from tests.support.dicomgen import make_dataset, to_bytes, uid
 
 pytestmark = pytest.mark.skipif(not have_orthanc(), reason=SKIP_REASON)
 
@@ -34,6 +34,9 @@ function OnStoredInstance(instanceId, tags, metadata, origin)
   RestApiPut("/instances/" .. instanceId .. "/metadata/Sample",
              origin.RequestOrigin .. ":" .. tags.PatientID .. ":" .. metadata.SopClassUid)
 end
+function OnStableSeries(seriesId, tags, metadata)
+  RestApiPut("/series/" .. seriesId .. "/metadata/Sample", "stable:" .. tags.Modality .. ":" .. metadata.RemoteAET)
+end
 function IncomingHttpRequestFilter(method, uri, ip, username, headers)
   return not (uri == "/patients" and headers["x-refuse"] == "yes")
 end
@@ -49,7 +52,8 @@ def instance(key: str) -> bytes:
 def servers(tmp_path_factory):
     script = tmp_path_factory.mktemp("lua") / "callbacks.lua"
     script.write_text(SCRIPT)
-    config = {"ExecuteLuaEnabled": True, "LuaScripts": [str(script)], "UserMetadata": {"Sample": 1024}}
+    config = {"ExecuteLuaEnabled": True, "LuaScripts": [str(script)], "UserMetadata": {"Sample": 1024},
+              "StableAge": 1}
     with ReferenceOrthanc(extra_config=config, graceful_stop=False) as reference, RunningPacsbox(config) as ours:
         yield ours, reference
 
@@ -127,10 +131,10 @@ def test_rest_calls_from_lua_see_the_archive(servers):
     assert (mine.status_code, mine.text) == (theirs.status_code, theirs.text) == (200, "1, FOUND, Name^FOUND\n")
 
 
-def _metadata(server_session, url: str, instance_id: str) -> str | None:
+def _metadata(server_session, url: str, instance_id: str, level: str = "instances") -> str | None:
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # OnStoredInstance runs after the upload's answer, on its own thread
-        answer = server_session.get(f"{url}/instances/{instance_id}/metadata/Sample")
+    while time.monotonic() < deadline:  # callbacks run after the upload's answer, on their own thread
+        answer = server_session.get(f"{url}/{level}/{instance_id}/metadata/Sample")
         if answer.status_code == 200:
             return answer.text
         time.sleep(0.05)
@@ -194,3 +198,11 @@ def test_execute_script_is_off_by_default():
         mine = ours.session().post(ours.url + "/tools/execute-script", data='print(1)')
         theirs = reference.session.post(reference.url + "/tools/execute-script", data='print(1)')
         assert (mine.status_code, mine.text) == (theirs.status_code, theirs.text) == (403, "")
+
+
+def test_on_stable_series(servers):
+    ours, reference = servers
+    _both(servers, "POST", "/instances", data=instance("STABLE"))
+    series_id = _both(servers, "POST", "/tools/lookup", data=uid("lua-series", "STABLE"))[1].json()[0]["ID"]
+    mine = _metadata(ours.session(), ours.url, series_id, "series")
+    assert mine == _metadata(reference.session, reference.url, series_id, "series") == "stable:CT:"

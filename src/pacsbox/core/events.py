@@ -113,6 +113,8 @@ Event = Any
 E = TypeVar("E")
 Listener = Callable[[Any], None]
 StoreFilter = Callable[[ParsedInstance, Origin], bool]
+# rewrites an incoming C-FIND identifier (a pydicom Dataset): what Lua's IncomingFindRequestFilter does
+FindFilter = Callable[[Any, Origin], Any]
 
 
 class EventBus:
@@ -121,6 +123,7 @@ class EventBus:
     def __init__(self) -> None:
         self._listeners: dict[tuple[type, Phase], list[Listener]] = {}
         self._filters: list[StoreFilter] = []
+        self._find_filters: list[FindFilter] = []
         self._lock = threading.Lock()
 
     def subscribe(self, event_type: type[E], listener: Callable[[E], None],
@@ -165,6 +168,24 @@ class EventBus:
                 self._filters = [item for item in self._filters if item is not accepts]
 
         return remove
+
+    def add_find_filter(self, rewrite: FindFilter) -> Callable[[], None]:
+        """Let ``rewrite(identifier, origin)`` replace each incoming C-FIND identifier (before matching); an
+        exception fails the C-FIND. Returns a function that removes the filter."""
+        with self._lock:
+            self._find_filters = [*self._find_filters, rewrite]
+
+        def remove() -> None:
+            with self._lock:
+                self._find_filters = [item for item in self._find_filters if item is not rewrite]
+
+        return remove
+
+    def filter_find(self, identifier: Any, origin: Origin) -> Any:
+        """The C-FIND identifier after every find filter (unchanged when there is none)."""
+        for rewrite in self._find_filters:
+            identifier = rewrite(identifier, origin)
+        return identifier
 
     @property
     def has_store_filters(self) -> bool:

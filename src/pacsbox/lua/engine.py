@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydicom.dataset import Dataset
 from starlette.types import ASGIApp
 
 from ..core.archive import Archive
@@ -115,6 +116,8 @@ class LuaEngine:
         events = self.archive.events
         if self.filters.has_function("ReceivedInstanceFilter"):
             self._unsubscribe.append(events.add_store_filter(self._accepts))
+        if self.filters.has_function("IncomingFindRequestFilter"):
+            self._unsubscribe.append(events.add_find_filter(self._filter_find))
         self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
                               events.subscribe(ResourceStable, self._on_stable),
                               events.subscribe(ArchiveClosing, lambda event: self.close())]
@@ -152,6 +155,19 @@ class LuaEngine:
         info = {"HasPixelData": 0x7FE00010 in parsed.dataset, "TransferSyntaxUID": parsed.transfer_syntax_uid}
         result = self.filters.call("ReceivedInstanceFilter", tags, lua_origin(origin), info)
         return _is_true(result)
+
+    def _filter_find(self, identifier: Dataset, origin: Origin) -> Dataset:
+        """IncomingFindRequestFilter(query, origin): the query as Orthanc gives it (``{"0010,0020": "*"}``, every
+        element but sequences) and the table it returns as the new query (elements it dropped are dropped)."""
+        query = find_query_json(identifier)
+        modalities = self.archive.modalities.by_aet(origin.remote_aet)
+        table = {"CalledAet": origin.called_aet, "RemoteAet": origin.remote_aet, "RemoteIp": origin.remote_ip,
+                 "Manufacturer": modalities[0].manufacturer if modalities else "Generic"}
+        result = self.filters.call("IncomingFindRequestFilter", query, table)
+        returned = self.filters.convert.to_python(result, keep_strings=True) if result is not None else {}
+        if not isinstance(returned, dict):
+            raise ScriptError("IncomingFindRequestFilter must return a table of tags")
+        return find_query_dataset(identifier, returned)
 
     @property
     def filters_http(self) -> bool:
@@ -244,6 +260,42 @@ class LuaEngine:
                 log.error("Lua job %s of %s failed: HTTP %d %s", kind, resource, answer.status, answer.body[:500])
         except ArchiveError as error:
             log.error("Lua job %s of %s failed: %s", kind, resource, error.details or error)
+
+
+def find_query_json(identifier: Dataset) -> dict[str, str]:
+    """A C-FIND identifier as Orthanc hands it to Lua: ``gggg,eeee`` to text, sequences left out."""
+    query = {}
+    for element in identifier:
+        if element.VR != "SQ":
+            value = element.value
+            if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+                text = "\\".join(str(v) for v in value)
+            else:
+                text = "" if value is None else str(value)
+            query[f"{element.tag.group:04x},{element.tag.element:04x}"] = text
+    return query
+
+
+def find_query_dataset(identifier: Dataset, query: Mapping[str, Any]) -> Dataset:
+    """The identifier rewritten to ``query``: its sequences kept, other elements as the table says."""
+    from pydicom.datadict import dictionary_VR
+
+    rewritten = Dataset()
+    for element in identifier:
+        if element.VR == "SQ":
+            rewritten.add(element)
+    for key, value in query.items():
+        try:
+            tag = int(str(key).replace(",", ""), 16)
+        except ValueError:
+            raise ScriptError(f"IncomingFindRequestFilter returned a bad tag: {key!r}") from None
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = identifier[tag].VR if tag in identifier else "LO"
+        text = "" if value is None else str(value)
+        rewritten.add_new(tag, vr, text.split("\\") if "\\" in text else text)
+    return rewritten
 
 
 def _is_true(value: Any) -> bool:

@@ -13,6 +13,7 @@ import time
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from pynetdicom import AE
 
 from tests.support.dicomgen import make_dataset, to_bytes, uid
@@ -22,6 +23,7 @@ from tests.support.pacsbox_proc import RunningPacsbox
 pytestmark = pytest.mark.skipif(not have_orthanc(), reason=SKIP_REASON)
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 
 SCRIPT = """
 print("LuaScripts file loaded")
@@ -36,6 +38,10 @@ function OnStoredInstance(instanceId, tags, metadata, origin)
 end
 function OnStableSeries(seriesId, tags, metadata)
   RestApiPut("/series/" .. seriesId .. "/metadata/Sample", "stable:" .. tags.Modality .. ":" .. metadata.RemoteAET)
+end
+function IncomingFindRequestFilter(query, origin)
+  if query["0010,0020"] == "REWRITTEN" and origin.RemoteAet == "LUATEST" then query["0010,0020"] = "FINDME" end
+  return query
 end
 function IncomingHttpRequestFilter(method, uri, ip, username, headers)
   return not (uri == "/patients" and headers["x-refuse"] == "yes")
@@ -53,7 +59,7 @@ def servers(tmp_path_factory):
     script = tmp_path_factory.mktemp("lua") / "callbacks.lua"
     script.write_text(SCRIPT)
     config = {"ExecuteLuaEnabled": True, "LuaScripts": [str(script)], "UserMetadata": {"Sample": 1024},
-              "StableAge": 1}
+              "StableAge": 1, "DicomAlwaysAllowFind": True}
     with ReferenceOrthanc(extra_config=config, graceful_stop=False) as reference, RunningPacsbox(config) as ours:
         yield ours, reference
 
@@ -206,3 +212,26 @@ def test_on_stable_series(servers):
     series_id = _both(servers, "POST", "/tools/lookup", data=uid("lua-series", "STABLE"))[1].json()[0]["ID"]
     mine = _metadata(ours.session(), ours.url, series_id, "series")
     assert mine == _metadata(reference.session, reference.url, series_id, "series") == "stable:CT:"
+
+
+def _cfind_patient_ids(port: int, aet: str, patient_id: str) -> list[str]:
+    ae = AE(ae_title="LUATEST")
+    ae.add_requested_context(STUDY_ROOT_FIND)
+    association = ae.associate("127.0.0.1", port, ae_title=aet)
+    assert association.is_established
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.PatientID = patient_id
+    query.StudyInstanceUID = ""
+    try:
+        return [str(answer.PatientID) for status, answer in association.send_c_find(query, STUDY_ROOT_FIND)
+                if status is not None and status.Status in (0xFF00, 0xFF01)]
+    finally:
+        association.release()
+
+
+def test_incoming_find_request_filter_rewrites_the_query(servers):
+    ours, reference = servers
+    _both(servers, "POST", "/instances", data=instance("FINDME"))
+    mine = _cfind_patient_ids(ours.dicom_port, ours.aet, "REWRITTEN")
+    assert mine == _cfind_patient_ids(reference.dicom_port, reference.aet, "REWRITTEN") == ["FINDME"]

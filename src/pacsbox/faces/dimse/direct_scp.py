@@ -190,7 +190,8 @@ class DirectAssociation:
             self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP,
                                                                        _UNDECODABLE_IDENTIFIER))
             return
-        for code, answer in find_responses(self.archive, self.policy.config, _FindRequest(identifier)):
+        for code, answer in find_responses(self.archive, self.policy.config, _FindRequest(identifier),
+                                         self.origin):
             encoded = encode(answer, *encoding) if answer is not None else None
             self._respond(context.context_id, commands.encode_response(
                 command, commands.C_FIND_RSP, code, with_dataset=encoded is not None), encoded)

@@ -13,7 +13,7 @@ from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 
-from ...core.archive import Archive, FindQuery
+from ...core.archive import Archive, FindQuery, Origin
 from ...core.config import Config
 from ...core.dicom import ENCODINGS
 from ...core.errors import ArchiveError
@@ -46,10 +46,14 @@ class FindFailed(Exception):
         self.status = code
 
 
-def find_responses(archive: Archive, config: Config, event) -> Iterator[tuple[int, Dataset | None]]:
-    """The (status, identifier) pairs pynetdicom sends back: one pending answer per match, then success."""
+def find_responses(archive: Archive, config: Config, event, origin: Origin | None = None
+                   ) -> Iterator[tuple[int, Dataset | None]]:
+    """The (status, identifier) pairs pynetdicom sends back: one pending answer per match, then success. The
+    identifier first goes through the archive's find filters (Lua's IncomingFindRequestFilter)."""
     try:
         identifier: Dataset = event.identifier
+        if origin is not None:
+            identifier = archive.events.filter_find(identifier, origin)
         level = query_level(identifier)
         query, keys = query_of(identifier)
         rows = archive.find(FindQuery(level, query, limit=_limit(config, level),

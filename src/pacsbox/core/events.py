@@ -115,6 +115,8 @@ Listener = Callable[[Any], None]
 StoreFilter = Callable[[ParsedInstance, Origin], bool]
 # rewrites an incoming C-FIND identifier (a pydicom Dataset): what Lua's IncomingFindRequestFilter does
 FindFilter = Callable[[Any, Origin], Any]
+# rewrites an outgoing C-FIND query ({tag: text}) sent to a modality's AET: Lua's OutgoingFindRequestFilter
+OutgoingFindFilter = Callable[[dict[int, str], str], dict[int, str]]
 
 
 class EventBus:
@@ -124,6 +126,7 @@ class EventBus:
         self._listeners: dict[tuple[type, Phase], list[Listener]] = {}
         self._filters: list[StoreFilter] = []
         self._find_filters: list[FindFilter] = []
+        self._outgoing_find_filters: list[OutgoingFindFilter] = []
         self._lock = threading.Lock()
 
     def subscribe(self, event_type: type[E], listener: Callable[[E], None],
@@ -186,6 +189,23 @@ class EventBus:
         for rewrite in self._find_filters:
             identifier = rewrite(identifier, origin)
         return identifier
+
+    def add_outgoing_find_filter(self, rewrite: OutgoingFindFilter) -> Callable[[], None]:
+        """Let ``rewrite(query, aet)`` replace each C-FIND query sent to a modality; returns its remover."""
+        with self._lock:
+            self._outgoing_find_filters = [*self._outgoing_find_filters, rewrite]
+
+        def remove() -> None:
+            with self._lock:
+                self._outgoing_find_filters = [f for f in self._outgoing_find_filters if f is not rewrite]
+
+        return remove
+
+    def filter_outgoing_find(self, query: dict[int, str], aet: str) -> dict[int, str]:
+        """An outgoing C-FIND query after every outgoing find filter."""
+        for rewrite in self._outgoing_find_filters:
+            query = rewrite(query, aet)
+        return query
 
     @property
     def has_store_filters(self) -> bool:

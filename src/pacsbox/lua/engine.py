@@ -118,6 +118,8 @@ class LuaEngine:
             self._unsubscribe.append(events.add_store_filter(self._accepts))
         if self.filters.has_function("IncomingFindRequestFilter"):
             self._unsubscribe.append(events.add_find_filter(self._filter_find))
+        if self.filters.has_function("OutgoingFindRequestFilter"):
+            self._unsubscribe.append(events.add_outgoing_find_filter(self._filter_outgoing_find))
         self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
                               events.subscribe(ResourceStable, self._on_stable),
                               events.subscribe(ArchiveClosing, lambda event: self.close())]
@@ -168,6 +170,17 @@ class LuaEngine:
         if not isinstance(returned, dict):
             raise ScriptError("IncomingFindRequestFilter must return a table of tags")
         return find_query_dataset(identifier, returned)
+
+    def _filter_outgoing_find(self, query: dict[int, str], aet: str) -> dict[int, str]:
+        """OutgoingFindRequestFilter(query, aet): the query as the client gave it (``{"0010,0020": "X"}``), the
+        modality's AET; the table it returns is the query sent."""
+        table = {f"{tag >> 16:04x},{tag & 0xFFFF:04x}": text for tag, text in query.items()}
+        result = self.filters.call("OutgoingFindRequestFilter", table, aet)
+        returned = self.filters.convert.to_python(result, keep_strings=True) if result is not None else {}
+        if not isinstance(returned, dict):
+            raise ScriptError("OutgoingFindRequestFilter must return a table of tags")
+        return {_tag_of(key, "OutgoingFindRequestFilter"): "" if value is None else str(value)
+                for key, value in returned.items()}
 
     @property
     def filters_http(self) -> bool:
@@ -285,10 +298,7 @@ def find_query_dataset(identifier: Dataset, query: Mapping[str, Any]) -> Dataset
         if element.VR == "SQ":
             rewritten.add(element)
     for key, value in query.items():
-        try:
-            tag = int(str(key).replace(",", ""), 16)
-        except ValueError:
-            raise ScriptError(f"IncomingFindRequestFilter returned a bad tag: {key!r}") from None
+        tag = _tag_of(key, "IncomingFindRequestFilter")
         try:
             vr = dictionary_VR(tag)
         except KeyError:
@@ -296,6 +306,16 @@ def find_query_dataset(identifier: Dataset, query: Mapping[str, Any]) -> Dataset
         text = "" if value is None else str(value)
         rewritten.add_new(tag, vr, text.split("\\") if "\\" in text else text)
     return rewritten
+
+
+def _tag_of(key: Any, callback: str) -> int:
+    text = str(key).replace(",", "")
+    if len(text) != 8:
+        raise ScriptError(f"{callback} returned a bad tag: {key!r}")
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise ScriptError(f"{callback} returned a bad tag: {key!r}") from None
 
 
 def _is_true(value: Any) -> bool:

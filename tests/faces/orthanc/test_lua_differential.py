@@ -43,6 +43,10 @@ function IncomingFindRequestFilter(query, origin)
   if query["0010,0020"] == "REWRITTEN" and origin.RemoteAet == "LUATEST" then query["0010,0020"] = "FINDME" end
   return query
 end
+function OutgoingFindRequestFilter(query, aet)
+  if query["0010,0020"] == "OUTGOING" then query["0010,0020"] = "FINDME2" end
+  return query
+end
 function IncomingHttpRequestFilter(method, uri, ip, username, headers)
   return not (uri == "/patients" and headers["x-refuse"] == "yes")
 end
@@ -235,3 +239,20 @@ def test_incoming_find_request_filter_rewrites_the_query(servers):
     _both(servers, "POST", "/instances", data=instance("FINDME"))
     mine = _cfind_patient_ids(ours.dicom_port, ours.aet, "REWRITTEN")
     assert mine == _cfind_patient_ids(reference.dicom_port, reference.aet, "REWRITTEN") == ["FINDME"]
+
+
+def test_outgoing_find_request_filter_rewrites_what_is_sent(servers):
+    ours, reference = servers
+    target = [reference.aet, "127.0.0.1", reference.dicom_port]  # both ask the real Orthanc
+    for answer in _both(servers, "PUT", "/modalities/target", json=target):
+        assert answer.status_code == 200
+    reference.session.post(reference.url + "/instances", data=instance("FINDME2"))
+    found = []
+    for answer, url, session in zip(_both(servers, "POST", "/modalities/target/query",
+                                          json={"Level": "Study", "Query": {"PatientID": "OUTGOING"}}),
+                                    (ours.url, reference.url), (ours.session(), reference.session)):
+        assert answer.status_code == 200, answer.text
+        path = answer.json()["Path"]
+        found.append([session.get(f"{url}{path}/answers/{n}/content?simplify").json()["PatientID"]
+                      for n in session.get(f"{url}{path}/answers").json()])
+    assert found[0] == found[1] == ["FINDME2"]

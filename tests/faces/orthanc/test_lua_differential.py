@@ -250,7 +250,7 @@ def test_outgoing_find_request_filter_rewrites_what_is_sent(servers):
     found = []
     for answer, url, session in zip(_both(servers, "POST", "/modalities/target/query",
                                           json={"Level": "Study", "Query": {"PatientID": "OUTGOING"}}),
-                                    (ours.url, reference.url), (ours.session(), reference.session)):
+                                    (ours.url, reference.url), (ours.session(), reference.session), strict=True):
         assert answer.status_code == 200, answer.text
         path = answer.json()["Path"]
         found.append([session.get(f"{url}{path}/answers/{n}/content?simplify").json()["PatientID"]

@@ -73,7 +73,8 @@ async def _request(app: ASGIApp, method: str, uri: str, body: bytes, headers: Ma
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method.upper(),
         "scheme": "http", "path": path, "raw_path": path.encode("utf-8", "replace"),
         "query_string": query.encode("utf-8", "replace"), "root_path": "", "headers": header_list,
-        "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0), "state": {"user": ""},
+        "client": None, "server": ("127.0.0.1", 0), "state": {"user": ""},
+        "pacsbox.origin": "Lua",  # what the request's origin is (Orthanc's RequestOrigin_Lua)
     }
     sent = False
     status = 500

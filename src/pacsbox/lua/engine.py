@@ -94,6 +94,7 @@ class LuaEngine:
         self._closed = False
         for path in config.LuaScripts:
             self._load(Path(path))
+        self._filters_http = self.filters.has_function("IncomingHttpRequestFilter")
 
     def _load(self, path: Path) -> None:
         try:
@@ -184,7 +185,8 @@ class LuaEngine:
 
     @property
     def filters_http(self) -> bool:
-        return self.filters.has_function("IncomingHttpRequestFilter")
+        """Whether the LuaScripts define IncomingHttpRequestFilter (read once: the filter state runs nothing else)."""
+        return self._filters_http
 
     def http_allowed(self, method: str, uri: str, ip: str, username: str, headers: Mapping[str, str]) -> bool:
         """IncomingHttpRequestFilter: False refuses the request (403). ScriptError when the filter fails."""
@@ -192,11 +194,14 @@ class LuaEngine:
         return _is_true(result)
 
     # -- callbacks ----------------------------------------------------------------------------------------
+    # Listeners only queue: lupa locks a runtime for every access, so asking the main state anything from the
+    # archive's threads would wait for whatever script runs there (which may itself wait for the archive).
     def _on_stored(self, event: InstanceStored) -> None:
-        if self.main.has_function("OnStoredInstance"):
-            self._queue(lambda: self._stored_instance(event))
+        self._queue(lambda: self._stored_instance(event))
 
     def _stored_instance(self, event: InstanceStored) -> None:
+        if not self.main.has_function("OnStoredInstance"):
+            return
         try:
             tags = render_tags(self.archive.instance_dataset(event.instance_id), "simplify")
             metadata = self.archive.metadata(Level.INSTANCE, event.instance_id)
@@ -206,10 +211,12 @@ class LuaEngine:
 
     def _on_stable(self, event: ResourceStable) -> None:
         name = _STABLE_CALLBACKS.get(event.level)
-        if name is not None and self.main.has_function(name):
+        if name is not None:
             self._queue(lambda: self._stable(name, event))
 
     def _stable(self, name: str, event: ResourceStable) -> None:
+        if not self.main.has_function(name):
+            return
         try:
             row = self.archive.resource(event.level, event.public_id)
             metadata = self.archive.metadata(event.level, event.public_id)
@@ -235,8 +242,7 @@ class LuaEngine:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.config.LuaHeartBeatPeriod):
-            if self.main.has_function("OnHeartBeat"):
-                self._queue(lambda: self._run_callback("OnHeartBeat"))
+            self._queue(lambda: self._run_callback("OnHeartBeat"))
 
     def _run_callback(self, name: str, *args: Any) -> None:
         """Call a main-state callback, then run the jobs it asked for; errors are logged with their line."""

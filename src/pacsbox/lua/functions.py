@@ -2,7 +2,8 @@
 
 REST: ``RestApiGet(uri, builtin, headers)``, ``RestApiPost/Put(uri, body, builtin, headers)``,
 ``RestApiDelete(uri, builtin, headers)`` answer the body (true for a delete), nil on an error status.
-HTTP: ``HttpGet(url, headers)``, ``HttpPost/Put(url, body, headers)``, ``HttpDelete(url, headers)``, with
+HTTP: ``HttpGet(url, headers)``, ``HttpPost/Put(url, body, headers)`` answer the body ("" on an error status, nil
+when nothing answered), ``HttpDelete(url, headers)`` answers "SUCCESS" or nil, with
 ``SetHttpCredentials(user, password)`` and ``SetHttpTimeout(seconds)`` (the latter is pacsbox's: Orthanc 1.10.1 has
 none). JSON: ``ParseJson``, ``DumpJson(value, keepStrings)``, ``PrintRecursive``. ``GetOrthancConfiguration()``.
 Jobs of a callback (``Delete``, ``SendToModality``, ``SendToPeer``) run once the callback returns, as Orthanc runs
@@ -102,8 +103,13 @@ def define_functions(state: LuaState, config: Config, rest: RestApi, jobs: Pendi
         answer = http.request(method, as_text(url), body, headers_of(headers))
         if not answer.ok:
             log.info("Lua Http%s %s: status %d", method.title(), as_text(url), answer.status)
+        # as Orthanc 1.10.1 (measured): nil when nothing answered; an error status gives an empty body (DELETE:
+        # nil); a DELETE that succeeded gives "SUCCESS"
+        if method == "DELETE":
+            return b"SUCCESS" if answer.ok else None
+        if answer.status == 0:
             return None
-        return True if method == "DELETE" else answer.body
+        return answer.body if answer.ok else b""
 
     state.define("HttpGet", lambda url, headers=None: http_call("GET", url, None, headers))
     state.define("HttpPost", lambda url, body=None, headers=None: http_call("POST", url, text_body(body), headers))

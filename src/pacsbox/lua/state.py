@@ -224,7 +224,8 @@ class LuaState:
 
         class _Held:
             def __enter__(self) -> None:
-                timeout = wait if wait is not None else state.limits.seconds + 5
+                # a holder runs at most its limit plus one REST or HTTP call (bounded by the same limit)
+                timeout = wait if wait is not None else 2 * state.limits.seconds + 5
                 if not state.lock.acquire(timeout=timeout):
                     raise ScriptError(f"the Lua state ({state.name}) is busy with another script")
 

@@ -25,6 +25,14 @@ pytestmark = pytest.mark.skipif(not have_orthanc(), reason=SKIP_REASON)
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 
+# loaded first: the second file's definitions replace these (they would refuse everything)
+FIRST_SCRIPT = """
+function ReceivedInstanceFilter(dicom, origin, info) return false end
+function OnStoredInstance(instanceId, tags, metadata, origin)
+  RestApiPut("/instances/" .. instanceId .. "/metadata/Sample", "first")
+end
+"""
+
 SCRIPT = """
 print("LuaScripts file loaded")
 function ReceivedInstanceFilter(dicom, origin, info)
@@ -60,9 +68,11 @@ def instance(key: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    script = tmp_path_factory.mktemp("lua") / "callbacks.lua"
-    script.write_text(SCRIPT)
-    config = {"ExecuteLuaEnabled": True, "LuaScripts": [str(script)], "UserMetadata": {"Sample": 1024},
+    folder = tmp_path_factory.mktemp("lua")
+    (folder / "first.lua").write_text(FIRST_SCRIPT)
+    (folder / "callbacks.lua").write_text(SCRIPT)
+    scripts = [str(folder / "first.lua"), str(folder / "callbacks.lua")]
+    config = {"ExecuteLuaEnabled": True, "LuaScripts": scripts, "UserMetadata": {"Sample": 1024},
               "StableAge": 1, "DicomAlwaysAllowFind": True}
     with ReferenceOrthanc(extra_config=config, graceful_stop=False) as reference, RunningPacsbox(config) as ours:
         yield ours, reference
@@ -256,3 +266,36 @@ def test_outgoing_find_request_filter_rewrites_what_is_sent(servers):
         found.append([session.get(f"{url}{path}/answers/{n}/content?simplify").json()["PatientID"]
                       for n in session.get(f"{url}{path}/answers").json()])
     assert found[0] == found[1] == ["FINDME2"]
+
+
+def test_http_functions_reach_a_server(servers):
+    """HttpGet/HttpPost/HttpDelete with SetHttpCredentials, each server asking the other over loopback (the real
+    Orthanc never answers a script that asks itself: its Lua lock is held while its HTTP filter waits for it)."""
+    answers = []
+    ours, reference = servers
+    for server_url, session, target in ((ours.url, ours.session(), reference.url),
+                                        (reference.url, reference.session, ours.url)):
+        script = (f'SetHttpCredentials("admin", "admin")\n'
+                  f'print(ParseJson(HttpGet("{target}/system")).ApiVersion)\n'
+                  f'print(ParseJson(HttpPost("{target}/tools/lookup", "nothing-has-this-id"))[1])\n'
+                  f'print(HttpGet("{target}/nonexistent"), HttpDelete("{target}/patients/nonexistent"))\n'
+                  f'print(HttpGet("http://127.0.0.1:1/"))')
+        answer = session.post(server_url + "/tools/execute-script", data=script, timeout=30)
+        answers.append((answer.status_code, answer.text))
+    assert answers[0] == (200, "16.0\nnil\nnil\nnil\n")
+    assert answers[1] == answers[0]
+
+
+def test_uploads_from_lua_have_the_lua_origin(servers, tmp_path):
+    path = tmp_path / "from-lua.dcm"
+    path.write_bytes(instance("FROMLUA"))
+    script = (f'local f = io.open("{path}", "rb") local body = f:read("a") f:close()\n'
+              'print(ParseJson(RestApiPost("/instances", body)).Status)')
+    mine, theirs = _run(servers, script)
+    assert (mine.status_code, mine.text) == (theirs.status_code, theirs.text) == (200, "Success\n")
+    instance_id = _both(servers, "POST", "/tools/lookup", data=uid("lua-instance", "FROMLUA"))[1].json()[0]["ID"]
+    mine, theirs = _both(servers, "GET", f"/instances/{instance_id}/metadata?expand")
+    keys = ("Origin", "RemoteAET", "CalledAET")  # RemoteIP: Orthanc sets none, pacsbox an empty one
+    assert {k: mine.json().get(k) for k in keys} == {k: theirs.json().get(k) for k in keys}
+    assert mine.json()["Origin"] == "Lua"
+    assert _metadata(servers[0].session(), servers[0].url, instance_id) == f"Lua:FROMLUA:{CT_IMAGE}"

@@ -138,6 +138,7 @@ def test_callbacks_jobs_and_errors(tmp_path):
     function OnStoredInstance(instanceId, tags, metadata, origin)
       if tags.PatientID == "DELETED" then Delete(instanceId) end
       if tags.PatientID == "FAILING" then error("callback failed") end
+      if tags.PatientID == "LOOPING" then while true do end end
     end
     function ReceivedInstanceFilter(dicom, origin, info)
       if dicom.PatientID == "FILTERERROR" then error("filter failed") end
@@ -148,17 +149,19 @@ def test_callbacks_jobs_and_errors(tmp_path):
     with server:
         client = Client(server)
         assert client.run("print(initialized)").text == "by Initialize\n"
-        for key in ("DELETED", "FAILING", "KEPT"):
+        for key in ("DELETED", "FAILING", "LOOPING", "KEPT"):
             answer = client.session.post(server.url + "/instances", data=instance(key))
             assert answer.status_code == 200 and answer.json()["Status"] == "Success"
         answer = client.session.post(server.url + "/instances", data=instance("FILTERERROR"))
         assert answer.status_code == 500  # as Orthanc: the upload fails with the filter's Lua error
-        assert answer.json()["Details"] == '[string "line"]:12: filter failed'  # the line in the file
+        assert answer.json()["Details"] == '[string "line"]:13: filter failed'  # the line in the file
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and server.archive.statistics()["instances"] != 2:
+        while time.monotonic() < deadline and server.archive.statistics()["instances"] != 3:
             time.sleep(0.05)
         kept = {row.main_tags["PatientID"] for row in server.archive.list_resources(Level.PATIENT)}
-        assert kept == {"FAILING", "KEPT"}  # the callback's job deleted one; the failing callback lost nothing
+        # the callback's job deleted one; the failing and the endless callbacks lost nothing
+        assert kept == {"FAILING", "LOOPING", "KEPT"}
+        assert client.run("print('still serving')").text == "still serving\n"
         time.sleep(1.5)
         assert int(client.run("print(beats)").text) >= 1
     assert marker.read_text() == "finalized"
@@ -167,3 +170,13 @@ def test_callbacks_jobs_and_errors(tmp_path):
 def test_a_broken_lua_scripts_file_stops_the_start(tmp_path):
     with pytest.raises(ValueError, match=r"LuaScripts: .*script.lua: \[string \"line\"\]:1: syntax error"):
         _server(tmp_path, "this is not lua").start()
+
+
+def test_lua_scripts_are_relative_to_the_configuration_file(tmp_path):
+    from pacsbox.core.config import load_config
+
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "a.lua").write_text("loaded = 'a'")
+    config_file = tmp_path / "orthanc.json"
+    config_file.write_text('{"LuaScripts": ["scripts/a.lua", "/absolute/b.lua"]}')
+    assert load_config(config_file).LuaScripts == (str(tmp_path / "scripts" / "a.lua"), "/absolute/b.lua")

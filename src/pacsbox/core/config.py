@@ -76,7 +76,7 @@ class Config:
     MetricsEnabled: bool = True  # whether /tools/metrics-prometheus publishes the metrics
     # Lua (Orthanc's keys): scripts loaded at start, in order; POST /tools/execute-script off unless enabled
     LuaScripts: tuple[str, ...] = ()
-    LuaHeartBeatPeriod: int = 0  # seconds between OnHeartBeat calls (0: never)
+    LuaHeartBeatPeriod: int = 60  # seconds between OnHeartBeat calls (0: never), as Orthanc's default
     ExecuteLuaEnabled: bool = False
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
@@ -134,6 +134,10 @@ def load_config(path: str | Path, base: Config | None = None) -> Config:
         raise ValueError(f"{path}: not a valid JSON configuration: {error}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: the configuration must be a JSON object")
+    scripts = values.get("LuaScripts")
+    if isinstance(scripts, list):  # as Orthanc: relative to the configuration file's folder
+        folder = Path(path).resolve().parent
+        values["LuaScripts"] = [str(folder / s) if isinstance(s, str) else s for s in scripts]
     return config_from_mapping(values, base)
 
 

@@ -121,9 +121,10 @@ class LuaEngine:
             self._unsubscribe.append(events.add_find_filter(self._filter_find))
         if self.filters.has_function("OutgoingFindRequestFilter"):
             self._unsubscribe.append(events.add_outgoing_find_filter(self._filter_outgoing_find))
-        self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
-                              events.subscribe(ResourceStable, self._on_stable),
-                              events.subscribe(ArchiveClosing, lambda event: self.close())]
+        self._unsubscribe.append(events.subscribe(ArchiveClosing, lambda event: self.close()))
+        if self.config.LuaScripts or self.config.ExecuteLuaEnabled:  # else no callback can ever be defined
+            self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
+                                  events.subscribe(ResourceStable, self._on_stable)]
         worker = threading.Thread(target=self._work, name="pacsbox-lua", daemon=True)
         worker.start()
         self._threads.append(worker)

@@ -180,3 +180,12 @@ def test_lua_scripts_are_relative_to_the_configuration_file(tmp_path):
     config_file = tmp_path / "orthanc.json"
     config_file.write_text('{"LuaScripts": ["scripts/a.lua", "/absolute/b.lua"]}')
     assert load_config(config_file).LuaScripts == (str(tmp_path / "scripts" / "a.lua"), "/absolute/b.lua")
+
+
+@pytest.mark.parametrize(("key", "value"), [("LuaMaximumExecutionTime", 0), ("LuaMaximumMemory", 1000),
+                                            ("LuaMaximumOutputSize", "big"), ("LuaScripts", "one.lua")])
+def test_bad_lua_options_are_refused(key, value):
+    from pacsbox.core.config import config_from_mapping
+
+    with pytest.raises(ValueError, match=key):
+        config_from_mapping({key: value})

@@ -211,5 +211,10 @@ def _validate(config: Config) -> None:
     if isinstance(config.LuaScripts, str) or not all(isinstance(path, str) for path in config.LuaScripts):
         raise ValueError("LuaScripts must be a list of file paths")
     object.__setattr__(config, "LuaScripts", tuple(config.LuaScripts))  # a JSON list, frozen like the rest
+    for name, lowest in (("LuaMaximumExecutionTime", 0.001), ("LuaMaximumOutputSize", 1),
+                         ("LuaMaximumMemory", 1024 * 1024), ("LuaHeartBeatPeriod", 0)):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lowest:
+            raise ValueError(f"{name} must be a number of at least {lowest:g}, not {value!r}")
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")

@@ -16,6 +16,7 @@ As in Orthanc 1.10.1 (measured against it):
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -252,16 +253,12 @@ class LuaEngine:
             self.main.call(name, *args)
         except ScriptError as error:
             log.error("Lua error in %s: %s", name, error.details)
-            self.jobs.take()
+            self.jobs.take()  # a failed callback submits no job, as in Orthanc
             return
-        finally:
-            operations = self.jobs.take() if self.jobs.active() else []
-        for operation in operations:
+        for operation in self.jobs.take():
             self._run_job(operation)
 
     def _run_job(self, operation: dict[str, Any]) -> None:
-        import json
-
         kind, resource = operation["operation"], operation["resource"]
         try:
             if kind == "delete":

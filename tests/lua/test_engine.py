@@ -189,3 +189,29 @@ def test_bad_lua_options_are_refused(key, value):
 
     with pytest.raises(ValueError, match=key):
         config_from_mapping({key: value})
+
+
+def test_tools_reset_restarts_lua(tmp_path):
+    """/tools/reset restarts the server as Orthanc does: Finalize, then the LuaScripts loaded anew and Initialize."""
+    marker = tmp_path / "finalized.txt"
+    script = f"""
+    function Initialize() counter = 0 end
+    function Finalize() local f = io.open("{marker}", "a") f:write("F") f:close() end
+    """
+    with _server(tmp_path, script, LuaFileWritesAllowed=True) as server:
+        client = Client(server)
+        client.run("counter = counter + 5")
+        assert client.run("print(counter)").text == "5\n"
+        assert client.session.post(server.url + "/tools/reset", timeout=30).status_code == 200
+        client = Client(server)  # new connections: the old server's keep-alive ones are gone
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                answer = client.run("print(counter)")
+                if answer.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        assert answer.text == "0\n"
+        assert marker.read_text() == "F"

@@ -9,6 +9,7 @@ that a filter defined through execute-script is never called.
 from __future__ import annotations
 
 import io
+import json
 import time
 
 import pydicom
@@ -36,13 +37,14 @@ end
 SCRIPT = """
 print("LuaScripts file loaded")
 function ReceivedInstanceFilter(dicom, origin, info)
-  -- refuse a patient, over any face
-  return dicom.PatientID ~= "REFUSED"
+  -- refuse a patient, over any face; what the server tells about the instance must match too
+  return dicom.PatientID ~= "REFUSED" and info.HasPixelData == true
+    and info.TransferSyntaxUID == "1.2.840.10008.1.2.1" and origin.RequestOrigin ~= nil
 end
 function OnStoredInstance(instanceId, tags, metadata, origin)
   -- the callback's effect on the archive: a user metadata naming who sent the instance
   RestApiPut("/instances/" .. instanceId .. "/metadata/Sample",
-             origin.RequestOrigin .. ":" .. tags.PatientID .. ":" .. metadata.SopClassUid)
+             DumpJson(origin) .. ":" .. tags.PatientID .. ":" .. metadata.SopClassUid)
 end
 function OnStableSeries(seriesId, tags, metadata)
   RestApiPut("/series/" .. seriesId .. "/metadata/Sample", "stable:" .. tags.Modality .. ":" .. metadata.RemoteAET)
@@ -73,7 +75,7 @@ def servers(tmp_path_factory):
     (folder / "callbacks.lua").write_text(SCRIPT)
     scripts = [str(folder / "first.lua"), str(folder / "callbacks.lua")]
     config = {"ExecuteLuaEnabled": True, "LuaScripts": scripts, "UserMetadata": {"Sample": 1024},
-              "StableAge": 1, "DicomAlwaysAllowFind": True}
+              "StableAge": 1, "DicomAlwaysAllowFind": True, "DicomAet": "LUASERVER"}
     with ReferenceOrthanc(extra_config=config, graceful_stop=False) as reference, RunningPacsbox(config) as ours:
         yield ours, reference
 
@@ -170,7 +172,8 @@ def test_on_stored_instance_and_filter_over_rest(servers):
     assert mine.json()["Status"] == "FilteredOut"
     stored_id = _both(servers, "POST", "/tools/lookup", data=uid("lua-instance", "STORED"))[1].json()[0]["ID"]
     assert _metadata(ours.session(), ours.url, stored_id) == _metadata(reference.session, reference.url, stored_id)
-    assert _metadata(ours.session(), ours.url, stored_id) == f"RestApi:STORED:{CT_IMAGE}"
+    origin = '{"RemoteIp":"127.0.0.1","RequestOrigin":"RestApi","Username":"admin"}'
+    assert _metadata(ours.session(), ours.url, stored_id) == f"{origin}:STORED:{CT_IMAGE}"
     mine, theirs = _both(servers, "POST", "/tools/lookup", data=uid("lua-instance", "REFUSED"))
     assert mine.json() == theirs.json() == []  # nothing stored
 
@@ -195,7 +198,9 @@ def test_filter_over_c_store(servers):
         assert len(mine.json()) == len(theirs.json()) == expected, key
     stored_id = _both(servers, "POST", "/tools/lookup", data=uid("lua-instance", "CSTORED"))[1].json()[0]["ID"]
     assert _metadata(ours.session(), ours.url, stored_id) == _metadata(reference.session, reference.url, stored_id)
-    assert _metadata(ours.session(), ours.url, stored_id) == f"DicomProtocol:CSTORED:{CT_IMAGE}"
+    origin = {"CalledAet": ours.aet, "RemoteAet": "LUATEST", "RemoteIp": "127.0.0.1", "RequestOrigin": "DicomProtocol"}
+    expected = f"{json.dumps(origin, separators=(',', ':'))}:CSTORED:{CT_IMAGE}"
+    assert _metadata(ours.session(), ours.url, stored_id) == expected
 
 
 def test_filter_defined_by_execute_script_is_never_called(servers):
@@ -298,4 +303,7 @@ def test_uploads_from_lua_have_the_lua_origin(servers, tmp_path):
     keys = ("Origin", "RemoteAET", "CalledAET")  # RemoteIP: Orthanc sets none, pacsbox an empty one
     assert {k: mine.json().get(k) for k in keys} == {k: theirs.json().get(k) for k in keys}
     assert mine.json()["Origin"] == "Lua"
-    assert _metadata(servers[0].session(), servers[0].url, instance_id) == f"Lua:FROMLUA:{CT_IMAGE}"
+    ours, reference = servers
+    mine = _metadata(ours.session(), ours.url, instance_id)
+    assert mine == _metadata(reference.session, reference.url, instance_id)
+    assert mine == f'{{"RequestOrigin":"Lua"}}:FROMLUA:{CT_IMAGE}'

@@ -180,3 +180,23 @@ def test_core_modules_import_one_way():
     assert _imports("events") <= {"dicom", "ids"}
     for module in ("catalog", "catalog_import", "catalog_files", "catalog_prearchive"):
         assert "assembly" not in _imports(module)
+
+
+def test_a_filter_reading_a_large_instance_leaves_its_bytes_whole(archive):
+    """Files past 32 MiB are parsed from their stream with large values deferred: a filter reading one moves the
+    stream, and the archive must still store the file from its first byte."""
+    import io
+
+    dataset = make_dataset(patient_id="LARGE", patient_name="Large^One", study_uid=uid("ev-study", "large"),
+                           series_uid=uid("ev-series", "large"), sop_uid=uid("ev-instance", "large"))
+    dataset.Rows, dataset.Columns, dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 4096, 4100, 16, 16, 15
+    dataset.SamplesPerPixel, dataset.PixelRepresentation = 1, 0
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.PixelData = bytes(range(256)) * (4096 * 4100 * 2 // 256)
+    data = to_bytes(dataset)
+    assert len(data) > 32 * 1024 * 1024
+    read: list[int] = []
+    archive.events.add_store_filter(lambda parsed, origin: read.append(len(parsed.dataset.PixelData)) or True)
+    result = archive.store(io.BytesIO(data))
+    assert read == [len(dataset.PixelData)]
+    assert archive.instance_bytes(result.instance_id) == data

@@ -166,8 +166,12 @@ class Archive:
         if size <= _IN_MEMORY_LIMIT:
             return self.store(source.read(), origin)
         parsed = parse_instance(source, self.settings.default_encoding)
-        source.seek(0)
-        return self._store_parsed(parsed, lambda: self.store_area.write_stream(source), size, origin)
+
+        def write_from_start():  # a store filter may have read deferred values through the same file object
+            source.seek(0)
+            return self.store_area.write_stream(source)
+
+        return self._store_parsed(parsed, write_from_start, size, origin)
 
     def can_store_at_once(self, size: int) -> bool:
         """Whether storing ``size`` bytes now takes a few milliseconds: an instance of at most a MiB while no other

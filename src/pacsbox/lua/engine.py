@@ -5,8 +5,9 @@ As in Orthanc 1.10.1 (measured against it):
 * The **main state** loads the LuaScripts files (in order: a later definition replaces an earlier one) and runs
   ``POST /tools/execute-script``, ``Initialize`` (once the server is up), ``Finalize`` (at stop), ``OnHeartBeat``
   (every LuaHeartBeatPeriod seconds), ``OnStoredInstance`` and ``OnStablePatient/Study/Series``.
-* The **filter state** loads the same files and nothing else: ``ReceivedInstanceFilter`` and
-  ``IncomingHttpRequestFilter`` run there, so a filter defined through execute-script is never called.
+* The **filter state** loads the same files and nothing else: ``ReceivedInstanceFilter``,
+  ``IncomingHttpRequestFilter``, ``IncomingFindRequestFilter`` and ``OutgoingFindRequestFilter`` run there, so a
+  filter defined through execute-script is never called.
 * Callbacks of the main state run on a thread of their own, one at a time, after the archive committed the change
   (the archive's after-commit events, ``core.events``); filters run on the thread that asks, before storing.
 * Each state runs one script at a time (a lock per state) within the limits of ``state.Limits``.

@@ -28,6 +28,9 @@ Rules, for every listener:
   any transaction, and may take time (a Lua filter is bounded by its own time limit); an exception in a filter
   reaches the caller of the archive's verb and nothing is stored (Orthanc answers an upload whose Lua filter
   fails with the Lua error).
+  Find filters rewrite queries the same way: ``add_find_filter`` an incoming C-FIND identifier (the DICOM face
+  asks ``filter_find`` before matching), ``add_outgoing_find_filter`` a query sent to a modality (the Orthanc face
+  asks ``filter_outgoing_find``); an exception fails that C-FIND.
 """
 
 from __future__ import annotations

@@ -250,6 +250,8 @@ class Archive:
             "SopClassUid": parsed.sop_class_uid,
             "RemoteIP": origin.remote_ip,
         }
+        if origin.kind == "Lua":  # an upload by a Lua script came from no address (Orthanc 1.10.1 records none)
+            del metadata["RemoteIP"]
         if index_in_series is not None:
             metadata["IndexInSeries"] = str(index_in_series)
         if origin.called_aet:

@@ -300,7 +300,7 @@ def test_uploads_from_lua_have_the_lua_origin(servers, tmp_path):
     assert (mine.status_code, mine.text) == (theirs.status_code, theirs.text) == (200, "Success\n")
     instance_id = _both(servers, "POST", "/tools/lookup", data=uid("lua-instance", "FROMLUA"))[1].json()[0]["ID"]
     mine, theirs = _both(servers, "GET", f"/instances/{instance_id}/metadata?expand")
-    keys = ("Origin", "RemoteAET", "CalledAET")  # RemoteIP: Orthanc sets none, pacsbox an empty one
+    keys = ("Origin", "RemoteIP", "RemoteAET", "CalledAET", "HttpUsername")
     assert {k: mine.json().get(k) for k in keys} == {k: theirs.json().get(k) for k in keys}
     assert mine.json()["Origin"] == "Lua"
     ours, reference = servers

@@ -38,6 +38,7 @@ SCRIPT = """
 print("LuaScripts file loaded")
 function ReceivedInstanceFilter(dicom, origin, info)
   -- refuse a patient, over any face; what the server tells about the instance must match too
+  if dicom.PatientID == "FILTERERROR" then error("the filter failed") end
   return dicom.PatientID ~= "REFUSED" and info.HasPixelData == true
     and info.TransferSyntaxUID == "1.2.840.10008.1.2.1" and origin.RequestOrigin ~= nil
 end
@@ -176,6 +177,11 @@ def test_on_stored_instance_and_filter_over_rest(servers):
     assert _metadata(ours.session(), ours.url, stored_id) == f"{origin}:STORED:{CT_IMAGE}"
     mine, theirs = _both(servers, "POST", "/tools/lookup", data=uid("lua-instance", "REFUSED"))
     assert mine.json() == theirs.json() == []  # nothing stored
+    mine, theirs = _both(servers, "POST", "/instances", data=instance("FILTERERROR"))
+    assert mine.status_code == theirs.status_code == 500
+    keys = ("OrthancStatus", "Message", "Details")
+    assert {k: mine.json()[k] for k in keys} == {k: theirs.json()[k] for k in keys}
+    assert mine.json()["Details"].endswith(": the filter failed")
 
 
 def _cstore(port: int, aet: str, keys: list[str]) -> list[int]:
@@ -191,9 +197,10 @@ def _cstore(port: int, aet: str, keys: list[str]) -> list[int]:
 
 def test_filter_over_c_store(servers):
     ours, reference = servers
-    keys = ["CSTORED", "REFUSED"]
-    assert _cstore(ours.dicom_port, ours.aet, keys) == _cstore(reference.dicom_port, reference.aet, keys) == [0, 0]
-    for key, expected in (("CSTORED", 1), ("REFUSED", 0)):
+    keys = ["CSTORED", "REFUSED", "FILTERERROR"]
+    statuses = _cstore(ours.dicom_port, ours.aet, keys)
+    assert statuses == _cstore(reference.dicom_port, reference.aet, keys) == [0, 0, 0xA700]
+    for key, expected in (("CSTORED", 1), ("REFUSED", 0), ("FILTERERROR", 0)):
         mine, theirs = _both(servers, "POST", "/tools/lookup", data=uid("lua-instance", key))
         assert len(mine.json()) == len(theirs.json()) == expected, key
     stored_id = _both(servers, "POST", "/tools/lookup", data=uid("lua-instance", "CSTORED"))[1].json()[0]["ID"]

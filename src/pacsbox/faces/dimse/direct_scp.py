@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 
 from ...core.archive import Archive, Origin
 from ...core.dicom import file_meta
-from ...core.errors import ArchiveError
+from ...core.errors import ArchiveError, ScriptError
 from . import commands, observe, status, upper_layer
 from .commands import Command, CommandError
 from .find import find_responses
@@ -214,6 +214,9 @@ def store_status(archive: Archive, part10: bytes, origin: Origin) -> int:
     """Store a received instance; the C-STORE status that answers it (either path's)."""
     try:
         archive.store(part10, origin)
+    except ScriptError as error:  # a failing Lua ReceivedInstanceFilter: Orthanc 1.10.1 answers A700 (measured)
+        LOG.warning("C-STORE refused: the Lua filter failed: %s", error.details)
+        return status.OUT_OF_RESOURCES
     except ArchiveError as error:
         LOG.warning("C-STORE refused: %s", error.details)
         return status.CANNOT_UNDERSTAND

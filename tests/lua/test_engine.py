@@ -76,7 +76,9 @@ def test_output_and_memory_are_bounded(client):
     assert "LuaMaximumOutputSize" in client.lua_error("for i = 1, 1000 do print(string.rep('x', 100)) end")
     assert "LuaMaximumOutputSize" in client.lua_error("print(string.rep('x', 20000))")
     assert "not enough memory" in client.lua_error("local s = string.rep('x', 1e9)")
-    assert "not enough memory" in client.lua_error("local t = {} for i = 1, 1e8 do t[i] = i end")
+    # many allocations, each allowed, that add up past LuaMaximumMemory (fast: a hundred 1 MB strings)
+    many = "local t = {} for i = 1, 100 do t[i] = string.rep('y', 1e6) .. i end"
+    assert "not enough memory" in client.lua_error(many)
     assert client.run("print(#string.rep('x', 5000))").text == "5000\n"
 
 

@@ -48,7 +48,7 @@ class PrefixDispatcher:
 
 
 def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port: int | None = None,
-                    control: ServerControl | None = None) -> ASGIApp:
+                    control: ServerControl | None = None, lua_engine=None) -> ASGIApp:
     """The ASGI application serving every HTTP face of one archive."""
     from .faces.orthanc.app import create_app as orthanc_app
     from .faces.xnat.app import PREFIXES as XNAT_PREFIXES
@@ -56,5 +56,5 @@ def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port
 
     xnat = xnat_app(archive, config)
     return BodyLimit(PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port,
-                                                  control=control),
+                                                  control=control, lua_engine=lua_engine),
                                       dict.fromkeys(XNAT_PREFIXES, xnat)), config.MaximumUploadSize)

@@ -64,10 +64,12 @@ class _Runtime:
                  reload_config: Callable[[], Config] | None = None) -> None:
         import uvicorn
 
-        from .core.archive import Archive, Origin
+        from .core.archive import Origin
+        from .core.assembly import open_archive
         from .faces.dimse.scp import DicomServer
         from .faces.dimse.scu import DicomClient
         from .http_app import create_http_app
+        from .lua.engine import LuaEngine
 
         self.config = config
         self.access_log = access_log
@@ -77,16 +79,19 @@ class _Runtime:
         check_exposure(config)
         self.http_socket = http_socket or bind_socket(config.BindAddress, config.HttpPort)
         self.http_port = self.http_socket.getsockname()[1]
-        self.archive = Archive(config)
+        self.archive = open_archive(config)
         self.dicom_server: DicomServer | None = None
+        self.lua: LuaEngine | None = None
         try:
+            self.lua = LuaEngine(self.archive, config)  # loads LuaScripts before anything is received
             self.archive.remote = DicomClient(self.archive, config)
             for data in preload() if preload is not None else ():
                 self.archive.store(data, Origin("Plugins"))
             self.dicom_server = DicomServer(self.archive, config)
             self.dicom_port = self.dicom_server.start()
             app = create_http_app(self.archive, config, http_port=self.http_port, dicom_port=self.dicom_port,
-                                  control=self)
+                                  control=self, lua_engine=self.lua)
+            self.lua.start()  # Initialize, then callbacks and filters
         except BaseException:
             self.close()
             raise
@@ -141,6 +146,8 @@ class _Runtime:
             self.dicom_server.stop()
         if not keep_http_socket:
             self.http_socket.close()
+        if self.lua is not None:
+            self.lua.close()  # Finalize while the archive is still open
         self.archive.close()
 
     # -- what the faces may ask (http_app.ServerControl) -----------------------------------------------------

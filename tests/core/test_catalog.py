@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from pacsbox.core.archive import Archive, Origin
+from pacsbox.core.archive import Origin
+from pacsbox.core.assembly import open_archive
 from pacsbox.core.catalog_fields import apply_updates
 from pacsbox.core.catalog_import import UNASSIGNED, ImportRequest, routing_of
 from pacsbox.core.catalog_layout import TEMPORARY_SUFFIX
@@ -32,7 +33,7 @@ def instance(key: str, number: int = 1, **extra) -> bytes:
 
 @pytest.fixture
 def archive(tmp_path):
-    opened = Archive(Config(StorageDirectory=str(tmp_path), SyncStorageArea=False, StableAge=1, XnatSiteId="T"))
+    opened = open_archive(Config(StorageDirectory=str(tmp_path), SyncStorageArea=False, StableAge=1, XnatSiteId="T"))
     yield opened
     opened.close()
 
@@ -66,12 +67,12 @@ def test_cstore_routes_to_the_project_the_tags_name(archive, tmp_path):
 
 def test_catalog_survives_a_restart_and_reset_empties_it(tmp_path):
     config = Config(StorageDirectory=str(tmp_path), SyncStorageArea=False)
-    first = Archive(config)
+    first = open_archive(config)
     first.catalog.put_project("KEPT", {"description": "kept"})
     paths = first.catalog.importer.import_upload(io.BytesIO(zip_of([("a.dcm", instance("kept"))])),
                                                  ImportRequest(True, "KEPT", "subj", "sess"), Origin("RestApi"))
     first.close()
-    second = Archive(config)
+    second = open_archive(config)
     try:
         assert second.catalog.project("KEPT").fields["data"]["description"] == "kept"
         experiment = second.catalog.experiment("KEPT", "sess")
@@ -89,13 +90,13 @@ def test_catalog_survives_a_restart_and_reset_empties_it(tmp_path):
 
 def test_an_unclean_stop_leaves_no_temporary_file(tmp_path):
     config = Config(StorageDirectory=str(tmp_path), SyncStorageArea=False)
-    first = Archive(config)
+    first = open_archive(config)
     first.catalog.put_project("P", {})
     leftover = tmp_path / "archive/P/resources/R" / f".half.txt.123{TEMPORARY_SUFFIX}"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"half")
     first.index.close()  # no clean close: the "open" mark stays, as after a crash
-    second = Archive(config)
+    second = open_archive(config)
     try:
         assert not leftover.exists()
         assert second.catalog.project("P").id == "P"

@@ -9,16 +9,16 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from pydicom.dataset import Dataset
 
-from .catalog import Catalog
 from .config import Config
 from .dicom import ParsedInstance, parse_instance, read_dataset
 from .errors import InexistentItem, InvalidDicom, StorageFull, TooLarge, UnknownResource
+from .events import ArchiveClosing, ArchiveReset, EventBus, InstanceStored, Origin, ResourceDeleted, ResourceStable
 from .finding import FindQuery, find
 from .gate import Gate
 from .ids import Level
@@ -61,21 +61,10 @@ _IN_MEMORY_LIMIT = 32 * 1024 * 1024  # files above this are parsed from disk wit
 _QUICK_STORE_LIMIT = 1024 * 1024  # bytes of an instance that stores in a few milliseconds (parse, fsync, commit)
 _Result = TypeVar("_Result")
 @dataclass(frozen=True)
-class Origin:
-    """Who sent an instance: recorded as the Origin, RemoteIP, RemoteAET, CalledAET, HttpUsername metadata."""
-
-    kind: str = "Unknown"  # Orthanc's RequestOrigin: RestApi, DicomProtocol, Plugins, Lua, ...
-    remote_ip: str = ""
-    remote_aet: str = ""
-    called_aet: str = ""
-    http_username: str = ""
-
-
-@dataclass(frozen=True)
 class StoreResult:
     """The outcome of storing one instance, with the public IDs of its four levels."""
 
-    status: str  # "Success" or "AlreadyStored"
+    status: str  # "Success", "AlreadyStored" or "FilteredOut" (refused by a store filter: nothing stored)
     patient_id: str
     study_id: str
     series_id: str
@@ -119,7 +108,9 @@ class Archive:
         self._costly_parses = threading.Lock()
         self._quick = _QuickFlag()
         self._index_elsewhere = os.stat(self.index.path.parent).st_dev != os.stat(config.storage_path).st_dev
-        self.catalog = Catalog(self)  # the XNAT model (its own tables and folders), before the crash sweep
+        self.events = EventBus()  # what reacts to the archive subscribes here (core.events); wired by core.assembly
+        # read before the crash sweep marks the index open again: listeners with files of their own sweep them too
+        self.recovering_from_unclean_stop = self.index.get_property("open") is not None
         self._stop = threading.Event()
         self._recover_after_unclean_stop()
         self._stable_thread = threading.Thread(target=self._watch_stability, name="pacsbox-stable", daemon=True)
@@ -136,9 +127,9 @@ class Archive:
     # -- life ---------------------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop background work and mark the archive as cleanly closed."""
+        self.events.publish(ArchiveClosing())
         self._stop.set()
         self._stable_thread.join(timeout=5)
-        self.catalog.close()
         self.index.set_property("open", None)
         self.index.close()
 
@@ -161,9 +152,11 @@ class Archive:
         period = max(0.2, min(1.0, self.config.StableAge / 4))
         while not self._stop.wait(period):
             try:
-                self.index.mark_stable(time.time() - self.config.StableAge)
+                stable = self.index.mark_stable(time.time() - self.config.StableAge)
             except Exception:  # a locked or closing database must not kill the watcher
                 continue
+            for _, level, public_id in stable:
+                self.events.publish(ResourceStable(level, public_id))
 
     def reset(self) -> None:
         """Empty the archive: index, files, change log and XNAT objects, once in-flight stores have finished.
@@ -180,6 +173,7 @@ class Archive:
                     raise storage_full(error) from None
                 raise
             switch.finish((), empty_store=True)
+        self.events.publish(ArchiveReset())
 
     # -- ingest -------------------------------------------------------------------------------------------
     @_beside_reset_and_restore
@@ -193,8 +187,12 @@ class Archive:
         if size <= _IN_MEMORY_LIMIT:
             return self.store(source.read(), origin)
         parsed = self._parse(source)
-        source.seek(0)
-        return self._store_parsed(parsed, lambda: self.store_area.write_stream(source), size, origin)
+
+        def write_from_start():  # a store filter may have read deferred values through the same file object
+            source.seek(0)
+            return self.store_area.write_stream(source)
+
+        return self._store_parsed(parsed, write_from_start, size, origin)
 
     def _parse(self, source: bytes | BinaryIO) -> ParsedInstance:
         """Parse an instance; files costly to parse (many elements, or not a plain little endian Part 10 file)
@@ -210,7 +208,7 @@ class Archive:
         to parse (a bounded pre-scan), while no other write holds the index and no reset or restore holds the
         gate (a caller that must not wait long, such as an event loop, may then store in its own thread)."""
         return (len(data) <= _QUICK_STORE_LIMIT and not self.index.is_writing and not self.gate.is_contended
-                and quick_to_parse(data))
+                and not self.events.has_store_filters and quick_to_parse(data))
 
     def store_at_once(self, data: bytes, origin: Origin = Origin()) -> StoreResult | None:
         """Store ``data`` now if that takes a few milliseconds (``can_store_at_once``) and nothing has to be
@@ -272,6 +270,8 @@ class Archive:
     def _store_parsed(self, parsed: ParsedInstance, write, size: int, origin: Origin) -> StoreResult:
         patient, study, series, instance = parsed.ids
         result = StoreResult("Success", patient, study, series, instance)
+        if not self.events.accepts(parsed, origin):  # asked first, as Orthanc runs ReceivedInstanceFilter first
+            return StoreResult("FilteredOut", patient, study, series, instance)
         overwrite = self.config.OverwriteInstances
         if not overwrite and self.index.lookup(instance) is not None:
             return StoreResult("AlreadyStored", patient, study, series, instance)
@@ -287,13 +287,15 @@ class Archive:
                         return StoreResult("AlreadyStored", patient, study, series, instance)
                     _, stale_uuids = self.index.delete(db, existing)
                 self._insert(db, parsed, file_uuid, size, md5, origin)
-                if origin.kind == "DicomProtocol":  # XNAT's DICOM receiver: file it in the prearchive (rows only)
-                    self.catalog.importer.route_received(db, parsed, result)
+                stored = InstanceStored(parsed, patient, study, series, instance, origin, is_new=existing is None,
+                                        transaction=db)
+                self.events.publish_in_transaction(stored)
         except BaseException:
             self.store_area.remove(file_uuid)
             raise
         for stale in stale_uuids:
             self.store_area.remove(stale)
+        self.events.publish(replace(stored, transaction=None))
         return result
 
     def _check_room(self, size: int) -> None:
@@ -322,6 +324,8 @@ class Archive:
             "SopClassUid": parsed.sop_class_uid,
             "RemoteIP": origin.remote_ip,
         }
+        if origin.kind == "Lua":  # an upload by a Lua script came from no address (Orthanc 1.10.1 records none)
+            del metadata["RemoteIP"]
         if index_in_series is not None:
             metadata["IndexInSeries"] = str(index_in_series)
         if origin.called_aet:
@@ -437,12 +441,12 @@ class Archive:
     def delete(self, level: Level, public_id: str) -> tuple[Level, str] | None:
         """Delete a resource with its descendants, and its ancestors left empty; returns the remaining ancestor."""
         self._iid(level, public_id)
-        shown_by_xnat = self.catalog.before_archive_delete(level, public_id)
         with self.index.writing() as db:
             # looked up again under the write lock: a concurrent delete may have removed it since
             iid = self.index.find_iid(db, public_id, level)
             if iid is None:
                 raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
+            studies = _studies_of(db, level, public_id)
             remaining, uuids = self.index.delete(db, iid)
             ancestor = None
             if remaining is not None:
@@ -450,7 +454,7 @@ class Archive:
                 ancestor = (Level(row[0]), row[1])
         for file_uuid in uuids:
             self.store_area.remove(file_uuid)
-        self.catalog.after_archive_delete(shown_by_xnat)
+        self.events.publish(ResourceDeleted(level, public_id, studies, ancestor))
         return ancestor
 
     # -- statistics ---------------------------------------------------------------------------------------
@@ -559,6 +563,17 @@ class Archive:
         """Resources at ``request.level`` matching every query tag, DICOM C-FIND style (core.finding)."""
         return find(self, request)
 
+
+
+def _studies_of(db, level: Level, public_id: str) -> tuple[str, ...]:
+    """The studies a resource is part of (its own, or a patient's), read before it is deleted."""
+    if level == Level.STUDY:
+        return (public_id,)
+    if level == Level.PATIENT:
+        sql = "SELECT s.public_id FROM resources p JOIN resources s ON s.parent = p.iid WHERE p.public_id = ?"
+    else:
+        sql = "SELECT s.public_id FROM resources r JOIN resources s ON s.iid = r.study WHERE r.public_id = ?"
+    return tuple(row[0] for row in db.execute(sql, (public_id,)))
 
 def _converted(dataset: Dataset, tag: int):
     """A top-level element with its value converted by pydicom; None when absent or when its bytes do not fit its VR

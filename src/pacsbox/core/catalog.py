@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .catalog_fields import apply_updates, empty_fields
 from .catalog_layout import Layout
 from .errors import BadRequest, Conflict, UnknownResource
+from .events import ArchiveReset, EventBus, InstanceStored, Phase, ResourceDeleted
 from .safe_paths import single_name, xnat_label
 
 if TYPE_CHECKING:
@@ -199,10 +200,22 @@ class Catalog:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-        if self.index.get_property("open") is not None:  # the last run did not close cleanly
+        if archive.recovering_from_unclean_stop:  # the last run did not close cleanly
             self.layout.sweep_temporary_files()
         self.resources = Resources(self)
         self.importer = Importer(self)
+
+    def subscribe(self, events: EventBus) -> None:
+        """Follow the archive through its events: C-STORE routing (in the store's transaction, so that an
+        instance and its prearchive rows commit together), deletions and resets."""
+        events.subscribe(InstanceStored, self._on_instance_stored, Phase.IN_TRANSACTION)
+        events.subscribe(ResourceDeleted, self._on_resource_deleted)
+        events.subscribe(ArchiveReset, lambda event: self.clear())
+
+    def _on_instance_stored(self, event: InstanceStored) -> None:
+        if event.origin.kind == "DicomProtocol":  # XNAT's DICOM receiver: file it in the prearchive (rows only)
+            assert event.transaction is not None
+            self.importer.route_received(event.transaction, event.parsed, event.study_id, event.instance_id)
 
     def close(self) -> None:
         """Nothing is held open between requests; here for symmetry with the archive's life."""
@@ -519,33 +532,19 @@ class Catalog:
             except UnknownResource:
                 continue  # already deleted through another face
 
-    def before_archive_delete(self, level: Any, public_id: str) -> list[str] | None:
-        """Called by the archive before it deletes a resource: the studies involved, when any XNAT session
-        or prearchive session may show them (None, at the cost of two lookups, when none can)."""
-        from .ids import Level
-
+    def _on_resource_deleted(self, event: ResourceDeleted) -> None:
+        """After a deletion in the archive: refresh the XNAT folders that showed the deleted files."""
+        studies = list(event.studies)
         with self.index.reading() as db:
             if not db.execute("SELECT 1 FROM xnat_experiments WHERE study IS NOT NULL"
                               " UNION ALL SELECT 1 FROM xnat_prearchive LIMIT 1").fetchone():
-                return None
-            if level == Level.STUDY:
-                return [public_id]
-            if level == Level.PATIENT:
-                sql = "SELECT s.public_id FROM resources p JOIN resources s ON s.parent = p.iid WHERE p.public_id = ?"
-            else:
-                sql = "SELECT s.public_id FROM resources r JOIN resources s ON s.iid = r.study WHERE r.public_id = ?"
-            return [row[0] for row in db.execute(sql, (public_id,))]
-
-    def after_archive_delete(self, studies: list[str] | None) -> None:
-        """Called by the archive after a deletion: refresh the XNAT folders that showed the deleted files."""
-        if studies is None:
-            return
-        if studies:
-            marks = ",".join("?" * len(studies))
-            with self.index.reading() as db:
+                return  # no XNAT session and no prearchive session shows DICOM files
+            linked = []
+            if studies:
+                marks = ",".join("?" * len(studies))
                 linked = db.execute(f"SELECT id FROM xnat_experiments WHERE study IN ({marks})", studies).fetchall()
-            for (experiment_id,) in linked:
-                self.resources.sync_dicom_folders(experiment_id)
+        for (experiment_id,) in linked:
+            self.resources.sync_dicom_folders(experiment_id)
         self.importer.prearchive.forget_deleted_instances()
 
 

@@ -30,7 +30,7 @@ from .safe_paths import dicom_label
 from .unpack import ArchiveReader, is_archive
 
 if TYPE_CHECKING:
-    from .archive import Origin, StoreResult
+    from .archive import Origin
     from .catalog import Catalog
 
 UNASSIGNED = "Unassigned"  # XNAT's prearchive folder for sessions of no known project
@@ -313,13 +313,13 @@ class Importer:
         return list(found.values())
 
     # -- C-STORE routing (called inside the archive's store transaction) ----------------------------------
-    def route_received(self, db: sqlite3.Connection, parsed: ParsedInstance, result: StoreResult) -> None:
+    def route_received(self, db: sqlite3.Connection, parsed: ParsedInstance, study_id: str, instance_id: str) -> None:
         """File an instance received over DICOM in the prearchive, as XNAT's DICOM receiver does: under the
         project its tags name (when it exists), else under Unassigned. Rows only: no file is copied here."""
         routing = routing_of(parsed)
         project = next((p for p in routing.projects if self.catalog.project_exists(db, p)), UNASSIGNED)
         session = routing.session or clean_label(parsed.study_uid)[-16:]
-        self.prearchive.receive(db, project, routing.subject, session, result.study_id, result.instance_id)
+        self.prearchive.receive(db, project, routing.subject, session, study_id, instance_id)
 
 
 def _session_fields(series: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 # Keys a real Orthanc 1.10 configuration may hold that pacsbox accepts without acting on them, so that an
 # existing Orthanc configuration file loads without a warning per key.
 _ACCEPTED_ORTHANC_KEYS = frozenset([
-    "StorageCompression", "MaximumStorageSize", "MaximumPatientCount", "LuaScripts", "Plugins", "ConcurrentJobs",
+    "StorageCompression", "MaximumStorageSize", "MaximumPatientCount", "Plugins", "ConcurrentJobs",
     "HttpServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled", "DicomServerEnabled",
     "DicomAlwaysAllowFindWorklist",
     "SslEnabled", "SslCertificate", "SslVerifyPeers", "SslTrustedClientCertificates", "DicomModalitiesInDatabase",
@@ -22,7 +22,7 @@ _ACCEPTED_ORTHANC_KEYS = frozenset([
     "UserContentType", "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
     "TcpNoDelay", "HttpThreadsCount", "StoreDicom", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "LoadPrivateDictionary", "Dictionary", "SynchronousCMove", "JobsHistorySize", "SaveJobs",
-    "MediaArchiveSize", "StorageAccessOnFind", "ExecuteLuaEnabled", "HttpRequestTimeout",
+    "MediaArchiveSize", "StorageAccessOnFind", "HttpRequestTimeout",
     "DefaultPrivateCreator", "StorageCommitmentReportsSize", "TranscodeDicomProtocol",
     "BuiltinDecoderTranscoderOrder", "IngestTranscoding", "IngestTranscodingOfUncompressed",
     "IngestTranscodingOfCompressed", "DicomLossyTranscodingQuality", "SyncStorageArea", "DeidentifyLogs",
@@ -74,6 +74,10 @@ class Config:
     # transfer syntaxes the C-STORE SCP accepts: UIDs with the wildcards * and ?, one string or a list
     AcceptedTransferSyntaxes: str | tuple[str, ...] | list[str] = "*"
     MetricsEnabled: bool = True  # whether /tools/metrics-prometheus publishes the metrics
+    # Lua (Orthanc's keys): scripts loaded at start, in order; POST /tools/execute-script off unless enabled
+    LuaScripts: tuple[str, ...] = ()
+    LuaHeartBeatPeriod: int = 60  # seconds between OnHeartBeat calls (0: never), as Orthanc's default
+    ExecuteLuaEnabled: bool = False
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body; larger bodies get 413
@@ -87,6 +91,13 @@ class Config:
     MinimumFreeSpace: int = 1024 * 1024
     MaximumFindPatternLength: int = 1024  # characters of one wildcard query value (/tools/find, C-FIND); 400 above
     MaximumFindListLength: int = 10000  # values of one list query value (``a\\b\\c``); 400 above
+    # pacsbox's bounds on Lua (Orthanc has none): a script or callback running longer, printing more or allocating
+    # more fails with a Lua error; CallSystem/os.execute/io.popen and file writes are refused unless allowed
+    LuaMaximumExecutionTime: float = 10.0  # seconds
+    LuaMaximumOutputSize: int = 1024 * 1024  # bytes printed by one script or callback
+    LuaMaximumMemory: int = 256 * 1024 * 1024  # bytes of one Lua state
+    LuaSystemCallsAllowed: bool = False
+    LuaFileWritesAllowed: bool = False
 
     @property
     def storage_path(self) -> Path:
@@ -132,6 +143,10 @@ def load_config(path: str | Path, base: Config | None = None) -> Config:
         raise ValueError(f"{path}: not a valid JSON configuration: {error}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: the configuration must be a JSON object")
+    scripts = values.get("LuaScripts")
+    if isinstance(scripts, list):  # as Orthanc: relative to the configuration file's folder
+        folder = Path(path).resolve().parent
+        values["LuaScripts"] = [str(folder / s) if isinstance(s, str) else s for s in scripts]
     return config_from_mapping(values, base)
 
 
@@ -210,5 +225,13 @@ def _validate(config: Config) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+    if isinstance(config.LuaScripts, str) or not all(isinstance(path, str) for path in config.LuaScripts):
+        raise ValueError("LuaScripts must be a list of file paths")
+    object.__setattr__(config, "LuaScripts", tuple(config.LuaScripts))  # a JSON list, frozen like the rest
+    for name, lowest in (("LuaMaximumExecutionTime", 0.001), ("LuaMaximumOutputSize", 1),
+                         ("LuaMaximumMemory", 1024 * 1024), ("LuaHeartBeatPeriod", 0)):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lowest:
+            raise ValueError(f"{name} must be a number of at least {lowest:g}, not {value!r}")
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")

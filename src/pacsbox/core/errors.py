@@ -71,3 +71,13 @@ class NoPresentationContext(NetworkError):
 class CannotTranscode(NetworkError):
     """The remote modality does not accept an instance's SOP class in its transfer syntax, and pacsbox sends
     instances as stored (it does not transcode)."""
+
+
+class ScriptError(ArchiveError):
+    """A Lua script or callback failed (a syntax or runtime error, its time limit, its output limit); ``details``
+    is Lua's message with the line (Orthanc's "Cannot execute a Lua command"). ``lua_message`` is false when the
+    script raised something else than a message (``error({})``), which Orthanc reports as an internal error."""
+
+    def __init__(self, details: str | None = None, *, lua_message: bool = True) -> None:
+        super().__init__(details)
+        self.lua_message = lua_message

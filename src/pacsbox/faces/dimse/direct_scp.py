@@ -20,7 +20,7 @@ from io import BytesIO
 
 from ...core.archive import Archive, Origin
 from ...core.dicom import file_meta
-from ...core.errors import ArchiveError, StorageFull
+from ...core.errors import ArchiveError, ScriptError, StorageFull
 from . import commands, observe, status, upper_layer
 from .commands import Command, CommandError
 from .find import encoding_of, find_answers
@@ -265,7 +265,7 @@ class DirectAssociation:
             return
         final = status.SUCCESS  # after the last pending answer, as pynetdicom adds it
         for code, _, encoded in find_answers(self.archive, self.policy.config, identifier, context.transfer_syntax,
-                                             lambda: False):
+                                             lambda: False, self.origin):
             if code != status.PENDING:  # a failure or a cancel is the final response
                 final = code
                 break
@@ -291,6 +291,9 @@ def store_status(archive: Archive, part10: bytes, origin: Origin) -> int:
         archive.store(part10, origin)
     except StorageFull as error:  # a full disk (the core reports it as such): PS3.4 C.4.2.1.4 "out of resources"
         LOG.warning("C-STORE refused: %s", error.details)
+        return status.OUT_OF_RESOURCES
+    except ScriptError as error:  # a failing Lua ReceivedInstanceFilter: Orthanc 1.10.1 answers A700 (measured)
+        LOG.warning("C-STORE refused: the Lua filter failed: %s", error.details)
         return status.OUT_OF_RESOURCES
     except ArchiveError as error:
         LOG.warning("C-STORE refused: %s", error.details)

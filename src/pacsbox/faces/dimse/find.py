@@ -19,7 +19,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.tag import Tag
 
-from ...core.archive import Archive, FindQuery
+from ...core.archive import Archive, FindQuery, Origin
 from ...core.config import Config
 from ...core.dicom import ENCODINGS
 from ...core.errors import ArchiveError
@@ -61,22 +61,27 @@ class FindFailed(Exception):
         self.status = code
 
 
-def find_responses(archive: Archive, config: Config, event) -> Iterator[tuple[int, Dataset | None]]:
+def find_responses(archive: Archive, config: Config, event, origin: Origin | None = None
+                   ) -> Iterator[tuple[int, Dataset | None]]:
     """The (status, identifier) pairs pynetdicom sends back: one pending answer per match, then a final status
     (pynetdicom adds success after the last pending one)."""
     for code, answer, _ in find_answers(archive, config, event.identifier, event.context.transfer_syntax,
-                                        lambda: event.is_cancelled):
+                                        lambda: event.is_cancelled, origin):
         yield code, answer
 
 
 def find_answers(archive: Archive, config: Config, identifier: Dataset, transfer_syntax: str,
-                 is_cancelled: Callable[[], bool]) -> Iterator[tuple[int, Dataset | None, bytes | None]]:
+                 is_cancelled: Callable[[], bool], origin: Origin | None = None
+                 ) -> Iterator[tuple[int, Dataset | None, bytes | None]]:
     """(status, answer, answer encoded in ``transfer_syntax``) for each match, then, when the find fails or is
     cancelled, a final failure or cancel status. Every answer is encodable: a stored value that cannot be sent
     is sent empty. Whatever goes wrong (an invalid or over-complex query the archive refuses, any error) ends
-    the find with a failure status, as Orthanc answers 0xC000: never a dropped association."""
+    the find with a failure status, as Orthanc answers 0xC000: never a dropped association. With an ``origin``,
+    the identifier first goes through the archive's find filters (Lua's IncomingFindRequestFilter)."""
     encoding = encoding_of(transfer_syntax)
     try:
+        if origin is not None:
+            identifier = archive.events.filter_find(identifier, origin)
         level = query_level(identifier)
         query, keys = query_of(identifier)
         rows = archive.find(FindQuery(level, query, limit=_limit(config, level),

@@ -198,7 +198,7 @@ class DicomServer:
     def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
         if self._refused(event, "Find"):
             return iter([(status.UNABLE_TO_PROCESS, None)])
-        return find_responses(self.archive, self.config, event)
+        return find_responses(self.archive, self.config, event, self._origin(event))
 
     def _on_move(self, event: Event):
         if self._refused(event, "Move"):

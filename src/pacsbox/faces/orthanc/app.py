@@ -21,6 +21,7 @@ from . import (
     bulk,
     create_dicom,
     instances,
+    lua,
     modalities,
     peers,
     queries,
@@ -153,6 +154,7 @@ def routes() -> list[Route]:
                 _route(f"{one}/shared-tags", instances.shared_tags, ["GET"], level=level),
                 _route(f"{one}/archive", tools.resource_archive, ["GET", "POST"], level=level),
             ]
+    table += [_route(path, handler, methods) for path, handler, methods in lua.ROUTES]
     return grouped_routes(table)
 
 
@@ -201,8 +203,8 @@ class BasicAuth:
 
 
 def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_port: int = 0,
-               control: object | None = None) -> ASGIApp:
-    """The Orthanc REST face over ``archive``, wrapped in Basic authentication; ``control`` (an
+               control: object | None = None, lua_engine=None) -> ASGIApp:
+    """The Orthanc REST face over ``archive``, wrapped in Basic authentication and the Lua HTTP filter; ``control`` (an
     ``http_app.ServerControl``) serves /tools/reset, /tools/shutdown and /tools/dicom-conformance."""
     app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
     app.state.archive = archive
@@ -211,4 +213,8 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     app.state.dicom_port = dicom_port or config.DicomPort
     app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
     app.state.control = control
-    return RequestMetrics(BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled), archive)
+    app.state.lua = lua_engine  # Lua scripting (pacsbox.lua), reaching this application in-process
+    if lua_engine is not None:
+        lua_engine.bind_rest_api(app)
+    return RequestMetrics(BasicAuth(lua.HttpRequestFilter(app, lua_engine), dict(config.RegisteredUsers),
+                                    config.AuthenticationEnabled), archive)

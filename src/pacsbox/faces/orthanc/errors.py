@@ -78,6 +78,10 @@ def translate(error: Exception) -> OrthancError:
         # Orthanc's code for a full storage area (its quota, MaximumStorageSize), with HTTP 507; on a full disk the
         # real Orthanc 1.10.1 answers 500 "Cannot write to file" instead, which tells a client nothing it can act on
         return OrthancError(19, "The file storage is full", 507, details)
+    if isinstance(error, core.ScriptError):
+        if not error.lua_message:
+            return OrthancError(-1, "Internal error", 500, details)
+        return OrthancError(2031, "Cannot execute a Lua command", 500, details)
     if isinstance(error, PermissionError):
         return OrthancError(-1, "Forbidden", 403, details)
     return OrthancError(-1, "Internal error", 500, details or type(error).__name__)

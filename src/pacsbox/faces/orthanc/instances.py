@@ -46,8 +46,11 @@ async def upload(request: Request) -> Response:
         spool.seek(0)
         is_zip = spool.read(4) == _ZIP_MAGIC
         spool.seek(0)
-        origin = Origin("RestApi", remote_ip=request.client.host if request.client else "",
-                        http_username=getattr(request.state, "user", "") or "")
+        if request.scope.get("pacsbox.origin") == "Lua":  # RestApiPost("/instances", ...) from a Lua script
+            origin = Origin("Lua")
+        else:
+            origin = Origin("RestApi", remote_ip=request.client.host if request.client else "",
+                            http_username=getattr(request.state, "user", "") or "")
         archive = archive_of(request)
         if is_zip:
             results = await run_in_threadpool(archive.store_zip, spool, origin)

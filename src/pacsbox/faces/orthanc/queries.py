@@ -100,7 +100,8 @@ async def _run(request: Request, name: str, modality: Modality, level: Level, qu
                normalize: bool) -> Response:
     """C-FIND, keep the answers, answer the new query's ID."""
     encoding = archive_of(request).settings.default_encoding  # as PUT /tools/default-encoding left it
-    identifier = dicom_query.find_identifier(level, query, normalize=normalize, manufacturer=modality.manufacturer,
+    sent = await run_in_threadpool(archive_of(request).events.filter_outgoing_find, query, modality.aet)
+    identifier = dicom_query.find_identifier(level, sent, normalize=normalize, manufacturer=modality.manufacturer,
                                              default_encoding=encoding)
     answers = await run_in_threadpool(fields.remote(request).find, modality, dicom_query.QR_LEVELS[level],
                                       identifier)

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
-from ..http_common import basic_credentials, grouped_routes
+from ..http_common import BodyLimits, UploadRoutes, basic_credentials, grouped_routes
 from . import (
     admin,
     bulk,
@@ -37,6 +37,8 @@ Handler = Callable[..., Awaitable[Response]]
 HEALTH_PATH = "/pacsbox/health"  # the one route without authentication, for readiness probes
 _ID = "{id}"
 _PARENTS = (Level.PATIENT, Level.STUDY, Level.SERIES)
+# the routes whose body is DICOM (MaximumUploadSize); every other body is small (MaximumRequestBodySize)
+UPLOADS = UploadRoutes([("/instances", ["POST"]), (f"/peers/{_ID}/store-straight", ["POST"])])
 
 
 def _guarded(handler: Handler, **bound) -> Callable[[Request], Awaitable[Response]]:
@@ -202,7 +204,8 @@ class BasicAuth:
 
 def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_port: int = 0,
                control: object | None = None) -> ASGIApp:
-    """The Orthanc REST face over ``archive``, wrapped in Basic authentication; ``control`` (an
+    """The Orthanc REST face over ``archive``, wrapped in Basic authentication, itself inside the body limits
+    (an oversized body is refused before its credentials are even looked at); ``control`` (an
     ``http_app.ServerControl``) serves /tools/reset, /tools/shutdown and /tools/dicom-conformance."""
     app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
     app.state.archive = archive
@@ -211,4 +214,6 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     app.state.dicom_port = dicom_port or config.DicomPort
     app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
     app.state.control = control
-    return RequestMetrics(BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled), archive)
+    limited = BodyLimits(BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled), config, UPLOADS,
+                         lambda scope, error: error_response(Request(scope), error))
+    return RequestMetrics(limited, archive)

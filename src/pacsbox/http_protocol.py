@@ -1,0 +1,250 @@
+"""Uvicorn's HTTP/1.1 protocol (httptools) with the limits a server facing hostile clients needs.
+
+Uvicorn's httptools protocol takes headers of any size and count, lets a connection sit half-open forever and
+accepts connections until file descriptors run out. This subclass bounds, per connection and before any
+application code runs:
+
+* the bytes and the number of header lines of a request (431) and the length of its target (414), counted while
+  they arrive, so a header line that never ends costs at most one read buffer beyond the limit;
+* the time to receive the headers of a request (``HttpHeaderTimeout``, from the connection or the request's first
+  byte), and the longest pause while its body is being read (``HttpRequestTimeout``, Orthanc's key, whose civetweb
+  sets the same bound on every read); the keep-alive wait between requests stays Uvicorn's own timeout;
+* the number of open connections (``HttpMaximumConnections``): a connection past the cap evicts the oldest one
+  that has no request in progress (silent, half-sent headers or idle keep-alive), so that stalled sockets cannot
+  lock new clients out; only when every connection is busy is the new one answered 503 and closed.
+
+A refusal is written straight to the socket with ``Connection: close``: it happens before routing, so no face
+exists yet to word it, and the connection is closed because its remaining bytes cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .core.config import Config
+
+# File descriptors kept for everything that is not an HTTP connection (DICOM associations, stored files being
+# read or written, SQLite, spools, logs): the connection cap never takes more than this share of the limit.
+_SHARE_OF_FILE_LIMIT = 0.5
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Per-connection limits of the HTTP server, resolved from the configuration."""
+
+    header_bytes: int
+    header_count: int
+    target_bytes: int
+    header_timeout: float
+    body_pause_timeout: float
+    max_connections: int
+
+    @classmethod
+    def from_config(cls, config: Config, file_limit: int | None = None) -> HttpLimits:
+        """The configured limits; the connection cap is lowered to half of ``file_limit`` (the process's
+        RLIMIT_NOFILE) when that is smaller, so that connections alone never exhaust file descriptors."""
+        connections = config.HttpMaximumConnections
+        if file_limit is not None and file_limit > 0:
+            connections = max(8, min(connections, int(file_limit * _SHARE_OF_FILE_LIMIT)))
+        return cls(header_bytes=config.HttpMaximumHeaderSize, header_count=config.HttpMaximumHeaderCount,
+                   target_bytes=config.HttpMaximumUrlLength, header_timeout=float(config.HttpHeaderTimeout),
+                   body_pause_timeout=float(config.HttpRequestTimeout), max_connections=connections)
+
+
+class _Refusal(Exception):
+    """Raised from a parser callback to stop parsing and answer ``status`` before the request reaches the app."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class ConnectionTable:
+    """The open connections of one server, oldest first, with the cap they share."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._open: dict[LimitedHttpToolsProtocol, None] = {}  # insertion-ordered: oldest first
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def admit(self, connection: LimitedHttpToolsProtocol) -> bool:
+        """Register a new connection; past the cap, close the oldest one without a request in progress.
+        False when every other connection is busy (the new one is then to be refused)."""
+        self._open[connection] = None
+        if len(self._open) <= self.cap:
+            return True
+        victim = next((other for other in self._open if other is not connection and other.is_idle), None)
+        if victim is None:
+            return False
+        self.discard(victim)  # at once: its connection_lost comes a loop turn later
+        victim.evict()
+        return True
+
+    def discard(self, connection: LimitedHttpToolsProtocol) -> None:
+        self._open.pop(connection, None)
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with header, time and connection limits; build a bound subclass with ``protocol_for``."""
+
+    limits: HttpLimits
+    table: ConnectionTable
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reading_headers = True  # from the connection or the end of a request until the next headers end
+        self._reading_body = False
+        self._header_bytes = 0
+        self._header_count = 0
+        self._last_read = 0.0
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+
+    # -- connections ---------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self.table.admit(self):
+            self._refuse(503, "Too many open connections")
+            return
+        self._arm_header_timer()  # a client that connects and says nothing is closed as well
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.table.discard(self)
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    @property
+    def is_idle(self) -> bool:
+        """No request in progress: nothing received yet, headers still arriving, or a keep-alive wait."""
+        return self._reading_headers and (self.cycle is None or self.cycle.response_complete)
+
+    def evict(self) -> None:
+        """Close this idle connection to make room for a new one."""
+        self._cancel_timers()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # refused or evicted: what is still in flight is not parsed
+        self._last_read = self.loop.time()
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as error:
+            refusal = error.__context__
+            if isinstance(refusal, _Refusal):
+                self._refuse(refusal.status, refusal.reason)
+            else:
+                self._refuse(400, "Invalid HTTP request received.")
+            return
+        if self._reading_headers and not self.transport.is_closing():
+            # Counted after parsing, so that a read holding the end of the headers and the start of a body is not
+            # held against the headers; what a never-ending header costs is the limit plus one read.
+            self._header_bytes += len(data)
+            if self._header_bytes > self.limits.header_bytes:
+                self._refuse(431, "Request Header Fields Too Large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = self._header_count = 0
+        self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > self.limits.target_bytes:
+            raise _Refusal(414, "URI Too Long")
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.header_count:
+            raise _Refusal(431, "Request Header Fields Too Large")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers, self._reading_body = False, True
+        self._cancel_header_timer()
+        self._body_timer = self.loop.call_later(self.limits.body_pause_timeout, self._check_body_progress)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_headers, self._reading_body = True, False
+        self._cancel_body_timer()
+
+    # -- timers --------------------------------------------------------------------------------------------
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout)
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if not self._reading_headers or self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_header_timer()  # a pipelined request waits for the answer to the one before it
+            return
+        self._refuse(408, "Request Timeout")
+
+    def _check_body_progress(self) -> None:
+        self._body_timer = None
+        if not self._reading_body or self.transport.is_closing():
+            return
+        wait = self.limits.body_pause_timeout
+        if not self.flow.read_paused:  # paused: the application is not reading, the client is not to blame
+            silent = self.loop.time() - self._last_read
+            if silent >= wait:
+                self.transport.close()  # the application sees a disconnect
+                return
+            wait -= silent
+        self._body_timer = self.loop.call_later(wait, self._check_body_progress)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_header_timer()
+        self._cancel_body_timer()
+
+    # -- answers -------------------------------------------------------------------------------------------
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer ``status`` with a plain-text reason and close, before the request reaches the application."""
+        self._cancel_timers()
+        if self.transport.is_closing():
+            return
+        body = reason.encode("ascii") + b"\n"
+        self.transport.write(b"".join([
+            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n".encode("ascii"),
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"connection: close\r\n\r\n", body]))
+        self.transport.close()
+
+
+def protocol_for(limits: HttpLimits) -> type[LimitedHttpToolsProtocol]:
+    """A protocol class bound to ``limits`` and to a connection table of its own, for ``uvicorn.Config(http=)``
+    (Uvicorn builds one protocol per connection from the class)."""
+    return type("BoundHttpToolsProtocol", (LimitedHttpToolsProtocol,),
+                {"limits": limits, "table": ConnectionTable(limits.max_connections)})

@@ -29,6 +29,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .core.config import Config
 
+# After a refusal the connection is half-closed, and what the client still sends is read and dropped for this
+# long (or this many bytes) before it is closed: closing a socket with unread bytes resets it, and the reset can
+# destroy the refusal before the client reads it.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 1024 * 1024
+
 # File descriptors kept for everything that is not an HTTP connection (DICOM associations, stored files being
 # read or written, SQLite, spools, logs): the connection cap never takes more than this share of the limit.
 _SHARE_OF_FILE_LIMIT = 0.5
@@ -102,8 +108,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._reading_headers = True  # from the connection or the end of a request until the next headers end
         self._reading_body = False
-        self._header_bytes = 0
+        self._header_bytes = 0  # of the request line and header lines parsed so far
+        self._header_read_bytes = 0  # of the reads since the request began that ended no headers
         self._header_count = 0
+        self._boundary_in_read = False
+        self._lingering: int | None = None  # bytes dropped since a refusal, None before any
         self._last_read = 0.0
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
@@ -112,7 +121,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if not self.table.admit(self):
-            self._refuse(503, "Too many open connections")
+            self._refuse(503, "Too many open connections", linger=False)
             return
         self._arm_header_timer()  # a client that connects and says nothing is closed as well
 
@@ -135,9 +144,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # -- reading -------------------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
-            return  # refused or evicted: what is still in flight is not parsed
+            return  # evicted: what is still in flight is not parsed
+        if self._lingering is not None:
+            self._lingering += len(data)  # refused: dropped unparsed
+            if self._lingering > _LINGER_BYTES:
+                self.transport.close()
+            return
         self._last_read = self.loop.time()
         self._unset_keepalive_if_required()
+        self._boundary_in_read = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -153,31 +168,40 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._refuse(400, "Invalid HTTP request received.")
             return
-        if self._reading_headers and not self.transport.is_closing():
-            # Counted after parsing, so that a read holding the end of the headers and the start of a body is not
-            # held against the headers; what a never-ending header costs is the limit plus one read.
-            self._header_bytes += len(data)
-            if self._header_bytes > self.limits.header_bytes:
+        if self._reading_headers and not self._boundary_in_read and not self.transport.is_closing():
+            # Only reads that hold nothing but headers are counted (a read that ends some headers or a body may
+            # hold a whole body): what a never-ending header costs is the limit plus one read.
+            self._header_read_bytes += len(data)
+            if self._header_read_bytes > self.limits.header_bytes:
                 self._refuse(431, "Request Header Fields Too Large")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = self._header_count = 0
+        self._header_bytes = self._header_read_bytes = self._header_count = 0
         self._arm_header_timer()
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > self.limits.target_bytes:
             raise _Refusal(414, "URI Too Long")
+        self._count_header_bytes(len(url))
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         if self._header_count > self.limits.header_count:
             raise _Refusal(431, "Request Header Fields Too Large")
+        self._count_header_bytes(len(name) + len(value) + 4)  # ": " and CRLF
         super().on_header(name, value)
+
+    def _count_header_bytes(self, size: int) -> None:
+        """Count parsed header bytes exactly (the reads are only counted while no headers end in them)."""
+        self._header_bytes += size
+        if self._header_bytes > self.limits.header_bytes:
+            raise _Refusal(431, "Request Header Fields Too Large")
 
     def on_headers_complete(self) -> None:
         self._reading_headers, self._reading_body = False, True
+        self._boundary_in_read = True
         self._cancel_header_timer()
         self._body_timer = self.loop.call_later(self.limits.body_pause_timeout, self._check_body_progress)
         super().on_headers_complete()
@@ -185,6 +209,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._reading_headers, self._reading_body = True, False
+        self._boundary_in_read = True
         self._cancel_body_timer()
 
     # -- timers --------------------------------------------------------------------------------------------
@@ -194,16 +219,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _header_timeout(self) -> None:
         self._header_timer = None
-        if not self._reading_headers or self.transport.is_closing():
+        if not self._reading_headers or self.transport.is_closing() or self._lingering is not None:
             return
         if self.cycle is not None and not self.cycle.response_complete:
             self._arm_header_timer()  # a pipelined request waits for the answer to the one before it
             return
-        self._refuse(408, "Request Timeout")
+        self._refuse(408, "Request Timeout", linger=False)  # every byte received so far was read
 
     def _check_body_progress(self) -> None:
         self._body_timer = None
-        if not self._reading_body or self.transport.is_closing():
+        if not self._reading_body or self.transport.is_closing() or self._lingering is not None:
             return
         wait = self.limits.body_pause_timeout
         if not self.flow.read_paused:  # paused: the application is not reading, the client is not to blame
@@ -229,18 +254,29 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_body_timer()
 
     # -- answers -------------------------------------------------------------------------------------------
-    def _refuse(self, status: int, reason: str) -> None:
-        """Answer ``status`` with a plain-text reason and close, before the request reaches the application."""
+    def _refuse(self, status: int, reason: str, *, linger: bool = True) -> None:
+        """Answer ``status`` with a plain-text reason and close, before the request reaches the application;
+        ``linger`` when the client may still be sending (see _LINGER_SECONDS)."""
         self._cancel_timers()
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._lingering is not None:
             return
-        body = reason.encode("ascii") + b"\n"
+        body = reason.encode("ascii")
         self.transport.write(b"".join([
             f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n".encode("ascii"),
             b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
             b"connection: close\r\n\r\n", body]))
-        self.transport.close()
+        if not linger or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()  # the answer, then FIN; reading goes on (and drops) until the timer closes
+        self._lingering = 0
+        self.flow.resume_reading()
+        self.loop.call_later(_LINGER_SECONDS, self._end_lingering)
+
+    def _end_lingering(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
 def protocol_for(limits: HttpLimits) -> type[LimitedHttpToolsProtocol]:

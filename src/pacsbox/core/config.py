@@ -85,7 +85,7 @@ class Config:
     MaximumRequestBodySize: int = 1024**2
     HttpMaximumHeaderSize: int = 64 * 1024  # bytes of a request line plus headers; larger gets 431, then close
     HttpMaximumHeaderCount: int = 100  # header lines of one request; more gets 431, then close
-    HttpMaximumUrlLength: int = 16 * 1024  # bytes of a request target; longer gets 414, then close
+    HttpMaximumUrlLength: int = 32 * 1024  # bytes of a request target; longer gets 414, then close
     HttpHeaderTimeout: int = 10  # seconds to receive a request's headers (from connecting or its first byte): 408
     HttpKeepAliveTimeout: int = 30  # seconds an idle keep-alive connection is kept
     # open HTTP connections (at most half the open-file limit); past it, the oldest idle connection is closed

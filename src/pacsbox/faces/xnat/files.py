@@ -219,10 +219,10 @@ async def _zip_response(request: Request, resources: list[Resource], name: str) 
         prefix = _zip_prefix(request, resource)
         entries += [(archive_member(prefix, "resources", resource.label, "files", e.path), e.disk)
                     for e in store.files(resource)]
-    return await zip_response(entries, name)
+    return await zip_response(request, entries, name)
 
 
-async def zip_response(entries: list[tuple[str, Path]], name: str) -> Response:
+async def zip_response(request: Request, entries: list[tuple[str, Path]], name: str) -> Response:
     """A zip of the given files (name in the zip, from ``archive_member``: relative, no ``..``; file on disk),
     built in a temporary file and streamed."""
     missing = [name for name, disk in entries if not disk.is_file()]

@@ -266,10 +266,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
             b"connection: close\r\n\r\n", body]))
-        if not linger or not self.transport.can_write_eof():
+        if linger:
+            self._close_lingering()
+        else:
+            self.transport.close()
+
+    def on_response_complete(self) -> None:
+        if self._reading_body and not self.transport.is_closing():
+            # Answered before its body was all received (a 401, a 413, a 404): the rest is not read. Uvicorn would
+            # read it to the end and drop it, which lets a client without credentials stream for ever.
+            self.server_state.total_requests += 1
+            self._cancel_timers()
+            self._close_lingering()
+            return
+        super().on_response_complete()
+
+    def _close_lingering(self) -> None:
+        """Send FIN after what was written, drop what still arrives, close after _LINGER_SECONDS."""
+        if not self.transport.can_write_eof():
             self.transport.close()
             return
-        self.transport.write_eof()  # the answer, then FIN; reading goes on (and drops) until the timer closes
+        self.transport.write_eof()
         self._lingering = 0
         self.flow.resume_reading()
         self.loop.call_later(_LINGER_SECONDS, self._end_lingering)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 
@@ -212,6 +213,7 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     app.state.config = config
     app.state.http_port = http_port or config.HttpPort
     app.state.dicom_port = dicom_port or config.DicomPort
+    app.state.json_parses = asyncio.Semaphore(1)  # large JSON bodies are parsed one at a time (params.loads)
     app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
     app.state.control = control
     limited = BodyLimits(BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled), config, UPLOADS,

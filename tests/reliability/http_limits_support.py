@@ -110,6 +110,20 @@ def read_answer(sock: socket.socket, timeout: float = 10.0) -> bytes:
     return answer
 
 
+def closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    """Whether the server closes the connection within ``timeout`` seconds (whatever it sends before)."""
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while sock.recv(65536):
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+        return True
+    except TimeoutError:
+        return False
+    except OSError:  # reset
+        return True
+
+
 def status_of(answer: bytes) -> int | None:
     return int(answer.split()[1]) if answer.startswith(b"HTTP/1.") else None
 

@@ -9,9 +9,11 @@ application code runs:
 * the time to receive the headers of a request (``HttpHeaderTimeout``, from the connection or the request's first
   byte), and the longest pause while its body is being read (``HttpRequestTimeout``, Orthanc's key, whose civetweb
   sets the same bound on every read); the keep-alive wait between requests stays Uvicorn's own timeout;
+* the time a client may leave its answer unread (``HttpRequestTimeout`` again, as civetweb's SO_SNDTIMEO);
 * the number of open connections (``HttpMaximumConnections``): a connection past the cap evicts the oldest one
-  that has no request in progress (silent, half-sent headers or idle keep-alive), so that stalled sockets cannot
-  lock new clients out; only when every connection is busy is the new one answered 503 and closed.
+  that has no request in progress (silent, half-sent headers or idle keep-alive), else the oldest whose request
+  barely moves (a body dripping in, an answer not read), so that stalled sockets cannot lock new clients out;
+  only when every connection is busy and moving is the new one answered 503 and closed.
 
 A refusal is written straight to the socket with ``Connection: close``: it happens before routing, so no face
 exists yet to word it, and the connection is closed because its remaining bytes cannot be trusted.
@@ -34,6 +36,15 @@ from .core.config import Config
 # destroy the refusal before the client reads it.
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 1024 * 1024
+# Bytes of a request body read and dropped after its answer (sent early: a 401, a 404) before the connection is
+# closed rather than kept alive.
+_DROPPED_AFTER_ANSWER = 64 * 1024
+
+# A request in progress whose connection has not moved for this long may be closed to make room for a new
+# connection once every connection is taken (idle ones go first).
+_STALLED_AFTER = 2.0
+_SLOWEST_BODY = 1024  # bytes a second
+_SLOWEST_BODY_AFTER = 5.0
 
 # File descriptors kept for everything that is not an HTTP connection (DICOM associations, stored files being
 # read or written, SQLite, spools, logs): the connection cap never takes more than this share of the limit.
@@ -87,7 +98,9 @@ class ConnectionTable:
         self._open[connection] = None
         if len(self._open) <= self.cap:
             return True
-        victim = next((other for other in self._open if other is not connection and other.is_idle), None)
+        others = [other for other in self._open if other is not connection]
+        victim = next((other for other in others if other.is_idle), None) or \
+            next((other for other in others if other.is_stalled), None)
         if victim is None:
             return False
         self.discard(victim)  # at once: its connection_lost comes a loop turn later
@@ -113,6 +126,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._boundary_in_read = False
         self._lingering: int | None = None  # bytes dropped since a refusal, None before any
+        self._dropped_after_answer = 0  # bytes of the current request's body that arrived after its answer
+        self._write_paused_since: float | None = None
+        self._body_started = 0.0
+        self._body_received = 0
+        self._write_timer: asyncio.TimerHandle | None = None
         self._last_read = 0.0
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
@@ -135,10 +153,29 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """No request in progress: nothing received yet, headers still arriving, or a keep-alive wait."""
         return self._reading_headers and (self.cycle is None or self.cycle.response_complete)
 
+    @property
+    def is_stalled(self) -> bool:
+        """A request in progress that barely moves: its answer has not been read for _STALLED_AFTER seconds, or
+        its body (while the application waits for it) has stopped for that long or comes slower than
+        _SLOWEST_BODY bytes a second since the first _SLOWEST_BODY_AFTER seconds (a client dripping a byte now
+        and then stays under the body timeout)."""
+        now = self.loop.time()
+        if self._write_paused_since is not None and now - self._write_paused_since >= _STALLED_AFTER:
+            return True
+        if not self._reading_body or self.flow.read_paused:
+            return False
+        reading = now - self._body_started
+        return now - self._last_read >= _STALLED_AFTER or (
+            reading >= _SLOWEST_BODY_AFTER and self._body_received < _SLOWEST_BODY * reading)
+
     def evict(self) -> None:
-        """Close this idle connection to make room for a new one."""
+        """Close this idle or stalled connection to make room for a new one."""
         self._cancel_timers()
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self._write_paused_since is not None:
+            self.transport.abort()  # close() would wait for the unread answer to drain
+        else:
             self.transport.close()
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -201,6 +238,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers, self._reading_body = False, True
+        self._dropped_after_answer = self._body_received = 0
+        self._body_started = self.loop.time()
         self._boundary_in_read = True
         self._cancel_header_timer()
         self._body_timer = self.loop.call_later(self.limits.body_pause_timeout, self._check_body_progress)
@@ -211,6 +250,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers, self._reading_body = True, False
         self._boundary_in_read = True
         self._cancel_body_timer()
+
+    # -- writing: a client that does not read its answer --------------------------------------------------------
+    def pause_writing(self) -> None:
+        """The client reads the answer more slowly than it is written: after HttpRequestTimeout without progress
+        (as Orthanc's SO_SNDTIMEO), the connection is closed."""
+        super().pause_writing()
+        self._write_paused_since = self.loop.time()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.limits.body_pause_timeout, self._write_timeout)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._write_paused_since = None
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_timeout(self) -> None:
+        self._write_timer = None
+        if self._write_paused_since is not None and not self.transport.is_closing():
+            self.transport.abort()  # close() would wait for the unread answer to drain
 
     # -- timers --------------------------------------------------------------------------------------------
     def _arm_header_timer(self) -> None:
@@ -252,6 +312,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _cancel_timers(self) -> None:
         self._cancel_header_timer()
         self._cancel_body_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
 
     # -- answers -------------------------------------------------------------------------------------------
     def _refuse(self, status: int, reason: str, *, linger: bool = True) -> None:
@@ -271,15 +334,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def on_response_complete(self) -> None:
-        if self._reading_body and not self.transport.is_closing():
-            # Answered before its body was all received (a 401, a 413, a 404): the rest is not read. Uvicorn would
-            # read it to the end and drop it, which lets a client without credentials stream for ever.
-            self.server_state.total_requests += 1
-            self._cancel_timers()
-            self._close_lingering()
-            return
-        super().on_response_complete()
+    def on_body(self, body: bytes) -> None:
+        self._body_received += len(body)
+        if self.cycle.response_complete and not self.transport.is_closing():
+            # Answered before its body was all received (a 401, a 404): Uvicorn reads the rest and drops it, which
+            # would let a client without credentials stream for ever. A small rest is dropped (the connection
+            # stays usable); past _DROPPED_AFTER_ANSWER bytes the connection is closed.
+            self._dropped_after_answer += len(body)
+            if self._dropped_after_answer > _DROPPED_AFTER_ANSWER:
+                self._cancel_timers()
+                self._close_lingering()
+                return
+        super().on_body(body)
 
     def _close_lingering(self) -> None:
         """Send FIN after what was written, drop what still arrives, close after _LINGER_SECONDS."""

@@ -10,6 +10,8 @@ new clients, busy ones get a 503 for the newcomer; and the timeouts of a stalled
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import selectors
 import socket
 import subprocess
@@ -193,13 +195,7 @@ def test_idle_connections_make_room_for_new_clients(capped_server):
 def test_busy_connections_fill_the_cap_then_time_out(capped_server):
     """Connections whose request body is under way are never evicted: past the cap a newcomer gets 503; bodies
     that stop arriving are closed after HttpRequestTimeout, and the server serves again."""
-    user, password = capped_server.auth
-    import base64
-
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    head = (f"POST /instances HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
-            "Content-Length: 1000000\r\n\r\n").encode() + b"\0" * 100
-    busy = _open_stalled(capped_server, CAP, payload=head)
+    busy = _busy_uploads(capped_server, CAP)
     try:
         time.sleep(0.5)  # the server has read every request's headers
         with socket.create_connection(address(capped_server), timeout=10) as newcomer:
@@ -214,6 +210,56 @@ def test_busy_connections_fill_the_cap_then_time_out(capped_server):
             sock.close()
     assert requests.get(capped_server.url + "/pacsbox/health", timeout=10).status_code == 200
     assert capped_server.session().get(capped_server.url + "/instances", timeout=10).json() == []
+
+
+def _busy_uploads(server: RunningPacsbox, count: int) -> list[tuple[socket.socket, float]]:
+    token = base64.b64encode(":".join(server.auth).encode()).decode()
+    head = (f"POST /instances HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
+            "Content-Length: 1000000\r\n\r\n").encode() + b"\0" * 100
+    return _open_stalled(server, count, payload=head)
+
+
+def test_dripping_bodies_make_room_once_the_cap_is_full(capped_server):
+    """CAP uploads that each send a byte every half second (under HttpRequestTimeout, so never timed out):
+    once they have crawled for 5 s at a few bytes a second, a newcomer closes one of them and is served."""
+    drips = _busy_uploads(capped_server, CAP)
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 6:
+            time.sleep(0.5)
+            for sock, _ in drips:
+                with contextlib.suppress(OSError):  # already closed by the server
+                    sock.send(b"\0")
+        assert requests.get(capped_server.url + "/pacsbox/health", timeout=10).status_code == 200
+        assert sum(closed_by_server(sock, timeout=0.5) for sock, _ in drips) >= 1
+    finally:
+        for sock, _ in drips:
+            sock.close()
+
+
+def test_unread_answer_is_closed(capped_server):
+    """A client that asks for a large file and never reads it: the server closes the connection after
+    HttpRequestTimeout (2 s) of a full send buffer, instead of holding it for ever."""
+    size = 2048 * 2048 * 2  # 8 MiB of pixels: more than the kernel's socket buffers hold
+    upload = capped_server.session().post(capped_server.url + "/instances", timeout=60, data=to_bytes(make_dataset(
+        patient_id="SL-big", patient_name="Big^File", study_uid=uid("sl-st", "big"), series_uid=uid("sl-se", "big"),
+        sop_uid=uid("sl-in", "big"), rows=2048, cols=2048)))
+    assert upload.status_code == 200
+    token = base64.b64encode(":".join(capped_server.auth).encode())
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        sock.connect(address(capped_server))
+        sock.sendall(b"GET /instances/" + upload.json()["ID"].encode() + b"/file HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Basic " + token + b"\r\n\r\n")
+        time.sleep(2 + SLACK)  # not reading
+        received = 0
+        try:
+            while chunk := sock.recv(1024 * 1024):
+                received += len(chunk)
+        except OSError:  # reset: what the kernel still held is dropped
+            pass
+    assert received < size, "the whole answer arrived: it was not cut off"
+    capped_server.session().delete(capped_server.url + "/instances/" + upload.json()["ID"], timeout=10)
 
 
 def test_keep_alive_connection_is_closed_when_idle(capped_server):

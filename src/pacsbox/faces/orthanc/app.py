@@ -38,8 +38,10 @@ Handler = Callable[..., Awaitable[Response]]
 HEALTH_PATH = "/pacsbox/health"  # the one route without authentication, for readiness probes
 _ID = "{id}"
 _PARENTS = (Level.PATIENT, Level.STUDY, Level.SERIES)
-# the routes whose body is DICOM (MaximumUploadSize); every other body is small (MaximumRequestBodySize)
-UPLOADS = UploadRoutes([("/instances", ["POST"]), (f"/peers/{_ID}/store-straight", ["POST"])])
+# the routes whose body is a file (MaximumUploadSize): DICOM, or create-dicom's JSON that carries an image or a
+# PDF; every other body is small (MaximumRequestBodySize)
+UPLOADS = UploadRoutes([("/instances", ["POST"]), (f"/peers/{_ID}/store-straight", ["POST"]),
+                        ("/tools/create-dicom", ["POST"])])
 
 
 def _guarded(handler: Handler, **bound) -> Callable[[Request], Awaitable[Response]]:

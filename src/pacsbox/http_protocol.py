@@ -93,8 +93,9 @@ class ConnectionTable:
         return len(self._open)
 
     def admit(self, connection: LimitedHttpToolsProtocol) -> bool:
-        """Register a new connection; past the cap, close the oldest one without a request in progress.
-        False when every other connection is busy (the new one is then to be refused)."""
+        """Register a new connection; past the cap, close the oldest one without a request in progress, else the
+        oldest whose request barely moves. False when every other connection is busy and moving (the new one is
+        then to be refused)."""
         self._open[connection] = None
         if len(self._open) <= self.cap:
             return True
@@ -102,6 +103,7 @@ class ConnectionTable:
         victim = next((other for other in others if other.is_idle), None) or \
             next((other for other in others if other.is_stalled), None)
         if victim is None:
+            self.discard(connection)  # refused: it must not count, nor be taken for an idle one
             return False
         self.discard(victim)  # at once: its connection_lost comes a loop turn later
         victim.evict()

@@ -42,17 +42,22 @@ class ServerWatch:
                 return
 
     def _probe(self) -> None:
-        while not self._stop.wait(0.1):
-            started = time.monotonic()
-            try:
-                answer = requests.get(self.server.url + "/pacsbox/health", timeout=HEALTH_TIMEOUT)
-                if answer.status_code != 200:
-                    self.health_failures.append(f"status {answer.status_code}")
-                else:
-                    self.health_answers += 1
-            except requests.RequestException as error:
-                self.health_failures.append(repr(error))
-            self.slowest_health = max(self.slowest_health, time.monotonic() - started)
+        while True:
+            self._ask_health()
+            if self._stop.wait(0.1):
+                return
+
+    def _ask_health(self) -> None:
+        started = time.monotonic()
+        try:
+            answer = requests.get(self.server.url + "/pacsbox/health", timeout=HEALTH_TIMEOUT)
+            if answer.status_code != 200:
+                self.health_failures.append(f"status {answer.status_code}")
+            else:
+                self.health_answers += 1
+        except requests.RequestException as error:
+            self.health_failures.append(repr(error))
+        self.slowest_health = max(self.slowest_health, time.monotonic() - started)
 
     def __enter__(self) -> ServerWatch:
         self.start = self.peak = self.process.memory_info().rss
@@ -65,6 +70,7 @@ class ServerWatch:
         for thread in self._threads:
             thread.join()
         self.peak = max(self.peak, self.process.memory_info().rss)
+        self._ask_health()  # once more, after the attack
 
     @property
     def growth(self) -> int:

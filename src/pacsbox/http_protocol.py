@@ -132,6 +132,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._write_paused_since: float | None = None
         self._body_started = 0.0
         self._body_received = 0
+        self._declared_length: int | None = None  # Content-Length of the request being read
         self._write_timer: asyncio.TimerHandle | None = None
         self._last_read = 0.0
         self._header_timer: asyncio.TimerHandle | None = None
@@ -245,7 +246,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._boundary_in_read = True
         self._cancel_header_timer()
         self._body_timer = self.loop.call_later(self.limits.body_pause_timeout, self._check_body_progress)
+        self._declared_length = next((int(value) for name, value in self.headers
+                                      if name == b"content-length" and value.isdigit()), None)
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            self._watch_early_answer(self.cycle)
+
+    def _watch_early_answer(self, cycle: Any) -> None:
+        """An answer that starts before its request's body is all received (a 401, a 404, a 413) says
+        ``Connection: close`` unless what is left is known and small (then it is read and dropped, and the
+        connection stays usable); the close then lingers (``_LingeringClose``) so that the answer arrives."""
+        send = cycle.send
+
+        async def send_closing_early(message: dict) -> None:
+            if message["type"] == "http.response.start" and cycle is self.cycle and self._reading_body:
+                left = None if self._declared_length is None else self._declared_length - self._body_received
+                if left is None or left > _DROPPED_AFTER_ANSWER:
+                    cycle.keep_alive = False
+            await send(message)
+
+        cycle.send = send_closing_early
+        cycle.transport = _LingeringClose(self)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -362,6 +383,33 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _end_lingering(self) -> None:
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class _LingeringClose:
+    """The transport as a request's cycle sees it: closing it while the request's body is still arriving (after
+    an answer sent before the body was read) half-closes and drops the rest for a while, instead of resetting the
+    connection and with it, maybe, the answer the client has not read yet."""
+
+    def __init__(self, protocol: LimitedHttpToolsProtocol) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        protocol = self._protocol
+        if protocol._reading_body and not self._transport.is_closing() and protocol._lingering is None:
+            protocol._cancel_timers()
+            protocol._close_lingering()
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def protocol_for(limits: HttpLimits) -> type[LimitedHttpToolsProtocol]:

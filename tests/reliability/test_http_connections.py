@@ -273,3 +273,30 @@ def test_keep_alive_connection_is_closed_when_idle(capped_server):
         assert closed_by_server(sock, timeout=2 + SLACK)
         waited = time.monotonic() - started
     assert 1.5 <= waited < 2 + SLACK, waited
+
+
+def _head_of(sock: socket.socket) -> bytes:
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        assert chunk, answer
+        answer += chunk
+    return answer.split(b"\r\n\r\n", 1)[0]
+
+
+@pytest.mark.parametrize("sent,declared,kept", [(1000, 1000, True), (0, 60_000, True), (1000, 200_000, False)])
+def test_answer_before_the_body_says_whether_the_connection_stays(capped_server, sent, declared, kept):
+    """Without credentials the answer (401) comes before the body is read: a small rest is read and dropped and
+    the connection serves the next request; a large one is not read, and the answer says ``Connection: close``."""
+    with socket.create_connection(address(capped_server), timeout=10) as sock:
+        sock.sendall(b"POST /tools/find HTTP/1.1\r\nHost: x\r\nContent-Length: " + str(declared).encode()
+                     + b"\r\n\r\n" + b"{" * sent)
+        head = _head_of(sock)
+        assert status_of(head) == 401
+        assert (b"connection: close" not in head.lower()) == kept, head
+        if kept:
+            sock.sendall(b"{" * (declared - sent) + b"GET /pacsbox/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            while b"HTTP/1.1 200" not in (head := sock.recv(65536)):
+                assert head, "the connection was closed"
+        else:
+            assert closed_by_server(sock, timeout=2 + SLACK)

@@ -8,7 +8,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .core.archive import Archive
 from .core.config import Config
-from .faces.http_common import BodyLimit
 
 
 class ServerControl(Protocol):
@@ -55,6 +54,7 @@ def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port
     from .faces.xnat.app import create_app as xnat_app
 
     xnat = xnat_app(archive, config)
-    return BodyLimit(PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port,
-                                                  control=control, lua_engine=lua_engine),
-                                      dict.fromkeys(XNAT_PREFIXES, xnat)), config.MaximumUploadSize)
+    # each face refuses oversized bodies itself, in its own words and with its own upload routes
+    return PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port,
+                                        control=control, lua_engine=lua_engine),
+                            dict.fromkeys(XNAT_PREFIXES, xnat))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import shutil
 import signal
 import socket
 import threading
@@ -51,9 +52,40 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         raise OSError(error.errno, f"cannot listen on {host}:{port}: {error.strerror}") from None
-    sock.listen(128)
+    # a deep accept queue: under a flood of connections a new client waits in it instead of having its SYN
+    # dropped (and retried a second later); the kernel caps it at net.core.somaxconn
+    sock.listen(socket.SOMAXCONN)
     sock.set_inheritable(True)
     return sock
+
+
+def raise_open_file_limit() -> int | None:
+    """Raise this process's soft limit of open files to its hard limit, and return it (None where unknown).
+
+    Every HTTP connection, DICOM association and open file takes a descriptor; the common soft limit (1024)
+    would let a few hundred stalled clients starve the rest of the server.
+    """
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # a sandbox may refuse; the cap on connections follows the soft limit
+            pass
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def empty_spool_directory(config: Config) -> None:
+    """Create ``<StorageDirectory>/tmp`` empty: bodies spooled there by a server that was killed are removed."""
+    from .faces.http_common import spool_directory
+
+    folder = Path(spool_directory(config))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 class _Runtime:
@@ -69,6 +101,7 @@ class _Runtime:
         from .faces.dimse.scp import DicomServer
         from .faces.dimse.scu import DicomClient
         from .http_app import create_http_app
+        from .http_protocol import HttpLimits, protocol_for
         from .lua.engine import LuaEngine
 
         self.config = config
@@ -77,6 +110,8 @@ class _Runtime:
         self.restart_requested = False
         self.log_level = "default"  # GET /tools/log-level (the loggers' levels belong to the process)
         check_exposure(config)
+        self.http_limits = HttpLimits.from_config(config, raise_open_file_limit())
+        empty_spool_directory(config)
         self.http_socket = http_socket or bind_socket(config.BindAddress, config.HttpPort)
         self.http_port = self.http_socket.getsockname()[1]
         self.archive = open_archive(config)
@@ -129,8 +164,9 @@ class _Runtime:
                         signal.signal(sig, handler)
 
         self.http_server = _Server(uvicorn.Config(
-            app, log_level="info" if access_log else "warning", access_log=access_log, lifespan="off",
-            timeout_keep_alive=30, server_header=False, proxy_headers=False))
+            app, http=protocol_for(self.http_limits), log_level="info" if access_log else "warning",
+            access_log=access_log, lifespan="off", timeout_keep_alive=config.HttpKeepAliveTimeout,
+            server_header=False, proxy_headers=False))
         logging.getLogger("uvicorn.access").addFilter(_REDACT_SECRETS)  # after uvicorn.Config set up its logging
 
     def serve_http(self) -> None:

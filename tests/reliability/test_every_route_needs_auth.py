@@ -2,7 +2,8 @@
 
 The routes come from the faces' own route tables (what the running app serves), path parameters filled with
 plausible values; each route and method is sent with no credentials, a wrong password, an unknown user, a malformed
-Authorization header and the right pair under another scheme, and must answer 401: Orthanc's JSON error body, or
+Authorization header (not base64, bytes that are not ASCII, credentials that are not UTF-8) and the right pair
+under another scheme, and must answer 401: Orthanc's JSON error body, or
 XNAT's plain text, with a ``WWW-Authenticate: Basic`` challenge. The one exception is the health check; the login
 route answers a wrong form with 401 without a challenge (it is the login). XNAT's JSESSIONID cookie opens the XNAT
 face only while its session lasts: a forged, a logged-out or a malformed one gets 401.
@@ -10,6 +11,7 @@ face only while its session lasts: a forged, a logged-out or a malformed one get
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 
@@ -34,6 +36,8 @@ _WRONG = {
     "unknown-user": {"auth": ("intruder", "admin")},
     "malformed-header": {"headers": {"Authorization": "Basic !!!not-base64!!!"}},
     "other-scheme": {"headers": {"Authorization": "Bearer YWRtaW46YWRtaW4="}},  # the right pair, wrong scheme
+    "non-ascii-token": {"headers": {"Authorization": "Basic \xe9\xe9"}},  # sent as Latin-1 bytes
+    "not-utf8-credentials": {"headers": {"Authorization": "Basic " + base64.b64encode(b"admin:\xff").decode()}},
 }
 
 

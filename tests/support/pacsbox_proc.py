@@ -24,11 +24,16 @@ class RunningPacsbox:
     The URL comes from the ready line the server prints, so the test exercises the CLI contract too.
     """
 
-    def __init__(self, config: dict[str, Any] | None = None, *, startup_timeout: float = 30.0) -> None:
+    def __init__(self, config: dict[str, Any] | None = None, *, startup_timeout: float = 30.0,
+                 open_files: tuple[int, int] | None = None, env: dict[str, str] | None = None) -> None:
+        """``open_files``: the (soft, hard) RLIMIT_NOFILE the server starts with; ``env``: variables added to
+        its environment."""
         self.directory = Path(tempfile.mkdtemp(prefix="pacsbox-test-"))
         self.data_dir = self.directory / "data"
         self.config = {"RegisteredUsers": DEFAULT_USERS, "HttpPort": 0, "DicomPort": 0, **(config or {})}
         self.startup_timeout = startup_timeout
+        self.open_files = open_files
+        self.env = env or {}
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.aet = ""
@@ -51,7 +56,8 @@ class RunningPacsbox:
         command = [sys.executable, "-m", "pacsbox", "serve", "--config", str(config_path),
                    "--data-dir", str(self.data_dir)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+                                        preexec_fn=self._limit_open_files if self.open_files else None)
         ready = threading.Event()
 
         def pump() -> None:
@@ -73,6 +79,12 @@ class RunningPacsbox:
                 self.stop()
                 raise RuntimeError("pacsbox serve did not become ready:\n" + "".join(self._output[-40:]))
         return self
+
+    def _limit_open_files(self) -> None:
+        import resource
+
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
 
     def output(self) -> str:
         return "".join(self._output)

@@ -22,7 +22,7 @@ _ACCEPTED_ORTHANC_KEYS = frozenset([
     "UserContentType", "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
     "TcpNoDelay", "HttpThreadsCount", "StoreDicom", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "LoadPrivateDictionary", "Dictionary", "SynchronousCMove", "JobsHistorySize", "SaveJobs",
-    "MediaArchiveSize", "StorageAccessOnFind", "HttpRequestTimeout",
+    "MediaArchiveSize", "StorageAccessOnFind",
     "DefaultPrivateCreator", "StorageCommitmentReportsSize", "TranscodeDicomProtocol",
     "BuiltinDecoderTranscoderOrder", "IngestTranscoding", "IngestTranscodingOfUncompressed",
     "IngestTranscodingOfCompressed", "DicomLossyTranscodingQuality", "SyncStorageArea", "DeidentifyLogs",
@@ -78,9 +78,24 @@ class Config:
     LuaScripts: tuple[str, ...] = ()
     LuaHeartBeatPeriod: int = 60  # seconds between OnHeartBeat calls (0: never), as Orthanc's default
     ExecuteLuaEnabled: bool = False
+    # Orthanc's civetweb drops a connection whose read blocks this long (SO_RCVTIMEO); pacsbox bounds each pause
+    # while a request body arrives the same way
+    HttpRequestTimeout: int = 30
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
-    MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body; larger bodies get 413
+    MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body on an upload route; larger bodies get 413
+    # bytes of the body of any other route (JSON, forms, XML, Lua, text): read whole and parsed, so kept small;
+    # checked while the body streams in, before authentication
+    MaximumRequestBodySize: int = 1024**2
+    HttpMaximumHeaderSize: int = 64 * 1024  # bytes of a request line plus headers; larger gets 431, then close
+    HttpMaximumHeaderCount: int = 100  # header lines of one request; more gets 431, then close
+    HttpMaximumUrlLength: int = 32 * 1024  # bytes of a request target; longer gets 414, then close
+    HttpHeaderTimeout: int = 10  # seconds to receive a request's headers (from connecting or its first byte): 408
+    HttpKeepAliveTimeout: int = 30  # seconds an idle keep-alive connection is kept
+    # open HTTP connections (at most half the open-file limit); past it, the oldest idle connection is closed
+    HttpMaximumConnections: int = 1000
+    XnatSessionTimeout: int = 900  # seconds a JSESSIONID lives unused (XNAT's default session timeout: 15 min)
+    XnatMaximumSessions: int = 10000  # live JSESSIONIDs; past it, the least recently used one ends
     XnatSiteId: str = "XNAT"  # prefix of XNAT accession IDs (<SiteID>_S00001); xnat4tests uses "Xnat4Tests"
     # DICOM network limits (faces/dimse): what one peer may make the server hold
     DicomMaximumDatasetSize: int = 256 * 1024**2  # bytes of one received DIMSE message (data set); larger: A-ABORT
@@ -204,6 +219,11 @@ def describe_users(users: Mapping[str, str], enabled: bool) -> str:
                      for user, password in users.items())
 
 
+_POSITIVE_INTEGERS = ("MaximumUploadSize", "MaximumRequestBodySize", "HttpMaximumHeaderSize",
+                      "HttpMaximumHeaderCount", "HttpMaximumUrlLength", "HttpHeaderTimeout", "HttpRequestTimeout",
+                      "HttpKeepAliveTimeout", "HttpMaximumConnections", "XnatSessionTimeout", "XnatMaximumSessions")
+
+
 def _validate(config: Config) -> None:
     for name in ("HttpPort", "DicomPort"):
         port = getattr(config, name)
@@ -233,5 +253,9 @@ def _validate(config: Config) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < lowest:
             raise ValueError(f"{name} must be a number of at least {lowest:g}, not {value!r}")
+    for name in _POSITIVE_INTEGERS:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")

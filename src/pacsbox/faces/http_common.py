@@ -18,27 +18,34 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..core.config import Config
 from ..core.errors import TooLarge
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 SPOOL_IN_MEMORY = 32 * 1024 * 1024  # bodies above this go to a temporary file
+SPOOL_FOLDER = "tmp"  # under StorageDirectory: spooled bodies stay on the data's disk, not in TMPDIR
 _CHUNK = 1024 * 1024
 
 
 def basic_credentials(scope: Scope) -> tuple[str, str] | None:
-    """``(user, password)`` of an HTTP Basic Authorization header; None when absent, malformed or not Basic."""
+    """``(user, password)`` of an HTTP Basic Authorization header; None when absent, malformed or not Basic.
+
+    Any byte may arrive in the header: a token that is not base64 (a non-ASCII byte, say) or credentials that are
+    not UTF-8 are no credentials, answered 401 like wrong ones (as the real Orthanc does), never a 500.
+    """
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "basic":
+            scheme, _, token = value.partition(b" ")
+            if scheme.lower() != b"basic":
                 return None
             try:
-                user, _, password = base64.b64decode(token.strip()).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
+                decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):  # not base64 (ValueError: not ASCII), or not UTF-8
                 return None
+            user, _, password = decoded.partition(":")
             return user, password
     return None
 
@@ -59,11 +66,22 @@ def grouped_routes(table: Iterable[tuple[str, Iterable[str], Endpoint]]) -> list
     return routes
 
 
+def spool_directory(config: Config) -> str:
+    """Where bodies and archives too large for memory go: ``<StorageDirectory>/tmp``, on the disk that holds the
+    data (its size is what the user planned for, not TMPDIR's), emptied at every start."""
+    return str(config.storage_path / SPOOL_FOLDER)
+
+
+def spool_file(config: Config) -> tempfile.SpooledTemporaryFile:
+    """An empty spool: memory up to SPOOL_IN_MEMORY bytes, then a nameless file in ``spool_directory``."""
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=spool_directory(config))
+
+
 async def spool_body(request: Request, limit: int,
                      too_large: Callable[[int], Exception]) -> tempfile.SpooledTemporaryFile:
     """The request body in a spooled temporary file (memory, then disk), rewound; ``too_large(limit)`` is
     raised past ``limit`` bytes (each face words its own 413)."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    spool = spool_file(request.app.state.config)
     try:
         size = 0
         async for chunk in request.stream():
@@ -108,25 +126,73 @@ async def stored_file_response(path: Path, media_type: str, missing: Callable[[]
     return StreamingResponse(chunks(), media_type=media_type, headers=headers, background=BackgroundTask(handle.close))
 
 
-class BodyLimit:
-    """Refuses request bodies past ``limit`` bytes however they come (Content-Length or chunked): reading past it
-    raises TooLarge, which each face answers with its own 413. A route that reads its body whole (JSON, XML, a
-    form) thus holds at most ``limit`` bytes, and a streamed upload stops there."""
+class UploadRoutes:
+    """The routes of a face whose body is an upload (DICOM files, archives, resource files): only they may take a
+    body up to MaximumUploadSize; every other route reads its body whole and gets MaximumRequestBodySize."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, routes: Iterable[tuple[str, Iterable[str]]]) -> None:
+        self._routes = [(compile_path(path)[0], frozenset(methods)) for path, methods in routes]
+
+    def __contains__(self, scope: Scope) -> bool:
+        method, path = scope.get("method", ""), scope.get("path", "")
+        return any(method in methods and pattern.match(path) for pattern, methods in self._routes)
+
+
+class BodyLimits:
+    """Refuses request bodies past the route's limit however they come, before authentication and parsing.
+
+    Upload routes (``uploads``) get MaximumUploadSize, every other route MaximumRequestBodySize. A declared
+    Content-Length past the limit is answered at once; a body that streams past it (chunked, or longer than
+    declared) raises TooLarge from ``receive``, which the face's handler answers. Either answer is ``too_large``'s
+    (each face words its own 413) and closes the connection, so the rest of the body is not read either.
+    """
+
+    def __init__(self, app: ASGIApp, config: Config, uploads: UploadRoutes,
+                 too_large: Callable[[Scope, TooLarge], Response]) -> None:
+        self.app, self.uploads, self.too_large = app, uploads, too_large
+        self.upload_limit, self.request_limit = config.MaximumUploadSize, config.MaximumRequestBodySize
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope in self.uploads:
+            limit, key = self.upload_limit, "MaximumUploadSize"
+        else:
+            limit, key = self.request_limit, "MaximumRequestBodySize"
+        refusal = TooLarge(f"The request body exceeds {key} ({limit} bytes)")
+        if _declared_length(scope) > limit:
+            return await self.too_large(scope, refusal)(scope, receive, _closing(send))
         received = 0
 
         async def limited() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
-                raise TooLarge(f"The body exceeds MaximumUploadSize ({self.limit} bytes)")
+            if received > limit:
+                raise refusal
             return message
 
-        await self.app(scope, limited, send)
+        async def send_closing_past_limit(message: Message) -> None:
+            await (_closing(send) if received > limit else send)(message)
+
+        await self.app(scope, limited, send_closing_past_limit)
+
+
+def _declared_length(scope: Scope) -> int:
+    """The Content-Length of a request, 0 when absent (chunked) or not a number (the parser refuses those)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+def _closing(send: Send) -> Send:
+    """``send`` adding ``Connection: close`` to the response: the unread rest of a refused body ends the
+    connection instead of being read and thrown away."""
+
+    async def send_closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+        await send(message)
+
+    return send_closing

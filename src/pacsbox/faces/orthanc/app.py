@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 
@@ -15,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
-from ..http_common import basic_credentials, grouped_routes
+from ..http_common import BodyLimits, UploadRoutes, basic_credentials, grouped_routes
 from . import (
     admin,
     bulk,
@@ -38,6 +39,10 @@ Handler = Callable[..., Awaitable[Response]]
 HEALTH_PATH = "/pacsbox/health"  # the one route without authentication, for readiness probes
 _ID = "{id}"
 _PARENTS = (Level.PATIENT, Level.STUDY, Level.SERIES)
+# the routes whose body is a file (MaximumUploadSize): DICOM, or create-dicom's JSON that carries an image or a
+# PDF; every other body is small (MaximumRequestBodySize)
+UPLOADS = UploadRoutes([("/instances", ["POST"]), (f"/peers/{_ID}/store-straight", ["POST"]),
+                        ("/tools/create-dicom", ["POST"])])
 
 
 def _guarded(handler: Handler, **bound) -> Callable[[Request], Awaitable[Response]]:
@@ -204,17 +209,21 @@ class BasicAuth:
 
 def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_port: int = 0,
                control: object | None = None, lua_engine=None) -> ASGIApp:
-    """The Orthanc REST face over ``archive``, wrapped in Basic authentication and the Lua HTTP filter; ``control`` (an
+    """The Orthanc REST face over ``archive``, wrapped in the Lua HTTP filter and Basic authentication, themselves
+    inside the body limits (an oversized body is refused before its credentials are even looked at); ``control`` (an
     ``http_app.ServerControl``) serves /tools/reset, /tools/shutdown and /tools/dicom-conformance."""
     app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
     app.state.archive = archive
     app.state.config = config
     app.state.http_port = http_port or config.HttpPort
     app.state.dicom_port = dicom_port or config.DicomPort
+    app.state.json_parses = asyncio.Semaphore(1)  # large JSON bodies are parsed one at a time (params.loads)
     app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
     app.state.control = control
     app.state.lua = lua_engine  # Lua scripting (pacsbox.lua), reaching this application in-process
     if lua_engine is not None:
         lua_engine.bind_rest_api(app)
-    return RequestMetrics(BasicAuth(lua.HttpRequestFilter(app, lua_engine), dict(config.RegisteredUsers),
-                                    config.AuthenticationEnabled), archive)
+    authenticated = BasicAuth(lua.HttpRequestFilter(app, lua_engine), dict(config.RegisteredUsers),
+                              config.AuthenticationEnabled)
+    limited = BodyLimits(authenticated, config, UPLOADS, lambda scope, error: error_response(Request(scope), error))
+    return RequestMetrics(limited, archive)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +24,7 @@ from ...core.create_dicom import (
 from ...core.embed_content import MAX_PIXEL_BYTES
 from .errors import OrthancError, bad_request, out_of_range
 from .json import json_response
-from .params import archive_of
+from .params import archive_of, loads
 
 # Orthanc's error codes for the refusals of create-dicom (ErrorCode_CreateDicom*, all HTTP 400)
 _REFUSAL_CODES = {
@@ -90,7 +89,7 @@ def _create(archive, body: dict[str, Any], origin: Origin) -> StoreResult | Crea
 async def create_dicom(request: Request) -> Response:
     """POST /tools/create-dicom: store a new instance (or a series) and answer as Orthanc does."""
     try:
-        body = json.loads(await request.body())
+        body = await loads(request, await request.body())  # a large body is parsed off the event loop
     except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
         body = None
     if not isinstance(body, dict):

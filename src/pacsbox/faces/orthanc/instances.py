@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ...core.archive import Origin, StoreResult
 from ...core.ids import Level
-from ..http_common import SPOOL_IN_MEMORY, spool_body, stored_file_response
+from ..http_common import SPOOL_IN_MEMORY, spool_body, spool_file, stored_file_response
 from .errors import OrthancError, unknown_resource
 from .json import json_response
 from .params import archive_of, flag
@@ -38,7 +38,7 @@ async def upload(request: Request) -> Response:
     limit = request.app.state.config.MaximumUploadSize
     spool = await spool_body(request, limit, _too_large)
     if request.headers.get("content-encoding", "").strip().lower() == "gzip":  # a peer's "Compress": true
-        spool = await run_in_threadpool(_gunzip, spool, limit)
+        spool = await run_in_threadpool(_gunzip, spool, limit, spool_file(request.app.state.config))
     try:
         size = spool.seek(0, io.SEEK_END)
         if size == 0:
@@ -68,12 +68,11 @@ async def upload(request: Request) -> Response:
         spool.close()
 
 
-def _gunzip(spool, limit: int):
-    """The decompressed body in a new spool, refusing more than ``limit`` bytes (a gzip bomb stops there)."""
+def _gunzip(spool, limit: int, inflated):
+    """The decompressed body in the empty spool ``inflated``, refusing more than ``limit`` bytes (a gzip bomb
+    stops there)."""
     import gzip
-    import tempfile
 
-    inflated = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
     try:
         spool.seek(0)
         with gzip.GzipFile(fileobj=spool, mode="rb") as stream:

@@ -8,6 +8,7 @@ remote modalities", "Performing C-Move"), checked against it by tests/faces/orth
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydicom.uid import generate_uid
 from starlette.concurrency import run_in_threadpool
@@ -58,7 +59,7 @@ async def configuration(request: Request) -> Response:
 
 async def put_modality(request: Request) -> Response:
     """PUT /modalities/{id} with Orthanc's array or object form; replaces a modality of the same name."""
-    value = fields.parse_json(await request.body())
+    _, value = await fields.read_json(request)
     if value is fields.NOT_JSON:
         raise _bad_file_format()
     try:
@@ -78,8 +79,8 @@ async def delete_modality(request: Request) -> Response:
 async def echo(request: Request) -> Response:
     """POST /modalities/{id}/echo, optionally ``{"Timeout": s, "CheckFind": true}`` (a C-FIND after the C-ECHO,
     to check that the modality knows this server)."""
-    raw = await request.body()
-    body = fields.parse_json(raw) if raw.strip() else {}
+    raw, parsed = await fields.read_json(request)
+    body = parsed if raw.strip() else {}
     if body is fields.NOT_JSON:
         raise BadFormat("Cannot parse the JSON body")
     body = body if isinstance(body, dict) else {}  # other JSON values are ignored, as Orthanc does
@@ -103,10 +104,10 @@ async def echo_modality(request: Request, modality: Modality, body: dict) -> Res
 
 
 # -- C-STORE ------------------------------------------------------------------------------------------------------
-def store_request(raw: bytes) -> tuple[list[str], dict]:
-    """The resources and options of POST /modalities/{id}/store: an ID as plain text or JSON string, a JSON list
-    of IDs, or ``{"Resources": [...], ...options}``."""
-    value = fields.parse_json(raw)
+def store_request(raw: bytes, value: Any) -> tuple[list[str], dict]:
+    """The resources and options of POST /modalities/{id}/store (its body, and that parsed as by
+    ``fields.read_json``): an ID as plain text or JSON string, a JSON list of IDs, or
+    ``{"Resources": [...], ...options}``."""
     if value is fields.NOT_JSON:
         text = raw.decode("utf-8", "replace").strip()
         if not _ORTHANC_ID.match(text):
@@ -160,7 +161,7 @@ async def instances_below(archive, resources: list[str]) -> list[str]:
 
 async def store(request: Request) -> Response:
     """POST /modalities/{id}/store: C-STORE the instances of the given resources, each as stored."""
-    resources, options = store_request(await request.body())
+    resources, options = store_request(*await fields.read_json(request))
     archive = archive_of(request)
     instance_ids = await instances_below(archive, resources)
     fields.require_synchronous(options, "C-STORE jobs")
@@ -187,9 +188,9 @@ async def store(request: Request) -> Response:
 
 
 # -- C-MOVE and C-GET by tags ---------------------------------------------------------------------------------------
-def _retrieve_request(raw: bytes, default_encoding: str) -> tuple[Level, list, dict]:
-    """``{"Level": ..., "Resources": [{tag: value}...], ...}`` of /move and /get: the level and identifiers."""
-    body = fields.parse_json(raw)
+def _retrieve_request(body: Any, default_encoding: str) -> tuple[Level, list, dict]:
+    """``{"Level": ..., "Resources": [{tag: value}...], ...}`` of /move and /get (parsed by ``fields.read_json``):
+    the level and identifiers."""
     malformed = BadFormat("Must provide a JSON body containing fields Resources and Level")
     if not isinstance(body, dict) or "Resources" not in body or "Level" not in body or \
             not isinstance(body["Resources"], list):
@@ -216,7 +217,8 @@ async def move(request: Request) -> Response:
     """POST /modalities/{id}/move: C-MOVE to ``TargetAet`` (default: this server). Orthanc 1.10 runs it
     synchronously whatever ``Asynchronous`` says, and answers ``{}``."""
     config = request.app.state.config
-    level, identifiers, body = _retrieve_request(await request.body(), archive_of(request).settings.default_encoding)
+    level, identifiers, body = _retrieve_request((await fields.read_json(request))[1],
+                                                 archive_of(request).settings.default_encoding)
     target = fields.job_string(body, "TargetAet")
     requested_aet, seconds = fields.job_string(body, "LocalAet"), fields.timeout(body)
     _, modality = fields.modality_named(request)
@@ -229,7 +231,8 @@ async def move(request: Request) -> Response:
 async def get(request: Request) -> Response:
     """POST /modalities/{id}/get: C-GET, storing what arrives (Orthanc added this route in 1.12.6; pacsbox takes
     the /move body without ``TargetAet`` and answers like a retrieve job)."""
-    level, identifiers, body = _retrieve_request(await request.body(), archive_of(request).settings.default_encoding)
+    level, identifiers, body = _retrieve_request((await fields.read_json(request))[1],
+                                                 archive_of(request).settings.default_encoding)
     fields.require_synchronous(body, "C-GET retrievals")
     requested_aet, seconds = fields.job_string(body, "LocalAet"), fields.timeout(body)
     _, modality = fields.modality_named(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from ...core.archive import Archive
@@ -54,11 +55,27 @@ def paging(request: Request) -> tuple[int, int | None]:
     return since, limit
 
 
+_PARSED_ON_LOOP = 64 * 1024  # bytes of JSON parsed on the event loop itself (well under a millisecond)
+
+
+async def loads(request: Request, raw: bytes) -> Any:
+    """``json.loads(raw)``, raising as it does, without stalling other clients on a large body.
+
+    A MiB of JSON takes tens of milliseconds to parse (and holds the GIL throughout): above _PARSED_ON_LOOP bytes
+    it is parsed in a worker thread, one body at a time (``app.state.json_parses``), so that the event loop
+    answers others between two parses and the memory of parsed bodies is that of one at a time.
+    """
+    if len(raw) <= _PARSED_ON_LOOP:
+        return json.loads(raw)
+    async with request.app.state.json_parses:
+        return await run_in_threadpool(json.loads, raw)
+
+
 async def json_body(request: Request, kind: type = dict) -> Any:
     """The request body parsed as JSON of the expected top-level type (object by default)."""
     raw = await request.body()
     try:
-        value = json.loads(raw)
+        value = await loads(request, raw)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, a 5,000-digit number; nested too deep
         value = None
     if not isinstance(value, kind):

@@ -72,7 +72,7 @@ async def configuration(request: Request) -> Response:
 async def put_peer(request: Request) -> Response:
     """PUT /peers/{id} with Orthanc's array or object form; replaces a peer of the same name. A body that is not
     JSON gets Orthanc's answer to it: an empty 404."""
-    value = fields.parse_json(await request.body())
+    _, value = await fields.read_json(request)
     if value is fields.NOT_JSON:
         return Response(status_code=404)
     try:
@@ -135,7 +135,7 @@ def _exchange(peer: Peer, method: str, path: str, body: BinaryIO | None = None, 
 async def store(request: Request) -> Response:
     """POST /peers/{id}/store: every instance of the given resources to the peer, each as stored, on one
     connection; answers Orthanc's report of a synchronous "OrthancPeerStore" job."""
-    resources, options = store_request(await request.body())
+    resources, options = store_request(*await fields.read_json(request))
     archive = archive_of(request)
     instance_ids = await instances_below(archive, resources)
     compress = bool(fields.boolean(options, "Compress", False))

@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
@@ -112,7 +113,7 @@ async def _run(request: Request, name: str, modality: Modality, level: Level, qu
 
 async def create(request: Request) -> Response:
     """POST /modalities/{id}/query ``{"Level": ..., "Query": {...}, "Normalize", "LocalAet", "Timeout"}``."""
-    body = fields.parse_json(await request.body())
+    _, body = await fields.read_json(request)
     if not isinstance(body, dict):
         raise BadFormat("Must provide a JSON object")
     level = dicom_query.parse_level(body.get("Level"), BadFormat("The JSON body must contain field Level"))
@@ -199,7 +200,7 @@ async def child_query(request: Request, target: Level) -> Response:
     found, index = _answer(request)
     if target <= found.level:
         raise unknown_resource()  # Orthanc has no such route below this level
-    body = fields.parse_json(await request.body())
+    _, body = await fields.read_json(request)
     if not isinstance(body, dict):
         raise BadFormat("Must provide a JSON object")
     keys = dicom_query.RETRIEVE_KEYS[found.level]
@@ -213,10 +214,9 @@ async def child_query(request: Request, target: Level) -> Response:
 
 
 # -- retrieving answers (C-MOVE) ----------------------------------------------------------------------------------
-def _retrieve_options(raw: bytes, default_aet: str) -> tuple[str, int | None, str]:
+def _retrieve_options(raw: bytes, body: Any, default_aet: str) -> tuple[str, int | None, str]:
     """The target AET, timeout and report format of a retrieve: the target as plain text, or a JSON object
-    ``{"TargetAet", "Timeout", "Synchronous", "Full", "Simplify"}``."""
-    body = fields.parse_json(raw)
+    ``{"TargetAet", "Timeout", "Synchronous", "Full", "Simplify"}`` (``body``, parsed by ``fields.read_json``)."""
     if body is fields.NOT_JSON:
         return raw.decode("utf-8", "replace").strip() or default_aet, None, "short"
     if not isinstance(body, dict):
@@ -231,7 +231,7 @@ def _retrieve_options(raw: bytes, default_aet: str) -> tuple[str, int | None, st
 
 async def _retrieve(request: Request, found: RemoteQuery, selected: list[Dataset]) -> Response:
     config = request.app.state.config
-    target, seconds, form = _retrieve_options(await request.body(), config.DicomAet)
+    target, seconds, form = _retrieve_options(*await fields.read_json(request), config.DicomAet)
     call = fields.for_call(found.modality, seconds=seconds)
     identifiers = [dicom_query.retrieve_identifier(found.level, dicom_query.text_values(answer),
                                                    archive_of(request).settings.default_encoding)

@@ -15,9 +15,19 @@ from starlette.requests import Request
 from ...core.errors import BadFormat, Unsupported
 from ...core.modalities import Modality, unsigned_field
 from .errors import OrthancError
-from .params import archive_of
+from .params import archive_of, loads
 
 NOT_JSON = object()  # what parse_json answers for a body that is not JSON
+
+
+async def read_json(request: Request) -> tuple[bytes, Any]:
+    """The request body, and the same parsed as JSON (``NOT_JSON`` when it is not); a large body is parsed off
+    the event loop (``params.loads``)."""
+    raw = await request.body()
+    try:
+        return raw, await loads(request, raw)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, a 5,000-digit number; nested too deep
+        return raw, NOT_JSON
 
 
 def bad_type() -> OrthancError:

@@ -13,6 +13,7 @@ from ...core.errors import UnknownResource
 from ...core.ids import Level
 from ...core.index import ResourceRow
 from ...core.safe_paths import archive_member
+from ..http_common import spool_directory
 
 _MAX_NAME = 64
 
@@ -52,7 +53,7 @@ def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> B
             rows[public_id] = archive.resource(level, public_id)
         return rows[public_id]
 
-    output = tempfile.TemporaryFile()
+    output = tempfile.TemporaryFile(dir=spool_directory(archive.config))
     folders: dict[str, str] = {}
     taken: dict[str, set[str]] = {}
     written = 0

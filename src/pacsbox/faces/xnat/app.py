@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...core.archive import Archive
 from ...core.config import Config
-from ..http_common import grouped_routes
+from ..http_common import BodyLimits, UploadRoutes, grouped_routes
 from . import files, objects, prearchive, search, services, system
 from .auth import Sessions, XnatAuth
 from .errors import XnatError, error_response
@@ -126,6 +126,15 @@ def _table() -> list[tuple[str, list[str], Handler]]:
     return table
 
 
+# the handlers whose body is a file or an archive (MaximumUploadSize); every other body is small
+# (MaximumRequestBodySize)
+_UPLOAD_HANDLERS = (services.import_service, files.upload_file)
+
+
+def upload_routes() -> UploadRoutes:
+    return UploadRoutes((path, methods) for path, methods, handler in _table() if handler in _UPLOAD_HANDLERS)
+
+
 def routes() -> list[Route]:
     return grouped_routes((path, methods, _guarded(handler)) for path, methods, handler in _table())
 
@@ -157,10 +166,12 @@ class Aliases:
 
 
 def create_app(archive: Archive, config: Config) -> ASGIApp:
-    """The XNAT REST face over ``archive``: aliases, then authentication, then the routes."""
+    """The XNAT REST face over ``archive``: aliases, then body limits, then authentication, then the routes."""
     app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
-    sessions = Sessions(config.RegisteredUsers)
+    sessions = Sessions(config.RegisteredUsers, timeout=config.XnatSessionTimeout,
+                        capacity=config.XnatMaximumSessions)
     app.state.archive = archive
     app.state.config = config
     app.state.sessions = sessions
-    return Aliases(XnatAuth(app, sessions, config.AuthenticationEnabled))
+    return Aliases(BodyLimits(XnatAuth(app, sessions, config.AuthenticationEnabled), config, upload_routes(),
+                              lambda scope, error: error_response(error)))

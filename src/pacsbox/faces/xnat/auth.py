@@ -10,6 +10,8 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
 
@@ -25,12 +27,23 @@ GUEST = "guest"
 
 class Sessions:
     """JSESSION tokens handed out by this server, to the user each stands for (kept in memory: a restart
-    logs everybody out, as restarting XNAT does)."""
+    logs everybody out, as restarting XNAT does).
 
-    def __init__(self, users: Mapping[str, str]) -> None:
+    As XNAT's sessions, a token ends after ``timeout`` seconds unused; and at most ``capacity`` live at once, the
+    least recently used one ending first. pyxnat asks for a new token on every connection and xnatpy on every
+    login, and nobody is obliged to log out: without both bounds the table would grow with every request.
+    """
+
+    def __init__(self, users: Mapping[str, str], *, timeout: float = 900.0, capacity: int = 10_000) -> None:
         self.users = dict(users)
-        self._tokens: dict[str, str] = {}
+        self.timeout, self.capacity = timeout, capacity
+        self._tokens: OrderedDict[str, tuple[str, float]] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._forget_expired(time.monotonic())
+            return len(self._tokens)
 
     def check_password(self, user: str, password: str) -> bool:
         expected = self.users.get(user)
@@ -38,17 +51,40 @@ class Sessions:
 
     def open(self, user: str) -> str:
         token = secrets.token_hex(16).upper()  # Tomcat's JSESSIONID shape: 32 hex digits
+        now = time.monotonic()
         with self._lock:
-            self._tokens[token] = user
+            self._forget_expired(now)
+            while len(self._tokens) >= self.capacity:
+                self._tokens.popitem(last=False)
+            self._tokens[token] = (user, now)
         return token
 
     def user_of(self, token: str) -> str | None:
+        """The user of a live token (its use restarts its timeout); None for an unknown or expired one."""
+        now = time.monotonic()
         with self._lock:
-            return self._tokens.get(token)
+            entry = self._tokens.get(token)
+            if entry is None:
+                return None
+            user, last_used = entry
+            if now - last_used >= self.timeout:
+                del self._tokens[token]
+                return None
+            self._tokens[token] = (user, now)
+            self._tokens.move_to_end(token)
+            return user
 
     def close(self, token: str) -> None:
         with self._lock:
             self._tokens.pop(token, None)
+
+    def _forget_expired(self, now: float) -> None:
+        """Drop expired tokens; they are the least recently used, so they lead the table."""
+        while self._tokens:
+            token, (_, last_used) = next(iter(self._tokens.items()))
+            if now - last_used < self.timeout:
+                return
+            del self._tokens[token]
 
 
 def cookie_token(request_or_scope) -> str:

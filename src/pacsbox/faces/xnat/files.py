@@ -22,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from ...core.catalog_files import Resource, Resources
 from ...core.errors import UnknownResource
 from ...core.safe_paths import archive_member
-from ..http_common import content_disposition, stored_file_response
+from ..http_common import content_disposition, spool_directory, stored_file_response
 from . import render
 from .errors import XnatError
 from .objects import locate
@@ -199,8 +199,8 @@ def _zip_prefix(request: Request, resource: Resource) -> str:
     return owner.project
 
 
-def _write_zip(entries: list[tuple[str, Path]]) -> BinaryIO:
-    output = tempfile.TemporaryFile()
+def _write_zip(entries: list[tuple[str, Path]], directory: str) -> BinaryIO:
+    output = tempfile.TemporaryFile(dir=directory)
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
         for name, disk in entries:
             try:
@@ -219,16 +219,16 @@ async def _zip_response(request: Request, resources: list[Resource], name: str) 
         prefix = _zip_prefix(request, resource)
         entries += [(archive_member(prefix, "resources", resource.label, "files", e.path), e.disk)
                     for e in store.files(resource)]
-    return await zip_response(entries, name)
+    return await zip_response(request, entries, name)
 
 
-async def zip_response(entries: list[tuple[str, Path]], name: str) -> Response:
+async def zip_response(request: Request, entries: list[tuple[str, Path]], name: str) -> Response:
     """A zip of the given files (name in the zip, from ``archive_member``: relative, no ``..``; file on disk),
     built in a temporary file and streamed."""
     missing = [name for name, disk in entries if not disk.is_file()]
     if missing:
         raise XnatError(404, f"Files missing from the storage area: {', '.join(missing[:3])}")
-    output = await run_in_threadpool(_write_zip, entries)
+    output = await run_in_threadpool(_write_zip, entries, spool_directory(request.app.state.config))
 
     def chunks() -> Iterator[bytes]:
         while chunk := output.read(_CHUNK):

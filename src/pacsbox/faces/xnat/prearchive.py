@@ -71,7 +71,7 @@ async def get_session(request: Request) -> Response:
     session = _session(request)
     if response_format(request) == "zip":
         scans = _prearchive(request).scans(session)
-        return await _zip(session, scans)
+        return await _zip(request, session, scans)
     return render.result_set(request, [session_row(session)], SESSION_COLUMNS, honour_columns=False)
 
 
@@ -95,7 +95,7 @@ async def list_scans(request: Request) -> Response:
 async def get_scan(request: Request) -> Response:
     session, scan = _scan(request)
     if response_format(request) == "zip":
-        return await _zip(session, [scan])
+        return await _zip(request, session, [scan])
     return render.result_set(request, [_scan_row(scan)], SCAN_COLUMNS, honour_columns=False)
 
 
@@ -110,7 +110,7 @@ async def list_files(request: Request) -> Response:
     _check_resource(request)
     session, scan = _scan(request)
     if response_format(request) == "zip":
-        return await _zip(session, [scan])
+        return await _zip(request, session, [scan])
     base = request.url.path.rstrip("/")
     if not base.endswith("/files"):
         base += "/files"
@@ -133,7 +133,7 @@ async def get_file(request: Request) -> Response:
     return await stored_file_response(entry.disk, "application/dicom", unknown, attachment=entry.path)
 
 
-async def _zip(session: PrearchiveSession, scans: list[PrearchiveScan]) -> Response:
+async def _zip(request: Request, session: PrearchiveSession, scans: list[PrearchiveScan]) -> Response:
     entries = [(archive_member(session.name, "scans", scan.id, "resources", "DICOM", "files", f.path), f.disk)
                for scan in scans for f in scan.files]
-    return await zip_response(entries, f"{session.name}.zip")
+    return await zip_response(request, entries, f"{session.name}.zip")

@@ -1,0 +1,419 @@
+"""Uvicorn's HTTP/1.1 protocol (httptools) with the limits a server facing hostile clients needs.
+
+Uvicorn's httptools protocol takes headers of any size and count, lets a connection sit half-open forever and
+accepts connections until file descriptors run out. This subclass bounds, per connection and before any
+application code runs:
+
+* the bytes and the number of header lines of a request (431) and the length of its target (414), counted while
+  they arrive, so a header line that never ends costs at most one read buffer beyond the limit;
+* the time to receive the headers of a request (``HttpHeaderTimeout``, from the connection or the request's first
+  byte), and the longest pause while its body is being read (``HttpRequestTimeout``, Orthanc's key, whose civetweb
+  sets the same bound on every read); the keep-alive wait between requests stays Uvicorn's own timeout;
+* the time a client may leave its answer unread (``HttpRequestTimeout`` again, as civetweb's SO_SNDTIMEO);
+* the number of open connections (``HttpMaximumConnections``): a connection past the cap evicts the oldest one
+  that has no request in progress (silent, half-sent headers or idle keep-alive), else the oldest whose request
+  barely moves (a body dripping in, an answer not read), so that stalled sockets cannot lock new clients out;
+  only when every connection is busy and moving is the new one answered 503 and closed.
+
+A refusal is written straight to the socket with ``Connection: close``: it happens before routing, so no face
+exists yet to word it, and the connection is closed because its remaining bytes cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .core.config import Config
+
+# After a refusal the connection is half-closed, and what the client still sends is read and dropped for this
+# long (or this many bytes) before it is closed: closing a socket with unread bytes resets it, and the reset can
+# destroy the refusal before the client reads it.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 1024 * 1024
+# Bytes of a request body read and dropped after its answer (sent early: a 401, a 404) before the connection is
+# closed rather than kept alive.
+_DROPPED_AFTER_ANSWER = 64 * 1024
+
+# A request in progress whose connection has not moved for this long may be closed to make room for a new
+# connection once every connection is taken (idle ones go first).
+_STALLED_AFTER = 2.0
+_SLOWEST_BODY = 1024  # bytes a second
+_SLOWEST_BODY_AFTER = 5.0
+
+# File descriptors kept for everything that is not an HTTP connection (DICOM associations, stored files being
+# read or written, SQLite, spools, logs): the connection cap never takes more than this share of the limit.
+_SHARE_OF_FILE_LIMIT = 0.5
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Per-connection limits of the HTTP server, resolved from the configuration."""
+
+    header_bytes: int
+    header_count: int
+    target_bytes: int
+    header_timeout: float
+    body_pause_timeout: float
+    max_connections: int
+
+    @classmethod
+    def from_config(cls, config: Config, file_limit: int | None = None) -> HttpLimits:
+        """The configured limits; the connection cap is lowered to half of ``file_limit`` (the process's
+        RLIMIT_NOFILE) when that is smaller, so that connections alone never exhaust file descriptors."""
+        connections = config.HttpMaximumConnections
+        if file_limit is not None and file_limit > 0:
+            connections = max(8, min(connections, int(file_limit * _SHARE_OF_FILE_LIMIT)))
+        return cls(header_bytes=config.HttpMaximumHeaderSize, header_count=config.HttpMaximumHeaderCount,
+                   target_bytes=config.HttpMaximumUrlLength, header_timeout=float(config.HttpHeaderTimeout),
+                   body_pause_timeout=float(config.HttpRequestTimeout), max_connections=connections)
+
+
+class _Refusal(Exception):
+    """Raised from a parser callback to stop parsing and answer ``status`` before the request reaches the app."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class ConnectionTable:
+    """The open connections of one server, oldest first, with the cap they share."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._open: dict[LimitedHttpToolsProtocol, None] = {}  # insertion-ordered: oldest first
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def admit(self, connection: LimitedHttpToolsProtocol) -> bool:
+        """Register a new connection; past the cap, close the oldest one without a request in progress, else the
+        oldest whose request barely moves. False when every other connection is busy and moving (the new one is
+        then to be refused)."""
+        self._open[connection] = None
+        if len(self._open) <= self.cap:
+            return True
+        others = [other for other in self._open if other is not connection]
+        victim = next((other for other in others if other.is_idle), None) or \
+            next((other for other in others if other.is_stalled), None)
+        if victim is None:
+            self.discard(connection)  # refused: it must not count, nor be taken for an idle one
+            return False
+        self.discard(victim)  # at once: its connection_lost comes a loop turn later
+        victim.evict()
+        return True
+
+    def discard(self, connection: LimitedHttpToolsProtocol) -> None:
+        self._open.pop(connection, None)
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with header, time and connection limits; build a bound subclass with ``protocol_for``."""
+
+    limits: HttpLimits
+    table: ConnectionTable
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reading_headers = True  # from the connection or the end of a request until the next headers end
+        self._reading_body = False
+        self._header_bytes = 0  # of the request line and header lines parsed so far
+        self._header_read_bytes = 0  # of the reads since the request began that ended no headers
+        self._header_count = 0
+        self._boundary_in_read = False
+        self._lingering: int | None = None  # bytes dropped since a refusal, None before any
+        self._dropped_after_answer = 0  # bytes of the current request's body that arrived after its answer
+        self._write_paused_since: float | None = None
+        self._body_started = 0.0
+        self._body_received = 0
+        self._declared_length: int | None = None  # Content-Length of the request being read
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._last_read = 0.0
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+
+    # -- connections ---------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self.table.admit(self):
+            self._refuse(503, "Too many open connections", linger=False)
+            return
+        self._arm_header_timer()  # a client that connects and says nothing is closed as well
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.table.discard(self)
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    @property
+    def is_idle(self) -> bool:
+        """No request in progress: nothing received yet, headers still arriving, or a keep-alive wait."""
+        return self._reading_headers and (self.cycle is None or self.cycle.response_complete)
+
+    @property
+    def is_stalled(self) -> bool:
+        """A request in progress that barely moves: its answer has not been read for _STALLED_AFTER seconds, or
+        its body (while the application waits for it) has stopped for that long or comes slower than
+        _SLOWEST_BODY bytes a second since the first _SLOWEST_BODY_AFTER seconds (a client dripping a byte now
+        and then stays under the body timeout)."""
+        now = self.loop.time()
+        if self._write_paused_since is not None and now - self._write_paused_since >= _STALLED_AFTER:
+            return True
+        if not self._reading_body or self.flow.read_paused:
+            return False
+        reading = now - self._body_started
+        return now - self._last_read >= _STALLED_AFTER or (
+            reading >= _SLOWEST_BODY_AFTER and self._body_received < _SLOWEST_BODY * reading)
+
+    def evict(self) -> None:
+        """Close this idle or stalled connection to make room for a new one."""
+        self._cancel_timers()
+        if self.transport.is_closing():
+            return
+        if self._write_paused_since is not None:
+            self.transport.abort()  # close() would wait for the unread answer to drain
+        else:
+            self.transport.close()
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # evicted: what is still in flight is not parsed
+        if self._lingering is not None:
+            self._lingering += len(data)  # refused: dropped unparsed
+            if self._lingering > _LINGER_BYTES:
+                self.transport.close()
+            return
+        self._last_read = self.loop.time()
+        self._unset_keepalive_if_required()
+        self._boundary_in_read = False
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as error:
+            refusal = error.__context__
+            if isinstance(refusal, _Refusal):
+                self._refuse(refusal.status, refusal.reason)
+            else:
+                self._refuse(400, "Invalid HTTP request received.")
+            return
+        if self._reading_headers and not self._boundary_in_read and not self.transport.is_closing():
+            # Only reads that hold nothing but headers are counted (a read that ends some headers or a body may
+            # hold a whole body): what a never-ending header costs is the limit plus one read.
+            self._header_read_bytes += len(data)
+            if self._header_read_bytes > self.limits.header_bytes:
+                self._refuse(431, "Request Header Fields Too Large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = self._header_read_bytes = self._header_count = 0
+        self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > self.limits.target_bytes:
+            raise _Refusal(414, "URI Too Long")
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.header_count:
+            raise _Refusal(431, "Request Header Fields Too Large")
+        self._count_header_bytes(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, size: int) -> None:
+        """Count parsed header bytes exactly (the reads are only counted while no headers end in them)."""
+        self._header_bytes += size
+        if self._header_bytes > self.limits.header_bytes:
+            raise _Refusal(431, "Request Header Fields Too Large")
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers, self._reading_body = False, True
+        self._dropped_after_answer = self._body_received = 0
+        self._body_started = self.loop.time()
+        self._boundary_in_read = True
+        self._cancel_header_timer()
+        self._body_timer = self.loop.call_later(self.limits.body_pause_timeout, self._check_body_progress)
+        self._declared_length = next((int(value) for name, value in self.headers
+                                      if name == b"content-length" and value.isdigit()), None)
+        super().on_headers_complete()
+        if self.cycle is not None and self.cycle.scope is self.scope:
+            self._watch_early_answer(self.cycle)
+
+    def _watch_early_answer(self, cycle: Any) -> None:
+        """An answer that starts before its request's body is all received (a 401, a 404, a 413) says
+        ``Connection: close`` unless what is left is known and small (then it is read and dropped, and the
+        connection stays usable); the close then lingers (``_LingeringClose``) so that the answer arrives."""
+        send = cycle.send
+
+        async def send_closing_early(message: dict) -> None:
+            if message["type"] == "http.response.start" and cycle is self.cycle and self._reading_body:
+                left = None if self._declared_length is None else self._declared_length - self._body_received
+                if left is None or left > _DROPPED_AFTER_ANSWER:
+                    cycle.keep_alive = False
+            await send(message)
+
+        cycle.send = send_closing_early
+        cycle.transport = _LingeringClose(self)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._reading_headers, self._reading_body = True, False
+        self._boundary_in_read = True
+        self._cancel_body_timer()
+
+    # -- writing: a client that does not read its answer --------------------------------------------------------
+    def pause_writing(self) -> None:
+        """The client reads the answer more slowly than it is written: after HttpRequestTimeout without progress
+        (as Orthanc's SO_SNDTIMEO), the connection is closed."""
+        super().pause_writing()
+        self._write_paused_since = self.loop.time()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.limits.body_pause_timeout, self._write_timeout)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._write_paused_since = None
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _write_timeout(self) -> None:
+        self._write_timer = None
+        if self._write_paused_since is not None and not self.transport.is_closing():
+            self.transport.abort()  # close() would wait for the unread answer to drain
+
+    # -- timers --------------------------------------------------------------------------------------------
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(self.limits.header_timeout, self._header_timeout)
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if not self._reading_headers or self.transport.is_closing() or self._lingering is not None:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_header_timer()  # a pipelined request waits for the answer to the one before it
+            return
+        self._refuse(408, "Request Timeout", linger=False)  # every byte received so far was read
+
+    def _check_body_progress(self) -> None:
+        self._body_timer = None
+        if not self._reading_body or self.transport.is_closing() or self._lingering is not None:
+            return
+        wait = self.limits.body_pause_timeout
+        if not self.flow.read_paused:  # paused: the application is not reading, the client is not to blame
+            silent = self.loop.time() - self._last_read
+            if silent >= wait:
+                self.transport.close()  # the application sees a disconnect
+                return
+            wait -= silent
+        self._body_timer = self.loop.call_later(wait, self._check_body_progress)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_header_timer()
+        self._cancel_body_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    # -- answers -------------------------------------------------------------------------------------------
+    def _refuse(self, status: int, reason: str, *, linger: bool = True) -> None:
+        """Answer ``status`` with a plain-text reason and close, before the request reaches the application;
+        ``linger`` when the client may still be sending (see _LINGER_SECONDS)."""
+        self._cancel_timers()
+        if self.transport.is_closing() or self._lingering is not None:
+            return
+        body = reason.encode("ascii")
+        self.transport.write(b"".join([
+            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n".encode("ascii"),
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"connection: close\r\n\r\n", body]))
+        if linger:
+            self._close_lingering()
+        else:
+            self.transport.close()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_received += len(body)
+        if self.cycle.response_complete and not self.transport.is_closing():
+            # Answered before its body was all received (a 401, a 404): Uvicorn reads the rest and drops it, which
+            # would let a client without credentials stream for ever. A small rest is dropped (the connection
+            # stays usable); past _DROPPED_AFTER_ANSWER bytes the connection is closed.
+            self._dropped_after_answer += len(body)
+            if self._dropped_after_answer > _DROPPED_AFTER_ANSWER:
+                self._cancel_timers()
+                self._close_lingering()
+                return
+        super().on_body(body)
+
+    def _close_lingering(self) -> None:
+        """Send FIN after what was written, drop what still arrives, close after _LINGER_SECONDS."""
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self._lingering = 0
+        self.flow.resume_reading()
+        self.loop.call_later(_LINGER_SECONDS, self._end_lingering)
+
+    def _end_lingering(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+class _LingeringClose:
+    """The transport as a request's cycle sees it: closing it while the request's body is still arriving (after
+    an answer sent before the body was read) half-closes and drops the rest for a while, instead of resetting the
+    connection and with it, maybe, the answer the client has not read yet."""
+
+    def __init__(self, protocol: LimitedHttpToolsProtocol) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        protocol = self._protocol
+        if protocol._reading_body and not self._transport.is_closing() and protocol._lingering is None:
+            protocol._cancel_timers()
+            protocol._close_lingering()
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def protocol_for(limits: HttpLimits) -> type[LimitedHttpToolsProtocol]:
+    """A protocol class bound to ``limits`` and to a connection table of its own, for ``uvicorn.Config(http=)``
+    (Uvicorn builds one protocol per connection from the class)."""
+    return type("BoundHttpToolsProtocol", (LimitedHttpToolsProtocol,),
+                {"limits": limits, "table": ConnectionTable(limits.max_connections)})

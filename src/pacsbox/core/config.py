@@ -74,6 +74,8 @@ class Config:
     # transfer syntaxes the C-STORE SCP accepts: UIDs with the wildcards * and ?, one string or a list
     AcceptedTransferSyntaxes: str | tuple[str, ...] | list[str] = "*"
     MetricsEnabled: bool = True  # whether /tools/metrics-prometheus publishes the metrics
+    # the Orthanc DICOMweb plugin's section: Enable, Root ("/dicom-web/"), EnableWado, WadoRoot ("/wado")
+    DicomWeb: Mapping[str, Any] = field(default_factory=dict)
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body; larger bodies get 413
@@ -193,5 +195,7 @@ def _validate(config: Config) -> None:
             isinstance(syntaxes, (list, tuple)) and all(isinstance(item, str) for item in syntaxes)):
         raise ValueError("AcceptedTransferSyntaxes must be a transfer syntax UID (wildcards * and ? allowed) or a "
                          f"list of them, not {syntaxes!r}")
+    if not isinstance(config.DicomWeb, Mapping):
+        raise ValueError("DicomWeb must be an object (Enable, Root, EnableWado, WadoRoot)")
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")

@@ -60,6 +60,23 @@ def returned_tags(level: Level, extra: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(tags))
 
 
+def json_of(dataset: Dataset, **options) -> dict:
+    """pydicom's DICOM JSON (PS3.18 Annex F) of a data set, an empty sequence without its empty ``Value`` (F.2.5,
+    as the plugin writes it)."""
+    return _drop_empty_values(dataset.to_json_dict(**options))
+
+
+def _drop_empty_values(model: dict) -> dict:
+    for attribute in model.values():
+        value = attribute.get("Value")
+        if value == []:
+            del attribute["Value"]
+        elif attribute.get("vr") == "SQ" and value:
+            for item in value:
+                _drop_empty_values(item)
+    return model
+
+
 def vr_of(tag: int) -> str:
     try:
         return dictionary_VR(tag)
@@ -100,7 +117,7 @@ class AnswerBuilder:
             if element is not None:
                 answer.add(element)
         answer.add_new(0x00081190, "UR", self._retrieve_url(uids))
-        return answer.to_json_dict()
+        return json_of(answer)
 
     def _main_tags(self, row: ResourceRow) -> tuple[dict[str, str], list[str]]:
         tags = dict(row.main_tags)

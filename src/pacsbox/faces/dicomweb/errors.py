@@ -37,7 +37,7 @@ def not_acceptable(details: str | None = None) -> DicomWebError:
 
 
 def unsupported_media_type(details: str | None = None) -> DicomWebError:
-    return DicomWebError(415, 8, "Bad request", details)
+    return DicomWebError(415, 3000, "Unsupported media type", details)
 
 
 def too_large(limit: int) -> DicomWebError:
@@ -69,7 +69,7 @@ def translate(error: Exception) -> DicomWebError:
 
 
 def error_response(request: Request, error: Exception) -> Response:
-    """The JSON error body Orthanc gives for a failing plugin route (no ``Details``, as the plugin's errors)."""
+    """The JSON error body Orthanc gives for a failing plugin route."""
     failure = translate(error)
     body = {
         "HttpError": HTTPStatus(failure.http_status).phrase,
@@ -80,4 +80,6 @@ def error_response(request: Request, error: Exception) -> Response:
         "OrthancStatus": failure.code,
         "Uri": request.url.path,
     }
+    if failure.details:
+        body["Details"] = failure.details
     return Response(json.dumps(body, indent=3), status_code=failure.http_status, media_type="application/json")

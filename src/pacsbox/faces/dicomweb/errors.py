@@ -28,6 +28,10 @@ def bad_format(details: str | None = None) -> DicomWebError:
     return DicomWebError(400, 15, "Bad file format", details)
 
 
+def out_of_range(details: str | None = None) -> DicomWebError:
+    return DicomWebError(400, 3, "Parameter out of range", details)
+
+
 def unknown_resource(details: str | None = None) -> DicomWebError:
     return DicomWebError(404, 17, "Unknown resource", details)
 
@@ -56,7 +60,7 @@ def translate(error: Exception) -> DicomWebError:
     if isinstance(error, core.BadRequest):
         return bad_request(details)
     if isinstance(error, core.OutOfRange):
-        return DicomWebError(400, 3, "Parameter out of range", details)
+        return out_of_range(details)
     if isinstance(error, core.Unsupported):
         return DicomWebError(501, 2, "Not implemented yet", details)
     if isinstance(error, core.TooLarge):

@@ -23,9 +23,9 @@ def client_for(url: str, auth: tuple[str, str] | None) -> DICOMwebClient:
     return DICOMwebClient(url=url, session=session)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded_pacsbox(corpus):
-    """A pacsbox server holding the standard corpus (stored through the Orthanc face)."""
+    """A pacsbox server holding the standard corpus (stored through the Orthanc face); tests only read it."""
     with RunningPacsbox() as server:
         session = server.session()
         for _, data in corpus:
@@ -44,7 +44,7 @@ def dicomweb_reference(corpus):
         yield reference
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(loaded_pacsbox) -> DICOMwebClient:
     return client_for(loaded_pacsbox.url + "/dicom-web", loaded_pacsbox.auth)
 

@@ -54,6 +54,18 @@ def _split(header: str) -> list[str]:
     return [entry for entry in entries if entry.strip()]
 
 
-def takes_single(ranges: list[MediaRange], kinds: tuple[str, ...]) -> bool:
-    """Whether a client accepts one of the single (not multipart) media types ``kinds``."""
-    return any(r.kind in ("*/*", "application/*") or r.kind in kinds for r in ranges)
+def model_format(ranges: list[MediaRange]) -> str | None:
+    """``json`` or ``xml``: the first DICOM model a client takes for a search or metadata answer (None: neither).
+
+    XML comes as ``multipart/related; type="application/dicom+xml"`` (PS3.18 8.7.3.5); a bare
+    ``application/dicom+xml`` is read as asking for it too.
+    """
+    for entry in ranges:
+        if entry.kind in ("*/*", "application/*", "application/dicom+json", "application/json"):
+            return "json"
+        if entry.kind == "application/dicom+xml" or (
+                entry.kind in ("multipart/related", "multipart/*") and entry.part_type == "application/dicom+xml"):
+            return "xml"
+        if entry.kind in ("multipart/related", "multipart/*") and entry.part_type in ("", "*", "*/*"):
+            return "json"
+    return None

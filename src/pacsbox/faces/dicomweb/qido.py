@@ -16,8 +16,11 @@ from ...core.archive import Archive, FindQuery
 from ...core.dicom import tag_from_text
 from ...core.errors import ArchiveError
 from ...core.ids import Level
+from . import multipart
 from .answers import AnswerBuilder, returned_tags, vr_of
-from .errors import bad_format
+from .errors import bad_format, not_acceptable
+from .negotiation import accepted, model_format
+from .xml import DICOM_XML, native_model
 
 DICOM_JSON = "application/dicom+json"
 _CONTROL = frozenset({"limit", "offset", "fuzzymatching", "includefield"})
@@ -66,6 +69,7 @@ def base_url(request: Request) -> str:
 
 async def search(request: Request, level: Level) -> Response:
     """GET /studies, /series, /instances and their forms under a study or series."""
+    model = model_of(request)
     query, tags, limit, offset = parse_search(list(request.query_params.multi_items()), level)
     study, series = request.path_params.get("study"), request.path_params.get("series")
     if study is not None:
@@ -87,4 +91,22 @@ async def search(request: Request, level: Level) -> Response:
         return answers
 
     answers = await run_in_threadpool(run)
+    return model_response(answers, model)
+
+
+def model_response(answers: list[dict], model: str) -> Response:
+    """Answers in DICOM JSON (one array), or in DICOM XML (one multipart part each, PS3.18 8.7.3.5)."""
+    if model == "xml":
+        boundary = multipart.new_boundary()
+        body = multipart.whole(boundary, DICOM_XML, [native_model(answer) for answer in answers])
+        return Response(body, media_type=f'multipart/related; type="{DICOM_XML}"; boundary={boundary}')
     return Response(json.dumps(answers), media_type=DICOM_JSON)
+
+
+def model_of(request: Request) -> str:
+    """The DICOM model a search or metadata answer is written in; 406 when the client takes neither."""
+    model = model_format(accepted(request.headers.get("accept")))
+    if model is None:
+        raise not_acceptable("DICOM models are served as application/dicom+json or multipart/related; "
+                             'type="application/dicom+xml"')
+    return model

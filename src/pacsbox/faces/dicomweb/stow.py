@@ -25,7 +25,8 @@ from ..http_common import spool_body
 from .answers import json_of
 from .errors import too_large, unsupported_media_type
 from .multipart import Part, close_parts, media_type_of, read_parts
-from .qido import DICOM_JSON, base_url
+from .qido import DICOM_JSON, base_url, model_of
+from .xml import DICOM_XML, native_model
 
 PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG.4-1; what the plugin gives for a study mismatch
 _STUDY_UID_TAG = 0x0020000D
@@ -37,6 +38,7 @@ async def store(request: Request) -> Response:
     boundary = options.get("boundary", "")
     if kind != "multipart/related" or options.get("type", "").strip().lower() != "application/dicom" or not boundary:
         raise unsupported_media_type('STOW-RS takes multipart/related; type="application/dicom" with a boundary')
+    model = model_of(request)
     config = request.app.state.config
     spool = await spool_body(request, config.MaximumUploadSize, too_large)
     try:
@@ -51,6 +53,8 @@ async def store(request: Request) -> Response:
     finally:
         close_parts(parts)
     answer = outcome.answer(base_url(request), ENCODINGS.get(config.DefaultEncoding, "ISO_IR 100"))
+    if model == "xml":  # one document, as the plugin answers (PS3.18 10.5.3)
+        return Response(native_model(answer), status_code=outcome.status, media_type=DICOM_XML)
     return Response(json.dumps(answer), status_code=outcome.status, media_type=DICOM_JSON)
 
 

@@ -8,7 +8,6 @@ says 406 Not Acceptable, which pacsbox answers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from pydicom.dataset import Dataset
@@ -25,8 +24,8 @@ from ...core.ids import Level
 from . import multipart
 from .answers import json_of
 from .errors import DicomWebError, bad_format, bad_request, not_acceptable, out_of_range
-from .negotiation import accepted, takes_single
-from .qido import DICOM_JSON, base_url
+from .negotiation import accepted
+from .qido import base_url, model_of, model_response
 
 _UID_KEYS = ("0020,000d", "0020,000e", "0008,0018")
 _BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
@@ -80,9 +79,7 @@ async def retrieve(request: Request, level: Level) -> Response:
 
 async def metadata(request: Request, level: Level) -> Response:
     """GET .../metadata: every instance's data set in DICOM JSON, binary values as BulkDataURIs."""
-    ranges = accepted(request.headers.get("accept"))
-    if not takes_single(ranges, (DICOM_JSON, "application/json")):
-        raise not_acceptable("WADO-RS metadata is served as application/dicom+json")
+    model = model_of(request)
     archive: Archive = request.app.state.archive
     ids = await run_in_threadpool(instance_ids, archive, request, level)
     root = base_url(request)
@@ -99,7 +96,7 @@ async def metadata(request: Request, level: Level) -> Response:
             answers.append(metadata_json(dataset, url))
         return answers
 
-    return Response(json.dumps(await run_in_threadpool(render)), media_type=DICOM_JSON)
+    return model_response(await run_in_threadpool(render), model)
 
 
 def metadata_json(dataset: Dataset, instance_url: str) -> dict:

@@ -3,6 +3,7 @@ the core's errors."""
 
 from __future__ import annotations
 
+import errno
 import json
 from http import HTTPStatus
 
@@ -67,6 +68,8 @@ def translate(error: Exception) -> DicomWebError:
         return DicomWebError(413, 8, "Bad request", details)
     if isinstance(error, core.StorageFull):
         return DicomWebError(507, 19, "The file storage is full", details)
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:  # a spool or the storage area ran out of disk
+        return DicomWebError(507, 19, "The file storage is full", "No space left on device")
     if isinstance(error, core.Conflict):
         return DicomWebError(409, 8, "Bad request", details)
     return DicomWebError(500, -1, "Internal error", details or type(error).__name__)

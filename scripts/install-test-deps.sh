@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what pacsbox's differential test suites need on a Debian/Ubuntu machine:
 #   - the real Orthanc (Debian package `orthanc`, /usr/sbin/Orthanc), used as the reference server;
-#   - dcmtk (Debian package `dcmtk`, /usr/bin/storescu, /usr/bin/dcmdump, ...).
+#   - dcmtk (Debian package `dcmtk`, /usr/bin/storescu, /usr/bin/dcmdump, ...);
+#   - the Orthanc DICOMweb plugin (Debian package `orthanc-dicomweb`), the reference of the DICOMweb face.
 #
 # Idempotent: installs only what is missing, runs `apt-get update` only when something must be
 # installed, never installs recommends.  The Debian `orthanc` service is never left running (the
@@ -12,6 +13,7 @@ set -euo pipefail
 
 ORTHANC_BIN=/usr/sbin/Orthanc
 STORESCU_BIN=/usr/bin/storescu
+DICOMWEB_PLUGIN=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
 
 die() {
     echo "install-test-deps: $*" >&2
@@ -30,6 +32,7 @@ as_root() {
 missing=()
 [ -x "$ORTHANC_BIN" ] || missing+=(orthanc)
 [ -x "$STORESCU_BIN" ] || missing+=(dcmtk)
+[ -f "$DICOMWEB_PLUGIN" ] || missing+=(orthanc-dicomweb)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 \
@@ -44,9 +47,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
         || die "apt-get install ${missing[*]} failed"
     [ -x "$ORTHANC_BIN" ] || die "orthanc was installed but $ORTHANC_BIN is missing"
     [ -x "$STORESCU_BIN" ] || die "dcmtk was installed but $STORESCU_BIN is missing"
+    [ -f "$DICOMWEB_PLUGIN" ] || die "orthanc-dicomweb was installed but $DICOMWEB_PLUGIN is missing"
     action="installed ${missing[*]}"
 else
-    action="nothing to install: orthanc ($ORTHANC_BIN) and dcmtk ($STORESCU_BIN) already present"
+    action="nothing to install: orthanc ($ORTHANC_BIN), dcmtk ($STORESCU_BIN) and orthanc-dicomweb ($DICOMWEB_PLUGIN) already present"
 fi
 
 # Make sure the Debian orthanc service is not running.  Only the service's own process is touched

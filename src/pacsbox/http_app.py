@@ -29,8 +29,9 @@ class ServerControl(Protocol):
 class PrefixDispatcher:
     """Sends each request to the first face whose prefix starts its path, else to the default face.
 
-    Orthanc's routes and XNAT's (``/data``, ``/REST``, ``/xapi``) do not overlap, so one port serves both, as a
-    client of either expects to find its whole API at the server's root.
+    Orthanc's routes, XNAT's (``/data``, ``/REST``, ``/xapi``) and DICOMweb's (``/dicom-web``, ``/wado``, the
+    Orthanc plugin's roots) do not overlap, so one port serves all, as a client of each expects to find its whole
+    API at the server's root.
     """
 
     def __init__(self, default: ASGIApp, by_prefix: dict[str, ASGIApp]) -> None:
@@ -49,12 +50,16 @@ class PrefixDispatcher:
 def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port: int | None = None,
                     control: ServerControl | None = None, lua_engine=None) -> ASGIApp:
     """The ASGI application serving every HTTP face of one archive."""
+    from .faces.dicomweb.app import create_app as dicomweb_app
+    from .faces.dicomweb.app import prefixes as dicomweb_prefixes
     from .faces.orthanc.app import create_app as orthanc_app
     from .faces.xnat.app import PREFIXES as XNAT_PREFIXES
     from .faces.xnat.app import create_app as xnat_app
 
     xnat = xnat_app(archive, config)
+    dicomweb = dicomweb_app(archive, config)
+    by_prefix: dict[str, ASGIApp] = {**dict.fromkeys(dicomweb_prefixes(config), dicomweb),
+                                     **dict.fromkeys(XNAT_PREFIXES, xnat)}
     # each face refuses oversized bodies itself, in its own words and with its own upload routes
     return PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port,
-                                        control=control, lua_engine=lua_engine),
-                            dict.fromkeys(XNAT_PREFIXES, xnat))
+                                        control=control, lua_engine=lua_engine), by_prefix)

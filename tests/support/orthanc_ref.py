@@ -31,15 +31,18 @@ import requests
 __all__ = [
     "DEFAULT_AET",
     "DEFAULT_USERS",
+    "DICOMWEB_PLUGIN",
     "ORTHANC_BINARY",
     "SKIP_REASON",
     "ReferenceOrthanc",
     "ReferenceOrthancError",
     "free_port",
+    "have_dicomweb_plugin",
     "have_orthanc",
 ]
 
 ORTHANC_BINARY = "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"  # Debian's orthanc-dicomweb
 SKIP_REASON = (
     "needs the real Orthanc: run `bash scripts/install-test-deps.sh` (installs Debian's orthanc and dcmtk)"
 )
@@ -59,6 +62,11 @@ def have_orthanc() -> bool:
     return os.path.isfile(ORTHANC_BINARY) and os.access(ORTHANC_BINARY, os.X_OK)
 
 
+def have_dicomweb_plugin() -> bool:
+    """True when the real Orthanc and its DICOMweb plugin (Debian ``orthanc-dicomweb``) are installed."""
+    return have_orthanc() and os.path.isfile(DICOMWEB_PLUGIN)
+
+
 class ReferenceOrthancError(RuntimeError):
     """The reference Orthanc did not start (the message carries the tail of its log)."""
 
@@ -76,6 +84,7 @@ class ReferenceOrthanc:
         name: Orthanc's ``Name``.
         startup_timeout: seconds to wait for ``GET /system`` to answer.
         keep_dir: keep the temporary directory after stop (for debugging).
+        dicomweb: load the DICOMweb plugin (roots ``/dicom-web/`` and ``/wado``, its defaults).
         graceful_stop: stop with SIGTERM and wait (Orthanc 1.10 needs about 3.5 s: its HTTP and
             DICOM servers take 2 s and 1 s to wind down); ``False`` sends SIGKILL at once, which
             is fine for a throwaway server whose directory is deleted anyway.
@@ -97,6 +106,7 @@ class ReferenceOrthanc:
         startup_timeout: float = 20.0,
         keep_dir: bool = False,
         graceful_stop: bool = True,
+        dicomweb: bool = False,
     ) -> None:
         self.extra_config: dict[str, Any] = dict(extra_config or {})
         self.users: dict[str, str] = dict(users or {})
@@ -105,6 +115,7 @@ class ReferenceOrthanc:
         self.startup_timeout = startup_timeout
         self.keep_dir = keep_dir
         self.graceful_stop = graceful_stop
+        self.dicomweb = dicomweb
 
         self.directory: Path | None = None
         self.config_path: Path | None = None
@@ -158,8 +169,10 @@ class ReferenceOrthanc:
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": bool(self.users),
             "RegisteredUsers": dict(self.users),
-            "Plugins": [],
+            "Plugins": [DICOMWEB_PLUGIN] if self.dicomweb else [],
         }
+        if self.dicomweb:
+            config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/", "EnableWado": True, "WadoRoot": "/wado"}
         config.update(self.extra_config)
         return config
 

@@ -81,6 +81,8 @@ class Config:
     # Orthanc's civetweb drops a connection whose read blocks this long (SO_RCVTIMEO); pacsbox bounds each pause
     # while a request body arrives the same way
     HttpRequestTimeout: int = 30
+    # the Orthanc DICOMweb plugin's section: Enable, Root ("/dicom-web/"), EnableWado, WadoRoot ("/wado")
+    DicomWeb: Mapping[str, Any] = field(default_factory=dict)
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body on an upload route; larger bodies get 413
@@ -257,5 +259,7 @@ def _validate(config: Config) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if not isinstance(config.DicomWeb, Mapping):
+        raise ValueError("DicomWeb must be an object (Enable, Root, EnableWado, WadoRoot)")
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")

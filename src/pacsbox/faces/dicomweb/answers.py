@@ -1,0 +1,183 @@
+"""QIDO-RS answers: which attributes a result carries and where their values come from, as the Orthanc DICOMweb
+plugin 1.7 answers (PS3.18 10.6.3.3 Tables 10.6.3-3 to -5 as of 2019a, the parents' attributes too).
+
+Values come from the index's main tags of the resource and its parents, computed attributes (PS3.4 C.3.4) from
+the index, and anything else from the resource's first stored file. Text is sent in the DefaultEncoding, characters
+it cannot represent dropped, as Orthanc answers a find.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydicom.charset import python_encoding
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+
+from ...core.archive import Archive
+from ...core.dicom import ENCODINGS
+from ...core.errors import ArchiveError
+from ...core.ids import Level
+from ...core.index import ResourceRow
+
+
+def _tags(*keywords: str) -> tuple[int, ...]:
+    return tuple(int(tag_for_keyword(keyword)) for keyword in keywords)
+
+
+# Returned by default at each level, and by every level below it (the plugin adds the parents' attributes).
+DEFAULT_TAGS = {
+    Level.STUDY: _tags("StudyDate", "StudyTime", "AccessionNumber", "InstanceAvailability", "ReferringPhysicianName",
+                       "TimezoneOffsetFromUTC", "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                       "StudyInstanceUID", "StudyID"),
+    Level.SERIES: _tags("Modality", "TimezoneOffsetFromUTC", "SeriesDescription", "SeriesInstanceUID", "SeriesNumber",
+                        "PerformedProcedureStepStartDate", "PerformedProcedureStepStartTime"),
+    Level.INSTANCE: _tags("SOPClassUID", "SOPInstanceUID", "InstanceAvailability", "TimezoneOffsetFromUTC",
+                          "InstanceNumber", "Rows", "Columns", "BitsAllocated", "NumberOfFrames"),
+}
+# Computed at their own level only.
+COMPUTED_TAGS = {
+    Level.STUDY: _tags("ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"),
+    Level.SERIES: _tags("NumberOfSeriesRelatedInstances"),
+    Level.INSTANCE: (),
+}
+_COMPUTED = {tag for tags in COMPUTED_TAGS.values() for tag in tags}
+_NEVER_RETURNED = _tags("SpecificCharacterSet", "RetrieveURL")
+_TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
+_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS"})
+_MODALITIES_IN_STUDY = int(tag_for_keyword("ModalitiesInStudy"))
+
+
+def returned_tags(level: Level, extra: Iterable[int]) -> list[int]:
+    """The tags a result at ``level`` carries: the defaults of the level and its parents, then ``extra``."""
+    tags: list[int] = []
+    for owner in (Level.STUDY, Level.SERIES, Level.INSTANCE):
+        if owner <= level:
+            tags += DEFAULT_TAGS[owner]
+    tags += COMPUTED_TAGS[level]
+    tags += [tag for tag in extra if tag not in _NEVER_RETURNED]
+    return list(dict.fromkeys(tags))
+
+
+def json_of(dataset: Dataset, **options) -> dict:
+    """pydicom's DICOM JSON (PS3.18 Annex F) of a data set, an empty sequence without its empty ``Value`` (F.2.5,
+    as the plugin writes it)."""
+    return _drop_empty_values(dataset.to_json_dict(**options))
+
+
+def _drop_empty_values(model: dict) -> dict:
+    for attribute in model.values():
+        value = attribute.get("Value")
+        if value == []:
+            del attribute["Value"]
+        elif attribute.get("vr") == "SQ" and value:
+            for item in value:
+                _drop_empty_values(item)
+    return model
+
+
+def vr_of(tag: int) -> str:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+
+
+class AnswerBuilder:
+    """Builds the DICOM JSON object of each matching resource."""
+
+    def __init__(self, archive: Archive, level: Level, tags: list[int], default_encoding: str, base_url: str) -> None:
+        self.archive, self.level, self.tags, self.base_url = archive, level, tags, base_url
+        self.character_set = ENCODINGS.get(default_encoding, "ISO_IR 100")
+        self._codec = python_encoding.get(self.character_set, "latin_1")
+        self._parents: dict[tuple[Level, str], ResourceRow] = {}
+
+    def build(self, row: ResourceRow) -> dict:
+        """The answer for one resource (ArchiveError when it was deleted meanwhile)."""
+        known, uids = self._main_tags(row)
+        answer = Dataset()
+        answer.add_new(0x00080005, "CS", self.character_set)
+        file_dataset: Dataset | None = None
+        for tag in self.tags:
+            vr = vr_of(tag)
+            if tag in _COMPUTED:
+                if tag in COMPUTED_TAGS[self.level]:
+                    answer.add(self._computed(row, tag, vr))
+                continue
+            keyword = keyword_for_tag(tag)
+            if keyword in known:
+                element = self._from_text(tag, vr, known[keyword])
+            else:
+                if file_dataset is None:
+                    file_dataset = self._first_file(row)
+                element = file_dataset.get(tag) if tag in file_dataset else None
+                if element is not None and element.VR in _TEXT_VRS:
+                    element = DataElement(tag, element.VR, self._representable(element.value))
+            if element is not None:
+                answer.add(element)
+        answer.add_new(0x00081190, "UR", self._retrieve_url(uids))
+        return json_of(answer)
+
+    def _main_tags(self, row: ResourceRow) -> tuple[dict[str, str], list[str]]:
+        tags = dict(row.main_tags)
+        if row.level == Level.INSTANCE:  # the SOP Class UID is in the instance's metadata, not its main tags
+            sop_class = self.archive.metadata(Level.INSTANCE, row.public_id).get("SopClassUid")
+            if sop_class:
+                tags.setdefault("SOPClassUID", sop_class)
+        current = row
+        while current.level > Level.PATIENT:
+            key = (current.level, current.public_id)
+            parent = self._parents.get(key)
+            if parent is None:
+                parent = self._parents[key] = self.archive.related(current.level, current.public_id,
+                                                                   Level(current.level - 1))[0]
+            for name, value in parent.main_tags.items():
+                tags.setdefault(name, value)
+            current = parent
+        uids = [tags.get(name, "") for name in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
+        return tags, uids[: self.level]
+
+    def _retrieve_url(self, uids: list[str]) -> str:
+        url = self.base_url
+        for segment, uid in zip(("studies", "series", "instances"), uids, strict=False):
+            url += f"/{segment}/{uid}"
+        return url
+
+    def _from_text(self, tag: int, vr: str, text: str) -> DataElement:
+        if not text:
+            return DataElement(tag, vr, None)
+        values = [self._representable(v) if vr in _TEXT_VRS else v for v in text.split("\\")]
+        if vr in _NUMBER_VRS:
+            try:
+                return DataElement(tag, vr, values if len(values) > 1 else values[0])
+            except (ValueError, TypeError, OverflowError):
+                vr = "LO"  # a malformed number is still shown, as text
+        return DataElement(tag, vr, values if len(values) > 1 else values[0])
+
+    def _representable(self, value):
+        if isinstance(value, str):  # trailing spaces are padding (PS3.5 6.2): gone once characters are dropped
+            return value.encode(self._codec, "ignore").decode(self._codec).rstrip(" ")
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            return [self._representable(v) for v in value]
+        if type(value).__name__ == "PersonName":
+            return self._representable(str(value))
+        return value
+
+    def _computed(self, row: ResourceRow, tag: int, vr: str) -> DataElement:
+        if tag == _MODALITIES_IN_STUDY:
+            series = self.archive.related(Level.STUDY, row.public_id, Level.SERIES)
+            modalities = sorted({s.main_tags.get("Modality", "") for s in series} - {""})
+            return DataElement(tag, vr, modalities or None)
+        counted = Level.SERIES if keyword_for_tag(tag) == "NumberOfStudyRelatedSeries" else Level.INSTANCE
+        if counted == Level(row.level + 1):
+            return DataElement(tag, vr, str(len(row.children)))
+        return DataElement(tag, vr, str(len(self.archive.related(row.level, row.public_id, counted))))
+
+    def _first_file(self, row: ResourceRow) -> Dataset:
+        for instance_id in self.archive.instance_ids_below(row.level, row.public_id):
+            try:
+                return self.archive.instance_dataset(instance_id)
+            except ArchiveError:  # deleted meanwhile: the next one will do
+                continue
+        return Dataset()

@@ -1,0 +1,143 @@
+"""The DICOMweb face as an ASGI application: route table under the configured roots, authentication, errors."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ...core.archive import Archive
+from ...core.config import Config
+from ...core.ids import Level
+from ..http_common import BodyLimits, UploadRoutes, basic_credentials, grouped_routes
+from . import qido, stow, wado, wado_uri
+from .errors import DicomWebError, error_response
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class DicomWebSettings:
+    """The ``DicomWeb`` configuration section of the Orthanc plugin (its defaults when absent)."""
+
+    enable: bool = True
+    root: str = "/dicom-web"
+    enable_wado: bool = True
+    wado_root: str = "/wado"
+
+    @classmethod
+    def from_config(cls, config: Config) -> DicomWebSettings:
+        section = dict(config.DicomWeb or {})
+        return cls(enable=bool(section.get("Enable", True)), root=_root(section.get("Root", "/dicom-web/")),
+                   enable_wado=bool(section.get("EnableWado", True)), wado_root=_root(section.get("WadoRoot", "/wado")))
+
+
+def _root(text: object) -> str:
+    """A root as a path prefix without trailing slash (the plugin writes ``/dicom-web/``)."""
+    root = "/" + str(text).strip().strip("/")
+    if root == "/":
+        raise ValueError("DicomWeb: Root and WadoRoot cannot be the server's root")
+    return root
+
+
+def _guarded(handler: Handler, **bound) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint whose every failure becomes the plugin's error answer; the server keeps serving."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request, **bound)
+        except Exception as error:
+            return error_response(request, error)
+
+    return endpoint
+
+
+def routes(settings: DicomWebSettings):
+    """PS3.18's Studies Service resources (10.1.1), under ``Root``; WADO-URI at ``WadoRoot``."""
+    root = settings.root
+    study, series = root + "/studies/{study}", root + "/studies/{study}/series/{series}"
+    instance = series + "/instances/{instance}"
+    table = []
+    if settings.enable:
+        table += [
+            (root + "/studies", ["GET"], _guarded(qido.search, level=Level.STUDY)),
+            (root + "/series", ["GET"], _guarded(qido.search, level=Level.SERIES)),
+            (root + "/instances", ["GET"], _guarded(qido.search, level=Level.INSTANCE)),
+            (study + "/series", ["GET"], _guarded(qido.search, level=Level.SERIES)),
+            (study + "/instances", ["GET"], _guarded(qido.search, level=Level.INSTANCE)),
+            (series + "/instances", ["GET"], _guarded(qido.search, level=Level.INSTANCE)),
+            (root + "/studies", ["POST"], _guarded(stow.store)),
+            (study, ["POST"], _guarded(stow.store)),
+            (study, ["GET"], _guarded(wado.retrieve, level=Level.STUDY)),
+            (series, ["GET"], _guarded(wado.retrieve, level=Level.SERIES)),
+            (instance, ["GET"], _guarded(wado.retrieve, level=Level.INSTANCE)),
+            (study + "/metadata", ["GET"], _guarded(wado.metadata, level=Level.STUDY)),
+            (series + "/metadata", ["GET"], _guarded(wado.metadata, level=Level.SERIES)),
+            (instance + "/metadata", ["GET"], _guarded(wado.metadata, level=Level.INSTANCE)),
+            (instance + "/frames/{frames}", ["GET"], _guarded(wado.frames)),
+            (instance + "/bulk/{path:path}", ["GET"], _guarded(wado.bulk)),
+        ]
+    if settings.enable_wado:
+        table.append((settings.wado_root, ["GET"], _guarded(wado_uri.retrieve)))
+    return grouped_routes(table)
+
+
+async def _http_exception(request: Request, error: HTTPException) -> Response:
+    """Unknown routes and wrong methods, as Orthanc answers them around the plugin."""
+    if error.status_code == 405:
+        response = error_response(request, DicomWebError(405, 12, "Method not allowed"))
+        response.headers.update(dict(error.headers or {}))
+        return response
+    return error_response(request, DicomWebError(error.status_code, 17, "Unknown resource"))
+
+
+class BasicAuth:
+    """HTTP Basic authentication against RegisteredUsers; a 401 has an empty body, as Orthanc's."""
+
+    def __init__(self, app: ASGIApp, users: dict[str, str], enabled: bool) -> None:
+        self.app, self.users, self.enabled = app, users, enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        user = self._user(scope)
+        if self.enabled and user is None:
+            response = Response(b"", status_code=401, headers={"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'})
+            return await response(scope, receive, send)
+        scope.setdefault("state", {})["user"] = user or ""
+        await self.app(scope, receive, send)
+
+    def _user(self, scope: Scope) -> str | None:
+        credentials = basic_credentials(scope)
+        if credentials is None:
+            return None
+        user, password = credentials
+        expected = self.users.get(user)
+        if expected is not None and hmac.compare_digest(expected.encode(), password.encode()):
+            return user
+        return None
+
+
+def prefixes(config: Config) -> list[str]:
+    """The path prefixes this face serves (for the HTTP dispatcher)."""
+    settings = DicomWebSettings.from_config(config)
+    return ([settings.root] if settings.enable else []) + ([settings.wado_root] if settings.enable_wado else [])
+
+
+def create_app(archive: Archive, config: Config) -> ASGIApp:
+    """The DICOMweb face over ``archive``, wrapped in Basic authentication, itself inside the body limits (an
+    oversized body is refused before its credentials are looked at; only STOW-RS takes MaximumUploadSize)."""
+    settings = DicomWebSettings.from_config(config)
+    app = Starlette(routes=routes(settings), exception_handlers={HTTPException: _http_exception})
+    app.state.archive = archive
+    app.state.config = config
+    app.state.settings = settings
+    uploads = UploadRoutes([(settings.root + "/studies", ["POST"]), (settings.root + "/studies/{study}", ["POST"])])
+    authenticated = BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled)
+    return BodyLimits(authenticated, config, uploads, lambda scope, error: error_response(Request(scope), error))

@@ -1,0 +1,230 @@
+"""WADO-RS (PS3.18 10.4): studies, series and instances as stored, their metadata in DICOM JSON with BulkDataURIs,
+bulk data, and uncompressed frames.
+
+Instances are sent as stored: a requested transfer syntax other than the stored one (or ``*``) is a 406, since
+pacsbox does not transcode. The Orthanc DICOMweb plugin answers 400 to a media type it cannot produce; PS3.18 8.7.5
+says 406 Not Acceptable, which pacsbox answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
+from pydicom.uid import UID
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ...core.archive import Archive, FindQuery
+from ...core.errors import UnknownResource
+from ...core.ids import Level
+from . import multipart
+from .answers import json_of
+from .errors import DicomWebError, bad_format, bad_request, not_acceptable, out_of_range
+from .negotiation import accepted
+from .qido import base_url, model_of, model_response
+
+_UID_KEYS = ("0020,000d", "0020,000e", "0008,0018")
+_BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
+
+
+def inexistent(level: Level, uid: str) -> DicomWebError:
+    return DicomWebError(404, 7, "Accessing an inexistent item",
+                         f"Accessing an inexistent {level.title.lower()} with WADO-RS: {uid}")
+
+
+def instance_ids(archive: Archive, request: Request, level: Level) -> list[str]:
+    """The archive IDs of the instances a WADO-RS path names (404 when its study, series or instance is absent)."""
+    uids = [request.path_params[name] for name in ("study", "series", "instance")[: level]]
+    query = dict(zip(_UID_KEYS, uids, strict=False))
+    for depth in range(1, level + 1):  # name the first level that is missing, as the plugin does
+        partial = dict(list(query.items())[:depth])
+        if not archive.find(FindQuery(Level(depth), partial, case_sensitive=True, limit=1)):
+            raise inexistent(Level(depth), uids[depth - 1])
+    rows = archive.find(FindQuery(Level.INSTANCE, query, case_sensitive=True))
+    if not rows:
+        raise inexistent(level, uids[-1])
+    return [row.public_id for row in rows]
+
+
+async def retrieve(request: Request, level: Level) -> Response:
+    """GET a study, series or instance: ``multipart/related; type="application/dicom"``, each file as stored."""
+    archive: Archive = request.app.state.archive
+    ids = await run_in_threadpool(instance_ids, archive, request, level)
+    ranges = accepted(request.headers.get("accept"))
+    syntaxes = [archive.metadata(Level.INSTANCE, i).get("TransferSyntax", "") for i in ids]
+    if not any(all(r.takes("application/dicom", ts) for ts in syntaxes) for r in ranges):
+        stored = ", ".join(sorted(set(syntaxes)))
+        raise not_acceptable("pacsbox sends instances as stored (no transcoding) in multipart/related; "
+                             f'type="application/dicom"; the stored transfer syntaxes: {stored}')
+
+    def open_all() -> list:
+        handles = []
+        for instance_id in ids:
+            try:
+                handles.append(open(archive.instance_path(instance_id), "rb"))
+            except (FileNotFoundError, UnknownResource):  # deleted since the lookup: not part of the answer
+                continue
+        return handles
+
+    handles = await run_in_threadpool(open_all)
+    boundary = multipart.new_boundary()
+    media_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    return StreamingResponse(multipart.stream_files(boundary, "application/dicom", handles), media_type=media_type)
+
+
+async def metadata(request: Request, level: Level) -> Response:
+    """GET .../metadata: every instance's data set in DICOM JSON, binary values as BulkDataURIs."""
+    model = model_of(request)
+    archive: Archive = request.app.state.archive
+    ids = await run_in_threadpool(instance_ids, archive, request, level)
+    root = base_url(request)
+
+    def render() -> list[dict]:
+        answers = []
+        for instance_id in ids:
+            try:
+                dataset = archive.instance_dataset(instance_id)
+            except UnknownResource:
+                continue
+            url = (f"{root}/studies/{dataset.get('StudyInstanceUID', '')}/series/"
+                   f"{dataset.get('SeriesInstanceUID', '')}/instances/{dataset.get('SOPInstanceUID', '')}")
+            answers.append(metadata_json(dataset, url))
+        return answers
+
+    return model_response(await run_in_threadpool(render), model)
+
+
+def metadata_json(dataset: Dataset, instance_url: str) -> dict:
+    """A data set's DICOM JSON, each binary value replaced by its BulkDataURI (``.../bulk/{tag}[/{item}/{tag}]``)."""
+    return _walk(dataset, f"{instance_url}/bulk")
+
+
+def _walk(dataset: Dataset, prefix: str) -> dict:
+    model: dict = {}
+    for element in dataset:
+        key = f"{element.tag:08X}"
+        path = f"{prefix}/{element.tag:08x}"
+        if element.VR == "SQ":
+            items = [_walk(item, f"{path}/{number}") for number, item in enumerate(element.value or [])]
+            model[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+        elif element.VR in _BULK_VRS and not element.is_empty:
+            model[key] = {"vr": element.VR, "BulkDataURI": path}
+        else:
+            single = Dataset()
+            single.add(element)
+            model.update(json_of(single))
+    return model
+
+
+async def bulk(request: Request) -> Response:
+    """GET .../bulk/{tag}[/{item}/{tag}...]: one value's bytes as ``multipart/related;
+    type="application/octet-stream"``."""
+    archive: Archive = request.app.state.archive
+    ids = await run_in_threadpool(instance_ids, archive, request, Level.INSTANCE)
+    dataset = await run_in_threadpool(archive.instance_dataset, ids[0])
+    element = _element_at(dataset, request.path_params["path"])
+    if element is None:
+        raise DicomWebError(404, 7, "Accessing an inexistent item", f"No bulk data at {request.path_params['path']}")
+    return _octet_parts([_raw_value(element, dataset)])
+
+
+def _element_at(dataset: Dataset, path: str):
+    steps = [step for step in path.split("/") if step]
+    current: Dataset = dataset
+    for position, step in enumerate(steps):
+        if position % 2 == 1:  # an item number
+            continue
+        try:
+            tag = int(step, 16)
+        except ValueError:
+            return None
+        if len(step) != 8 or tag not in current:
+            return None
+        if position == len(steps) - 1:
+            return current.get_item(tag)  # still raw when not yet converted: the bytes as stored
+        element = current[tag]
+        if element.VR != "SQ" or position + 1 >= len(steps) or not steps[position + 1].isdigit():
+            return None
+        index = int(steps[position + 1])
+        if index >= len(element.value):
+            return None
+        current = element.value[index]
+    return None
+
+
+def _raw_value(element, dataset: Dataset) -> bytes:
+    """The value's bytes as stored (little endian), without the padding of text, as the plugin sends them."""
+    value = element.value
+    if not isinstance(value, (bytes, bytearray)):  # converted already: encode it again, implicit VR little endian
+        buffer = DicomBytesIO()
+        buffer.is_little_endian, buffer.is_implicit_VR = True, True
+        write_data_element(buffer, element, dataset._character_set)
+        value = buffer.getvalue()[8:]  # after the tag and the 4-byte length
+    if element.VR in _BULK_VRS or element.VR is None:
+        return bytes(value)
+    return bytes(value).rstrip(b"\0" if element.VR == "UI" else b" ")
+
+
+async def frames(request: Request) -> Response:
+    """GET .../frames/{list}: uncompressed frames as ``application/octet-stream`` parts (Explicit VR Little
+    Endian, as the plugin labels them)."""
+    numbers = _frame_numbers(request.path_params["frames"])
+    ranges = accepted(request.headers.get("accept"))
+    if not any(r.takes("application/octet-stream", EXPLICIT_LITTLE) for r in ranges):
+        raise not_acceptable("frames are served as application/octet-stream (uncompressed) only")
+    archive: Archive = request.app.state.archive
+    ids = await run_in_threadpool(instance_ids, archive, request, Level.INSTANCE)
+    dataset = await run_in_threadpool(archive.instance_dataset, ids[0])
+    pixels = _frame_reader(dataset, archive.metadata(Level.INSTANCE, ids[0]).get("TransferSyntax", ""))
+    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    if any(number > count for number in numbers):
+        raise out_of_range(f"The instance has {count} frames")
+    url = base_url(request) + request.url.path.split("/frames/")[0].removeprefix(request.app.state.settings.root)
+    extra = [{"Content-Location": f"{url}/frames/{number}"} for number in numbers]
+    return _octet_parts([pixels(number) for number in numbers], f"application/octet-stream; "
+                        f"transfer-syntax={EXPLICIT_LITTLE}", extra)
+
+
+def _frame_numbers(text: str) -> list[int]:
+    numbers = []
+    for item in text.split(","):
+        if not item.strip().isdigit():
+            raise bad_format(f"Frame numbers are positive integers separated by commas, not {text!r}")
+        if int(item) < 1:
+            raise out_of_range(f"Invalid frame number (must be > 0): {item.strip()}")
+        numbers.append(int(item))
+    return numbers
+
+
+def _frame_reader(dataset: Dataset, transfer_syntax: str) -> Callable[[int], bytes]:
+    syntax = UID(transfer_syntax or "1.2.840.10008.1.2")
+    if "PixelData" not in dataset:
+        raise bad_request("The instance has no pixel data")
+    if syntax.is_compressed:
+        raise not_acceptable(f"Frames of compressed instances ({syntax}) are not served: pacsbox does not transcode")
+    if not syntax.is_little_endian:
+        raise not_acceptable("Frames of big endian instances are not served: pacsbox does not transcode")
+    data = bytes(dataset.PixelData)
+    size = int(dataset.Rows) * int(dataset.Columns) * int(dataset.get("SamplesPerPixel", 1) or 1) * int(
+        dataset.BitsAllocated)
+    frame_bytes = size // 8 if size % 8 == 0 else None
+
+    def frame(number: int) -> bytes:
+        if frame_bytes is None:  # 1-bit frames are packed across byte boundaries
+            raise not_acceptable("Frames of 1-bit images are not served")
+        return data[(number - 1) * frame_bytes: number * frame_bytes]
+
+    return frame
+
+
+def _octet_parts(contents: list[bytes], part_type: str = "application/octet-stream",
+                 extra: list[dict[str, str]] | None = None) -> Response:
+    boundary = multipart.new_boundary()
+    outer_type = part_type.split(";")[0] if extra is None else part_type
+    return Response(multipart.whole(boundary, part_type, contents, extra),
+                    media_type=f'multipart/related; type="{outer_type}"; boundary={boundary}')

@@ -19,6 +19,7 @@ from .catalog_fields import apply_updates, empty_fields
 from .catalog_layout import Layout
 from .errors import BadRequest, Conflict, UnknownResource
 from .events import ArchiveReset, EventBus, InstanceStored, Phase, ResourceDeleted
+from .gate import beside_reset_and_restore
 from .safe_paths import single_name, xnat_label
 
 if TYPE_CHECKING:
@@ -107,6 +108,10 @@ _TABLES = ("xnat_prearchive_instances", "xnat_prearchive", "xnat_files", "xnat_r
            "xnat_experiments", "xnat_subjects", "xnat_projects", "xnat_counters")
 # Fields kept in their own columns, never among the free fields (XNAT sets them from the URL).
 _COLUMN_FIELDS = frozenset({"ID", "id", "label", "project", "subject_ID", "image_session_ID"})
+
+
+# XNAT writes wait for a reset or restore (and they for them): core.gate
+_gated = beside_reset_and_restore(lambda self: self.archive.gate)
 
 
 def xnat_date(timestamp: float) -> str:
@@ -260,6 +265,7 @@ class Catalog:
     def project_exists(self, db: sqlite3.Connection, project_id: str) -> bool:
         return db.execute("SELECT 1 FROM xnat_projects WHERE id = ?", (project_id,)).fetchone() is not None
 
+    @_gated
     def put_project(self, project_id: str, updates: Mapping[str, str]) -> tuple[Project, bool]:
         """Create a project (name and secondary ID default to its ID) or update its fields."""
         label_of(project_id, "project ID")
@@ -277,6 +283,7 @@ class Catalog:
         self.layout.project_dir(project_id).mkdir(parents=True, exist_ok=True)
         return self.project(project_id), created
 
+    @_gated
     def delete_project(self, project_id: str, remove_files: bool) -> None:
         with self.index.writing() as db:
             self._project(db, project_id)
@@ -314,6 +321,7 @@ class Catalog:
             raise UnknownResource(f"Unknown subject: {ref}" + (f" in project {project}" if project else ""))
         return Subject(row[0], row[1], row[2], _loads(row[3]), row[4])
 
+    @_gated
     def put_subject(self, project: str | None, ref: str, updates: Mapping[str, str],
                     new_label: str | None = None) -> tuple[Subject, bool]:
         """Create a subject labelled ``ref`` in a project, or update (and relabel) the one ``ref`` names."""
@@ -349,6 +357,7 @@ class Catalog:
         if db.execute(f"SELECT 1 FROM {table} WHERE project = ? AND label = ?", (project, label)).fetchone():
             raise Conflict(f"The label {label!r} is already used in project {project}")
 
+    @_gated
     def delete_subject(self, project: str | None, ref: str, remove_files: bool) -> None:
         with self.index.writing() as db:
             subject = self._subject(db, project, ref)
@@ -403,6 +412,7 @@ class Catalog:
             raise UnknownResource(f"Unknown experiment: {ref}" + (f" in project {project}" if project else ""))
         return Experiment(row[0], row[1], row[2], row[3], row[4], row[5], _loads(row[6]), row[7], row[8])
 
+    @_gated
     def put_experiment(self, project: str | None, subject: str | None, ref: str, xsi_type: str | None,
                        updates: Mapping[str, str], new_label: str | None = None) -> tuple[Experiment, bool]:
         """Create an experiment labelled ``ref`` (its subject is created when the label is new, as XNAT does),
@@ -446,6 +456,7 @@ class Catalog:
         return Experiment(experiment_id, subject.project, subject.id, subject.label, label, xsi_type, fields, now,
                           study)
 
+    @_gated
     def delete_experiment(self, project: str | None, ref: str, remove_files: bool,
                           subject: str | None = None) -> None:
         with self.index.writing() as db:
@@ -481,6 +492,7 @@ class Catalog:
             raise UnknownResource(f"Unknown scan {scan_id} in experiment {experiment.id}")
         return Scan(experiment.id, experiment.project, row[0], row[1], _loads(row[2]), row[3])
 
+    @_gated
     def put_scan(self, experiment: Experiment, scan_id: str, xsi_type: str,
                  updates: Mapping[str, str]) -> tuple[Scan, bool]:
         """Create (as ``xsi_type``) or update a scan."""
@@ -497,6 +509,7 @@ class Catalog:
                        (json.dumps(fields), experiment.id, scan_id))
         return self.scan(experiment, scan_id), created
 
+    @_gated
     def delete_scan(self, experiment: Experiment, scan_id: str, remove_files: bool) -> None:
         with self.index.writing() as db:
             self._scan(db, experiment, scan_id)
@@ -513,6 +526,7 @@ class Catalog:
         return [r[0] for r in db.execute(f"SELECT DISTINCT series FROM xnat_resources WHERE series IS NOT NULL"
                                          f" AND ({where})", params)]
 
+    @_gated
     def release_series(self, series_ids: list[str]) -> None:
         """Delete from the archive the series that no XNAT resource and no prearchive session shows any more
         (removeFiles=true: XNAT deletes a session's files with the session)."""

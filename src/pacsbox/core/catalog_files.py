@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .catalog import Experiment, Owner, Subject, name_of
 from .errors import BadRequest, Conflict, UnknownResource
+from .gate import beside_reset_and_restore
 from .unpack import ArchiveReader, safe_relative_path
 
 if TYPE_CHECKING:
@@ -35,6 +36,10 @@ _SERIES_FILES = (
 
 
 _MAX_NAME = 255  # bytes of a file name (NAME_MAX of Linux and macOS)
+
+
+# XNAT writes wait for a reset or restore (and they for them): core.gate
+_gated = beside_reset_and_restore(lambda self: self.catalog.archive.gate)
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ class Resources:
             count, size = count + linked[0], size + linked[1]
         return Resource(rid, owner, label, json.loads(fields), series, inserted, count, size)
 
+    @_gated
     def put(self, owner: Owner, label: str, fields: Mapping[str, str]) -> tuple[Resource, bool]:
         """Create a resource (or update its format, content and tags)."""
         name_of(label, "resource label")
@@ -183,6 +189,7 @@ class Resources:
             db.execute("UPDATE xnat_resources SET series = ? WHERE rid = ?", (series, resource.rid))
         return resource, False
 
+    @_gated
     def delete(self, owner: Owner, ref: str, remove_files: bool) -> None:
         with self.index.writing() as db:
             resource = self._get(db, owner, ref)
@@ -216,6 +223,7 @@ class Resources:
                 return entry
         raise UnknownResource(f"Unknown file {path!r} in resource {resource.label}")
 
+    @_gated
     def upload(self, owner: Owner, label: str, path: str, body: BinaryIO, *, overwrite: bool, extract: bool,
                fields: Mapping[str, str]) -> list[str]:
         """Store an uploaded file (or, with ``extract``, every file of an uploaded zip/tar/tar.gz, placed
@@ -278,6 +286,7 @@ class Resources:
             raise
         return [name for name, _, _ in written]
 
+    @_gated
     def delete_file(self, resource: Resource, path: str) -> None:
         entry = self.file(resource, path)
         if entry.instance is not None:
@@ -294,6 +303,7 @@ class Resources:
         """Make the scan's DICOM resource show the archive series (inside the caller's transaction)."""
         self._ensure(db, owner, "DICOM", {"format": "DICOM", "content": "RAW"}, series=series_id)
 
+    @_gated
     def sync_dicom_folders(self, experiment_id: str) -> None:
         """Make the session's DICOM folders on disk match the archive (hard links to the stored files)."""
         experiment = self.catalog.experiment(None, experiment_id)

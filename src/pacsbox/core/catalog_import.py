@@ -25,6 +25,7 @@ from .catalog import Experiment, label_of
 from .catalog_fields import empty_fields
 from .dicom import ParsedInstance, parse_instance
 from .errors import BadRequest, Conflict, InvalidDicom, UnknownResource
+from .gate import beside_reset_and_restore
 from .ids import Level
 from .safe_paths import dicom_label
 from .unpack import ArchiveReader, is_archive
@@ -39,6 +40,10 @@ _SESSION_TYPES = {"MR": "xnat:mrSessionData", "CT": "xnat:ctSessionData", "PT": 
 _SCAN_TYPES = {"MR": "xnat:mrScanData", "CT": "xnat:ctScanData", "PT": "xnat:petScanData"}
 OTHER_SESSION = "xnat:otherDicomSessionData"
 OTHER_SCAN = "xnat:otherDicomScanData"
+
+
+# XNAT writes wait for a reset or restore (and they for them): core.gate
+_gated = beside_reset_and_restore(lambda self: self.archive.gate)
 
 
 def session_type_of(modality: str) -> str:
@@ -144,6 +149,7 @@ class Importer:
         self.prearchive = Prearchive(catalog)
 
     # -- the import service -------------------------------------------------------------------------------
+    @_gated
     def import_upload(self, body: BinaryIO, request: ImportRequest, origin: Origin) -> list[str]:
         """Import a zip/tar/tar.gz of DICOM files (or one DICOM file): every member is read and checked before
         anything is stored. Returns the new sessions' paths (``/archive/projects/P/subjects/S/experiments/E``

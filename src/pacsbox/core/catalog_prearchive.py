@@ -22,6 +22,7 @@ from .catalog import Experiment, label_of
 from .catalog_files import FileEntry, dicom_file_name
 from .catalog_import import scan_id_of
 from .errors import ArchiveError, BadRequest, Conflict, UnknownResource
+from .gate import beside_reset_and_restore
 from .ids import Level
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ _FILES = ("SELECT r.public_id, r.main_tags, s.public_id, s.main_tags, a.uuid, a.
           " FROM xnat_prearchive_instances p JOIN resources r ON r.public_id = p.instance"
           " JOIN resources s ON s.iid = r.series JOIN attachments a ON a.iid = r.iid AND a.content_type = 1"
           " WHERE p.psid = ? ORDER BY s.iid, r.index_in_series, r.iid")
+
+
+# XNAT writes wait for a reset or restore (and they for them): core.gate
+_gated = beside_reset_and_restore(lambda self: self.catalog.archive.gate)
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,7 @@ class Prearchive:
     def folder(self, session: PrearchiveSession) -> Path:
         return self.layout.prearchive_dir(session.project, session.timestamp, session.name)
 
+    @_gated
     def materialise(self, session: PrearchiveSession) -> None:
         """Make the session's folder show its files (hard links into the file store)."""
         folder = self.folder(session)
@@ -186,6 +192,7 @@ class Prearchive:
             folder.mkdir(parents=True, exist_ok=True)
 
     # -- actions ------------------------------------------------------------------------------------------
+    @_gated
     def archive(self, session: PrearchiveSession, project: str = "", subject: str = "", label: str = "",
                 overwrite: str = "none", types: DicomTypes | None = None) -> Experiment:
         """Archive a prearchive session as an experiment (XNAT's /data/services/archive)."""
@@ -204,6 +211,7 @@ class Prearchive:
         self._forget(session)
         return experiment
 
+    @_gated
     def delete(self, session: PrearchiveSession) -> None:
         """Remove the session and its instances from the archive (those no archived session shows)."""
         instance_ids = self._instances(session)
@@ -221,6 +229,7 @@ class Prearchive:
                 except UnknownResource:
                     continue
 
+    @_gated
     def move(self, session: PrearchiveSession, new_project: str) -> PrearchiveSession:
         """Move the session to another project's prearchive (the project must exist)."""
         self.catalog.project(new_project)
@@ -235,6 +244,7 @@ class Prearchive:
         self.materialise(moved)
         return moved
 
+    @_gated
     def rebuild(self, session: PrearchiveSession) -> PrearchiveSession:
         """Refresh the session's folder from the archive (XNAT rebuilds the session's XML)."""
         self.materialise(session)

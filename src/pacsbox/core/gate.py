@@ -9,9 +9,13 @@ Shared holds are reentrant per thread (storing a zip stores each of its members)
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
+
+_Result = TypeVar("_Result")
 
 
 class Gate:
@@ -80,3 +84,17 @@ class Gate:
             with self._condition:
                 self._exclusive = False
                 self._condition.notify_all()
+
+
+def beside_reset_and_restore(gate_of: Callable[[Any], Gate]
+                             ) -> Callable[[Callable[..., _Result]], Callable[..., _Result]]:
+    """Run a method that writes archive state (the XNAT catalog's rows and folders) as a shared holder of the
+    archive's gate, found by ``gate_of(self)``: a reset or a restore then never interleaves with it (their state
+    switch replaces the catalog's folders and rows too), and it never writes into a state being replaced."""
+    def decorate(method: Callable[..., _Result]) -> Callable[..., _Result]:
+        @functools.wraps(method)
+        def gated(self: Any, *args: Any, **kwargs: Any) -> _Result:
+            with gate_of(self).shared():
+                return method(self, *args, **kwargs)
+        return gated
+    return decorate

@@ -131,6 +131,10 @@ class Config:
 
 _OWN_KEYS = frozenset(f.name for f in fields(Config))
 
+# The keys of Config that a real Orthanc does not know (the lifecycle manager leaves them out of the configuration
+# it writes for the real Orthanc engine): every field from BindAddress on, as the class lists Orthanc's keys first.
+PACSBOX_ONLY_KEYS = frozenset(f.name for f in fields(Config)[[f.name for f in fields(Config)].index("BindAddress"):])
+
 
 def strip_json_comments(text: str) -> str:
     """Remove ``//`` and ``/* */`` comments outside of strings, as Orthanc's configuration reader allows."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.config import PACSBOX_ONLY_KEYS
 from .home import InstancePaths, write_private
 
 ORTHANC_CANDIDATES = ("Orthanc", "/usr/sbin/Orthanc", "/usr/bin/Orthanc")
@@ -69,8 +70,7 @@ class OrthancEngine:
         if binary is None:
             raise FileNotFoundError(ORTHANC_MISSING)
         http_port, dicom_port = http_port or free_port(), dicom_port or free_port()
-        pacsbox_only = {"BindAddress", "MaximumUploadSize", "XnatSiteId", "SyncStorageArea", "DicomMaximumDatasetSize",
-                        "DicomMaximumConnections", "DicomMaximumAssociations"}
+        pacsbox_only = PACSBOX_ONLY_KEYS | {"SyncStorageArea"}  # (Orthanc's own default kept for the engine)
         config = {
             "Name": paths.name,
             "RemoteAccessAllowed": False,  # Orthanc 1.10 binds every interface; this keeps clients to loopback

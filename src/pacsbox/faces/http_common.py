@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import os
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import quote
 
@@ -196,3 +198,54 @@ def _closing(send: Send) -> Send:
         await send(message)
 
     return send_closing
+
+
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'}  # Orthanc's realm, on every face
+
+
+class BasicAuth:
+    """HTTP Basic authentication against RegisteredUsers. ``refusal(scope)`` is the face's own 401 answer (with
+    BASIC_CHALLENGE); ``open_paths`` need no credentials (the health check). The user name goes to
+    ``scope["state"]["user"]`` for the routes and filters that record it."""
+
+    def __init__(self, app: ASGIApp, users: dict[str, str], enabled: bool, refusal: Callable[[Scope], Response],
+                 open_paths: frozenset[str] = frozenset()) -> None:
+        self.app, self.users, self.enabled = app, users, enabled
+        self.refusal, self.open_paths = refusal, open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
+            return await self.app(scope, receive, send)
+        user = self._user(scope)
+        if self.enabled and user is None:
+            return await self.refusal(scope)(scope, receive, send)
+        scope.setdefault("state", {})["user"] = user or ""
+        await self.app(scope, receive, send)
+
+    def _user(self, scope: Scope) -> str | None:
+        credentials = basic_credentials(scope)
+        if credentials is None:
+            return None
+        user, password = credentials
+        expected = self.users.get(user)
+        if expected is not None and hmac.compare_digest(expected.encode(), password.encode()):
+            return user
+        return None
+
+
+def orthanc_error_body(method: str, path: str, http_status: int, code: int, message: str,
+                       details: str | None) -> dict[str, object]:
+    """Orthanc's JSON error body (``{HttpError, HttpStatus, Message, Method, OrthancError, OrthancStatus, Uri,
+    Details}``), which the Orthanc face and the DICOMweb face (a plugin inside Orthanc there) both answer."""
+    body: dict[str, object] = {
+        "HttpError": HTTPStatus(http_status).phrase,
+        "HttpStatus": http_status,
+        "Message": message,
+        "Method": method,
+        "OrthancError": message,
+        "OrthancStatus": code,
+        "Uri": path,
+    }
+    if details:
+        body["Details"] = details
+    return body

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -10,12 +9,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
-from ..http_common import BodyLimits, UploadRoutes, basic_credentials, grouped_routes
+from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
 from . import qido, stow, wado, wado_uri
 from .errors import DicomWebError, error_response
 
@@ -97,33 +96,6 @@ async def _http_exception(request: Request, error: HTTPException) -> Response:
     return error_response(request, DicomWebError(error.status_code, 17, "Unknown resource"))
 
 
-class BasicAuth:
-    """HTTP Basic authentication against RegisteredUsers; a 401 has an empty body, as Orthanc's."""
-
-    def __init__(self, app: ASGIApp, users: dict[str, str], enabled: bool) -> None:
-        self.app, self.users, self.enabled = app, users, enabled
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        user = self._user(scope)
-        if self.enabled and user is None:
-            response = Response(b"", status_code=401, headers={"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'})
-            return await response(scope, receive, send)
-        scope.setdefault("state", {})["user"] = user or ""
-        await self.app(scope, receive, send)
-
-    def _user(self, scope: Scope) -> str | None:
-        credentials = basic_credentials(scope)
-        if credentials is None:
-            return None
-        user, password = credentials
-        expected = self.users.get(user)
-        if expected is not None and hmac.compare_digest(expected.encode(), password.encode()):
-            return user
-        return None
-
-
 def prefixes(config: Config) -> list[str]:
     """The path prefixes this face serves (for the HTTP dispatcher)."""
     settings = DicomWebSettings.from_config(config)
@@ -139,5 +111,6 @@ def create_app(archive: Archive, config: Config) -> ASGIApp:
     app.state.config = config
     app.state.settings = settings
     uploads = UploadRoutes([(settings.root + "/studies", ["POST"]), (settings.root + "/studies/{study}", ["POST"])])
-    authenticated = BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled)
+    authenticated = BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled,
+                              lambda scope: Response(b"", status_code=401, headers=BASIC_CHALLENGE))
     return BodyLimits(authenticated, config, uploads, lambda scope, error: error_response(Request(scope), error))

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import errno
 import json
-from http import HTTPStatus
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core import errors as core
+from ..http_common import orthanc_error_body
 
 
 class DicomWebError(Exception):
@@ -78,15 +78,6 @@ def translate(error: Exception) -> DicomWebError:
 def error_response(request: Request, error: Exception) -> Response:
     """The JSON error body Orthanc gives for a failing plugin route."""
     failure = translate(error)
-    body = {
-        "HttpError": HTTPStatus(failure.http_status).phrase,
-        "HttpStatus": failure.http_status,
-        "Message": failure.message,
-        "Method": request.method,
-        "OrthancError": failure.message,
-        "OrthancStatus": failure.code,
-        "Uri": request.url.path,
-    }
-    if failure.details:
-        body["Details"] = failure.details
+    body = orthanc_error_body(request.method, request.url.path, failure.http_status, failure.code, failure.message,
+                              failure.details)
     return Response(json.dumps(body, indent=3), status_code=failure.http_status, media_type="application/json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -11,12 +10,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
-from ..http_common import BodyLimits, UploadRoutes, basic_credentials, grouped_routes
+from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
 from . import (
     admin,
     bulk,
@@ -179,32 +178,9 @@ async def _http_exception(request: Request, error: HTTPException) -> Response:
     return error_response(request, OrthancError(17, "Unknown resource", error.status_code))
 
 
-class BasicAuth:
-    """HTTP Basic authentication against RegisteredUsers, on every route except the health check."""
-
-    def __init__(self, app: ASGIApp, users: dict[str, str], enabled: bool) -> None:
-        self.app, self.users, self.enabled = app, users, enabled
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == HEALTH_PATH:
-            return await self.app(scope, receive, send)
-        user = self._user(scope)
-        if self.enabled and user is None:
-            response = error_response(Request(scope), unauthorized(),
-                                      headers={"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'})
-            return await response(scope, receive, send)
-        scope.setdefault("state", {})["user"] = user or ""
-        await self.app(scope, receive, send)
-
-    def _user(self, scope: Scope) -> str | None:
-        credentials = basic_credentials(scope)
-        if credentials is None:
-            return None
-        user, password = credentials
-        expected = self.users.get(user)
-        if expected is not None and hmac.compare_digest(expected.encode(), password.encode()):
-            return user
-        return None
+def _refusal(scope: Scope) -> Response:
+    """Orthanc's 401: its JSON error body with the Basic challenge."""
+    return error_response(Request(scope), unauthorized(), headers=BASIC_CHALLENGE)
 
 
 def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_port: int = 0,
@@ -224,6 +200,6 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     if lua_engine is not None:
         lua_engine.bind_rest_api(app)
     authenticated = BasicAuth(lua.HttpRequestFilter(app, lua_engine), dict(config.RegisteredUsers),
-                              config.AuthenticationEnabled)
+                              config.AuthenticationEnabled, _refusal, open_paths=frozenset({HEALTH_PATH}))
     limited = BodyLimits(authenticated, config, UPLOADS, lambda scope, error: error_response(Request(scope), error))
     return RequestMetrics(limited, archive)

@@ -6,13 +6,12 @@ Shape and codes follow Orthanc's ``ErrorCode`` enumeration and its HTTP mapping
 
 from __future__ import annotations
 
-from http import HTTPStatus
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core import errors as core
 from ...core.storage import is_disk_full
+from ..http_common import orthanc_error_body
 from .json import json_response
 
 
@@ -100,15 +99,6 @@ def _network_error(error: Exception, details: str | None) -> OrthancError:
 def error_response(request: Request, error: Exception, headers: dict[str, str] | None = None) -> Response:
     """Orthanc's JSON error body for ``error``."""
     orthanc = translate(error)
-    body = {
-        "HttpError": HTTPStatus(orthanc.http_status).phrase,
-        "HttpStatus": orthanc.http_status,
-        "Message": orthanc.message,
-        "Method": request.method,
-        "OrthancError": orthanc.message,
-        "OrthancStatus": orthanc.code,
-        "Uri": request.url.path,
-    }
-    if orthanc.details:
-        body["Details"] = orthanc.details
+    body = orthanc_error_body(request.method, request.url.path, orthanc.http_status, orthanc.code, orthanc.message,
+                              orthanc.details)
     return json_response(body, status_code=orthanc.http_status, headers=headers)

@@ -107,6 +107,22 @@ def test_sandbox_leaves_no_way_out(client):
     assert client.lua_error("print(RestApiGet.__globals__)")  # a function, not a Python object
 
 
+@pytest.mark.parametrize(("script", "expected"), [
+    # a precompiled chunk is never loaded: Lua 5.3 does not verify bytecode, and a crafted one crashes it
+    ("assert(load(string.dump(function() return 1 end)))", "attempt to load a binary chunk"),
+    ("assert(load('\\27Lua' .. string.rep('x', 100)))", "attempt to load a binary chunk"),
+    ("dofile()", "dofile on standard input is refused"),
+    ("loadfile()", "loadfile on standard input is refused"),
+    # a finalizer runs with the time limit's hook off: one that never returns would hold the state for ever
+    ("setmetatable({}, {__gc = function() while true do end end})", "__gc metamethods are refused"),
+])
+def test_what_would_escape_the_limits_is_refused(client, script, expected):
+    started = time.monotonic()
+    assert expected in client.lua_error(script)
+    assert time.monotonic() - started < 5
+    assert client.run("print(load('return 1 + 1')(), setmetatable({}, {__index = {a = 3}}).a)").text == "2, 3\n"
+
+
 def test_unknown_routes_are_nil_and_rest_calls_are_in_process(client):
     answer = client.run("print(RestApiGet('/nonexistent'), RestApiPost('/tools/find', '{}'), "
                         "ParseJson(RestApiGet('/statistics')).CountPatients)")

@@ -113,6 +113,31 @@ io.lines = function(path, ...)
   return lines(path, ...)
 end
 io.stdin = nil
+-- Lua 5.3 does not verify precompiled chunks: a crafted one can crash the interpreter, and the server with it.
+-- Only source text is loaded (string.dump stays, harmless without a way to load what it makes).
+local load_text, loadfile_text = load, loadfile
+-- (the environment goes on as given or not at all: an explicit nil would become the chunk's _ENV)
+load = function(chunk, name, _, ...) return load_text(chunk, name, "t", ...) end
+loadfile = function(path, _, ...)
+  if path == nil then error("loadfile on standard input is refused by pacsbox", 2) end
+  return loadfile_text(path, "t", ...)
+end
+dofile = function(path)
+  if path == nil then error("dofile on standard input is refused by pacsbox", 2) end
+  local chunk, message = loadfile_text(path, "t")
+  if not chunk then error(message, 2) end
+  return chunk()
+end
+-- Finalizers run with debug hooks off (lgc.c, GCTM), out of reach of the time limit: a __gc that never returns
+-- would hold the state for ever. A metatable is checked when it is set, the moment Lua marks an object for
+-- finalization (a __gc added later is never called).
+local set_metatable = setmetatable
+setmetatable = function(object, metatable)
+  if type(metatable) == "table" and rawget(metatable, "__gc") ~= nil then
+    error("__gc metamethods are refused by pacsbox (finalizers run outside LuaMaximumExecutionTime)", 2)
+  end
+  return set_metatable(object, metatable)
+end
 package.loadlib = nil
 package.cpath = ""
 package.searchers[3], package.searchers[4] = nil, nil

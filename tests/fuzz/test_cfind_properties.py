@@ -110,7 +110,9 @@ def cfind_uids(archive: Archive, config: Config, query: dict[str, str]) -> set[s
     identifier.StudyInstanceUID = ""
     for keyword, text in query.items():
         setattr(identifier, keyword, text)
-    event: Any = SimpleNamespace(identifier=identifier, is_cancelled=False)
+    # what the SCP's event carries: the identifier, the cancel flag and the negotiated context (explicit VR LE)
+    event: Any = SimpleNamespace(identifier=identifier, is_cancelled=False,
+                                 context=SimpleNamespace(transfer_syntax="1.2.840.10008.1.2.1"))
     answers = list(find_responses(archive, config, event))
     assert answers == [] or all(status == 0xFF00 for status, _ in answers), answers[:1]
     return {str(answer.StudyInstanceUID) for _, answer in answers}

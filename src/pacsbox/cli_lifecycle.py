@@ -121,7 +121,7 @@ def start(ctx: click.Context, name_argument: str | None, name: str | None, confi
     elif command is not None or any(value is not None for value in command_options.values()):
         given = [option for option, value in command_options.items() if value is not None]
         raise click.UsageError(f"{', '.join(given) or 'a program after `--`'}: only with --engine command")
-    started = time.perf_counter()
+    started, called_at = time.perf_counter(), time.time()
     try:
         if engine == "command":
             ready = {"pattern": ready_pattern, "port": ready_port, "url": ready_url}
@@ -133,7 +133,8 @@ def start(ctx: click.Context, name_argument: str | None, name: str | None, confi
     except (InstanceError, OSError, ValueError) as error:
         raise _failure(error) from None
     elapsed = time.perf_counter() - started
-    how = "reused" if time.time() - instance.started_at > elapsed + 0.5 else "started"
+    # ensure() records started_at when it spawns: a server started before this call is one it reused
+    how = "reused" if instance.started_at < called_at else "started"
     loaded = [_load_dataset(instance, dataset) for dataset in datasets]
     _emit(as_json, {**instance.to_json(), "how": how, "seconds": round(elapsed, 4), "datasets": loaded},
           _describe(instance, f"{how} in {elapsed * 1000:.0f} ms") + "".join(f"\n{line}" for line in loaded))

@@ -42,9 +42,11 @@ class RenderOptions:
     #: (center, width, function) in rescaled (modality) values.
     window: tuple[float, float, str] | None = None
     quality: int = DEFAULT_QUALITY
-    #: without ``window``: stretch the frame's minimum..maximum (True, as the plugin renders WADO-RS) or use the
-    #: first WindowCenter/WindowWidth of the data set (False, as the plugin renders WADO-URI)
-    stretch: bool = False
+    #: the plugin's WADO-RS rendering (True) or its WADO-URI rendering (False). WADO-RS: without ``window`` the
+    #: frame (or region) is stretched from its minimum to its maximum, levels are rounded, a viewport is filled by
+    #: the image fitted inside it (aspect kept, centred, black around). WADO-URI: the first WindowCenter/WindowWidth
+    #: of the data set, levels truncated.
+    rest: bool = False
     #: fit into THUMBNAIL_SIDE (aspect kept, never enlarged) when no viewport is given
     thumbnail: bool = False
 
@@ -67,7 +69,7 @@ def parse_options(params, thumbnail: bool = False) -> RenderOptions:
             raise out_of_range(f'The value of "quality" in WADO-RS Retrieve Rendered Transaction must be between '
                                f"1 and 100, found: {params['quality'][:64]}")
         quality = int(text)
-    return RenderOptions(viewport, region, window, quality, stretch=True, thumbnail=thumbnail)
+    return RenderOptions(viewport, region, window, quality, rest=True, thumbnail=thumbnail)
 
 
 def _viewport(text: str):
@@ -149,6 +151,11 @@ def render_image(dataset: Dataset, frame: int, options: RenderOptions):
         raise bad_request(f"Cannot decode the pixel data: {error}") from None
     if frame_count(dataset) > 1:
         pixels = pixels[frame - 1]
+    if options.region is not None:  # cropped before windowing: the plugin stretches the region's own range
+        x, y, width, height = options.region
+        if x + width > pixels.shape[1] or y + height > pixels.shape[0]:
+            raise out_of_range(f"The viewport region lies outside the {pixels.shape[1]}x{pixels.shape[0]} image")
+        pixels = pixels[round(y): round(y + height), round(x): round(x + width)]
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
     if pixels.ndim == 3 and photometric in ("RGB", "YBR_FULL", "YBR_FULL_422"):
         if photometric != "RGB":
@@ -159,10 +166,11 @@ def render_image(dataset: Dataset, frame: int, options: RenderOptions):
     else:
         values = pixels.astype(np.float64) * _number(dataset, "RescaleSlope", 1.0) + _number(
             dataset, "RescaleIntercept", 0.0)
-        scaled = _windowed(values, dataset, options.window, options.stretch)
+        scaled = _windowed(values, dataset, options.window, options.rest)
         if photometric == "MONOCHROME1":
             scaled = 255.0 - scaled
-        image = Image.fromarray(np.floor(np.clip(scaled, 0, 255)).astype(np.uint8), "L")
+        levels = np.floor(np.clip(scaled, 0, 255) + (0.5 if options.rest else 0.0))
+        image = Image.fromarray(np.clip(levels, 0, 255).astype(np.uint8), "L")
     return _framed(image, options)
 
 
@@ -190,23 +198,28 @@ def _windowed(values, dataset: Dataset, window: tuple[float, float, str] | None,
 
 
 def _framed(image, options: RenderOptions):
-    """The image cropped to the viewport's region and scaled to its size (or to a thumbnail's)."""
+    """The image scaled to its viewport (or to a thumbnail's size)."""
     from PIL import Image
 
-    if options.region is not None:
-        x, y, width, height = options.region
-        if x + width > image.width or y + height > image.height:
-            raise out_of_range(f"The viewport region lies outside the {image.width}x{image.height} image")
-        image = image.crop((round(x), round(y), round(x + width), round(y + height)))
     if options.viewport is not None:
         width, height = options.viewport
         size = (width or image.width, height or image.height)
-        return image if size == image.size else image.resize(size, Image.Resampling.BILINEAR)
-    if options.thumbnail and max(image.size) > THUMBNAIL_SIDE:
-        scale = THUMBNAIL_SIDE / max(image.size)
-        return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                            Image.Resampling.BILINEAR)
-    return image
+    elif options.thumbnail and max(image.size) > THUMBNAIL_SIDE:
+        size = (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
+    else:
+        return image
+    if size == image.size:
+        return image
+    if not options.rest:
+        return image.resize(size, Image.Resampling.BILINEAR)
+    scale = min(size[0] / image.width, size[1] / image.height)
+    fitted = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                          Image.Resampling.NEAREST)
+    if options.thumbnail and options.viewport is None:
+        return fitted
+    canvas = Image.new(image.mode, size)
+    canvas.paste(fitted, ((size[0] - fitted.width) // 2, (size[1] - fitted.height) // 2))
+    return canvas
 
 
 def encode(image, image_format: str, quality: int = DEFAULT_QUALITY) -> bytes:

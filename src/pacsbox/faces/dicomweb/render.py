@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -27,6 +28,8 @@ MAX_SIDE = 4096
 THUMBNAIL_SIDE = 128
 #: JPEG quality when the request names none (Orthanc's default).
 DEFAULT_QUALITY = 90
+#: a number of a request: ASCII digits only (``str.isdigit`` takes "²", which ``int`` refuses), and few of them
+_SMALL_NUMBER = re.compile(r"[0-9]{1,9}")
 WINDOW_FUNCTIONS = ("linear", "linear-exact", "sigmoid")
 FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG"}
 
@@ -51,8 +54,9 @@ class RenderOptions:
     thumbnail: bool = False
 
 
-def _message(parameter: str, text: str) -> str:
-    return f'The {text} "{parameter}" in WADO-RS Retrieve Rendered Transaction'
+def small_number(text: str) -> bool:
+    """Whether ``text`` is a non-negative integer of at most 9 ASCII digits."""
+    return _SMALL_NUMBER.fullmatch(text) is not None
 
 
 def parse_options(params, thumbnail: bool = False) -> RenderOptions:
@@ -65,7 +69,7 @@ def parse_options(params, thumbnail: bool = False) -> RenderOptions:
     quality = DEFAULT_QUALITY
     if "quality" in params and not thumbnail:
         text = params["quality"].strip()
-        if not (text.isdigit() and 1 <= int(text) <= 100):
+        if not (small_number(text) and 1 <= int(text) <= 100):
             raise out_of_range(f'The value of "quality" in WADO-RS Retrieve Rendered Transaction must be between '
                                f"1 and 100, found: {params['quality'][:64]}")
         quality = int(text)
@@ -83,7 +87,7 @@ def _viewport(text: str):
         if not part:
             sides.append(None)  # as the plugin: an empty side keeps the source's
             continue
-        if not part.isdigit() or not 1 <= int(part) <= MAX_SIDE:
+        if not small_number(part) or not 1 <= int(part) <= MAX_SIDE:
             raise out_of_range(f"The viewport sides must be integers from 1 to {MAX_SIDE}, found: {text[:64]}")
         sides.append(int(part))
     region = None
@@ -135,7 +139,7 @@ def render(archive: Archive, instance_id: str, image_format: str, frame: int = 1
     if "PixelData" not in dataset:
         raise bad_request("The instance has no pixel data to render")
     if not 1 <= frame <= frame_count(dataset):
-        raise out_of_range(f"Inexistent frame index in this image: {frame - 1}")
+        raise out_of_range(f"Inexistent frame index in this image: {frame}")
     return encode(render_image(dataset, frame, options or RenderOptions()), image_format,
                   (options or RenderOptions()).quality)
 

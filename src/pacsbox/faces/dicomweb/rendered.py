@@ -20,7 +20,7 @@ from ...core.archive import Archive
 from ...core.ids import Level
 from .errors import bad_format, not_acceptable, out_of_range
 from .negotiation import accepted
-from .render import FORMATS, parse_options, render
+from .render import FORMATS, parse_options, render, small_number
 from .wado import instance_ids
 
 
@@ -46,11 +46,11 @@ async def rendered(request: Request, level: Level, thumbnail: bool = False) -> R
     frame = 1
     if "frames" in request.path_params:
         text = request.path_params["frames"].strip()
-        if not text.isdigit():
+        if not small_number(text):
             raise bad_format(f"A rendered frame is one frame number, not {text[:64]!r}")
         frame = int(text)
         if frame < 1:
-            raise out_of_range(f"Inexistent frame index in this image: {frame - 1}")
+            raise out_of_range(f"Inexistent frame index in this image: {frame}")
     archive: Archive = request.app.state.archive
     ids = await run_in_threadpool(instance_ids, archive, request, level)
     image = await run_in_threadpool(render, archive, representative(ids), FORMATS[media_type], frame, options)

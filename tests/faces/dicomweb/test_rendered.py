@@ -10,6 +10,9 @@ import pydicom
 import pytest
 from PIL import Image
 
+from tests.support.dicomgen import make_dataset, to_bytes, uid
+from tests.support.pacsbox_proc import RunningPacsbox
+
 from .test_qido import JOHN_MR_SERIES_2, JOHN_MR_STUDY
 from .test_wado import MF, MF_PATH
 from .test_wado_uri import CT
@@ -143,3 +146,50 @@ def test_thumbnail_follows_ps3_18(loaded_pacsbox, corpus):
     sized = _get(loaded_pacsbox.url, session, f"{MF_PATH}/frames/3/thumbnail?viewport=4,4", None)
     assert sized.headers["content-type"] == "image/jpeg" and _image(sized).shape == (4, 4)
     assert _get(loaded_pacsbox.url, session, f"{MF_PATH}/thumbnail?viewport=0,4", None).status_code == 400
+
+
+def _odd(kind: str, extra: dict):
+    return make_dataset(patient_id="PBX-RENDER", patient_name="Render^Odd", study_uid=uid("study", "render"),
+                        series_uid=uid("series", "render", kind), sop_uid=uid("instance", "render", kind),
+                        modality="OT", rows=6, cols=10, extra=extra)
+
+
+def _odd_images() -> dict:
+    """Colour, signed with a rescale, MONOCHROME1: what the corpus lacks (6 x 10, not square)."""
+    colour = np.random.default_rng(7).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    signed = np.arange(60, dtype=np.int16).reshape(6, 10) * 97 - 3000
+    return {
+        "rgb": _odd("rgb", {"PhotometricInterpretation": "RGB", "SamplesPerPixel": 3, "PlanarConfiguration": 0,
+                            "BitsAllocated": 8, "BitsStored": 8, "HighBit": 7, "PixelData": colour.tobytes(),
+                            "WindowCenter": None, "WindowWidth": None}),
+        "signed": _odd("signed", {"PixelRepresentation": 1, "BitsStored": 16, "HighBit": 15,
+                                  "PixelData": signed.tobytes(), "RescaleSlope": "2", "RescaleIntercept": "-100"}),
+        "monochrome1": _odd("monochrome1", {"PhotometricInterpretation": "MONOCHROME1",
+                                            "PixelData": (np.arange(60, dtype=np.uint16) * 60).tobytes()}),
+    }
+
+
+@pytest.fixture(scope="module")
+def odd_pair(dicomweb_reference):
+    """A pacsbox of its own and the module's plugin, both holding the odd images."""
+    images = _odd_images()
+    with RunningPacsbox() as server:
+        for dataset in images.values():
+            data = to_bytes(dataset)
+            server.session().post(server.url + "/instances", data=data).raise_for_status()
+            dicomweb_reference.upload(data)
+        yield server, images
+
+
+@pytest.mark.parametrize("kind", ["rgb", "signed", "monochrome1"])
+@pytest.mark.parametrize("query", ["", "?viewport=5,3", "?viewport=20,20", "?window=0,2000,linear"])
+def test_same_png_of_other_images_as_the_plugin(odd_pair, dicomweb_reference, kind, query):
+    server, images = odd_pair
+    dataset = images[kind]
+    path = (f"studies/{dataset.StudyInstanceUID}/series/{dataset.SeriesInstanceUID}/instances/"
+            f"{dataset.SOPInstanceUID}/rendered{query}")
+    ours = _get(server.url, server.session(), path, "image/png")
+    theirs = _get(dicomweb_reference.url, dicomweb_reference.session, path, "image/png")
+    assert ours.status_code == theirs.status_code == 200
+    ours_image, theirs_image = _image(ours), _image(theirs)
+    assert ours_image.shape == theirs_image.shape and (ours_image == theirs_image).all()

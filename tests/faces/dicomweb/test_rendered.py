@@ -67,6 +67,21 @@ def test_same_png_as_the_plugin(loaded_pacsbox, dicomweb_reference, path):
     assert ours_image.shape == theirs_image.shape and (ours_image == theirs_image).all()
 
 
+def test_same_instance_of_a_study_or_series_as_the_plugin(loaded_pacsbox, dicomweb_reference):
+    """With a fixed window the instances of John's MR study differ (stretched, they look alike): the plugin shows
+    the instance with the smallest Orthanc ID."""
+    series = [answer["0020000E"]["Value"][0] for answer in dicomweb_reference.session.get(
+        f"{dicomweb_reference.url}/dicom-web/studies/{JOHN_MR_STUDY}/series").json()]
+    shown = set()
+    for path in [f"studies/{JOHN_MR_STUDY}"] + [f"studies/{JOHN_MR_STUDY}/series/{one}" for one in series]:
+        path += "/rendered?window=2048,4096,linear"
+        ours = _get(loaded_pacsbox.url, loaded_pacsbox.session(), path, "image/png")
+        theirs = _get(dicomweb_reference.url, dicomweb_reference.session, path, "image/png")
+        assert (_image(ours) == _image(theirs)).all(), path
+        shown.add(ours.content)
+    assert len(series) == 3 and len(shown) == 3  # the series show three different instances
+
+
 @pytest.mark.parametrize("path,accept", [(f"{MF_PATH}/rendered", None), (f"{MF_PATH}/rendered", "*/*"),
                                          (f"{CT_PATH}/rendered?quality=10", "image/jpeg")])
 def test_same_jpeg_as_the_plugin(loaded_pacsbox, dicomweb_reference, path, accept):

@@ -1,7 +1,7 @@
 """WADO-RS rendered and thumbnail resources (PS3.18 10.4.1.1.3-4): ``.../rendered`` and ``.../thumbnail`` of a
 study, series, instance or one frame, as a single ``image/jpeg`` (the default) or ``image/png``.
 
-As the Orthanc DICOMweb plugin 1.7: ``rendered`` of a study or series shows an instance of it (the plugin's choice,
+As the Orthanc DICOMweb plugin 1.7: ``rendered`` of a study or series shows one instance of it (the plugin's choice,
 see ``representative``), one frame only (a list of frames is a 400 "Bad file format"), the query parameters
 ``viewport`` (2 or 6 values), ``window`` (center, width, linear | linear-exact | sigmoid) and ``quality`` (1-100)
 with the plugin's messages. Where pacsbox differs: an Accept naming no image type it renders is a 406 (PS3.18
@@ -35,8 +35,9 @@ def image_type(header: str | None) -> str:
 
 
 def representative(ids: list[str]) -> str:
-    """The instance a study or series is rendered by."""
-    return ids[len(ids) // 2]
+    """The instance a study or series is rendered by: as the plugin 1.7 picks it (measured), the one whose Orthanc
+    ID is the smallest string (pacsbox's IDs are Orthanc's)."""
+    return min(ids)
 
 
 async def rendered(request: Request, level: Level, thumbnail: bool = False) -> Response:

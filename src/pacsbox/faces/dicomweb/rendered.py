@@ -6,7 +6,8 @@ see ``representative``), one frame only (a list of frames is a 400 "Bad file for
 ``viewport`` (2 or 6 values), ``window`` (center, width, linear | linear-exact | sigmoid) and ``quality`` (1-100)
 with the plugin's messages. Where pacsbox differs: an Accept naming no image type it renders is a 406 (PS3.18
 8.7.5; the plugin answers 400), and an Accept listing several types is negotiated (``image/*`` is JPEG); a viewport
-side above ``render.MAX_SIDE`` is a 400 (the plugin dies on one, or on a side of 0). The plugin 1.7 serves no
+side above ``render.MAX_SIDE`` is a 400 (the plugin dies on one, or on a side of 0); ``linear-exact`` follows PS3.3
+C.11.2.1.3.2 (the plugin's starts its ramp at the center and saturates half-way). The plugin 1.7 serves no
 ``thumbnail``; pacsbox follows PS3.18: the rendered image fitted into 128x128 unless a ``viewport`` is given.
 """
 

@@ -69,6 +69,11 @@ def test_bad_search_parameters(loaded_pacsbox):
     session = loaded_pacsbox.session()
     answer = session.get(loaded_pacsbox.url + "/dicom-web/studies?limit=x")
     assert answer.status_code == 400 and answer.json()["Message"] == "Bad file format"
+    for odd in ["limit=%C2%B2", "offset=%C2%B2"]:  # a digit to str.isdigit, not to int
+        answer = session.get(loaded_pacsbox.url + f"/dicom-web/studies?{odd}")
+        assert answer.status_code == 400 and answer.json()["Message"] == "Bad file format"
+    huge = session.get(loaded_pacsbox.url + "/dicom-web/studies?limit=" + "9" * 5000 + "&offset=" + "9" * 5000)
+    assert huge.status_code == 200 and huge.json() == []
     answer = session.get(loaded_pacsbox.url + "/dicom-web/series?StudyDate=2023*")
     assert answer.status_code == 400 and answer.json()["Message"] == "Parameter out of range"
     assert session.get(loaded_pacsbox.url + "/dicom-web/studies/1.2.3/series").json() == []

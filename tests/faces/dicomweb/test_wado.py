@@ -117,3 +117,10 @@ def test_same_metadata_as_the_plugin(loaded_pacsbox, dicomweb_reference):
             assert instance["00400275"]["Value"][-1] == {}
             instance["00400275"]["Value"].pop()
         assert ours_json == theirs_json, study
+
+
+@pytest.mark.parametrize("frames,message", [("%C2%B2", "Bad file format"), ("9" * 5000, "Parameter out of range")])
+def test_odd_frame_numbers_are_400(loaded_pacsbox, frames, message):
+    """A digit to str.isdigit that int refuses, and more digits than int reads: 400, not 500."""
+    answer = loaded_pacsbox.session().get(f"{loaded_pacsbox.url}/dicom-web/{MF_PATH}/frames/{frames}")
+    assert answer.status_code == 400 and answer.json()["Message"] == message

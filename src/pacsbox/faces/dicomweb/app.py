@@ -15,7 +15,7 @@ from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
-from . import qido, stow, wado, wado_uri
+from . import qido, rendered, stow, wado, wado_uri
 from .errors import DicomWebError, error_response
 
 Handler = Callable[..., Awaitable[Response]]
@@ -82,6 +82,15 @@ def routes(settings: DicomWebSettings):
             (instance + "/frames/{frames}", ["GET"], _guarded(wado.frames)),
             (instance + "/bulk/{path:path}", ["GET"], _guarded(wado.bulk)),
         ]
+        for resource, thumbnail in (("/rendered", False), ("/thumbnail", True)):
+            table += [
+                (study + resource, ["GET"], _guarded(rendered.rendered, level=Level.STUDY, thumbnail=thumbnail)),
+                (series + resource, ["GET"], _guarded(rendered.rendered, level=Level.SERIES, thumbnail=thumbnail)),
+                (instance + resource, ["GET"],
+                 _guarded(rendered.rendered, level=Level.INSTANCE, thumbnail=thumbnail)),
+                (instance + "/frames/{frames}" + resource, ["GET"],
+                 _guarded(rendered.rendered, level=Level.INSTANCE, thumbnail=thumbnail)),
+            ]
     if settings.enable_wado:
         table.append((settings.wado_root, ["GET"], _guarded(wado_uri.retrieve)))
     return grouped_routes(table)

@@ -37,12 +37,14 @@ def parse_search(params: list[tuple[str, str]], level: Level) -> tuple[dict[str,
     limit = offset = 0
     for name, value in params:
         if name in ("limit", "offset"):
-            if not value.strip().isdigit():
-                raise bad_format(f"{name} must be a non-negative integer, not {value!r}")
+            text = value.strip()
+            if not text.isascii() or not text.isdigit():  # "²" is a digit to isdigit, not to int
+                raise bad_format(f"{name} must be a non-negative integer, not {value[:64]!r}")
+            number = int(text) if len(text) <= 18 else 10**18  # int() refuses 4300 digits; SQLite takes 64 bits
             if name == "limit":
-                limit = int(value)
+                limit = number
             else:
-                offset = int(value)
+                offset = number
         elif name == "includefield":
             for field in value.split(","):
                 tag = tag_from_text(field) if field.strip().lower() != "all" else None

@@ -148,7 +148,8 @@ def _element_at(dataset: Dataset, path: str):
         if position == len(steps) - 1:
             return current.get_item(tag)  # still raw when not yet converted: the bytes as stored
         element = current[tag]
-        if element.VR != "SQ" or position + 1 >= len(steps) or not steps[position + 1].isdigit():
+        item = steps[position + 1] if position + 1 < len(steps) else ""
+        if element.VR != "SQ" or not item.isascii() or not item.isdigit() or len(item) > 9:
             return None
         index = int(steps[position + 1])
         if index >= len(element.value):
@@ -193,11 +194,13 @@ async def frames(request: Request) -> Response:
 def _frame_numbers(text: str) -> list[int]:
     numbers = []
     for item in text.split(","):
-        if not item.strip().isdigit():
-            raise bad_format(f"Frame numbers are positive integers separated by commas, not {text!r}")
-        if int(item) < 1:
-            raise out_of_range(f"Invalid frame number (must be > 0): {item.strip()}")
-        numbers.append(int(item))
+        item = item.strip()
+        if not item.isascii() or not item.isdigit():  # "²" is a digit to isdigit, not to int
+            raise bad_format(f"Frame numbers are positive integers separated by commas, not {text[:64]!r}")
+        number = int(item) if len(item) <= 9 else 10**9  # beyond any frame count; int() refuses 4300 digits
+        if number < 1:
+            raise out_of_range(f"Invalid frame number (must be > 0): {item}")
+        numbers.append(number)
     return numbers
 
 

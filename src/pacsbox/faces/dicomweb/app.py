@@ -16,6 +16,7 @@ from ...core.config import Config
 from ...core.ids import Level
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
 from . import qido, stow, wado, wado_uri
+from .cors import CorsSettings, with_cors
 from .errors import DicomWebError, error_response
 
 Handler = Callable[..., Awaitable[Response]]
@@ -29,12 +30,14 @@ class DicomWebSettings:
     root: str = "/dicom-web"
     enable_wado: bool = True
     wado_root: str = "/wado"
+    cors: CorsSettings = CorsSettings()
 
     @classmethod
     def from_config(cls, config: Config) -> DicomWebSettings:
         section = dict(config.DicomWeb or {})
         return cls(enable=bool(section.get("Enable", True)), root=_root(section.get("Root", "/dicom-web/")),
-                   enable_wado=bool(section.get("EnableWado", True)), wado_root=_root(section.get("WadoRoot", "/wado")))
+                   enable_wado=bool(section.get("EnableWado", True)), wado_root=_root(section.get("WadoRoot", "/wado")),
+                   cors=CorsSettings.from_section(section.get("Cors")))
 
 
 def _root(text: object) -> str:
@@ -104,7 +107,8 @@ def prefixes(config: Config) -> list[str]:
 
 def create_app(archive: Archive, config: Config) -> ASGIApp:
     """The DICOMweb face over ``archive``, wrapped in Basic authentication, itself inside the body limits (an
-    oversized body is refused before its credentials are looked at; only STOW-RS takes MaximumUploadSize)."""
+    oversized body is refused before its credentials are looked at; only STOW-RS takes MaximumUploadSize), all
+    behind the CORS policy when ``DicomWeb.Cors`` sets one."""
     settings = DicomWebSettings.from_config(config)
     app = Starlette(routes=routes(settings), exception_handlers={HTTPException: _http_exception})
     app.state.archive = archive
@@ -113,4 +117,6 @@ def create_app(archive: Archive, config: Config) -> ASGIApp:
     uploads = UploadRoutes([(settings.root + "/studies", ["POST"]), (settings.root + "/studies/{study}", ["POST"])])
     authenticated = BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled,
                               lambda scope: Response(b"", status_code=401, headers=BASIC_CHALLENGE))
-    return BodyLimits(authenticated, config, uploads, lambda scope, error: error_response(Request(scope), error))
+    limited = BodyLimits(authenticated, config, uploads, lambda scope, error: error_response(Request(scope), error))
+    # outermost: preflights never meet authentication, and refusals (401, 413) still carry the CORS headers
+    return with_cors(limited, settings.cors)

@@ -70,5 +70,5 @@ def test_any_origin_with_credentials_echoes_the_origin():
                                      {"AllowedOrigins": "*", "AllowCredentials": "yes"},
                                      {"AllowedOrigins": "*", "MaxAge": -1}])
 def test_bad_sections_are_refused(section):
-    with pytest.raises(ValueError, match="DicomWeb.Cors"):
+    with pytest.raises(ValueError, match=r"DicomWeb\.Cors"):
         DicomWebSettings.from_config(config_from_mapping({"DicomWeb": {"Cors": section}}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,7 +30,7 @@ class DicomWebSettings:
     root: str = "/dicom-web"
     enable_wado: bool = True
     wado_root: str = "/wado"
-    cors: CorsSettings = CorsSettings()
+    cors: CorsSettings = field(default_factory=CorsSettings)
 
     @classmethod
     def from_config(cls, config: Config) -> DicomWebSettings:

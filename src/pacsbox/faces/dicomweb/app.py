@@ -15,7 +15,7 @@ from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
-from . import qido, stow, wado, wado_uri
+from . import qido, servers, stow, wado, wado_uri
 from .cors import CorsSettings, with_cors
 from .errors import DicomWebError, error_response
 
@@ -84,6 +84,15 @@ def routes(settings: DicomWebSettings):
             (instance + "/metadata", ["GET"], _guarded(wado.metadata, level=Level.INSTANCE)),
             (instance + "/frames/{frames}", ["GET"], _guarded(wado.frames)),
             (instance + "/bulk/{path:path}", ["GET"], _guarded(wado.bulk)),
+            # the plugin's DICOMweb client: remote servers and what is asked of them
+            (root + "/servers", ["GET"], _guarded(servers.list_servers)),
+            (root + "/servers/{id}", ["GET"], _guarded(servers.operations)),
+            (root + "/servers/{id}", ["PUT"], _guarded(servers.put_server)),
+            (root + "/servers/{id}", ["DELETE"], _guarded(servers.delete_server)),
+            (root + "/servers/{id}/get", ["POST"], _guarded(servers.get)),
+            (root + "/servers/{id}/qido", ["POST"], _guarded(servers.qido)),
+            (root + "/servers/{id}/stow", ["POST"], _guarded(servers.stow)),
+            (root + "/servers/{id}/retrieve", ["POST"], _guarded(servers.retrieve)),
         ]
     if settings.enable_wado:
         table.append((settings.wado_root, ["GET"], _guarded(wado_uri.retrieve)))
@@ -114,6 +123,7 @@ def create_app(archive: Archive, config: Config) -> ASGIApp:
     app.state.archive = archive
     app.state.config = config
     app.state.settings = settings
+    app.state.servers = servers.ServerRegistry(dict(config.DicomWeb or {}).get("Servers"))
     uploads = UploadRoutes([(settings.root + "/studies", ["POST"]), (settings.root + "/studies/{study}", ["POST"])])
     authenticated = BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled,
                               lambda scope: Response(b"", status_code=401, headers=BASIC_CHALLENGE))

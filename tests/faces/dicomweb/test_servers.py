@@ -70,6 +70,8 @@ def test_registry_as_the_plugin(local, plugin):
     assert ours.status_code == theirs.status_code == 200 and ours.json() == theirs.json() == {}
     assert both(local, plugin, "GET", "/servers?expand")[0].json()["added"] == {
         "HttpHeaders": [], "Password": None, "Pkcs11": False, "Timeout": 0, "Url": added["Url"], "Username": "u"}
+    ours, theirs = both(local, plugin, "POST", "/servers/added/retrieve", json={"Resources": []})
+    assert ours.status_code == theirs.status_code == 200 and ours.json() == theirs.json() == {}
     ours, theirs = both(local, plugin, "DELETE", "/servers/added")
     assert ours.status_code == theirs.status_code == 200
     assert "added" not in local.session().get(local.url + "/dicom-web/servers").json()
@@ -81,6 +83,10 @@ def test_registry_as_the_plugin(local, plugin):
                                  ("POST", "/servers/remote/get", {"json": {"Uri": "/studies/1.2.3/metadata"}}),
                                  ("POST", "/servers/remote/retrieve", {"json": {}}),
                                  ("POST", "/servers/remote/stow", {"json": {"Resources": ["nope"]}}),
+                                 ("POST", "/servers/remote/retrieve", {"json": {"Resources": ["1.2"]}}),
+                                 ("POST", "/servers/remote/qido", {"json": [1]}),
+                                 ("POST", "/servers/remote/get", {"json": {"Uri": "/studies",
+                                                                           "Arguments": {"limit": 1}}}),
                                  ("POST", "/servers/remote/retrieve", {"json": {"Resources": [{"Study": "1.2.3"}]}})]:
         same_error(*both(local, plugin, method, path, **kwargs))
 

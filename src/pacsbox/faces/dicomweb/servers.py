@@ -162,8 +162,11 @@ def _relative(uri: object, arguments: object) -> str:
         raise bad_format(_NO_URI)
     if arguments is None:
         arguments = {}
-    if not isinstance(arguments, Mapping) or not all(isinstance(value, str) for value in arguments.values()):
-        raise bad_format('"Arguments" must be an object of strings')
+    if not isinstance(arguments, Mapping):
+        raise bad_format('"Arguments" must be an object')
+    for name, value in arguments.items():
+        if not isinstance(value, str):
+            raise bad_format(f'Value "{name}" in the associative array is not a string as expected')
     if any(char in uri for char in "\r\n\0 ") or "://" in uri:
         raise bad_request(f"Bad URI: {uri!r}")
     path = uri.lstrip("/")
@@ -172,17 +175,18 @@ def _relative(uri: object, arguments: object) -> str:
     return path
 
 
-async def _client_request(request: Request) -> tuple[Peer, Mapping[str, Any]]:
+async def _client_request(request: Request, expected: str) -> tuple[Peer, Mapping[str, Any]]:
+    """The server named in the path and the JSON object of the body (else ``expected`` says what it must be)."""
     server = _registry(request).get(request.path_params["id"])
     body = await _json_body(request)
     if not isinstance(body, Mapping):
-        raise bad_format("A JSON file was expected")
+        raise bad_format(expected)
     return server, body
 
 
 async def get(request: Request) -> Response:
     """POST /servers/{id}/get: the server's answer to a GET of ``Uri``, relayed as is."""
-    server, body = await _client_request(request)
+    server, body = await _client_request(request, _NO_URI)
     if "Uri" not in body:
         raise bad_format(_NO_URI)
     path, headers = _relative(body["Uri"], body.get("Arguments")), _extra_headers(body)
@@ -192,7 +196,7 @@ async def get(request: Request) -> Response:
 
 async def qido(request: Request) -> Response:
     """POST /servers/{id}/qido: a QIDO-RS query relayed, each attribute re-shaped as the plugin does."""
-    server, body = await _client_request(request)
+    server, body = await _client_request(request, _NO_URI)
     if "Uri" not in body:
         raise bad_format(_NO_URI)
     path = _relative(body["Uri"], body.get("Arguments"))
@@ -236,7 +240,7 @@ def _reshaped(match: Mapping[str, Any]) -> dict[str, Any]:
 
 async def stow(request: Request) -> Response:
     """POST /servers/{id}/stow: every instance of ``Resources`` (Orthanc IDs, any level) in one STOW-RS request."""
-    server, body = await _client_request(request)
+    server, body = await _client_request(request, _NO_RESOURCES)
     resources = body.get("Resources")
     if not isinstance(resources, list) or not all(isinstance(item, str) for item in resources):
         raise bad_format(_NO_RESOURCES)
@@ -269,11 +273,13 @@ def _stow(archive: Archive, server: Peer, resources: list[str], headers: dict[st
 async def retrieve(request: Request) -> Response:
     """POST /servers/{id}/retrieve: WADO-RS retrieval of each of ``Resources`` (``Study``, optional ``Series`` and
     ``Instance`` UIDs), stored here."""
-    server, body = await _client_request(request)
+    server, body = await _client_request(request, _NO_RESOURCES)
     resources = body.get("Resources")
     if not isinstance(resources, list):
         raise bad_format(_NO_RESOURCES)
     paths = [_wado_path(resource) for resource in resources]
+    if not paths:
+        return _json({})  # as the plugin answers
     headers = _extra_headers(body)
     origin = Origin("RestApi", remote_ip=request.client.host if request.client else "",
                     http_username=getattr(request.state, "user", "") or "")
@@ -283,20 +289,20 @@ async def retrieve(request: Request) -> Response:
 
 
 def _wado_path(resource: object) -> str:
+    """The WADO-RS path of one item of ``Resources``; a malformed one is the plugin's 400 without details."""
     if not isinstance(resource, Mapping) or not isinstance(resource.get("Study"), str) or not resource["Study"]:
-        raise bad_format('Each item of "Resources" must be an object with a "Study" UID (and optionally "Series" '
-                         'and "Instance")')
+        raise bad_format()
     uids = [resource["Study"], resource.get("Series"), resource.get("Instance")]
     if uids[2] is not None and uids[1] is None:
-        raise bad_format('An "Instance" needs its "Series"')
+        raise bad_format()
     path = "studies/" + uids[0]
     for segment, uid in (("series", uids[1]), ("instances", uids[2])):
         if uid is not None:
             if not isinstance(uid, str) or not uid:
-                raise bad_format(f'"{segment}" UIDs must be non-empty strings')
+                raise bad_format()
             path += f"/{segment}/{uid}"
     if any(char in path for char in "?#\r\n\0 "):
-        raise bad_format("Bad UID in \"Resources\"")
+        raise bad_format()
     return path
 
 

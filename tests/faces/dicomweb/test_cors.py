@@ -49,7 +49,7 @@ def test_real_answers_carry_the_origin_for_allowed_origins_only(cors_server):
     refused = requests.get(studies, headers={"Origin": VIEWER})
     assert refused.status_code == 401 and refused.headers["Access-Control-Allow-Origin"] == VIEWER
     other = session.get(studies, headers={"Origin": "http://evil.example"})
-    assert other.status_code == 200 and "Access-Control-Allow-Origin" not in other.headers
+    assert other.status_code == 200 and not [name for name in other.headers if name.lower().startswith("access-")]
     bad_preflight = requests.options(studies, headers={**PREFLIGHT, "Origin": "http://evil.example"})
     assert bad_preflight.status_code == 400 and "Access-Control-Allow-Origin" not in bad_preflight.headers
     # the Orthanc face is not concerned

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Send
 
 METHODS = ("GET", "POST", "PUT", "DELETE")
 # what a viewer reads from answers beyond the CORS-safelisted headers
@@ -52,10 +53,24 @@ class CorsSettings:
         return cls(tuple(origin.rstrip("/") for origin in origins), credentials, max_age)
 
 
+class _AllowedOnlyCors(CORSMiddleware):
+    """Starlette's CORS handling, except that an answer to a disallowed origin carries no CORS header at all
+    (Starlette adds Expose-Headers and Allow-Credentials to every answer to a cross-origin request)."""
+
+    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
+        origin = request_headers.get("origin")
+        if message["type"] == "http.response.start" and origin is not None and not self.is_allowed_origin(origin):
+            headers = MutableHeaders(scope=message)
+            headers["Vary"] = ", ".join([*headers.getlist("Vary"), "Origin"])  # the answer depends on the origin
+            await send(message)
+            return
+        await super().send(message, send, request_headers)
+
+
 def with_cors(app: ASGIApp, settings: CorsSettings) -> ASGIApp:
     """``app`` behind the CORS policy, or ``app`` itself when CORS is off."""
     if not settings.enabled:
         return app
-    return CORSMiddleware(app, allow_origins=settings.allowed_origins, allow_methods=METHODS, allow_headers=["*"],
+    return _AllowedOnlyCors(app, allow_origins=settings.allowed_origins, allow_methods=METHODS, allow_headers=["*"],
                           allow_credentials=settings.allow_credentials, expose_headers=EXPOSED_HEADERS,
                           max_age=settings.max_age)

@@ -2,7 +2,8 @@
 
 Fixtures: ``pacsbox_server`` (the running :class:`~pacsbox.lifecycle.Instance`), ``pacsbox_clean`` (the same,
 emptied before the test), ``orthanc_client`` (a ``requests`` session on the Orthanc REST API), ``xnat_session``
-(an xnatpy session) and ``dicom_address`` (host, port, AET). Options are declared once in ``OPTIONS``, each as a
+(an xnatpy session), ``dicomweb_client`` (a dicomweb-client on the DICOMweb face) and ``dicom_address`` (host,
+port, AET). Options are declared once in ``OPTIONS``, each as a
 command-line flag and, where it makes sense, an ini key; they resolve into one frozen :class:`PluginSettings`.
 
 pytest loads this module in every run of every project that installed pacsbox, so it imports nothing heavy at
@@ -24,13 +25,16 @@ import pytest
 if TYPE_CHECKING:
     import requests
     import xnat.session
+    from dicomweb_client.api import DICOMwebClient
 
     from .lifecycle import Instance
 
 ENGINES = ("builtin", "orthanc")
 LOG_LINES = 40
 LOG_SECTION = "pacsbox server log"
-_FIXTURES = frozenset({"pacsbox_server", "pacsbox_clean", "orthanc_client", "xnat_session", "dicom_address"})
+_FIXTURES = frozenset({"pacsbox_server", "pacsbox_clean", "orthanc_client", "xnat_session", "dicomweb_client",
+                       "dicom_address"})
+DICOMWEB_ROOT = "/dicom-web"  # the DicomWeb.Root default, of pacsbox and of the Orthanc plugin
 
 
 # -- options ------------------------------------------------------------------------------------------------
@@ -326,6 +330,24 @@ def xnat_session(pacsbox_server: Instance) -> Iterator[xnat.session.XNATSession]
         yield session
     finally:
         session.disconnect()
+
+
+@pytest.fixture
+def dicomweb_client(pacsbox_server: Instance) -> Iterator[DICOMwebClient]:
+    """A ``dicomweb_client.api.DICOMwebClient`` on the server's DICOMweb root (``<url>/dicom-web``), authenticated
+    through its ``requests`` session: ``dicomweb_client.search_for_studies()``."""
+    try:
+        from dicomweb_client.api import DICOMwebClient
+    except ImportError:  # asked for by name: a missing client is an error of the test set-up, not a skip
+        pytest.fail("the dicomweb_client fixture needs dicomweb-client: pip install dicomweb-client", pytrace=False)
+    import requests
+
+    session = requests.Session()
+    session.auth = pacsbox_server.auth
+    try:
+        yield DICOMwebClient(url=pacsbox_server.url.rstrip("/") + DICOMWEB_ROOT, session=session)
+    finally:
+        session.close()
 
 
 @pytest.fixture(scope="session")

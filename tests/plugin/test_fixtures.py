@@ -127,3 +127,41 @@ def test_a_server_that_dies_at_start_up_errors_at_once_with_its_log(pytester: py
     [instance_dir] = (pacsbox_home / "instances").iterdir()
     # the failure is kept for the session: the second test does not start it again
     assert (instance_dir / "server.log").read_text().count("--- pacsbox lifecycle: starting") == 1
+
+
+DICOMWEB_TESTS = TINY_DICOM + """
+import sys
+
+import pydicom
+import pytest
+from pydicom.filebase import DicomBytesIO
+
+
+def test_1_dicomweb_client_stores_and_finds(pacsbox_clean, dicomweb_client):
+    dataset = pydicom.dcmread(DicomBytesIO(tiny_dicom()))
+    dicomweb_client.store_instances([dataset])
+    [study] = dicomweb_client.search_for_studies()
+    assert study["0020000D"]["Value"] == [dataset.StudyInstanceUID]
+    [instance] = dicomweb_client.retrieve_study(dataset.StudyInstanceUID)
+    assert instance.SOPInstanceUID == dataset.SOPInstanceUID
+
+
+@pytest.fixture
+def without_dicomweb_client(monkeypatch):
+    for name in ("dicomweb_client", "dicomweb_client.api"):
+        monkeypatch.setitem(sys.modules, name, None)  # an import of it now fails, as when it is not installed
+
+
+@pytest.mark.usefixtures("without_dicomweb_client")
+def test_2_without_dicomweb_client(dicomweb_client):
+    pass
+"""
+
+
+def test_dicomweb_client_fixture_and_its_install_hint(pytester: pytest.Pytester, pacsbox_home: Path) -> None:
+    pytester.makepyfile(test_inner=DICOMWEB_TESTS)
+    result = run(pytester, "-v", "--pacsbox-stop")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*test_1_dicomweb_client_stores_and_finds PASSED*",
+                                 "*ERROR at setup of test_2_without_dicomweb_client*",
+                                 "*the dicomweb_client fixture needs dicomweb-client: pip install dicomweb-client*"])

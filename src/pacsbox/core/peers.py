@@ -205,6 +205,7 @@ class PeerRegistry:
 class PeerAnswer(NamedTuple):
     status: int
     body: bytes
+    headers: Mapping[str, str] = {}  # lower-case names (what a relaying caller needs, e.g. Content-Type)
 
     @property
     def ok(self) -> bool:
@@ -288,7 +289,8 @@ class PeerConnection:
                 connection = self._connect()
                 connection.request(method, self.prefix + path, body=body, headers=all_headers)
                 response = connection.getresponse()
-                answer = PeerAnswer(response.status, response.read())
+                answer = PeerAnswer(response.status, response.read(),
+                                    {name.lower(): value for name, value in response.getheaders()})
                 if response.will_close:
                     self.close()
                 return answer

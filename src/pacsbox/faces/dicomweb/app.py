@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,7 +15,8 @@ from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
-from . import qido, rendered, stow, wado, wado_uri
+from . import qido, rendered, servers, stow, wado, wado_uri
+from .cors import CorsSettings, with_cors
 from .errors import DicomWebError, error_response
 
 Handler = Callable[..., Awaitable[Response]]
@@ -29,12 +30,14 @@ class DicomWebSettings:
     root: str = "/dicom-web"
     enable_wado: bool = True
     wado_root: str = "/wado"
+    cors: CorsSettings = field(default_factory=CorsSettings)
 
     @classmethod
     def from_config(cls, config: Config) -> DicomWebSettings:
         section = dict(config.DicomWeb or {})
         return cls(enable=bool(section.get("Enable", True)), root=_root(section.get("Root", "/dicom-web/")),
-                   enable_wado=bool(section.get("EnableWado", True)), wado_root=_root(section.get("WadoRoot", "/wado")))
+                   enable_wado=bool(section.get("EnableWado", True)), wado_root=_root(section.get("WadoRoot", "/wado")),
+                   cors=CorsSettings.from_section(section.get("Cors")))
 
 
 def _root(text: object) -> str:
@@ -81,6 +84,15 @@ def routes(settings: DicomWebSettings):
             (instance + "/metadata", ["GET"], _guarded(wado.metadata, level=Level.INSTANCE)),
             (instance + "/frames/{frames}", ["GET"], _guarded(wado.frames)),
             (instance + "/bulk/{path:path}", ["GET"], _guarded(wado.bulk)),
+            # the plugin's DICOMweb client: remote servers and what is asked of them
+            (root + "/servers", ["GET"], _guarded(servers.list_servers)),
+            (root + "/servers/{id}", ["GET"], _guarded(servers.operations)),
+            (root + "/servers/{id}", ["PUT"], _guarded(servers.put_server)),
+            (root + "/servers/{id}", ["DELETE"], _guarded(servers.delete_server)),
+            (root + "/servers/{id}/get", ["POST"], _guarded(servers.get)),
+            (root + "/servers/{id}/qido", ["POST"], _guarded(servers.qido)),
+            (root + "/servers/{id}/stow", ["POST"], _guarded(servers.stow)),
+            (root + "/servers/{id}/retrieve", ["POST"], _guarded(servers.retrieve)),
         ]
         for resource, thumbnail in (("/rendered", False), ("/thumbnail", True)):
             table += [
@@ -113,13 +125,17 @@ def prefixes(config: Config) -> list[str]:
 
 def create_app(archive: Archive, config: Config) -> ASGIApp:
     """The DICOMweb face over ``archive``, wrapped in Basic authentication, itself inside the body limits (an
-    oversized body is refused before its credentials are looked at; only STOW-RS takes MaximumUploadSize)."""
+    oversized body is refused before its credentials are looked at; only STOW-RS takes MaximumUploadSize), all
+    behind the CORS policy when ``DicomWeb.Cors`` sets one."""
     settings = DicomWebSettings.from_config(config)
     app = Starlette(routes=routes(settings), exception_handlers={HTTPException: _http_exception})
     app.state.archive = archive
     app.state.config = config
     app.state.settings = settings
+    app.state.servers = servers.ServerRegistry(dict(config.DicomWeb or {}).get("Servers"))
     uploads = UploadRoutes([(settings.root + "/studies", ["POST"]), (settings.root + "/studies/{study}", ["POST"])])
     authenticated = BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled,
                               lambda scope: Response(b"", status_code=401, headers=BASIC_CHALLENGE))
-    return BodyLimits(authenticated, config, uploads, lambda scope, error: error_response(Request(scope), error))
+    limited = BodyLimits(authenticated, config, uploads, lambda scope, error: error_response(Request(scope), error))
+    # outermost: preflights never meet authentication, and refusals (401, 413) still carry the CORS headers
+    return with_cors(limited, settings.cors)

@@ -1,0 +1,329 @@
+"""Remote DICOMweb servers, as the Orthanc DICOMweb plugin 1.7 knows them (``/dicom-web/servers``), and what this
+server asks of them: STOW-RS of archived resources, QIDO-RS and plain GETs relayed, WADO-RS retrieval into the
+archive.
+
+The registry is seeded from ``DicomWeb.Servers`` (the plugin's array ``[url, user, password]`` or object form,
+read as Orthanc peers are) and changed at run time by PUT and DELETE, in memory as the plugin keeps it. Bodies,
+answers and errors follow the real plugin (tests/faces/dicomweb/test_servers.py). The outgoing HTTP client is the
+one of the Orthanc peers (``core.peers.PeerConnection``): standard library only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from pydicom.datadict import keyword_for_tag
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...core.archive import Archive, Origin
+from ...core.errors import ArchiveError, BadFormat, NetworkError, UnknownResource, Unsupported
+from ...core.peers import Peer, PeerAnswer, PeerConnection, parse_peer
+from .errors import DicomWebError, bad_format, bad_request, out_of_range, unknown_resource
+from .multipart import close_parts, media_type_of, new_boundary, read_parts, whole
+
+# What GET /dicom-web/servers/{id} lists: the plugin's operations, in its order, less the ones pacsbox lacks
+# ("wado", and "delete" of servers with HasDelete).
+OPERATIONS = ["get", "retrieve", "stow", "qido"]
+_WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+_NO_URI = ('A request to the DICOMweb client must provide a JSON object with the field "Uri" containing the URI '
+           "of interest")
+_NO_RESOURCES = 'The body must be a JSON object containing an array "Resources"'
+_PLUGIN_FAILURE = "Error encountered within the plugin engine"
+_MEGABYTE = 1024 * 1024
+
+
+class ServerRegistry:
+    """The known DICOMweb servers by name; the plugin puts no rule on names beyond being a path segment."""
+
+    def __init__(self, entries: object = None) -> None:
+        if entries is None:
+            entries = {}
+        if not isinstance(entries, Mapping):
+            raise ValueError("DicomWeb.Servers must be an object: name -> [url, user, password] or {\"Url\", ...}")
+        self._lock = threading.Lock()
+        self._servers: dict[str, Peer] = {}
+        for name, value in entries.items():
+            try:
+                self._servers[str(name)] = parse_peer(value)
+            except ArchiveError as error:  # a configuration mistake: say which entry
+                details = error.details or "expected [url, user, password] or an object with Url"
+                raise ValueError(f"DicomWeb.Servers entry {name!r}: {details}") from None
+
+    def items(self) -> list[tuple[str, Peer]]:
+        with self._lock:
+            return sorted(self._servers.items())
+
+    def get(self, name: str) -> Peer:
+        with self._lock:
+            found = self._servers.get(name)
+        if found is None:
+            raise DicomWebError(404, 7, "Accessing an inexistent item", f"Inexistent server: {name}")
+        return found
+
+    def put(self, name: str, server: Peer) -> None:
+        with self._lock:
+            self._servers[name] = server
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            if self._servers.pop(name, None) is None:
+                raise out_of_range(f"Unknown DICOMweb server: {name}")
+
+
+def _registry(request: Request) -> ServerRegistry:
+    return request.app.state.servers
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, indent=3), status_code=status, media_type="application/json")
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise bad_format("A JSON file was expected") from None
+
+
+# -- the registry -------------------------------------------------------------------------------------------------
+async def list_servers(request: Request) -> Response:
+    """GET /servers: the names; with ``expand`` their public configuration (secrets as null)."""
+    if "expand" in request.query_params:
+        return _json({name: server.public_json() for name, server in _registry(request).items()})
+    return _json([name for name, _ in _registry(request).items()])
+
+
+async def operations(request: Request) -> Response:
+    """GET /servers/{id}: what can be asked of the server."""
+    _registry(request).get(request.path_params["id"])
+    return _json(OPERATIONS)
+
+
+async def put_server(request: Request) -> Response:
+    """PUT /servers/{id}: add or replace a server (the plugin's body: Url, Username, Password, HttpHeaders, ...)."""
+    body = await _json_body(request)
+    if not isinstance(body, Mapping):
+        raise bad_format("A JSON file was expected")
+    try:
+        server = parse_peer(body)
+    except BadFormat as error:
+        raise bad_format(error.details) from None
+    _registry(request).put(request.path_params["id"], server)
+    return _json({})
+
+
+async def delete_server(request: Request) -> Response:
+    """DELETE /servers/{id}."""
+    _registry(request).remove(request.path_params["id"])
+    return _json({})
+
+
+# -- the client ---------------------------------------------------------------------------------------------------
+def _extra_headers(body: Mapping[str, Any]) -> dict[str, str]:
+    """The request's own ``HttpHeaders`` (added to the server's)."""
+    headers = body.get("HttpHeaders", {})
+    if not isinstance(headers, Mapping) or not all(isinstance(value, str) for value in headers.values()):
+        raise bad_format('"HttpHeaders" must be an object of strings')
+    for name, value in headers.items():
+        if not name or any(char in str(name) + value for char in "\r\n\0"):
+            raise bad_request(f"Bad HTTP header: {name!r}")
+    return dict(headers)
+
+
+def _exchange(server: Peer, method: str, path: str, body: bytes | None = None,
+              headers: Mapping[str, str] | None = None) -> PeerAnswer:
+    """One request to the server; a failed exchange or an error status becomes the plugin's error."""
+    try:
+        with PeerConnection(server) as connection:
+            answer = connection.request(method, path, body, headers=headers)
+    except NetworkError:
+        raise DicomWebError(500, 9, "Error in the network protocol") from None
+    except Unsupported as error:
+        raise DicomWebError(501, 2, "Not implemented yet", error.details) from None
+    if answer.status == 404:
+        raise unknown_resource()
+    if answer.status == 400:
+        raise bad_request()
+    if not answer.ok:
+        raise DicomWebError(500, 9, "Error in the network protocol", f"HTTP status {answer.status} from the server")
+    return answer
+
+
+def _relative(uri: object, arguments: object) -> str:
+    """The server-relative path of ``Uri`` with ``Arguments`` as its query."""
+    if not isinstance(uri, str):
+        raise bad_format(_NO_URI)
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, Mapping):
+        raise bad_format('"Arguments" must be an object')
+    for name, value in arguments.items():
+        if not isinstance(value, str):
+            raise bad_format(f'Value "{name}" in the associative array is not a string as expected')
+    if any(char in uri for char in "\r\n\0 ") or "://" in uri:
+        raise bad_request(f"Bad URI: {uri!r}")
+    path = uri.lstrip("/")
+    if arguments:
+        path += ("&" if "?" in path else "?") + urlencode(dict(arguments))
+    return path
+
+
+async def _client_request(request: Request, expected: str) -> tuple[Peer, Mapping[str, Any]]:
+    """The server named in the path and the JSON object of the body (else ``expected`` says what it must be)."""
+    server = _registry(request).get(request.path_params["id"])
+    body = await _json_body(request)
+    if not isinstance(body, Mapping):
+        raise bad_format(expected)
+    return server, body
+
+
+async def get(request: Request) -> Response:
+    """POST /servers/{id}/get: the server's answer to a GET of ``Uri``, relayed as is."""
+    server, body = await _client_request(request, _NO_URI)
+    if "Uri" not in body:
+        raise bad_format(_NO_URI)
+    path, headers = _relative(body["Uri"], body.get("Arguments")), _extra_headers(body)
+    answer = await run_in_threadpool(_exchange, server, "GET", path, None, headers)
+    return Response(answer.body, media_type=answer.headers.get("content-type", "application/octet-stream"))
+
+
+async def qido(request: Request) -> Response:
+    """POST /servers/{id}/qido: a QIDO-RS query relayed, each attribute re-shaped as the plugin does."""
+    server, body = await _client_request(request, _NO_URI)
+    if "Uri" not in body:
+        raise bad_format(_NO_URI)
+    path = _relative(body["Uri"], body.get("Arguments"))
+    headers = {**_extra_headers(body), "Accept": "application/dicom+json"}
+    answer = await run_in_threadpool(_exchange, server, "GET", path, None, headers)
+    try:
+        matches = json.loads(answer.body)
+    except (ValueError, UnicodeDecodeError):
+        raise DicomWebError(500, 9, "Error in the network protocol", "The server's answer is not JSON") from None
+    if not isinstance(matches, list) or not all(isinstance(match, Mapping) for match in matches):
+        raise DicomWebError(500, 9, "Error in the network protocol", "The server's answer is not a QIDO-RS answer")
+    return _json([_reshaped(match) for match in matches])
+
+
+def _reshaped(match: Mapping[str, Any]) -> dict[str, Any]:
+    """The plugin's rendering of one QIDO-RS match: per tag its Group, Element, Name, vr and first value as text
+    (a person name's alphabetic form; numbers and sequences give no Value)."""
+    result: dict[str, Any] = {}
+    for key, attribute in match.items():
+        try:
+            tag = int(key, 16)
+        except ValueError:
+            continue
+        if len(key) != 8 or not isinstance(attribute, Mapping):
+            continue
+        item: dict[str, Any] = {"Element": tag & 0xFFFF, "Group": tag >> 16}
+        name = keyword_for_tag(tag)
+        if name:
+            item["Name"] = name
+        values = attribute.get("Value")
+        if isinstance(values, list) and values:
+            first = values[0]
+            if isinstance(first, str):
+                item["Value"] = first
+            elif isinstance(first, Mapping) and isinstance(first.get("Alphabetic"), str):
+                item["Value"] = first["Alphabetic"]
+        item["vr"] = attribute.get("vr")
+        result[key.upper()] = item
+    return result
+
+
+async def stow(request: Request) -> Response:
+    """POST /servers/{id}/stow: every instance of ``Resources`` (Orthanc IDs, any level) in one STOW-RS request."""
+    server, body = await _client_request(request, _NO_RESOURCES)
+    resources = body.get("Resources")
+    if not isinstance(resources, list) or not all(isinstance(item, str) for item in resources):
+        raise bad_format(_NO_RESOURCES)
+    if body.get("Synchronous", True) is not True:
+        raise DicomWebError(501, 2, "Not implemented yet", "Asynchronous STOW-RS jobs are not supported")
+    headers = _extra_headers(body)
+    archive: Archive = request.app.state.archive
+    sent = await run_in_threadpool(_stow, archive, server, resources, headers)
+    return _json({"InstancesCount": str(sent[0]), "NetworkSizeMB": str(sent[1] // _MEGABYTE)})
+
+
+def _stow(archive: Archive, server: Peer, resources: list[str], headers: dict[str, str]) -> tuple[int, int]:
+    paths = []
+    for public_id in resources:
+        try:
+            level = archive.level_of(public_id)
+        except UnknownResource:
+            raise unknown_resource() from None  # the plugin gives no details here
+        paths += [archive.instance_path(instance) for instance in archive.instance_ids_below(level, public_id)]
+    if not paths:
+        return 0, 0
+    boundary = new_boundary()
+    payload = whole(boundary, "application/dicom", (path.read_bytes() for path in paths))
+    content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+    _exchange(server, "POST", "studies", payload, {**headers, "Content-Type": content_type,
+                                                   "Accept": "application/dicom+json"})
+    return len(paths), len(payload)
+
+
+async def retrieve(request: Request) -> Response:
+    """POST /servers/{id}/retrieve: WADO-RS retrieval of each of ``Resources`` (``Study``, optional ``Series`` and
+    ``Instance`` UIDs), stored here."""
+    server, body = await _client_request(request, _NO_RESOURCES)
+    resources = body.get("Resources")
+    if not isinstance(resources, list):
+        raise bad_format(_NO_RESOURCES)
+    paths = [_wado_path(resource) for resource in resources]
+    if not paths:
+        return _json({})  # as the plugin answers
+    headers = _extra_headers(body)
+    origin = Origin("RestApi", remote_ip=request.client.host if request.client else "",
+                    http_username=getattr(request.state, "user", "") or "")
+    archive: Archive = request.app.state.archive
+    received, size = await run_in_threadpool(_retrieve, archive, server, paths, headers, origin)
+    return _json({"NetworkUsageMB": str(size // _MEGABYTE), "ReceivedInstancesCount": str(received)})
+
+
+def _wado_path(resource: object) -> str:
+    """The WADO-RS path of one item of ``Resources``; a malformed one is the plugin's 400 without details."""
+    if not isinstance(resource, Mapping) or not isinstance(resource.get("Study"), str) or not resource["Study"]:
+        raise bad_format()
+    uids = [resource["Study"], resource.get("Series"), resource.get("Instance")]
+    if uids[2] is not None and uids[1] is None:
+        raise bad_format()
+    path = "studies/" + uids[0]
+    for segment, uid in (("series", uids[1]), ("instances", uids[2])):
+        if uid is not None:
+            if not isinstance(uid, str) or not uid:
+                raise bad_format()
+            path += f"/{segment}/{uid}"
+    if any(char in path for char in "?#\r\n\0 "):
+        raise bad_format()
+    return path
+
+
+def _retrieve(archive: Archive, server: Peer, paths: list[str], headers: dict[str, str],
+              origin: Origin) -> tuple[int, int]:
+    received = size = 0
+    for path in paths:
+        try:
+            answer = _exchange(server, "GET", path, None, {**headers, "Accept": _WADO_ACCEPT})
+        except DicomWebError:  # the plugin reports any failed retrieval the same way
+            raise DicomWebError(500, 1, _PLUGIN_FAILURE, _PLUGIN_FAILURE) from None
+        size += len(answer.body)
+        kind, options = media_type_of(answer.headers.get("content-type", ""))
+        if kind != "multipart/related" or not options.get("boundary"):
+            raise DicomWebError(500, 1, _PLUGIN_FAILURE, "The server's answer is not multipart/related")
+        parts = read_parts(io.BytesIO(answer.body), options["boundary"])
+        try:
+            for part in parts:
+                if part.media_type == "application/dicom":
+                    archive.store(part.content, origin)
+                    received += 1
+        finally:
+            close_parts(parts)
+    return received, size

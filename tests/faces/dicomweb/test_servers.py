@@ -1,0 +1,144 @@
+"""/dicom-web/servers: the registry (seeded from DicomWeb.Servers, changed by PUT and DELETE) and the client side
+(stow, qido, get, retrieve), pacsbox -> pacsbox and pacsbox -> the real Orthanc with its DICOMweb plugin, answers
+and errors compared with the plugin's own."""
+
+from __future__ import annotations
+
+import pydicom
+import pytest
+from pydicom.filebase import DicomBytesIO
+
+from pacsbox.faces.dicomweb.servers import ServerRegistry
+from tests.faces.dicomweb.conftest import PLUGIN_MISSING
+from tests.support.orthanc_ref import ReferenceOrthanc, have_dicomweb_plugin
+from tests.support.pacsbox_proc import RunningPacsbox
+
+COMPARED_KEYS = ("HttpStatus", "Message", "OrthancStatus", "Details")
+
+
+def servers_of(remote) -> dict:
+    """The same seed for pacsbox and the plugin: the array form and the object form with extra properties."""
+    return {"remote": [remote.url + "/dicom-web/", *remote.auth],
+            "decorated": {"Url": remote.url + "/dicom-web", "Username": remote.auth[0], "Password": remote.auth[1],
+                          "HttpHeaders": {"X-Test": "1"}, "Color": "blue"}}
+
+
+def uids_of(data: bytes) -> tuple[str, str, str]:
+    dataset = pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=True)
+    return dataset.StudyInstanceUID, dataset.SeriesInstanceUID, dataset.SOPInstanceUID
+
+
+@pytest.fixture(scope="module")
+def local(loaded_pacsbox):
+    """An empty pacsbox whose DICOMweb client knows ``loaded_pacsbox`` (holding the corpus)."""
+    with RunningPacsbox({"DicomWeb": {"Servers": servers_of(loaded_pacsbox)}}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def plugin(loaded_pacsbox):
+    """The real Orthanc + DICOMweb plugin, with the same seed; empty."""
+    if not have_dicomweb_plugin():
+        pytest.skip(PLUGIN_MISSING)
+    config = {"DicomWeb": {"Enable": True, "Servers": servers_of(loaded_pacsbox)}}
+    with ReferenceOrthanc(dicomweb=True, graceful_stop=False, extra_config=config) as reference:
+        yield reference
+
+
+def both(local, plugin, method: str, path: str, **kwargs):
+    """The same request to pacsbox and to the plugin."""
+    return (local.session().request(method, local.url + "/dicom-web" + path, **kwargs),
+            plugin.session.request(method, plugin.url + "/dicom-web" + path, **kwargs))
+
+
+def same_error(ours, theirs) -> None:
+    assert ours.status_code == theirs.status_code, (ours.text, theirs.text)
+    mine, reference = ours.json(), theirs.json()
+    assert {key: mine.get(key) for key in COMPARED_KEYS} == {key: reference.get(key) for key in COMPARED_KEYS}
+
+
+def test_registry_as_the_plugin(local, plugin):
+    for path in ("/servers", "/servers?expand", "/servers/remote"):
+        ours, theirs = both(local, plugin, "GET", path)
+        assert ours.status_code == theirs.status_code == 200
+        if path == "/servers/remote":  # pacsbox lacks "wado" and "delete"
+            assert set(ours.json()) <= set(theirs.json()) and {"get", "qido", "stow", "retrieve"} <= set(ours.json())
+        else:
+            assert ours.json() == theirs.json()
+    added = {"Url": "http://127.0.0.1:9/dicom-web/", "Username": "u", "Password": "p"}
+    ours, theirs = both(local, plugin, "PUT", "/servers/added", json=added)
+    assert ours.status_code == theirs.status_code == 200 and ours.json() == theirs.json() == {}
+    assert both(local, plugin, "GET", "/servers?expand")[0].json()["added"] == {
+        "HttpHeaders": [], "Password": None, "Pkcs11": False, "Timeout": 0, "Url": added["Url"], "Username": "u"}
+    ours, theirs = both(local, plugin, "POST", "/servers/added/retrieve", json={"Resources": []})
+    assert ours.status_code == theirs.status_code == 200 and ours.json() == theirs.json() == {}
+    ours, theirs = both(local, plugin, "DELETE", "/servers/added")
+    assert ours.status_code == theirs.status_code == 200
+    assert "added" not in local.session().get(local.url + "/dicom-web/servers").json()
+    for method, path, kwargs in [("GET", "/servers/missing", {}), ("DELETE", "/servers/added", {}),
+                                 ("PUT", "/servers/bad", {"json": {"Username": "x"}}),
+                                 ("PUT", "/servers/bad", {"data": "not json"}),
+                                 ("POST", "/servers/missing/qido", {"json": {"Uri": "/studies"}}),
+                                 ("POST", "/servers/remote/qido", {"json": {}}),
+                                 ("POST", "/servers/remote/get", {"json": {"Uri": "/studies/1.2.3/metadata"}}),
+                                 ("POST", "/servers/remote/retrieve", {"json": {}}),
+                                 ("POST", "/servers/remote/stow", {"json": {"Resources": ["nope"]}}),
+                                 ("POST", "/servers/remote/retrieve", {"json": {"Resources": ["1.2"]}}),
+                                 ("POST", "/servers/remote/qido", {"json": [1]}),
+                                 ("POST", "/servers/remote/get", {"json": {"Uri": "/studies",
+                                                                           "Arguments": {"limit": 1}}}),
+                                 ("POST", "/servers/remote/retrieve", {"json": {"Resources": [{"Study": "1.2.3"}]}})]:
+        same_error(*both(local, plugin, method, path, **kwargs))
+
+
+def test_dead_server(local, plugin):
+    both(local, plugin, "PUT", "/servers/dead", json={"Url": "http://127.0.0.1:1/"})
+    same_error(*both(local, plugin, "POST", "/servers/dead/qido", json={"Uri": "/studies"}))
+    assert local.session().get(local.url + "/system").status_code == 200
+
+
+def test_qido_and_get_as_the_plugin(local, plugin, corpus):
+    study = uids_of(corpus[0][1])[0]
+    for body in ({"Uri": "/studies"}, {"Uri": "studies", "Arguments": {"StudyInstanceUID": study}},
+                 {"Uri": f"/studies/{study}/series", "Arguments": {"includefield": "all"}}):
+        ours, theirs = both(local, plugin, "POST", "/servers/decorated/qido", json=body)
+        assert ours.status_code == theirs.status_code == 200
+        assert ours.json() == theirs.json() and ours.json()
+    ours, theirs = both(local, plugin, "POST", "/servers/remote/get", json={"Uri": f"/studies/{study}/metadata"})
+    assert ours.status_code == theirs.status_code == 200
+    assert ours.headers["Content-Type"] == theirs.headers["Content-Type"] and ours.content == theirs.content
+
+
+def test_retrieve_then_stow_pacsbox_to_pacsbox_and_to_the_plugin(local, plugin, corpus):
+    study, series, instance = uids_of(corpus[0][1])
+    other_study = uids_of(corpus[-1][1])[0]
+    resources = [{"Study": study, "Series": series, "Instance": instance}, {"Study": other_study}]
+    ours, theirs = both(local, plugin, "POST", "/servers/remote/retrieve", json={"Resources": resources})
+    assert ours.status_code == theirs.status_code == 200
+    assert ours.json() == theirs.json() and int(ours.json()["ReceivedInstancesCount"]) >= 2
+    session = local.session()
+    local_instances = session.get(local.url + "/instances?expand").json()
+    assert len(local_instances) == int(ours.json()["ReceivedInstancesCount"])
+    assert instance in {item["MainDicomTags"]["SOPInstanceUID"] for item in local_instances}
+    # and back out: pacsbox -> a second pacsbox, and pacsbox -> the real plugin, by Orthanc IDs
+    with RunningPacsbox() as target:
+        for name, url, auth in [("target", target.url, target.auth), ("orthanc", plugin.url, plugin.auth)]:
+            entry = {"Url": url + "/dicom-web/", "Username": auth[0], "Password": auth[1]}
+            assert session.put(local.url + f"/dicom-web/servers/{name}", json=entry).status_code == 200
+        patient = local_instances[0]["ParentSeries"]
+        study_id = session.get(local.url + f"/series/{patient}").json()["ParentStudy"]
+        stowed = session.post(local.url + "/dicom-web/servers/target/stow", json={"Resources": [study_id]})
+        expected = len(session.get(local.url + f"/studies/{study_id}/instances").json())
+        assert stowed.status_code == 200 and stowed.json() == {"InstancesCount": str(expected), "NetworkSizeMB": "0"}
+        assert len(target.session().get(target.url + "/instances").json()) == expected
+        before = len(plugin.session.get(plugin.url + "/instances").json())
+        every = [item["ID"] for item in local_instances]
+        stowed = session.post(local.url + "/dicom-web/servers/orthanc/stow", json={"Resources": every})
+        assert stowed.status_code == 200 and stowed.json()["InstancesCount"] == str(len(every))
+        assert len(plugin.session.get(plugin.url + "/instances").json()) >= max(before, len(every))
+
+
+@pytest.mark.parametrize("servers", [["x"], {"bad": {"Username": "u"}}, {"bad": ["http://h/", "u"]}])
+def test_bad_seed_is_refused(servers):
+    with pytest.raises(ValueError, match=r"DicomWeb\.Servers"):
+        ServerRegistry(servers)

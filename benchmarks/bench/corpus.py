@@ -56,6 +56,11 @@ def _uid(kind: int, lot: int, number: int) -> str:
     return f"{UID_ROOT}{kind}.1{lot:05d}.1{number:08d}"
 
 
+def study_uid(lot: int, study: int) -> str:
+    """The StudyInstanceUID of a study of a lot (what the WADO-RS metadata measure asks for)."""
+    return _uid(1, lot, study)
+
+
 def patient_id(lot: int, patient: int) -> str:
     """The PatientID of a patient of a lot (what the query measures look for)."""
     return f"B{lot:04d}P{patient:06d}"
@@ -160,7 +165,7 @@ class Generator:
         patient = layout.patient_of(index)
         study = index // layout.instances_per_study
         return {
-            "study": _uid(1, lot, study),
+            "study": study_uid(lot, study),
             "series": _uid(2, lot, index // layout.instances_per_series),
             "instance": _uid(3, lot, index),
             "patient_id": patient_id(lot, patient),

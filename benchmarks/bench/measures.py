@@ -1,4 +1,5 @@
-"""The measures themselves: ingest rates (REST, C-STORE) and request latencies (REST, C-FIND), against one server.
+"""The measures themselves: ingest rates (REST, C-STORE, STOW-RS) and request latencies (REST, C-FIND, QIDO-RS,
+WADO-RS), against one server.
 
 Nothing here generates files or starts servers; what is timed is only the traffic. Every measure checks that the
 server did what was asked (HTTP 200, C-FIND status Success, the instance count after an ingest), so a fast error
@@ -8,6 +9,7 @@ can never pass for a fast server.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -22,12 +24,13 @@ from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-from .servers import Server
+from .servers import DICOMWEB_ROOT, Server
 
 CALLING_AET = "BENCHSCU"
 # What a test suite typically asks of a study: an exact PatientID, a few main tags back (Orthanc's /tools/find
 # without "Expand", and the study-level C-FIND below, both answer from the index alone on either server).
 FIND_STUDY_TAGS = ("StudyInstanceUID", "StudyDate", "StudyDescription", "AccessionNumber", "PatientName")
+DICOM_JSON = {"Accept": "application/dicom+json"}
 
 
 class MeasureFailed(RuntimeError):
@@ -109,6 +112,40 @@ def _check_stored(server: Server, expected: int) -> None:
         raise MeasureFailed(f"{server.name} holds {found} instances, {expected} expected")
 
 
+def stow_body(payloads: Sequence[bytes]) -> tuple[str, bytes]:
+    """One STOW-RS request: its Content-Type and a ``multipart/related; type="application/dicom"`` body (PS3.18
+    8.6.1.2) holding ``payloads``. The boundary is random and checked absent from every part, so no file can end
+    its part early."""
+    boundary = "bench-" + secrets.token_hex(16)
+    if any(boundary.encode() in data for data in payloads):
+        raise AssertionError("a file holds the multipart boundary")  # 2**-128 odds; never silently wrong
+    body = bytearray()
+    for data in payloads:
+        body += f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        body += data
+        body += b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return f'multipart/related; type="application/dicom"; boundary={boundary}', bytes(body)
+
+
+def stow_ingest(server: Server, requests: Sequence[tuple[str, bytes]], count: int) -> float:
+    """Instances per second sent as STOW-RS requests (``POST /dicom-web/studies``, bodies made by ``stow_body``
+    before the clock starts, ``count`` instances in all) over one keep-alive session."""
+    before = instance_count(server)
+    session = server.session()
+    session.get(server.url + "/system", timeout=30).raise_for_status()  # connect before the clock starts
+    url = server.url + DICOMWEB_ROOT + "/studies"
+    began = time.perf_counter()
+    for content_type, body in requests:
+        answer = session.post(url, data=body, headers={"Content-Type": content_type, **DICOM_JSON}, timeout=120)
+        if answer.status_code != 200:
+            raise MeasureFailed(f"{server.name}: STOW-RS answered {answer.status_code}: {answer.text[:300]}")
+        answer.content  # noqa: B018 - the Store Instances Response is part of the answer's cost
+    elapsed = time.perf_counter() - began
+    _check_stored(server, before + count)
+    return count / elapsed
+
+
 def write_folder(payloads: Sequence[bytes], folder: Path) -> Path:
     """Files for storescu, written before any clock starts."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -146,9 +183,11 @@ def _timed(request: Callable[[], None], count: int, warmup: int) -> list[float]:
 
 
 def rest_latency(server: Server, method: str, paths: Sequence[str], count: int, warmup: int = 10,
-                 bodies: Sequence[object] | None = None) -> dict[str, float]:
+                 bodies: Sequence[object] | None = None,
+                 headers: dict[str, str] | None = None) -> dict[str, float]:
     """p50/p95 of one kind of request over one keep-alive session, cycling through ``paths`` (and ``bodies``)."""
     session = server.session()
+    session.headers.update(headers or {})
     turn = iter(range(10**9))
 
     def request() -> None:

@@ -20,6 +20,8 @@ class Plan:
     rest_large: int = 200  # files per REST ingest measure, ~150 KB each
     cstore_small: int = 1000
     cstore_large: int = 200
+    stow: int = 1000  # ~2 KB files per STOW-RS ingest measure, one client
+    stow_batch: int = 10  # instances per STOW-RS request (one multipart/related body)
     latency_set: int = 1000  # small instances loaded before the latency measures (20 studies, 10 patients)
     requests: int = 500  # timed requests per latency measure
     scale: int = 100_000  # instances the growing archive reaches; 0 skips the scale measure
@@ -29,7 +31,8 @@ class Plan:
 
     def __post_init__(self) -> None:
         counts = {key: value for key, value in asdict(self).items() if key != "workdir"}
-        if any(value < 0 for value in counts.values()) or min(self.rounds, self.cold_starts, self.requests) < 1:
+        if any(value < 0 for value in counts.values()) or min(self.rounds, self.cold_starts, self.requests,
+                                                                self.stow, self.stow_batch) < 1:
             raise ValueError(f"every count must be positive: {counts}")
         if self.scale and (self.step < 1 or self.scale % self.step):
             raise ValueError(f"--scale ({self.scale}) must be a multiple of --step ({self.step})")
@@ -41,7 +44,7 @@ class Plan:
 FULL = Plan()
 #: For CI: every measure once, small counts; a few tens of seconds on a quiet 2-core machine.
 QUICK = replace(FULL, rounds=1, cold_starts=2, rest_small=120, rest_large=20, cstore_small=120, cstore_large=20,
-                latency_set=200, requests=40, scale=1200, step=400, scale_requests=20)
+                stow=120, latency_set=200, requests=40, scale=1200, step=400, scale_requests=20)
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,12 @@ def _rows() -> list[Measure]:
             clients_label = "1 client" if clients == 1 else f"{clients} clients"
             rows.append(Measure(f"rest_{size}_{clients}", f"REST ingest, {about}, {clients_label}", "inst/s", True))
     rows += [Measure("cstore_small", "C-STORE ingest (storescu), ~2 KB", "inst/s", True),
-             Measure("cstore_large", "C-STORE ingest (storescu), ~150 KB", "inst/s", True)]
+             Measure("cstore_large", "C-STORE ingest (storescu), ~150 KB", "inst/s", True),
+             Measure("stow_small", "STOW-RS ingest, ~2 KB, 1 client (batched)", "inst/s", True)]
     for key, label in (("get_instance", "GET /instances/{id}"), ("get_tags", "GET /instances/{id}/tags"),
-                       ("find", "POST /tools/find, study, PatientID"), ("cfind", "C-FIND study, PatientID")):
+                       ("find", "POST /tools/find, study, PatientID"), ("cfind", "C-FIND study, PatientID"),
+                       ("qido", "QIDO-RS /dicom-web/studies?PatientID="),
+                       ("wado_metadata", "WADO-RS /dicom-web/studies/{uid}/metadata")):
         rows += [Measure(f"{key}_p50", f"{label} p50", "ms", False),
                  Measure(f"{key}_p95", f"{label} p95", "ms", False)]
     return rows

@@ -7,7 +7,9 @@ without the test package on the path. It does reuse the product's ``free_port`` 
 
 Equivalent settings (``SETTINGS``): SQLite index beside the files, no storage or HTTP compression, every stored file
 fsync'ed (``SyncStorageArea``, Orthanc's default since 1.7.4 and pacsbox's), basic authentication on, C-FIND
-allowed from any calling AET, loopback only. Both servers also get ``TCP_NODELAY=1`` in their environment (dcmtk,
+allowed from any calling AET, loopback only, DICOMweb at ``/dicom-web/`` (the real Orthanc loads Debian's DICOMweb
+plugin, ``DICOMWEB_PLUGIN``, so its start-up and memory figures include it as pacsbox's include its own DICOMweb
+face; the plugin's other options keep their defaults, e.g. ``StudiesMetadata: Full``). Both servers also get ``TCP_NODELAY=1`` in their environment (dcmtk,
 inside Orthanc, reads it; pacsbox sets TCP_NODELAY on its sockets anyway). Each server's other options keep their
 defaults, e.g. Orthanc's 128 MB storage cache and its 50 HTTP threads.
 """
@@ -33,6 +35,8 @@ from pacsbox.lifecycle.engines import free_port, orthanc_binary
 USER = ("admin", "admin")
 CALLED_AETS = {"pacsbox": "PACSBOX", "orthanc": "ORTHANC"}
 NAMES = ("pacsbox", "orthanc")
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")  # Debian's orthanc-dicomweb
+DICOMWEB_ROOT = "/dicom-web"  # the default root of both, given explicitly to both below
 
 #: The options both servers are given (Orthanc's names; pacsbox reads the same keys).
 SETTINGS: dict[str, Any] = {
@@ -44,6 +48,7 @@ SETTINGS: dict[str, Any] = {
     "RegisteredUsers": {USER[0]: USER[1]},
     "RemoteAccessAllowed": False,
     "DicomAlwaysAllowFind": True,
+    "DicomWeb": {"Enable": True, "Root": DICOMWEB_ROOT + "/"},
 }
 
 
@@ -132,6 +137,8 @@ def missing_tools() -> list[str]:
         problems.append("the real Orthanc (Debian's orthanc package)")
     if storescu_path() is None:
         problems.append("dcmtk's storescu (Debian's dcmtk package)")
+    if not DICOMWEB_PLUGIN.is_file():
+        problems.append("the real Orthanc's DICOMweb plugin (Debian's orthanc-dicomweb package)")
     return problems
 
 
@@ -140,7 +147,7 @@ def _command(name: str, directory: Path, http_port: int, dicom_port: int) -> lis
               "IndexDirectory": str(directory / "data"), "HttpPort": http_port, "DicomPort": dicom_port,
               "DicomAet": CALLED_AETS[name]}
     if name == "orthanc":
-        config["Plugins"] = []
+        config["Plugins"] = [str(DICOMWEB_PLUGIN)]
     path = directory / "config.json"
     path.write_text(json.dumps(config, indent=2))
     if name == "orthanc":

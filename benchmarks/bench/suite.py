@@ -22,6 +22,7 @@ from .plan import Plan
 WARMUP_LOT, LATENCY_LOT, SCALE_LOT = 1, 2, 3
 INGEST_LOTS = {"rest_small_1": 11, "rest_small_4": 12, "rest_large_1": 13, "rest_large_4": 14,
                "cstore_small": 15, "cstore_large": 16}
+STOW_LOT = 17
 MIB = 1024  # /proc reports KiB
 
 
@@ -54,9 +55,17 @@ class Files:
                 self.rest[key] = payloads
             else:
                 self.folders[key] = measures.write_folder(payloads, scratch / key)
+        # STOW-RS: the multipart bodies are built here, outside any clock; the warm-up body is files 200-204.
+        self.stow_warmup = measures.stow_body(small.lot(WARMUP_LOT, 5, start=200))
+        stow_files = small.lot(STOW_LOT, plan.stow)
+        self.stow = [measures.stow_body(stow_files[first:first + plan.stow_batch])
+                     for first in range(0, plan.stow, plan.stow_batch)]
         self.latency = small.lot(LATENCY_LOT, plan.latency_set)
         patients = corpus.LAYOUT.patient_of(plan.latency_set - 1) + 1
         self.latency_patients = [corpus.patient_id(LATENCY_LOT, number) for number in range(patients)]
+        studies = (plan.latency_set - 1) // corpus.LAYOUT.instances_per_study + 1
+        self.latency_studies = [corpus.study_uid(LATENCY_LOT, number) for number in range(studies)]
+        self.first_study_size = min(plan.latency_set, corpus.LAYOUT.instances_per_study)
 
 
 def cold_starts(plan: Plan, root: Path) -> dict[str, list[float]]:
@@ -78,16 +87,20 @@ def one_round(plan: Plan, files: Files, storescu: str, root: Path, round_number:
             results[name]["idle_rss"] = server.memory_kib()["VmRSS"] / MIB
             measures.upload(server, files.warmup)  # first requests pay one-off costs on both servers
             measures.cstore_ingest(server, files.folders["warmup"], storescu)
+            measures.stow_ingest(server, [files.stow_warmup], 5)
         latency_ids: dict[str, list[str]] = {}
         steps: list[tuple[str, Callable[[servers.Server], dict[str, float]]]] = [
             *((key, _rest(payloads, int(key[-1]), key)) for key, payloads in files.rest.items()),
             *((key, _cstore(files.folders[key], storescu, key)) for key in ("cstore_small", "cstore_large")),
+            ("STOW-RS", lambda server: {"stow_small": measures.stow_ingest(server, files.stow, plan.stow)}),
             ("latency set", _loader(files.latency, latency_ids)),
             ("GET /instances/{id}", lambda server: _paths_latency(server, plan, latency_ids, "", "get_instance")),
             ("GET /instances/{id}/tags", lambda server: _paths_latency(server, plan, latency_ids, "/tags",
                                                                       "get_tags")),
             ("POST /tools/find", lambda server: _find_latency(server, plan, files.latency_patients)),
             ("C-FIND", lambda server: _cfind_latency(server, plan, files.latency_patients)),
+            ("QIDO-RS", lambda server: _qido_latency(server, plan, files.latency_patients)),
+            ("WADO-RS metadata", lambda server: _metadata_latency(server, plan, files)),
         ]
         for step, (label, action) in enumerate(steps):
             news: dict[str, dict[str, float]] = {}
@@ -143,6 +156,29 @@ def _cfind_latency(server: servers.Server, plan: Plan, patients: list[str]) -> d
         if client.find_studies(patients[0]) != corpus.LAYOUT.studies_per_patient:
             raise measures.MeasureFailed(f"{server.name}: C-FIND did not find the studies of {patients[0]}")
         return _prefixed("cfind", client.latency(patients, plan.requests))
+
+
+def _qido_latency(server: servers.Server, plan: Plan, patients: list[str]) -> dict[str, float]:
+    """``GET /dicom-web/studies?PatientID=...``: the DICOMweb twin of the /tools/find and C-FIND measures."""
+    paths = [f"{servers.DICOMWEB_ROOT}/studies?PatientID={patient}" for patient in patients]
+    found = server.session().get(server.url + paths[0], headers=measures.DICOM_JSON, timeout=60)
+    if found.status_code != 200 or len(found.json()) != corpus.LAYOUT.studies_per_patient:
+        raise measures.MeasureFailed(f"{server.name}: QIDO-RS did not find the studies of {patients[0]} "
+                                     f"({found.status_code}: {found.text[:300]})")
+    return _prefixed("qido", measures.rest_latency(server, "GET", paths, plan.requests, headers=measures.DICOM_JSON))
+
+
+def _metadata_latency(server: servers.Server, plan: Plan, files: Files) -> dict[str, float]:
+    """``GET /dicom-web/studies/{uid}/metadata``: every instance's DICOM JSON, as a viewer asks when it opens a
+    study (50 instances a study here, bulk data such as the pixels left out as BulkDataURI)."""
+    paths = [f"{servers.DICOMWEB_ROOT}/studies/{study}/metadata" for study in files.latency_studies]
+    found = server.session().get(server.url + paths[0], headers=measures.DICOM_JSON, timeout=60)
+    if found.status_code != 200 or len(found.json()) != files.first_study_size:
+        raise measures.MeasureFailed(f"{server.name}: WADO-RS metadata of {files.latency_studies[0]} did not list "
+                                     f"its {files.first_study_size} instances ({found.status_code}: "
+                                     f"{found.text[:300]})")
+    return _prefixed("wado_metadata", measures.rest_latency(server, "GET", paths, plan.requests,
+                                                            headers=measures.DICOM_JSON))
 
 
 def spread_patients(size: int, count: int) -> list[str]:

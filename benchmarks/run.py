@@ -8,11 +8,12 @@ Measures cold start, REST ingest (1 and 4 keep-alive clients, ~2 KB and ~150 KB 
 storescu, one association, TCP_NODELAY=1), STOW-RS ingest (one client, 10 instances a request), p50/p95 latency of
 GET /instances/{id}, GET /instances/{id}/tags, POST /tools/find, a study-level C-FIND (one association), QIDO-RS
 studies by PatientID and WADO-RS study metadata (the real Orthanc with its DICOMweb plugin), idle and peak RSS, and
-ingest and query figures as the archive grows. Both servers run from one launcher with equivalent settings (bench/servers.py); the table's ratio
-is always "times better for pacsbox" (bench/report.py). Progress goes to stderr, the table to stdout.
+ingest and query figures as the archive grows. Both servers run from one launcher with equivalent settings
+(bench/servers.py); the table's ratio is always "times better for pacsbox" (bench/report.py). Progress goes to
+stderr, the table to stdout.
 
-Needs Debian's orthanc, orthanc-dicomweb and dcmtk: bash scripts/install-test-deps.sh. Runs from the repository root without
-PYTHONPATH (its helpers sit beside it in benchmarks/bench/; pacsbox is the installed package).
+Needs Debian's orthanc, orthanc-dicomweb and dcmtk: bash scripts/install-test-deps.sh. Runs from the repository
+root without PYTHONPATH (its helpers sit beside it in benchmarks/bench/; pacsbox is the installed package).
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def stow_body(payloads: Sequence[bytes]) -> tuple[str, bytes]:
     return f'multipart/related; type="application/dicom"; boundary={boundary}', bytes(body)
 
 
-def stow_ingest(server: Server, requests: Sequence[tuple[str, bytes]], count: int) -> float:
+def stow_ingest(server: Server, bodies: Sequence[tuple[str, bytes]], count: int) -> float:
     """Instances per second sent as STOW-RS requests (``POST /dicom-web/studies``, bodies made by ``stow_body``
     before the clock starts, ``count`` instances in all) over one keep-alive session."""
     before = instance_count(server)
@@ -136,7 +136,7 @@ def stow_ingest(server: Server, requests: Sequence[tuple[str, bytes]], count: in
     session.get(server.url + "/system", timeout=30).raise_for_status()  # connect before the clock starts
     url = server.url + DICOMWEB_ROOT + "/studies"
     began = time.perf_counter()
-    for content_type, body in requests:
+    for content_type, body in bodies:
         answer = session.post(url, data=body, headers={"Content-Type": content_type, **DICOM_JSON}, timeout=120)
         if answer.status_code != 200:
             raise MeasureFailed(f"{server.name}: STOW-RS answered {answer.status_code}: {answer.text[:300]}")

@@ -67,7 +67,8 @@ def _rows() -> list[Measure]:
             rows.append(Measure(f"rest_{size}_{clients}", f"REST ingest, {about}, {clients_label}", "inst/s", True))
     rows += [Measure("cstore_small", "C-STORE ingest (storescu), ~2 KB", "inst/s", True),
              Measure("cstore_large", "C-STORE ingest (storescu), ~150 KB", "inst/s", True),
-             Measure("stow_small", "STOW-RS ingest, ~2 KB, 1 client (batched)", "inst/s", True)]
+             Measure("stow_small", f"STOW-RS ingest, ~2 KB, {Plan.stow_batch} a request, 1 client", "inst/s",
+                     True)]
     for key, label in (("get_instance", "GET /instances/{id}"), ("get_tags", "GET /instances/{id}/tags"),
                        ("find", "POST /tools/find, study, PatientID"), ("cfind", "C-FIND study, PatientID"),
                        ("qido", "QIDO-RS /dicom-web/studies?PatientID="),

@@ -136,7 +136,8 @@ def _plan_line(plan: Plan, result: dict[str, Any]) -> str:
     sizes = result["file_sizes"]
     text = (f"medians of {plan.rounds} round(s), {plan.cold_starts} cold start(s) per server; files of "
             f"{sizes['small']:,} B and {sizes['large']:,} B; REST {plan.rest_small}/{plan.rest_large} files, "
-            f"C-STORE {plan.cstore_small}/{plan.cstore_large}, STOW-RS {plan.stow} in requests of {plan.stow_batch}; latencies over {plan.requests} requests on "
+            f"C-STORE {plan.cstore_small}/{plan.cstore_large}, STOW-RS {plan.stow} in requests of "
+            f"{plan.stow_batch}; latencies over {plan.requests} requests on "
             f"{plan.latency_set} instances")
     if plan.scale:
         text += f"; archive grown to {plan.scale:,} in windows of {plan.step:,}"

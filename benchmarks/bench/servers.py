@@ -9,9 +9,9 @@ Equivalent settings (``SETTINGS``): SQLite index beside the files, no storage or
 fsync'ed (``SyncStorageArea``, Orthanc's default since 1.7.4 and pacsbox's), basic authentication on, C-FIND
 allowed from any calling AET, loopback only, DICOMweb at ``/dicom-web/`` (the real Orthanc loads Debian's DICOMweb
 plugin, ``DICOMWEB_PLUGIN``, so its start-up and memory figures include it as pacsbox's include its own DICOMweb
-face; the plugin's other options keep their defaults, e.g. ``StudiesMetadata: Full``). Both servers also get ``TCP_NODELAY=1`` in their environment (dcmtk,
-inside Orthanc, reads it; pacsbox sets TCP_NODELAY on its sockets anyway). Each server's other options keep their
-defaults, e.g. Orthanc's 128 MB storage cache and its 50 HTTP threads.
+face). Both servers also get ``TCP_NODELAY=1`` in their environment (dcmtk, inside Orthanc, reads it; pacsbox sets
+TCP_NODELAY on its sockets anyway). Each server's other options keep their defaults, e.g. Orthanc's 128 MB storage
+cache and its 50 HTTP threads, and its plugin's ``StudiesMetadata: Full`` (metadata read from the stored files).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ own spooled file, so a large upload never sits whole in memory.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import uuid
@@ -117,6 +118,8 @@ def closing(boundary: str) -> bytes:
 
 
 def file_size(handle: BinaryIO) -> int:
+    if isinstance(handle, io.BytesIO):  # a file transcoded in memory
+        return handle.getbuffer().nbytes
     return os.fstat(handle.fileno()).st_size
 
 

@@ -98,7 +98,7 @@ def explicit_little_file(dataset: Dataset, syntax: str) -> bytes:
     with _decoding:
         if needs_decoding(syntax):
             try:
-                dataset.decompress(as_rgb=True)
+                dataset.decompress(as_rgb=True, generate_instance_uid=False)  # the plugin keeps it too
             except DicomWebError:
                 raise
             except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode

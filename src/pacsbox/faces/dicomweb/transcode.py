@@ -5,9 +5,10 @@ pacsbox decompresses but never compresses: a compressed syntax other than the st
 pydicom's: JPEG baseline and JPEG 2000 through Pillow (a runtime dependency), JPEG-LS through pyjpegls and the rest
 through pylibjpeg, which come with pacsbox's ``compression`` extra; a decoder that is missing is a 406 naming it.
 
-Every decode runs in a worker thread (never on the event loop), at most ``CONCURRENT_DECODES`` at a time, and only
-when the decoded pixels of one request stay under ``MAX_DECODED_BYTES``: a header claiming a huge image is refused
-before anything is decoded.
+Every decode runs in a worker thread (never on the event loop), at most ``CONCURRENT_DECODES`` at a time. An
+instance (or the frames of one request) decoding to more than ``MAX_DECODED_BYTES`` is refused before anything is
+decoded; a study or series whose instances decode to more than that together is decoded one instance at a time while
+it streams (a bitstream that fails to decode then cuts the answer short, since its status is sent already).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import threading
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from .errors import DicomWebError, bad_request, not_acceptable
+from .errors import bad_request, not_acceptable
 
 EXPLICIT_LITTLE = str(ExplicitVRLittleEndian)
-#: Pixels one request may decode (all its instances or frames together).
+#: Pixels one instance, or the frames of one request, may decode to; also what a retrieval decodes before answering.
 MAX_DECODED_BYTES = 256 * 1024 * 1024
 #: Decodes running at once, whatever the number of requests: each may hold MAX_DECODED_BYTES.
 CONCURRENT_DECODES = 2
@@ -86,6 +87,20 @@ def decoded_size(dataset: Dataset) -> int:
     return rows * columns * samples * frames * max(bits, 8) // 8
 
 
+def header_size(path) -> int:
+    """Bytes of decoded pixels the header of the file at ``path`` announces, each capped by MAX_DECODED_BYTES
+    (406 beyond): read without the pixel data."""
+    from pydicom import dcmread
+
+    try:
+        header = dcmread(path, stop_before_pixels=True, force=True)
+    except Exception as error:  # pydicom raises many types for a file it cannot parse
+        raise bad_request(f"Cannot read the stored instance: {error}") from None
+    size = decoded_size(header)
+    check_budget(size)
+    return size
+
+
 def check_budget(total: int) -> None:
     if total > MAX_DECODED_BYTES:
         raise not_acceptable(f"Transcoding would decode {total} bytes of pixels, over pacsbox's {MAX_DECODED_BYTES}"
@@ -97,10 +112,9 @@ def explicit_little_file(dataset: Dataset, syntax: str) -> bytes:
     pydicom does), everything else kept. Runs in a worker thread."""
     with _decoding:
         if needs_decoding(syntax):
+            check_budget(decoded_size(dataset))
             try:
                 dataset.decompress(as_rgb=True, generate_instance_uid=False)  # the plugin keeps it too
-            except DicomWebError:
-                raise
             except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode
                 raise bad_request(f"Cannot decode the pixel data ({UID(syntax).name}): {error}") from None
         dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian

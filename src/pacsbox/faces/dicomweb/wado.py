@@ -8,6 +8,7 @@ on request); PS3.18 8.7.5 says 406 Not Acceptable, which pacsbox answers.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 
@@ -73,24 +74,23 @@ async def retrieve(request: Request, level: Level) -> Response:
             transcode.check_decoder(syntax)
 
     def open_all() -> list:
-        datasets = {}
-        for instance_id in rewritten:
-            try:
-                datasets[instance_id] = archive.instance_dataset(instance_id)
-            except UnknownResource:  # deleted since the lookup: not part of the answer
-                continue
-        transcode.check_budget(sum(transcode.decoded_size(dataset) for instance_id, dataset in datasets.items()
-                                   if "PixelData" in dataset and transcode.needs_decoding(rewritten[instance_id])))
-        handles = []
+        sizes = {}
+        for instance_id, syntax in rewritten.items():
+            if transcode.needs_decoding(syntax):
+                try:
+                    sizes[instance_id] = transcode.header_size(archive.instance_path(instance_id))
+                except (FileNotFoundError, UnknownResource):  # deleted since the lookup: not part of the answer
+                    continue
+        eager = sum(sizes.values()) <= transcode.MAX_DECODED_BYTES  # else one at a time, while streaming
+        handles: list = []
         for instance_id in ids:
-            if instance_id in datasets:
-                handles.append(io.BytesIO(transcode.explicit_little_file(datasets[instance_id],
-                                                                         rewritten[instance_id])))
-                continue
-            if instance_id in rewritten:
-                continue
             try:
-                handles.append(open(archive.instance_path(instance_id), "rb"))
+                if instance_id not in rewritten:
+                    handles.append(open(archive.instance_path(instance_id), "rb"))
+                elif eager:
+                    handles.append(_rewritten(archive, instance_id, rewritten[instance_id]))
+                else:
+                    handles.append(functools.partial(_rewritten, archive, instance_id, rewritten[instance_id]))
             except (FileNotFoundError, UnknownResource):  # deleted since the lookup: not part of the answer
                 continue
         return handles
@@ -99,6 +99,10 @@ async def retrieve(request: Request, level: Level) -> Response:
     boundary = multipart.new_boundary()
     media_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
     return StreamingResponse(multipart.stream_files(boundary, "application/dicom", handles), media_type=media_type)
+
+
+def _rewritten(archive: Archive, instance_id: str, syntax: str) -> io.BytesIO:
+    return io.BytesIO(transcode.explicit_little_file(archive.instance_dataset(instance_id), syntax))
 
 
 def _retrieval_plan(ranges: list[MediaRange], syntaxes: list[str]) -> list[bool] | None:

@@ -58,9 +58,16 @@ def _encode(ds: pydicom.Dataset) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def instances() -> dict[str, bytes]:
-    """One file per stored transfer syntax of the ``compressed`` data set, and a colour multi-frame (``colour``)."""
+def instances(corpus) -> dict[str, bytes]:
+    """One file per stored transfer syntax of the ``compressed`` data set, a colour multi-frame (``colour``) and an
+    Implicit VR Little Endian file of the standard corpus (``implicit``)."""
     chosen: dict[str, bytes] = {}
+    for _, data in corpus:
+        header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        if header.file_meta.get("TransferSyntaxUID") == "1.2.840.10008.1.2" and "PixelData" in pydicom.dcmread(
+                io.BytesIO(data), force=True):
+            chosen["implicit"] = data
+            break
     for session in registry.sessions("compressed"):
         for item in session.files:
             syntax = str(pydicom.dcmread(io.BytesIO(item.data), stop_before_pixels=True).file_meta.TransferSyntaxUID)
@@ -102,7 +109,7 @@ RETRIEVALS = [None, f"{DICOM}; transfer-syntax={EXPLICIT}", f"{DICOM}; transfer-
 
 
 @pytest.mark.parametrize("accept", RETRIEVALS)
-@pytest.mark.parametrize("stored", [*LOSSLESS, str(JPEGBaseline8Bit), "colour"])
+@pytest.mark.parametrize("stored", [*LOSSLESS, str(JPEGBaseline8Bit), "colour", "implicit"])
 def test_retrieval_like_the_plugin(servers, instances, stored, accept):
     """The same status and transfer syntax as the plugin, the same pixels (JPEG baseline within a tolerance), and
     every other element kept."""
@@ -118,7 +125,7 @@ def test_retrieval_like_the_plugin(servers, instances, stored, accept):
     assert mine.SOPInstanceUID == reference.SOPInstanceUID
     assert mine.PhotometricInterpretation == reference.PhotometricInterpretation
     _pixels_close(mine.pixel_array, reference.pixel_array, stored in (str(JPEGBaseline8Bit), "colour"))
-    original = pydicom.dcmread(io.BytesIO(instances[stored]))
+    original = pydicom.dcmread(io.BytesIO(instances[stored]), force=True)
     for element in original:
         if element.keyword not in ("PixelData", "PhotometricInterpretation"):
             assert mine[element.tag] == element, element.keyword

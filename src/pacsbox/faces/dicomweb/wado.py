@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -114,8 +114,8 @@ def _retrieval_plan(ranges: list[MediaRange], syntaxes: list[str]) -> list[bool]
         wanted = entry.transfer_syntax
         if wanted == "*":
             return [False] * len(syntaxes)
-        if wanted == "":  # the default, Explicit VR Little Endian: compressed and deflated files rewritten
-            return [transcode.needs_decoding(s) or s == str(DeflatedExplicitVRLittleEndian) for s in syntaxes]
+        if wanted == "":  # the default, Explicit VR Little Endian (big endian files stay as stored)
+            return [s != EXPLICIT_LITTLE and transcode.can_rewrite(s) for s in syntaxes]
         if wanted == EXPLICIT_LITTLE and all(transcode.can_rewrite(s) for s in syntaxes):
             return [s != EXPLICIT_LITTLE for s in syntaxes]
         if all(s == wanted for s in syntaxes):

@@ -14,7 +14,6 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit, JPEGLSLossless, generate_uid
 
 from pacsbox.datasets import registry
-from pacsbox.datasets.compressed import jpeg_baseline
 from tests.support.orthanc_ref import ReferenceOrthanc, have_dicomweb_plugin
 from tests.support.pacsbox_proc import RunningPacsbox
 
@@ -214,22 +213,25 @@ def test_stored_frames_with_the_client(servers, instances):
     assert len(decoded[0]) == 64 * 64 * 3
 
 
-def _broken(instances, rows: int | None = None) -> bytes:
-    ds = pydicom.dcmread(io.BytesIO(instances[str(JPEGLSLossless)]))
-    ds.SOPInstanceUID = generate_uid(None, ["pacsbox-test", "broken", str(rows)])
+def _broken(instances, kind: str) -> bytes:
+    syntax = str(JPEGBaseline8Bit) if kind == "garbage" else str(JPEGLSLossless)
+    ds = pydicom.dcmread(io.BytesIO(instances[syntax]))
+    ds.SOPInstanceUID = generate_uid(None, ["pacsbox-test", "broken", kind])
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    if rows is None:  # a bitstream cut short
+    if kind == "cut":  # a JPEG-LS stream cut short (refused before CharLS, which takes seconds to fail)
         ds.PixelData = encapsulate([pydicom.encaps.get_frame(ds.PixelData, 0)[:40]])
+    elif kind == "garbage":  # start and end markers around noise: the decoder itself fails
+        ds.PixelData = encapsulate([b"\xff\xd8" + bytes(range(256)) * 4 + b"\xff\xd9"])
     else:  # a header announcing far more pixels than anyone should decode per request
-        ds.Rows = ds.Columns = rows
+        ds.Rows = ds.Columns = 60000
         ds.NumberOfFrames = 100
     return _encode(ds)
 
 
-@pytest.mark.parametrize("rows,status", [(None, 400), (60000, 406)])
-def test_undecodable_is_4xx_not_500(servers, instances, rows, status):
+@pytest.mark.parametrize("kind,status", [("cut", 400), ("garbage", 400), ("huge", 406)])
+def test_undecodable_is_4xx_not_500(servers, instances, kind, status):
     ours, _ = servers
-    data = _broken(instances, rows)
+    data = _broken(instances, kind)
     ours.session().post(ours.url + "/instances", data=data).raise_for_status()
     path = _path(data)
     for suffix, accept in [("", None), ("/frames/1", None)]:

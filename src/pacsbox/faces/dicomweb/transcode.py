@@ -107,12 +107,30 @@ def check_budget(total: int) -> None:
                              "-byte limit per request: ask for the stored transfer syntax (transfer-syntax=*)")
 
 
+#: JPEG-LS transfer syntaxes: CharLS (pyjpegls) spends about ten seconds of CPU failing on any broken stream, so a
+#: stream without its start and end markers is refused before it is handed over.
+_JPEG_LS = ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")
+
+
+def _check_markers(dataset: Dataset, syntax: str, numbers: list[int] | None = None) -> None:
+    """400 when a JPEG-LS frame (all, or ``numbers`` from 1) lacks its SOI or EOI marker (a stream cut short)."""
+    if syntax not in _JPEG_LS:
+        return
+    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    for number in numbers or range(1, count + 1):
+        stream = stored_frames(dataset, [number])[0].rstrip(b"\0")  # (an odd stream is padded to even length)
+        if not (stream.startswith(b"\xff\xd8") and stream.endswith(b"\xff\xd9")):
+            raise bad_request(f"Cannot decode frame {number} ({UID(syntax).name}): the stream lacks its start or end "
+                              "marker")
+
+
 def explicit_little_file(dataset: Dataset, syntax: str) -> bytes:
     """The instance as a DICOM file in Explicit VR Little Endian: pixels decompressed (YBR converted to RGB, as
     pydicom does), everything else kept. Runs in a worker thread."""
     with _decoding:
         if needs_decoding(syntax):
             check_budget(decoded_size(dataset))
+            _check_markers(dataset, syntax)
             try:
                 dataset.decompress(as_rgb=True, generate_instance_uid=False)  # the plugin keeps it too
             except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode
@@ -132,6 +150,7 @@ def decoded_frames(dataset: Dataset, syntax: str, numbers: list[int]) -> list[by
     from pydicom.pixels import get_decoder
 
     decoder = get_decoder(UID(syntax))
+    _check_markers(dataset, syntax, numbers)
     frames = []
     with _decoding:
         for number in numbers:

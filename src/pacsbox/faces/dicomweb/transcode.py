@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .errors import bad_request, not_acceptable
+from .render import frame_count
 
 EXPLICIT_LITTLE = str(ExplicitVRLittleEndian)
 #: Pixels one instance, or the frames of one request, may decode to; also what a retrieval decodes before answering.
@@ -116,7 +117,7 @@ def _check_markers(dataset: Dataset, syntax: str, numbers: list[int] | None = No
     """400 when a JPEG-LS frame (all, or ``numbers`` from 1) lacks its SOI or EOI marker (a stream cut short)."""
     if syntax not in _JPEG_LS:
         return
-    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    count = frame_count(dataset)
     for number in numbers or range(1, count + 1):
         stream = stored_frames(dataset, [number])[0].rstrip(b"\0")  # (an odd stream is padded to even length)
         if not (stream.startswith(b"\xff\xd8") and stream.endswith(b"\xff\xd9")):
@@ -166,7 +167,7 @@ def stored_frames(dataset: Dataset, numbers: list[int]) -> list[bytes]:
     """Frames ``numbers`` (from 1) of encapsulated pixel data, each frame's bitstream as stored."""
     from pydicom.encaps import get_frame
 
-    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    count = frame_count(dataset)
     data = dataset.PixelData
     try:
         return [get_frame(data, number - 1, number_of_frames=count) for number in numbers]

@@ -230,7 +230,7 @@ async def frames(request: Request) -> Response:
     if "PixelData" not in dataset:
         raise bad_request("The instance has no pixel data")
     as_stored = _frames_as_stored(ranges, syntax)
-    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    count = transcode.frame_count(dataset)  # (a hostile NumberOfFrames is read as 1, not a 500)
     if any(number > count for number in numbers):
         raise out_of_range(f"The instance has {count} frames")
     url = base_url(request) + request.url.path.split("/frames/")[0].removeprefix(request.app.state.settings.root)

@@ -6,10 +6,11 @@ own spooled file, so a large upload never sits whole in memory.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -117,13 +118,19 @@ def closing(boundary: str) -> bytes:
 
 
 def file_size(handle: BinaryIO) -> int:
+    if isinstance(handle, io.BytesIO):  # a file transcoded in memory
+        return handle.getbuffer().nbytes
     return os.fstat(handle.fileno()).st_size
 
 
-def stream_files(boundary: str, content_type: str, handles: list[BinaryIO]) -> Iterator[bytes]:
-    """Parts from open files (each closed once sent): an instance deleted meanwhile is still sent whole."""
+def stream_files(boundary: str, content_type: str,
+                 handles: list[BinaryIO | Callable[[], BinaryIO]]) -> Iterator[bytes]:
+    """Parts from open files (each closed once sent): an instance deleted meanwhile is still sent whole. A callable
+    is called when its turn comes (a file transcoded then, so that only one sits in memory)."""
     try:
-        for handle in handles:
+        for position, source in enumerate(handles):
+            handle = source() if callable(source) else source
+            handles[position] = handle
             yield part_header(boundary, content_type, file_size(handle))
             while chunk := handle.read(_CHUNK):
                 yield chunk
@@ -132,7 +139,8 @@ def stream_files(boundary: str, content_type: str, handles: list[BinaryIO]) -> I
         yield closing(boundary)
     finally:
         for handle in handles:
-            handle.close()
+            if not callable(handle):
+                handle.close()
 
 
 def whole(boundary: str, content_type: str, contents: Iterable[bytes],

@@ -17,7 +17,8 @@ class MediaRange:
 
     def takes(self, single: str, transfer_syntax: str | None = None) -> bool:
         """Whether this range accepts parts of media type ``single`` (in ``transfer_syntax`` if given), sent as
-        multipart/related. An absent ``type`` or ``transfer-syntax`` takes anything, as the plugin reads them."""
+        multipart/related. An absent ``type`` or ``transfer-syntax`` takes anything here; the retrievals that give
+        an absent ``transfer-syntax`` its PS3.18 default (Explicit VR Little Endian) read it themselves (``wado``)."""
         if self.kind not in ("*/*", "multipart/*", "multipart/related"):
             return False
         if self.part_type not in ("", "*", "*/*", single):

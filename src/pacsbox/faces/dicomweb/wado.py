@@ -1,13 +1,15 @@
 """WADO-RS (PS3.18 10.4): studies, series and instances as stored, their metadata in DICOM JSON with BulkDataURIs,
-bulk data, and uncompressed frames.
+bulk data, and frames.
 
-Instances are sent as stored: a requested transfer syntax other than the stored one (or ``*``) is a 406, since
-pacsbox does not transcode. The Orthanc DICOMweb plugin answers 400 to a media type it cannot produce; PS3.18 8.7.5
-says 406 Not Acceptable, which pacsbox answers.
+Instances and frames are sent as stored or decompressed to Explicit VR Little Endian (``transcode``); compressing to
+another syntax is a 406. The Orthanc DICOMweb plugin answers 400 to a media type it cannot produce (and compresses
+on request); PS3.18 8.7.5 says 406 Not Acceptable, which pacsbox answers.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 from collections.abc import Callable
 
 from pydicom.dataset import Dataset
@@ -21,15 +23,15 @@ from starlette.responses import Response, StreamingResponse
 from ...core.archive import Archive, FindQuery
 from ...core.errors import UnknownResource
 from ...core.ids import Level
-from . import multipart
+from . import multipart, transcode
 from .answers import json_of
 from .errors import DicomWebError, bad_format, bad_request, not_acceptable, out_of_range
-from .negotiation import accepted
+from .negotiation import MediaRange, accepted
 from .qido import base_url, model_of, model_response
 
 _UID_KEYS = ("0020,000d", "0020,000e", "0008,0018")
 _BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
-EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
+EXPLICIT_LITTLE = transcode.EXPLICIT_LITTLE
 
 
 def inexistent(level: Level, uid: str) -> DicomWebError:
@@ -52,21 +54,43 @@ def instance_ids(archive: Archive, request: Request, level: Level) -> list[str]:
 
 
 async def retrieve(request: Request, level: Level) -> Response:
-    """GET a study, series or instance: ``multipart/related; type="application/dicom"``, each file as stored."""
+    """GET a study, series or instance: ``multipart/related; type="application/dicom"``, each file as stored or,
+    when the Accept asks for Explicit VR Little Endian (its default, PS3.18 8.7.3.5.2), rewritten in it."""
     archive: Archive = request.app.state.archive
     ids = await run_in_threadpool(instance_ids, archive, request, level)
     ranges = accepted(request.headers.get("accept"))
     syntaxes = [archive.metadata(Level.INSTANCE, i).get("TransferSyntax", "") for i in ids]
-    if not any(all(r.takes("application/dicom", ts) for ts in syntaxes) for r in ranges):
+    plan = _retrieval_plan(ranges, syntaxes)
+    if plan is None:
         stored = ", ".join(sorted(set(syntaxes)))
-        raise not_acceptable("pacsbox sends instances as stored (no transcoding) in multipart/related; "
-                             f'type="application/dicom"; the stored transfer syntaxes: {stored}')
+        raise not_acceptable("pacsbox sends instances in multipart/related; type=\"application/dicom\" as stored "
+                             "(transfer-syntax=*) or decompressed to Explicit VR Little Endian "
+                             f"(transfer-syntax={EXPLICIT_LITTLE}), never compressed to another syntax; "
+                             f"the stored transfer syntaxes: {stored}")
+    rewritten = {instance_id: syntax for instance_id, syntax, rewrite in zip(ids, syntaxes, plan, strict=True)
+                 if rewrite}
+    for syntax in set(rewritten.values()):
+        if transcode.needs_decoding(syntax):
+            transcode.check_decoder(syntax)
 
     def open_all() -> list:
-        handles = []
+        sizes = {}
+        for instance_id, syntax in rewritten.items():
+            if transcode.needs_decoding(syntax):
+                try:
+                    sizes[instance_id] = transcode.header_size(archive.instance_path(instance_id))
+                except (FileNotFoundError, UnknownResource):  # deleted since the lookup: not part of the answer
+                    continue
+        eager = sum(sizes.values()) <= transcode.MAX_DECODED_BYTES  # else one at a time, while streaming
+        handles: list = []
         for instance_id in ids:
             try:
-                handles.append(open(archive.instance_path(instance_id), "rb"))
+                if instance_id not in rewritten:
+                    handles.append(open(archive.instance_path(instance_id), "rb"))
+                elif eager:
+                    handles.append(_rewritten(archive, instance_id, rewritten[instance_id]))
+                else:
+                    handles.append(functools.partial(_rewritten, archive, instance_id, rewritten[instance_id]))
             except (FileNotFoundError, UnknownResource):  # deleted since the lookup: not part of the answer
                 continue
         return handles
@@ -75,6 +99,28 @@ async def retrieve(request: Request, level: Level) -> Response:
     boundary = multipart.new_boundary()
     media_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
     return StreamingResponse(multipart.stream_files(boundary, "application/dicom", handles), media_type=media_type)
+
+
+def _rewritten(archive: Archive, instance_id: str, syntax: str) -> io.BytesIO:
+    return io.BytesIO(transcode.explicit_little_file(archive.instance_dataset(instance_id), syntax))
+
+
+def _retrieval_plan(ranges: list[MediaRange], syntaxes: list[str]) -> list[bool] | None:
+    """For the first range that all instances can be sent in, whether each is rewritten in Explicit VR Little
+    Endian (True) or sent as stored (False); None when no range can be met."""
+    for entry in ranges:
+        if not entry.takes("application/dicom"):
+            continue
+        wanted = entry.transfer_syntax
+        if wanted == "*":
+            return [False] * len(syntaxes)
+        if wanted == "":  # the default, Explicit VR Little Endian (big endian files stay as stored)
+            return [s != EXPLICIT_LITTLE and transcode.can_rewrite(s) for s in syntaxes]
+        if wanted == EXPLICIT_LITTLE and all(transcode.can_rewrite(s) for s in syntaxes):
+            return [s != EXPLICIT_LITTLE for s in syntaxes]
+        if all(s == wanted for s in syntaxes):
+            return [False] * len(syntaxes)
+    return None
 
 
 async def metadata(request: Request, level: Level) -> Response:
@@ -172,23 +218,69 @@ def _raw_value(element, dataset: Dataset) -> bytes:
 
 
 async def frames(request: Request) -> Response:
-    """GET .../frames/{list}: uncompressed frames as ``application/octet-stream`` parts (Explicit VR Little
-    Endian, as the plugin labels them)."""
+    """GET .../frames/{list}: frames as stored (a compressed bitstream, labelled with its media type and transfer
+    syntax) or decoded to ``application/octet-stream`` in Explicit VR Little Endian, as the Accept asks (PS3.18
+    8.7.3.5.3; ``application/octet-stream`` without a transfer-syntax means decoded)."""
     numbers = _frame_numbers(request.path_params["frames"])
     ranges = accepted(request.headers.get("accept"))
-    if not any(r.takes("application/octet-stream", EXPLICIT_LITTLE) for r in ranges):
-        raise not_acceptable("frames are served as application/octet-stream (uncompressed) only")
     archive: Archive = request.app.state.archive
     ids = await run_in_threadpool(instance_ids, archive, request, Level.INSTANCE)
     dataset = await run_in_threadpool(archive.instance_dataset, ids[0])
-    pixels = _frame_reader(dataset, archive.metadata(Level.INSTANCE, ids[0]).get("TransferSyntax", ""))
-    count = int(dataset.get("NumberOfFrames", 1) or 1)
+    syntax = archive.metadata(Level.INSTANCE, ids[0]).get("TransferSyntax", "") or "1.2.840.10008.1.2"
+    if "PixelData" not in dataset:
+        raise bad_request("The instance has no pixel data")
+    as_stored = _frames_as_stored(ranges, syntax)
+    count = transcode.frame_count(dataset)  # (a hostile NumberOfFrames is read as 1, not a 500)
     if any(number > count for number in numbers):
         raise out_of_range(f"The instance has {count} frames")
     url = base_url(request) + request.url.path.split("/frames/")[0].removeprefix(request.app.state.settings.root)
     extra = [{"Content-Location": f"{url}/frames/{number}"} for number in numbers]
-    return _octet_parts([pixels(number) for number in numbers], f"application/octet-stream; "
-                        f"transfer-syntax={EXPLICIT_LITTLE}", extra)
+    if as_stored:
+        contents = await run_in_threadpool(transcode.stored_frames, dataset, numbers)
+        part_type = f"{transcode.FRAME_MEDIA_TYPES[syntax]}; transfer-syntax={syntax}"
+    elif transcode.needs_decoding(syntax):
+        transcode.check_decoder(syntax)
+        frame_size = transcode.decoded_size(dataset) // count
+        transcode.check_budget(frame_size * len(numbers))
+        contents = await run_in_threadpool(transcode.decoded_frames, dataset, syntax, numbers)
+        part_type = f"application/octet-stream; transfer-syntax={EXPLICIT_LITTLE}"
+    else:
+        pixels = _frame_reader(dataset, syntax)
+        contents = [pixels(number) for number in numbers]
+        part_type = f"application/octet-stream; transfer-syntax={EXPLICIT_LITTLE}"
+    return _octet_parts(contents, part_type, extra)
+
+
+def _frames_as_stored(ranges: list[MediaRange], syntax: str) -> bool:
+    """Whether the first range that can be met takes the frames as stored (True) or decoded (False); 406 when
+    none can (pacsbox never compresses), 400 for ``application/octet-stream`` in a compressed syntax, as the
+    plugin answers."""
+    compressed = transcode.needs_decoding(syntax)
+    misnamed = None
+    for entry in ranges:
+        if entry.kind not in ("*/*", "multipart/*", "multipart/related"):
+            continue
+        media = entry.part_type if entry.part_type not in ("", "*", "*/*") else "application/octet-stream"
+        if media not in transcode.FRAME_DEFAULT_SYNTAX:
+            continue
+        wanted = entry.transfer_syntax or transcode.FRAME_DEFAULT_SYNTAX[media]
+        if media == "application/octet-stream":
+            if wanted == "*":
+                return compressed
+            if wanted == EXPLICIT_LITTLE:
+                return False
+            misnamed = misnamed or wanted
+            continue
+        family = transcode.FRAME_DEFAULT_SYNTAX.get(transcode.FRAME_MEDIA_TYPES.get(syntax, ""))
+        if compressed and family == transcode.FRAME_DEFAULT_SYNTAX[media] and wanted in ("*", syntax):
+            return True
+    if misnamed is not None:
+        raise bad_request(f"DICOMweb RetrieveFrames: Cannot specify a transfer syntax ({misnamed[:64]}) for default "
+                          "Little Endian uncompressed pixel data")
+    stored = f'type="{transcode.FRAME_MEDIA_TYPES[syntax]}" or ' if compressed else ""
+    raise not_acceptable(f"The frames are stored in {syntax}: pacsbox serves them as stored ({stored}"
+                         "transfer-syntax=*) or decoded to application/octet-stream "
+                         f"(transfer-syntax={EXPLICIT_LITTLE}), never compressed to another syntax")
 
 
 def _frame_numbers(text: str) -> list[int]:
@@ -206,10 +298,6 @@ def _frame_numbers(text: str) -> list[int]:
 
 def _frame_reader(dataset: Dataset, transfer_syntax: str) -> Callable[[int], bytes]:
     syntax = UID(transfer_syntax or "1.2.840.10008.1.2")
-    if "PixelData" not in dataset:
-        raise bad_request("The instance has no pixel data")
-    if syntax.is_compressed:
-        raise not_acceptable(f"Frames of compressed instances ({syntax}) are not served: pacsbox does not transcode")
     if not syntax.is_little_endian:
         raise not_acceptable("Frames of big endian instances are not served: pacsbox does not transcode")
     data = bytes(dataset.PixelData)

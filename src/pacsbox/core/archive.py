@@ -173,7 +173,8 @@ class Archive:
                     raise storage_full(error) from None
                 raise
             switch.finish((), empty_store=True)
-        self.events.publish(ArchiveReset())
+            # still alone at the gate: a store that follows the reset cannot be undone by a listener catching up
+            self.events.publish(ArchiveReset())
 
     # -- ingest -------------------------------------------------------------------------------------------
     @_beside_reset_and_restore

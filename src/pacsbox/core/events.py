@@ -94,7 +94,8 @@ class ResourceDeleted:
 
 @dataclass(frozen=True)
 class ArchiveReset:
-    """The archive was emptied (its index and files)."""
+    """The archive was emptied (its index, files and the XNAT catalog's rows and folders). Published while the reset
+    still holds the archive's gate alone: no store or delete runs beside its listeners, which must not call one."""
 
 
 @dataclass(frozen=True)

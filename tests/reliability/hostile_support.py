@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -136,6 +137,40 @@ def server_process(server: RunningPacsbox) -> psutil.Process:
 
 def rss(server: RunningPacsbox) -> int:
     return server_process(server).memory_info().rss
+
+
+class PeakRss:
+    """The server's resident memory sampled every 5 ms while the block runs, and ``settle`` seconds after it (what
+    a refused attack leaves in flight): ``growth`` is the peak over the level at the start."""
+
+    def __init__(self, server: RunningPacsbox, settle: float = 0.0) -> None:
+        self.process = server_process(server)
+        self.settle = settle
+        self.start = self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def __enter__(self) -> PeakRss:
+        self.start = self.peak = self.process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(self.settle)
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start
 
 
 def threads_and_fds(server: RunningPacsbox) -> tuple[int, int]:

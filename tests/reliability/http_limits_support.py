@@ -8,38 +8,27 @@ import threading
 import time
 from collections.abc import Iterator
 
-import psutil
 import requests
 
 from tests.support.pacsbox_proc import RunningPacsbox
 
-from .hostile_support import server_process
+from .hostile_support import PeakRss
 
 HEALTH_TIMEOUT = 10.0  # generous: the health check must answer, not answer fast
 
 
-class ServerWatch:
+class ServerWatch(PeakRss):
     """While the block runs: the server's resident memory sampled every few milliseconds (``growth`` is the peak
     over the level at the start), and ``GET /pacsbox/health`` asked on a new connection every 100 ms
     (``health_failures`` lists what did not answer 200 within HEALTH_TIMEOUT)."""
 
     def __init__(self, server: RunningPacsbox) -> None:
+        super().__init__(server)
         self.server = server
-        self.process = server_process(server)
-        self.start = self.peak = 0
         self.health_answers = 0
         self.health_failures: list[str] = []
         self.slowest_health = 0.0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._sample, daemon=True),
-                         threading.Thread(target=self._probe, daemon=True)]
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.Error:
-                return
+        self._prober = threading.Thread(target=self._probe, daemon=True)
 
     def _probe(self) -> None:
         while True:
@@ -60,21 +49,14 @@ class ServerWatch:
         self.slowest_health = max(self.slowest_health, time.monotonic() - started)
 
     def __enter__(self) -> ServerWatch:
-        self.start = self.peak = self.process.memory_info().rss
-        for thread in self._threads:
-            thread.start()
+        super().__enter__()
+        self._prober.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
+        super().__exit__(*exc)  # (sets the stop event the prober waits on too)
+        self._prober.join()
         self._ask_health()  # once more, after the attack
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.start
 
     def describe(self) -> str:
         return (f"RSS growth {self.growth / 2**20:.1f} MiB; health answered {self.health_answers} times, slowest "

@@ -11,7 +11,6 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -25,13 +24,13 @@ from .hostile_support import (
     IMPLICIT_LE,
     SUCCESS,
     VERIFICATION,
+    PeakRss,
     RawAssociation,
     assert_alive,
     associate_rq,
     c_store_rq,
     pdu,
     pdv,
-    rss,
 )
 
 LIMIT = 8 * 2**20  # DicomMaximumDatasetSize of the server under test
@@ -58,35 +57,6 @@ def server():
     with RunningPacsbox(config) as running:
         assert_alive(running)
         yield running
-
-
-class PeakRss:
-    """The highest RSS of the server process while the block runs, sampled every 5 ms."""
-
-    def __init__(self, server: RunningPacsbox) -> None:
-        self.server = server
-        self.baseline = rss(server)
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss(self.server))
-            time.sleep(0.005)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(0.2)
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.baseline
 
 
 def _store_command(key: str) -> bytes:
@@ -182,7 +152,7 @@ def _attack(server: RunningPacsbox, contexts, attack: Callable[[str], Iterator[b
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", ATTACKS)
 def test_a_message_over_the_limit_is_aborted_before_memory_grows(server, tally, path, name):
-    with PeakRss(server) as memory:
+    with PeakRss(server, settle=0.2) as memory:
         taken = _attack(server, PATHS[path], ATTACKS[name], f"{name}-{path}")
     tally.count("DICOM memory", name)
     assert taken < TAKEN_BOUND, f"{taken} bytes taken in before the abort"
@@ -194,7 +164,7 @@ def test_a_message_over_the_limit_is_aborted_before_memory_grows(server, tally, 
 def test_a_calling_aet_that_may_not_store_is_aborted_at_the_command(server, tally, path):
     """Permissions are per request, as in Orthanc: the C-STORE of an AET that may not store aborts the association
     as soon as its command has arrived, before its data set is held."""
-    with PeakRss(server) as memory:
+    with PeakRss(server, settle=0.2) as memory:
         taken = _attack(server, PATHS[path], _never_last, f"stranger-{path}", calling="STRANGER")
     tally.count("DICOM memory", "refused AET")
     assert taken < TAKEN_BOUND
@@ -207,7 +177,7 @@ def test_parallel_attacks_are_bounded_per_association(server, tally):
     attackers = [threading.Thread(target=lambda n=n: results.append(
         _attack(server, PATHS["direct" if n % 2 else "pynetdicom"], _never_last, f"parallel-{n}")))
         for n in range(4)]
-    with PeakRss(server) as memory:
+    with PeakRss(server, settle=0.2) as memory:
         for attacker in attackers:
             attacker.start()
         for attacker in attackers:

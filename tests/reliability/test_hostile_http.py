@@ -15,13 +15,11 @@ import json
 import socket
 import struct
 import tarfile
-import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
 from urllib.parse import quote
 
-import psutil
 import pytest
 import requests
 
@@ -29,11 +27,11 @@ from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.pacsbox_proc import RunningPacsbox
 
 from .hostile_support import (
+    PeakRss,
     archive_state,
     assert_alive,
     assert_orthanc_error,
     assert_xnat_error,
-    server_process,
 )
 
 LIMIT = 8 * 1024 * 1024  # MaximumUploadSize of the server under test
@@ -89,38 +87,6 @@ def unchanged(server, http):
     assert archive_state(http, server.url) == before[0]
     assert _xnat_state(http, server.url) == before[1]
     assert _tree(server) == before[2]
-
-
-class PeakRss:
-    """The server's resident memory sampled every few milliseconds while the block runs: ``growth`` is the peak
-    over the level at the start."""
-
-    def __init__(self, server: RunningPacsbox) -> None:
-        self.process = server_process(server)
-        self.start = self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            try:
-                self.peak = max(self.peak, self.process.memory_info().rss)
-            except psutil.Error:
-                return
-
-    def __enter__(self) -> PeakRss:
-        self.start = self.peak = self.process.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.start
 
 
 def _send(http: requests.Session, tally, category: str, method: str, url: str, **kwargs) -> requests.Response:

@@ -4,6 +4,9 @@ and errors compared with the plugin's own."""
 
 from __future__ import annotations
 
+import http.server
+import threading
+
 import pydicom
 import pytest
 from pydicom.filebase import DicomBytesIO
@@ -61,8 +64,8 @@ def test_registry_as_the_plugin(local, plugin):
     for path in ("/servers", "/servers?expand", "/servers/remote"):
         ours, theirs = both(local, plugin, "GET", path)
         assert ours.status_code == theirs.status_code == 200
-        if path == "/servers/remote":  # pacsbox lacks "wado" and "delete"
-            assert set(ours.json()) <= set(theirs.json()) and {"get", "qido", "stow", "retrieve"} <= set(ours.json())
+        if path == "/servers/remote":  # pacsbox lacks "wado" (a retrieval job)
+            assert [name for name in theirs.json() if name != "wado"] == ours.json()
         else:
             assert ours.json() == theirs.json()
     added = {"Url": "http://127.0.0.1:9/dicom-web/", "Username": "u", "Password": "p"}
@@ -142,3 +145,79 @@ def test_retrieve_then_stow_pacsbox_to_pacsbox_and_to_the_plugin(local, plugin, 
 def test_bad_seed_is_refused(servers):
     with pytest.raises(ValueError, match=r"DicomWeb\.Servers"):
         ServerRegistry(servers)
+
+
+class DeletingServer(http.server.ThreadingHTTPServer):
+    """A DICOMweb store that takes DELETE, as dcm4chee and the cloud stores do (Orthanc does not): it records each
+    path and answers 404 for UIDs that start with "9"."""
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_DELETE(self) -> None:  # noqa: N802 (the standard library's name)
+                server.deleted.append(self.path)
+                self.send_response(404 if "/9" in self.path else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/dw/"
+
+
+def test_delete_as_the_plugin(local, plugin):
+    store = DeletingServer()
+    try:
+        for name, properties in [("deleting", {"HasDelete": True}), ("textual", {"HasDelete": "true"}),
+                                 ("plain", {}), ("odd", {"HasDelete": "yes"})]:
+            ours, theirs = both(local, plugin, "PUT", f"/servers/{name}", json={"Url": store.url, **properties})
+            assert ours.status_code == theirs.status_code == 200
+        for name in ("deleting", "textual", "plain"):
+            ours, theirs = both(local, plugin, "GET", f"/servers/{name}")
+            assert [item for item in theirs.json() if item != "wado"] == ours.json()
+        assert ("delete" in ours.json()) is False and "delete" in local.session().get(
+            local.url + "/dicom-web/servers/deleting").json()
+        same_error(*both(local, plugin, "GET", "/servers/odd"))  # a Boolean property that is neither
+        targets = [{"Level": "Study", "StudyInstanceUID": "1.2"},
+                   {"Level": "series", "StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.3"},
+                   {"Level": "INSTANCE", "StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.3", "SOPInstanceUID": "1.4"}]
+        for target in targets:
+            ours, theirs = both(local, plugin, "POST", "/servers/deleting/delete", json=target)
+            assert ours.status_code == theirs.status_code == 200 and ours.json() == theirs.json() == {}
+        assert store.deleted[0::2] == store.deleted[1::2] == [
+            "/dw/studies/1.2", "/dw/studies/1.2/series/1.3", "/dw/studies/1.2/series/1.3/instances/1.4"]
+        for name, body in [("deleting", {"Level": "Study", "StudyInstanceUID": "9.9"}),  # the store's 404
+                           ("plain", {"Level": "Study", "StudyInstanceUID": "1.2"}), ("plain", "x"),
+                           ("deleting", {"Level": "Study"}), ("deleting", [1]),
+                           ("deleting", {"Level": "Patient", "StudyInstanceUID": "1"}),
+                           ("deleting", {"Level": "Series", "StudyInstanceUID": "1"}),
+                           ("deleting", {"Level": "Instance", "StudyInstanceUID": "1", "SeriesInstanceUID": "2"}),
+                           ("deleting", {"Level": "Study", "StudyInstanceUID": 5}), ("missing", {})]:
+            kwargs = {"data": body} if isinstance(body, str) else {"json": body}
+            same_error(*both(local, plugin, "POST", f"/servers/{name}/delete", **kwargs))
+        # a UID cannot reach another path of the store: it is one path segment
+        hostile = {"Level": "Study", "StudyInstanceUID": "../../admin?x=1"}
+        assert local.session().post(local.url + "/dicom-web/servers/deleting/delete", json=hostile).status_code == 200
+        assert store.deleted[-1] == "/dw/studies/..%2F..%2Fadmin%3Fx%3D1"
+    finally:
+        store.shutdown()
+        store.server_close()
+
+
+def test_plugins_list_dicomweb_as_orthanc_with_its_plugin(local, plugin):
+    ours, theirs = local.session().get(local.url + "/plugins"), plugin.session.get(plugin.url + "/plugins")
+    assert ours.status_code == theirs.status_code == 200 and ours.json() == theirs.json() == ["explorer.js", "dicom-web"]
+    ours = local.session().get(local.url + "/plugins/dicom-web")
+    theirs = plugin.session.get(plugin.url + "/plugins/dicom-web")
+    assert ours.status_code == theirs.status_code == 200
+    same = ("Description", "ID", "Version")
+    assert {key: ours.json()[key] for key in same} == {key: theirs.json()[key] for key in same}
+    assert local.session().get(local.url + "/system").json()["PluginsEnabled"] is True

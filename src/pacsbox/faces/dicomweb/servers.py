@@ -15,7 +15,7 @@ import json
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from pydicom.datadict import keyword_for_tag
 from starlette.concurrency import run_in_threadpool
@@ -28,9 +28,12 @@ from ...core.peers import Peer, PeerAnswer, PeerConnection, parse_peer
 from .errors import DicomWebError, bad_format, bad_request, out_of_range, unknown_resource
 from .multipart import close_parts, media_type_of, new_boundary, read_parts, whole
 
-# What GET /dicom-web/servers/{id} lists: the plugin's operations, in its order, less the ones pacsbox lacks
-# ("wado", and "delete" of servers with HasDelete).
+# What GET /dicom-web/servers/{id} lists: the plugin's operations, in its order ("delete" follows for a server
+# whose HasDelete property is true), less "wado" (a retrieval job) until pacsbox runs it.
 OPERATIONS = ["get", "retrieve", "stow", "qido"]
+_NO_DELETE_TARGET = 'The request body must contain a JSON object with fields "Level" and "StudyInstanceUID"'
+# the UIDs a DELETE names at each level, after the study's
+_DELETE_LEVELS = {"study": (), "series": ("SeriesInstanceUID",), "instance": ("SeriesInstanceUID", "SOPInstanceUID")}
 _WADO_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 _NO_URI = ('A request to the DICOMweb client must provide a JSON object with the field "Uri" containing the URI '
            "of interest")
@@ -102,8 +105,20 @@ async def list_servers(request: Request) -> Response:
 
 async def operations(request: Request) -> Response:
     """GET /servers/{id}: what can be asked of the server."""
-    _registry(request).get(request.path_params["id"])
-    return _json(OPERATIONS)
+    server = _registry(request).get(request.path_params["id"])
+    return _json(OPERATIONS + (["delete"] if _has_delete(server) else []))
+
+
+def _has_delete(server: Peer) -> bool:
+    """The server's ``HasDelete`` user property (kept as text, booleans as "1"/"0"), read as the plugin reads a
+    Boolean property: anything but true or false is a 400 that names it."""
+    value = server.user_properties.get("HasDelete")
+    if value is None or value in ("0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    raise bad_format("Bad value for a Boolean user property in the parameters of a Web service: "
+                     f'Property "HasDelete" equals: {value}')
 
 
 async def put_server(request: Request) -> Response:
@@ -286,6 +301,29 @@ async def retrieve(request: Request) -> Response:
     archive: Archive = request.app.state.archive
     received, size = await run_in_threadpool(_retrieve, archive, server, paths, headers, origin)
     return _json({"NetworkUsageMB": str(size // _MEGABYTE), "ReceivedInstancesCount": str(received)})
+
+
+async def delete(request: Request) -> Response:
+    """POST /servers/{id}/delete: an HTTP DELETE of one study, series or instance on a server that declares
+    ``HasDelete`` (DICOMweb has no standard deletion; dcm4chee and cloud stores take this form)."""
+    name = request.path_params["id"]
+    server = _registry(request).get(name)
+    if not _has_delete(server):  # checked before the body, as the plugin does
+        raise bad_format(f'Cannot delete on DICOMweb server, check out property "HasDelete": {name}')
+    body = await _json_body(request)
+    if not isinstance(body, Mapping) or not isinstance(body.get("Level"), str) \
+            or not isinstance(body.get("StudyInstanceUID"), str):
+        raise bad_format(_NO_DELETE_TARGET)
+    below = _DELETE_LEVELS.get(body["Level"].lower())
+    if below is None:
+        raise out_of_range()
+    path = "studies/" + quote(body["StudyInstanceUID"], safe="")
+    for field, segment in zip(below, ("series", "instances")):
+        if not isinstance(body.get(field), str):
+            raise bad_format(f'The request body must contain the field "{field}"')
+        path += f"/{segment}/" + quote(body[field], safe="")  # a UID with "/" or "?" must not change the path
+    await run_in_threadpool(_exchange, server, "DELETE", path, None, _extra_headers(body))
+    return _json({})
 
 
 def _wado_path(resource: object) -> str:

@@ -30,7 +30,7 @@ async def system(request: Request) -> Response:
         "HttpPort": request.app.state.http_port,
         "IsHttpServerSecure": config.AuthenticationEnabled or not config.RemoteAccessAllowed,
         "Name": config.Name,
-        "PluginsEnabled": False,
+        "PluginsEnabled": True,  # as Debian's Orthanc, built with plugin support, says with or without plugins
         "StorageAreaPlugin": None,
         "Version": ORTHANC_VERSION,
         "PacsboxVersion": __version__,

@@ -27,6 +27,10 @@ from .tools_settings import plain_text, small_body
 
 _DICOM_DATE_TIME = "%Y%m%dT%H%M%S"  # Orthanc's /tools/now: ISO 8601 basic format, to the second
 _UID_LEVELS = ("study", "series", "instance")
+# What /plugins/dicom-web says of the plugin pacsbox's DICOMweb face follows. The real one also extends Orthanc
+# Explorer and names its web page (RootUri); pacsbox serves neither, so it says so rather than name a page that 404s.
+DICOMWEB_PLUGIN = {"Description": "Implementation of DICOMweb (QIDO-RS, STOW-RS and WADO-RS) and WADO-URI.",
+                   "ExtendsOrthancExplorer": False, "ID": "dicom-web", "Version": "1.7"}
 _EXPLORER_JS = "// Extensions to Orthanc Explorer by the registered plugins\n\n"
 PROMETHEUS_TYPE = "text/plain; version=0.0.4"
 # the connection closes after the answer, so that a client's next request reaches the restarted server
@@ -116,14 +120,24 @@ async def shutdown(request: Request) -> Response:
     return _empty_json(_LAST_ON_CONNECTION)
 
 
+def _serves_dicomweb(request: Request) -> bool:
+    """Whether this server answers DICOMweb, which a real Orthanc does through its DICOMweb plugin."""
+    section = request.app.state.config.DicomWeb or {}
+    return bool(section.get("Enable", True))
+
+
 async def list_plugins(request: Request) -> Response:
-    """No plugins: only the Orthanc Explorer extensions, which Orthanc always lists."""
-    return json_response(["explorer.js"])
+    """The Orthanc Explorer extensions, which Orthanc always lists, then "dicom-web" when the DICOMweb face is on
+    (clients probe ``/plugins`` before they use DICOMweb)."""
+    return json_response(["explorer.js", *(["dicom-web"] if _serves_dicomweb(request) else [])])
 
 
 async def plugin(request: Request) -> Response:
-    if request.path_params["id"] == "explorer.js":
+    name = request.path_params["id"]
+    if name == "explorer.js":
         return Response(_EXPLORER_JS, media_type="application/javascript")
+    if name == "dicom-web" and _serves_dicomweb(request):
+        return json_response(DICOMWEB_PLUGIN)
     return Response(status_code=404)  # an unknown plugin is an empty 404, as in Orthanc
 
 

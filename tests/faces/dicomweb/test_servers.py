@@ -156,7 +156,7 @@ class DeletingServer(http.server.ThreadingHTTPServer):
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_DELETE(self) -> None:  # noqa: N802 (the standard library's name)
+            def do_DELETE(self) -> None:
                 server.deleted.append(self.path)
                 self.send_response(404 if "/9" in self.path else 200)
                 self.send_header("Content-Length", "0")
@@ -188,7 +188,8 @@ def test_delete_as_the_plugin(local, plugin):
         same_error(*both(local, plugin, "GET", "/servers/odd"))  # a Boolean property that is neither
         targets = [{"Level": "Study", "StudyInstanceUID": "1.2"},
                    {"Level": "series", "StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.3"},
-                   {"Level": "INSTANCE", "StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.3", "SOPInstanceUID": "1.4"}]
+                   {"Level": "INSTANCE", "StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.3",
+                    "SOPInstanceUID": "1.4"}]
         for target in targets:
             ours, theirs = both(local, plugin, "POST", "/servers/deleting/delete", json=target)
             assert ours.status_code == theirs.status_code == 200 and ours.json() == theirs.json() == {}
@@ -214,7 +215,8 @@ def test_delete_as_the_plugin(local, plugin):
 
 def test_plugins_list_dicomweb_as_orthanc_with_its_plugin(local, plugin):
     ours, theirs = local.session().get(local.url + "/plugins"), plugin.session.get(plugin.url + "/plugins")
-    assert ours.status_code == theirs.status_code == 200 and ours.json() == theirs.json() == ["explorer.js", "dicom-web"]
+    assert ours.status_code == theirs.status_code == 200
+    assert ours.json() == theirs.json() == ["explorer.js", "dicom-web"]
     ours = local.session().get(local.url + "/plugins/dicom-web")
     theirs = plugin.session.get(plugin.url + "/plugins/dicom-web")
     assert ours.status_code == theirs.status_code == 200

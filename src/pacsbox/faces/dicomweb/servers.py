@@ -318,7 +318,7 @@ async def delete(request: Request) -> Response:
     if below is None:
         raise out_of_range()
     path = "studies/" + quote(body["StudyInstanceUID"], safe="")
-    for field, segment in zip(below, ("series", "instances")):
+    for field, segment in zip(below, ("series", "instances")[:len(below)], strict=True):
         if not isinstance(body.get(field), str):
             raise bad_format(f'The request body must contain the field "{field}"')
         path += f"/{segment}/" + quote(body[field], safe="")  # a UID with "/" or "?" must not change the path

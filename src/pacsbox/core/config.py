@@ -14,14 +14,14 @@ from typing import Any
 # Keys a real Orthanc 1.10 configuration may hold that pacsbox accepts without acting on them, so that an
 # existing Orthanc configuration file loads without a warning per key.
 _ACCEPTED_ORTHANC_KEYS = frozenset([
-    "StorageCompression", "MaximumStorageSize", "MaximumPatientCount", "Plugins", "ConcurrentJobs",
+    "StorageCompression", "MaximumStorageSize", "MaximumPatientCount", "Plugins",
     "HttpServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled", "DicomServerEnabled",
     "DicomAlwaysAllowFindWorklist",
     "SslEnabled", "SslCertificate", "SslVerifyPeers", "SslTrustedClientCertificates", "DicomModalitiesInDatabase",
     "OrthancPeersInDatabase", "HttpProxy", "HttpVerbose", "HttpTimeout", "HttpsVerifyPeers", "HttpsCACertificates",
     "UserContentType", "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
     "TcpNoDelay", "HttpThreadsCount", "StoreDicom", "DicomAssociationCloseDelay", "QueryRetrieveSize",
-    "LoadPrivateDictionary", "Dictionary", "SynchronousCMove", "JobsHistorySize", "SaveJobs",
+    "LoadPrivateDictionary", "Dictionary", "SynchronousCMove",
     "MediaArchiveSize", "StorageAccessOnFind",
     "DefaultPrivateCreator", "StorageCommitmentReportsSize", "TranscodeDicomProtocol",
     "BuiltinDecoderTranscoderOrder", "IngestTranscoding", "IngestTranscodingOfUncompressed",
@@ -83,6 +83,11 @@ class Config:
     HttpRequestTimeout: int = 30
     # the Orthanc DICOMweb plugin's section: Enable, Root ("/dicom-web/"), EnableWado, WadoRoot ("/wado")
     DicomWeb: Mapping[str, Any] = field(default_factory=dict)
+    # the jobs engine (core.jobs), Orthanc's keys and defaults: worker threads, finished jobs kept with their
+    # outputs, and whether jobs are saved in the index and read back at the next start
+    ConcurrentJobs: int = 2
+    JobsHistorySize: int = 10
+    SaveJobs: bool = True
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body on an upload route; larger bodies get 413
@@ -247,10 +252,13 @@ def _validate(config: Config) -> None:
             isinstance(syntaxes, (list, tuple)) and all(isinstance(item, str) for item in syntaxes)):
         raise ValueError("AcceptedTransferSyntaxes must be a transfer syntax UID (wildcards * and ? allowed) or a "
                          f"list of them, not {syntaxes!r}")
-    for name in ("MinimumFreeSpace", "MaximumFindPatternLength", "MaximumFindListLength"):
+    for name in ("MinimumFreeSpace", "MaximumFindPatternLength", "MaximumFindListLength", "ConcurrentJobs",
+                 "JobsHistorySize"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+    if not isinstance(config.SaveJobs, bool):
+        raise ValueError(f"SaveJobs must be true or false, not {config.SaveJobs!r}")
     if isinstance(config.LuaScripts, str) or not all(isinstance(path, str) for path in config.LuaScripts):
         raise ValueError("LuaScripts must be a list of file paths")
     object.__setattr__(config, "LuaScripts", tuple(config.LuaScripts))  # a JSON list, frozen like the rest

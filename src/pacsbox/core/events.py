@@ -1,7 +1,8 @@
 """The archive's events: one typed publish/subscribe seam for everything that reacts to the archive.
 
-The archive publishes; it names none of its listeners (the XNAT catalog, Lua callbacks, later jobs and the event
-log subscribe here). This module imports only the core's leaf modules, so every import goes one way:
+The archive publishes; it names none of its listeners (the XNAT catalog, Lua callbacks, later the event log
+subscribe here); the jobs engine (``core.jobs``) publishes its job events here too. This module imports only the
+core's leaf modules, so every import goes one way:
 ``events`` <- ``archive`` <- ``catalog`` <- ``assembly`` (which wires them) <- the server.
 
 Rules, for every listener:
@@ -111,7 +112,28 @@ class ArchiveClosing:
     """The archive is about to close: listeners finish their work (Lua's Finalize runs here)."""
 
 
-# Room for job events (JobSubmitted, JobSuccess, JobFailure) once the archive runs jobs.
+@dataclass(frozen=True)
+class JobSubmitted:
+    """A job entered the jobs engine (``core.jobs``); published on the thread that submitted it."""
+
+    job_id: str
+    job_type: str
+
+
+@dataclass(frozen=True)
+class JobSuccess:
+    """A job ended in Success; published on the worker thread that ran it."""
+
+    job_id: str
+    job_type: str
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """A job ended in Failure (an error, or a client cancelled it)."""
+
+    job_id: str
+    job_type: str
 
 Event = Any
 E = TypeVar("E")

@@ -15,6 +15,7 @@ from typing import BinaryIO, TypeVar
 
 from pydicom.dataset import Dataset
 
+from .attachments import Attachments, PackedDicom, insert_until_pixel_data, write_packed_dicom
 from .config import Config
 from .dicom import ParsedInstance, parse_instance, read_dataset
 from .errors import InexistentItem, InvalidDicom, StorageFull, TooLarge, UnknownResource
@@ -105,6 +106,7 @@ class Archive:
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
         self._time_storage_area()
         self.gate = Gate()  # stores and deletes share it; reset, restore and snapshots hold it alone
+        self.attachments = Attachments(self)  # user attachments, compression, revisions (core.attachments)
         self._costly_parses = threading.Lock()
         self._quick = _QuickFlag()
         self._index_elsewhere = os.stat(self.index.path.parent).st_dev != os.stat(config.storage_path).st_dev
@@ -141,6 +143,7 @@ class Archive:
 
         switched = recover_switch(self)
         Snapshots(self).sweep()
+        self.store_area.clear_plain_copies()  # inflated copies of compressed files: made again when read
         if switched or self.index.get_property("open") is not None:
             referenced = self.index.all_attachment_uuids()
             for name in list(self.store_area.all_uuids()):
@@ -182,10 +185,14 @@ class Archive:
         """Store one DICOM instance; it is on disk and in the index when this returns."""
         if isinstance(source, (bytes, bytearray, memoryview)):
             parsed = self._parse(source)
+            if self.config.StorageCompression:  # as Orthanc: zlib, with the part before the pixels kept apart
+                return self._store_parsed(
+                    parsed, lambda: write_packed_dicom(self.store_area, source, parsed.pixel_data_offset),
+                    len(source), origin)
             return self._store_parsed(parsed, lambda: self.store_area.write(source), len(source), origin)
         size = source.seek(0, os.SEEK_END)
         source.seek(0)
-        if size <= _IN_MEMORY_LIMIT:
+        if size <= _IN_MEMORY_LIMIT or self.config.StorageCompression:
             return self.store(source.read(), origin)
         parsed = self._parse(source)
 
@@ -277,22 +284,26 @@ class Archive:
         if not overwrite and self.index.lookup(instance) is not None:
             return StoreResult("AlreadyStored", patient, study, series, instance)
         self._check_room(size)
-        file_uuid, md5 = write()
+        file_uuid, md5, *packing = write()
+        packed: PackedDicom | None = packing[0] if packing else None
+        written = [file_uuid, *(packed.uuids if packed else ())]
         stale_uuids: list[str] = []
         try:
             with self.index.writing() as db:
                 existing = self.index.find_iid(db, instance)
                 if existing is not None:
                     if not overwrite:
-                        self.store_area.remove(file_uuid)
+                        for written_uuid in written:
+                            self.store_area.remove(written_uuid)
                         return StoreResult("AlreadyStored", patient, study, series, instance)
                     _, stale_uuids = self.index.delete(db, existing)
-                self._insert(db, parsed, file_uuid, size, md5, origin)
+                self._insert(db, parsed, file_uuid, size, md5, origin, packed)
                 stored = InstanceStored(parsed, patient, study, series, instance, origin, is_new=existing is None,
                                         transaction=db)
                 self.events.publish_in_transaction(stored)
         except BaseException:
-            self.store_area.remove(file_uuid)
+            for written_uuid in written:
+                self.store_area.remove(written_uuid)
             raise
         for stale in stale_uuids:
             self.store_area.remove(stale)
@@ -313,7 +324,8 @@ class Archive:
             raise StorageFull(f"The storage area is full: {free} bytes free, {size} bytes to store and "
                               f"MinimumFreeSpace ({self.config.MinimumFreeSpace} bytes) to keep")
 
-    def _insert(self, db, parsed: ParsedInstance, file_uuid: str, size: int, md5: str, origin: Origin) -> None:
+    def _insert(self, db, parsed: ParsedInstance, file_uuid: str, size: int, md5: str, origin: Origin,
+                packed: PackedDicom | None = None) -> None:
         ids = parsed.ids
         levels = [NewResource(level, ids[level], parsed.main_tags[level]) for level in Level]
         index_in_series = parsed.index_in_series
@@ -338,7 +350,10 @@ class Archive:
         iids, created = self.index.insert_instance(
             db, levels, file_uuid=file_uuid, file_size=size, md5=md5, index_in_series=index_in_series,
             metadata=metadata, series_metadata={"RemoteAET": origin.remote_aet},
+            compressed=(packed.compressed_size, packed.compressed_md5) if packed else None,
         )
+        if packed:
+            insert_until_pixel_data(db, iids[Level.INSTANCE], packed)
         # Orthanc logs the instance first, then each new ancestor from the series up.
         for resource in reversed(created):
             title = resource.level.title
@@ -405,13 +420,22 @@ class Archive:
         return row.file_uuid
 
     def instance_path(self, instance_id: str) -> Path:
-        """Where the stored file of an instance is (for sending it without reading it into memory)."""
-        return self.store_area.path_of(self.instance_file_uuid(instance_id))
+        """Where the stored file of an instance is (for sending it without reading it into memory); for a file
+        stored compressed, an inflated copy."""
+        row = self.resource(Level.INSTANCE, instance_id)
+        if row.file_uuid is None:
+            raise InexistentItem(f"Instance {instance_id} has no DICOM attachment")
+        try:
+            return self.store_area.readable_path(row.file_uuid, row.file_compressed)
+        except FileNotFoundError:  # deleted by another request since the lookup (rows go first, then files)
+            raise UnknownResource(f"Unknown instance: {instance_id}") from None
 
     def instance_bytes(self, instance_id: str) -> bytes:
-        file_uuid = self.instance_file_uuid(instance_id)
+        row = self.resource(Level.INSTANCE, instance_id)
+        if row.file_uuid is None:
+            raise InexistentItem(f"Instance {instance_id} has no DICOM attachment")
         try:
-            return self.store_area.read(file_uuid)
+            return self.store_area.read_plain(row.file_uuid, row.file_compressed)
         except FileNotFoundError:  # deleted by another request since the lookup (rows go first, then files)
             raise UnknownResource(f"Unknown instance: {instance_id}") from None
 

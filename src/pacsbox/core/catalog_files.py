@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # The index's instances of one series with their stored file (read here, beside the index's own queries,
 # so that a listing is one query; the columns are the index's: resources, attachments, content type 1 = DICOM).
 _SERIES_FILES = (
-    "SELECT r.public_id, r.main_tags, a.uuid, a.size, a.md5 FROM resources s"
+    "SELECT r.public_id, r.main_tags, a.uuid, a.size, a.md5, a.compression FROM resources s"
     " JOIN resources r ON r.series = s.iid AND r.level = 3"
     " JOIN attachments a ON a.iid = r.iid AND a.content_type = 1"
     " WHERE s.public_id = ? AND s.level = 2 ORDER BY r.index_in_series, r.iid"
@@ -209,11 +209,11 @@ class Resources:
                            (resource.rid,))]
             if resource.series is not None:
                 taken = {entry.path for entry in entries}
-                for public_id, tags, file_uuid, size, md5 in db.execute(_SERIES_FILES, (resource.series,)):
+                for public_id, tags, file_uuid, size, md5, packed in db.execute(_SERIES_FILES, (resource.series,)):
                     name = dicom_file_name(tags, public_id)
                     if name not in taken:
                         entries.append(FileEntry(name, size, md5, {"format": "DICOM", "content": "RAW"},
-                                                 self.store_area.path_of(file_uuid), public_id))
+                                                 self.store_area.readable_path(file_uuid, bool(packed)), public_id))
         return entries
 
     def file(self, resource: Resource, path: str) -> FileEntry:

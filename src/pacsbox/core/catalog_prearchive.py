@@ -34,7 +34,7 @@ _SESSION = ("SELECT psid, project, timestamp, name, subject, study, source, uplo
             " (SELECT COUNT(*) FROM xnat_prearchive_instances i WHERE i.psid = p.psid),"
             " (SELECT main_tags FROM resources WHERE public_id = p.study) FROM xnat_prearchive p")
 # The session's instances with their series and stored file (the index's tables, read in one query).
-_FILES = ("SELECT r.public_id, r.main_tags, s.public_id, s.main_tags, a.uuid, a.size, a.md5"
+_FILES = ("SELECT r.public_id, r.main_tags, s.public_id, s.main_tags, a.uuid, a.size, a.md5, a.compression"
           " FROM xnat_prearchive_instances p JOIN resources r ON r.public_id = p.instance"
           " JOIN resources s ON s.iid = r.series JOIN attachments a ON a.iid = r.iid AND a.content_type = 1"
           " WHERE p.psid = ? ORDER BY s.iid, r.index_in_series, r.iid")
@@ -158,10 +158,12 @@ class Prearchive:
         """The session's series as scans (ID = SeriesNumber made a label), each with its files."""
         grouped: OrderedDict[str, tuple[dict[str, str], list[FileEntry]]] = OrderedDict()
         with self.index.reading() as db:
-            for public_id, tags, series, series_tags, file_uuid, size, md5 in db.execute(_FILES, (session.psid,)):
+            for public_id, tags, series, series_tags, file_uuid, size, md5, packed in db.execute(_FILES,
+                                                                                                  (session.psid,)):
                 entry = grouped.setdefault(series, (json.loads(series_tags), []))
                 entry[1].append(FileEntry(dicom_file_name(tags, public_id), size, md5,
-                                          {"format": "DICOM", "content": "RAW"}, self.store_area.path_of(file_uuid),
+                                          {"format": "DICOM", "content": "RAW"},
+                                          self.store_area.readable_path(file_uuid, bool(packed)),
                                           public_id))
         scans: list[PrearchiveScan] = []
         taken: set[str] = set()

@@ -14,19 +14,19 @@ from typing import Any
 # Keys a real Orthanc 1.10 configuration may hold that pacsbox accepts without acting on them, so that an
 # existing Orthanc configuration file loads without a warning per key.
 _ACCEPTED_ORTHANC_KEYS = frozenset([
-    "StorageCompression", "MaximumStorageSize", "MaximumPatientCount", "Plugins",
+    "MaximumStorageSize", "MaximumPatientCount", "Plugins",
     "HttpServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled", "DicomServerEnabled",
     "DicomAlwaysAllowFindWorklist",
     "SslEnabled", "SslCertificate", "SslVerifyPeers", "SslTrustedClientCertificates", "DicomModalitiesInDatabase",
     "OrthancPeersInDatabase", "HttpProxy", "HttpVerbose", "HttpTimeout", "HttpsVerifyPeers", "HttpsCACertificates",
-    "UserContentType", "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
+    "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
     "TcpNoDelay", "HttpThreadsCount", "StoreDicom", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "LoadPrivateDictionary", "Dictionary", "SynchronousCMove",
     "MediaArchiveSize", "StorageAccessOnFind",
     "DefaultPrivateCreator", "StorageCommitmentReportsSize", "TranscodeDicomProtocol",
     "BuiltinDecoderTranscoderOrder", "IngestTranscoding", "IngestTranscodingOfUncompressed",
     "IngestTranscodingOfCompressed", "DicomLossyTranscodingQuality", "SyncStorageArea", "DeidentifyLogs",
-    "DeidentifyLogsDicomVersion", "CheckRevisions", "MallocArenaMax", "ExtraMainDicomTags", "Warnings",
+    "DeidentifyLogsDicomVersion", "MallocArenaMax", "ExtraMainDicomTags", "Warnings",
     "DicomTlsEnabled", "DicomTlsCertificate", "DicomTlsPrivateKey", "DicomTlsTrustedCertificates",
     "DicomTlsRemoteCertificateRequired", "DicomEchoChecksFind",
     "DicomScuPreferredTransferSyntax", "DicomCheckModalityHost", "HttpHeaders",
@@ -88,6 +88,13 @@ class Config:
     ConcurrentJobs: int = 2
     JobsHistorySize: int = 10
     SaveJobs: bool = True
+    # attachments and files (core.attachments): user attachment names (name: number, or [number, MIME type]);
+    # zlib-compressed storage of new DICOM files and attachments; If-Match required to replace or delete them;
+    # /instances/{id}/export may write to the server's file system
+    UserContentType: Mapping[str, Any] = field(default_factory=dict)
+    StorageCompression: bool = False
+    CheckRevisions: bool = False
+    RestApiWriteToFileSystemEnabled: bool = False
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body on an upload route; larger bodies get 413
@@ -271,6 +278,11 @@ def _validate(config: Config) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if not isinstance(config.UserContentType, Mapping):
+        raise ValueError("UserContentType must be an object of attachment name to number (or [number, MIME type])")
+    from .attachments import user_content_types  # (a leaf module: no import cycle)
+
+    user_content_types(config.UserContentType)
     if not isinstance(config.DicomWeb, Mapping):
         raise ValueError("DicomWeb must be an object (Enable, Root, EnableWado, WadoRoot)")
     if not isinstance(config.RegisteredUsers, Mapping):

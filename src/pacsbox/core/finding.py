@@ -125,7 +125,7 @@ def _first_readable(archive: Archive, instance_iids: list[int]) -> Dataset | Non
         if not rows:
             continue
         try:
-            return read_dataset(archive.store_area.read(rows[0].file_uuid))
+            return read_dataset(archive.store_area.read_plain(rows[0].file_uuid, rows[0].file_compressed))
         except FileNotFoundError:
             continue
     return None

@@ -50,8 +50,11 @@ CREATE TABLE IF NOT EXISTS attachments (
     iid INTEGER NOT NULL REFERENCES resources(iid) ON DELETE CASCADE,
     content_type INTEGER NOT NULL,
     uuid TEXT NOT NULL,
-    size INTEGER NOT NULL,
+    size INTEGER NOT NULL,      -- uncompressed (Orthanc's UncompressedSize and UncompressedMD5)
     md5 TEXT NOT NULL,
+    compression INTEGER NOT NULL DEFAULT 0,  -- Orthanc's CompressionType: 0 none, 1 zlib with its size first
+    compressed_size INTEGER,    -- NULL when not compressed (then equal to size and md5)
+    compressed_md5 TEXT,
     PRIMARY KEY (iid, content_type)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS attachments_by_uuid ON attachments(uuid);
@@ -136,6 +139,7 @@ class ResourceRow:
     index_in_series: int | None = None
     file_uuid: str | None = None
     file_size: int | None = None
+    file_compressed: bool = False  # the DICOM file is stored zlib-compressed (StorageCompression)
     patient_main_tags: dict[str, str] | None = None  # studies only
     children_indexes: list[int | None] = field(default_factory=list)  # series only
 
@@ -207,6 +211,7 @@ class Index:
         self._checkpointer: threading.Thread | None = None
         with self._write_lock:
             self._connection().executescript(_SCHEMA)  # executescript manages its own transaction
+            _add_compression_columns(self._connection())
 
     # -- connections -------------------------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -304,6 +309,7 @@ class Index:
         index_in_series: int | None,
         metadata: dict[str, str],
         series_metadata: dict[str, str],
+        compressed: tuple[int, str] | None = None,
     ) -> tuple[dict[Level, int], list[NewResource]]:
         """Insert an instance and whichever of its ancestors are new (inside the caller's transaction).
 
@@ -355,8 +361,10 @@ class Index:
             db.execute(f"UPDATE resources SET last_update = ?, is_stable = 0 WHERE iid IN ({marks})", (now, *touched))
         instance_iid = ancestors[Level.INSTANCE]
         db.execute(
-            "INSERT INTO attachments (iid, content_type, uuid, size, md5) VALUES (?, ?, ?, ?, ?)",
-            (instance_iid, DICOM_ATTACHMENT, file_uuid, file_size, md5),
+            "INSERT INTO attachments (iid, content_type, uuid, size, md5, compression, compressed_size,"
+            " compressed_md5) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (instance_iid, DICOM_ATTACHMENT, file_uuid, file_size, md5, int(compressed is not None),
+             *(compressed or (None, None))),
         )
         db.executemany(
             "INSERT OR REPLACE INTO metadata (iid, name, value) VALUES (?, ?, ?)",
@@ -409,9 +417,9 @@ class Index:
             for chunk in _chunks(iids):
                 marks = ",".join("?" * len(chunk))
                 for (iid, public_id, level, main_tags, parent_id, last_update, stable, protected, index,
-                     file_uuid, file_size, patient_tags) in db.execute(
+                     file_uuid, file_size, patient_tags, compression) in db.execute(
                     "SELECT r.iid, r.public_id, r.level, r.main_tags, p.public_id, r.last_update, r.is_stable,"
-                    " r.is_protected, r.index_in_series, a.uuid, a.size, pat.main_tags"
+                    " r.is_protected, r.index_in_series, a.uuid, a.size, pat.main_tags, a.compression"
                     " FROM resources r LEFT JOIN resources p ON p.iid = r.parent"
                     " LEFT JOIN attachments a ON a.iid = r.iid AND a.content_type = 1"
                     " LEFT JOIN resources pat ON pat.iid = r.patient AND r.level = 1"
@@ -430,6 +438,7 @@ class Index:
                         index_in_series=index,
                         file_uuid=file_uuid,
                         file_size=file_size,
+                        file_compressed=bool(compression),
                         patient_main_tags=json.loads(patient_tags) if patient_tags else None,
                     )
                 for parent, public_id, index in db.execute(
@@ -486,6 +495,8 @@ class Index:
             if db.execute("SELECT 1 FROM resources WHERE parent = ? LIMIT 1", (parent,)).fetchone():
                 break
             grandparent = db.execute("SELECT parent FROM resources WHERE iid = ?", (parent,)).fetchone()[0]
+            # an emptied ancestor goes with its own attachments (those a client put on the study, say)
+            uuids += [row[0] for row in db.execute("SELECT uuid FROM attachments WHERE iid = ?", (parent,))]
             db.execute("DELETE FROM resources WHERE iid = ?", (parent,))
             parent = grandparent
         return parent, uuids
@@ -636,6 +647,15 @@ class Index:
 
 
 _SQLITE_MAX = 2**63 - 1
+
+
+def _add_compression_columns(db: sqlite3.Connection) -> None:
+    """Indexes made before attachments could be compressed lack three columns: add them (idempotent)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(attachments)")}
+    for column, kind in (("compression", "INTEGER NOT NULL DEFAULT 0"), ("compressed_size", "INTEGER"),
+                         ("compressed_md5", "TEXT")):
+        if column not in columns:
+            db.execute(f"ALTER TABLE attachments ADD COLUMN {column} {kind}")
 
 
 def sqlite_integer(value: int) -> int:

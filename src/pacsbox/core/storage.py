@@ -7,7 +7,9 @@ import hashlib
 import os
 import shutil
 import threading
+import struct
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +20,32 @@ _CHUNK = 1024 * 1024
 _FILES_PER_FOLDER = 64  # new files share a leaf folder, 64 at a time (a 1M-file store: ~16k folders of 64)
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 TEMPORARY_SUFFIX = ".tmp"
+PLAIN_FOLDER = ".plain"  # readable copies of compressed files (not two hex digits: never taken for stored files)
+_ZLIB_LEVEL = 6  # Orthanc's ZlibCompressor level: the same bytes, so the same CompressedMD5 as Orthanc's
+
+
+def compress(data: bytes | memoryview) -> bytes:
+    """Orthanc's zlib storage format (``StorageCompression``, ``/attachments/.../compress``): the uncompressed size
+    as a little-endian 64-bit integer, then the zlib stream."""
+    return struct.pack("<Q", len(data)) + zlib.compress(data, _ZLIB_LEVEL)
+
+
+def decompress(data: bytes, limit: int | None = None) -> bytes:
+    """The bytes of Orthanc's zlib storage format; ValueError when they are not in it (or inflate past ``limit``,
+    or to another size than they declare)."""
+    if len(data) < 8:
+        raise ValueError("a compressed file holds at least its 8-byte size")
+    (size,) = struct.unpack("<Q", data[:8])
+    if limit is not None and size > limit:
+        raise ValueError(f"the compressed file declares {size} bytes, over the limit of {limit}")
+    inflater = zlib.decompressobj()
+    try:
+        plain = inflater.decompress(data[8:], size + 1)
+    except zlib.error as error:
+        raise ValueError(f"not a zlib stream: {error}") from None
+    if len(plain) != size:
+        raise ValueError(f"the compressed file declares {size} bytes but inflates to {len(plain)}")
+    return plain
 
 
 def is_disk_full(error: BaseException) -> bool:
@@ -132,6 +160,33 @@ class FileStore:
     def read(self, file_uuid: str) -> bytes:
         return self.path_of(file_uuid).read_bytes()
 
+    def read_plain(self, file_uuid: str, compressed: bool) -> bytes:
+        """The content of a file, inflated when it is stored compressed."""
+        data = self.read(file_uuid)
+        return decompress(data) if compressed else data
+
+    def readable_path(self, file_uuid: str, compressed: bool) -> Path:
+        """A path holding the plain content of a file: the file itself, or for a compressed one a copy inflated
+        once under ``.plain`` (for the code that sends or links files by path). FileNotFoundError when the file
+        is gone. The copy goes with the file (``remove``), and all copies with ``clear``/``clear_plain_copies``."""
+        if not compressed:
+            return self.path_of(file_uuid)
+        copy = self.root / PLAIN_FOLDER / file_uuid
+        if not copy.exists():
+            data = self.read_plain(file_uuid, True)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            temporary = copy.with_name(f"{file_uuid}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}")
+            try:
+                temporary.write_bytes(data)
+                os.replace(temporary, copy)
+            except BaseException as error:
+                self._discard(temporary, error)
+        return copy
+
+    def clear_plain_copies(self) -> None:
+        """Remove the inflated copies (they are made again on demand)."""
+        shutil.rmtree(self.root / PLAIN_FOLDER, ignore_errors=True)
+
     def open(self, file_uuid: str) -> BinaryIO:
         return open(self.path_of(file_uuid), "rb")
 
@@ -142,6 +197,7 @@ class FileStore:
 
     def remove(self, file_uuid: str) -> None:
         self.path_of(file_uuid).unlink(missing_ok=True)
+        (self.root / PLAIN_FOLDER / file_uuid).unlink(missing_ok=True)
 
     def all_uuids(self) -> Iterator[str]:
         """Every stored file (and leftover temporary file) by name, for the sweep after an unclean stop."""
@@ -156,6 +212,7 @@ class FileStore:
     def clear(self) -> None:
         """Remove every stored file."""
         self._left = 0
+        self.clear_plain_copies()
         for entry in self.root.iterdir():
             if entry.is_dir() and len(entry.name) == 2:
                 shutil.rmtree(entry, ignore_errors=True)
@@ -165,6 +222,7 @@ class FileStore:
         """Move every stored file into ``folder`` (on the same file system: renames of the top folders, whatever
         the number of files), for a reset to delete them once it has committed."""
         self._left = 0
+        self.clear_plain_copies()
         folder.mkdir(parents=True, exist_ok=True)
         for entry in self.root.iterdir():
             if entry.is_dir() and len(entry.name) == 2:

@@ -18,6 +18,7 @@ from ...core.ids import Level
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
 from . import (
     admin,
+    attachments,
     bulk,
     create_dicom,
     instances,
@@ -41,7 +42,7 @@ _PARENTS = (Level.PATIENT, Level.STUDY, Level.SERIES)
 # the routes whose body is a file (MaximumUploadSize): DICOM, or create-dicom's JSON that carries an image or a
 # PDF; every other body is small (MaximumRequestBodySize)
 UPLOADS = UploadRoutes([("/instances", ["POST"]), (f"/peers/{_ID}/store-straight", ["POST"]),
-                        ("/tools/create-dicom", ["POST"])])
+                        ("/tools/create-dicom", ["POST"]), *attachments.upload_routes()])
 
 
 def _guarded(handler: Handler, **bound) -> Callable[[Request], Awaitable[Response]]:
@@ -159,6 +160,7 @@ def routes() -> list[Route]:
                 _route(f"{one}/archive", tools.resource_archive, ["GET", "POST"], level=level),
             ]
     table += [_route(path, handler, methods) for path, handler, methods in lua.ROUTES]
+    table += attachments.routes(_route)
     return grouped_routes(table)
 
 

@@ -95,9 +95,9 @@ def _gunzip(spool, limit: int, inflated):
 async def file(request: Request) -> Response:
     archive = archive_of(request)
     instance_id = request.path_params["id"]
-    file_uuid = await run_in_threadpool(archive.instance_file_uuid, instance_id)
+    path = await run_in_threadpool(archive.instance_path, instance_id)
     # deleted by another request since the lookup: as unknown as if the lookup had come later
-    return await stored_file_response(archive.store_area.path_of(file_uuid), "application/dicom",
+    return await stored_file_response(path, "application/dicom",
                                       lambda: unknown_resource(f"Unknown instance: {instance_id}"))
 
 

@@ -7,10 +7,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from ...core.ids import Level
-from .errors import bad_request, inexistent_item
+from .errors import bad_request
 from .json import json_response
 from .params import archive_of, flag, paging
 from .render import reference_json, resource_json
+
+# metadata values with their revisions (ETag, If-Match), routed by app.py as resources.*_metadata
+from .attachments import delete_metadata, get_metadata, put_metadata  # noqa: E402, F401, I001
 
 
 async def list_resources(request: Request, level: Level) -> Response:
@@ -56,27 +59,6 @@ async def statistics(request: Request, level: Level) -> Response:
 async def list_metadata(request: Request, level: Level) -> Response:
     values = await run_in_threadpool(archive_of(request).metadata, level, request.path_params["id"])
     return json_response(values if flag(request, "expand") else list(values))
-
-
-async def get_metadata(request: Request, level: Level) -> Response:
-    values = await run_in_threadpool(archive_of(request).metadata, level, request.path_params["id"])
-    name = request.path_params["name"]
-    if name not in values:
-        raise inexistent_item(f"No metadata {name!r} on this {level.title.lower()}")
-    return PlainTextResponse(values[name])
-
-
-async def put_metadata(request: Request, level: Level) -> Response:
-    value = (await request.body()).decode("utf-8", "replace")
-    await run_in_threadpool(archive_of(request).set_metadata, level, request.path_params["id"],
-                            request.path_params["name"], value)
-    return PlainTextResponse("")
-
-
-async def delete_metadata(request: Request, level: Level) -> Response:
-    await run_in_threadpool(archive_of(request).delete_metadata, level, request.path_params["id"],
-                            request.path_params["name"])
-    return PlainTextResponse("")
 
 
 async def get_protected(request: Request) -> Response:

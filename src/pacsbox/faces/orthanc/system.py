@@ -22,7 +22,7 @@ async def system(request: Request) -> Response:
     config = request.app.state.config
     return json_response({
         "ApiVersion": API_VERSION,
-        "CheckRevisions": False,
+        "CheckRevisions": bool(config.CheckRevisions),
         "DatabaseBackendPlugin": None,
         "DatabaseVersion": DATABASE_VERSION,
         "DicomAet": config.DicomAet,

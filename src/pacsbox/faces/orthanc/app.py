@@ -26,6 +26,7 @@ from . import (
     modalities,
     peers,
     queries,
+    resource_views,
     resources,
     system,
     tools,
@@ -161,6 +162,7 @@ def routes() -> list[Route]:
             ]
     table += [_route(path, handler, methods) for path, handler, methods in lua.ROUTES]
     table += attachments.routes(_route)
+    table += resource_views.routes(_route)
     return grouped_routes(table)
 
 

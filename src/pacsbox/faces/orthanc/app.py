@@ -23,6 +23,7 @@ from . import (
     create_dicom,
     instances,
     lua,
+    media,
     modalities,
     peers,
     queries,
@@ -163,6 +164,7 @@ def routes() -> list[Route]:
     table += [_route(path, handler, methods) for path, handler, methods in lua.ROUTES]
     table += attachments.routes(_route)
     table += resource_views.routes(_route)
+    table += media.routes(_route)
     return grouped_routes(table)
 
 

@@ -83,7 +83,8 @@ def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> B
             filename = _unique(filename, taken[path])
             try:
                 # ZipFile.write opens the file before it writes the member's header: a file gone leaves no trace
-                zipped.write(archive.store_area.readable_path(instance.file_uuid, instance.file_compressed), archive_member(path, filename))
+                stored = archive.store_area.readable_path(instance.file_uuid, instance.file_compressed)
+                zipped.write(stored, archive_member(path, filename))
             except FileNotFoundError:  # deleted since its row was read
                 taken[path].discard(filename)
                 continue

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -102,8 +102,10 @@ def _reference(dataset: Dataset, transfer_syntax: str) -> Dataset:
     return reference
 
 
-def write_media(archive: Archive, resources: Iterable[tuple[Level, str]], *, extended: bool = False) -> BinaryIO:
-    """A temporary file holding the zip (instances, then DICOMDIR) of the given resources.
+def write_media(archive: Archive, resources: Iterable[tuple[Level, str]], *, extended: bool = False,
+                output: BinaryIO | None = None, step: Callable[[int, int], None] | None = None) -> BinaryIO:
+    """A temporary file (or ``output``) holding the zip (instances, then DICOMDIR) of the given resources;
+    ``step(done, total)`` is called after each instance (a job's progress and checkpoint).
 
     Each instance is read once and zipped at once under the File ID pydicom gives it when added (which later
     additions leave as it is), so an instance deleted meanwhile is left out of both; UnknownResource when
@@ -115,10 +117,12 @@ def write_media(archive: Archive, resources: Iterable[tuple[Level, str]], *, ext
     spool.mkdir(parents=True, exist_ok=True)
     file_set = FileSet()
     file_set.ID = FILE_SET_ID
-    output = tempfile.TemporaryFile(dir=spool)
+    output = output or tempfile.TemporaryFile(dir=spool)
     try:
         with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
-            for instance_id in instance_ids:
+            for done, instance_id in enumerate(instance_ids):
+                if step is not None:
+                    step(done, len(instance_ids))
                 try:
                     data = archive.instance_bytes(instance_id)
                 except UnknownResource:  # deleted since the list was made
@@ -156,3 +160,45 @@ def _parse(data: bytes, instance_id: str) -> Dataset:
         return dcmread(BytesIO(data), force=True, stop_before_pixels=True)
     except Exception as error:  # pydicom raises assorted types for a file it cannot read
         raise BadFormat(f"Instance {instance_id} cannot be read: {error}") from None
+
+
+class MediaJob:
+    """Media as an Orthanc job (``"Asynchronous": true``): type ``Media``, the zip as its output ``archive``, and
+    Orthanc's Content (Description, InstancesCount, UncompressedSize, ArchiveSize, with their MB forms). Not saved
+    with SaveJobs, as Orthanc saves no Media job."""
+
+    job_type = "Media"
+
+    def __init__(self, archive: Archive, resources: list[tuple[Level, str]], *, extended: bool = False,
+                 description: str = "REST API") -> None:
+        self.archive, self.resources, self.extended, self.description = archive, resources, extended, description
+
+    def initial_content(self) -> dict:
+        return {"ArchiveSize": "0", "ArchiveSizeMB": 0, "Description": self.description, "InstancesCount": 0,
+                "UncompressedSize": "0", "UncompressedSizeMB": 0}
+
+    def run(self, context) -> dict:
+        folder = self.archive.jobs.output_directory or self.archive.config.storage_path / _SPOOL_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{context.job_id}-media.zip"
+
+        def step(done: int, total: int) -> None:
+            context.checkpoint()
+            context.progress(done / max(total, 1))
+
+        try:
+            with open(path, "w+b") as output:
+                write_media(self.archive, self.resources, extended=self.extended, output=output, step=step)
+                size = output.seek(0, os.SEEK_END)
+            with zipfile.ZipFile(path) as written:
+                members = [info for info in written.infolist() if info.filename != "DICOMDIR"]
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        uncompressed = sum(info.file_size for info in members)
+        context.content.update({"ArchiveSize": str(size), "ArchiveSizeMB": size // (1024 * 1024),
+                                "InstancesCount": len(members), "UncompressedSize": str(uncompressed),
+                                "UncompressedSizeMB": uncompressed // (1024 * 1024)})
+        context.add_output_file("archive", path, "application/zip", "archive.zip")
+        context.progress(1.0)
+        return {}

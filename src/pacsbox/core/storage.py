@@ -45,6 +45,8 @@ def decompress(data: bytes, limit: int | None = None) -> bytes:
         raise ValueError(f"not a zlib stream: {error}") from None
     if len(plain) != size:
         raise ValueError(f"the compressed file declares {size} bytes but inflates to {len(plain)}")
+    if not inflater.eof:  # cut short (its checksum is missing): not the file that was stored
+        raise ValueError("the compressed file is truncated")
     return plain
 
 

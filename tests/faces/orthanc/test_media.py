@@ -150,7 +150,18 @@ def test_bad_media_requests(pair):
     assert ours.status_code == reference.status_code == 404
     ours, reference = pair.call("POST", "/tools/create-media", data=b"{not json")
     assert ours.status_code == reference.status_code == 400
-    ours = pair.ours_session.post(f"{pair.ours.url}/tools/create-media", json={"Resources": [instance],
-                                                                                  "Asynchronous": True})
-    assert ours.status_code == 501 and "Asynchronous" in ours.json()["Details"]
+    ours, reference = pair.call("POST", "/tools/create-media", json={"Resources": [instance], "Synchronous": 1})
+    assert ours.status_code == reference.status_code == 400
+    assert ours.json() == reference.json()  # "Boolean value expected in field: Synchronous"
     assert pair.ours_session.get(f"{pair.ours.url}/instances/{instance}").status_code == 200
+
+
+def test_asynchronous_media_is_a_job(pair):
+    series = _ids(pair, "series")[0]
+    for path, body in (("/tools/create-media-extended", {"Resources": [series], "Asynchronous": True}),
+                       (f"/series/{series}/media", {"Synchronous": False}),
+                       ("/tools/create-media", {"Resources": [series], "Asynchronous": True, "Priority": 3})):
+        ours, reference = pair.call("POST", path, json=body)
+        assert ours.status_code == reference.status_code == 200
+        assert sorted(ours.json()) == sorted(reference.json()) == ["ID", "Path"]
+        assert ours.json()["Path"] == f"/jobs/{ours.json()['ID']}"

@@ -1,6 +1,6 @@
 """DICOM media routes: ``/{patients|studies|series}/{id}/media`` and ``/tools/create-media(-extended)``: a zip with
-a DICOMDIR (core.media), answered at once. Orthanc's asynchronous form (a job) is refused by name until pacsbox
-has jobs."""
+a DICOMDIR (core.media), answered at once, or with ``"Asynchronous": true`` a job of type Media (core.jobs) whose
+output ``archive`` is the zip."""
 
 from __future__ import annotations
 
@@ -12,49 +12,83 @@ from starlette.responses import Response
 
 from ...core.errors import Unsupported
 from ...core.ids import Level
-from ...core.media import write_media
+from ...core.media import MediaJob, write_media
 from .errors import OrthancError, bad_request
+from .json import json_response
 from .params import archive_of, flag, json_body
 from .tools import _zip_response
 
 
+def _not_boolean(key: str) -> OrthancError:
+    return OrthancError(15, "Bad file format", 400, f"Boolean value expected in field: {key}")
+
+
+def _is_asynchronous(body: dict[str, Any]) -> bool:
+    """Orthanc's rule: ``Synchronous`` wins when given, else ``Asynchronous`` (both Booleans)."""
+    for key in ("Synchronous", "Asynchronous"):
+        if key in body and not isinstance(body[key], bool):
+            raise _not_boolean(key)
+    if "Synchronous" in body:
+        return not body["Synchronous"]
+    return bool(body.get("Asynchronous", False))
+
+
+def _priority(body: dict[str, Any]) -> int:
+    priority = body.get("Priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise bad_request('"Priority" must be an integer')
+    return priority
+
+
+async def _answer(request: Request, resources: list[tuple[Level, str]], extended: bool, body: dict[str, Any],
+                  filename: str) -> Response:
+    """The zip now, or the job that makes it."""
+    archive = archive_of(request)
+    if _is_asynchronous(body):
+        job = MediaJob(archive, resources, extended=extended)
+        job_id = await run_in_threadpool(archive.jobs.submit, job, _priority(body))
+        return json_response({"ID": job_id, "Path": f"/jobs/{job_id}"})
+    handle = await run_in_threadpool(write_media, archive, resources, extended=extended)
+    return _zip_response(handle, filename)
+
+
 def _options(body: dict[str, Any]) -> bool:
     """Check the options of a POST; returns ``Extended``."""
-    if body.get("Synchronous", True) is False or body.get("Asynchronous") is True:
-        raise Unsupported("Asynchronous media (Orthanc jobs) are not supported: use Synchronous")
     if body.get("Transcode"):
         raise Unsupported("Transcoding DICOM media is not supported")
     extended = body.get("Extended", False)
     if not isinstance(extended, bool):
-        raise bad_request('"Extended" must be a Boolean')
+        raise _not_boolean("Extended")
     return extended
 
 
 async def resource_media(request: Request, level: Level) -> Response:
     """GET (``?extended``) or POST (JSON options) ``/{level}/{id}/media``."""
     public_id = request.path_params["id"]
-    extended = flag(request, "extended")
+    extended, body = flag(request, "extended"), {}
     if request.method == "POST":
         if not (await request.body()).strip():
             raise OrthancError(15, "Bad file format", 400, "The body must contain a JSON object")
-        extended = _options(await json_body(request))
-    handle = await run_in_threadpool(write_media, archive_of(request), [(level, public_id)], extended=extended)
-    return _zip_response(handle, f"{public_id}.zip")
+        body = await json_body(request)
+        extended = _options(body)
+    await run_in_threadpool(archive_of(request).resource, level, public_id)  # unknown: 404 before any job
+    return await _answer(request, [(level, public_id)], extended, body, f"{public_id}.zip")
 
 
 async def create_media(request: Request, extended: bool) -> Response:
     """POST /tools/create-media(-extended) with a list of IDs or ``{"Resources": [...], ...}``."""
     raw = await request.body()
     body = await json_body(request, object) if raw.strip() else None
+    options: dict[str, Any] = {}
     if isinstance(body, dict):
+        options = body
         extended = _options(body) or extended
         body = body.get("Resources")
     if not isinstance(body, list) or not all(isinstance(item, str) for item in body):
         raise bad_request("The body must be a list of resource IDs, or an object with a \"Resources\" list")
     archive = archive_of(request)
     resources = [(await run_in_threadpool(archive.level_of, public_id), public_id) for public_id in body]
-    handle = await run_in_threadpool(write_media, archive, resources, extended=extended)
-    return _zip_response(handle, "Archive.zip")
+    return await _answer(request, resources, extended, options, "Archive.zip")
 
 
 def routes(route) -> list:

@@ -99,7 +99,7 @@ def test_reset_and_snapshots_carry_attachments(tmp_path, corpus):
 def test_storage_compression(tmp_path, corpus):
     archive = _open(tmp_path, StorageCompression=True)
     try:
-        name, data = corpus[0]
+        _, data = corpus[0]
         stored = archive.store(data)
         row = archive.resource(Level.INSTANCE, stored.instance_id)
         assert row.file_compressed

@@ -487,17 +487,20 @@ class Archive:
         """Counts per level and the total size of the stored files."""
         with self.index.reading():
             counts = {level: self.index.count(level) for level in Level}
-            size = self.index.total_size()
+            size, disk_size = self.index.total_size(), self.index.total_disk_size()
         return {"patients": counts[Level.PATIENT], "studies": counts[Level.STUDY], "series": counts[Level.SERIES],
-                "instances": counts[Level.INSTANCE], "size": size}
+                "instances": counts[Level.INSTANCE], "size": size, "disk_size": disk_size}
 
     def resource_statistics(self, level: Level, public_id: str) -> dict[str, int]:
         """Counts of the levels below a resource and the size of its files."""
         iid = self._iid(level, public_id)
         counts = {target: len(self.index.descendant_iids(iid, level, target)) for target in Level if target > level}
-        files = self.index.attachments_below(iid, level)
+        files = self.index.attachment_sizes_below(iid, level)
+        dicom = [(size, on_disk) for content_type, size, on_disk in files if content_type == 1]
         return {"studies": counts.get(Level.STUDY, 0), "series": counts.get(Level.SERIES, 0),
-                "instances": counts.get(Level.INSTANCE, 0), "size": sum(size for _, size in files)}
+                "instances": counts.get(Level.INSTANCE, 0), "size": sum(size for _, size, _ in files),
+                "disk_size": sum(on_disk for _, _, on_disk in files), "dicom_size": sum(size for size, _ in dicom),
+                "dicom_disk_size": sum(on_disk for _, on_disk in dicom)}
 
     # -- changes and exports ------------------------------------------------------------------------------
     def changes(self, since: int, limit: int):

@@ -475,6 +475,18 @@ class Index:
             (iid,),
         ).fetchall()
 
+    def attachment_sizes_below(self, iid: int, level: Level) -> list[tuple[int, int, int]]:
+        """``(content type, size, size on disk)`` of every attachment at or below a resource."""
+        column = _ANCESTOR_COLUMN[level]
+        return self._connection().execute(
+            f"SELECT a.content_type, a.size, COALESCE(a.compressed_size, a.size) FROM resources r"
+            f" JOIN attachments a ON a.iid = r.iid WHERE r.{column} = ?", (iid,)).fetchall()
+
+    def total_disk_size(self) -> int:
+        """Bytes the attachments take on disk (compressed ones as stored)."""
+        return self._connection().execute(
+            "SELECT COALESCE(SUM(COALESCE(compressed_size, size)), 0) FROM attachments").fetchone()[0]
+
     def all_attachment_uuids(self) -> set[str]:
         return {row[0] for row in self._connection().execute("SELECT uuid FROM attachments")}
 

@@ -41,7 +41,7 @@ def reconstruct(archive: Archive, level: Level | None = None, public_id: str | N
 def _reconstruct_instance(archive: Archive, instance_id: str, files: bool) -> None:
     parsed = parse_instance(archive.instance_bytes(instance_id), archive.settings.default_encoding)
     with archive.gate.shared(), archive.index.writing() as db:
-        for resource_level, resource_id in zip(Level, parsed.ids):
+        for resource_level, resource_id in zip(Level, parsed.ids, strict=True):
             iid = archive.index.find_iid(db, resource_id, resource_level)
             if iid is None:
                 raise UnknownResource(f"Unknown instance: {instance_id}")

@@ -9,6 +9,7 @@ are sorted by it and the series is a ``Sequence``; otherwise the series cannot b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .errors import BadFormat
 from .index import ResourceRow
@@ -84,9 +85,9 @@ def _by_position(instances: list[ResourceRow], orientation: tuple[float, ...] | 
         own = _numbers(row.main_tags.get("ImageOrientationPatient"), 6)
         if own is not None and not _parallel_or_opposite(_normal(own), normal):
             return None
-        keyed.append((sum(p * n for p, n in zip(position, normal)), row))
+        keyed.append((sum(p * n for p, n in zip(position, normal, strict=True)), row))
     keyed.sort(key=lambda pair: pair[0])
-    for (before, _), (after, _) in zip(keyed, keyed[1:]):
+    for (before, _), (after, _) in pairwise(keyed):
         if abs(after - before) < _EPSILON:  # two slices at one place: no single order
             return None
     return [row for _, row in keyed]
@@ -96,7 +97,7 @@ def _by_index(instances: list[ResourceRow]) -> list[ResourceRow] | None:
     if any(row.index_in_series is None for row in instances):
         return None
     ordered = sorted(instances, key=lambda row: row.index_in_series or 0)
-    for before, after in zip(ordered, ordered[1:]):
+    for before, after in pairwise(ordered):
         if before.index_in_series == after.index_in_series:
             return None
     return ordered

@@ -6,8 +6,8 @@ import errno
 import hashlib
 import os
 import shutil
-import threading
 import struct
+import threading
 import uuid
 import zlib
 from collections.abc import Iterator

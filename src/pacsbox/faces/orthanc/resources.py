@@ -7,13 +7,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from ...core.ids import Level
+
+# metadata values with their revisions (ETag, If-Match), routed by app.py as resources.*_metadata
+from .attachments import delete_metadata, get_metadata, put_metadata  # noqa: F401
 from .errors import bad_request
 from .json import json_response
 from .params import archive_of, flag, paging
 from .render import reference_json, resource_json
-
-# metadata values with their revisions (ETag, If-Match), routed by app.py as resources.*_metadata
-from .attachments import delete_metadata, get_metadata, put_metadata  # noqa: E402, F401, I001
 
 
 async def list_resources(request: Request, level: Level) -> Response:
@@ -44,11 +44,11 @@ async def related(request: Request, level: Level, target: Level) -> Response:
 
 async def statistics(request: Request, level: Level) -> Response:
     stats = await run_in_threadpool(archive_of(request).resource_statistics, level, request.path_params["id"])
-    size = stats["size"]
     body = {}
-    for prefix in ("DicomDiskSize", "DicomUncompressedSize", "DiskSize", "UncompressedSize"):
-        body[prefix] = str(size)
-        body[prefix + "MB"] = size // (1024 * 1024)
+    for prefix, key in (("DicomDiskSize", "dicom_disk_size"), ("DicomUncompressedSize", "dicom_size"),
+                        ("DiskSize", "disk_size"), ("UncompressedSize", "size")):
+        body[prefix] = str(stats[key])
+        body[prefix + "MB"] = stats[key] // (1024 * 1024)
     for below, key, name in ((Level.STUDY, "CountStudies", "studies"), (Level.SERIES, "CountSeries", "series"),
                              (Level.INSTANCE, "CountInstances", "instances")):
         if below > level:  # Orthanc counts only the levels under the resource

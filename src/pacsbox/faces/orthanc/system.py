@@ -40,14 +40,14 @@ async def system(request: Request) -> Response:
 
 async def statistics(request: Request) -> Response:
     stats = await run_in_threadpool(archive_of(request).statistics)
-    size = stats["size"]
+    size, disk_size = stats["size"], stats["disk_size"]
     return json_response({
         "CountPatients": stats["patients"],
         "CountStudies": stats["studies"],
         "CountSeries": stats["series"],
         "CountInstances": stats["instances"],
-        "TotalDiskSize": str(size),
-        "TotalDiskSizeMB": size // (1024 * 1024),
+        "TotalDiskSize": str(disk_size),
+        "TotalDiskSizeMB": disk_size // (1024 * 1024),
         "TotalUncompressedSize": str(size),
         "TotalUncompressedSizeMB": size // (1024 * 1024),
     })

@@ -99,9 +99,8 @@ async def metrics_prometheus(request: Request) -> Response:
     metrics.set("orthanc_dicom_cache_size", 0)
     for level in ("patients", "studies", "series", "instances"):
         metrics.set(f"orthanc_count_{level}", stats[level])
-    megabytes = stats["size"] / (1024 * 1024)
-    metrics.set("orthanc_disk_size_mb", megabytes)
-    metrics.set("orthanc_uncompressed_size_mb", megabytes)  # pacsbox stores files uncompressed
+    metrics.set("orthanc_disk_size_mb", stats["disk_size"] / (1024 * 1024))  # compressed files as stored
+    metrics.set("orthanc_uncompressed_size_mb", stats["size"] / (1024 * 1024))
     for state in ("completed", "failed", "pending", "running", "success"):
         metrics.set(f"orthanc_jobs_{state}", 0)  # pacsbox runs every request synchronously: it has no jobs
     return Response(prometheus_text(metrics.samples()).encode(), headers={"Content-Type": PROMETHEUS_TYPE})

@@ -2,8 +2,9 @@
 
 Orthanc's rule (its ``SliceOrdering``): when every instance has an ImagePositionPatient and all share the normal
 of the series' ImageOrientationPatient, the slices are sorted along that normal and the series is a ``Volume``;
-otherwise, when every instance has an IndexInSeries (InstanceNumber, else ImageIndex) and no two share one, they
-are sorted by it and the series is a ``Sequence``; otherwise the series cannot be ordered.
+otherwise, when every instance has an IndexInSeries (InstanceNumber, else ImageIndex), they are sorted by it (two
+alike are shown anyway) and the series is a ``Sequence``; otherwise the series cannot be ordered. One slice is a
+``Sequence`` of itself.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-from .errors import BadFormat
+from .errors import BadRequest
 from .index import ResourceRow
 
 _EPSILON = 1e-6
+_SPACING = 10 * 1.1920929e-07  # Orthanc: slices closer than 10 float epsilons along the normal are at one place
+
+
+class CannotOrderSlices(BadRequest):
+    """Neither positions nor IndexInSeries order the slices (Orthanc's ErrorCode_CannotOrderSlices)."""
 
 
 @dataclass(frozen=True)
@@ -60,21 +66,22 @@ def _frames(row: ResourceRow) -> int:
 
 
 def order_slices(series: ResourceRow, instances: list[ResourceRow]) -> OrderedSlices:
-    """Order the instances of a series; BadFormat when neither positions nor indexes order them."""
-    orientation = None
-    if instances:  # the normal of the series: the orientation its first instance gives
-        orientation = _numbers(instances[0].main_tags.get("ImageOrientationPatient"), 6)
+    """Order the instances of a series; CannotOrderSlices when neither positions nor indexes order them."""
+    # the normal of the volume: that of the series' ImageOrientationPatient (a main tag of the series)
+    orientation = _numbers(series.main_tags.get("ImageOrientationPatient"), 6)
+    if len(instances) <= 1:  # one slice is in order
+        return OrderedSlices(False, [Slice(row.public_id, _frames(row)) for row in instances])
     ordered = _by_position(instances, orientation)
     if ordered is not None:
         return OrderedSlices(True, [Slice(row.public_id, _frames(row)) for row in ordered])
     by_index = _by_index(instances)
     if by_index is None:
-        raise BadFormat(f"Unable to order the slices of series {series.public_id}")
+        raise CannotOrderSlices(f"Unable to order the slices of series {series.public_id}")
     return OrderedSlices(False, [Slice(row.public_id, _frames(row)) for row in by_index])
 
 
 def _by_position(instances: list[ResourceRow], orientation: tuple[float, ...] | None) -> list[ResourceRow] | None:
-    if orientation is None or len(instances) < 2:
+    if orientation is None:
         return None
     normal = _normal(orientation)
     keyed: list[tuple[float, ResourceRow]] = []
@@ -88,16 +95,13 @@ def _by_position(instances: list[ResourceRow], orientation: tuple[float, ...] | 
         keyed.append((sum(p * n for p, n in zip(position, normal, strict=True)), row))
     keyed.sort(key=lambda pair: pair[0])
     for (before, _), (after, _) in pairwise(keyed):
-        if abs(after - before) < _EPSILON:  # two slices at one place: no single order
+        if abs(after - before) <= _SPACING:  # two slices at one place: no single order
             return None
     return [row for _, row in keyed]
 
 
 def _by_index(instances: list[ResourceRow]) -> list[ResourceRow] | None:
+    """By IndexInSeries, when every instance has one (two alike: Orthanc shows them anyway, in a stable order)."""
     if any(row.index_in_series is None for row in instances):
         return None
-    ordered = sorted(instances, key=lambda row: row.index_in_series or 0)
-    for before, after in pairwise(ordered):
-        if before.index_in_series == after.index_in_series:
-            return None
-    return ordered
+    return sorted(instances, key=lambda row: row.index_in_series or 0)

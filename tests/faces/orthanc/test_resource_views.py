@@ -9,6 +9,7 @@ import os
 import pytest
 
 from tests.faces.orthanc.test_attachments import Pair
+from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.orthanc_ref import SKIP_REASON, ReferenceOrthanc, have_orthanc
 from tests.support.pacsbox_proc import RunningPacsbox
 
@@ -59,6 +60,23 @@ def test_ordered_slices_of_every_series(pair):
     for series in _ids(pair, "series"):
         pair.same("GET", f"/series/{series}/ordered-slices")
     assert pair.same("GET", "/series/nosuchseries/ordered-slices").status_code == 404
+
+
+def test_ordered_slices_of_series_without_order(pair):
+    """Slices without positions: by InstanceNumber, or (two alike) no order at all."""
+    for series_key, numbers in (("by-number", (3, 1, 2)), ("alike", (1, 1)), ("unordered", (1, None)),
+                                ("alone", (None,))):
+        for index, number in enumerate(numbers):
+            dataset = make_dataset(patient_id="ORDER", patient_name="Order^Olga", study_uid=uid("order-st"),
+                                   series_uid=uid("order-se", series_key), sop_uid=uid("order-in", series_key, index),
+                                   instance_number=number or 1)
+            del dataset.ImagePositionPatient
+            if number is None:
+                del dataset.InstanceNumber
+            ours, reference = pair.call("POST", "/instances", data=to_bytes(dataset))
+            assert ours.status_code == reference.status_code == 200
+        ordered = pair.same("GET", f"/series/{ours.json()['ParentSeries']}/ordered-slices")
+        assert ordered.status_code == (500 if series_key == "unordered" else 200), series_key
 
 
 def test_pdf(pair):

@@ -13,7 +13,7 @@ from ...core.ids import Level
 from ...core.instance_files import ExportDisabled, ExportRefused, export_instance, extract_pdf
 from ...core.modules import MODULE_OF_LEVEL
 from ...core.reconstruct import reconstruct
-from ...core.slices import order_slices
+from ...core.slices import CannotOrderSlices, order_slices
 from .errors import OrthancError, bad_request
 from .json import json_response
 from .params import archive_of, flag, loads
@@ -82,7 +82,11 @@ async def ordered_slices(request: Request) -> Response:
         series = archive.resource(Level.SERIES, series_id)
         return order_slices(series, archive.related(Level.SERIES, series_id, Level.INSTANCE))
 
-    ordered = await run_in_threadpool(order)
+    try:
+        ordered = await run_in_threadpool(order)
+    except CannotOrderSlices as error:
+        # (Orthanc answers 500: the data, not the request, is at fault)
+        raise OrthancError(2040, "Unable to order the slices of the series", 500, error.details) from None
     return json_response({
         "Dicom": [f"/instances/{one.instance_id}/file" for one in ordered.slices],
         "Slices": [f"/instances/{one.instance_id}/frames/{frame}" for one in ordered.slices

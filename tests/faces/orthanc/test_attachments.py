@@ -7,6 +7,8 @@ Two pairs of servers: the defaults (files stored as they come), and ``StorageCom
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 
 import pytest
 
@@ -226,6 +228,16 @@ def test_storage_compression(compressed_pair):
     path = _resources(pair)["studies"]
     pair.same("PUT", f"{path}/attachments/sample", data=b"compressed attachment")
     _all_of_one(pair, path, "sample")
+    for route in ("archive", "media"):  # files sent by path (zips) are the inflated ones
+        ours, reference = pair.call("GET", f"{path}/{route}")
+        assert ours.status_code == reference.status_code == 200
+        assert _zipped_dicom(ours.content) == _zipped_dicom(reference.content)
+
+
+def _zipped_dicom(content: bytes) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return sorted(hashlib.md5(archive.read(name)).hexdigest() for name in archive.namelist()
+                      if name != "DICOMDIR")
 
 
 def test_statistics_count_attachments_as_stored(compressed_pair):

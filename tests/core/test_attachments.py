@@ -146,3 +146,25 @@ def test_media_job(tmp_path, corpus):
             assert from_job.read(member) == direct.read(member)
     finally:
         archive.close()
+
+
+def test_reconstruct_files_follows_storage_compression(tmp_path, corpus):
+    archive = _open(tmp_path)
+    try:
+        stored = archive.store(corpus[0][1])
+    finally:
+        archive.close()
+    archive = _open(tmp_path, StorageCompression=True)
+    try:
+        from pacsbox.core.reconstruct import reconstruct
+
+        assert not archive.resource(Level.INSTANCE, stored.instance_id).file_compressed
+        assert reconstruct(archive, Level.PATIENT, stored.patient_id) == 1  # main tags only: files as they are
+        assert not archive.resource(Level.INSTANCE, stored.instance_id).file_compressed
+        assert reconstruct(archive, files=True) == 1
+        row = archive.resource(Level.INSTANCE, stored.instance_id)
+        assert row.file_compressed and archive.instance_bytes(stored.instance_id) == corpus[0][1]
+        assert _stored_files(archive) == archive.index.all_attachment_uuids()
+        assert archive.resource(Level.STUDY, stored.study_id).main_tags["StudyInstanceUID"]
+    finally:
+        archive.close()

@@ -131,6 +131,16 @@ def test_user_attachments_at_every_level(pair, level):
     pair.same("GET", f"{path}/attachments")
 
 
+def test_large_attachment(pair):
+    """An attachment is a file: bodies past MaximumRequestBodySize (1 MiB) are taken, up to MaximumUploadSize."""
+    series = _resources(pair)["series"]
+    body = bytes(range(256)) * (12 * 1024)  # 3 MiB
+    pair.same("PUT", f"{series}/attachments/1100", data=body)
+    assert pair.same("GET", f"{series}/attachments/1100/data").content == body
+    pair.same("POST", f"{series}/attachments/1100/compress")
+    _all_of_one(pair, series, "1100")
+
+
 def test_compress_and_uncompress(pair):
     instance = _resources(pair)["instances"]
     pair.same("PUT", f"{instance}/attachments/1040", data=b"compress me " * 50)

@@ -4,6 +4,7 @@ resets and snapshots; compressed files read back as stored; the Media job leaves
 from __future__ import annotations
 
 import io
+import os
 import time
 import zipfile
 
@@ -168,3 +169,18 @@ def test_reconstruct_files_follows_storage_compression(tmp_path, corpus):
         assert archive.resource(Level.STUDY, stored.study_id).main_tags["StudyInstanceUID"]
     finally:
         archive.close()
+
+
+def test_inflated_copies_are_bounded(tmp_path, monkeypatch):
+    from pacsbox.core import storage
+
+    monkeypatch.setattr(storage, "PLAIN_COPIES_LIMIT", 0)
+    monkeypatch.setattr(storage, "_PLAIN_TRIM_EVERY", 1)
+    files = storage.FileStore(tmp_path, sync=False)
+    names = [files.write(compress(f"file {number}".encode() * 100))[0] for number in range(3)]
+    old_copy = files.readable_path(names[0], True)
+    os.utime(old_copy, (time.time() - 3600, time.time() - 3600))
+    young_copy = files.readable_path(names[1], True)
+    newest = files.readable_path(names[2], True)  # trims: the old copy goes, copies under a minute old stay
+    assert not old_copy.exists() and young_copy.exists() and newest.read_bytes() == b"file 2" * 100
+    assert files.readable_path(names[0], True).read_bytes() == b"file 0" * 100  # made again when asked

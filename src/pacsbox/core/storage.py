@@ -8,6 +8,7 @@ import os
 import shutil
 import struct
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ _FILES_PER_FOLDER = 64  # new files share a leaf folder, 64 at a time (a 1M-file
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 TEMPORARY_SUFFIX = ".tmp"
 PLAIN_FOLDER = ".plain"  # readable copies of compressed files (not two hex digits: never taken for stored files)
+PLAIN_COPIES_LIMIT = 512 * 1024 * 1024  # bytes of those copies kept (checked every _PLAIN_TRIM_EVERY copies)
+_PLAIN_TRIM_EVERY = 32
 _ZLIB_LEVEL = 6  # Orthanc's ZlibCompressor level: the same bytes, so the same CompressedMD5 as Orthanc's
 
 
@@ -79,6 +82,7 @@ class FileStore:
         self._prefix = ""  # the first four hex digits of new names, and how many more names get them
         self._left = 0
         self._lock = threading.Lock()
+        self._plain_made = 0  # inflated copies made (core.attachments' compressed files)
         root.mkdir(parents=True, exist_ok=True)
 
     def path_of(self, file_uuid: str) -> Path:
@@ -183,7 +187,30 @@ class FileStore:
                 os.replace(temporary, copy)
             except BaseException as error:
                 self._discard(temporary, error)
+            with self._lock:
+                self._plain_made += 1
+                trim = self._plain_made % _PLAIN_TRIM_EVERY == 0
+            if trim:
+                self._trim_plain_copies()
         return copy
+
+    def _trim_plain_copies(self) -> None:
+        """Keep the inflated copies under PLAIN_COPIES_LIMIT bytes: the least recently made go first, but none
+        made in the last minute (a reader may be about to open it)."""
+        entries = []
+        for entry in os.scandir(self.root / PLAIN_FOLDER):
+            try:
+                stats = entry.stat()
+            except FileNotFoundError:
+                continue
+            entries.append((stats.st_mtime, stats.st_size, entry.path))
+        total = sum(size for _, size, _ in entries)
+        young = time.time() - 60
+        for made, size, path in sorted(entries):
+            if total <= PLAIN_COPIES_LIMIT or made > young:
+                break
+            Path(path).unlink(missing_ok=True)
+            total -= size
 
     def clear_plain_copies(self) -> None:
         """Remove the inflated copies (they are made again on demand)."""

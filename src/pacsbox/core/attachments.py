@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import Conflict, InexistentItem, OutOfRange, UnknownResource
+from .errors import BadRequest, Conflict, InexistentItem, OutOfRange, UnknownResource
 from .ids import Level
 from .storage import compress, decompress
 
@@ -38,10 +38,15 @@ FIRST_USER_TYPE, LAST_USER_TYPE = 1024, 65535
 ZLIB = 1  # Orthanc's CompressionType_ZlibWithSize
 
 _ETAG = re.compile(r'^"?(\d+)-([^"]*)"?$')
+_NUMBER = re.compile(r"-?[0-9]+")
 
 
 class RevisionMismatch(Conflict):
     """An ``If-Match`` revision that is not the current one (Orthanc's ErrorCode_Revision, HTTP 409)."""
+
+
+class BadAttachmentNumber(BadRequest):
+    """An attachment named by a number that no 32-bit integer holds (Orthanc: "Bad type for a parameter")."""
 
 
 class ReservedAttachment(PermissionError):
@@ -148,8 +153,11 @@ class Attachments:
             return BUILTIN_NAMES[name]
         if name in self.user_types:
             return self.user_types[name][0]
-        if name.isdigit() and len(name) <= 5:
-            return int(name)
+        if _NUMBER.fullmatch(name):  # any number names one (Orthanc reads it as a 32-bit int)
+            number = int(name)
+            if not -(2**31) <= number < 2**31:
+                raise BadAttachmentNumber("Syntax error in some user-supplied data")
+            return number
         raise InexistentItem(f"Unknown attachment {name!r}: declare it in the UserContentType configuration option")
 
     def name_of(self, content_type: int) -> str:

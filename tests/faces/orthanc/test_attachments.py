@@ -161,8 +161,15 @@ def test_reserved_and_unknown_attachments(pair):
         assert ours.status_code == 403 and ours.content == b""
     ours = pair.same("DELETE", f"{instance}/attachments/dicom", compare=())
     assert ours.status_code == 403
+    for name in ("-1", "-5", "70000", "123456"):  # numbers out of the users' range: reserved to write
+        assert pair.same("PUT", f"{instance}/attachments/{name}", data=b"x", compare=()).status_code == 403
+        assert pair.same("GET", f"{instance}/attachments/{name}").status_code == 404
+    for name in ("99999999999999999999", "4294967297"):  # no 32-bit number: "Bad type for a parameter"
+        for method in ("PUT", "GET", "DELETE"):
+            assert pair.same(method, f"{instance}/attachments/{name}", data=b"x").status_code == 400
     for method in ("PUT", "DELETE", "GET"):
         assert pair.same(method, f"{instance}/attachments/nosuchname", data=b"x").status_code == 404
+        assert pair.same(method, f"{instance}/attachments/1e3", data=b"x").status_code == 404
     assert pair.same("GET", f"{instance}/attachments/nosuchname/data").status_code == 404
     assert pair.same("GET", f"{instance}/attachments/1050").status_code == 404
     assert pair.same("GET", f"{instance}/attachments/1050/info").status_code == 404

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core import errors as core
-from ...core.attachments import RevisionMismatch
+from ...core.attachments import BadAttachmentNumber, RevisionMismatch
 from ...core.storage import is_disk_full
 from ..http_common import orthanc_error_body
 from .json import json_response
@@ -55,6 +55,8 @@ def translate(error: Exception) -> OrthancError:
     details = getattr(error, "details", None) or (str(error) or None)
     if isinstance(error, core.UnknownResource):
         return unknown_resource(details)
+    if isinstance(error, BadAttachmentNumber):
+        return bad_type(details)
     if isinstance(error, RevisionMismatch):
         return OrthancError(43, "A bad revision number was provided, which might indicate conflict between multiple "
                             "writers", 409, details)

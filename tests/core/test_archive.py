@@ -101,7 +101,8 @@ def test_delete_cascades_and_reports_the_remaining_ancestor(archive):
     two = archive.store(instance(2))
     assert archive.delete(Level.INSTANCE, one.instance_id) == (Level.SERIES, one.series_id)
     assert archive.delete(Level.INSTANCE, two.instance_id) is None
-    assert archive.statistics() == {"patients": 0, "studies": 0, "series": 0, "instances": 0, "size": 0}
+    assert archive.statistics() == {"patients": 0, "studies": 0, "series": 0, "instances": 0, "size": 0,
+                                   "disk_size": 0}
     assert list(archive.store_area.all_uuids()) == []
     with pytest.raises(UnknownResource):
         archive.delete(Level.INSTANCE, one.instance_id)

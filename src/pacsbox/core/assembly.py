@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from .archive import Archive
 from .catalog import Catalog
+from .commitment import CommitmentReports
 from .config import Config
-from .events import ArchiveClosing
+from .events import ArchiveClosing, ArchiveReset
 from .jobs import open_jobs_engine
+from .worklists import WorklistFolder, WorklistSettings
 
 
 def open_archive(config: Config) -> Archive:
@@ -30,4 +32,24 @@ def open_archive(config: Config) -> Archive:
         raise
     archive.catalog = catalog  # the XNAT face reads the catalog from the archive it serves
     archive.jobs = jobs  # the faces submit their long operations here
+    _add_worklists_and_commitment(archive, config)
     return archive
+
+
+def _add_worklists_and_commitment(archive: Archive, config: Config) -> None:
+    """The worklist items (``archive.worklists``) and storage commitment reports (``archive.commitments``) the
+    DICOM and Orthanc faces share; a reset empties both (the worklists only in the archive's own folder)."""
+    try:
+        worklists = WorklistFolder(WorklistSettings.from_config(config.Worklists, config.storage_path))
+    except ValueError:
+        archive.close()
+        raise
+    archive.worklists = worklists
+    archive.commitments = commitments = CommitmentReports(config.StorageCommitmentReportsSize)
+
+    def on_reset(event: ArchiveReset) -> None:
+        if worklists.settings.own_folder:
+            worklists.clear()
+        commitments.clear()
+
+    archive.events.subscribe(ArchiveReset, on_reset)

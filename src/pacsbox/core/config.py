@@ -16,14 +16,13 @@ from typing import Any
 _ACCEPTED_ORTHANC_KEYS = frozenset([
     "MaximumStorageSize", "MaximumPatientCount", "Plugins",
     "HttpServerEnabled", "HttpDescribeErrors", "HttpCompressionEnabled", "DicomServerEnabled",
-    "DicomAlwaysAllowFindWorklist",
     "SslEnabled", "SslCertificate", "SslVerifyPeers", "SslTrustedClientCertificates", "DicomModalitiesInDatabase",
     "OrthancPeersInDatabase", "HttpProxy", "HttpVerbose", "HttpTimeout", "HttpsVerifyPeers", "HttpsCACertificates",
     "StrictAetComparison", "StoreMD5ForAttachments", "LogExportedResources", "KeepAlive",
     "TcpNoDelay", "HttpThreadsCount", "StoreDicom", "DicomAssociationCloseDelay", "QueryRetrieveSize",
     "LoadPrivateDictionary", "Dictionary", "SynchronousCMove",
     "MediaArchiveSize", "StorageAccessOnFind",
-    "DefaultPrivateCreator", "StorageCommitmentReportsSize", "TranscodeDicomProtocol",
+    "DefaultPrivateCreator", "TranscodeDicomProtocol",
     "BuiltinDecoderTranscoderOrder", "IngestTranscoding", "IngestTranscodingOfUncompressed",
     "IngestTranscodingOfCompressed", "DicomLossyTranscodingQuality", "SyncStorageArea", "DeidentifyLogs",
     "DeidentifyLogsDicomVersion", "MallocArenaMax", "ExtraMainDicomTags", "Warnings",
@@ -95,6 +94,12 @@ class Config:
     StorageCompression: bool = False
     CheckRevisions: bool = False
     RestApiWriteToFileSystemEnabled: bool = False
+    # Modality worklists and storage commitment (faces/dimse/worklist_scp.py, faces/dimse/commitment.py): the worklist
+    # plugin's section (Enable, Database, FilterIssuerAet, LimitAnswers; core.worklists), who may query worklists
+    # without being a known modality, and how many storage commitment reports the SCU keeps (oldest dropped first)
+    Worklists: Mapping[str, Any] = field(default_factory=dict)
+    DicomAlwaysAllowFindWorklist: bool = False
+    StorageCommitmentReportsSize: int = 100
     # pacsbox's own keys (no Orthanc equivalent)
     BindAddress: str = "127.0.0.1"  # where HTTP and DICOM listen; RemoteAccessAllowed=true alone keeps loopback
     MaximumUploadSize: int = 4 * 1024**3  # bytes of one HTTP body on an upload route; larger bodies get 413

@@ -31,7 +31,8 @@ Rules, for every listener:
   fails with the Lua error).
   Find filters rewrite queries the same way: ``add_find_filter`` an incoming C-FIND identifier (the DICOM face
   asks ``filter_find`` before matching), ``add_outgoing_find_filter`` a query sent to a modality (the Orthanc face
-  asks ``filter_outgoing_find``); an exception fails that C-FIND.
+  asks ``filter_outgoing_find``); an exception fails that C-FIND. ``add_worklist_filter`` rewrites an incoming
+  Modality Worklist C-FIND identifier the same way (Lua's IncomingWorklistRequestFilter; ``filter_worklist``).
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ class EventBus:
         self._filters: list[StoreFilter] = []
         self._find_filters: list[FindFilter] = []
         self._outgoing_find_filters: list[OutgoingFindFilter] = []
+        self._worklist_filters: list[FindFilter] = []
         self._lock = threading.Lock()
 
     def subscribe(self, event_type: type[E], listener: Callable[[E], None],
@@ -232,6 +234,24 @@ class EventBus:
         for rewrite in self._outgoing_find_filters:
             query = rewrite(query, aet)
         return query
+
+    def add_worklist_filter(self, rewrite: FindFilter) -> Callable[[], None]:
+        """Let ``rewrite(identifier, origin)`` replace each incoming worklist C-FIND identifier; returns its
+        remover."""
+        with self._lock:
+            self._worklist_filters = [*self._worklist_filters, rewrite]
+
+        def remove() -> None:
+            with self._lock:
+                self._worklist_filters = [item for item in self._worklist_filters if item is not rewrite]
+
+        return remove
+
+    def filter_worklist(self, identifier: Any, origin: Origin) -> Any:
+        """A worklist C-FIND identifier after every worklist filter."""
+        for rewrite in self._worklist_filters:
+            identifier = rewrite(identifier, origin)
+        return identifier
 
     @property
     def has_store_filters(self) -> bool:

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp
 
 from ..core.archive import Archive
 from ..core.config import Config
-from ..core.dicom import ParsedInstance
+from ..core.dicom import ENCODINGS, ParsedInstance
 from ..core.dicom_json import render_tags
 from ..core.errors import ArchiveError, ScriptError
 from ..core.events import ArchiveClosing, InstanceStored, Origin, ResourceStable
@@ -123,6 +123,8 @@ class LuaEngine:
             self._unsubscribe.append(events.add_find_filter(self._filter_find))
         if self.filters.has_function("OutgoingFindRequestFilter"):
             self._unsubscribe.append(events.add_outgoing_find_filter(self._filter_outgoing_find))
+        if self.filters.has_function("IncomingWorklistRequestFilter"):
+            self._unsubscribe.append(events.add_worklist_filter(self._filter_worklist))
         self._unsubscribe.append(events.subscribe(ArchiveClosing, lambda event: self.close()))
         if self.config.LuaScripts or self.config.ExecuteLuaEnabled:  # else no callback can ever be defined
             self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
@@ -174,6 +176,26 @@ class LuaEngine:
         if not isinstance(returned, dict):
             raise ScriptError("IncomingFindRequestFilter must return a table of tags")
         return find_query_dataset(identifier, returned)
+
+    def _filter_worklist(self, identifier: Dataset, origin: Origin) -> Dataset:
+        """IncomingWorklistRequestFilter(query, origin): the query in Orthanc's short JSON (``{"0010,0020": "*",
+        "0040,0100": [{...}]}``, sequences included) and the origin as IncomingFindRequestFilter gets it; the table
+        it returns is the new query (built as /tools/create-dicom builds tags)."""
+        from ..core.worklists import item_from_json
+
+        encoding = self.archive.settings.default_encoding
+        query = render_tags(identifier, "short", encoding)
+        modalities = self.archive.modalities.by_aet(origin.remote_aet)
+        table = {"CalledAet": origin.called_aet, "RemoteAet": origin.remote_aet, "RemoteIp": origin.remote_ip,
+                 "Manufacturer": modalities[0].manufacturer if modalities else "Generic"}
+        result = self.filters.call("IncomingWorklistRequestFilter", query, table)
+        returned = self.filters.convert.to_python(result, keep_strings=True) if result is not None else {}
+        if not isinstance(returned, dict):
+            raise ScriptError("IncomingWorklistRequestFilter must return a table of tags")
+        if not returned:
+            return Dataset()
+        charset = identifier.get("SpecificCharacterSet") or ENCODINGS.get(encoding, "ISO_IR 100")
+        return item_from_json(returned, default_charset=charset if isinstance(charset, str) else charset[0])
 
     def _filter_outgoing_find(self, query: dict[int, str], aet: str) -> dict[int, str]:
         """OutgoingFindRequestFilter(query, aet): the query as the client gave it (``{"0010,0020": "X"}``), the

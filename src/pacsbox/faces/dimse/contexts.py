@@ -11,6 +11,8 @@ STORAGE_SOP_CLASSES: tuple[str, ...] = tuple(str(uid) for uid in sop._STORAGE_CL
 FIND_SOP_CLASSES = (sop.PatientRootQueryRetrieveInformationModelFind, sop.StudyRootQueryRetrieveInformationModelFind)
 MOVE_SOP_CLASSES = (sop.PatientRootQueryRetrieveInformationModelMove, sop.StudyRootQueryRetrieveInformationModelMove)
 GET_SOP_CLASSES = (sop.PatientRootQueryRetrieveInformationModelGet, sop.StudyRootQueryRetrieveInformationModelGet)
+WORKLIST_FIND = str(sop.ModalityWorklistInformationFind)  # PS3.4 K.6
+STORAGE_COMMITMENT = str(sop.StorageCommitmentPushModel)  # PS3.4 J.3, N-ACTION and N-EVENT-REPORT
 
 # Uncompressed syntaxes first: they are what a peer is asked to use when it proposes several.
 UNCOMPRESSED = (

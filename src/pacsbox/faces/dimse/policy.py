@@ -24,7 +24,9 @@ REJECT_TOO_MANY_ASSOCIATIONS = (0x02, 0x03, 0x02)  # transient, provider (presen
 _STORAGE = frozenset(contexts.STORAGE_SOP_CLASSES)
 _QUERY_RETRIEVE = {**dict.fromkeys(map(str, contexts.FIND_SOP_CLASSES), "Find"),
                    **dict.fromkeys(map(str, contexts.MOVE_SOP_CLASSES), "Move"),
-                   **dict.fromkeys(map(str, contexts.GET_SOP_CLASSES), "Get")}
+                   **dict.fromkeys(map(str, contexts.GET_SOP_CLASSES), "Get"),
+                   contexts.WORKLIST_FIND: "Find",  # a C-FIND; its handler checks the FindWorklist permission
+                   contexts.STORAGE_COMMITMENT: "NAction"}  # N-ACTION and N-EVENT-REPORT only, no C-* request
 
 
 class SharedContexts(list):
@@ -43,11 +45,17 @@ def all_contexts() -> SharedContexts:
         # Accept the roles a C-GET SCU proposes (it is the storage SCP of the sub-operations), PS3.7 D.3.3.4.
         cx.scu_role = True
         cx.scp_role = True
+    commitment = contexts.contexts([contexts.STORAGE_COMMITMENT])
+    for cx in commitment:  # pacsbox is the SCP of N-ACTION, and receives N-EVENT-REPORTs as their SCU
+        cx.scu_role = True
+        cx.scp_role = True
     return SharedContexts(
         contexts.contexts([contexts.VERIFICATION])
         + storage
         + contexts.contexts(contexts.FIND_SOP_CLASSES + contexts.MOVE_SOP_CLASSES)
         + contexts.contexts(contexts.GET_SOP_CLASSES)
+        + contexts.contexts([contexts.WORKLIST_FIND])
+        + commitment
     )
 
 

@@ -26,13 +26,14 @@ from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 from ...core.archive import Archive, Origin
 from ...core.config import Config
 from ...core.dicom import file_meta
-from . import contexts, observe, retrieve, status, upper_layer
+from . import commitment, contexts, observe, retrieve, status, upper_layer
 from .admission import ConnectionLimits, PduGuard, raise_descriptor_limit
 from .direct_scp import MAXIMUM_COMMAND_SIZE, DirectAssociation, store_status
 from .find import find_responses
 from .network import NoDelayAE
 from .policy import REJECT_TOO_MANY_ASSOCIATIONS, AssociationPolicy, all_contexts, is_unknown
 from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from .worklist_scp import worklist_responses
 
 LOG = logging.getLogger("pacsbox.dimse")
 _SERVED_DIRECTLY = frozenset((contexts.VERIFICATION, *contexts.STORAGE_SOP_CLASSES, *contexts.FIND_SOP_CLASSES))
@@ -70,7 +71,8 @@ class DicomServer:
             *((event, observe.handler(self.archive, name, serve)) for event, name, serve in (
                 (evt.EVT_C_ECHO, "C-ECHO", self._on_echo), (evt.EVT_C_STORE, "C-STORE", self._on_store),
                 (evt.EVT_C_FIND, "C-FIND", self._on_find), (evt.EVT_C_MOVE, "C-MOVE", self._on_move),
-                (evt.EVT_C_GET, "C-GET", self._on_get))),
+                (evt.EVT_C_GET, "C-GET", self._on_get), (evt.EVT_N_ACTION, "N-ACTION", self._on_n_action),
+                (evt.EVT_N_EVENT_REPORT, "N-EVENT-REPORT", self._on_n_event_report))),
         ]
         raise_descriptor_limit(self.config.DicomMaximumConnections + 3 * self.config.DicomMaximumAssociations)
         server = self.ae.make_server((self.config.BindAddress, self.config.DicomPort), evt_handlers=handlers,
@@ -196,9 +198,24 @@ class DicomServer:
         return store_status(self.archive, _part10(event), self._origin(event))
 
     def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
+        if str(event.context.abstract_syntax) == contexts.WORKLIST_FIND:
+            if self._refused(event, "FindWorklist"):
+                return iter([(status.UNABLE_TO_PROCESS, None)])
+            return worklist_responses(self.archive, self.config, event.identifier, self._origin(event),
+                                      lambda: event.is_cancelled)
         if self._refused(event, "Find"):
             return iter([(status.UNABLE_TO_PROCESS, None)])
         return find_responses(self.archive, self.config, event, self._origin(event))
+
+    def _on_n_action(self, event: Event):
+        if self._refused(event, "NAction"):
+            return 0x0110, None
+        return commitment.on_n_action(self.archive, self.archive.remote, event)
+
+    def _on_n_event_report(self, event: Event):
+        if self._refused(event, "EventReport"):
+            return 0x0110, None
+        return commitment.on_n_event_report(self.archive, event)
 
     def _on_move(self, event: Event):
         if self._refused(event, "Move"):

@@ -29,7 +29,7 @@ from ...core.config import Config
 from ...core.errors import ArchiveError, CannotTranscode, NetworkError, NoPresentationContext
 from ...core.ids import Level
 from ...core.modalities import Modality, StoreReport
-from . import contexts
+from . import commitment, contexts
 from .network import NoDelayAE
 from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
@@ -120,6 +120,37 @@ class DicomClient:
                     continue
                 self._check(modality, "C-FIND", status)
         return answers
+
+    def find_worklist(self, modality: Modality, identifier: Dataset) -> list[Dataset]:
+        """C-FIND in the Modality Worklist Information Model (PS3.4 K.6); the answers."""
+        model = contexts.WORKLIST_FIND
+        answers: list[Dataset] = []
+        with self._association(modality, contexts.contexts([model])) as assoc:
+            for status, answer in assoc.send_c_find(identifier, model):
+                if status and status.Status in _PENDING:
+                    if answer is not None:
+                        answers.append(answer)
+                    continue
+                self._check(modality, "C-FIND", status)
+        return answers
+
+    def storage_commitment(self, modality: Modality, transaction_uid: str,
+                           references: Sequence[commitment.Reference]) -> None:
+        """N-ACTION Request Storage Commitment; the report comes back to the SCP as an N-EVENT-REPORT."""
+        info = commitment.request_information(transaction_uid, list(references))
+        with self._association(modality, commitment.scu_contexts()) as assoc:
+            status, _ = assoc.send_n_action(info, commitment.REQUEST_STORAGE_COMMITMENT,
+                                            commitment.STORAGE_COMMITMENT_SOP_CLASS,
+                                            commitment.STORAGE_COMMITMENT_SOP_INSTANCE)
+            commitment.check_status(modality, "N-ACTION", status)
+
+    def event_report(self, modality: Modality, event_type: int, info: Dataset) -> None:
+        """N-EVENT-REPORT of a storage commitment result, pacsbox in the SCP role of the SOP class."""
+        requested, roles = commitment.report_negotiation()
+        with self._association(modality, requested, roles) as assoc:
+            status, _ = assoc.send_n_event_report(info, event_type, commitment.STORAGE_COMMITMENT_SOP_CLASS,
+                                                  commitment.STORAGE_COMMITMENT_SOP_INSTANCE)
+            commitment.check_status(modality, "N-EVENT-REPORT", status)
 
     def move(self, modality: Modality, level: str, identifiers: Sequence[Dataset], target_aet: str) -> None:
         if not identifiers:

@@ -350,12 +350,6 @@ def test_permissive_store_counts_its_failures(pair, by_kind):
     assert answer["InstancesCount"] == 2 and answer["FailedInstancesCount"] == 2
 
 
-@pytest.mark.parametrize("path", ["storage-commitment", "store-straight", "find-patient", "find-worklist"])
-def test_unimplemented_routes_say_so(pair, path):
-    answer = pair.ours_session.post(f"{pair.ours.url}/modalities/peer/{path}", data="{}")
-    assert answer.status_code == 501 and "not supported" in answer.json()["Details"]
-
-
 # -- C-GET (Orthanc 1.12.6's route, absent from 1.10.1) -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def extra_study(remotes):

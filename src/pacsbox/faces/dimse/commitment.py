@@ -18,7 +18,7 @@ from pydicom.sequence import Sequence
 from pynetdicom.presentation import build_context, build_role
 
 from ...core.archive import Archive
-from ...core.commitment import (  # noqa: F401 (the SCU uses them through this module)
+from ...core.commitment import (
     EVENT_FAILURES,
     EVENT_SUCCESS,
     REQUEST_STORAGE_COMMITMENT,
@@ -160,4 +160,5 @@ def check_status(modality: Modality, service: str, status: Dataset | None) -> No
                            f"0x{int(status.Status):04X}")
 
 
-__all__ = ["STORAGE_COMMITMENT_SOP_INSTANCE", "on_n_action", "on_n_event_report", "references_of"]
+__all__ = ["REQUEST_STORAGE_COMMITMENT", "STORAGE_COMMITMENT_SOP_CLASS", "STORAGE_COMMITMENT_SOP_INSTANCE",
+           "Reference", "on_n_action", "on_n_event_report", "references_of"]

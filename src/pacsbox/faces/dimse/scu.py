@@ -134,6 +134,21 @@ class DicomClient:
                 self._check(modality, "C-FIND", status)
         return answers
 
+    def store_file(self, modality: Modality, data: bytes, dataset: Dataset) -> tuple[str, str]:
+        """C-STORE a file that is not archived (store-straight); its SOP class and instance UIDs."""
+        sop_class, sop_instance = str(dataset.SOPClassUID), str(dataset.SOPInstanceUID)
+        meta = getattr(dataset, "file_meta", None)
+        syntax = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta \
+            else "1.2.840.10008.1.2"
+        if meta is None or "TransferSyntaxUID" not in meta:
+            dataset.file_meta = FileMetaDataset()
+            dataset.file_meta.TransferSyntaxUID = syntax
+        with self._association(modality, [build_context(sop_class, [syntax])]) as assoc:
+            if not assoc.accepted_contexts:
+                raise NoPresentationContext(f"Unable to negotiate a presentation context with AET \"{modality.aet}\"")
+            self._check(modality, "C-STORE", assoc.send_c_store(dataset), warnings_succeed=True)
+        return sop_class, sop_instance
+
     def storage_commitment(self, modality: Modality, transaction_uid: str,
                            references: Sequence[commitment.Reference]) -> None:
         """N-ACTION Request Storage Commitment; the report comes back to the SCP as an N-EVENT-REPORT."""

@@ -20,6 +20,7 @@ from . import (
     admin,
     attachments,
     bulk,
+    commitment,
     create_dicom,
     instances,
     lua,
@@ -29,10 +30,12 @@ from . import (
     queries,
     resource_views,
     resources,
+    scu_finds,
     system,
     tools,
     tools_info,
     tools_settings,
+    worklists,
 )
 from .errors import OrthancError, error_response, unauthorized
 from .request_metrics import RequestMetrics
@@ -44,6 +47,7 @@ _PARENTS = (Level.PATIENT, Level.STUDY, Level.SERIES)
 # the routes whose body is a file (MaximumUploadSize): DICOM, or create-dicom's JSON that carries an image or a
 # PDF; every other body is small (MaximumRequestBodySize)
 UPLOADS = UploadRoutes([("/instances", ["POST"]), (f"/peers/{_ID}/store-straight", ["POST"]),
+                        (f"/modalities/{_ID}/store-straight", ["POST"]),
                         ("/tools/create-dicom", ["POST"]), *attachments.upload_routes()])
 
 
@@ -113,11 +117,9 @@ def routes() -> list[Route]:
     ]
     table += [_route(f"{answer}/query-{level.plural}", queries.child_query, ["POST"], target=level)
               for level in (Level.STUDY, Level.SERIES, Level.INSTANCE)]
-    table += [_route(f"{modality}/{name}", modalities.unsupported, ["POST"], feature=feature) for name, feature in (
-        ("storage-commitment", "Storage commitment SCU"), ("store-straight", "C-STORE of a body not stored"),
-        ("find", "The deprecated C-FIND route (use /query)"), ("find-patient", "The deprecated C-FIND route"),
-        ("find-study", "The deprecated C-FIND route"), ("find-series", "The deprecated C-FIND route"),
-        ("find-instance", "The deprecated C-FIND route"), ("find-worklist", "Worklist C-FIND SCU"))]
+    table += [_route(path, handler, methods) for path, handler, methods in
+              scu_finds.ROUTES + commitment.ROUTES + worklists.ROUTES]
+    table += [_route(path, scu_finds.find_level, ["POST"], level=level) for path, level in scu_finds.LEVEL_ROUTES]
     peer = f"/peers/{_ID}"
     table += [
         _route("/peers", peers.list_peers, ["GET"]),

@@ -147,12 +147,13 @@ def read_item(data: bytes) -> Dataset:
     return dataset
 
 
-def write_item(dataset: Dataset) -> bytes:
-    """An item as a ``.wl`` file: Part 10, explicit VR little endian."""
+def write_item(dataset: Dataset, instance_uid: str | None = None) -> bytes:
+    """An item as a ``.wl`` file: Part 10, explicit VR little endian (``instance_uid`` for its file meta; by
+    default a new one)."""
     dataset = Dataset(dataset)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = WORKLIST_FIND_SOP_CLASS
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.MediaStorageSOPInstanceUID = instance_uid or generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     dataset.file_meta = meta
     buffer = io.BytesIO()

@@ -23,6 +23,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
             "simpledir:simple_dir", explicit_labels=True, dicom=False),
     Dataset("user-training", "xnat4tests' TRAINING project: 4 subjects, 8 MR sessions (T1w, field map)",
             "mr:user_training", explicit_labels=True),
+    Dataset("worklist", "Modality worklist items (.wl files): CT, MR, US, DX steps, accents, Greek, nested codes",
+            "worklist:worklist", dicom=False),
     Dataset("many", "patients x studies x series x instances small CT images, for scale tests", "many:many",
             options={"patients": 2, "studies": 1, "series": 2, "instances": 3}),
 )}

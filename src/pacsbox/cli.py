@@ -101,6 +101,7 @@ from .cli_lifecycle import register as _register_lifecycle  # noqa: E402
 
 _register_lifecycle(main)
 _register_data(main)
+__import__("pacsbox.cli_worklists", fromlist=["register"]).register(main)  # pacsbox worklists add/ls/rm
 
 if __name__ == "__main__":
     main()

@@ -356,6 +356,9 @@ def dicom_address(pacsbox_server: Instance) -> DicomAddress:
     return DicomAddress(pacsbox_server.dicom_host, pacsbox_server.dicom_port, pacsbox_server.aet)
 
 
+from .pytest_worklists import pacsbox_worklist  # noqa: E402, F401 (a fixture of this plugin)
+
+
 @functools.cache
 def _orthanc_client_class() -> type:
     # built on first use: requests is a test extra, not a dependency of pacsbox

@@ -183,6 +183,7 @@ def item_from_json(body: Any, default_charset: str = "ISO_IR 192") -> Dataset:
     for name in ("SpecificCharacterSet", "0008,0005"):
         if isinstance(body.get(name), str):
             charset = canonical_charset(body[name]) or body[name]
+    body = _empty_items_as_objects(body)
     draft = Draft(charset)
     for name in sorted(body):
         tag = tag_of(str(name))
@@ -190,3 +191,12 @@ def item_from_json(body: Any, default_charset: str = "ISO_IR 192") -> Dataset:
             continue
         draft.put_json(tag, body[name], False)
     return draft.dataset()
+
+
+def _empty_items_as_objects(value: Any) -> Any:
+    """Empty sequence items as objects: a Lua table or a hand-written query may give ``[[]]`` for ``[{}]``."""
+    if isinstance(value, Mapping):
+        return {key: _empty_items_as_objects(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [{} if item == [] else _empty_items_as_objects(item) for item in value]
+    return value

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ...core.dicom import ENCODINGS, read_dataset
+from ...core.dicom import ENCODINGS, MAIN_TAGS, read_dataset
 from ...core.errors import BadFormat, OutOfRange
 from ...core.ids import Level
 from ...core.worklists import item_from_json
@@ -115,8 +115,16 @@ def _check_keys(level: Level, query: dict[int, str]) -> None:
         raise _NoAnswer
 
 
-def _find(request: Request, modality, level: Level, query: dict[int, str]) -> list[Dataset]:
-    """One C-FIND at ``level``, the answers as Orthanc keeps them."""
+# What Orthanc's FindPatient/FindStudy/FindSeries/FindInstance keep of a query besides the level's main tags
+_COPIED = {Level.PATIENT: (), Level.STUDY: (_PATIENT_ID, _ACCESSION, 0x00080061),
+           Level.SERIES: (_PATIENT_ID, _ACCESSION, _STUDY_UID),
+           Level.INSTANCE: (_PATIENT_ID, _ACCESSION, _STUDY_UID, _SERIES_UID)}
+
+
+def _find(request: Request, modality, level: Level, merged: dict[int, str]) -> list[Dataset]:
+    """One C-FIND at ``level`` with the level's main tags of the query (and the keys above it), the answers as
+    Orthanc keeps them."""
+    query = {tag: text for tag, text in merged.items() if tag in MAIN_TAGS[level] or tag in _COPIED[level]}
     encoding = archive_of(request).settings.default_encoding
     identifier = dicom_query.find_identifier(level, query, normalize=True, manufacturer=modality.manufacturer,
                                              default_encoding=encoding)

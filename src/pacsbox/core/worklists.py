@@ -68,6 +68,7 @@ class WorklistFolder:
     def __init__(self, settings: WorklistSettings) -> None:
         self.settings = settings
         self.path = settings.folder
+        self._parsed: dict[str, tuple[tuple[int, int, int], Dataset]] = {}  # by file name: parsed once per version
         if settings.own_folder:
             self.path.mkdir(parents=True, exist_ok=True)
 
@@ -78,14 +79,31 @@ class WorklistFolder:
         missing (Orthanc: "Inexistent folder while scanning for worklists")."""
         if self.settings.own_folder:
             self.path.mkdir(parents=True, exist_ok=True)  # a reset may have removed the data folder's
+        seen: dict[str, tuple[tuple[int, int, int], Dataset]] = {}
         with os.scandir(self.path) as entries:
             for entry in entries:
                 if not entry.name.lower().endswith(".wl") or not entry.is_file():
                     continue
                 try:
-                    yield entry.name, read_item(Path(entry.path).read_bytes())
+                    item = self._read(entry, seen)
                 except (OSError, BadFormat) as error:
                     LOG.error("worklist %s skipped: %s", entry.path, error)
+                    continue
+                yield entry.name, item
+        self._parsed = seen  # files gone since are forgotten
+
+    def _read(self, entry: os.DirEntry, seen: dict) -> Dataset:
+        """An item, parsed again only when its file changed (same inode, size and modification time: the same
+        bytes, as every write here replaces the file)."""
+        status = entry.stat()
+        key = (status.st_ino, status.st_size, status.st_mtime_ns)
+        cached = self._parsed.get(entry.name)
+        if cached is not None and cached[0] == key:
+            seen[entry.name] = cached
+            return cached[1]
+        item = read_item(Path(entry.path).read_bytes())
+        seen[entry.name] = (key, item)
+        return item
 
     # -- what REST, the CLI and fixtures do ----------------------------------------------------------------
     def ids(self) -> list[str]:
@@ -107,13 +125,18 @@ class WorklistFolder:
     def read(self, item_id: str) -> Dataset:
         return read_item(self.file_of(item_id).read_bytes())
 
-    def add(self, dataset: Dataset, item_id: str | None = None) -> str:
-        """Write an item (a new ID unless one is given: the same ID replaces it); its ID."""
+    def add(self, item: Dataset | bytes, item_id: str | None = None) -> str:
+        """Write an item, a data set or a DICOM file kept as it is once read (a new ID unless one is given: the
+        same ID replaces it); its ID."""
         if item_id is None:
             item_id = str(uuid.uuid4())
         elif not _ID.match(item_id):
             raise BadRequest(f"Invalid worklist ID (letters, digits, '.', '_' and '-'): {item_id!r}")
-        data = write_item(dataset)
+        if isinstance(item, (bytes, bytearray)):
+            read_item(bytes(item))  # BadFormat unless it is DICOM
+            data = bytes(item)
+        else:
+            data = write_item(item)
         self.path.mkdir(parents=True, exist_ok=True)
         temporary = self.path / f".{item_id}.{uuid.uuid4().hex}.tmp"  # no half-written .wl is ever scanned
         temporary.write_bytes(data)

@@ -11,13 +11,14 @@ test (Orthanc has no REST API for them: its plugin reads a folder).
 
 from __future__ import annotations
 
+from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.dicom_json import render_tags
 from ...core.errors import BadFormat, BadRequest
-from ...core.worklists import WorklistFolder, item_from_json, read_item
+from ...core.worklists import WorklistFolder, item_from_json
 from . import scu_params as fields
 from .json import json_response
 from .params import archive_of, flag
@@ -38,13 +39,13 @@ async def create(request: Request) -> Response:
     if body is fields.NOT_JSON:
         if len(raw) < 132 or raw[128:132] != b"DICM":
             raise BadFormat("A worklist item is DICOM JSON, simplified JSON or a DICOM file")
-        dataset = await run_in_threadpool(read_item, raw)
+        item: Dataset | bytes = raw  # kept as sent, once read
     else:
-        dataset = item_from_json(body)
+        item = item_from_json(body)
     requested = request.query_params.get("id")
     if requested is not None and not requested:
         raise BadRequest("An empty worklist ID")
-    item_id = await run_in_threadpool(_folder(request).add, dataset, requested)
+    item_id = await run_in_threadpool(_folder(request).add, item, requested)
     return json_response({"ID": item_id, "Path": f"{_PATH}/{item_id}"})
 
 

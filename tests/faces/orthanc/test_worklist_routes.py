@@ -131,7 +131,7 @@ def test_who_may_not_query_worklists_is_aborted_as_by_orthanc(clean, calling_aet
 
 
 def test_cli_adds_lists_and_removes(clean, tmp_path):
-    running, session = clean
+    running, _ = clean
     target = ["--url", running.url, "--user", "admin", "--password", "admin"]
     wl = tmp_path / "item.wl"
     wl.write_bytes(write_item(item_from_json({**ITEM, "PatientID": "CLI1"})))

@@ -2,7 +2,8 @@
 # Install what pacsbox's differential test suites need on a Debian/Ubuntu machine:
 #   - the real Orthanc (Debian package `orthanc`, /usr/sbin/Orthanc), used as the reference server;
 #   - dcmtk (Debian package `dcmtk`, /usr/bin/storescu, /usr/bin/dcmdump, ...);
-#   - the Orthanc DICOMweb plugin (Debian package `orthanc-dicomweb`), the reference of the DICOMweb face.
+#   - the Orthanc DICOMweb plugin (Debian package `orthanc-dicomweb`), the reference of the DICOMweb face;
+#   - Orthanc's sample worklist plugin (shipped in the `orthanc` package itself), the reference of the worklist SCP.
 #
 # Idempotent: installs only what is missing, runs `apt-get update` only when something must be
 # installed, never installs recommends.  The Debian `orthanc` service is never left running (the
@@ -14,6 +15,7 @@ set -euo pipefail
 ORTHANC_BIN=/usr/sbin/Orthanc
 STORESCU_BIN=/usr/bin/storescu
 DICOMWEB_PLUGIN=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
+WORKLIST_PLUGIN=/usr/share/orthanc/plugins/libModalityWorklists.so
 
 die() {
     echo "install-test-deps: $*" >&2
@@ -30,7 +32,7 @@ as_root() {
 }
 
 missing=()
-[ -x "$ORTHANC_BIN" ] || missing+=(orthanc)
+[ -x "$ORTHANC_BIN" ] && [ -f "$WORKLIST_PLUGIN" ] || missing+=(orthanc)
 [ -x "$STORESCU_BIN" ] || missing+=(dcmtk)
 [ -f "$DICOMWEB_PLUGIN" ] || missing+=(orthanc-dicomweb)
 
@@ -48,6 +50,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     [ -x "$ORTHANC_BIN" ] || die "orthanc was installed but $ORTHANC_BIN is missing"
     [ -x "$STORESCU_BIN" ] || die "dcmtk was installed but $STORESCU_BIN is missing"
     [ -f "$DICOMWEB_PLUGIN" ] || die "orthanc-dicomweb was installed but $DICOMWEB_PLUGIN is missing"
+    [ -f "$WORKLIST_PLUGIN" ] || die "orthanc was installed but its worklist plugin $WORKLIST_PLUGIN is missing"
     action="installed ${missing[*]}"
 else
     action="nothing to install: orthanc ($ORTHANC_BIN), dcmtk ($STORESCU_BIN) and orthanc-dicomweb ($DICOMWEB_PLUGIN) already present"

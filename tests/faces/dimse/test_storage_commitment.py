@@ -61,7 +61,7 @@ class ReportReceiver:
         deadline = time.monotonic() + 10
         with self.arrived:
             while time.monotonic() < deadline:
-                found = [r for r in self.reports if r[1]["00081195"]["Value"] == [transaction]]
+                found = [r for r in self.reports if r[1].get("00081195", {}).get("Value") == [transaction]]
                 if found or code != 0:
                     return code, found[0] if found else None
                 self.arrived.wait(0.2)

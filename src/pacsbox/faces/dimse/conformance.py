@@ -39,16 +39,20 @@ def conformance_statement(policy: AssociationPolicy) -> str:
     text = "=" * 40 + "\nDICOM Conformance Statement of pacsbox\n" + "=" * 40 + "\n\n"
     text += _section("C-Echo", "SCP", [contexts.VERIFICATION])
     text += _section("C-Store", "SCP", storage)
-    text += _section("C-Find", "SCP", contexts.FIND_SOP_CLASSES)
+    text += _section("C-Find", "SCP", [*contexts.FIND_SOP_CLASSES, contexts.WORKLIST_FIND])
     text += _section("C-Move", "SCP", contexts.MOVE_SOP_CLASSES)
     text += _section("C-Get", "SCP", contexts.GET_SOP_CLASSES)
     text += _section("C-Echo", "SCU", [contexts.VERIFICATION])
     text += _title("C-Store SCU Conformance") + (
         'Every SOP Class of the "C-Store SCP Conformance" section above is available as an SCU for C-Store;\n'
         "instances are sent in the transfer syntax they are stored in (pacsbox does not transcode).\n\n")
-    text += _section("C-Find", "SCU", contexts.FIND_SOP_CLASSES)
+    text += _section("C-Find", "SCU", [*contexts.FIND_SOP_CLASSES, contexts.WORKLIST_FIND])
     text += _section("C-Move", "SCU", contexts.MOVE_SOP_CLASSES)
     text += _section("C-Get", "SCU", contexts.GET_SOP_CLASSES)
+    text += _section("N-Action", "SCP", [contexts.STORAGE_COMMITMENT])
+    text += _section("N-Action", "SCU", [contexts.STORAGE_COMMITMENT])
+    text += _section("N-Event-Report", "SCP", [contexts.STORAGE_COMMITMENT])
+    text += _section("N-Event-Report", "SCU", [contexts.STORAGE_COMMITMENT])
     text += _title("Transfer Syntaxes") + (
         "pacsbox accepts the storage SOP Classes above in any of the following transfer syntaxes, and stores each\n"
         "instance as received:\n\n" + _listing(syntaxes) + "\n"

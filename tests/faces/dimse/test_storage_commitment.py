@@ -152,6 +152,21 @@ def test_remove_after_success_deletes_the_committed_instances(network):
     session.post(ours.url + "/instances", data=to_bytes(shared))  # back, for the other tests
 
 
+def test_store_with_storage_commitment_as_orthanc(network):
+    """POST /modalities/{id}/store with "StorageCommitment": true answers the transaction to follow."""
+    shared = network["shared"]
+    answers = []
+    for url, session in ((network["ours"].url, network["ours_session"]),
+                         (network["reference"].url, network["reference"].session)):
+        [instance_id] = session.post(f"{url}/tools/lookup", data=str(shared.SOPInstanceUID)).json()[:1]
+        answer = session.post(f"{url}/modalities/peer/store", data=json.dumps(
+            {"Resources": [instance_id["ID"]], "StorageCommitment": True, "Synchronous": True})).json()
+        report = _wait_report(session, url, answer["StorageCommitmentTransactionUID"])
+        answers.append((sorted(answer), report["Status"], report["Success"]))
+    assert answers[0] == answers[1]
+    assert answers[0][1] == "Success"
+
+
 @pytest.mark.parametrize("method,path,body", [
     ("POST", "/modalities/peer/storage-commitment", {}),
     ("POST", "/modalities/peer/storage-commitment", {"DicomInstances": "x"}),

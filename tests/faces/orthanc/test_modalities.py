@@ -334,9 +334,8 @@ def test_unknown_tag_in_move_is_a_client_error(pair):
 
 @pytest.mark.parametrize("options,feature", [
     ({"Asynchronous": True}, "Asynchronous C-STORE jobs"), ({"Synchronous": False}, "Asynchronous C-STORE jobs"),
-    ({"StorageCommitment": True}, "Storage commitment"),
 ])
-def test_store_jobs_and_storage_commitment_are_unsupported(pair, by_kind, options, feature):
+def test_store_jobs_are_unsupported(pair, by_kind, options, feature):
     answer = pair.ours_session.post(f"{pair.ours.url}/modalities/peer/store",
                                     data=json.dumps({"Resources": [by_kind["instance"]], **options}))
     assert answer.status_code == 501

@@ -73,11 +73,28 @@ async def request_commitment(request: Request) -> Response:
         pairs += await run_in_threadpool(_resources, archive, body["Resources"])
     _, modality = fields.modality_named(request)
     call = fields.for_call(modality, seconds=fields.timeout(body))
-    transaction_uid = f"2.25.{uuid.uuid4().int}"  # PS3.5 B.2, as Orthanc makes them
-    archive.commitments.open(transaction_uid, modality.aet)
-    references = [Reference(sop_class, sop_instance) for sop_class, sop_instance in pairs]
-    await run_in_threadpool(fields.remote(request).storage_commitment, call, transaction_uid, references)
+    transaction_uid = await _request(request, call, [Reference(sop_class, sop_instance)
+                                                    for sop_class, sop_instance in pairs])
     return json_response({"ID": transaction_uid, "Path": f"/storage-commitment/{transaction_uid}"})
+
+
+async def commit_instances(request: Request, modality, instance_ids: list[str]) -> str:
+    """Ask ``modality`` to commit archived instances (``POST /modalities/{id}/store`` with
+    ``"StorageCommitment": true``); the transaction UID."""
+    archive = archive_of(request)
+    pairs = []
+    for instance_id in instance_ids:
+        row = await run_in_threadpool(archive.resource, Level.INSTANCE, instance_id)
+        metadata = await run_in_threadpool(archive.metadata, Level.INSTANCE, instance_id)
+        pairs.append(Reference(metadata.get("SopClassUid", ""), row.main_tags.get("SOPInstanceUID", "")))
+    return await _request(request, modality, pairs)
+
+
+async def _request(request: Request, modality, references: list[Reference]) -> str:
+    transaction_uid = f"2.25.{uuid.uuid4().int}"  # PS3.5 B.2, as Orthanc makes them
+    archive_of(request).commitments.open(transaction_uid, modality.aet)
+    await run_in_threadpool(fields.remote(request).storage_commitment, modality, transaction_uid, references)
+    return transaction_uid
 
 
 async def report(request: Request) -> Response:

@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from ...core.errors import BadFormat, UnknownResource, Unsupported
 from ...core.ids import Level
 from ...core.modalities import Modality, parse_modality
-from . import dicom_query
+from . import commitment, dicom_query
 from . import scu_params as fields
 from .errors import OrthancError, unknown_resource
 from .json import json_response
@@ -171,8 +171,6 @@ async def store(request: Request) -> Response:
     storage_commitment = options.get("StorageCommitment", False)
     if not isinstance(storage_commitment, bool):
         raise fields.bad_type()
-    if storage_commitment:
-        raise Unsupported("Storage commitment (\"StorageCommitment\": true) is not supported")
     _, modality = fields.modality_named(request)
     call = fields.for_call(modality, requested_aet, seconds)
     local_aet = fields.local_aet(request, call)
@@ -184,6 +182,8 @@ async def store(request: Request) -> Response:
         body["ParentResources"] = sorted(set(resources))
     if originator is not None:
         body["MoveOriginatorAET"], body["MoveOriginatorID"] = originator
+    if storage_commitment:  # the report arrives later: GET /storage-commitment/{uid}
+        body["StorageCommitmentTransactionUID"] = await commitment.commit_instances(request, call, instance_ids)
     return json_response(body)
 
 

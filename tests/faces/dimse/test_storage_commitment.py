@@ -222,6 +222,20 @@ def test_pynetdicom_gets_the_same_report_from_both(network):
     assert ours == theirs
 
 
+def test_the_scp_reports_through_a_job_as_orthanc(network):
+    """Each N-ACTION received is a StorageCommitmentScp job in /jobs, with Orthanc's Content keys."""
+    jobs = []
+    if network["ours_session"].get(network["ours"].url + "/jobs").status_code == 404:
+        pytest.skip("this pacsbox does not serve GET /jobs yet (the jobs routes)")
+    for server, session in ((network["ours"], network["ours_session"]),
+                            (network["reference"], network["reference"].session)):
+        listed = [job for job in session.get(server.url + "/jobs", params={"expand": ""}).json()
+                  if job["Type"] == "StorageCommitmentScp"]
+        assert listed and all(job["State"] == "Success" for job in listed)
+        jobs.append((sorted(listed[-1]["Content"]), listed[-1]["Content"]["RemoteAet"]))
+    assert jobs[0] == jobs[1]
+
+
 def test_all_committed_is_event_type_1(network):
     shared = network["shared"]
     code, report = network["receiver"].request(network["ours"].dicom_port, "PACSBOX", uid("sc", "all-ok"),

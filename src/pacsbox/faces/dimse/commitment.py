@@ -1,11 +1,12 @@
 """Storage commitment over DIMSE (PS3.4 Annex J, Push Model), as Orthanc 1.10.1 does it.
 
-* **SCP.** An N-ACTION (Request Storage Commitment) is answered with success at once; the instances are then
-  looked up (``core.commitment``) and the result goes back as an N-EVENT-REPORT on a new association to the
-  modality the calling AET names (``DicomModalities``), the commitment SCU in the SCU role, pacsbox in the SCP role
-  (role selection, PS3.7 D.3.3.4), Event Type 1 when every instance is committed, 2 with a FailedSOPSequence.
-* **SCU.** ``request_commitment`` sends the N-ACTION and opens a pending report; the N-EVENT-REPORT the remote
-  sends back to this server's SCP completes it (``on_event_report``).
+* **SCP.** An N-ACTION (Request Storage Commitment) is answered with success at once; a ``StorageCommitmentScp``
+  job then looks the instances up (``core.commitment``) and the result goes back as an N-EVENT-REPORT on a new
+  association to the modality the calling AET names (``DicomModalities``), the commitment SCU in the SCU role,
+  pacsbox in the SCP role (role selection, PS3.7 D.3.3.4), Event Type 1 when every instance is committed, 2 with
+  a FailedSOPSequence.
+* **SCU.** ``DicomClient.storage_commitment`` sends the N-ACTION (the Orthanc face opens the pending report
+  first); the N-EVENT-REPORT the remote sends back to this server's SCP completes it (``on_n_event_report``).
 """
 
 from __future__ import annotations
@@ -90,26 +91,51 @@ def on_n_action(archive: Archive, client, event) -> tuple[int, Dataset | None]:
     if not transaction_uid:
         LOG.warning("N-ACTION without TransactionUID")
         return _INVALID_ARGUMENT_VALUE, None
-    calling_aet = event.assoc.requestor.ae_title.strip()
-    threading.Thread(target=_report, args=(archive, client, calling_aet, transaction_uid, references),
-                     name="pacsbox-storage-commitment", daemon=True).start()
+    job = StorageCommitmentScpJob(archive, client, event.assoc.requestor.ae_title.strip(),
+                                  event.assoc.acceptor.ae_title.strip(), transaction_uid, references)
+    jobs = getattr(archive, "jobs", None)
+    if jobs is not None:
+        jobs.submit(job)  # listed in /jobs, as Orthanc's StorageCommitmentScp job
+    else:
+        threading.Thread(target=job.run, args=(None,), name="pacsbox-storage-commitment", daemon=True).start()
     return 0x0000, None
 
 
-def _report(archive: Archive, client, calling_aet: str, transaction_uid: str, references: list[Reference]) -> None:
-    """Look the instances up and send the N-EVENT-REPORT to the modality of ``calling_aet``."""
-    try:
-        modalities = archive.modalities.by_aet(calling_aet)
-        if not modalities:
-            LOG.error("Storage commitment: no modality with AET %r to send the report to", calling_aet)
-            return
-        event_type, info = event_information(transaction_uid, commit(archive, references))
-        client.event_report(modalities[0], event_type, info)
-    except ArchiveError as error:
-        LOG.error("Storage commitment - Unable to send N-EVENT-REPORT request to AET %s: %s", calling_aet,
-                  error.details)
-    except Exception:  # a thread of its own: logged, never raised
-        LOG.exception("Storage commitment report to %r failed", calling_aet)
+class StorageCommitmentScpJob:
+    """Look the instances up and send the N-EVENT-REPORT to the modality of the calling AET (Orthanc's
+    ``StorageCommitmentScp`` job: it fails when the report cannot be sent)."""
+
+    job_type = "StorageCommitmentScp"
+
+    def __init__(self, archive: Archive, client, remote_aet: str, called_aet: str, transaction_uid: str,
+                 references: list[Reference]) -> None:
+        self.archive = archive
+        self.client = client
+        self.remote_aet = remote_aet
+        self.called_aet = called_aet
+        self.transaction_uid = transaction_uid
+        self.references = references
+
+    def initial_content(self) -> dict:
+        return {"CalledAet": self.called_aet, "Description": "", "RemoteAet": self.remote_aet,
+                "TransactionUid": self.transaction_uid}
+
+    def run(self, context) -> None:
+        try:
+            modalities = self.archive.modalities.by_aet(self.remote_aet)
+            if not modalities:
+                raise NetworkError(f"Storage commitment: no modality with AET {self.remote_aet!r} to report to")
+            event_type, info = event_information(self.transaction_uid, commit(self.archive, self.references))
+            self.client.event_report(modalities[0], event_type, info)
+        except ArchiveError as error:
+            LOG.error("Storage commitment - Unable to send N-EVENT-REPORT request to AET %s: %s", self.remote_aet,
+                      error.details)
+            if context is not None:
+                raise
+        except Exception:  # the report fails, never the server
+            LOG.exception("Storage commitment report to %r failed", self.remote_aet)
+            if context is not None:
+                raise ArchiveError("Storage commitment report failed") from None
 
 
 def on_n_event_report(archive: Archive, event) -> tuple[int, Dataset | None]:

@@ -267,3 +267,27 @@ def test_reports_keep_the_last_ones():
         reports.get("1.0")
     assert refused.value.details == "No storage commitment transaction with UID: 1.0"
     assert not reports.complete("1.0", "PEER", [])
+
+
+@pytest.mark.parametrize("action_type,with_transaction", [(1, False), (2, True)], ids=["no-transaction-uid",
+                                                                                      "unknown-action-type"])
+def test_malformed_requests_get_orthancs_answer(network, action_type, with_transaction):
+    """An N-ACTION Orthanc cannot serve gets no status: Orthanc drops the association (an unknown action type) or
+    stops answering (no TransactionUID: the SCU times out); pacsbox aborts at once in both cases."""
+    statuses = []
+    for server in (network["ours"], network["reference"]):
+        ae = AE(ae_title=PYNETDICOM_AET)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 3
+        ae.add_requested_context(STORAGE_COMMITMENT)
+        info = Dataset()
+        if with_transaction:
+            info.TransactionUID = uid("sc", "malformed", server.aet)
+        info.ReferencedSOPSequence = Sequence([_reference("1.2.3", "4.5.6")])
+        assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+        status, _ = assoc.send_n_action(info, action_type, STORAGE_COMMITMENT, WELL_KNOWN_INSTANCE)
+        statuses.append(int(status.Status) if status and "Status" in status else None)
+        if assoc.is_established:
+            assoc.release()
+    assert statuses[0] == statuses[1] == None  # noqa: E711
+    code, report = network["receiver"].request(network["ours"].dicom_port, "PACSBOX", uid("sc", "then"), [])
+    assert code == 0 and report is not None  # the SCP keeps serving

@@ -75,22 +75,27 @@ def _item(reference: Reference, with_reason: bool = False) -> Dataset:
 
 
 # -- SCP --------------------------------------------------------------------------------------------------------
+def _aborted(event, reason: str, code: int) -> tuple[int, None]:
+    """A request Orthanc cannot serve: like Orthanc 1.10.1 (measured), the association is aborted, no status
+    sent; the SCP goes on serving others."""
+    LOG.warning("%s: association with %r aborted", reason, event.assoc.requestor.ae_title.strip())
+    event.assoc.abort()
+    return code, None
+
+
 def on_n_action(archive: Archive, client, event) -> tuple[int, Dataset | None]:
     """An N-ACTION received: success at once, the N-EVENT-REPORT later from a thread of its own."""
     if str(event.request.RequestedSOPClassUID) != STORAGE_COMMITMENT_SOP_CLASS or \
             event.action_type != REQUEST_STORAGE_COMMITMENT:
-        LOG.warning("Only storage commitment is implemented for DICOM N-ACTION SCP")
-        return _NO_SUCH_ACTION_TYPE, None
+        return _aborted(event, "Only storage commitment is implemented for DICOM N-ACTION SCP", _NO_SUCH_ACTION_TYPE)
     try:
         information = event.action_information
         transaction_uid = str(information.get("TransactionUID", "") or "")
         references = references_of(information)
     except Exception as error:  # an undecodable or malformed data set is the peer's fault
-        LOG.warning("Cannot read the dataset in N-ACTION SCP: %s", error)
-        return _PROCESSING_FAILURE, None
+        return _aborted(event, f"Cannot read the dataset in N-ACTION SCP: {error}", _PROCESSING_FAILURE)
     if not transaction_uid:
-        LOG.warning("N-ACTION without TransactionUID")
-        return _INVALID_ARGUMENT_VALUE, None
+        return _aborted(event, "N-ACTION without TransactionUID", _INVALID_ARGUMENT_VALUE)
     job = StorageCommitmentScpJob(archive, client, event.assoc.requestor.ae_title.strip(),
                                   event.assoc.acceptor.ae_title.strip(), transaction_uid, references)
     jobs = getattr(archive, "jobs", None)
@@ -142,8 +147,7 @@ def on_n_event_report(archive: Archive, event) -> tuple[int, Dataset | None]:
     """An N-EVENT-REPORT received: the report of a commitment this server requested."""
     if str(event.request.AffectedSOPClassUID) != STORAGE_COMMITMENT_SOP_CLASS or \
             event.event_type not in (EVENT_SUCCESS, EVENT_FAILURES):
-        LOG.warning("Unknown event for DICOM N-EVENT-REPORT SCP")
-        return _NO_SUCH_ACTION_TYPE, None
+        return _aborted(event, "Unknown event for DICOM N-EVENT-REPORT SCP", _NO_SUCH_ACTION_TYPE)
     try:
         information = event.event_information
         transaction_uid = str(information.get("TransactionUID", "") or "")
@@ -151,8 +155,7 @@ def on_n_event_report(archive: Archive, event) -> tuple[int, Dataset | None]:
             r if r.failure_reason else Reference(r.sop_class_uid, r.sop_instance_uid, _PROCESSING_FAILURE)
             for r in references_of(information, "FailedSOPSequence")]
     except Exception as error:  # an undecodable or malformed data set is the peer's fault
-        LOG.warning("Cannot read the dataset in N-EVENT-REPORT SCP: %s", error)
-        return _PROCESSING_FAILURE, None
+        return _aborted(event, f"Cannot read the dataset in N-EVENT-REPORT SCP: {error}", _PROCESSING_FAILURE)
     if not archive.commitments.complete(transaction_uid, event.assoc.requestor.ae_title.strip(), answers):
         LOG.warning("Storage commitment report for an unknown transaction: %s", transaction_uid)
     return 0x0000, None

@@ -14,16 +14,19 @@ import logging
 import os
 import re
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pydicom
+from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from .errors import BadFormat, BadRequest, UnknownResource
+from .worklist_matching import vr_of
 
 LOG = logging.getLogger("pacsbox.worklists")
 
@@ -68,40 +71,41 @@ class WorklistFolder:
     def __init__(self, settings: WorklistSettings) -> None:
         self.settings = settings
         self.path = settings.folder
-        self._parsed: dict[str, tuple[tuple[int, int, int], Dataset]] = {}  # by file name: parsed once per version
+        self._parsed: dict[str, tuple[tuple, Dataset]] = {}  # by file name: parsed once per version
         if settings.own_folder:
             self.path.mkdir(parents=True, exist_ok=True)
 
     # -- what the SCP reads -------------------------------------------------------------------------------
-    def scan(self) -> Iterator[tuple[str, Dataset]]:
+    def scan(self, default_charset: str = "ISO_IR 100") -> Iterator[tuple[str, Dataset]]:
         """Each readable item, in the folder's directory order; a file that is no DICOM is skipped with an error
         in the log, as Orthanc does (the query goes on). NotADirectoryError/FileNotFoundError when the folder is
-        missing (Orthanc: "Inexistent folder while scanning for worklists")."""
+        missing (Orthanc: "Inexistent folder while scanning for worklists"). A file without SpecificCharacterSet
+        is decoded in ``default_charset`` (Orthanc's DefaultEncoding)."""
         if self.settings.own_folder:
             self.path.mkdir(parents=True, exist_ok=True)  # a reset may have removed the data folder's
-        seen: dict[str, tuple[tuple[int, int, int], Dataset]] = {}
+        seen: dict[str, tuple[tuple, Dataset]] = {}
         with os.scandir(self.path) as entries:
             for entry in entries:
                 if not entry.name.lower().endswith(".wl") or not entry.is_file():
                     continue
                 try:
-                    item = self._read(entry, seen)
+                    item = self._read(entry, seen, default_charset)
                 except (OSError, BadFormat) as error:
                     LOG.error("worklist %s skipped: %s", entry.path, error)
                     continue
                 yield entry.name, item
         self._parsed = seen  # files gone since are forgotten
 
-    def _read(self, entry: os.DirEntry, seen: dict) -> Dataset:
+    def _read(self, entry: os.DirEntry, seen: dict, default_charset: str) -> Dataset:
         """An item, parsed again only when its file changed (same inode, size and modification time: the same
-        bytes, as every write here replaces the file)."""
+        bytes, as every write here replaces the file) or the default character set did."""
         status = entry.stat()
-        key = (status.st_ino, status.st_size, status.st_mtime_ns)
+        key = (status.st_ino, status.st_size, status.st_mtime_ns, default_charset)
         cached = self._parsed.get(entry.name)
         if cached is not None and cached[0] == key:
             seen[entry.name] = cached
             return cached[1]
-        item = read_item(Path(entry.path).read_bytes())
+        item = read_item(Path(entry.path).read_bytes(), default_charset)
         seen[entry.name] = (key, item)
         return item
 
@@ -155,19 +159,43 @@ class WorklistFolder:
         return removed
 
 
-def read_item(data: bytes) -> Dataset:
-    """A worklist file (Part 10, or a bare data set) as a data set; BadFormat when it is no DICOM."""
+def read_item(data: bytes, default_charset: str | None = None) -> Dataset:
+    """A worklist file (Part 10, or a bare data set) as a data set; BadFormat when it is no DICOM. With
+    ``default_charset``, a file without SpecificCharacterSet is decoded in it (and says so)."""
     if len(data) > MAXIMUM_ITEM_SIZE:
         raise BadFormat(f"A worklist item over {MAXIMUM_ITEM_SIZE} bytes")
     try:
         dataset = pydicom.dcmread(io.BytesIO(data), force=True)
         if len(dataset) == 0:
             raise ValueError("no element")
-        for _ in dataset.iterall():  # reads every element now: a damaged file fails here, not while matching
-            pass
+        if default_charset and "SpecificCharacterSet" not in dataset:
+            _decode_text(dataset, python_encoding.get(default_charset, "latin_1"))
+            dataset.SpecificCharacterSet = "ISO_IR 192"  # what _decode_text made of it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # undecodable text becomes U+FFFD, as Orthanc converts it
+            for _ in dataset.iterall():  # reads every element now: a damaged file fails here, not while matching
+                pass
     except Exception as error:  # pydicom raises many kinds on a damaged file
         raise BadFormat(f"Cannot parse an invalid DICOM file (size: {len(data)} bytes): {error}") from None
     return dataset
+
+
+_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+
+
+def _decode_text(dataset: Dataset, codec: str) -> None:
+    """Decode every text value of a data set without SpecificCharacterSet in ``codec``, as Orthanc converts such
+    a file from its DefaultEncoding: bytes that cannot be decoded become U+FFFD (pydicom would fall back to
+    Latin-1 silently)."""
+    for tag in list(dataset.keys()):
+        raw = dataset.get_item(tag)
+        vr = str(raw.VR) if raw.VR else vr_of(int(tag))
+        if vr == "SQ":
+            for item in dataset[tag].value or []:
+                _decode_text(item, codec)
+        elif vr in _TEXT_VRS and isinstance(raw.value, (bytes, bytearray)):
+            text = bytes(raw.value).decode(codec, "replace").rstrip(" \x00")
+            dataset.add_new(tag, vr, text.split("\\") if "\\" in text and vr != "LT" else text)
 
 
 def write_item(dataset: Dataset, instance_uid: str | None = None) -> bytes:

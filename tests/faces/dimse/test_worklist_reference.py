@@ -3,7 +3,8 @@ queries (pynetdicom and dcmtk's ``findscu -W``) get the same statuses and the sa
 
 Two set-ups: DefaultEncoding Latin1 without limits; Utf8 with FilterIssuerAet and LimitAnswers 2; and a missing
 folder. Both servers run the same Lua IncomingWorklistRequestFilter. The folder holds the ``worklist`` data set,
-a file that is no DICOM, an empty one and a ``.txt`` file.
+a file that is no DICOM, an empty one, a ``.txt`` file and an item without SpecificCharacterSet (Latin-1 bytes,
+read in each DefaultEncoding).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pynetdicom import AE
 
+from pacsbox.core.worklists import item_from_json, write_item
 from pacsbox.datasets import registry
 from tests.support import dcmtk
 from tests.support.orthanc_ref import SKIP_REASON, ReferenceOrthanc, have_orthanc
@@ -78,6 +80,7 @@ QUERIES = {
     "UTF-8 query, Greek": query("ISO_IR 192", **{**BASE, "PatientName": "ωμέγα*"}),
     "UTF-8 query, accents": query("ISO_IR 192", **{**BASE, "PatientName": "müller^jörg"}),
     "Latin-1 query": query("ISO_IR 100", **{**BASE, "PatientName": "Müller*"}),
+    "a file without SpecificCharacterSet": query("ISO_IR 192", **{**BASE, "PatientName": "Çelik*"}),
     "Lua rewrites the query": query(**{**BASE, "PatientID": "LUA"}),
     "a sequence key with two items": query(**BASE, ScheduledProcedureStepSequence=[{"Modality": "CT"},
                                                                                    {"Modality": "MR"}]),
@@ -96,6 +99,11 @@ def _servers(root: Path, setup: dict, database: Path | None = None):
     (folder / "broken.wl").write_bytes(b"not DICOM at all")
     (folder / "empty.wl").write_bytes(b"")
     (folder / "notes.txt").write_bytes((folder / "doe-john.wl").read_bytes())
+    step = {"Modality": "CT", "ScheduledStationAETitle": SCU}
+    no_charset = item_from_json({"PatientName": "Çelik^Ömer", "PatientID": "P0099", "AccessionNumber": "A0099",
+                                 "ScheduledProcedureStepSequence": [step]}, "ISO_IR 100")
+    del no_charset.SpecificCharacterSet  # Latin-1 bytes, read in the DefaultEncoding
+    (folder / "no-charset.wl").write_bytes(write_item(no_charset))
     (root / "filter.lua").write_text(LUA)
     section = {"Enable": True, "Database": str(database or folder), **setup.get("Worklists", {})}
     config = {**setup, "Worklists": section, "DicomAlwaysAllowFindWorklist": True,

@@ -1,9 +1,11 @@
 """Modality Worklist C-FIND SCP (PS3.4 K.6, 1.2.840.10008.5.1.4.31), as Orthanc 1.10.1 serves it with its sample
 worklist plugin (measured against it by tests/faces/dimse/test_worklist_reference.py):
 
-* the identifier first goes through Lua's IncomingWorklistRequestFilter; with ``FilterIssuerAet``, an item must
-  also match the identifier with the calling AET as ScheduledStationAETitle of its ScheduledProcedureStepSequence
-  (the plugin's code sets it whatever the query held), while the answer holds the keys of the identifier;
+* the identifier first goes through Lua's IncomingWorklistRequestFilter; with ``FilterIssuerAet``, items are
+  selected by the identifier with the calling AET as ScheduledStationAETitle of its ScheduledProcedureStepSequence
+  (the plugin's code sets it whatever the query held), while the answer holds the keys of the identifier (a
+  sequence whose items do not match it is sent empty);
+* a file without SpecificCharacterSet is read in the DefaultEncoding (bytes it cannot decode become U+FFFD);
 * the ``.wl`` files are read anew for every query, in directory order; a file that is no DICOM is skipped;
 * each match is answered with the requested keys it holds (``core.worklist_matching``), in the server's
   DefaultEncoding (characters it cannot represent dropped, as Orthanc converts answers);
@@ -51,20 +53,21 @@ def worklist_responses(archive: Archive, config: Config, identifier: Dataset, or
     try:
         query = archive.events.filter_worklist(identifier, origin)
         matcher = WorklistMatcher(query, config.CaseSensitivePN)
-        # The plugin matches with the restricted query, then Orthanc's core matches and extracts the answer with
-        # the query it received: the restriction selects items, it adds no key to the answers.
-        restricted = WorklistMatcher(_restricted_to_issuer(query, origin.remote_aet), config.CaseSensitivePN) \
-            if folder.settings.filter_issuer_aet else None
+        # The plugin matches with the restricted query, then Orthanc's core extracts the answer with the query it
+        # received (without matching again): the restriction selects items and adds no key to the answers.
+        selector = WorklistMatcher(_restricted_to_issuer(query, origin.remote_aet), config.CaseSensitivePN) \
+            if folder.settings.filter_issuer_aet else matcher
+        default_charset = ENCODINGS.get(archive.settings.default_encoding, "ISO_IR 100")
         character_set = ENCODINGS.get(archive.settings.default_encoding, "ISO_IR 100")
         codec = python_encoding.get(character_set, "latin_1")
         limit = folder.settings.limit_answers
         matched = 0
-        for name, item in folder.scan():
+        for name, item in folder.scan(default_charset):
             if is_cancelled():
                 yield status.CANCEL, None
                 return
             try:
-                if not matcher.matches(item) or (restricted is not None and not restricted.matches(item)):
+                if not selector.matches(item):
                     continue
                 answer = _in_encoding(matcher.extract(item), character_set, codec)
             except Exception as error:  # a value of this item pydicom cannot read: skipped, as a broken file

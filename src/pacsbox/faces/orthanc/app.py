@@ -21,6 +21,7 @@ from . import (
     attachments,
     bulk,
     create_dicom,
+    images,
     instances,
     lua,
     media,
@@ -165,6 +166,7 @@ def routes() -> list[Route]:
     table += attachments.routes(_route)
     table += resource_views.routes(_route)
     table += media.routes(_route)
+    table += [_route(path, handler, methods) for path, handler, methods in images.ROUTES]
     return grouped_routes(table)
 
 

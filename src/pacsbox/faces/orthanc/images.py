@@ -1,0 +1,355 @@
+"""Orthanc's image routes on instances and frames: ``preview``, ``rendered``, ``image-uint8/16``, ``image-int16``,
+``matlab``, ``numpy`` (also on series), ``frames/{n}/raw`` and ``raw.gz``, and the ``frames/{n}`` listing.
+
+Each answers as Orthanc 1.10.1 does, failures included, and they differ by route there: the four image routes answer
+an empty 404 for a frame that is not a number or not in the instance, an unknown instance, an unacceptable Accept or
+an argument out of range, and an empty 415 for anything they cannot decode or encode; ``raw``, ``matlab`` and
+``numpy`` answer Orthanc's JSON errors. Decoding and encoding run in a worker thread (core.pixels bounds them in number
+and size); a rendered size whose pixels would exceed the decode budget is refused as an argument out of range (the
+real Orthanc dies of a width of a million).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...core import errors as core
+from ...core import pixels
+from ...core.ids import Level
+from . import image_render as ir
+from .errors import OrthancError, out_of_range
+from .params import archive_of
+
+_FRAME = re.compile(r"[+-]?[0-9]{1,20}")
+_UINT32_MAX = 2**32 - 1
+#: Media types Orthanc's content negotiation offers for an image, in its order of registration.
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/x-portable-arbitrarymap")
+#: The children of /instances/{id}/frames/{n}, as Orthanc lists them (its route tree, sorted).
+FRAME_CHILDREN = ["image-int16", "image-uint16", "image-uint8", "matlab", "numpy", "preview", "raw", "raw.gz",
+                  "rendered"]
+_RAW_TYPES = {"1.2.840.10008.1.2.4.50": "image/jpeg", "1.2.840.10008.1.2.4.90": "image/jp2",
+              "1.2.840.10008.1.2.4.91": "image/jp2"}
+
+
+class _Silent(Exception):
+    """An image route's failure that Orthanc answers with an empty body and this status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _frame_index(text: str) -> int | None:
+    """A frame number as Orthanc's lexical_cast<unsigned int> reads it: None when not a number; a negative number
+    wraps around to a (nonexistent) large index."""
+    if not _FRAME.fullmatch(text):
+        return None
+    value = int(text)
+    if abs(value) > _UINT32_MAX:
+        return None
+    return value if value >= 0 else _UINT32_MAX
+
+
+def _boolean(request: Request, name: str, default: bool) -> bool:
+    """Orthanc's GET Boolean arguments: ``true``/``1``/empty or ``false``/``0``, nothing else."""
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if text in ("", "true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise out_of_range(f'Expected a Boolean for GET argument "{name}", found: {text[:64]}')
+
+
+def _negotiate(accept: str | None) -> str | None:
+    """Orthanc's HttpContentNegociation over IMAGE_TYPES: the most specific match, then the highest quality, the
+    first on ties; None when nothing matches (case matters, as in Orthanc)."""
+    best: tuple[int, float] | None = None
+    chosen = None
+    for media_range in (accept if accept is not None else "*/*").split(","):
+        parameters = media_range.split(";")
+        kind, _, subtype = parameters[0].partition("/")
+        kind, subtype = kind.strip(), subtype.strip()
+        if not _:
+            continue
+        quality = 1.0
+        for parameter in parameters[1:]:
+            key, equals, value = parameter.partition("=")
+            if equals and key.strip() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 1.0
+        level = 0 if (kind, subtype) == ("*", "*") else 1 if subtype == "*" else 2
+        for media in IMAGE_TYPES:
+            offered_kind, offered_subtype = media.split("/")
+            if kind in ("*", offered_kind) and subtype in ("*", offered_subtype) and (
+                    best is None or (level, quality) > best):
+                best, chosen = (level, quality), media
+    return chosen
+
+
+def _quality(request: Request) -> int:
+    text = request.query_params.get("quality")
+    if text is None:
+        return 90
+    if len(text) > 3 or not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 100:
+        raise _Silent(415)  # Orthanc: a bad request inside the image handler
+    return int(text)
+
+
+def _encode(frame: ir.Frame, media: str, quality: int) -> bytes:
+    if media == "image/png":
+        return ir.encode_png(frame)
+    if media == "image/jpeg":
+        return ir.encode_jpeg(frame, quality)
+    return ir.encode_pam(frame)
+
+
+def _presentation(request: Request) -> ir.Presentation:
+    """/rendered's arguments; Orthanc refuses a bad one as out of range (which the route answers as an empty
+    404)."""
+    query = request.query_params
+
+    def number(name: str) -> float | None:
+        if name not in query:
+            return None
+        try:
+            return float(query[name])
+        except ValueError:
+            raise _Silent(404) from None
+
+    def side(name: str) -> int:
+        text = query.get(name)
+        if text is None:
+            return 0
+        text = text.strip()
+        if not re.fullmatch(r"[0-9]{1,10}", text) or int(text) > 2**31 - 1:
+            raise _Silent(404)  # not an int, or negative
+        return int(text)
+
+    smooth_text = query.get("smooth")
+    if smooth_text is not None and smooth_text not in ("", "true", "1", "false", "0"):
+        raise _Silent(415)
+    return ir.Presentation(number("window-center"), number("window-width"), side("width"), side("height"),
+                           smooth_text in ("", "true", "1"))
+
+
+def _image_route(kind: str) -> Callable:
+    async def handler(request: Request) -> Response:
+        try:
+            index = _frame_index(request.path_params.get("frame", "0"))
+            if index is None:
+                raise _Silent(404)
+            quality = _quality(request)
+            presentation = _presentation(request) if kind == "rendered" else None
+            media = _negotiate(request.headers.get("accept"))
+            archive, instance_id = archive_of(request), request.path_params["id"]
+            body = await run_in_threadpool(_render, archive, instance_id, index, kind, presentation, media, quality)
+        except _Silent as silent:
+            return Response(status_code=silent.status)
+        except (core.UnknownResource, core.InexistentItem):
+            return Response(status_code=404)
+        except (core.ArchiveError, OrthancError):
+            return Response(status_code=415)  # whatever Orthanc cannot decode or encode
+        return Response(body, media_type=media)
+
+    return handler
+
+
+def _render(archive, instance_id: str, index: int, kind: str, presentation: ir.Presentation | None,
+            media: str | None, quality: int) -> bytes:
+    dataset = archive.instance_dataset(instance_id)
+    frame = ir.orthanc_frame(dataset, index)
+    if kind == "preview":
+        photometric = str(dataset.get("PhotometricInterpretation", "")).strip()
+        frame = ir.preview(frame, photometric == "MONOCHROME1")
+    elif kind == "rendered":
+        assert presentation is not None
+        width, height = ir.target_size(frame, presentation)
+        if width * height * 4 > pixels.MAX_DECODED_BYTES:  # a float per pixel while resizing
+            raise _Silent(404)
+        frame = ir.rendered(frame, dataset, presentation)
+    else:
+        frame = ir.truncate(frame, ir.TRUNCATIONS[kind])
+    if media is None:  # negotiated after decoding, as Orthanc: a broken frame is a 415 whatever the Accept
+        raise _Silent(404)
+    return _encode(frame, media, quality)
+
+
+def _image_failure(error: core.ArchiveError) -> OrthancError:
+    """What /matlab, /numpy and /raw answer for a frame they cannot decode: Orthanc's errors for the same."""
+    if isinstance(error, core.Unsupported):
+        return OrthancError(2, "Not implemented yet", 500, error.details)
+    if isinstance(error, core.InexistentItem):
+        return out_of_range()
+    if isinstance(error, (core.BadRequest, core.BadFormat)):
+        return OrthancError(15, "Bad file format", 400, error.details)
+    raise error
+
+
+async def _in_thread(function, *args):
+    try:
+        return await run_in_threadpool(function, *args)
+    except (core.Unsupported, core.InexistentItem, core.BadRequest) as error:
+        raise _image_failure(error) from None
+
+
+async def matlab(request: Request) -> Response:
+    index = _frame_index(request.path_params.get("frame", "0"))
+    if index is None:
+        return Response(status_code=404)
+    archive, instance_id = archive_of(request), request.path_params["id"]
+
+    def text() -> str:
+        dataset = archive.instance_dataset(instance_id)
+        pixels.check_frame(dataset, index)
+        pixels.check_budget(pixels.decoded_size(dataset, 1) * 8, "The MATLAB text of the frame")  # ~8 characters
+        return ir.matlab(ir.orthanc_frame(dataset, index))                                          # a value
+
+    return Response(await _in_thread(text), headers={"Content-Type": "text/plain"})  # no charset, as Orthanc
+
+
+async def raw(request: Request, compressed: bool = False) -> Response:
+    index = _frame_index(request.path_params["frame"])
+    if index is None:
+        return Response(status_code=404)
+    archive, instance_id = archive_of(request), request.path_params["id"]
+
+    def frame() -> tuple[bytes, str]:
+        dataset = archive.instance_dataset(instance_id)
+        data = pixels.raw_frame(dataset, index)
+        media = _RAW_TYPES.get(pixels.transfer_syntax(dataset), "application/octet-stream")
+        return (gzip.compress(data, 6), "application/gzip") if compressed else (data, media)
+
+    body, media = await _in_thread(frame)
+    return Response(body, media_type=media)
+
+
+async def raw_gz(request: Request) -> Response:
+    return await raw(request, compressed=True)
+
+
+async def frame_children(request: Request) -> Response:
+    from .json import json_response
+
+    return json_response(FRAME_CHILDREN)
+
+
+def _numpy_frame_index(request: Request) -> int:
+    index = _frame_index(request.path_params["frame"])
+    if index is None or (index == _UINT32_MAX and request.path_params["frame"].startswith("-")):
+        raise out_of_range('Expected an unsigned integer for the "frame" argument')
+    return index
+
+
+async def numpy_frame(request: Request) -> Response:
+    index = _numpy_frame_index(request)
+    return await _numpy(request, [(request.path_params["id"], [index])], depth=0)
+
+
+async def numpy_instance(request: Request) -> Response:
+    return await _numpy(request, [(request.path_params["id"], None)], depth=None)
+
+
+async def numpy_series(request: Request) -> Response:
+    archive = archive_of(request)
+    rows = await run_in_threadpool(archive.related, Level.SERIES, request.path_params["id"], Level.INSTANCE)
+    ordered = slice_order(rows)
+    return await _numpy(request, [(row.public_id, list(range(_frames_of(row)))) for row in ordered],
+                        depth=sum(_frames_of(row) for row in ordered))
+
+
+async def _numpy(request: Request, selection: list[tuple[str, list[int] | None]], depth: int | None) -> Response:
+    """``selection``: (instance, frame indexes or None for all of them); ``depth`` 0 for a lone 2D frame, None for
+    the frame count of the one instance."""
+    compress = _boolean(request, "compress", False)
+    rescale = _boolean(request, "rescale", True)
+    archive = archive_of(request)
+
+    def build() -> bytes:
+        writer: ir.NumpyWriter | None = None
+        spent = 0
+        for instance_id, indexes in selection:
+            dataset = archive.instance_dataset(instance_id)
+            if indexes is None:
+                indexes = list(range(pixels.frame_count(dataset)))
+            if writer is None:
+                writer = ir.NumpyWriter(len(indexes) if depth is None else depth, rescale)
+            for index in indexes:
+                pixels.check_frame(dataset, index)
+                spent += pixels.decoded_size(dataset, 1) * (4 if rescale else 1)
+                pixels.check_budget(spent, "The array")
+                slope, intercept = ir.rescale_of(dataset, index)
+                writer.add(ir.orthanc_frame(dataset, index), slope, intercept)
+        if writer is None or not writer.chunks:
+            raise core.BadFormat("Empty series")
+        return writer.answer(compress)
+
+    return Response(await _in_thread(build), media_type="application/octet-stream")
+
+
+def _frames_of(row) -> int:
+    try:
+        return max(1, int(row.main_tags.get("NumberOfFrames", "1") or 1))
+    except ValueError:
+        return 1
+
+
+def _vector(text: str | None, size: int) -> tuple[float, ...] | None:
+    try:
+        values = tuple(float(part) for part in (text or "").split("\\"))
+    except ValueError:
+        return None
+    return values if len(values) == size and all(math.isfinite(v) for v in values) else None
+
+
+def slice_order(rows: list) -> list:
+    """The instances of a series in Orthanc's slice order (its SliceOrdering): along the normal of the image plane
+    when every instance has a position and they all differ, else by IndexInSeries when every instance has a
+    distinct one."""
+    orientation = next((v for row in rows if (v := _vector(row.main_tags.get("ImageOrientationPatient"), 6))), None)
+    if orientation is not None:
+        (a, b, c), (d, e, f) = orientation[:3], orientation[3:]
+        normal = (b * f - c * e, c * d - a * f, a * e - b * d)
+        positions = [_vector(row.main_tags.get("ImagePositionPatient"), 3) for row in rows]
+        if all(p is not None for p in positions):
+            distances = [sum(n * p for n, p in zip(normal, position, strict=True)) for position in positions]
+            if len(set(distances)) == len(distances):
+                return [row for _, row in sorted(zip(distances, rows, strict=True), key=lambda pair: pair[0])]
+    indexes = [row.index_in_series for row in rows]
+    if all(i is not None for i in indexes) and len(set(indexes)) == len(indexes):
+        return sorted(rows, key=lambda row: row.index_in_series)
+    if len(rows) == 1:
+        return rows
+    raise core.BadRequest("Unable to order the slices of the series")
+
+
+def routes() -> list[tuple[str, Callable, list[str]]]:
+    """(path, handler, methods) of every image route, for the face's route table."""
+    instance, frame = "/instances/{id}", "/instances/{id}/frames/{frame}"
+    table: list[tuple[str, Callable, list[str]]] = []
+    for base in (instance, frame):
+        table += [(f"{base}/{kind}", _image_route(kind), ["GET"])
+                  for kind in ("preview", "rendered", "image-uint8", "image-uint16", "image-int16")]
+        table.append((f"{base}/matlab", matlab, ["GET"]))
+    table += [
+        (frame, frame_children, ["GET"]),
+        (f"{frame}/raw", raw, ["GET"]),
+        (f"{frame}/raw.gz", raw_gz, ["GET"]),
+        (f"{frame}/numpy", numpy_frame, ["GET"]),
+        (f"{instance}/numpy", numpy_instance, ["GET"]),
+        ("/series/{id}/numpy", numpy_series, ["GET"]),
+    ]
+    return table
+
+
+ROUTES = routes()

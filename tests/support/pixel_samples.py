@@ -166,6 +166,11 @@ def huge_frame() -> bytes:
     return encode(ds, EXPLICIT)
 
 
+def structured_report() -> bytes:
+    """The measurement report of the ``sr-seg`` data set: no pixel data at all."""
+    return _first("sr-seg", lambda d: d.Modality == "SR")
+
+
 def samples() -> list[Sample]:
     """Every transfer syntax and photometric interpretation of the sample data, and the derived colour ones."""
     chosen: list[Sample] = []
@@ -197,4 +202,5 @@ def samples() -> list[Sample]:
     return chosen
 
 
-__all__ = ["ExplicitVRLittleEndian", "Sample", "corrupt_jpeg", "encode", "huge_frame", "read", "samples"]
+__all__ = ["ExplicitVRLittleEndian", "Sample", "corrupt_jpeg", "encode", "huge_frame", "read", "samples",
+           "structured_report"]

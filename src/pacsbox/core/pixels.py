@@ -95,7 +95,7 @@ def check_budget(total: int, what: str = "The request") -> None:
 def check_frame(dataset: Dataset, index: int) -> int:
     """The number of frames, after checking that the instance has pixels and a frame ``index`` (from 0)."""
     if "PixelData" not in dataset:
-        raise BadFormat("The instance has no pixel data")
+        raise Unsupported("The instance has no pixel data")
     count = frame_count(dataset)
     if not 0 <= index < count:
         raise InexistentItem(f"Inexistent frame index in this image: {index}")

@@ -68,6 +68,7 @@ def pair():
             servers.store(name, sample.data, sample.reference)
         servers.store("corrupt", pixel_samples.corrupt_jpeg())
         servers.store("huge", pixel_samples.huge_frame())
+        servers.store("sr", pixel_samples.structured_report())
         yield servers
 
 
@@ -243,6 +244,9 @@ FAILURES = [
     "/instances/{corrupt}/rendered", "/instances/{corrupt}/numpy", "/instances/{corrupt}/matlab",
     "/instances/{huge}/preview", "/instances/{huge}/frames/2/rendered", "/instances/{huge}/numpy",
     "/instances/{huge}/matlab", "/instances/{huge}/frames/0/raw",
+    # no pixel data at all (Orthanc: "not implemented", 500)
+    "/instances/{sr}/preview", "/instances/{sr}/rendered", "/instances/{sr}/numpy", "/instances/{sr}/matlab",
+    "/instances/{sr}/frames/0/raw", "/instances/{sr}/frames/0/numpy",
 ]
 
 

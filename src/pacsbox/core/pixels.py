@@ -196,13 +196,16 @@ def decode_frame(dataset: Dataset, index: int, *, palette: bool = True) -> numpy
     return array
 
 
-def encode_image(image: Any, image_format: str, quality: int = 90) -> bytes:
-    """A Pillow image as ``image_format`` (Pillow's name: "PNG", "JPEG") bytes."""
+def encode_image(image: Any, image_format: str, quality: int = 90, png_level: int | None = None) -> bytes:
+    """A Pillow image as ``image_format`` (Pillow's name: "PNG", "JPEG") bytes; ``png_level`` is zlib's compression
+    level of a PNG (Pillow's default, 6, when None)."""
     import io
 
     out = io.BytesIO()
     if image_format == "JPEG":
         image.save(out, format="JPEG", quality=quality)
+    elif image_format == "PNG" and png_level is not None:
+        image.save(out, format="PNG", compress_level=png_level)
     else:
         image.save(out, format=image_format)
     return out.getvalue()

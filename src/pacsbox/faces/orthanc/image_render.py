@@ -27,6 +27,9 @@ NUMPY_TYPES = {GREY8: "<u1", GREY16: "<u2", SIGNED16: "<i2", GREY32: "<u4", RGB2
 TRUNCATIONS = {"image-uint8": GREY8, "image-uint16": GREY16, "image-int16": SIGNED16}
 _DTYPES = {GREY8: "uint8", GREY16: "uint16", SIGNED16: "int16", GREY32: "uint32", RGB24: "uint8",
            FLOAT32: "float32"}
+#: zlib level of the PNG answers: 1 encodes a 512 x 512 preview about six times faster than libpng's default (6),
+#: for a file about a sixth larger; the pixels are the same and the bytes travel over loopback.
+PNG_LEVEL = 1
 _RANGES = {GREY8: (0, 255), GREY16: (0, 65535), SIGNED16: (-32768, 32767)}
 
 
@@ -230,7 +233,7 @@ def encode_png(frame: Frame) -> bytes:
         image = Image.fromarray(array, "RGB" if frame.format == RGB24 else "L")
     else:
         raise Unsupported(f"Cannot write a {frame.format} image as PNG")
-    return pixels.encode_image(image, "PNG")
+    return pixels.encode_image(image, "PNG", png_level=PNG_LEVEL)
 
 
 def encode_jpeg(frame: Frame, quality: int) -> bytes:

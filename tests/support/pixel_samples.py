@@ -166,6 +166,14 @@ def huge_frame() -> bytes:
     return encode(ds, EXPLICIT)
 
 
+def series_of(name: str, data: bytes) -> list[bytes]:
+    """Every file of data set ``name`` in the series of ``data``, reversed (so that storing order is no help)."""
+    series = read(data).SeriesInstanceUID
+    found = [item.data for session in registry.sessions(name) for item in session.files
+             if item.path.endswith(".dcm") and read(item.data).SeriesInstanceUID == series]
+    return found[::-1]
+
+
 def structured_report() -> bytes:
     """The measurement report of the ``sr-seg`` data set: no pixel data at all."""
     return _first("sr-seg", lambda d: d.Modality == "SR")
@@ -203,4 +211,4 @@ def samples() -> list[Sample]:
 
 
 __all__ = ["ExplicitVRLittleEndian", "Sample", "corrupt_jpeg", "encode", "huge_frame", "read", "samples",
-           "structured_report"]
+           "series_of", "structured_report"]

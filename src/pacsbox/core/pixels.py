@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
@@ -28,6 +30,26 @@ MAX_DECODED_BYTES = 256 * 1024 * 1024
 #: Decodes running at once, whatever the number of requests and faces: each may hold MAX_DECODED_BYTES.
 CONCURRENT_DECODES = 2
 decoding = threading.BoundedSemaphore(CONCURRENT_DECODES)
+_holding = threading.local()
+
+
+@contextmanager
+def decode_slot() -> Iterator[None]:
+    """One of the CONCURRENT_DECODES slots for the calling thread, for a whole decode-transform-encode (the frames
+    and images it holds count against the slot); re-entered by decode_frame without taking a second one."""
+    if getattr(_holding, "depth", 0):
+        _holding.depth += 1
+        try:
+            yield
+        finally:
+            _holding.depth -= 1
+        return
+    with decoding:
+        _holding.depth = 1
+        try:
+            yield
+        finally:
+            _holding.depth = 0
 
 #: JPEG-LS transfer syntaxes: CharLS (pyjpegls) spends about ten seconds of CPU failing on any broken stream, so a
 #: stream without its start and end markers is refused before it is handed over.
@@ -181,7 +203,7 @@ def decode_frame(dataset: Dataset, index: int, *, palette: bool = True) -> numpy
                             "announces")
     from pydicom.pixels import get_decoder
 
-    with decoding:
+    with decode_slot():
         try:
             array, _ = get_decoder(UID(syntax)).as_array(dataset, index=index, as_rgb=True)
         except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode

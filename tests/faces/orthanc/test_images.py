@@ -69,6 +69,8 @@ def pair():
         servers.store("corrupt", pixel_samples.corrupt_jpeg())
         servers.store("huge", pixel_samples.huge_frame())
         servers.store("sr", pixel_samples.structured_report())
+        for number, data in enumerate(pixel_samples.series_of("ct-study", SAMPLES["ct"].data)):
+            servers.store(f"ct-slice-{number}", data)
         yield servers
 
 
@@ -207,11 +209,37 @@ def test_frame_listing(pair):
 
 
 def test_series_numpy(pair):
-    """/series/{id}/numpy stacks the slices in Orthanc's order (here: a multi-frame series and a lone slice)."""
-    for name in ("mr-multiframe", "ct"):
+    """/series/{id}/numpy stacks the slices in Orthanc's order (a CT series stored backwards, a multi-frame one, a
+    lone slice), rescaled or not."""
+    depths = {}
+    for name in ("ct", "mr-multiframe", "pet-signed"):
         series = pair.ours_session.get(f"{pair.ours.url}/instances/{pair.ids[name][0]}/series").json()["ID"]
-        ours, theirs = pair.get(f"/series/{series}/numpy?rescale=0")
-        assert ours.content == theirs.content
+        for query in ("rescale=0", "compress=0"):
+            ours, theirs = pair.get(f"/series/{series}/numpy?{query}")
+            assert ours.status_code == theirs.status_code == 200
+            assert ours.content == theirs.content, (name, query)
+        depths[name] = _npy(ours).shape[0]
+    assert depths == {"ct": len(pixel_samples.series_of("ct-study", SAMPLES["ct"].data)), "mr-multiframe": 8,
+                      "pet-signed": 1}
+
+
+def test_concurrent_images_keep_the_server_serving(pair):
+    """Many image requests at once are served in turn (two decodes at a time) while other routes keep answering."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ours_id = pair.ids["mr-multiframe"][0]
+    paths = [f"/instances/{ours_id}/frames/{frame % 8}/{route}" for frame in range(24)
+             for route in ("preview", "rendered?width=128", "numpy", "raw")]
+
+    def fetch(path: str) -> int:
+        with requests.Session() as session:
+            session.auth = pair.ours.auth
+            return session.get(pair.ours.url + path, timeout=60).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = pool.submit(lambda: list(ThreadPoolExecutor(12).map(fetch, paths)))
+        assert pair.ours_session.get(pair.ours.url + "/system", timeout=10).status_code == 200
+        assert set(statuses.result(timeout=120)) == {200}
 
 
 def _same_failure(ours: requests.Response, theirs: requests.Response) -> None:

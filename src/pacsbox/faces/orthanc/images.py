@@ -11,6 +11,7 @@ real Orthanc dies of a width of a million).
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import math
 import re
@@ -153,7 +154,7 @@ def _image_route(kind: str) -> Callable:
             presentation = _presentation(request) if kind == "rendered" else None
             media = _negotiate(request.headers.get("accept"))
             archive, instance_id = archive_of(request), request.path_params["id"]
-            body = await run_in_threadpool(_render, archive, instance_id, index, kind, presentation, media, quality)
+            body = await _decoding(request, _render, archive, instance_id, index, kind, presentation, media, quality)
         except _Silent as silent:
             return Response(status_code=silent.status)
         except (core.UnknownResource, core.InexistentItem):
@@ -196,8 +197,27 @@ def _image_failure(error: core.ArchiveError) -> OrthancError:
     raise error
 
 
-async def _in_thread(function, *args):
+def _in_slot(function, *args):
+    """``function`` holding one of core.pixels' decode slots throughout: what it decodes, transforms and encodes is
+    in memory at most CONCURRENT_DECODES times over, whatever the number of requests and faces."""
+    with pixels.decode_slot():
+        return function(*args)
+
+
+async def _decoding(request: Request, function, *args):
+    """``function`` in a worker thread holding a decode slot; requests wait for their turn on the event loop (an
+    asyncio semaphore of the application), not in a worker thread that other routes need."""
+    state = request.app.state
+    if getattr(state, "image_slots", None) is None:
+        state.image_slots = asyncio.Semaphore(pixels.CONCURRENT_DECODES)
+    async with state.image_slots:
+        return await run_in_threadpool(_in_slot, function, *args)
+
+
+async def _in_thread(request: Request, function, *args, decodes: bool = True):
     try:
+        if decodes:
+            return await _decoding(request, function, *args)
         return await run_in_threadpool(function, *args)
     except (core.Unsupported, core.InexistentItem, core.BadRequest) as error:
         raise _image_failure(error) from None
@@ -215,7 +235,7 @@ async def matlab(request: Request) -> Response:
         pixels.check_budget(pixels.decoded_size(dataset, 1) * 8, "The MATLAB text of the frame")  # ~8 characters
         return ir.matlab(ir.orthanc_frame(dataset, index))                                          # a value
 
-    return Response(await _in_thread(text), headers={"Content-Type": "text/plain"})  # no charset, as Orthanc
+    return Response(await _in_thread(request, text), headers={"Content-Type": "text/plain"})  # no charset, as Orthanc
 
 
 async def raw(request: Request, compressed: bool = False) -> Response:
@@ -230,7 +250,7 @@ async def raw(request: Request, compressed: bool = False) -> Response:
         media = _RAW_TYPES.get(pixels.transfer_syntax(dataset), "application/octet-stream")
         return (gzip.compress(data, 6), "application/gzip") if compressed else (data, media)
 
-    body, media = await _in_thread(frame)
+    body, media = await _in_thread(request, frame, decodes=False)
     return Response(body, media_type=media)
 
 
@@ -294,7 +314,7 @@ async def _numpy(request: Request, selection: list[tuple[str, list[int] | None]]
             raise core.BadFormat("Empty series")
         return writer.answer(compress)
 
-    return Response(await _in_thread(build), media_type="application/octet-stream")
+    return Response(await _in_thread(request, build), media_type="application/octet-stream")
 
 
 def _frames_of(row) -> int:

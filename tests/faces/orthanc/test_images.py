@@ -266,6 +266,8 @@ FAILURES = [
     "/instances/{ct}/preview?quality=0", "/instances/{ct}/preview?quality=abc", "/instances/{ct}/rendered?width=abc",
     "/instances/{ct}/rendered?width=-5", "/instances/{ct}/rendered?width=32.5", "/instances/{ct}/rendered?smooth=yes",
     "/instances/{ct}/rendered?window-center=abc", "/instances/{ct}/rendered?width=99999999999",
+    "/instances/{ct}/rendered?window-width=1e400", "/instances/{ct}/rendered?window-center=%C2%B2",
+    "/instances/{ct}/frames/%C2%B2/preview", "/instances/{ct}/frames/%C2%B2/raw", "/instances/{ct}/preview?quality=5000",
     "/instances/{ct}/numpy?compress=True", "/instances/{ct}/numpy?rescale=yes",
     # colour where greyscale is needed, broken and huge pixel data
     "/instances/{rgb}/image-uint8", "/instances/{palette}/image-int16", "/instances/{corrupt}/preview",

@@ -123,10 +123,14 @@ def _presentation(request: Request) -> ir.Presentation:
     def number(name: str) -> float | None:
         if name not in query:
             return None
+        text = query[name]
         try:
-            return float(query[name])
+            value = float(text)
         except ValueError:
             raise _Silent(404) from None
+        if math.isinf(value) and "inf" not in text.lower():  # "1e400": beyond a float, which Orthanc refuses
+            raise _Silent(404)
+        return value
 
     def side(name: str) -> int:
         text = query.get(name)

@@ -146,6 +146,25 @@ def _palette(ct_data: bytes) -> bytes:
     return encode(ds, EXPLICIT)
 
 
+def _jpeg_lossless(ct_data: bytes) -> bytes | None:
+    """The CT slice in JPEG Lossless, process 14, selection value 1, encoded by dcmtk's dcmcjpeg (no Python
+    encoder writes it); None without dcmtk."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.support import dcmtk
+
+    if not dcmtk.have_dcmtk():
+        return None
+    with tempfile.TemporaryDirectory(prefix="pacsbox-jpeg-lossless-") as folder:
+        source, target = Path(folder) / "in.dcm", Path(folder) / "out.dcm"
+        source.write_bytes(encode(_renamed(read(ct_data), "jpeg-lossless"), EXPLICIT))
+        finished = dcmtk.run("dcmcjpeg", "--encode-lossless-sv1", source, target)
+        if finished.returncode != 0:
+            raise RuntimeError(f"dcmcjpeg failed: {finished.stderr}")
+        return target.read_bytes()
+
+
 def corrupt_jpeg() -> bytes:
     """A JPEG baseline instance whose stream is cut after its headers (no scan data, no end marker)."""
     ds = _renamed(read(_first("compressed", lambda d: d.file_meta.TransferSyntaxUID == JPEGBaseline8Bit)), "broken")
@@ -207,6 +226,9 @@ def samples() -> list[Sample]:
         Sample("palette", _palette(ct_data)),
         Sample("ybr-jpeg", _colour_jpeg(), lossy=True),
     ]
+    lossless_jpeg = _jpeg_lossless(ct_data)
+    if lossless_jpeg is not None:
+        chosen.append(Sample("jpeg-lossless", lossless_jpeg))
     return chosen
 
 

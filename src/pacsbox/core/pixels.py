@@ -1,8 +1,9 @@
 """Pixel data of stored instances: frames as stored and decoded, for every face that shows pixels.
 
 Decoding is pydicom's (PS3.5 section 8 and annex A): native and deflated data by pydicom itself, RLE by pydicom,
-JPEG baseline and JPEG 2000 through Pillow, JPEG-LS through pyjpegls and the rest through pylibjpeg (pacsbox's
-``compression`` extra). Palette colour is looked up (PS3.3 C.7.6.3.1.5), YBR converted to RGB.
+JPEG baseline and JPEG 2000 through Pillow, JPEG-LS through pyjpegls, JPEG lossless through GDCM (python-gdcm) and
+the rest through pylibjpeg (pacsbox's ``compression`` extra). Palette colour is looked up (PS3.3 C.7.6.3.1.5),
+YBR converted to RGB.
 
 Every value of the header is hostile: a frame is decoded only after the pixels it announces are checked against
 ``MAX_DECODED_BYTES`` and against what the file holds, in a worker thread (never on the event loop), at most
@@ -174,6 +175,20 @@ def check_decoder(syntax: str) -> None:
                           f"(pip install 'pacsbox[compression]'; pydicom says: {missing})")
 
 
+def decoding_plugin(syntax: str) -> str:
+    """The pydicom plugin to decode ``syntax`` with: the first one pydicom offers other than GDCM (pyjpegls for
+    JPEG-LS, Pillow for JPEG baseline and JPEG 2000, pydicom itself for RLE), GDCM only where nothing else decodes
+    (JPEG lossless, process 14); "" lets pydicom choose."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        available = list(get_decoder(UID(syntax)).available_plugins)
+    except NotImplementedError:
+        return ""
+    others = [name for name in available if name != "gdcm"]
+    return (others or available or [""])[0]
+
+
 def check_markers(dataset: Dataset, syntax: str, numbers: list[int] | None = None) -> None:
     """BadRequest when a JPEG-LS frame (all, or ``numbers`` from 1) lacks its SOI or EOI marker (a stream cut
     short)."""
@@ -205,7 +220,8 @@ def decode_frame(dataset: Dataset, index: int, *, palette: bool = True) -> numpy
 
     with decode_slot():
         try:
-            array, _ = get_decoder(UID(syntax)).as_array(dataset, index=index, as_rgb=True)
+            array, _ = get_decoder(UID(syntax)).as_array(dataset, index=index, as_rgb=True,
+                                                          decoding_plugin=decoding_plugin(syntax))
         except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode
             raise BadFormat(f"Cannot decode frame {index} ({UID(syntax).name}): {error}") from None
         if palette and str(dataset.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR":

@@ -96,7 +96,8 @@ def explicit_little_file(dataset: Dataset, syntax: str) -> bytes:
             check_budget(decoded_size(dataset))
             pixels.check_markers(dataset, syntax)
             try:
-                dataset.decompress(as_rgb=True, generate_instance_uid=False)  # the plugin keeps it too
+                dataset.decompress(as_rgb=True, generate_instance_uid=False,  # the plugin keeps it too
+                                   decoding_plugin=pixels.decoding_plugin(syntax))
             except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode
                 raise bad_request(f"Cannot decode the pixel data ({UID(syntax).name}): {error}") from None
         dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -119,7 +120,8 @@ def decoded_frames(dataset: Dataset, syntax: str, numbers: list[int]) -> list[by
     with pixels.decoding:
         for number in numbers:
             try:
-                array, _ = decoder.as_array(dataset, index=number - 1, as_rgb=True)
+                array, _ = decoder.as_array(dataset, index=number - 1, as_rgb=True,
+                                            decoding_plugin=pixels.decoding_plugin(syntax))
             except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode
                 raise bad_request(f"Cannot decode frame {number} ({UID(syntax).name}): {error}") from None
             frames.append(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())

@@ -163,8 +163,8 @@ def _image_route(kind: str) -> Callable:
             return Response(status_code=silent.status)
         except (core.UnknownResource, core.InexistentItem):
             return Response(status_code=404)
-        except (core.ArchiveError, OrthancError):
-            return Response(status_code=415)  # whatever Orthanc cannot decode or encode
+        except Exception:  # whatever cannot be decoded or encoded (pydicom, its plugins, Pillow): Orthanc's 415
+            return Response(status_code=415)
         return Response(body, media_type=media)
 
     return handler
@@ -180,7 +180,7 @@ def _render(archive, instance_id: str, index: int, kind: str, presentation: ir.P
     elif kind == "rendered":
         assert presentation is not None
         width, height = ir.target_size(frame, presentation)
-        if width * height * 4 > pixels.MAX_DECODED_BYTES:  # a float per pixel while resizing
+        if width * height * 4 > pixels.MAX_DECODED_BYTES:  # up to 3 bytes a pixel (RGB), and the encoder's copy
             raise _Silent(404)
         frame = ir.rendered(frame, dataset, presentation)
     else:
@@ -310,7 +310,7 @@ async def _numpy(request: Request, selection: list[tuple[str, list[int] | None]]
                 writer = ir.NumpyWriter(len(indexes) if depth is None else depth, rescale)
             for index in indexes:
                 pixels.check_frame(dataset, index)
-                spent += pixels.decoded_size(dataset, 1) * (4 if rescale else 1)
+                spent += _array_bytes(dataset, rescale)
                 pixels.check_budget(spent, "The array")
                 slope, intercept = ir.rescale_of(dataset, index)
                 writer.add(ir.orthanc_frame(dataset, index), slope, intercept)
@@ -319,6 +319,14 @@ async def _numpy(request: Request, selection: list[tuple[str, list[int] | None]]
         return writer.answer(compress)
 
     return Response(await _in_thread(request, build), media_type="application/octet-stream")
+
+
+def _array_bytes(dataset, rescale: bool) -> int:
+    """Bytes one frame adds to a NumPy answer: float32 when rescaled greyscale, else the decoded samples."""
+    decoded = pixels.decoded_size(dataset, 1)
+    if rescale and int(dataset.get("SamplesPerPixel", 1) or 1) == 1:
+        return int(dataset.Rows) * int(dataset.Columns) * 4
+    return decoded
 
 
 def _frames_of(row) -> int:

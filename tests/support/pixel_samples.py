@@ -221,6 +221,7 @@ def samples() -> list[Sample]:
         Sample("pet-signed", _first("pet-ct", lambda d: d.Modality == "PT")),
         Sample("mr-multiframe", _first("multiframe", lambda d: True)),
         Sample("seg-1bit", _first("sr-seg", lambda d: d.Modality == "SEG")),
+        Sample("implicit", encode(_renamed(read(ct_data), "implicit"), "1.2.840.10008.1.2")),
         Sample("monochrome1", _monochrome1(ct_data)),
         Sample("rgb", _rgb(_first("ct-study", lambda d: d.Rows != d.Columns))),  # not square: rows and columns
         Sample("palette", _palette(ct_data)),

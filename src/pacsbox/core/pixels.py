@@ -161,6 +161,54 @@ def raw_frame(dataset: Dataset, index: int) -> bytes:
     return bytes(data[index * size:(index + 1) * size])
 
 
+_NATIVE_LITTLE = {"1.2.840.10008.1.2.1": True, IMPLICIT_LITTLE: False}  # syntax -> explicit VR
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+_LONG_VRS = (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN")
+
+
+def native_raw_frame(path: Any, index: int) -> bytes | None:
+    """Frame ``index`` (from 0) of a native little-endian file read straight from ``path``: the header parsed up to
+    the pixel data, then only the frame's bytes read (a large multi-frame file is never loaded whole). None when the
+    file is anything else (encapsulated, deflated, big endian, one bit a pixel): parse it whole then."""
+    import pydicom
+
+    with open(path, "rb") as stream:
+        try:
+            header = pydicom.dcmread(stream, stop_before_pixels=True, force=True)
+        except Exception:  # pydicom raises many types for a file it cannot parse: the whole parse says why
+            return None
+        meta = getattr(header, "file_meta", None)
+        explicit = _NATIVE_LITTLE.get(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else None
+        if explicit is None or getattr(header, "original_encoding", None) != (not explicit, True):
+            return None  # a bare data set, or one not encoded as its meta says: parsed whole
+        start = stream.tell()
+        element = stream.read(12)
+        if element[:4] != _PIXEL_DATA_TAG or _attribute(header, "BitsAllocated") in (0, 1):
+            return None
+        if explicit and element[4:6] in _LONG_VRS:
+            length, offset = int.from_bytes(element[8:12], "little"), 12
+        elif explicit:
+            length, offset = int.from_bytes(element[6:8], "little"), 8
+        else:
+            length, offset = int.from_bytes(element[4:8], "little"), 8
+        count = frame_count(header)
+        if not 0 <= index < count:
+            raise InexistentItem(f"Inexistent frame index in this image: {index}")
+        decoded_size(header, 1)  # a readable header
+        size = native_frame_size(header)
+        if length == 0xFFFFFFFF or length < size * count:
+            raise BadFormat(f"The pixel data holds {length} bytes, not the {size * count} its header announces")
+        stream.seek(start + offset + index * size)
+        return stream.read(size)
+
+
+def _attribute(dataset: Dataset, keyword: str) -> int:
+    try:
+        return int(dataset.get(keyword, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def check_decoder(syntax: str) -> None:
     """Unsupported, naming what to install, when pydicom has no decoder for ``syntax`` here."""
     from pydicom.pixels import get_decoder

@@ -183,7 +183,7 @@ def native_raw_frame(path: Any, index: int) -> bytes | None:
             return None  # a bare data set, or one not encoded as its meta says: parsed whole
         start = stream.tell()
         element = stream.read(12)
-        if element[:4] != _PIXEL_DATA_TAG or _attribute(header, "BitsAllocated") in (0, 1):
+        if element[:4] != _PIXEL_DATA_TAG or integer(header, "BitsAllocated") in (0, 1):
             return None
         if explicit and element[4:6] in _LONG_VRS:
             length, offset = int.from_bytes(element[8:12], "little"), 12
@@ -202,11 +202,12 @@ def native_raw_frame(path: Any, index: int) -> bytes | None:
         return stream.read(size)
 
 
-def _attribute(dataset: Dataset, keyword: str) -> int:
+def integer(dataset: Dataset, keyword: str, default: int = 0) -> int:
+    """An integer attribute, or ``default`` when absent or not an integer."""
     try:
-        return int(dataset.get(keyword, 0))
+        return int(dataset.get(keyword, default))
     except (TypeError, ValueError):
-        return 0
+        return default
 
 
 def check_decoder(syntax: str) -> None:

@@ -41,13 +41,6 @@ class Frame:
     format: str
 
 
-def _attribute(dataset: Dataset, keyword: str, default: int) -> int:
-    try:
-        return int(dataset.get(keyword, default))
-    except (TypeError, ValueError):
-        return default
-
-
 def orthanc_frame(dataset: Dataset, index: int) -> Frame:
     """Frame ``index`` (from 0) decoded into the pixel format Orthanc gives it (DicomImageInformation::
     ExtractPixelFormat): 8-bit palette colour and 8-bit colour as RGB24; greyscale by bits and sign; one-bit
@@ -55,10 +48,10 @@ def orthanc_frame(dataset: Dataset, index: int) -> Frame:
     import numpy as np
 
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-    bits_stored = _attribute(dataset, "BitsStored", 0)
-    bits_allocated = _attribute(dataset, "BitsAllocated", 0)
-    signed = _attribute(dataset, "PixelRepresentation", 0) == 1
-    samples = _attribute(dataset, "SamplesPerPixel", 1)
+    bits_stored = pixels.integer(dataset, "BitsStored", 0)
+    bits_allocated = pixels.integer(dataset, "BitsAllocated", 0)
+    signed = pixels.integer(dataset, "PixelRepresentation", 0) == 1
+    samples = pixels.integer(dataset, "SamplesPerPixel", 1)
     if photometric == "PALETTE COLOR" and not (samples == 1 and bits_stored == 8 and not signed):
         raise Unsupported(f"Cannot decode a palette colour image of {bits_stored} bits")
     array = pixels.decode_frame(dataset, index)
@@ -161,7 +154,7 @@ def rendered(frame: Frame, dataset: Dataset, presentation: Presentation) -> Fram
         if "RescaleSlope" in dataset and "RescaleIntercept" in dataset:
             slope = pixels.number(dataset, "RescaleSlope", 1.0)
             intercept = pixels.number(dataset, "RescaleIntercept", 0.0)
-        bits = max(1, min(_attribute(dataset, "BitsStored", 8), 32))
+        bits = max(1, min(pixels.integer(dataset, "BitsStored", 8), 32))
         width = float(1 << bits) * slope
         center = width / 2.0 + intercept
         if "WindowCenter" in dataset and "WindowWidth" in dataset:

@@ -329,8 +329,8 @@ async def _numpy(request: Request, selection: list[tuple[str, list[int] | None]]
 def _array_bytes(dataset, rescale: bool) -> int:
     """Bytes one frame adds to a NumPy answer: float32 when rescaled greyscale, else the decoded samples."""
     decoded = pixels.decoded_size(dataset, 1)
-    if rescale and int(dataset.get("SamplesPerPixel", 1) or 1) == 1:
-        return int(dataset.Rows) * int(dataset.Columns) * 4
+    if rescale and pixels.integer(dataset, "SamplesPerPixel", 1) == 1:
+        return pixels.integer(dataset, "Rows") * pixels.integer(dataset, "Columns") * 4
     return decoded
 
 

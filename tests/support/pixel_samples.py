@@ -198,6 +198,13 @@ def structured_report() -> bytes:
     return _first("sr-seg", lambda d: d.Modality == "SR")
 
 
+def lying_frames() -> bytes:
+    """A one-frame JPEG baseline instance announcing a billion frames."""
+    ds = _renamed(read(_first("compressed", lambda d: d.file_meta.TransferSyntaxUID == JPEGBaseline8Bit)), "lying")
+    ds.NumberOfFrames = 1_000_000_000
+    return encode(ds, JPEGBaseline8Bit)
+
+
 def samples() -> list[Sample]:
     """Every transfer syntax and photometric interpretation of the sample data, and the derived colour ones."""
     chosen: list[Sample] = []
@@ -233,5 +240,15 @@ def samples() -> list[Sample]:
     return chosen
 
 
-__all__ = ["ExplicitVRLittleEndian", "Sample", "corrupt_jpeg", "encode", "huge_frame", "read", "samples",
-           "series_of", "structured_report"]
+__all__ = [
+    "ExplicitVRLittleEndian",
+    "Sample",
+    "corrupt_jpeg",
+    "encode",
+    "huge_frame",
+    "lying_frames",
+    "read",
+    "samples",
+    "series_of",
+    "structured_report",
+]

@@ -267,7 +267,8 @@ FAILURES = [
     "/instances/{ct}/rendered?width=-5", "/instances/{ct}/rendered?width=32.5", "/instances/{ct}/rendered?smooth=yes",
     "/instances/{ct}/rendered?window-center=abc", "/instances/{ct}/rendered?width=99999999999",
     "/instances/{ct}/rendered?window-width=1e400", "/instances/{ct}/rendered?window-center=%C2%B2",
-    "/instances/{ct}/frames/%C2%B2/preview", "/instances/{ct}/frames/%C2%B2/raw", "/instances/{ct}/preview?quality=5000",
+    "/instances/{ct}/frames/%C2%B2/preview", "/instances/{ct}/frames/%C2%B2/raw",
+    "/instances/{ct}/preview?quality=5000",
     "/instances/{ct}/numpy?compress=True", "/instances/{ct}/numpy?rescale=yes",
     # colour where greyscale is needed, broken and huge pixel data
     "/instances/{rgb}/image-uint8", "/instances/{palette}/image-int16", "/instances/{corrupt}/preview",
@@ -307,3 +308,17 @@ def test_compressed_numpy_is_a_zip(pair):
     with zipfile.ZipFile(io.BytesIO(ours.content)) as archive:
         assert archive.namelist() == ["arr_0"]
         assert archive.infolist()[0].compress_type == zipfile.ZIP_DEFLATED
+
+
+def test_a_lying_frame_count_is_refused_before_anything_is_sized(pair):
+    """A one-frame instance announcing a billion frames: the real Orthanc grows past 9 GB on its frames/5/raw (so it
+    is not asked here); pacsbox refuses what would need them at once and still serves the one real frame."""
+    session, url = pair.ours_session, pair.ours.url
+    instance = session.post(f"{url}/instances", data=pixel_samples.lying_frames(), timeout=30).json()["ID"]
+    series = session.get(f"{url}/instances/{instance}/series", timeout=30).json()["ID"]
+    for path in (f"/instances/{instance}/numpy", f"/instances/{instance}/frames/5/raw", f"/series/{series}/numpy"):
+        answer = session.get(url + path, timeout=30)
+        assert answer.status_code == 400 and answer.json()["Message"] == "Bad file format", path
+    assert session.get(f"{url}/instances/{instance}/frames/5/preview", timeout=30).status_code == 415
+    assert session.get(f"{url}/instances/{instance}/frames/0/raw", timeout=30).content.startswith(b"\xff\xd8")
+    assert _image(session.get(f"{url}/instances/{instance}/preview", timeout=30)).shape == (64, 64)

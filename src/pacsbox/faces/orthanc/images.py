@@ -15,7 +15,7 @@ import asyncio
 import gzip
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -293,11 +293,11 @@ async def numpy_series(request: Request) -> Response:
     archive = archive_of(request)
     rows = await run_in_threadpool(archive.related, Level.SERIES, request.path_params["id"], Level.INSTANCE)
     ordered = slice_order(rows)
-    return await _numpy(request, [(row.public_id, list(range(_frames_of(row)))) for row in ordered],
+    return await _numpy(request, [(row.public_id, range(_frames_of(row))) for row in ordered],
                         depth=sum(_frames_of(row) for row in ordered))
 
 
-async def _numpy(request: Request, selection: list[tuple[str, list[int] | None]], depth: int | None) -> Response:
+async def _numpy(request: Request, selection: list[tuple[str, Sequence[int] | None]], depth: int | None) -> Response:
     """``selection``: (instance, frame indexes or None for all of them); ``depth`` 0 for a lone 2D frame, None for
     the frame count of the one instance."""
     compress = _boolean(request, "compress", False)
@@ -310,7 +310,10 @@ async def _numpy(request: Request, selection: list[tuple[str, list[int] | None]]
         for instance_id, indexes in selection:
             dataset = archive.instance_dataset(instance_id)
             if indexes is None:
-                indexes = list(range(pixels.frame_count(dataset)))
+                indexes = range(pixels.frame_count(dataset))
+            # the whole instance's share first: a hostile NumberOfFrames is refused before any frame is decoded
+            pixels.check_frame(dataset, 0)  # (pixel data there at all)
+            pixels.check_budget(spent + len(indexes) * _array_bytes(dataset, rescale), "The array")
             if writer is None:
                 writer = ir.NumpyWriter(len(indexes) if depth is None else depth, rescale)
             for index in indexes:
@@ -335,10 +338,15 @@ def _array_bytes(dataset, rescale: bool) -> int:
 
 
 def _frames_of(row) -> int:
+    """NumberOfFrames of an instance's main tags; BadFormat when more than its file could hold (a frame takes at least
+    a byte), so that a hostile value never sizes anything."""
     try:
-        return max(1, int(row.main_tags.get("NumberOfFrames", "1") or 1))
+        count = max(1, int(row.main_tags.get("NumberOfFrames", "1") or 1))
     except ValueError:
         return 1
+    if row.file_size is not None and count > row.file_size:
+        raise core.BadFormat(f"NumberOfFrames ({count}) exceeds what the file of {row.public_id} holds")
+    return count
 
 
 def _vector(text: str | None, size: int) -> tuple[float, ...] | None:

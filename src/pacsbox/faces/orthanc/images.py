@@ -24,6 +24,7 @@ from starlette.responses import Response
 from ...core import errors as core
 from ...core import pixels
 from ...core.ids import Level
+from ...core.slices import CannotOrderSlices, order_slices
 from . import image_render as ir
 from .errors import OrthancError, out_of_range
 from .params import archive_of
@@ -290,11 +291,21 @@ async def numpy_instance(request: Request) -> Response:
 
 
 async def numpy_series(request: Request) -> Response:
-    archive = archive_of(request)
-    rows = await run_in_threadpool(archive.related, Level.SERIES, request.path_params["id"], Level.INSTANCE)
-    ordered = slice_order(rows)
-    return await _numpy(request, [(row.public_id, range(_frames_of(row))) for row in ordered],
-                        depth=sum(_frames_of(row) for row in ordered))
+    """The slices of a series in Orthanc's order (core.slices, as /ordered-slices), frames of each in turn."""
+    archive, series_id = archive_of(request), request.path_params["id"]
+
+    def order() -> list[tuple[str, Sequence[int]]]:
+        series = archive.resource(Level.SERIES, series_id)
+        rows = archive.related(Level.SERIES, series_id, Level.INSTANCE)
+        for row in rows:
+            _frames_of(row)  # a hostile NumberOfFrames is refused before it sizes anything
+        return [(one.instance_id, range(one.frames)) for one in order_slices(series, rows).slices]
+
+    try:
+        selection = await run_in_threadpool(order)
+    except CannotOrderSlices as error:  # (Orthanc answers 500, as for /ordered-slices)
+        raise OrthancError(2040, "Unable to order the slices of the series", 500, error.details) from None
+    return await _numpy(request, selection, depth=sum(len(frames) for _, frames in selection))
 
 
 async def _numpy(request: Request, selection: list[tuple[str, Sequence[int] | None]], depth: int | None) -> Response:
@@ -347,35 +358,6 @@ def _frames_of(row) -> int:
     if row.file_size is not None and count > row.file_size:
         raise core.BadFormat(f"NumberOfFrames ({count}) exceeds what the file of {row.public_id} holds")
     return count
-
-
-def _vector(text: str | None, size: int) -> tuple[float, ...] | None:
-    try:
-        values = tuple(float(part) for part in (text or "").split("\\"))
-    except ValueError:
-        return None
-    return values if len(values) == size and all(math.isfinite(v) for v in values) else None
-
-
-def slice_order(rows: list) -> list:
-    """The instances of a series in Orthanc's slice order (its SliceOrdering): along the normal of the image plane
-    when every instance has a position and they all differ, else by IndexInSeries when every instance has a
-    distinct one."""
-    orientation = next((v for row in rows if (v := _vector(row.main_tags.get("ImageOrientationPatient"), 6))), None)
-    if orientation is not None:
-        (a, b, c), (d, e, f) = orientation[:3], orientation[3:]
-        normal = (b * f - c * e, c * d - a * f, a * e - b * d)
-        positions = [_vector(row.main_tags.get("ImagePositionPatient"), 3) for row in rows]
-        if all(p is not None for p in positions):
-            distances = [sum(n * p for n, p in zip(normal, position, strict=True)) for position in positions]
-            if len(set(distances)) == len(distances):
-                return [row for _, row in sorted(zip(distances, rows, strict=True), key=lambda pair: pair[0])]
-    indexes = [row.index_in_series for row in rows]
-    if all(i is not None for i in indexes) and len(set(indexes)) == len(indexes):
-        return sorted(rows, key=lambda row: row.index_in_series)
-    if len(rows) == 1:
-        return rows
-    raise core.BadRequest("Unable to order the slices of the series")
 
 
 def routes() -> list[tuple[str, Callable, list[str]]]:

@@ -15,16 +15,16 @@ SAMPLES = {sample.name: sample for sample in pixel_samples.samples()}
 
 
 @pytest.mark.parametrize("name", [name for name in SAMPLES if name != "seg-1bit"])
-def test_native_frames_read_from_the_file_equal_the_parsed_ones(tmp_path, name):
+def test_frames_read_from_the_file_equal_the_parsed_ones(tmp_path, name):
     path = tmp_path / "instance.dcm"
     path.write_bytes(SAMPLES[name].data)
     dataset = pixel_samples.read(SAMPLES[name].data)
     for index in range(pixels.frame_count(dataset)):
-        from_file = pixels.native_raw_frame(path, index)
-        if pixels.is_encapsulated(pixels.transfer_syntax(dataset)) or "Deflated" in name:
-            assert from_file is None, "encapsulated and deflated files are parsed whole"
+        from_file = pixels.raw_frame_from_file(path, index)
+        if "Deflated" in name:
+            assert from_file is None, "deflated files are parsed whole"
         else:
-            assert from_file == pixels.raw_frame(dataset, index)
+            assert from_file == (pixels.raw_frame(dataset, index), pixels.transfer_syntax(dataset))
 
 
 def test_frames_out_of_range_and_short_pixel_data(tmp_path):
@@ -34,7 +34,7 @@ def test_frames_out_of_range_and_short_pixel_data(tmp_path):
     path = tmp_path / "huge.dcm"
     path.write_bytes(pixel_samples.huge_frame())
     with pytest.raises(errors.BadFormat, match="holds 8 bytes"):
-        pixels.native_raw_frame(path, 0)
+        pixels.raw_frame_from_file(path, 0)
     with pytest.raises(pixels.PixelTooLarge):
         pixels.decode_frame(pixel_samples.read(pixel_samples.huge_frame()), 0)
 

@@ -166,10 +166,11 @@ _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 _LONG_VRS = (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN")
 
 
-def native_raw_frame(path: Any, index: int) -> bytes | None:
-    """Frame ``index`` (from 0) of a native little-endian file read straight from ``path``: the header parsed up to
-    the pixel data, then only the frame's bytes read (a large multi-frame file is never loaded whole). None when the
-    file is anything else (encapsulated, deflated, big endian, one bit a pixel): parse it whole then."""
+def raw_frame_from_file(path: Any, index: int) -> tuple[bytes, str] | None:
+    """Frame ``index`` (from 0) as stored, and the transfer syntax, read straight from the file at ``path``: the
+    header parsed up to the pixel data, then only the frame's bytes (native) or fragments (encapsulated) read, so
+    that a large multi-frame file is never loaded whole. None for a file this cannot read so (deflated, big endian,
+    one bit a pixel, no file meta, no pixel data): the caller parses it whole, which also says what is wrong."""
     import pydicom
 
     with open(path, "rb") as stream:
@@ -178,9 +179,11 @@ def native_raw_frame(path: Any, index: int) -> bytes | None:
         except Exception:  # pydicom raises many types for a file it cannot parse: the whole parse says why
             return None
         meta = getattr(header, "file_meta", None)
-        explicit = _NATIVE_LITTLE.get(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else None
+        syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        encapsulated = bool(syntax) and is_encapsulated(syntax)
+        explicit = True if encapsulated else _NATIVE_LITTLE.get(syntax)
         if explicit is None or getattr(header, "original_encoding", None) != (not explicit, True):
-            return None  # a bare data set, or one not encoded as its meta says: parsed whole
+            return None  # a bare data set, or one not encoded as its meta says
         start = stream.tell()
         element = stream.read(12)
         if element[:4] != _PIXEL_DATA_TAG or integer(header, "BitsAllocated") in (0, 1):
@@ -194,12 +197,22 @@ def native_raw_frame(path: Any, index: int) -> bytes | None:
         count = frame_count(header)
         if not 0 <= index < count:
             raise InexistentItem(f"Inexistent frame index in this image: {index}")
+        stream.seek(start + offset)
+        if encapsulated:
+            if length != 0xFFFFFFFF:
+                return None
+            from pydicom.encaps import get_frame
+
+            try:
+                return get_frame(stream, index, number_of_frames=count), syntax
+            except Exception as error:  # a broken basic offset table or fragment structure
+                raise BadRequest(f"Cannot split the encapsulated pixel data into frames: {error}") from None
         decoded_size(header, 1)  # a readable header
         size = native_frame_size(header)
         if length == 0xFFFFFFFF or length < size * count:
             raise BadFormat(f"The pixel data holds {length} bytes, not the {size * count} its header announces")
-        stream.seek(start + offset + index * size)
-        return stream.read(size)
+        stream.seek(index * size, 1)
+        return stream.read(size), syntax
 
 
 def integer(dataset: Dataset, keyword: str, default: int = 0) -> int:

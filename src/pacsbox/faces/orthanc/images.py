@@ -250,15 +250,17 @@ async def raw(request: Request, compressed: bool = False) -> Response:
     archive, instance_id = archive_of(request), request.path_params["id"]
 
     def frame() -> tuple[bytes, str]:
-        try:  # native data: the frame's bytes alone are read
-            data, media = pixels.native_raw_frame(archive.instance_path(instance_id), index), "application/octet-stream"
+        try:  # the frame's bytes alone are read, where the file allows
+            found = pixels.raw_frame_from_file(archive.instance_path(instance_id), index)
         except FileNotFoundError:  # deleted since the lookup
             raise core.UnknownResource(f"Unknown instance: {instance_id}") from None
-        if data is None:
+        if found is None:
             dataset = archive.instance_dataset(instance_id)
-            data = pixels.raw_frame(dataset, index)
-            media = _RAW_TYPES.get(pixels.transfer_syntax(dataset), "application/octet-stream")
-        return (gzip.compress(data, 6), "application/gzip") if compressed else (data, media)
+            found = pixels.raw_frame(dataset, index), pixels.transfer_syntax(dataset)
+        data, syntax = found
+        if compressed:
+            return gzip.compress(data, 6), "application/gzip"
+        return data, _RAW_TYPES.get(syntax, "application/octet-stream")
 
     body, media = await _in_thread(request, frame, decodes=False)
     return Response(body, media_type=media)

@@ -1,12 +1,12 @@
 """Orthanc's image routes on instances and frames: ``preview``, ``rendered``, ``image-uint8/16``, ``image-int16``,
 ``matlab``, ``numpy`` (also on series), ``frames/{n}/raw`` and ``raw.gz``, and the ``frames/{n}`` listing.
 
-Each answers as Orthanc 1.10.1 does, failures included, and they differ by route there: the four image routes answer
-an empty 404 for a frame that is not a number or not in the instance, an unknown instance, an unacceptable Accept or
-an argument out of range, and an empty 415 for anything they cannot decode or encode; ``raw``, ``matlab`` and
-``numpy`` answer Orthanc's JSON errors. Decoding and encoding run in a worker thread (core.pixels bounds them in number
-and size); a rendered size whose pixels would exceed the decode budget is refused as an argument out of range (the
-real Orthanc dies of a width of a million).
+Each answers as Orthanc 1.10.1 does, failures included, and they differ by route there: the image routes (preview,
+rendered, image-*) answer an empty 404 for a frame that is not a number or not in the instance, an unknown instance,
+an unacceptable Accept or an argument out of range, and an empty 415 for anything they cannot decode or encode;
+``raw``, ``matlab`` and ``numpy`` answer Orthanc's JSON errors. Decoding and encoding run in a worker thread
+(core.pixels bounds them in number and size); a rendered size whose pixels would exceed the decode budget is refused
+as an argument out of range (the real Orthanc dies of a width of a million).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""core.pixels in-process: frames as stored and decoded, the budget, the decode slots, the choice of decoder."""
+"""core.pixels and core.frame_index in-process: frames as stored and decoded, the budget, the decode slots, the
+choice of decoder."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from pydicom.uid import JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless, RLELossless
 
-from pacsbox.core import errors, pixels
+from pacsbox.core import errors, frame_index, pixels
 from tests.support import pixel_samples
 
 SAMPLES = {sample.name: sample for sample in pixel_samples.samples()}
@@ -20,11 +21,12 @@ def test_frames_read_from_the_file_equal_the_parsed_ones(tmp_path, name):
     path.write_bytes(SAMPLES[name].data)
     dataset = pixel_samples.read(SAMPLES[name].data)
     for index in range(pixels.frame_count(dataset)):
-        from_file = pixels.raw_frame_from_file(path, index)
+        layout = frame_index.read_layout(path)
         if "Deflated" in name:
-            assert from_file is None, "deflated files are parsed whole"
+            assert layout is None, "deflated files are parsed whole"
         else:
-            assert from_file == (pixels.raw_frame(dataset, index), pixels.transfer_syntax(dataset))
+            assert layout is not None and layout.syntax == pixels.transfer_syntax(dataset)
+            assert layout.read(path, index) == pixels.raw_frame(dataset, index)
 
 
 def test_frames_out_of_range_and_short_pixel_data(tmp_path):
@@ -34,7 +36,7 @@ def test_frames_out_of_range_and_short_pixel_data(tmp_path):
     path = tmp_path / "huge.dcm"
     path.write_bytes(pixel_samples.huge_frame())
     with pytest.raises(errors.BadFormat, match="holds 8 bytes"):
-        pixels.raw_frame_from_file(path, 0)
+        frame_index.read_layout(path)
     with pytest.raises(pixels.PixelTooLarge):
         pixels.decode_frame(pixel_samples.read(pixel_samples.huge_frame()), 0)
 
@@ -79,3 +81,21 @@ def test_decode_slots_bound_the_work_and_are_reentrant():
 def test_a_broken_stream_is_bad_format_not_a_crash():
     with pytest.raises(errors.BadFormat, match="Cannot decode frame 0"):
         pixels.decode_frame(pixel_samples.read(pixel_samples.corrupt_jpeg()), 0)
+
+
+@pytest.mark.parametrize("has_bot,fragments_per_frame", [(True, 1), (False, 1), (True, 3)])
+def test_encapsulated_layouts_follow_the_offset_table_or_the_fragments(tmp_path, has_bot, fragments_per_frame):
+    from pydicom.encaps import encapsulate, get_frame
+
+    dataset = pixel_samples.read(SAMPLES["ybr-jpeg"].data)
+    frames = [get_frame(dataset.PixelData, index, number_of_frames=2) for index in range(2)]
+    dataset.PixelData = encapsulate(frames, fragments_per_frame=fragments_per_frame, has_bot=has_bot)
+    path = tmp_path / "frames.dcm"
+    path.write_bytes(pixel_samples.encode(dataset))
+    layout = frame_index.read_layout(path)
+    if not has_bot and fragments_per_frame > 1:
+        assert layout is None
+        return
+    assert layout is not None and [layout.read(path, index) for index in range(2)] == frames
+    with pytest.raises(errors.InexistentItem):
+        layout.read(path, 2)

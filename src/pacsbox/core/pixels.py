@@ -161,60 +161,6 @@ def raw_frame(dataset: Dataset, index: int) -> bytes:
     return bytes(data[index * size:(index + 1) * size])
 
 
-_NATIVE_LITTLE = {"1.2.840.10008.1.2.1": True, IMPLICIT_LITTLE: False}  # syntax -> explicit VR
-_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
-_LONG_VRS = (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN")
-
-
-def raw_frame_from_file(path: Any, index: int) -> tuple[bytes, str] | None:
-    """Frame ``index`` (from 0) as stored, and the transfer syntax, read straight from the file at ``path``: the
-    header parsed up to the pixel data, then only the frame's bytes (native) or fragments (encapsulated) read, so
-    that a large multi-frame file is never loaded whole. None for a file this cannot read so (deflated, big endian,
-    one bit a pixel, no file meta, no pixel data): the caller parses it whole, which also says what is wrong."""
-    import pydicom
-
-    with open(path, "rb") as stream:
-        try:
-            header = pydicom.dcmread(stream, stop_before_pixels=True, force=True)
-        except Exception:  # pydicom raises many types for a file it cannot parse: the whole parse says why
-            return None
-        meta = getattr(header, "file_meta", None)
-        syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-        encapsulated = bool(syntax) and is_encapsulated(syntax)
-        explicit = True if encapsulated else _NATIVE_LITTLE.get(syntax)
-        if explicit is None or getattr(header, "original_encoding", None) != (not explicit, True):
-            return None  # a bare data set, or one not encoded as its meta says
-        start = stream.tell()
-        element = stream.read(12)
-        if element[:4] != _PIXEL_DATA_TAG or integer(header, "BitsAllocated") in (0, 1):
-            return None
-        if explicit and element[4:6] in _LONG_VRS:
-            length, offset = int.from_bytes(element[8:12], "little"), 12
-        elif explicit:
-            length, offset = int.from_bytes(element[6:8], "little"), 8
-        else:
-            length, offset = int.from_bytes(element[4:8], "little"), 8
-        count = frame_count(header)
-        if not 0 <= index < count:
-            raise InexistentItem(f"Inexistent frame index in this image: {index}")
-        stream.seek(start + offset)
-        if encapsulated:
-            if length != 0xFFFFFFFF:
-                return None
-            from pydicom.encaps import get_frame
-
-            try:
-                return get_frame(stream, index, number_of_frames=count), syntax
-            except Exception as error:  # a broken basic offset table or fragment structure
-                raise BadRequest(f"Cannot split the encapsulated pixel data into frames: {error}") from None
-        decoded_size(header, 1)  # a readable header
-        size = native_frame_size(header)
-        if length == 0xFFFFFFFF or length < size * count:
-            raise BadFormat(f"The pixel data holds {length} bytes, not the {size * count} its header announces")
-        stream.seek(index * size, 1)
-        return stream.read(size), syntax
-
-
 def integer(dataset: Dataset, keyword: str, default: int = 0) -> int:
     """An integer attribute, or ``default`` when absent or not an integer."""
     try:

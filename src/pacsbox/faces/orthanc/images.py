@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from ...core import errors as core
 from ...core import pixels
+from ...core.frame_index import FrameLayouts
 from ...core.ids import Level
 from ...core.slices import CannotOrderSlices, order_slices
 from . import image_render as ir
@@ -249,21 +250,34 @@ async def raw(request: Request, compressed: bool = False) -> Response:
         return Response(status_code=404)
     archive, instance_id = archive_of(request), request.path_params["id"]
 
+    layouts = _frame_layouts(request)
+
     def frame() -> tuple[bytes, str]:
-        try:  # the frame's bytes alone are read, where the file allows
-            found = pixels.raw_frame_from_file(archive.instance_path(instance_id), index)
+        file_uuid = archive.instance_file_uuid(instance_id)
+        try:  # the frame's bytes alone are read, where the file's layout is known
+            path = archive.store_area.path_of(file_uuid)
+            layout = layouts.layout(file_uuid, path)
+            if layout is None:
+                dataset = archive.instance_dataset(instance_id)
+                data, syntax = pixels.raw_frame(dataset, index), pixels.transfer_syntax(dataset)
+            else:
+                data, syntax = layout.read(path, index), layout.syntax
         except FileNotFoundError:  # deleted since the lookup
             raise core.UnknownResource(f"Unknown instance: {instance_id}") from None
-        if found is None:
-            dataset = archive.instance_dataset(instance_id)
-            found = pixels.raw_frame(dataset, index), pixels.transfer_syntax(dataset)
-        data, syntax = found
         if compressed:
             return gzip.compress(data, 6), "application/gzip"
         return data, _RAW_TYPES.get(syntax, "application/octet-stream")
 
     body, media = await _in_thread(request, frame, decodes=False)
     return Response(body, media_type=media)
+
+
+def _frame_layouts(request: Request) -> FrameLayouts:
+    """The application's table of frame layouts (made on first use)."""
+    state = request.app.state
+    if getattr(state, "frame_layouts", None) is None:
+        state.frame_layouts = FrameLayouts()
+    return state.frame_layouts
 
 
 async def raw_gz(request: Request) -> Response:

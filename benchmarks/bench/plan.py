@@ -24,6 +24,7 @@ class Plan:
     stow_batch: int = 10  # instances per STOW-RS request (one multipart/related body)
     latency_set: int = 1000  # small instances loaded before the latency measures (20 studies, 10 patients)
     requests: int = 500  # timed requests per latency measure
+    images: int = 20  # 512 x 512 CT slices per encoding (uncompressed, JPEG-LS) for the image latency measures
     scale: int = 100_000  # instances the growing archive reaches; 0 skips the scale measure
     step: int = 10_000  # instances per scale window
     scale_requests: int = 100  # timed queries per kind after each scale window
@@ -44,7 +45,7 @@ class Plan:
 FULL = Plan()
 #: For CI: every measure once, small counts; a few tens of seconds on a quiet 2-core machine.
 QUICK = replace(FULL, rounds=1, cold_starts=2, rest_small=120, rest_large=20, cstore_small=120, cstore_large=20,
-                stow=120, latency_set=200, requests=40, scale=1200, step=400, scale_requests=20)
+                stow=120, latency_set=200, requests=40, images=3, scale=1200, step=400, scale_requests=20)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class Measure:
     label: str
     unit: str
     higher_is_better: bool
+
+
+#: The encodings of the image measures (bench/images.py): 512 x 512 CT slices.
+IMAGE_ENCODINGS = {"ct": "CT 512x512", "jpegls": "JPEG-LS CT 512x512"}
 
 
 def _rows() -> list[Measure]:
@@ -75,6 +80,10 @@ def _rows() -> list[Measure]:
                        ("wado_metadata", "WADO-RS /dicom-web/studies/{uid}/metadata")):
         rows += [Measure(f"{key}_p50", f"{label} p50", "ms", False),
                  Measure(f"{key}_p95", f"{label} p95", "ms", False)]
+    for encoding, about in IMAGE_ENCODINGS.items():
+        for key, label in (("preview", "GET /instances/{id}/preview"), ("raw", "GET .../frames/0/raw")):
+            rows += [Measure(f"{key}_{encoding}_p50", f"{label}, {about} p50", "ms", False),
+                     Measure(f"{key}_{encoding}_p95", f"{label}, {about} p95", "ms", False)]
     return rows
 
 

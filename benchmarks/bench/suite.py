@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from . import corpus, measures, servers
+from . import corpus, images, measures, servers
 from .plan import Plan
 
 # Lot numbers keep the UIDs of every set of files apart (corpus.Generator).
@@ -66,6 +66,7 @@ class Files:
         studies = (plan.latency_set - 1) // corpus.LAYOUT.instances_per_study + 1
         self.latency_studies = [corpus.study_uid(LATENCY_LOT, number) for number in range(studies)]
         self.first_study_size = min(plan.latency_set, corpus.LAYOUT.instances_per_study)
+        self.images = images.image_files(plan.images)
 
 
 def cold_starts(plan: Plan, root: Path) -> dict[str, list[float]]:
@@ -89,6 +90,7 @@ def one_round(plan: Plan, files: Files, storescu: str, root: Path, round_number:
             measures.cstore_ingest(server, files.folders["warmup"], storescu)
             measures.stow_ingest(server, [files.stow_warmup], 5)
         latency_ids: dict[str, list[str]] = {}
+        image_ids: dict[str, dict[str, list[str]]] = {}
         steps: list[tuple[str, Callable[[servers.Server], dict[str, float]]]] = [
             *((key, _rest(payloads, int(key[-1]), key)) for key, payloads in files.rest.items()),
             *((key, _cstore(files.folders[key], storescu, key)) for key in ("cstore_small", "cstore_large")),
@@ -101,6 +103,9 @@ def one_round(plan: Plan, files: Files, storescu: str, root: Path, round_number:
             ("C-FIND", lambda server: _cfind_latency(server, plan, files.latency_patients)),
             ("QIDO-RS", lambda server: _qido_latency(server, plan, files.latency_patients)),
             ("WADO-RS metadata", lambda server: _metadata_latency(server, plan, files)),
+            ("image set", _image_loader(files.images, image_ids)),
+            *((f"{route} {encoding}", _image_latency(plan, image_ids, encoding, route))
+              for encoding in files.images for route in ("preview", "raw")),
         ]
         for step, (label, action) in enumerate(steps):
             news: dict[str, dict[str, float]] = {}
@@ -123,6 +128,28 @@ def _loader(payloads: list[bytes], ids: dict[str, list[str]]) -> Callable[[serve
         return {}
 
     return load
+
+
+def _image_loader(files: dict[str, list[bytes]],
+                  ids: dict[str, dict[str, list[str]]]) -> Callable[[servers.Server], dict[str, float]]:
+    """Loads the image slices (untimed) and keeps their instance IDs by encoding."""
+    def load(server: servers.Server) -> dict[str, float]:
+        ids[server.name] = {encoding: measures.upload(server, payloads) for encoding, payloads in files.items()}
+        return {}
+
+    return load
+
+
+def _image_latency(plan: Plan, ids: dict[str, dict[str, list[str]]], encoding: str,
+                   route: str) -> Callable[[servers.Server], dict[str, float]]:
+    """p50/p95 of ``/preview`` (decode, stretch, PNG) or ``/frames/0/raw`` (the stored frame) over the slices."""
+    suffix = "/preview" if route == "preview" else "/frames/0/raw"
+
+    def measure(server: servers.Server) -> dict[str, float]:
+        paths = [f"/instances/{identifier}{suffix}" for identifier in ids[server.name][encoding]]
+        return _prefixed(f"{route}_{encoding}", measures.rest_latency(server, "GET", paths, plan.requests, warmup=3))
+
+    return measure
 
 
 def _rest(payloads: list[bytes], clients: int, key: str) -> Callable[[servers.Server], dict[str, float]]:

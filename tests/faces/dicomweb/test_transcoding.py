@@ -241,8 +241,10 @@ def test_undecodable_is_4xx_not_500(servers, instances, kind, status):
 
 
 def test_missing_decoder_names_the_extra(instances, tmp_path):
-    """Without pyjpegls (hidden here), JPEG-LS cannot be decoded: a 406 naming the extra; as stored still works."""
-    (tmp_path / "jpeg_ls.py").write_text("raise ImportError('hidden by the test')\n")
+    """Without pyjpegls and GDCM (hidden here), JPEG-LS cannot be decoded: a 406 naming the extra; as stored still
+    works."""
+    for module in ("jpeg_ls", "gdcm"):
+        (tmp_path / f"{module}.py").write_text("raise ImportError('hidden by the test')\n")
     with RunningPacsbox(env={"PYTHONPATH": str(tmp_path)}) as server:
         data = instances[str(JPEGLSLossless)]
         server.session().post(server.url + "/instances", data=data).raise_for_status()

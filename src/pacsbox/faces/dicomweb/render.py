@@ -10,13 +10,13 @@ never loads them.
 
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from ...core import pixels as core_pixels
 from ...core.archive import Archive
 from ...core.ids import Level
 from .errors import bad_request, out_of_range
@@ -122,13 +122,6 @@ def _window(text: str) -> tuple[float, float, str]:
     return center, width, function
 
 
-def frame_count(dataset: Dataset) -> int:
-    try:
-        return max(1, int(dataset.get("NumberOfFrames", 1) or 1))
-    except (TypeError, ValueError):
-        return 1
-
-
 def render(archive: Archive, instance_id: str, image_format: str, frame: int = 1,
            options: RenderOptions | None = None) -> bytes:
     """Frame ``frame`` (from 1) of an instance as JPEG or PNG bytes (``image_format`` is Pillow's name)."""
@@ -149,12 +142,7 @@ def render_image(dataset: Dataset, frame: int, options: RenderOptions):
     import numpy as np
     from PIL import Image
 
-    try:
-        pixels = dataset.pixel_array
-    except Exception as error:  # pydicom raises many types for data it cannot decode
-        raise bad_request(f"Cannot decode the pixel data: {error}") from None
-    if frame_count(dataset) > 1:
-        pixels = pixels[frame - 1]
+    pixels = core_pixels.decode_frame(dataset, frame - 1, palette=False)  # (YBR as RGB, as pydicom decodes)
     if options.region is not None:  # cropped before windowing: the plugin stretches the region's own range
         x, y, width, height = options.region
         if x + width > pixels.shape[1] or y + height > pixels.shape[0]:
@@ -226,24 +214,6 @@ def _framed(image, options: RenderOptions):
     return canvas
 
 
-def encode(image, image_format: str, quality: int = DEFAULT_QUALITY) -> bytes:
-    out = io.BytesIO()
-    if image_format == "JPEG":
-        image.save(out, format="JPEG", quality=quality)
-    else:
-        image.save(out, format=image_format)
-    return out.getvalue()
-
-
-def _number(dataset: Dataset, keyword: str, default):
-    """The first value of a numeric attribute, or ``default`` when absent or not a number."""
-    value = dataset.get(keyword)
-    if value is None or value == "":
-        return default
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        value = value[0] if len(value) else default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return default
-    return number if math.isfinite(number) else default
+encode = core_pixels.encode_image
+_number = core_pixels.number
+frame_count = core_pixels.frame_count

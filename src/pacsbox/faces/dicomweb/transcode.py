@@ -14,20 +14,21 @@ it streams (a bitstream that fails to decode then cuts the answer short, since i
 from __future__ import annotations
 
 import io
-import threading
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from ...core import pixels
+from ...core.errors import Unsupported
 from .errors import bad_request, not_acceptable
-from .render import frame_count
 
 EXPLICIT_LITTLE = str(ExplicitVRLittleEndian)
-#: Pixels one instance, or the frames of one request, may decode to; also what a retrieval decodes before answering.
-MAX_DECODED_BYTES = 256 * 1024 * 1024
-#: Decodes running at once, whatever the number of requests: each may hold MAX_DECODED_BYTES.
-CONCURRENT_DECODES = 2
-_decoding = threading.BoundedSemaphore(CONCURRENT_DECODES)
+#: Pixels one instance, or the frames of one request, may decode to (the core's limit, shared by every face).
+MAX_DECODED_BYTES = pixels.MAX_DECODED_BYTES
+CONCURRENT_DECODES = pixels.CONCURRENT_DECODES
+frame_count = pixels.frame_count
+decoded_size = pixels.decoded_size
+stored_frames = pixels.stored_frames
 
 #: Media type of a frame in each compressed transfer syntax (PS3.18 table 8.7.3-5), as the plugin labels them.
 FRAME_MEDIA_TYPES = {
@@ -51,7 +52,7 @@ _REWRITABLE = (str(ImplicitVRLittleEndian), str(DeflatedExplicitVRLittleEndian))
 
 def needs_decoding(syntax: str) -> bool:
     """Whether the pixel data stored in ``syntax`` is encapsulated (compressed)."""
-    return UID(syntax).is_compressed
+    return pixels.is_encapsulated(syntax)
 
 
 def can_rewrite(syntax: str) -> bool:
@@ -61,31 +62,10 @@ def can_rewrite(syntax: str) -> bool:
 
 def check_decoder(syntax: str) -> None:
     """406 naming what to install when pydicom has no decoder for ``syntax`` here."""
-    from pydicom.pixels import get_decoder
-
     try:
-        decoder = get_decoder(UID(syntax))
-    except NotImplementedError:
-        raise not_acceptable(f"pydicom cannot decode {UID(syntax).name} ({syntax}): served only as stored "
-                             "(transfer-syntax=*)") from None
-    if not decoder.is_available:
-        missing = "; ".join(decoder.missing_dependencies)
-        raise not_acceptable(f"Decoding {UID(syntax).name} ({syntax}) needs pacsbox's 'compression' extra "
-                             f"(pip install 'pacsbox[compression]'; pydicom says: {missing})")
-
-
-def decoded_size(dataset: Dataset) -> int:
-    """Bytes of the decoded pixel data its header announces (hostile until checked: 400 when unreadable)."""
-    try:
-        rows, columns = int(dataset.Rows), int(dataset.Columns)
-        samples = int(dataset.get("SamplesPerPixel", 1) or 1)
-        bits = int(dataset.BitsAllocated)
-        frames = int(dataset.get("NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError):
-        raise bad_request("The pixel data has no readable Rows, Columns or BitsAllocated") from None
-    if min(rows, columns, samples, bits, frames) < 1:
-        raise bad_request("The pixel data has an empty dimension")
-    return rows * columns * samples * frames * max(bits, 8) // 8
+        pixels.check_decoder(syntax)
+    except Unsupported as error:
+        raise not_acceptable(f"{error.details}: served only as stored (transfer-syntax=*)") from None
 
 
 def header_size(path) -> int:
@@ -108,32 +88,16 @@ def check_budget(total: int) -> None:
                              "-byte limit per request: ask for the stored transfer syntax (transfer-syntax=*)")
 
 
-#: JPEG-LS transfer syntaxes: CharLS (pyjpegls) spends about ten seconds of CPU failing on any broken stream, so a
-#: stream without its start and end markers is refused before it is handed over.
-_JPEG_LS = ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")
-
-
-def _check_markers(dataset: Dataset, syntax: str, numbers: list[int] | None = None) -> None:
-    """400 when a JPEG-LS frame (all, or ``numbers`` from 1) lacks its SOI or EOI marker (a stream cut short)."""
-    if syntax not in _JPEG_LS:
-        return
-    count = frame_count(dataset)
-    for number in numbers or range(1, count + 1):
-        stream = stored_frames(dataset, [number])[0].rstrip(b"\0")  # (an odd stream is padded to even length)
-        if not (stream.startswith(b"\xff\xd8") and stream.endswith(b"\xff\xd9")):
-            raise bad_request(f"Cannot decode frame {number} ({UID(syntax).name}): the stream lacks its start or end "
-                              "marker")
-
-
 def explicit_little_file(dataset: Dataset, syntax: str) -> bytes:
     """The instance as a DICOM file in Explicit VR Little Endian: pixels decompressed (YBR converted to RGB, as
     pydicom does), everything else kept. Runs in a worker thread."""
-    with _decoding:
+    with pixels.decoding:
         if needs_decoding(syntax):
             check_budget(decoded_size(dataset))
-            _check_markers(dataset, syntax)
+            pixels.check_markers(dataset, syntax)
             try:
-                dataset.decompress(as_rgb=True, generate_instance_uid=False)  # the plugin keeps it too
+                dataset.decompress(as_rgb=True, generate_instance_uid=False,  # the plugin keeps it too
+                                   decoding_plugin=pixels.decoding_plugin(syntax))
             except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode
                 raise bad_request(f"Cannot decode the pixel data ({UID(syntax).name}): {error}") from None
         dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -151,25 +115,14 @@ def decoded_frames(dataset: Dataset, syntax: str, numbers: list[int]) -> list[by
     from pydicom.pixels import get_decoder
 
     decoder = get_decoder(UID(syntax))
-    _check_markers(dataset, syntax, numbers)
+    pixels.check_markers(dataset, syntax, numbers)
     frames = []
-    with _decoding:
+    with pixels.decoding:
         for number in numbers:
             try:
-                array, _ = decoder.as_array(dataset, index=number - 1, as_rgb=True)
+                array, _ = decoder.as_array(dataset, index=number - 1, as_rgb=True,
+                                            decoding_plugin=pixels.decoding_plugin(syntax))
             except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode
                 raise bad_request(f"Cannot decode frame {number} ({UID(syntax).name}): {error}") from None
             frames.append(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
     return frames
-
-
-def stored_frames(dataset: Dataset, numbers: list[int]) -> list[bytes]:
-    """Frames ``numbers`` (from 1) of encapsulated pixel data, each frame's bitstream as stored."""
-    from pydicom.encaps import get_frame
-
-    count = frame_count(dataset)
-    data = dataset.PixelData
-    try:
-        return [get_frame(data, number - 1, number_of_frames=count) for number in numbers]
-    except Exception as error:  # a broken basic offset table or fragment structure
-        raise bad_request(f"Cannot split the encapsulated pixel data into frames: {error}") from None

@@ -22,6 +22,7 @@ from . import (
     bulk,
     commitment,
     create_dicom,
+    images,
     instances,
     lua,
     media,
@@ -167,6 +168,7 @@ def routes() -> list[Route]:
     table += attachments.routes(_route)
     table += resource_views.routes(_route)
     table += media.routes(_route)
+    table += [_route(path, handler, methods) for path, handler, methods in images.ROUTES]
     return grouped_routes(table)
 
 

@@ -1,0 +1,305 @@
+"""Orthanc's modification jobs in domain terms: modify or anonymize resources, merge studies, split a study.
+
+Each job reads the instances it works on from the archive, writes the new instances through ``Archive.store`` (so
+they are ingested like any other: events fire, the XNAT catalog and every face see them), records
+``ModifiedFrom``/``AnonymizedFrom`` on the new resources whose IDs differ from their sources, and deletes the
+sources afterwards unless asked to keep them. A job follows the jobs engine's interface (``job_type``,
+``initial_content()``, ``run(context)`` in a worker thread, returning the answer of a synchronous request);
+``context.checkpoint()`` between instances lets the engine pause or cancel it.
+
+Answers and rules follow the real Orthanc 1.10.1 (``tests/faces/orthanc/test_modification_differential.py``).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from .archive import Archive, StoreResult
+from .create_dicom import MODULE_TAGS
+from .errors import BadRequest, UnknownResource
+from .events import Origin
+from .ids import Level
+from .modification import Modification, UidMap, apply
+from .transcoding import CannotTranscode, transcode
+
+ANONYMIZATION_SEQUENCE = "AnonymizationSequence"  # index property: the N of the last "Anonymized<N>" patient
+
+
+class JobContext(Protocol):
+    """What the jobs engine lends a running job."""
+
+    content: dict
+
+    def progress(self, fraction: float) -> None: ...
+
+    def checkpoint(self) -> None: ...
+
+    def add_output(self, key: str, data: bytes, mime: str) -> None: ...
+
+
+def next_anonymized_patient(archive: Archive) -> int:
+    """The archive's counter of anonymized patients, incremented and persisted in one write transaction."""
+    with archive.index.writing() as db:
+        row = db.execute("SELECT value FROM properties WHERE name = ?", (ANONYMIZATION_SEQUENCE,)).fetchone()
+        number = int(row[0]) + 1 if row and str(row[0]).isdigit() else 1
+        db.execute("INSERT OR REPLACE INTO properties (name, value) VALUES (?, ?)", (ANONYMIZATION_SEQUENCE,
+                                                                                     str(number)))
+    return number
+
+
+def read_instance(archive: Archive, instance_id: str) -> Dataset:
+    """A stored instance as pydicom reads it, with file meta (a file stored without one gets one)."""
+    dataset = archive.instance_dataset(instance_id)
+    if getattr(dataset, "file_meta", None) is None or "TransferSyntaxUID" not in dataset.file_meta:
+        raise BadRequest(f"Instance {instance_id} has no transfer syntax")
+    return dataset
+
+
+def serialize(dataset: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    try:
+        pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+    except Exception as error:  # a value pydicom cannot write is the request's fault, never a 500
+        raise BadRequest(f"Cannot write the modified instance: {error}") from None
+    return buffer.getvalue()
+
+
+def modify_instance_file(archive: Archive, instance_id: str, modification: Modification,
+                         transcode_to: str | None) -> bytes:
+    """The instance-level form: the modified file, not stored (the ``/instances/{id}/modify`` answer)."""
+    dataset = read_instance(archive, instance_id)
+    numbers = (lambda: next_anonymized_patient(archive)) if modification.is_anonymization else None
+    apply(dataset, modification, UidMap(numbers))
+    if transcode_to:
+        try:
+            transcode(dataset, transcode_to)
+        except CannotTranscode:
+            raise RuntimeError(f"Cannot transcode to transfer syntax: {transcode_to}") from None
+    return serialize(dataset)
+
+
+@dataclass
+class _Output:
+    """The new resources a job made: its answer's ``ID``/``PatientID`` (one resource) or ``Resources`` (bulk)."""
+
+    level: Level
+    single: bool
+    first: StoreResult | None = None
+    resources: dict[Level, set[str]] = field(default_factory=lambda: {level: set() for level in Level})
+
+    def add(self, result: StoreResult) -> None:
+        self.first = self.first or result
+        for level, public_id in zip(Level, (result.patient_id, result.study_id, result.series_id,
+                                            result.instance_id)):
+            self.resources[level].add(public_id)
+
+    def answer(self) -> dict[str, Any]:
+        if self.single:
+            if self.first is None:
+                return {}
+            public_id = _ids_of(self.first)[self.level]
+            return {"ID": public_id, "Path": f"/{self.level.plural}/{public_id}", "PatientID": self.first.patient_id,
+                    "Type": self.level.title}
+        listed = [{"ID": public_id, "Path": f"/{level.plural}/{public_id}", "Type": level.title}
+                  for level in reversed(Level) for public_id in sorted(self.resources[level])]
+        return {"Resources": listed}
+
+
+def _ids_of(result: StoreResult) -> dict[Level, str]:
+    return {Level.PATIENT: result.patient_id, Level.STUDY: result.study_id, Level.SERIES: result.series_id,
+            Level.INSTANCE: result.instance_id}
+
+
+class _InstancesJob:
+    """What the three jobs share: a list of source instances, stored copies, sources deleted afterwards."""
+
+    job_type = ""
+
+    def __init__(self, archive: Archive, instance_ids: list[str], *, keep_source: bool, origin: Origin,
+                 permissive: bool = False) -> None:
+        self.archive, self.instance_ids, self.keep_source = archive, instance_ids, keep_source
+        self.origin, self.permissive = origin, permissive
+        self.failed = 0
+
+    def initial_content(self) -> dict[str, Any]:
+        return {"Description": "REST API", "FailedInstancesCount": 0, "InstancesCount": len(self.instance_ids)}
+
+    def _each_instance(self, context: JobContext | None) -> Iterable[str]:
+        total = len(self.instance_ids) or 1
+        for number, instance_id in enumerate(self.instance_ids):
+            if context is not None:
+                context.checkpoint()
+            yield instance_id
+            if context is not None:
+                context.progress((number + 1) / total)
+
+    def _store(self, dataset: Dataset) -> StoreResult:
+        result = self.archive.store(serialize(dataset), self.origin)
+        if result.status == "FilteredOut":
+            raise BadRequest("The modified instance was refused by a store filter")
+        return result
+
+    def _delete_sources(self, stored: set[str]) -> None:
+        if self.keep_source:
+            return
+        for instance_id in self.instance_ids:
+            if instance_id not in stored and self.archive.exists(Level.INSTANCE, instance_id):
+                self.archive.delete(Level.INSTANCE, instance_id)
+
+    def _content(self) -> dict[str, Any]:
+        content = self.initial_content()
+        content["FailedInstancesCount"] = self.failed
+        return content
+
+
+class ResourceModificationJob(_InstancesJob):
+    """Modify or anonymize every instance of some resources (Orthanc's ResourceModificationJob)."""
+
+    job_type = "ResourceModification"
+
+    def __init__(self, archive: Archive, modification: Modification, resources: list[tuple[Level, str]], *,
+                 bulk: bool, keep_source: bool, origin: Origin, transcode_to: str | None = None,
+                 permissive: bool = False) -> None:
+        instance_ids = [instance for level, public_id in resources
+                        for instance in archive.instance_ids_below(level, public_id)]
+        super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin, permissive=permissive)
+        self.modification, self.transcode_to = modification, transcode_to
+        numbers = (lambda: next_anonymized_patient(archive)) if modification.is_anonymization else None
+        self.uids = UidMap(numbers)
+        self.output = _Output(modification.level, single=not bulk)
+
+    def initial_content(self) -> dict[str, Any]:
+        content = {**super().initial_content(), "IsAnonymization": self.modification.is_anonymization}
+        if self.transcode_to:
+            content["Transcode"] = self.transcode_to
+        return content
+
+    def run(self, context: JobContext | None) -> dict[str, Any]:
+        stored: set[str] = set()
+        metadata = "AnonymizedFrom" if self.modification.is_anonymization else "ModifiedFrom"
+        for instance_id in self._each_instance(context):
+            try:
+                source = self.archive.resource(Level.INSTANCE, instance_id)
+                dataset = read_instance(self.archive, instance_id)
+                apply(dataset, self.modification, self.uids)
+                if self.transcode_to:
+                    try:
+                        transcode(dataset, self.transcode_to)
+                    except CannotTranscode:
+                        pass  # Orthanc keeps the original transfer syntax (and logs a warning)
+                result = self._store(dataset)
+            except Exception:
+                if not self.permissive:
+                    raise
+                self.failed += 1
+                continue
+            stored.add(result.instance_id)
+            self.output.add(result)
+            _record_origin(self.archive, _source_ids(self.archive, source.public_id), _ids_of(result), metadata)
+        self._delete_sources(stored)
+        return {**self._content(), **self.output.answer()}
+
+
+class MergeStudyJob(_InstancesJob):
+    """Move series or instances into a study (Orthanc's MergeStudyJob): they take the target study's patient and
+    study module tags, new series UIDs (one per source series) and new instance UIDs."""
+
+    job_type = "MergeStudy"
+
+    def __init__(self, archive: Archive, target_study: str, resources: list[str], *, keep_source: bool,
+                 origin: Origin) -> None:
+        archive.resource(Level.STUDY, target_study)
+        instance_ids = []
+        for public_id in resources:
+            try:
+                level = archive.level_of(public_id)
+            except UnknownResource:
+                raise UnknownResource(f"Cannot find this resource: {public_id}") from None
+            if level == Level.PATIENT:
+                raise UnknownResource(f"This resource is neither a study, nor a series, nor an instance: "
+                                      f"{public_id} is a Patient")
+            instance_ids += [i for i in archive.instance_ids_below(level, public_id) if i not in instance_ids]
+        super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin)
+        self.target_study = target_study
+        target = read_instance(archive, archive.instance_ids_below(Level.STUDY, target_study)[0])
+        self.modification = Modification(Level.SERIES)
+        for tag in sorted(MODULE_TAGS["Patient"] | MODULE_TAGS["Study"]):
+            if tag in target:
+                self.modification.replacements[tag] = None
+                self._target_elements = getattr(self, "_target_elements", {})
+                self._target_elements[tag] = target[tag]
+            else:
+                self.modification.removals.add(tag)
+        self.uids = UidMap()
+
+    def run(self, context: JobContext | None) -> dict[str, Any]:
+        stored: set[str] = set()
+        for instance_id in self._each_instance(context):
+            dataset = read_instance(self.archive, instance_id)
+            for tag in self.modification.removals:
+                if tag in dataset:
+                    del dataset[tag]
+            for tag, element in getattr(self, "_target_elements", {}).items():
+                dataset[tag] = element
+            renewed = Modification(Level.SERIES)
+            apply(dataset, renewed, self.uids)
+            stored.add(self._store(dataset).instance_id)
+        self._delete_sources(stored)
+        return {**self._content(), "TargetStudy": self.target_study}
+
+
+class SplitStudyJob(_InstancesJob):
+    """Move series or instances of a study into a new study (Orthanc's SplitStudyJob), with tags of the new study
+    replaced or removed."""
+
+    job_type = "SplitStudy"
+
+    def __init__(self, archive: Archive, source_study: str, instance_ids: list[str], changes: Modification, *,
+                 keep_source: bool, origin: Origin) -> None:
+        super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin)
+        self.source_study, self.changes = source_study, changes
+        self.changes.level = Level.STUDY
+        self.uids = UidMap()
+        self.target: StoreResult | None = None
+
+    def run(self, context: JobContext | None) -> dict[str, Any]:
+        stored: set[str] = set()
+        for instance_id in self._each_instance(context):
+            dataset = read_instance(self.archive, instance_id)
+            study_uid = str(dataset.get("StudyInstanceUID", ""))
+            apply(dataset, self.changes, self.uids)
+            result = self._store(dataset)
+            self.target = self.target or result
+            stored.add(result.instance_id)
+            self.target_uid = self.uids.uid(Level.STUDY.name, study_uid)
+        self._delete_sources(stored)
+        answer = self._content()
+        if self.target is not None:
+            answer["TargetStudy"] = self.target.study_id
+            answer["TargetStudyUID"] = self.target_uid
+        return answer
+
+
+def _source_ids(archive: Archive, instance_id: str) -> dict[Level, str]:
+    ids = {Level.INSTANCE: instance_id}
+    for level in (Level.SERIES, Level.STUDY, Level.PATIENT):
+        ids[level] = archive.related(Level.INSTANCE, instance_id, level)[0].public_id
+    return ids
+
+
+def _record_origin(archive: Archive, sources: dict[Level, str], targets: dict[Level, str], name: str) -> None:
+    """ModifiedFrom/AnonymizedFrom on each new resource whose ID differs from its source's (no change logged, as
+    Orthanc writes them with the instance)."""
+    with archive.index.writing() as db:
+        for level in Level:
+            if sources[level] == targets[level]:
+                continue
+            row = db.execute("SELECT iid FROM resources WHERE public_id = ?", (targets[level],)).fetchone()
+            if row is not None:
+                archive.index.set_metadata_many(db, row[0], {name: sources[level]})

@@ -1,0 +1,275 @@
+"""Orthanc's modify, anonymize, merge and split routes: request bodies read into ``core.modification`` terms, the
+work done by the jobs of ``core.modify_jobs``, answers shaped as Orthanc 1.10.1 shapes them.
+
+Bodies are read as Orthanc reads them (``DicomModification::ParseModifyRequest`` and
+``ParseAnonymizationRequest``): ``Force`` first, then ``Remove``, ``Replace`` (in the sorted order of its names, as
+JsonCpp iterates them) and ``Keep``; the error of the first bad field is the answer. One departure, as elsewhere in
+pacsbox's Orthanc face: an unknown tag name is a 400 (Orthanc answers 500), with Orthanc's code 27 kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...core.anonymization import DEFAULT_VERSION, profile
+from ...core.create_dicom import tag_of
+from ...core.errors import BadRequest, UnknownResource
+from ...core.events import Origin
+from ...core.ids import Level
+from ...core.modification import IDENTIFIERS, Modification
+from ...core.modify_jobs import (
+    MergeStudyJob,
+    ResourceModificationJob,
+    SplitStudyJob,
+    modify_instance_file,
+)
+from ...core.transcoding import check_target
+from .errors import OrthancError, bad_request, bad_type, unknown_resource
+from .json import json_response
+from .params import archive_of, loads
+
+_DICOM = "application/dicom"
+
+
+def _bad_format(details: str | None = None) -> OrthancError:
+    return OrthancError(15, "Bad file format", 400, details)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """The JSON object of the request ("Bad file format" for anything else, as Orthanc)."""
+    try:
+        body = await loads(request, await request.body())
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise _bad_format()
+    return body
+
+
+def _boolean(body: dict, name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise _bad_format(f"Member \"{name}\" should be a Boolean value")
+    return value
+
+
+def _string(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _bad_format(f"Member \"{name}\" should be a string")
+    return value
+
+
+def _tag(name: str) -> int:
+    try:
+        return tag_of(name)
+    except Exception:  # OutOfRange("Unknown DICOM tag")
+        raise OrthancError(27, "Unknown DICOM tag", 400, None) from None
+
+
+def _tags(body: dict, name: str, force: bool, verb: str) -> list[tuple[str, int]]:
+    value = body[name]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise bad_request(None)  # type: ignore[arg-type]
+    tags = []
+    for text in value:
+        tag = _tag(text)
+        if not force and tag in IDENTIFIERS:
+            raise bad_request(f"Marking tag \"{text}\" as to be {verb} requires the \"Force\" option to be set to "
+                              "true")
+        tags.append((text, tag))
+    return tags
+
+
+def _read_changes(body: dict, modification: Modification, force: bool) -> None:
+    """Remove, Replace, Keep and PrivateCreator, in Orthanc's order."""
+    if "Remove" in body:
+        for _, tag in _tags(body, "Remove", force, "removed"):
+            modification.remove(tag)
+    if "Replace" in body:
+        replace = body["Replace"]
+        if not isinstance(replace, dict):
+            raise bad_request(None)  # type: ignore[arg-type]
+        for name in sorted(replace):
+            tag = _tag(name)
+            if not force and tag in IDENTIFIERS:
+                raise bad_request(f"Marking tag \"{name}\" as to be replaced requires the \"Force\" option to be "
+                                  "set to true")
+            value = replace[name]
+            if not (value is None or isinstance(value, (str, list))):
+                raise bad_type(f"Bad Parameter type for tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
+            modification.replace(tag, value)
+    if "Keep" in body:
+        for _, tag in _tags(body, "Keep", force, "kept"):
+            modification.keep(tag)
+    modification.private_creator = _string(body, "PrivateCreator") or ""
+
+
+def read_modify(body: dict, level: Level) -> Modification:
+    """A /modify body."""
+    force = _boolean(body, "Force", False)
+    modification = Modification(level, remove_private_tags=_boolean(body, "RemovePrivateTags", False))
+    _read_changes(body, modification, force)
+    modification.check()
+    return modification
+
+
+def read_anonymize(body: dict) -> Modification:
+    """An /anonymize body: the profile of ``DicomVersion``, then the request's own changes."""
+    force = _boolean(body, "Force", False)
+    version = body.get("DicomVersion", DEFAULT_VERSION)
+    if not isinstance(version, str):
+        raise _bad_format()
+    modification = Modification.anonymization(profile(version))
+    _read_changes(body, modification, force)
+    if _boolean(body, "KeepPrivateTags", False):
+        modification.keep_private_tags()
+    modification.check()
+    return modification
+
+
+def _transcode(body: dict) -> str | None:
+    target = _string(body, "Transcode")
+    return check_target(target) if target else None
+
+
+def _origin(request: Request) -> Origin:
+    return Origin("RestApi", remote_ip=request.client.host if request.client else "",
+                  http_username=getattr(request.state, "user", "") or "")
+
+
+class _LocalContext:
+    """The context a job gets when it runs at once in a worker thread (until the jobs engine runs it)."""
+
+    def __init__(self, content: dict) -> None:
+        self.content = content
+        self.outputs: dict[str, tuple[bytes, str]] = {}
+
+    def progress(self, fraction: float) -> None:
+        pass
+
+    def checkpoint(self) -> None:
+        pass
+
+    def add_output(self, key: str, data: bytes, mime: str) -> None:
+        self.outputs[key] = (data, mime)
+
+
+async def _submit(body: dict, job) -> Response:
+    """Run a job as Orthanc runs its REST jobs: synchronously unless asked otherwise (``Synchronous`` wins)."""
+    synchronous = _boolean(body, "Synchronous", True) if "Synchronous" in body else \
+        not _boolean(body, "Asynchronous", False)
+    priority = body.get("Priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise _bad_format("Member \"Priority\" should be an integer")
+    if not synchronous:
+        raise OrthancError(2, "Not implemented yet", 501,
+                           f"Asynchronous {job.job_type} jobs are not supported yet: use \"Synchronous\": true")
+    context = _LocalContext(job.initial_content())
+    return json_response(await run_in_threadpool(job.run, context))
+
+
+# -- the routes ---------------------------------------------------------------------------------------------------
+async def modify(request: Request, level: Level, anonymize: bool) -> Response:
+    """POST /{level}/{id}/modify and /anonymize; at the instance level the modified file is the answer."""
+    body = await _body(request)
+    modification = read_anonymize(body) if anonymize else read_modify(body, level)
+    transcode_to = _transcode(body)
+    archive = archive_of(request)
+    public_id = request.path_params["id"]
+    if level == Level.INSTANCE:
+        modification.level = Level.INSTANCE if not anonymize else Level.PATIENT
+        try:
+            data = await run_in_threadpool(modify_instance_file, archive, public_id, modification, transcode_to)
+        except RuntimeError as error:  # a transcoding Orthanc cannot do either
+            raise OrthancError(-1, "Internal error", 500, str(error)) from None
+        return Response(data, media_type=_DICOM)
+    archive.resource(level, public_id)
+    job = ResourceModificationJob(archive, modification, [(level, public_id)], bulk=False,
+                                  keep_source=_boolean(body, "KeepSource", True), origin=_origin(request),
+                                  transcode_to=transcode_to, permissive=_boolean(body, "Permissive", False))
+    return await _submit(body, job)
+
+
+async def bulk(request: Request, anonymize: bool) -> Response:
+    """POST /tools/bulk-modify and /tools/bulk-anonymize."""
+    body = await _body(request)
+    resources = body.get("Resources")
+    if not isinstance(resources, list) or not all(isinstance(item, str) for item in resources):
+        raise _bad_format("List of strings expected in field: Resources")
+    level = Level.INSTANCE
+    if "Level" in body:
+        if not isinstance(body["Level"], str):
+            raise _bad_format("Member \"Level\" should be a string")
+        try:
+            level = Level.parse(body["Level"])
+        except ValueError:
+            raise OrthancError(3, "Parameter out of range", 400, f"Unknown resource level: {body['Level']}") \
+                from None
+    modification = read_anonymize(body) if anonymize else read_modify(body, level)
+    archive = archive_of(request)
+    targets = []
+    for public_id in resources:
+        try:
+            targets.append((archive.level_of(public_id), public_id))
+        except UnknownResource:
+            raise unknown_resource() from None
+    job = ResourceModificationJob(archive, modification, targets, bulk=True,
+                                  keep_source=_boolean(body, "KeepSource", True), origin=_origin(request),
+                                  transcode_to=_transcode(body), permissive=_boolean(body, "Permissive", False))
+    return await _submit(body, job)
+
+
+async def merge(request: Request) -> Response:
+    """POST /studies/{id}/merge: series or instances of other studies moved into this one."""
+    body = await _body(request)
+    resources = body.get("Resources")
+    if not isinstance(resources, list) or not all(isinstance(item, str) for item in resources):
+        raise _bad_format("List of strings expected in field: Resources")
+    job = await run_in_threadpool(lambda: MergeStudyJob(
+        archive_of(request), request.path_params["id"], resources,
+        keep_source=_boolean(body, "KeepSource", False), origin=_origin(request)))
+    return await _submit(body, job)
+
+
+async def split(request: Request) -> Response:
+    """POST /studies/{id}/split: series or instances of this study moved into a new one."""
+    body = await _body(request)
+    archive = archive_of(request)
+    study = request.path_params["id"]
+    archive.resource(Level.STUDY, study)
+    selected: list[str] = []
+    for field, level in (("Series", Level.SERIES), ("Instances", Level.INSTANCE)):
+        values = body.get(field, [])
+        if not isinstance(values, list) or not all(isinstance(item, str) for item in values):
+            raise _bad_format(f"List of strings expected in field: {field}")
+        for public_id in values:
+            if not archive.exists(level, public_id):
+                raise unknown_resource()
+            if archive.related(level, public_id, Level.STUDY)[0].public_id != study:
+                raise bad_request(f"{level.title} {public_id} does not belong to study {study}")
+            selected += [i for i in archive.instance_ids_below(level, public_id) if i not in selected]
+    if not body.get("Series") and not body.get("Instances"):
+        raise bad_request("Both the \"Series\" and the \"Instances\" fields are missing")
+    changes = Modification(Level.STUDY)
+    try:
+        _read_changes(body, changes, force=False)
+    except BadRequest:
+        raise
+    job = SplitStudyJob(archive, study, selected, changes, keep_source=_boolean(body, "KeepSource", False),
+                        origin=_origin(request))
+    return await _submit(body, job)
+
+
+ROUTES = [
+    *((f"/{level.plural}/{{id}}/{verb}", modify, ["POST"], {"level": level, "anonymize": verb == "anonymize"})
+      for level in Level for verb in ("modify", "anonymize")),
+    ("/tools/bulk-modify", bulk, ["POST"], {"anonymize": False}),
+    ("/tools/bulk-anonymize", bulk, ["POST"], {"anonymize": True}),
+    ("/studies/{id}/merge", merge, ["POST"], {}),
+    ("/studies/{id}/split", split, ["POST"], {}),
+]

@@ -273,4 +273,5 @@ _NEW_UIDS_2021B = """
     TemplateExtensionOrganizationUID TrackingUID TransactionUID TreatmentPositionGroupUID TreatmentSessionUID UID
 """
 
-_TABLES = {name: value for name, value in globals().items() if name.startswith(("_REMOVED_", "_EMPTIED_", "_NEW_UIDS_"))}
+_TABLES = {name: value for name, value in globals().items()
+           if name.startswith(("_REMOVED_", "_EMPTIED_", "_NEW_UIDS_"))}

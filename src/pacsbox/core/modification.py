@@ -264,5 +264,5 @@ def _items(dataset: Dataset, *, nested: bool) -> Iterator[Dataset]:
 
 def _remove_private(dataset: Dataset, keep: set[int], *, nested: bool) -> None:
     for item in _items(dataset, nested=nested):
-        for tag in [tag for tag in item.keys() if is_private(int(tag)) and int(tag) not in keep]:
+        for tag in [tag for tag in item if is_private(int(tag)) and int(tag) not in keep]:
             del item[tag]

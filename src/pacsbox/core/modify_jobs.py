@@ -12,13 +12,15 @@ Answers and rules follow the real Orthanc 1.10.1 (``tests/faces/orthanc/test_mod
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .archive import Archive, StoreResult
 from .create_dicom import MODULE_TAGS
@@ -56,8 +58,13 @@ def next_anonymized_patient(archive: Archive) -> int:
 def read_instance(archive: Archive, instance_id: str) -> Dataset:
     """A stored instance as pydicom reads it, with file meta (a file stored without one gets one)."""
     dataset = archive.instance_dataset(instance_id)
-    if getattr(dataset, "file_meta", None) is None or "TransferSyntaxUID" not in dataset.file_meta:
-        raise BadRequest(f"Instance {instance_id} has no transfer syntax")
+    meta = getattr(dataset, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:  # a bare data set, stored as it came: as read
+        meta = FileMetaDataset(meta or Dataset())
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian if dataset.is_implicit_VR else ExplicitVRLittleEndian
+        meta.MediaStorageSOPClassUID = dataset.get("SOPClassUID", "")
+        meta.MediaStorageSOPInstanceUID = dataset.get("SOPInstanceUID", "")
+        dataset.file_meta = meta
     return dataset
 
 
@@ -95,8 +102,7 @@ class _Output:
 
     def add(self, result: StoreResult) -> None:
         self.first = self.first or result
-        for level, public_id in zip(Level, (result.patient_id, result.study_id, result.series_id,
-                                            result.instance_id)):
+        for level, public_id in _ids_of(result).items():
             self.resources[level].add(public_id)
 
     def answer(self) -> dict[str, Any]:
@@ -166,13 +172,14 @@ class ResourceModificationJob(_InstancesJob):
     def __init__(self, archive: Archive, modification: Modification, resources: list[tuple[Level, str]], *,
                  bulk: bool, keep_source: bool, origin: Origin, transcode_to: str | None = None,
                  permissive: bool = False) -> None:
+        """``resources``: what to modify (with ``bulk`` false, one resource, whose new ID is the answer)."""
         instance_ids = [instance for level, public_id in resources
                         for instance in archive.instance_ids_below(level, public_id)]
         super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin, permissive=permissive)
         self.modification, self.transcode_to = modification, transcode_to
         numbers = (lambda: next_anonymized_patient(archive)) if modification.is_anonymization else None
         self.uids = UidMap(numbers)
-        self.output = _Output(modification.level, single=not bulk)
+        self.output = _Output(resources[0][0] if resources else modification.level, single=not bulk)
 
     def initial_content(self) -> dict[str, Any]:
         content = {**super().initial_content(), "IsAnonymization": self.modification.is_anonymization}
@@ -189,10 +196,8 @@ class ResourceModificationJob(_InstancesJob):
                 dataset = read_instance(self.archive, instance_id)
                 apply(dataset, self.modification, self.uids)
                 if self.transcode_to:
-                    try:
+                    with contextlib.suppress(CannotTranscode):  # Orthanc keeps the syntax (and logs it)
                         transcode(dataset, self.transcode_to)
-                    except CannotTranscode:
-                        pass  # Orthanc keeps the original transfer syntax (and logs a warning)
                 result = self._store(dataset)
             except Exception:
                 if not self.permissive:

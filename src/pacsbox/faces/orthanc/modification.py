@@ -114,8 +114,15 @@ def read_modify(body: dict, level: Level) -> Modification:
     force = _boolean(body, "Force", False)
     modification = Modification(level, remove_private_tags=_boolean(body, "RemovePrivateTags", False))
     _read_changes(body, modification, force)
-    modification.check()
+    _check(modification)
     return modification
+
+
+def _check(modification: Modification) -> None:
+    try:
+        modification.check()
+    except BadRequest as error:
+        raise bad_request(error.details) from None  # type: ignore[arg-type]
 
 
 def read_anonymize(body: dict) -> Modification:
@@ -128,7 +135,7 @@ def read_anonymize(body: dict) -> Modification:
     _read_changes(body, modification, force)
     if _boolean(body, "KeepPrivateTags", False):
         modification.keep_private_tags()
-    modification.check()
+    _check(modification)
     return modification
 
 
@@ -181,6 +188,8 @@ async def modify(request: Request, level: Level, anonymize: bool) -> Response:
     transcode_to = _transcode(body)
     archive = archive_of(request)
     public_id = request.path_params["id"]
+    if not archive.exists(level, public_id):
+        raise unknown_resource()
     if level == Level.INSTANCE:
         modification.level = Level.INSTANCE if not anonymize else Level.PATIENT
         try:
@@ -188,7 +197,6 @@ async def modify(request: Request, level: Level, anonymize: bool) -> Response:
         except RuntimeError as error:  # a transcoding Orthanc cannot do either
             raise OrthancError(-1, "Internal error", 500, str(error)) from None
         return Response(data, media_type=_DICOM)
-    archive.resource(level, public_id)
     job = ResourceModificationJob(archive, modification, [(level, public_id)], bulk=False,
                                   keep_source=_boolean(body, "KeepSource", True), origin=_origin(request),
                                   transcode_to=transcode_to, permissive=_boolean(body, "Permissive", False))
@@ -241,7 +249,8 @@ async def split(request: Request) -> Response:
     body = await _body(request)
     archive = archive_of(request)
     study = request.path_params["id"]
-    archive.resource(Level.STUDY, study)
+    if not archive.exists(Level.STUDY, study):
+        raise unknown_resource(f"Cannot split unknown study {study}")
     selected: list[str] = []
     for field, level in (("Series", Level.SERIES), ("Instances", Level.INSTANCE)):
         values = body.get(field, [])
@@ -256,10 +265,7 @@ async def split(request: Request) -> Response:
     if not body.get("Series") and not body.get("Instances"):
         raise bad_request("Both the \"Series\" and the \"Instances\" fields are missing")
     changes = Modification(Level.STUDY)
-    try:
-        _read_changes(body, changes, force=False)
-    except BadRequest:
-        raise
+    _read_changes(body, changes, force=False)
     job = SplitStudyJob(archive, study, selected, changes, keep_source=_boolean(body, "KeepSource", False),
                         origin=_origin(request))
     return await _submit(body, job)

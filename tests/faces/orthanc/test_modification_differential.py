@@ -1,0 +1,277 @@
+"""Modify, anonymize, merge and split: the same requests on the same files to the real Orthanc 1.10.1 and to
+pacsbox, compared (answers, new resources' tags, counts and metadata; generated UIDs, patient IDs and names by
+the pattern of their reuse, see modification_support)."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+
+import pytest
+
+from tests.faces.orthanc.modification_support import (
+    IGNORE,
+    Pair,
+    Tokens,
+    compare_made,
+    dicom_tags,
+    same_answer,
+    values_of,
+)
+from tests.support.compare import assert_equivalent
+from tests.support.orthanc_ref import SKIP_REASON, have_orthanc
+from tests.support.pacsbox_proc import RunningPacsbox
+
+pytestmark = pytest.mark.skipif(not have_orthanc(), reason=SKIP_REASON)
+
+
+@pytest.fixture(scope="module")
+def pair(reference_orthanc, corpus):
+    with RunningPacsbox({"UserMetadata": {"Sample": 1024}}) as ours:
+        both = Pair(ours, reference_orthanc)
+        for name, data in corpus:
+            mine, theirs = both.call("POST", "/instances", data=data)
+            assert mine.status_code == theirs.status_code == 200, name
+        yield both
+
+
+@pytest.fixture(scope="module")
+def originals(pair) -> set[str]:
+    """The IDs of the corpus's resources (the same on both servers)."""
+    return {public_id for level in ("patients", "studies", "series", "instances")
+            for public_id in pair.get(f"/{level}")}
+
+
+def _patient(pair: Pair, patient_id: str) -> dict:
+    return next(p for p in pair.get("/patients?expand") if p["MainDicomTags"]["PatientID"] == patient_id)
+
+
+def _studies(pair: Pair, patient_id: str, originals: set[str]) -> list[str]:
+    """The patient's studies of the corpus (not those made by earlier tests), in a stable order."""
+    return sorted(study for study in _patient(pair, patient_id)["Studies"] if study in originals)
+
+
+def _first(pair: Pair, path: str, originals: set[str]) -> str:
+    return sorted(item["ID"] for item in pair.get(path) if item["ID"] in originals)[0]
+
+
+def _job(pair: Pair, path: str, body: dict, originals: set[str]) -> tuple[dict, dict]:
+    ours, theirs = pair.call("POST", path, json=body)
+    assert ours.status_code == theirs.status_code == 200, (path, ours.text, theirs.text)
+    same_answer(ours.json(), theirs.json(), originals)
+    return ours.json(), theirs.json()
+
+
+@pytest.mark.parametrize("body", [
+    {"Replace": {"StudyDescription": "Modified study", "InstitutionName": "Elsewhere"}, "Remove": ["StationName"]},
+    {"Replace": {"ReferringPhysicianName": "Doctor^Who"}, "RemovePrivateTags": True},
+    {"Replace": {"StudyDescription": "Kept UIDs"}, "Keep": ["StudyInstanceUID", "SeriesInstanceUID"],
+     "Force": True},
+])
+def test_modify_study(pair, originals, body):
+    # (keeping the UIDs adds instances to the study itself: the MR study, which no other test uses)
+    study = _studies(pair, "PBX-001", originals)[1 if "Keep" in body else 0]
+    ours, theirs = _job(pair, f"/studies/{study}/modify", body, originals)
+    compare_made(pair, "studies", ours["ID"], theirs["ID"])
+
+
+def test_modify_study_with_sequences_and_private_tags(pair, originals):
+    study = _studies(pair, "PBX-SEQ", originals)[0]
+    ours, theirs = _job(pair, f"/studies/{study}/modify", {"Remove": ["ImageComments"], "Replace": {
+        "RequestAttributesSequence": [{"RequestedProcedureID": "RP-9"}], "0009,1001": "changed"},
+        "PrivateCreator": "PACSBOX TEST"}, originals)
+    compare_made(pair, "studies", ours["ID"], theirs["ID"])
+
+
+def test_modify_series_and_patient(pair, originals):
+    series = _first(pair, f"/studies/{_studies(pair, 'PBX-001', originals)[0]}/series", originals)
+    patient = _patient(pair, "PBX-LATIN1")
+    ours, theirs = _job(pair, f"/series/{series}/modify", {"Replace": {"SeriesDescription": "Renamed"}}, originals)
+    compare_made(pair, "series", ours["ID"], theirs["ID"])
+    ours, theirs = _job(pair, f"/patients/{patient['ID']}/modify",
+                        {"Replace": {"PatientID": "PBX-LATIN1-NEW", "PatientName": "New^Name"}, "Force": True},
+                        originals)
+    assert ours["ID"] == theirs["ID"]  # the ID of the new patient follows from its new PatientID
+    compare_made(pair, "patients", ours["ID"], theirs["ID"])
+
+
+@pytest.mark.parametrize("version", ["2008", "2017c", "2021b", None])
+@pytest.mark.parametrize("patient_id", ["PBX-SEQ", "PBX-LATIN1", "PBX-002"])
+def test_anonymize_study(pair, originals, version, patient_id):
+    study = _studies(pair, patient_id, originals)[0]
+    ours, theirs = _job(pair, f"/studies/{study}/anonymize", {"DicomVersion": version} if version else {},
+                        originals)
+    tags = compare_made(pair, "studies", ours["ID"], theirs["ID"])
+    assert all(t["0012,0062"] == "YES" and t["0012,0063"].startswith("Orthanc 1.10.1 - PS 3.15-") for t in tags)
+    assert not any(int(tag[:4], 16) % 2 for t in tags for tag in t)  # private tags gone
+
+
+@pytest.mark.parametrize("body", [
+    {"Keep": ["StudyDescription", "PatientName"], "Replace": {"StudyID": "S1"}},
+    {"KeepPrivateTags": True, "Remove": ["Modality"]},
+    {"Replace": {"PatientName": "Given^Name", "PatientID": "GIVEN"}, "Force": True},
+])
+def test_anonymize_customized(pair, originals, body):
+    study = _studies(pair, "PBX-SEQ", originals)[0]
+    ours, theirs = _job(pair, f"/studies/{study}/anonymize", body, originals)
+    compare_made(pair, "studies", ours["ID"], theirs["ID"])
+
+
+@pytest.mark.parametrize("verb,body", [
+    ("modify", {"Replace": {"PatientName": "Instance^Only"}}),
+    ("modify", {"Replace": {"PatientID": "X", "StudyInstanceUID": "1.2.3.4"}, "Force": True}),
+    ("anonymize", {}),
+    ("anonymize", {"DicomVersion": "2017c", "Keep": ["SeriesDescription"]}),
+])
+def test_instance_level_answers_the_file(pair, originals, verb, body):
+    instance = _first(pair, f"/patients/{_patient(pair, 'PBX-SEQ')['ID']}/instances", originals)
+    before = pair.get("/statistics")
+    ours, theirs = pair.call("POST", f"/instances/{instance}/{verb}", json=body)
+    assert ours.status_code == theirs.status_code == 200
+    assert ours.headers["content-type"] == theirs.headers["content-type"] == "application/dicom"
+    mine, reference = dicom_tags(ours.content), dicom_tags(theirs.content)
+    generated = {key for key in reference if reference[key] != dicom_tags(
+        pair.sessions[1].get(pair.urls[1] + f"/instances/{instance}/file").content).get(key)}
+    assert sorted(mine) == sorted(reference)
+    for key in reference:
+        if key not in generated:
+            assert mine[key] == reference[key], key
+    assert {key for key in reference if mine[key] != reference[key]} <= generated
+    assert_equivalent(pair.get("/statistics", 0), before, ignore_keys=IGNORE)  # nothing stored
+    with tempfile.NamedTemporaryFile(suffix=".dcm") as file:
+        file.write(ours.content)
+        file.flush()
+        dump = subprocess.run(["/usr/bin/dcmdump", file.name], capture_output=True, text=True, timeout=30)
+    assert dump.returncode == 0 and "E:" not in dump.stderr, dump.stderr
+
+
+@pytest.mark.parametrize("verb,level", [("modify", None), ("modify", "Study"), ("anonymize", None)])
+def test_bulk(pair, originals, verb, level):
+    mf = _patient(pair, "PBX-MF")
+    body = {"Resources": [mf["ID"], _studies(pair, "PBX-UTF8", originals)[0]]}
+    if verb == "modify":
+        body["Replace"] = {"StudyDescription": "Bulk"}
+    if level:
+        body["Level"] = level
+    ours, theirs = _job(pair, f"/tools/bulk-{verb}", body, originals)
+    for answer in (ours, theirs):
+        assert [r["Type"] for r in answer["Resources"]] == sorted(
+            (r["Type"] for r in answer["Resources"]), key=["Instance", "Series", "Study", "Patient"].index)
+
+
+BAD_REQUESTS = [
+    ("series", "modify", {"Replace": {"SeriesInstanceUID": "1.2.3"}}),
+    ("series", "modify", {"Replace": {"StudyInstanceUID": "1.2.3"}, "Force": True}),
+    ("series", "modify", {"Replace": {"PatientID": "P"}, "Force": True}),
+    ("studies", "modify", {"Replace": {"PatientID": "P"}, "Force": True}),
+    ("patients", "modify", {"Replace": {"PatientName": "Z"}}),
+    ("studies", "modify", {"Remove": ["SOPInstanceUID"]}),
+    ("studies", "modify", {"Remove": ["SOPInstanceUID"], "Force": True}),
+    ("studies", "modify", {"Keep": ["SOPInstanceUID"]}),
+    ("studies", "anonymize", {"Keep": ["StudyInstanceUID"]}),
+    ("studies", "modify", {"Replace": []}),
+    ("studies", "modify", {"Remove": "PatientName"}),
+    ("studies", "modify", {"Replace": {"PatientName": 3}}),
+    ("studies", "modify", {"Force": "yes"}),
+    ("studies", "modify", {"Transcode": "1.2.3"}),
+    ("studies", "modify", [1]),
+    ("studies", "anonymize", {"DicomVersion": "2019"}),
+    ("studies", "anonymize", {"DicomVersion": 3}),
+    ("studies", "anonymize", "not json"),
+]
+
+
+@pytest.mark.parametrize("level,verb,body", BAD_REQUESTS)
+def test_bad_requests_change_nothing(pair, level, verb, body):
+    target = {"patients": _patient(pair, "PBX-NOMETA")["ID"]}
+    study = _patient(pair, "PBX-NOMETA")["Studies"][0]
+    target["studies"] = study
+    target["series"] = pair.get(f"/studies/{study}")["Series"][0]
+    before = pair.both("/statistics")
+    data = body if isinstance(body, str) else None
+    ours, theirs = pair.call("POST", f"/{level}/{target[level]}/{verb}", json=None if data else body, data=data)
+    assert ours.status_code == theirs.status_code, (ours.text, theirs.text)
+    assert_equivalent(ours.json(), theirs.json())
+    assert pair.both("/statistics") == before
+
+
+def test_unknown_tags_and_resources(pair):
+    study = _patient(pair, "PBX-NOMETA")["Studies"][0]
+    for body in ({"Replace": {"NoSuchTag": "1"}}, {"Remove": ["NoSuchTag"]}, {"Keep": ["NoSuchTag"]}):
+        ours, theirs = pair.call("POST", f"/studies/{study}/modify", json=body)
+        # Orthanc answers 500 for an unknown tag; pacsbox answers 400 (a client's mistake), with Orthanc's code
+        assert (ours.status_code, theirs.status_code) == (400, 500)
+        assert ours.json()["OrthancStatus"] == theirs.json()["OrthancStatus"] == 27
+        assert ours.json()["Message"] == theirs.json()["Message"]
+    for path in ("/studies/unknown/modify", "/series/unknown/anonymize", "/instances/unknown/modify"):
+        ours, theirs = pair.call("POST", path, json={})
+        assert ours.status_code == theirs.status_code == 404
+        assert_equivalent(ours.json(), theirs.json())
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99",
+                                    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"])
+def test_transcode(pair, originals, syntax):
+    series = _first(pair, f"/studies/{_studies(pair, 'PBX-001', originals)[0]}/series", originals)
+    ours, theirs = _job(pair, f"/series/{series}/modify", {"Transcode": syntax}, originals)
+    compare_made(pair, "series", ours["ID"], theirs["ID"])  # (TransferSyntax metadata included)
+
+
+def test_transcode_of_an_instance(pair, originals):
+    instance = _first(pair, f"/patients/{_patient(pair, 'PBX-NOMETA')['ID']}/instances", originals)
+    ours, theirs = pair.call("POST", f"/instances/{instance}/modify", json={"Transcode": "1.2.840.10008.1.2.4.90"})
+    assert ours.status_code == theirs.status_code == 500
+    assert_equivalent(ours.json(), theirs.json())
+    # JPEG lossless: Orthanc's DCMTK writes it, pydicom has no encoder: said so, never the file left as it was
+    ours = pair.sessions[0].post(pair.urls[0] + f"/instances/{instance}/modify",
+                                 json={"Transcode": "1.2.840.10008.1.2.4.70"})
+    assert ours.status_code == 501 and "JPEG Lossless" in ours.json()["Details"]
+
+
+# -- merge and split (last: by default they delete their sources) ------------------------------------------------
+def _tags_below(pair: Pair, side: int, study: str) -> list[dict]:
+    return sorted((pair.get(f"/instances/{i['ID']}/tags?short", side) for i in pair.get(
+        f"/studies/{study}/instances", side)), key=lambda t: (t.get("0008,103e", ""), t.get("0020,0013", "")))
+
+
+def _same_tags_below(pair: Pair, ours_study: str, their_study: str, known: set[str]) -> list[dict]:
+    mine, reference = _tags_below(pair, 0, ours_study), _tags_below(pair, 1, their_study)
+    assert_equivalent(Tokens(known)(mine), Tokens(known)(reference))
+    return reference
+
+
+def test_merge(pair, originals):
+    target, source = _studies(pair, "PBX-002", originals)
+    known = values_of(_tags_below(pair, 1, target)) | values_of(_tags_below(pair, 1, source))
+    series = pair.get(f"/studies/{source}")["Series"][0]
+    _job(pair, f"/studies/{target}/merge", {"Resources": [series], "KeepSource": True}, originals)
+    tags = _same_tags_below(pair, target, target, known)
+    assert len(tags) == 4 and len({t["0020,000e"] for t in tags}) == 2
+    assert {t["0008,1030"] for t in tags} == {tags[0]["0008,1030"]}  # the target's study tags everywhere
+    assert_equivalent(*pair.both(f"/studies/{target}/statistics"), ignore_keys=IGNORE)
+
+
+def test_merge_and_split_errors(pair, originals):
+    jane = _patient(pair, "PBX-002")
+    study = _studies(pair, "PBX-002", originals)[0]
+    for path, body in ((f"/studies/{study}/merge", {"Resources": [jane["ID"]]}),
+                       (f"/studies/{study}/merge", {"Resources": ["unknown"]}),
+                       (f"/studies/{study}/split", {"Series": []}),
+                       (f"/studies/{study}/split", {"Series": ["unknown"]}),
+                       ("/studies/unknown/split", {"Series": ["unknown"]})):
+        ours, theirs = pair.call("POST", path, json=body)
+        assert ours.status_code == theirs.status_code, (path, body, ours.text, theirs.text)
+        assert_equivalent(ours.json(), theirs.json())
+
+
+def test_split_deletes_its_sources_by_default(pair, originals):
+    study = _studies(pair, "PBX-002", originals)[1]
+    known = values_of(_tags_below(pair, 1, study))
+    series = pair.get(f"/studies/{study}")["Series"][0]
+    ours, theirs = _job(pair, f"/studies/{study}/split", {"Series": [series], "Replace": {
+        "StudyDescription": "Split off"}, "Remove": ["AccessionNumber"]}, originals)
+    tags = _same_tags_below(pair, ours["TargetStudy"], theirs["TargetStudy"], known)
+    assert {t["0020,000d"] for t in tags} == {theirs["TargetStudyUID"]}
+    assert all(t["0008,1030"] == "Split off" and "0008,0050" not in t for t in tags)
+    assert [r.status_code for r in pair.call("GET", f"/studies/{study}")] == [404, 404]
+    assert_equivalent(*pair.both("/statistics"), ignore_keys=IGNORE)

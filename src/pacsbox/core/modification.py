@@ -175,12 +175,11 @@ def apply(dataset: Dataset, modification: Modification, uids: UidMap) -> None:
     if modification.remove_private_tags:
         _remove_private(dataset, modification.private_tags_to_keep, nested=anonymizing)
     for item in _items(dataset, nested=anonymizing):
-        for tag in modification.clearings:
-            if tag in item:
-                _clear(item, tag)
-        for tag in modification.removals:
-            if tag in item:
-                del item[tag]
+        present = set(item.keys())  # (BaseTag is an int: set operations instead of a lookup per listed tag)
+        for tag in present & modification.clearings:
+            _clear(item, tag)
+        for tag in present & modification.removals:
+            del item[tag]
     _replace(dataset, modification)
     if anonymizing:
         _renew_everywhere(dataset, modification, uids, old_patient_id)
@@ -206,11 +205,12 @@ def _renew_everywhere(dataset: Dataset, modification: Modification, uids: UidMap
             kinds[tag] = level.name
     renew_patient = PATIENT_ID not in modification.replacements and PATIENT_ID not in modification.kept
     for item in _items(dataset, nested=True):
-        if renew_patient and PATIENT_ID in item:
+        present = set(item.keys())
+        if renew_patient and PATIENT_ID in present:
             item[PATIENT_ID] = _text_element(item, PATIENT_ID, new_patient_id)
-        for tag, kind in kinds.items():
-            if tag in item and item[tag].VR == "UI" and item[tag].value not in (None, ""):
-                item[tag] = DataElement(tag, "UI", uids.uid(kind, _text(item, tag)))
+        for tag in present & kinds.keys():
+            if item[tag].VR == "UI" and item[tag].value not in (None, ""):
+                item[tag] = DataElement(tag, "UI", uids.uid(kinds[tag], _text(item, tag)))
     if renew_patient and PATIENT_ID not in dataset:
         dataset[PATIENT_ID] = _text_element(dataset, PATIENT_ID, new_patient_id)
 
@@ -264,5 +264,5 @@ def _items(dataset: Dataset, *, nested: bool) -> Iterator[Dataset]:
 
 def _remove_private(dataset: Dataset, keep: set[int], *, nested: bool) -> None:
     for item in _items(dataset, nested=nested):
-        for tag in [tag for tag in item if is_private(int(tag)) and int(tag) not in keep]:
+        for tag in [tag for tag in item.keys() if is_private(int(tag)) and int(tag) not in keep]:  # noqa: SIM118 (iterating a Dataset yields elements)
             del item[tag]

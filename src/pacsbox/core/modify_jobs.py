@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -123,7 +122,9 @@ def _ids_of(result: StoreResult) -> dict[Level, str]:
 
 
 class _InstancesJob:
-    """What the three jobs share: a list of source instances, stored copies, sources deleted afterwards."""
+    """What the three jobs share: source instances worked on one at a time, copies stored, sources deleted at the
+    end unless kept. The position survives a pause (the engine runs the job again on resume, and it goes on where
+    it stopped); ``reset`` starts it over (a resubmitted job)."""
 
     job_type = ""
 
@@ -131,37 +132,53 @@ class _InstancesJob:
                  permissive: bool = False) -> None:
         self.archive, self.instance_ids, self.keep_source = archive, instance_ids, keep_source
         self.origin, self.permissive = origin, permissive
-        self.failed = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.position, self.failed = 0, 0
+        self.stored: set[str] = set()
+        self.uids = UidMap()
 
     def initial_content(self) -> dict[str, Any]:
         return {"Description": "REST API", "FailedInstancesCount": 0, "InstancesCount": len(self.instance_ids)}
 
-    def _each_instance(self, context: JobContext | None) -> Iterable[str]:
+    def run(self, context: JobContext | None) -> dict[str, Any]:
         total = len(self.instance_ids) or 1
-        for number, instance_id in enumerate(self.instance_ids):
+        while self.position < len(self.instance_ids):
             if context is not None:
                 context.checkpoint()
-            yield instance_id
+            instance_id = self.instance_ids[self.position]
+            try:
+                self.stored.add(self._handle(instance_id))
+            except Exception:
+                if not self.permissive:
+                    raise
+                self.failed += 1
+                if context is not None:
+                    context.content["FailedInstancesCount"] = self.failed
+            self.position += 1
             if context is not None:
-                context.progress((number + 1) / total)
+                context.progress(self.position / total)
+        if not self.keep_source:
+            for instance_id in self.instance_ids:
+                if instance_id not in self.stored and self.archive.exists(Level.INSTANCE, instance_id):
+                    self.archive.delete(Level.INSTANCE, instance_id)
+        content = self.initial_content()
+        content["FailedInstancesCount"] = self.failed
+        return {**content, **self._answer()}
+
+    def _handle(self, instance_id: str) -> str:
+        """Make and store the copy of one instance; its ID."""
+        raise NotImplementedError
+
+    def _answer(self) -> dict[str, Any]:
+        raise NotImplementedError
 
     def _store(self, dataset: Dataset) -> StoreResult:
         result = self.archive.store(serialize(dataset), self.origin)
         if result.status == "FilteredOut":
             raise BadRequest("The modified instance was refused by a store filter")
         return result
-
-    def _delete_sources(self, stored: set[str]) -> None:
-        if self.keep_source:
-            return
-        for instance_id in self.instance_ids:
-            if instance_id not in stored and self.archive.exists(Level.INSTANCE, instance_id):
-                self.archive.delete(Level.INSTANCE, instance_id)
-
-    def _content(self) -> dict[str, Any]:
-        content = self.initial_content()
-        content["FailedInstancesCount"] = self.failed
-        return content
 
 
 class ResourceModificationJob(_InstancesJob):
@@ -175,11 +192,15 @@ class ResourceModificationJob(_InstancesJob):
         """``resources``: what to modify (with ``bulk`` false, one resource, whose new ID is the answer)."""
         instance_ids = [instance for level, public_id in resources
                         for instance in archive.instance_ids_below(level, public_id)]
-        super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin, permissive=permissive)
         self.modification, self.transcode_to = modification, transcode_to
-        numbers = (lambda: next_anonymized_patient(archive)) if modification.is_anonymization else None
-        self.uids = UidMap(numbers)
-        self.output = _Output(resources[0][0] if resources else modification.level, single=not bulk)
+        self.output_level, self.bulk = resources[0][0] if resources else modification.level, bulk
+        super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin, permissive=permissive)
+
+    def reset(self) -> None:
+        super().reset()
+        if self.modification.is_anonymization:
+            self.uids = UidMap(lambda: next_anonymized_patient(self.archive))
+        self.output = _Output(self.output_level, single=not self.bulk)
 
     def initial_content(self) -> dict[str, Any]:
         content = {**super().initial_content(), "IsAnonymization": self.modification.is_anonymization}
@@ -187,40 +208,34 @@ class ResourceModificationJob(_InstancesJob):
             content["Transcode"] = self.transcode_to
         return content
 
-    def run(self, context: JobContext | None) -> dict[str, Any]:
-        stored: set[str] = set()
+    def _handle(self, instance_id: str) -> str:
+        sources = _source_ids(self.archive, instance_id)
+        dataset = read_instance(self.archive, instance_id)
+        apply(dataset, self.modification, self.uids)
+        if self.transcode_to:
+            with contextlib.suppress(CannotTranscode):  # Orthanc keeps the syntax (and logs it)
+                transcode(dataset, self.transcode_to)
+        result = self._store(dataset)
+        self.output.add(result)
         metadata = "AnonymizedFrom" if self.modification.is_anonymization else "ModifiedFrom"
-        for instance_id in self._each_instance(context):
-            try:
-                source = self.archive.resource(Level.INSTANCE, instance_id)
-                dataset = read_instance(self.archive, instance_id)
-                apply(dataset, self.modification, self.uids)
-                if self.transcode_to:
-                    with contextlib.suppress(CannotTranscode):  # Orthanc keeps the syntax (and logs it)
-                        transcode(dataset, self.transcode_to)
-                result = self._store(dataset)
-            except Exception:
-                if not self.permissive:
-                    raise
-                self.failed += 1
-                continue
-            stored.add(result.instance_id)
-            self.output.add(result)
-            _record_origin(self.archive, _source_ids(self.archive, source.public_id), _ids_of(result), metadata)
-        self._delete_sources(stored)
-        return {**self._content(), **self.output.answer()}
+        _record_origin(self.archive, sources, _ids_of(result), metadata)
+        return result.instance_id
+
+    def _answer(self) -> dict[str, Any]:
+        return self.output.answer()
 
 
 class MergeStudyJob(_InstancesJob):
     """Move series or instances into a study (Orthanc's MergeStudyJob): they take the target study's patient and
-    study module tags, new series UIDs (one per source series) and new instance UIDs."""
+    study module tags (those it lacks are removed), new series UIDs (one per source series) and new instance
+    UIDs."""
 
     job_type = "MergeStudy"
 
     def __init__(self, archive: Archive, target_study: str, resources: list[str], *, keep_source: bool,
                  origin: Origin) -> None:
         archive.resource(Level.STUDY, target_study)
-        instance_ids = []
+        instance_ids: list[str] = []
         for public_id in resources:
             try:
                 level = archive.level_of(public_id)
@@ -233,30 +248,21 @@ class MergeStudyJob(_InstancesJob):
         super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin)
         self.target_study = target_study
         target = read_instance(archive, archive.instance_ids_below(Level.STUDY, target_study)[0])
-        self.modification = Modification(Level.SERIES)
-        for tag in sorted(MODULE_TAGS["Patient"] | MODULE_TAGS["Study"]):
-            if tag in target:
-                self.modification.replacements[tag] = None
-                self._target_elements = getattr(self, "_target_elements", {})
-                self._target_elements[tag] = target[tag]
-            else:
-                self.modification.removals.add(tag)
-        self.uids = UidMap()
+        module = MODULE_TAGS["Patient"] | MODULE_TAGS["Study"]
+        self.target_elements = {tag: target[tag] for tag in sorted(module) if tag in target}
+        self.absent = module - self.target_elements.keys()
 
-    def run(self, context: JobContext | None) -> dict[str, Any]:
-        stored: set[str] = set()
-        for instance_id in self._each_instance(context):
-            dataset = read_instance(self.archive, instance_id)
-            for tag in self.modification.removals:
-                if tag in dataset:
-                    del dataset[tag]
-            for tag, element in getattr(self, "_target_elements", {}).items():
-                dataset[tag] = element
-            renewed = Modification(Level.SERIES)
-            apply(dataset, renewed, self.uids)
-            stored.add(self._store(dataset).instance_id)
-        self._delete_sources(stored)
-        return {**self._content(), "TargetStudy": self.target_study}
+    def _handle(self, instance_id: str) -> str:
+        dataset = read_instance(self.archive, instance_id)
+        for tag in self.absent & set(dataset.keys()):
+            del dataset[tag]
+        for tag, element in self.target_elements.items():
+            dataset[tag] = element
+        apply(dataset, Modification(Level.SERIES), self.uids)  # new series and instance UIDs
+        return self._store(dataset).instance_id
+
+    def _answer(self) -> dict[str, Any]:
+        return {"TargetStudy": self.target_study}
 
 
 class SplitStudyJob(_InstancesJob):
@@ -267,28 +273,28 @@ class SplitStudyJob(_InstancesJob):
 
     def __init__(self, archive: Archive, source_study: str, instance_ids: list[str], changes: Modification, *,
                  keep_source: bool, origin: Origin) -> None:
-        super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin)
         self.source_study, self.changes = source_study, changes
         self.changes.level = Level.STUDY
-        self.uids = UidMap()
-        self.target: StoreResult | None = None
+        super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin)
 
-    def run(self, context: JobContext | None) -> dict[str, Any]:
-        stored: set[str] = set()
-        for instance_id in self._each_instance(context):
-            dataset = read_instance(self.archive, instance_id)
-            study_uid = str(dataset.get("StudyInstanceUID", ""))
-            apply(dataset, self.changes, self.uids)
-            result = self._store(dataset)
-            self.target = self.target or result
-            stored.add(result.instance_id)
-            self.target_uid = self.uids.uid(Level.STUDY.name, study_uid)
-        self._delete_sources(stored)
-        answer = self._content()
-        if self.target is not None:
-            answer["TargetStudy"] = self.target.study_id
-            answer["TargetStudyUID"] = self.target_uid
-        return answer
+    def reset(self) -> None:
+        super().reset()
+        self.target: StoreResult | None = None
+        self.target_uid = ""
+
+    def _handle(self, instance_id: str) -> str:
+        dataset = read_instance(self.archive, instance_id)
+        study_uid = str(dataset.get("StudyInstanceUID", ""))
+        apply(dataset, self.changes, self.uids)
+        result = self._store(dataset)
+        self.target = self.target or result
+        self.target_uid = self.uids.uid(Level.STUDY.name, study_uid)
+        return result.instance_id
+
+    def _answer(self) -> dict[str, Any]:
+        if self.target is None:
+            return {}
+        return {"TargetStudy": self.target.study_id, "TargetStudyUID": self.target_uid}
 
 
 def _source_ids(archive: Archive, instance_id: str) -> dict[Level, str]:

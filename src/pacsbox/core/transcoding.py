@@ -42,9 +42,18 @@ class CannotTranscode(Exception):
 
 
 def check_target(uid: str) -> str:
-    """A ``Transcode`` value: a transfer syntax UID Orthanc knows (BadFormat with its message otherwise)."""
+    """A ``Transcode`` value, checked before any work starts: a transfer syntax UID Orthanc knows (BadFormat with
+    its message otherwise), and not one that Orthanc writes but pacsbox cannot (Unsupported, naming it)."""
     if not UID(uid).is_transfer_syntax:
         raise BadFormat(f"Unknown transfer syntax UID: {uid}")
+    if uid in ORTHANC_TARGETS and uid not in PACSBOX_TARGETS:
+        raise Unsupported(f"Transcoding to {UID(uid).name} ({uid}): pydicom has no encoder for it")
+    if uid in JPEG_LS:
+        from pydicom.pixels import get_encoder
+
+        if not get_encoder(UID(uid)).is_available:
+            raise Unsupported(f"Transcoding to {UID(uid).name} needs pacsbox's 'compression' extra "
+                              "(pip install 'pacsbox[compression]')")
     return uid
 
 

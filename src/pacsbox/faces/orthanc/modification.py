@@ -149,35 +149,19 @@ def _origin(request: Request) -> Origin:
                   http_username=getattr(request.state, "user", "") or "")
 
 
-class _LocalContext:
-    """The context a job gets when it runs at once in a worker thread (until the jobs engine runs it)."""
-
-    def __init__(self, content: dict) -> None:
-        self.content = content
-        self.outputs: dict[str, tuple[bytes, str]] = {}
-
-    def progress(self, fraction: float) -> None:
-        pass
-
-    def checkpoint(self) -> None:
-        pass
-
-    def add_output(self, key: str, data: bytes, mime: str) -> None:
-        self.outputs[key] = (data, mime)
-
-
-async def _submit(body: dict, job) -> Response:
-    """Run a job as Orthanc runs its REST jobs: synchronously unless asked otherwise (``Synchronous`` wins)."""
+async def _submit(request: Request, body: dict, job) -> Response:
+    """Run a job through the archive's jobs engine as Orthanc runs its REST jobs: synchronously unless asked
+    otherwise (``Synchronous`` wins over ``Asynchronous``), at ``Priority``."""
     synchronous = _boolean(body, "Synchronous", True) if "Synchronous" in body else \
         not _boolean(body, "Asynchronous", False)
     priority = body.get("Priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise _bad_format("Member \"Priority\" should be an integer")
+    jobs = archive_of(request).jobs
     if not synchronous:
-        raise OrthancError(2, "Not implemented yet", 501,
-                           f"Asynchronous {job.job_type} jobs are not supported yet: use \"Synchronous\": true")
-    context = _LocalContext(job.initial_content())
-    return json_response(await run_in_threadpool(job.run, context))
+        job_id = jobs.submit(job, priority)
+        return json_response({"ID": job_id, "Path": f"/jobs/{job_id}"})
+    return json_response(await jobs.run_and_wait(job, priority))
 
 
 # -- the routes ---------------------------------------------------------------------------------------------------
@@ -200,7 +184,7 @@ async def modify(request: Request, level: Level, anonymize: bool) -> Response:
     job = ResourceModificationJob(archive, modification, [(level, public_id)], bulk=False,
                                   keep_source=_boolean(body, "KeepSource", True), origin=_origin(request),
                                   transcode_to=transcode_to, permissive=_boolean(body, "Permissive", False))
-    return await _submit(body, job)
+    return await _submit(request, body, job)
 
 
 async def bulk(request: Request, anonymize: bool) -> Response:
@@ -229,7 +213,7 @@ async def bulk(request: Request, anonymize: bool) -> Response:
     job = ResourceModificationJob(archive, modification, targets, bulk=True,
                                   keep_source=_boolean(body, "KeepSource", True), origin=_origin(request),
                                   transcode_to=_transcode(body), permissive=_boolean(body, "Permissive", False))
-    return await _submit(body, job)
+    return await _submit(request, body, job)
 
 
 async def merge(request: Request) -> Response:
@@ -241,7 +225,7 @@ async def merge(request: Request) -> Response:
     job = await run_in_threadpool(lambda: MergeStudyJob(
         archive_of(request), request.path_params["id"], resources,
         keep_source=_boolean(body, "KeepSource", False), origin=_origin(request)))
-    return await _submit(body, job)
+    return await _submit(request, body, job)
 
 
 async def split(request: Request) -> Response:
@@ -268,7 +252,7 @@ async def split(request: Request) -> Response:
     _read_changes(body, changes, force=False)
     job = SplitStudyJob(archive, study, selected, changes, keep_source=_boolean(body, "KeepSource", False),
                         origin=_origin(request))
-    return await _submit(body, job)
+    return await _submit(request, body, job)
 
 
 ROUTES = [

@@ -25,7 +25,7 @@ from .archive import Archive, StoreResult
 from .create_dicom import MODULE_TAGS
 from .errors import BadRequest, UnknownResource
 from .events import Origin
-from .ids import Level
+from .ids import Level, hash_id
 from .modification import Modification, UidMap, apply
 from .transcoding import CannotTranscode, transcode
 
@@ -163,9 +163,10 @@ class _InstancesJob:
             for instance_id in self.instance_ids:
                 if instance_id not in self.stored and self.archive.exists(Level.INSTANCE, instance_id):
                     self.archive.delete(Level.INSTANCE, instance_id)
-        content = self.initial_content()
-        content["FailedInstancesCount"] = self.failed
-        return {**content, **self._answer()}
+        answer = {**self.initial_content(), "FailedInstancesCount": self.failed, **self._answer()}
+        if context is not None:
+            context.content.update(answer)  # a finished job's Content is its answer, as in Orthanc
+        return answer
 
     def _handle(self, instance_id: str) -> str:
         """Make and store the copy of one instance; its ID."""
@@ -261,6 +262,9 @@ class MergeStudyJob(_InstancesJob):
         apply(dataset, Modification(Level.SERIES), self.uids)  # new series and instance UIDs
         return self._store(dataset).instance_id
 
+    def initial_content(self) -> dict[str, Any]:
+        return {**super().initial_content(), "TargetStudy": self.target_study}
+
     def _answer(self) -> dict[str, Any]:
         return {"TargetStudy": self.target_study}
 
@@ -275,26 +279,27 @@ class SplitStudyJob(_InstancesJob):
                  keep_source: bool, origin: Origin) -> None:
         self.source_study, self.changes = source_study, changes
         self.changes.level = Level.STUDY
+        study = archive.resource(Level.STUDY, source_study)
+        self.source_uid = study.main_tags.get("StudyInstanceUID", "")
+        patient = archive.related(Level.STUDY, source_study, Level.PATIENT)[0]
+        self.patient_id = patient.main_tags.get("PatientID", "")
         super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin)
 
     def reset(self) -> None:
+        """The new study's UID is chosen up front (the job's Content names the target from the start)."""
         super().reset()
-        self.target: StoreResult | None = None
-        self.target_uid = ""
+        self.target_uid = self.uids.uid(Level.STUDY.name, self.source_uid)
+
+    def initial_content(self) -> dict[str, Any]:
+        return {**super().initial_content(), **self._answer()}
 
     def _handle(self, instance_id: str) -> str:
         dataset = read_instance(self.archive, instance_id)
-        study_uid = str(dataset.get("StudyInstanceUID", ""))
         apply(dataset, self.changes, self.uids)
-        result = self._store(dataset)
-        self.target = self.target or result
-        self.target_uid = self.uids.uid(Level.STUDY.name, study_uid)
-        return result.instance_id
+        return self._store(dataset).instance_id
 
     def _answer(self) -> dict[str, Any]:
-        if self.target is None:
-            return {}
-        return {"TargetStudy": self.target.study_id, "TargetStudyUID": self.target_uid}
+        return {"TargetStudy": hash_id(self.patient_id, self.target_uid), "TargetStudyUID": self.target_uid}
 
 
 def _source_ids(archive: Archive, instance_id: str) -> dict[Level, str]:

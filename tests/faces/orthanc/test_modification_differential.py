@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import subprocess
 import tempfile
+import time
 
 import pydicom
 import pytest
@@ -281,22 +282,45 @@ def test_split_deletes_its_sources_by_default(pair, originals):
     assert_equivalent(*pair.both("/statistics"), ignore_keys=IGNORE)
 
 
-@pytest.mark.parametrize("version", ["2008", "2017c", "2021b"])
-def test_every_attribute_of_the_dictionary(pair, version):
+def test_every_attribute_of_the_dictionary(pair):
     """What each edition does to each attribute (removed, emptied, changed, kept; at the top level and in the
     items of the sequences kept) is what Orthanc does: the profiles' tables checked attribute by attribute."""
     instance = [answer.json()["ID"] for answer in pair.call("POST", "/instances", data=every_tag_file())][1]
-    answers = pair.call("POST", f"/instances/{instance}/anonymize", json={"DicomVersion": version})
-    assert [answer.status_code for answer in answers] == [200, 200]
     before = every_tag_dataset()
-    mine, reference = (pydicom.dcmread(io.BytesIO(answer.content)) for answer in answers)
-    done = [actions(before, anonymized) for anonymized in (mine, reference)]
-    for table in done:
-        table.pop(0xFFFAFFFA, None)  # DigitalSignaturesSequence: Orthanc's DCMTK hides it (see core.anonymization)
-        table.pop(0xFFFCFFFC, None)  # DataSetTrailingPadding: DCMTK drops it from every file it writes
-    named = [{f"{keyword_for_tag(tag) or hex(tag)}": action for tag, action in table.items()} for table in done]
-    assert_same(named[0], named[1])
-    for element in reference:
-        if element.VR == "SQ" and element.value:
-            ours = mine[element.tag].value
-            assert [sorted(item.keys()) for item in ours] == [sorted(item.keys()) for item in element.value]
+    for version in ("2008", "2017c", "2021b"):
+        answers = pair.call("POST", f"/instances/{instance}/anonymize", json={"DicomVersion": version})
+        assert [answer.status_code for answer in answers] == [200, 200]
+        mine, reference = (pydicom.dcmread(io.BytesIO(answer.content)) for answer in answers)
+        done = [actions(before, anonymized) for anonymized in (mine, reference)]
+        for table in done:
+            table.pop(0xFFFAFFFA, None)  # DigitalSignaturesSequence: Orthanc's DCMTK hides it (core.anonymization)
+            table.pop(0xFFFCFFFC, None)  # DataSetTrailingPadding: DCMTK drops it from every file it writes
+        named = [{f"{keyword_for_tag(tag) or hex(tag)}": action for tag, action in table.items()} for table in done]
+        assert_same(named[0], named[1], context=version)
+        for element in reference:
+            if element.VR == "SQ" and element.value:
+                ours = mine[element.tag].value
+                assert [sorted(item.keys()) for item in ours] == [sorted(item.keys()) for item in element.value]
+
+
+def test_asynchronous_jobs(pair, originals):
+    study = _studies(pair, "PBX-UTF8", originals)[0]
+    count = len(pair.get("/studies", 0))
+    ours, theirs = pair.call("POST", f"/studies/{study}/anonymize", json={"Asynchronous": True})
+    assert ours.status_code == theirs.status_code == 200
+    for answer in (ours.json(), theirs.json()):
+        assert sorted(answer) == ["ID", "Path"] and answer["Path"] == f"/jobs/{answer['ID']}"
+    deadline = time.monotonic() + 30
+    while len(pair.get("/studies", 0)) == count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(pair.get("/studies", 0)) == count + 1
+
+
+def test_keep_source_false_deletes_the_sources(pair, originals):
+    series = [s for s in sorted(pair.get(f"/studies/{_studies(pair, 'PBX-001', originals)[1]}")["Series"])
+              if s in originals][-1]
+    ours, theirs = _job(pair, f"/series/{series}/modify", {"Replace": {"SeriesDescription": "Moved"},
+                                                          "KeepSource": False}, originals)
+    assert [r.status_code for r in pair.call("GET", f"/series/{series}")] == [404, 404]
+    assert len(pair.get(f"/series/{ours['ID']}/instances", 0)) == len(pair.get(f"/series/{theirs['ID']}/instances"))
+    assert_equivalent(*pair.both("/statistics"), ignore_keys=IGNORE)

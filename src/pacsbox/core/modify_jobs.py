@@ -245,6 +245,11 @@ class MergeStudyJob(_InstancesJob):
             if level == Level.PATIENT:
                 raise UnknownResource(f"This resource is neither a study, nor a series, nor an instance: "
                                       f"{public_id} is a Patient")
+            if public_id == target_study:
+                raise UnknownResource(f"Cannot merge a study into the same study: {public_id}")
+            if level > Level.STUDY and archive.related(level, public_id, Level.STUDY)[0].public_id == target_study:
+                raise UnknownResource(f"Cannot merge {level.title.lower()} {public_id} into its parent study "
+                                      f"{target_study}")
             instance_ids += [i for i in archive.instance_ids_below(level, public_id) if i not in instance_ids]
         super().__init__(archive, instance_ids, keep_source=keep_source, origin=origin)
         self.target_study = target_study

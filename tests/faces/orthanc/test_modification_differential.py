@@ -183,6 +183,10 @@ BAD_REQUESTS = [
     ("studies", "anonymize", {"DicomVersion": "2019"}),
     ("studies", "anonymize", {"DicomVersion": 3}),
     ("studies", "anonymize", "not json"),
+    ("studies", "modify", {"Priority": "high"}),
+    ("studies", "modify", {"Replace": {"ReferencedStudySequence": "text"}}),
+    ("studies", "modify", {"Replace": {"ReferencedStudySequence": [1]}}),
+    ("studies", "modify", {"Replace": {"Rows": "abc"}}),
 ]
 
 
@@ -258,8 +262,16 @@ def test_merge(pair, originals):
 
 def test_merge_and_split_errors(pair, originals):
     jane = _patient(pair, "PBX-002")
-    study = _studies(pair, "PBX-002", originals)[0]
+    study, other = _studies(pair, "PBX-002", originals)
+    own_series, other_series = (_first(pair, f"/studies/{s}/series", originals) for s in (study, other))
     for path, body in ((f"/studies/{study}/merge", {"Resources": [jane["ID"]]}),
+                       (f"/studies/{study}/merge", {"Resources": [study]}),
+                       (f"/studies/{study}/merge", {"Resources": [own_series]}),
+                       (f"/studies/{study}/merge", {}),
+                       (f"/studies/{study}/split", {"Series": [other_series]}),
+                       (f"/studies/{study}/split", {"Series": [own_series], "Replace": {"SeriesDescription": "x"}}),
+                       ("/tools/bulk-modify", {"Resources": [study], "Level": "Bogus"}),
+                       ("/tools/bulk-modify", {"Replace": {}}),
                        (f"/studies/{study}/merge", {"Resources": ["unknown"]}),
                        (f"/studies/{study}/split", {"Series": []}),
                        (f"/studies/{study}/split", {"Series": ["unknown"]}),

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydicom.datadict import keyword_for_tag
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.anonymization import DEFAULT_VERSION, profile
-from ...core.create_dicom import tag_of
+from ...core.create_dicom import MODULE_TAGS, tag_of
 from ...core.errors import BadRequest, UnknownResource
 from ...core.events import Origin
 from ...core.ids import Level
@@ -33,6 +34,12 @@ from .json import json_response
 from .params import archive_of, loads
 
 _DICOM = "application/dicom"
+#: What a split may replace or remove: the new study's own tags (the patient and study modules)
+SPLIT_MODULES = MODULE_TAGS["Patient"] | MODULE_TAGS["Study"]
+
+
+def _named(tag: int) -> str:
+    return f"{keyword_for_tag(tag) or 'Unknown'} ({tag >> 16:04x},{tag & 0xFFFF:04x})"
 
 
 def _bad_format(details: str | None = None) -> OrthancError:
@@ -102,6 +109,8 @@ def _read_changes(body: dict, modification: Modification, force: bool) -> None:
             value = replace[name]
             if not (value is None or isinstance(value, (str, list))):
                 raise bad_type(f"Bad Parameter type for tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
+            if isinstance(value, list) and not all(isinstance(item, dict) for item in value):
+                raise bad_type(None)  # type: ignore[arg-type]
             modification.replace(tag, value)
     if "Keep" in body:
         for _, tag in _tags(body, "Keep", force, "kept"):
@@ -156,7 +165,7 @@ async def _submit(request: Request, body: dict, job) -> Response:
         not _boolean(body, "Asynchronous", False)
     priority = body.get("Priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise _bad_format("Member \"Priority\" should be an integer")
+        raise _bad_format("Integer value expected in field: Priority")
     jobs = archive_of(request).jobs
     if not synchronous:
         job_id = jobs.submit(job, priority)
@@ -200,8 +209,7 @@ async def bulk(request: Request, anonymize: bool) -> Response:
         try:
             level = Level.parse(body["Level"])
         except ValueError:
-            raise OrthancError(3, "Parameter out of range", 400, f"Unknown resource level: {body['Level']}") \
-                from None
+            raise OrthancError(3, "Parameter out of range", 400) from None
     modification = read_anonymize(body) if anonymize else read_modify(body, level)
     archive = archive_of(request)
     targets = []
@@ -244,12 +252,18 @@ async def split(request: Request) -> Response:
             if not archive.exists(level, public_id):
                 raise unknown_resource()
             if archive.related(level, public_id, Level.STUDY)[0].public_id != study:
-                raise bad_request(f"{level.title} {public_id} does not belong to study {study}")
+                raise unknown_resource(f"This {level.title.lower()} does not belong to the study to be split: "
+                                       f"{public_id}")
             selected += [i for i in archive.instance_ids_below(level, public_id) if i not in selected]
     if not body.get("Series") and not body.get("Instances"):
         raise bad_request("Both the \"Series\" and the \"Instances\" fields are missing")
     changes = Modification(Level.STUDY)
     _read_changes(body, changes, force=False)
+    for tag in sorted(changes.replacements.keys() | changes.removals):
+        if tag not in SPLIT_MODULES:
+            verb = "modify" if tag in changes.replacements else "remove"
+            raise OrthancError(3, "Parameter out of range", 400, f"Cannot {verb} the following tag while splitting "
+                               f"a study (not in the patient/study modules): {_named(tag)}")
     job = SplitStudyJob(archive, study, selected, changes, keep_source=_boolean(body, "KeepSource", False),
                         origin=_origin(request))
     return await _submit(request, body, job)

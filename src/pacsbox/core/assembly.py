@@ -12,6 +12,7 @@ from .catalog import Catalog
 from .config import Config
 from .events import ArchiveClosing
 from .jobs import open_jobs_engine
+from .modify_jobs_saved import register as register_modification_jobs
 
 
 def open_archive(config: Config) -> Archive:
@@ -25,6 +26,7 @@ def open_archive(config: Config) -> Archive:
         # the engine saves its jobs in the index: it stops before the archive closes its index
         archive.events.subscribe(ArchiveClosing, lambda event: jobs.stop())
         jobs.start()
+        register_modification_jobs(jobs, archive)  # saved modify, merge and split jobs go on after a restart
     except BaseException:
         archive.close()
         raise

@@ -142,6 +142,12 @@ class _InstancesJob:
     def initial_content(self) -> dict[str, Any]:
         return {"Description": "REST API", "FailedInstancesCount": 0, "InstancesCount": len(self.instance_ids)}
 
+    def serialize(self) -> dict[str, Any]:
+        """What ``SaveJobs`` keeps of the job (core.modify_jobs_saved rebuilds it)."""
+        from .modify_jobs_saved import serialize  # (that module builds on this one)
+
+        return serialize(self)
+
     def run(self, context: JobContext | None) -> dict[str, Any]:
         total = len(self.instance_ids) or 1
         while self.position < len(self.instance_ids):

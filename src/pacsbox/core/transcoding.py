@@ -6,8 +6,10 @@ endian, explicit big endian, deflated), JPEG baseline (8-bit images), JPEG exten
 (measured: a modify job then keeps the original syntax, an instance-level modify answers 500).
 
 pacsbox encodes with pydicom: the uncompressed syntaxes itself, JPEG-LS through pyjpegls (pacsbox's
-``compression`` extra). JPEG baseline, extended and lossless have no encoder in pydicom's plugins: those targets,
-which Orthanc produces, are refused as not implemented rather than silently left as they were. Decoding a
+``compression`` extra), JPEG baseline through Pillow, marking the result as DCMTK marks a lossy compression (a new
+SOPInstanceUID, the predecessor in SourceImageSequence, ImageType DERIVED, LossyImageCompression...). JPEG extended
+and lossless have no encoder in pydicom's plugins or Pillow: those targets, which Orthanc produces, are refused as
+not implemented rather than silently left as they were. Decoding a
 compressed source goes through pydicom's decoders (Pillow, pyjpegls, pylibjpeg), as DICOMweb's transcoding does.
 """
 
@@ -33,8 +35,10 @@ JPEG_LOSSLESS = frozenset({"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"})
 JPEG_LS = frozenset({str(JPEGLSLossless), str(JPEGLSNearLossless)})
 #: What the real Orthanc 1.10.1 can write (JPEG baseline needs 8 bits stored, JPEG extended at most 12).
 ORTHANC_TARGETS = UNCOMPRESSED | JPEG_LOSSLESS | JPEG_LS | {JPEG_BASELINE, JPEG_EXTENDED}
-#: Of these, what pacsbox writes.
-PACSBOX_TARGETS = UNCOMPRESSED | JPEG_LS
+#: Of these, what pacsbox writes (JPEG baseline through Pillow, a runtime dependency).
+PACSBOX_TARGETS = UNCOMPRESSED | JPEG_LS | {JPEG_BASELINE}
+#: The IJG quality of a lossy JPEG (Orthanc's DicomLossyJpegQuality, 90 by default)
+JPEG_QUALITY = 90
 
 
 class CannotTranscode(Exception):
@@ -73,6 +77,9 @@ def transcode(dataset: Dataset, target: str) -> None:
             dataset.decompress(generate_instance_uid=False)
         except Exception as error:  # pydicom and its plugins raise many types for what they cannot decode
             raise CannotTranscode(f"Cannot decode {UID(source).name}: {error}") from None
+    if target == JPEG_BASELINE:
+        _jpeg_baseline(dataset)
+        return
     if target in JPEG_LS and has_pixels:
         try:
             options = {"jls_error": 2} if target == str(JPEGLSNearLossless) else {}
@@ -110,3 +117,55 @@ def _swap_words(dataset: Dataset) -> None:
 
         element.value = numpy.frombuffer(element.value, dtype="<u2").astype(">u2").tobytes()
         element.VR = "OW"
+
+
+def _jpeg_baseline(dataset: Dataset) -> None:
+    """8-bit pixels as JPEG baseline (IJG quality 90, colour as YCbCr 4:2:2), with the attributes DCMTK's lossy
+    codecs add (PS3.3 C.7.6.1.1.5 and C.7.6.1.1.2): the compressed instance is a new one, derived from the old."""
+    import io
+
+    import numpy
+    from PIL import Image
+    from pydicom.dataset import Dataset as Item
+    from pydicom.encaps import encapsulate
+    from pydicom.sequence import Sequence
+    from pydicom.uid import generate_uid
+
+    try:
+        pixels = dataset.pixel_array
+    except Exception as error:  # pydicom and its plugins raise many types for pixels they cannot read
+        raise CannotTranscode(f"Cannot read the pixels: {error}") from None
+    colour = int(dataset.get("SamplesPerPixel", 1) or 1) == 3
+    frames = pixels if int(dataset.get("NumberOfFrames", 1) or 1) > 1 else pixels[numpy.newaxis]
+    encoded = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(numpy.ascontiguousarray(frame, dtype=numpy.uint8), "RGB" if colour else "L").save(
+            buffer, "JPEG", quality=JPEG_QUALITY, subsampling=1)  # 1: 4:2:2, as DCMTK writes YBR_FULL_422
+        encoded.append(buffer.getvalue())
+    ratio = f"{frames.size / max(1, sum(map(len, encoded))):.5g}"
+    predecessor = str(dataset.get("SOPInstanceUID", ""))
+    dataset.PixelData = encapsulate(encoded)
+    dataset["PixelData"].VR = "OB"
+    if colour:
+        dataset.PhotometricInterpretation, dataset.PlanarConfiguration = "YBR_FULL_422", 0
+    image_type = list(dataset.get("ImageType", []) or [])
+    dataset.ImageType = ["DERIVED", *image_type[1:]] if len(image_type) > 1 else "DERIVED"
+    dataset.DerivationDescription = (f"Lossy compression with JPEG baseline, IJG quality factor {JPEG_QUALITY}, "
+                                     f"compression ratio {ratio}")
+    source = Item()
+    source.ReferencedSOPClassUID = dataset.get("SOPClassUID", "")
+    source.ReferencedSOPInstanceUID = predecessor
+    source.PurposeOfReferenceCodeSequence = Sequence([_code("121320", "Uncompressed predecessor")])
+    dataset.SourceImageSequence = Sequence([*dataset.get("SourceImageSequence", []), source])
+    dataset.DerivationCodeSequence = Sequence([_code("113040", "Lossy Compression")])
+    dataset.LossyImageCompression, dataset.LossyImageCompressionRatio = "01", ratio
+    dataset.LossyImageCompressionMethod = "ISO_10918_1"
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    dataset.file_meta.TransferSyntaxUID = UID(JPEG_BASELINE)
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, "DCM", meaning
+    return code

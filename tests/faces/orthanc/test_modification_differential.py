@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 
+import numpy
 import pydicom
 import pytest
 from pydicom.datadict import keyword_for_tag
@@ -336,3 +337,50 @@ def test_keep_source_false_deletes_the_sources(pair, originals):
     assert [r.status_code for r in pair.call("GET", f"/series/{series}")] == [404, 404]
     assert len(pair.get(f"/series/{ours['ID']}/instances", 0)) == len(pair.get(f"/series/{theirs['ID']}/instances"))
     assert_equivalent(*pair.both("/statistics"), ignore_keys=IGNORE)
+
+
+def _eight_bit_image(colour: bool) -> bytes:
+    dataset = pydicom.Dataset()
+    dataset.PatientID, dataset.PatientName, dataset.Modality = "PBX-JPEG", "Jpeg^Eight", "OT"
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = f"1.2.3.8.{int(colour)}.1", f"1.2.3.8.{int(colour)}.2"
+    dataset.SOPInstanceUID, dataset.SOPClassUID = f"1.2.3.8.{int(colour)}.3", "1.2.840.10008.5.1.4.1.1.7"
+    dataset.ImageType = ["ORIGINAL", "PRIMARY"]
+    dataset.Rows = dataset.Columns = 16
+    dataset.BitsAllocated = dataset.BitsStored = 8
+    dataset.HighBit, dataset.PixelRepresentation = 7, 0
+    ramp = numpy.arange(256, dtype=numpy.uint8).reshape(16, 16)
+    if colour:
+        dataset.SamplesPerPixel, dataset.PhotometricInterpretation, dataset.PlanarConfiguration = 3, "RGB", 0
+        dataset.PixelData = numpy.stack([ramp, ramp[::-1], ramp.T], axis=-1).tobytes()
+    else:
+        dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
+        dataset.PixelData = ramp.tobytes()
+    dataset.file_meta = pydicom.dataset.FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_transcode_to_jpeg_baseline(pair, colour):
+    """A lossy compression makes a derived instance, marked as DCMTK marks it; the pixels stay close."""
+    data = _eight_bit_image(colour)
+    instance = [answer.json()["ID"] for answer in pair.call("POST", "/instances", data=data)][1]
+    answers = pair.call("POST", f"/instances/{instance}/modify", json={"Transcode": "1.2.840.10008.1.2.4.50"})
+    assert [answer.status_code for answer in answers] == [200, 200]
+    mine, reference = (pydicom.dcmread(io.BytesIO(answer.content)) for answer in answers)
+    assert mine.file_meta.TransferSyntaxUID == reference.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    generated = {"SOPInstanceUID", "PixelData", "DerivationDescription", "LossyImageCompressionRatio",
+                 "SourceImageSequence"}
+    assert sorted(e.keyword for e in mine) == sorted(e.keyword for e in reference)
+    for element in reference:
+        if element.keyword not in generated:
+            assert mine[element.tag].value == element.value, element.keyword
+    assert mine.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].CodeValue == "121320"
+    assert mine.SourceImageSequence[0].ReferencedSOPInstanceUID not in (mine.SOPInstanceUID, "1.2.3.8.0.3")
+    original = pydicom.dcmread(io.BytesIO(data)).pixel_array.astype(int)
+    decoded = mine.pixel_array  # (pydicom gives YBR_FULL_422 as RGB)
+    assert numpy.abs(decoded.astype(int) - original).mean() < 4

@@ -39,6 +39,8 @@ ORTHANC_TARGETS = UNCOMPRESSED | JPEG_LOSSLESS | JPEG_LS | {JPEG_BASELINE, JPEG_
 PACSBOX_TARGETS = UNCOMPRESSED | JPEG_LS | {JPEG_BASELINE}
 #: The IJG quality of a lossy JPEG (Orthanc's DicomLossyJpegQuality, 90 by default)
 JPEG_QUALITY = 90
+#: The error bound of near-lossless JPEG-LS (what Orthanc's DCMTK uses, as its DerivationDescription says)
+NEAR = 2
 
 
 class CannotTranscode(Exception):
@@ -82,13 +84,18 @@ def transcode(dataset: Dataset, target: str) -> None:
         return
     if target in JPEG_LS and has_pixels:
         try:
-            options = {"jls_error": 2} if target == str(JPEGLSNearLossless) else {}
-            dataset.compress(target, generate_instance_uid=False, **options)
+            near = target == str(JPEGLSNearLossless)
+            uncompressed = _uncompressed_size(dataset)
+            dataset.compress(target, generate_instance_uid=False, **({"jls_error": NEAR} if near else {}))
         except RuntimeError as error:  # the encoder's plugin is missing or refuses these pixels
             raise Unsupported(f"Transcoding to {UID(target).name} needs pacsbox's 'compression' extra "
                               f"(pip install 'pacsbox[compression]'): {error}") from None
         except Exception as error:  # pixels the encoder does not take (bit depth, colour space)
             raise CannotTranscode(f"Cannot encode {UID(target).name}: {error}") from None
+        if near:
+            ratio = _ratio(uncompressed, _frames(dataset))
+            _mark_lossy(dataset, "ISO_14495_1", ratio,
+                        f"near lossless JPEG-LS compression, factor {ratio} (NEAR={NEAR})")
         return
     if has_pixels and target == str(ExplicitVRBigEndian):
         _swap_words(dataset)
@@ -126,10 +133,7 @@ def _jpeg_baseline(dataset: Dataset) -> None:
 
     import numpy
     from PIL import Image
-    from pydicom.dataset import Dataset as Item
     from pydicom.encaps import encapsulate
-    from pydicom.sequence import Sequence
-    from pydicom.uid import generate_uid
 
     try:
         pixels = dataset.pixel_array
@@ -143,26 +147,51 @@ def _jpeg_baseline(dataset: Dataset) -> None:
         Image.fromarray(numpy.ascontiguousarray(frame, dtype=numpy.uint8), "RGB" if colour else "L").save(
             buffer, "JPEG", quality=JPEG_QUALITY, subsampling=1)  # 1: 4:2:2, as DCMTK writes YBR_FULL_422
         encoded.append(buffer.getvalue())
-    ratio = f"{frames.size / max(1, sum(map(len, encoded))):.5g}"
-    predecessor = str(dataset.get("SOPInstanceUID", ""))
+    ratio = _ratio(frames.size, encoded)
     dataset.PixelData = encapsulate(encoded)
     dataset["PixelData"].VR = "OB"
     if colour:
         dataset.PhotometricInterpretation, dataset.PlanarConfiguration = "YBR_FULL_422", 0
+    _mark_lossy(dataset, "ISO_10918_1", ratio,
+                f"Lossy compression with JPEG baseline, IJG quality factor {JPEG_QUALITY}, compression ratio {ratio}")
+    dataset.file_meta.TransferSyntaxUID = UID(JPEG_BASELINE)
+
+
+def _uncompressed_size(dataset: Dataset) -> int:
+    return (int(dataset.Rows) * int(dataset.Columns) * int(dataset.get("SamplesPerPixel", 1) or 1)
+            * int(dataset.get("NumberOfFrames", 1) or 1) * (int(dataset.BitsAllocated) // 8 or 1))
+
+
+def _frames(dataset: Dataset) -> list[bytes]:
+    from pydicom.encaps import generate_frames
+
+    return list(generate_frames(dataset.PixelData, number_of_frames=int(dataset.get("NumberOfFrames", 1) or 1)))
+
+
+def _ratio(uncompressed: int, frames: list[bytes]) -> str:
+    """DCMTK's compression ratio: uncompressed over compressed bytes, five significant digits."""
+    return f"{uncompressed / max(1, sum(map(len, frames))):.5g}"
+
+
+def _mark_lossy(dataset: Dataset, method: str, ratio: str, description: str) -> None:
+    """What DCMTK's lossy codecs add (PS3.3 C.7.6.1.1.5 and C.7.6.1.1.2): the compressed instance is a new one,
+    derived from the old, which its SourceImageSequence names."""
+    from pydicom.dataset import Dataset as Item
+    from pydicom.sequence import Sequence
+    from pydicom.uid import generate_uid
+
     image_type = list(dataset.get("ImageType", []) or [])
     dataset.ImageType = ["DERIVED", *image_type[1:]] if len(image_type) > 1 else "DERIVED"
-    dataset.DerivationDescription = (f"Lossy compression with JPEG baseline, IJG quality factor {JPEG_QUALITY}, "
-                                     f"compression ratio {ratio}")
+    dataset.DerivationDescription = description
     source = Item()
     source.ReferencedSOPClassUID = dataset.get("SOPClassUID", "")
-    source.ReferencedSOPInstanceUID = predecessor
+    source.ReferencedSOPInstanceUID = str(dataset.get("SOPInstanceUID", ""))
     source.PurposeOfReferenceCodeSequence = Sequence([_code("121320", "Uncompressed predecessor")])
     dataset.SourceImageSequence = Sequence([*dataset.get("SourceImageSequence", []), source])
     dataset.DerivationCodeSequence = Sequence([_code("113040", "Lossy Compression")])
     dataset.LossyImageCompression, dataset.LossyImageCompressionRatio = "01", ratio
-    dataset.LossyImageCompressionMethod = "ISO_10918_1"
+    dataset.LossyImageCompressionMethod = method
     dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    dataset.file_meta.TransferSyntaxUID = UID(JPEG_BASELINE)
 
 
 def _code(value: str, meaning: str) -> Dataset:

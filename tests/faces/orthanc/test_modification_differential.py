@@ -364,15 +364,17 @@ def _eight_bit_image(colour: bool) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.81"])
 @pytest.mark.parametrize("colour", [False, True])
-def test_transcode_to_jpeg_baseline(pair, colour):
-    """A lossy compression makes a derived instance, marked as DCMTK marks it; the pixels stay close."""
+def test_lossy_transcoding(pair, colour, syntax):
+    """A lossy compression (JPEG baseline, near-lossless JPEG-LS) makes a derived instance, marked as DCMTK marks
+    it; the pixels stay close."""
     data = _eight_bit_image(colour)
     instance = [answer.json()["ID"] for answer in pair.call("POST", "/instances", data=data)][1]
-    answers = pair.call("POST", f"/instances/{instance}/modify", json={"Transcode": "1.2.840.10008.1.2.4.50"})
+    answers = pair.call("POST", f"/instances/{instance}/modify", json={"Transcode": syntax})
     assert [answer.status_code for answer in answers] == [200, 200]
     mine, reference = (pydicom.dcmread(io.BytesIO(answer.content)) for answer in answers)
-    assert mine.file_meta.TransferSyntaxUID == reference.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    assert mine.file_meta.TransferSyntaxUID == reference.file_meta.TransferSyntaxUID == syntax
     generated = {"SOPInstanceUID", "PixelData", "DerivationDescription", "LossyImageCompressionRatio",
                  "SourceImageSequence"}
     assert sorted(e.keyword for e in mine) == sorted(e.keyword for e in reference)

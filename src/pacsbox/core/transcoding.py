@@ -7,9 +7,9 @@ endian, explicit big endian, deflated), JPEG baseline (8-bit images), JPEG exten
 
 pacsbox encodes with pydicom: the uncompressed syntaxes itself, JPEG-LS through pyjpegls (pacsbox's
 ``compression`` extra), JPEG baseline through Pillow, marking the result as DCMTK marks a lossy compression (a new
-SOPInstanceUID, the predecessor in SourceImageSequence, ImageType DERIVED, LossyImageCompression...). JPEG extended
-and lossless have no encoder in pydicom's plugins or Pillow: those targets, which Orthanc produces, are refused as
-not implemented rather than silently left as they were. Decoding a
+SOPInstanceUID, the predecessor in SourceImageSequence, ImageType DERIVED, LossyImageCompression...), JPEG lossless
+with ``core.jpeg_lossless``. JPEG extended (12-bit lossy) has no encoder in pydicom's plugins or Pillow: that
+target, which Orthanc produces, is refused as not implemented rather than silently left as it was. Decoding a
 compressed source goes through pydicom's decoders (Pillow, pyjpegls, pylibjpeg), as DICOMweb's transcoding does.
 """
 
@@ -35,8 +35,8 @@ JPEG_LOSSLESS = frozenset({"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"})
 JPEG_LS = frozenset({str(JPEGLSLossless), str(JPEGLSNearLossless)})
 #: What the real Orthanc 1.10.1 can write (JPEG baseline needs 8 bits stored, JPEG extended at most 12).
 ORTHANC_TARGETS = UNCOMPRESSED | JPEG_LOSSLESS | JPEG_LS | {JPEG_BASELINE, JPEG_EXTENDED}
-#: Of these, what pacsbox writes (JPEG baseline through Pillow, a runtime dependency).
-PACSBOX_TARGETS = UNCOMPRESSED | JPEG_LS | {JPEG_BASELINE}
+#: Of these, what pacsbox writes (JPEG baseline through Pillow, a runtime dependency; JPEG lossless itself).
+PACSBOX_TARGETS = UNCOMPRESSED | JPEG_LS | JPEG_LOSSLESS | {JPEG_BASELINE}
 #: The IJG quality of a lossy JPEG (Orthanc's DicomLossyJpegQuality, 90 by default)
 JPEG_QUALITY = 90
 #: The error bound of near-lossless JPEG-LS (what Orthanc's DCMTK uses, as its DerivationDescription says)
@@ -81,6 +81,9 @@ def transcode(dataset: Dataset, target: str) -> None:
             raise CannotTranscode(f"Cannot decode {UID(source).name}: {error}") from None
     if target == JPEG_BASELINE:
         _jpeg_baseline(dataset)
+        return
+    if target in JPEG_LOSSLESS:
+        _jpeg_lossless(dataset, target)
         return
     if target in JPEG_LS and has_pixels:
         try:
@@ -155,6 +158,38 @@ def _jpeg_baseline(dataset: Dataset) -> None:
     _mark_lossy(dataset, "ISO_10918_1", ratio,
                 f"Lossy compression with JPEG baseline, IJG quality factor {JPEG_QUALITY}, compression ratio {ratio}")
     dataset.file_meta.TransferSyntaxUID = UID(JPEG_BASELINE)
+
+
+def _jpeg_lossless(dataset: Dataset, target: str) -> None:
+    """Native pixels as JPEG lossless (process 14, first-order prediction: valid for both .57 and .70)."""
+    import numpy
+    from pydicom.encaps import encapsulate
+
+    from .jpeg_lossless import encode_frame
+
+    try:
+        pixels = dataset.pixel_array
+        precision = int(dataset.BitsStored)
+    except Exception as error:  # pydicom and its plugins raise many types for pixels they cannot read
+        raise CannotTranscode(f"Cannot read the pixels: {error}") from None
+    colour = int(dataset.get("SamplesPerPixel", 1) or 1) > 1
+    single = int(dataset.get("NumberOfFrames", 1) or 1) == 1
+    frames = pixels[numpy.newaxis] if single else pixels
+    if colour and str(dataset.get("PhotometricInterpretation", "")).startswith("YBR"):
+        raise CannotTranscode("JPEG lossless of YBR pixels")  # (pydicom gives them as RGB: not lossless)
+    predictor = 1 if target == "1.2.840.10008.1.2.4.70" else 6  # (DCMTK's choices)
+    uncompressed = _uncompressed_size(dataset)
+    try:
+        encoded = [encode_frame(frame, precision, predictor) for frame in frames]
+    except ValueError as error:
+        raise CannotTranscode(str(error)) from None
+    dataset.PixelData = encapsulate(encoded)
+    dataset["PixelData"].VR = "OB"
+    if colour:
+        dataset.PlanarConfiguration = 0
+    dataset.DerivationDescription = (f"Lossless JPEG compression, selection value {predictor}, point transform 0, "
+                                     f"compression ratio {_ratio(uncompressed, encoded)}")
+    dataset.file_meta.TransferSyntaxUID = UID(target)
 
 
 def _uncompressed_size(dataset: Dataset) -> int:

@@ -220,7 +220,8 @@ def test_unknown_tags_and_resources(pair):
 
 
 @pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99",
-                                    "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"])
+                                    "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+                                    "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"])
 def test_transcode(pair, originals, syntax):
     series = _first(pair, f"/studies/{_studies(pair, 'PBX-001', originals)[0]}/series", originals)
     ours, theirs = _job(pair, f"/series/{series}/modify", {"Transcode": syntax}, originals)
@@ -232,10 +233,32 @@ def test_transcode_of_an_instance(pair, originals):
     ours, theirs = pair.call("POST", f"/instances/{instance}/modify", json={"Transcode": "1.2.840.10008.1.2.4.90"})
     assert ours.status_code == theirs.status_code == 500
     assert_equivalent(ours.json(), theirs.json())
-    # JPEG lossless: Orthanc's DCMTK writes it, pydicom has no encoder: said so, never the file left as it was
+    # JPEG extended: Orthanc's DCMTK writes it, no encoder here: said so, never the file left as it was
     ours = pair.sessions[0].post(pair.urls[0] + f"/instances/{instance}/modify",
-                                 json={"Transcode": "1.2.840.10008.1.2.4.70"})
-    assert ours.status_code == 501 and "JPEG Lossless" in ours.json()["Details"]
+                                 json={"Transcode": "1.2.840.10008.1.2.4.51"})
+    assert ours.status_code == 501 and "JPEG Extended" in ours.json()["Details"]
+
+
+@pytest.mark.parametrize("colour", [False, True])
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"])
+def test_jpeg_lossless_is_lossless(pair, originals, syntax, colour):
+    """pacsbox's own JPEG lossless encoder: DCMTK's decoder gives back every sample, grey and colour."""
+    if colour:
+        instance = pair.call("POST", "/instances", data=_eight_bit_image(True))[0].json()["ID"]
+    else:
+        instance = _first(pair, f"/patients/{_patient(pair, 'PBX-MF')['ID']}/instances", originals)  # 3 frames
+    ours = pair.sessions[0].post(pair.urls[0] + f"/instances/{instance}/modify", json={"Transcode": syntax})
+    assert ours.status_code == 200
+    original = pydicom.dcmread(io.BytesIO(pair.sessions[0].get(f"{pair.urls[0]}/instances/{instance}/file").content))
+    with tempfile.TemporaryDirectory() as folder:
+        with open(f"{folder}/in.dcm", "wb") as file:
+            file.write(ours.content)
+        done = subprocess.run(["/usr/bin/dcmdjpeg", f"{folder}/in.dcm", f"{folder}/out.dcm"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        decoded = pydicom.dcmread(f"{folder}/out.dcm")
+    assert pydicom.dcmread(io.BytesIO(ours.content)).file_meta.TransferSyntaxUID == syntax
+    assert numpy.array_equal(decoded.pixel_array, original.pixel_array)
 
 
 # -- merge and split (last: by default they delete their sources) ------------------------------------------------

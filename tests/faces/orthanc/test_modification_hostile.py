@@ -73,3 +73,17 @@ def test_concurrent_jobs_on_one_study_all_finish(server):
     for new in made:
         assert len(session.get(f"{url}/studies/{new}/instances").json()) == count
     assert len(session.get(url + "/studies").json()) == studies_before + 8
+
+
+def test_new_instances_are_ingested_like_any_other(server):
+    """What a job makes is stored through the archive: the change log, DICOMweb and deletion see it."""
+    session, url = server.session(), server.url
+    study = session.get(url + "/studies").json()[0]
+    made = session.post(f"{url}/studies/{study}/anonymize", json={}).json()["ID"]
+    uid = session.get(f"{url}/studies/{made}").json()["MainDicomTags"]["StudyInstanceUID"]
+    changes = session.get(url + "/changes", params={"limit": 10000}).json()["Changes"]
+    assert {"ChangeType": "NewStudy", "ID": made} in [{k: c[k] for k in ("ChangeType", "ID")} for c in changes]
+    found = session.get(url + "/dicom-web/studies", params={"StudyInstanceUID": uid})
+    assert found.status_code == 200 and len(found.json()) == 1
+    assert found.json()[0]["0020000D"]["Value"] == [uid]
+    assert session.delete(f"{url}/studies/{made}").status_code == 200

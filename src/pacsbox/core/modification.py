@@ -221,6 +221,9 @@ def _replace(dataset: Dataset, modification: Modification) -> None:
         return
     draft = Draft(None)
     charset = dataset.get("SpecificCharacterSet")
+    replaced = modification.replacements.get(SPECIFIC_CHARACTER_SET)
+    if isinstance(replaced, str):  # values are written in the new character set (the others stay as they are)
+        charset = replaced.split("\\")
     if charset:
         first = charset if isinstance(charset, str) else (list(charset) or [""])[-1]
         draft.codec = python_encoding.get(first, "latin_1")
@@ -228,6 +231,10 @@ def _replace(dataset: Dataset, modification: Modification) -> None:
         draft.put_json(tag, modification.replacements[tag], decode_binary=True)
     for tag, element in draft.elements.items():
         dataset[tag] = element
+    if isinstance(replaced, str):
+        # Orthanc leaves the values already there as they were encoded; pydicom would decode and encode them again
+        # in the new character set when the one it read differs from the one it writes
+        dataset._read_charset = dataset._character_set
 
 
 def _text_element(dataset: Dataset, tag: int, value: str) -> DataElement:

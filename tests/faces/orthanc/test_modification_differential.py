@@ -409,3 +409,17 @@ def test_lossy_transcoding(pair, colour, syntax):
     original = pydicom.dcmread(io.BytesIO(data)).pixel_array.astype(int)
     decoded = mine.pixel_array  # (pydicom gives YBR_FULL_422 as RGB)
     assert numpy.abs(decoded.astype(int) - original).mean() < 4
+
+
+@pytest.mark.parametrize("replace", [{"SpecificCharacterSet": "ISO_IR 192"}, {"PatientName": "Zoë^Ünïcode"},
+                                     {"SpecificCharacterSet": "ISO_IR 192", "PatientName": "Zoë^Ünïcode"},
+                                     {"PatientName": "山田^太郎"}])
+def test_character_sets(pair, originals, replace):
+    """Values are written in the instance's character set (the new one when it is replaced); Orthanc 1.10 leaves
+    the other values as they were encoded."""
+    instance = _first(pair, f"/patients/{_patient(pair, 'PBX-LATIN1')['ID']}/instances", originals)
+    answers = pair.call("POST", f"/instances/{instance}/modify", json={"Replace": replace})
+    assert [answer.status_code for answer in answers] == [200, 200]
+    mine, reference = (pydicom.dcmread(io.BytesIO(answer.content)) for answer in answers)
+    for keyword in ("SpecificCharacterSet", "PatientName", "StudyDescription", "InstitutionName"):
+        assert mine.get_item(keyword).value == reference.get_item(keyword).value, keyword

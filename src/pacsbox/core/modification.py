@@ -55,6 +55,27 @@ def is_private(tag: int) -> bool:
     return bool(tag >> 16 & 1)
 
 
+@dataclass(frozen=True)
+class DicomPath:
+    """A tag inside sequence items: ``ReferencedImageSequence[1].ReferencedSOPClassUID``; an index of None (``*``)
+    means every item."""
+
+    prefix: tuple[tuple[int, int | None], ...]
+    tag: int
+
+    def items(self, dataset: Dataset) -> list[Dataset]:
+        """The items the path names (none when an index is past the end, as Orthanc)."""
+        found = [dataset]
+        for tag, index in self.prefix:
+            step = []
+            for item in found:
+                if tag in item and item[tag].VR == "SQ":
+                    members = list(item[tag].value or [])
+                    step += members if index is None else members[index:index + 1]
+            found = step
+        return found
+
+
 @dataclass
 class Modification:
     """What to do to each instance. Build it with :meth:`remove`, :meth:`replace` and :meth:`keep` in the order
@@ -71,6 +92,9 @@ class Modification:
     profile: Profile | None = None  # set for an anonymization
     private_creator: str = ""
     _orthanc_profile: bool = False  # the anonymization uses its profile as it stands (DeidentificationMethod)
+    # tags inside sequence items, by path (Orthanc 1.9.4's DicomPath): applied after everything else
+    path_removals: list[DicomPath] = field(default_factory=list)
+    path_replacements: list[tuple[DicomPath, Any]] = field(default_factory=list)
 
     @classmethod
     def anonymization(cls, profile: Profile) -> Modification:
@@ -106,6 +130,14 @@ class Modification:
             self.kept_uids.add(tag)
         elif is_private(tag):
             self.private_tags_to_keep.add(tag)
+        self._customized()
+
+    def remove_path(self, path: DicomPath) -> None:
+        self.path_removals.append(path)
+        self._customized()
+
+    def replace_path(self, path: DicomPath, value: Any) -> None:
+        self.path_replacements.append((path, value))
         self._customized()
 
     def keep_private_tags(self) -> None:
@@ -187,6 +219,13 @@ def apply(dataset: Dataset, modification: Modification, uids: UidMap) -> None:
         for level, tag in _UID_OF_LEVEL.items():
             if modification.renews(level) and tag in dataset:
                 dataset[tag] = DataElement(tag, "UI", uids.uid(level.name, _text(dataset, tag)))
+    for path in modification.path_removals:
+        for item in path.items(dataset):
+            if path.tag in item:
+                del item[path.tag]
+    for path, value in modification.path_replacements:
+        for item in path.items(dataset):
+            _replace_in(item, {path.tag: value}, _codec(dataset, modification))
     if getattr(dataset, "file_meta", None) is not None and SOP_INSTANCE_UID in dataset:
         dataset.file_meta.MediaStorageSOPInstanceUID = _text(dataset, SOP_INSTANCE_UID)
 
@@ -219,22 +258,33 @@ def _replace(dataset: Dataset, modification: Modification) -> None:
     """The replacements, at the top level, inserted where absent, encoded as Orthanc encodes them."""
     if not modification.replacements:
         return
-    draft = Draft(None)
-    charset = dataset.get("SpecificCharacterSet")
-    replaced = modification.replacements.get(SPECIFIC_CHARACTER_SET)
-    if isinstance(replaced, str):  # values are written in the new character set (the others stay as they are)
-        charset = replaced.split("\\")
-    if charset:
-        first = charset if isinstance(charset, str) else (list(charset) or [""])[-1]
-        draft.codec = python_encoding.get(first, "latin_1")
-    for tag in sorted(modification.replacements):
-        draft.put_json(tag, modification.replacements[tag], decode_binary=True)
-    for tag, element in draft.elements.items():
-        dataset[tag] = element
-    if isinstance(replaced, str):
+    _replace_in(dataset, modification.replacements, _codec(dataset, modification))
+    if isinstance(modification.replacements.get(SPECIFIC_CHARACTER_SET), str):
         # Orthanc leaves the values already there as they were encoded; pydicom would decode and encode them again
         # in the new character set when the one it read differs from the one it writes
         dataset._read_charset = dataset._character_set
+
+
+def _codec(dataset: Dataset, modification: Modification) -> str:
+    """The Python codec of the instance's character set: the new one when it is replaced (values are written in
+    it, the others stay as they are)."""
+    charset = dataset.get("SpecificCharacterSet")
+    replaced = modification.replacements.get(SPECIFIC_CHARACTER_SET)
+    if isinstance(replaced, str):
+        charset = replaced.split("\\")
+    if not charset:
+        return "latin_1"
+    first = charset if isinstance(charset, str) else (list(charset) or [""])[-1]
+    return python_encoding.get(first, "latin_1")
+
+
+def _replace_in(dataset: Dataset, replacements: dict[int, Any], codec: str) -> None:
+    draft = Draft(None)
+    draft.codec = codec
+    for tag in sorted(replacements):
+        draft.put_json(tag, replacements[tag], decode_binary=True)
+    for tag, element in draft.elements.items():
+        dataset[tag] = element
 
 
 def _text_element(dataset: Dataset, tag: int, value: str) -> DataElement:

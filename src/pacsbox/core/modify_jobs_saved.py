@@ -15,7 +15,7 @@ from .anonymization import profile
 from .archive import Archive, StoreResult
 from .events import Origin
 from .ids import Level
-from .modification import Modification, UidMap
+from .modification import DicomPath, Modification, UidMap
 from .modify_jobs import MergeStudyJob, ResourceModificationJob, SplitStudyJob, _InstancesJob, _Output
 
 JOB_TYPES = (ResourceModificationJob.job_type, MergeStudyJob.job_type, SplitStudyJob.job_type)
@@ -31,6 +31,9 @@ def save_modification(modification: Modification) -> dict[str, Any]:
         "RemovePrivateTags": modification.remove_private_tags,
         "Profile": modification.profile.version if modification.profile else None,
         "PrivateCreator": modification.private_creator, "OrthancProfile": modification._orthanc_profile,
+        "PathRemovals": [[list(map(list, path.prefix)), path.tag] for path in modification.path_removals],
+        "PathReplacements": [[list(map(list, path.prefix)), path.tag, value]
+                             for path, value in modification.path_replacements],
     }
 
 
@@ -41,7 +44,13 @@ def load_modification(saved: dict[str, Any]) -> Modification:
         kept_uids=set(saved["KeptUids"]), private_tags_to_keep=set(saved["PrivateTagsToKeep"]),
         remove_private_tags=saved["RemovePrivateTags"],
         profile=profile(saved["Profile"]) if saved["Profile"] else None, private_creator=saved["PrivateCreator"],
-        _orthanc_profile=saved["OrthancProfile"])
+        _orthanc_profile=saved["OrthancProfile"],
+        path_removals=[_path(prefix, tag) for prefix, tag in saved["PathRemovals"]],
+        path_replacements=[(_path(prefix, tag), value) for prefix, tag, value in saved["PathReplacements"]])
+
+
+def _path(prefix: list, tag: int) -> DicomPath:
+    return DicomPath(tuple((parent, index) for parent, index in prefix), tag)
 
 
 def serialize(job: _InstancesJob) -> dict[str, Any]:

@@ -423,3 +423,32 @@ def test_character_sets(pair, originals, replace):
     mine, reference = (pydicom.dcmread(io.BytesIO(answer.content)) for answer in answers)
     for keyword in ("SpecificCharacterSet", "PatientName", "StudyDescription", "InstitutionName"):
         assert mine.get_item(keyword).value == reference.get_item(keyword).value, keyword
+
+
+@pytest.mark.parametrize("body", [
+    {"Replace": {"ReferencedImageSequence[1].ReferencedSOPClassUID": "1.2.3"}},
+    {"Replace": {"ReferencedImageSequence[*].ReferencedSOPClassUID": "1.2.3"}},
+    {"Remove": ["ReferencedImageSequence[0].ReferencedSOPClassUID"]},
+    {"Remove": ["RequestAttributesSequence[0].ScheduledProtocolCodeSequence[1].CodeMeaning"]},
+    {"Replace": {"ReferencedImageSequence[5].ReferencedSOPClassUID": "1.2.3"}},
+    {"Replace": {"ProcedureCodeSequence[0].CodeMeaning": "x", "ProcedureCodeSequence[0].PatientName": "y"}},
+    {"Replace": {"ReferencedImageSequence[0].ReferencedSOPInstanceUID": "1.2.3"}},
+    {"Keep": ["ReferencedImageSequence[0].ReferencedSOPInstanceUID"]},
+])
+def test_paths_into_sequences(pair, originals, body):
+    """Orthanc's paths (``Sequence[index or *].Tag``) replace and remove inside sequence items."""
+    instance = _first(pair, f"/patients/{_patient(pair, 'PBX-SEQ')['ID']}/instances", originals)
+    answers = pair.call("POST", f"/instances/{instance}/modify", json=body)
+    assert [answer.status_code for answer in answers] == [200, 200]
+    mine, reference = (dicom_tags(answer.content) for answer in answers)
+    del mine["00080018"], reference["00080018"]  # (a new SOPInstanceUID on each side)
+    assert mine == reference
+
+
+@pytest.mark.parametrize("name", ["ReferencedImageSequence[x].ReferencedSOPClassUID",
+                                  "ReferencedImageSequence.ReferencedSOPClassUID"])
+def test_bad_paths(pair, originals, name):
+    instance = _first(pair, f"/patients/{_patient(pair, 'PBX-SEQ')['ID']}/instances", originals)
+    ours, theirs = pair.call("POST", f"/instances/{instance}/modify", json={"Replace": {name: "1.2.3"}})
+    assert ours.status_code == theirs.status_code == 400
+    assert_equivalent(ours.json(), theirs.json())

@@ -21,7 +21,7 @@ from ...core.create_dicom import MODULE_TAGS, tag_of
 from ...core.errors import BadRequest, UnknownResource
 from ...core.events import Origin
 from ...core.ids import Level
-from ...core.modification import IDENTIFIERS, Modification
+from ...core.modification import IDENTIFIERS, DicomPath, Modification
 from ...core.modify_jobs import (
     MergeStudyJob,
     ResourceModificationJob,
@@ -78,12 +78,33 @@ def _tag(name: str) -> int:
         raise OrthancError(27, "Unknown DICOM tag", 400, None) from None
 
 
-def _tags(body: dict, name: str, force: bool, verb: str) -> list[tuple[str, int]]:
+def _path(name: str) -> DicomPath | None:
+    """A tag inside sequence items (``Sequence[1].Tag``, ``Sequence[*].Tag``), as Orthanc's DicomPath reads it;
+    None for a plain tag."""
+    if "." not in name:
+        return None
+    *parents, last = name.split(".")
+    prefix = []
+    for parent in parents:
+        if "[" not in parent or not parent.endswith("]"):
+            raise OrthancError(3, "Parameter out of range", 400, "Parent path doesn't contain an index")
+        tag_name, index = parent[:-1].split("[", 1)
+        if index != "*" and not (index.isascii() and index.isdigit()):
+            raise OrthancError(3, "Parameter out of range", 400, f"Not a valid index in parent path: [{index}]")
+        prefix.append((_tag(tag_name), None if index == "*" else int(index)))
+    return DicomPath(tuple(prefix), _tag(last))
+
+
+def _tags(body: dict, name: str, force: bool, verb: str) -> list[tuple[str, int | DicomPath]]:
     value = body[name]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise bad_request(None)  # type: ignore[arg-type]
-    tags = []
+    tags: list[tuple[str, int | DicomPath]] = []
     for text in value:
+        path = _path(text)
+        if path is not None:
+            tags.append((text, path))
+            continue
         tag = _tag(text)
         if not force and tag in IDENTIFIERS:
             raise bad_request(f"Marking tag \"{text}\" as to be {verb} requires the \"Force\" option to be set to "
@@ -96,14 +117,18 @@ def _read_changes(body: dict, modification: Modification, force: bool) -> None:
     """Remove, Replace, Keep and PrivateCreator, in Orthanc's order."""
     if "Remove" in body:
         for _, tag in _tags(body, "Remove", force, "removed"):
-            modification.remove(tag)
+            if isinstance(tag, DicomPath):
+                modification.remove_path(tag)
+            else:
+                modification.remove(tag)
     if "Replace" in body:
         replace = body["Replace"]
         if not isinstance(replace, dict):
             raise bad_request(None)  # type: ignore[arg-type]
         for name in sorted(replace):
-            tag = _tag(name)
-            if not force and tag in IDENTIFIERS:
+            path = _path(name)
+            tag = path.tag if path is not None else _tag(name)
+            if path is None and not force and tag in IDENTIFIERS:
                 raise bad_request(f"Marking tag \"{name}\" as to be replaced requires the \"Force\" option to be "
                                   "set to true")
             value = replace[name]
@@ -111,10 +136,14 @@ def _read_changes(body: dict, modification: Modification, force: bool) -> None:
                 raise bad_type(f"Bad Parameter type for tag {tag >> 16:04x},{tag & 0xFFFF:04x}")
             if isinstance(value, list) and not all(isinstance(item, dict) for item in value):
                 raise bad_type(None)  # type: ignore[arg-type]
-            modification.replace(tag, value)
+            if path is not None:
+                modification.replace_path(path, value)
+            else:
+                modification.replace(tag, value)
     if "Keep" in body:
         for _, tag in _tags(body, "Keep", force, "kept"):
-            modification.keep(tag)
+            if not isinstance(tag, DicomPath):  # (a path to keep is accepted and does nothing, as in Orthanc)
+                modification.keep(tag)
     modification.private_creator = _string(body, "PrivateCreator") or ""
 
 

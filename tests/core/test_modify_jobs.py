@@ -13,9 +13,9 @@ from pacsbox.core.config import Config
 from pacsbox.core.events import Origin
 from pacsbox.core.ids import Level
 from pacsbox.core.jobs import JobInterrupted
-from pacsbox.core.modification import Modification
+from pacsbox.core.modification import DicomPath, Modification
 from pacsbox.core.modify_jobs import MergeStudyJob, ResourceModificationJob, SplitStudyJob
-from pacsbox.core.modify_jobs_saved import load
+from pacsbox.core.modify_jobs_saved import load, load_modification, save_modification
 from tests.support.dicomgen import standard_corpus
 
 
@@ -83,3 +83,12 @@ def test_merge_and_split_resume(archive):
     assert len(archive.instance_ids_below(Level.STUDY, answer["TargetStudy"])) == 2
     assert archive.resource(Level.STUDY, answer["TargetStudy"]).main_tags["StudyInstanceUID"] == \
         answer["TargetStudyUID"]
+
+
+def test_a_saved_modification_is_the_same_modification():
+    modification = Modification.anonymization(profile("2017c"))
+    modification.keep(0x00081030)
+    modification.replace(0x00100010, "Given^Name")
+    modification.remove_path(DicomPath(((0x00081140, None),), 0x00081150))
+    modification.replace_path(DicomPath(((0x00081140, 1), (0x00081115, 0)), 0x00081155), "1.2.3")
+    assert load_modification(json.loads(json.dumps(save_modification(modification)))) == modification

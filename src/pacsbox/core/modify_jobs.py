@@ -221,7 +221,7 @@ class ResourceModificationJob(_InstancesJob):
         apply(dataset, self.modification, self.uids)
         if self.transcode_to:
             with contextlib.suppress(CannotTranscode):  # Orthanc keeps the syntax (and logs it)
-                transcode(dataset, self.transcode_to)
+                transcode(dataset, self.transcode_to, new_uid_when_lossy=False)
         result = self._store(dataset)
         self.output.add(result)
         metadata = "AnonymizedFrom" if self.modification.is_anonymization else "ModifiedFrom"

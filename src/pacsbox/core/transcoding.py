@@ -8,8 +8,9 @@ endian, explicit big endian, deflated), JPEG baseline (8-bit images), JPEG exten
 pacsbox encodes with pydicom: the uncompressed syntaxes itself, JPEG-LS through pyjpegls (pacsbox's
 ``compression`` extra), JPEG baseline through Pillow, marking the result as DCMTK marks a lossy compression (a new
 SOPInstanceUID, the predecessor in SourceImageSequence, ImageType DERIVED, LossyImageCompression...), JPEG lossless
-with ``core.jpeg_lossless``. JPEG extended (12-bit lossy) has no encoder in pydicom's plugins or Pillow: that
-target, which Orthanc produces, is refused as not implemented rather than silently left as it was. Decoding a
+and JPEG extended (12-bit lossy) with pacsbox's own encoders (``core.jpeg_lossless``, ``core.jpeg_extended``):
+every syntax Orthanc writes. What an encoder cannot take (colour or signed pixels in JPEG extended) is refused as
+not implemented rather than silently left as it was. Decoding a
 compressed source goes through pydicom's decoders (Pillow, pyjpegls, pylibjpeg), as DICOMweb's transcoding does.
 """
 
@@ -35,8 +36,9 @@ JPEG_LOSSLESS = frozenset({"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"})
 JPEG_LS = frozenset({str(JPEGLSLossless), str(JPEGLSNearLossless)})
 #: What the real Orthanc 1.10.1 can write (JPEG baseline needs 8 bits stored, JPEG extended at most 12).
 ORTHANC_TARGETS = UNCOMPRESSED | JPEG_LOSSLESS | JPEG_LS | {JPEG_BASELINE, JPEG_EXTENDED}
-#: Of these, what pacsbox writes (JPEG baseline through Pillow, a runtime dependency; JPEG lossless itself).
-PACSBOX_TARGETS = UNCOMPRESSED | JPEG_LS | JPEG_LOSSLESS | {JPEG_BASELINE}
+#: Of these, what pacsbox writes: all (JPEG baseline through Pillow, a runtime dependency; JPEG extended and
+#: lossless with its own encoders; JPEG-LS through pyjpegls)
+PACSBOX_TARGETS = ORTHANC_TARGETS
 #: The IJG quality of a lossy JPEG (Orthanc's DicomLossyJpegQuality, 90 by default)
 JPEG_QUALITY = 90
 #: The error bound of near-lossless JPEG-LS (what Orthanc's DCMTK uses, as its DerivationDescription says)
@@ -63,9 +65,11 @@ def check_target(uid: str) -> str:
     return uid
 
 
-def transcode(dataset: Dataset, target: str) -> None:
+def transcode(dataset: Dataset, target: str, *, new_uid_when_lossy: bool = True) -> None:
     """Rewrite ``dataset`` (with its file meta) in ``target``. CannotTranscode where Orthanc fails too; Unsupported
-    where Orthanc succeeds but pacsbox has no encoder."""
+    where Orthanc succeeds but pacsbox has no encoder. A lossy compression gives the instance a new SOPInstanceUID
+    unless ``new_uid_when_lossy`` is false (Orthanc's modification jobs, whose instances have new UIDs already:
+    the instance then names itself as its predecessor, as DCMTK writes it there)."""
     source = str(dataset.file_meta.TransferSyntaxUID)
     if source == target:
         return
@@ -79,11 +83,15 @@ def transcode(dataset: Dataset, target: str) -> None:
             dataset.decompress(generate_instance_uid=False)
         except Exception as error:  # pydicom and its plugins raise many types for what they cannot decode
             raise CannotTranscode(f"Cannot decode {UID(source).name}: {error}") from None
+    new_uid = new_uid_when_lossy
     if target == JPEG_BASELINE:
-        _jpeg_baseline(dataset)
+        _jpeg_baseline(dataset, new_uid)
         return
     if target in JPEG_LOSSLESS:
         _jpeg_lossless(dataset, target)
+        return
+    if target == JPEG_EXTENDED:
+        _jpeg_extended(dataset, new_uid)
         return
     if target in JPEG_LS and has_pixels:
         try:
@@ -98,7 +106,7 @@ def transcode(dataset: Dataset, target: str) -> None:
         if near:
             ratio = _ratio(uncompressed, _frames(dataset))
             _mark_lossy(dataset, "ISO_14495_1", ratio,
-                        f"near lossless JPEG-LS compression, factor {ratio} (NEAR={NEAR})")
+                        f"near lossless JPEG-LS compression, factor {ratio} (NEAR={NEAR})", new_uid)
         return
     if has_pixels and target == str(ExplicitVRBigEndian):
         _swap_words(dataset)
@@ -129,7 +137,7 @@ def _swap_words(dataset: Dataset) -> None:
         element.VR = "OW"
 
 
-def _jpeg_baseline(dataset: Dataset) -> None:
+def _jpeg_baseline(dataset: Dataset, new_uid: bool) -> None:
     """8-bit pixels as JPEG baseline (IJG quality 90, colour as YCbCr 4:2:2), with the attributes DCMTK's lossy
     codecs add (PS3.3 C.7.6.1.1.5 and C.7.6.1.1.2): the compressed instance is a new one, derived from the old."""
     import io
@@ -156,7 +164,8 @@ def _jpeg_baseline(dataset: Dataset) -> None:
     if colour:
         dataset.PhotometricInterpretation, dataset.PlanarConfiguration = "YBR_FULL_422", 0
     _mark_lossy(dataset, "ISO_10918_1", ratio,
-                f"Lossy compression with JPEG baseline, IJG quality factor {JPEG_QUALITY}, compression ratio {ratio}")
+                f"Lossy compression with JPEG baseline, IJG quality factor {JPEG_QUALITY}, compression ratio {ratio}",
+                new_uid)
     dataset.file_meta.TransferSyntaxUID = UID(JPEG_BASELINE)
 
 
@@ -192,6 +201,32 @@ def _jpeg_lossless(dataset: Dataset, target: str) -> None:
     dataset.file_meta.TransferSyntaxUID = UID(target)
 
 
+def _jpeg_extended(dataset: Dataset, new_uid: bool) -> None:
+    """Grey unsigned pixels of up to 12 bits as JPEG extended sequential (lossy, IJG quality 90), marked lossy."""
+    import numpy
+    from pydicom.encaps import encapsulate
+
+    from .jpeg_extended import QUALITY, encode_frame
+
+    if int(dataset.get("SamplesPerPixel", 1) or 1) != 1 or int(dataset.get("PixelRepresentation", 0) or 0):
+        raise Unsupported("Transcoding colour or signed pixels to JPEG Extended: pacsbox's encoder takes unsigned "
+                          "grey pixels only")
+    try:
+        pixels = dataset.pixel_array
+    except Exception as error:  # pydicom and its plugins raise many types for pixels they cannot read
+        raise CannotTranscode(f"Cannot read the pixels: {error}") from None
+    precision = 8 if int(dataset.BitsStored) <= 8 else 12
+    frames = pixels[numpy.newaxis] if int(dataset.get("NumberOfFrames", 1) or 1) == 1 else pixels
+    uncompressed = _uncompressed_size(dataset)
+    encoded = [encode_frame(frame, precision) for frame in frames]
+    ratio = _ratio(uncompressed, encoded)
+    dataset.PixelData = encapsulate(encoded)
+    dataset["PixelData"].VR = "OB"
+    _mark_lossy(dataset, "ISO_10918_1", ratio, f"Lossy compression with JPEG extended sequential {precision} bit, "
+                f"IJG quality factor {QUALITY}, compression ratio {ratio}", new_uid)
+    dataset.file_meta.TransferSyntaxUID = UID(JPEG_EXTENDED)
+
+
 def _uncompressed_size(dataset: Dataset) -> int:
     return (int(dataset.Rows) * int(dataset.Columns) * int(dataset.get("SamplesPerPixel", 1) or 1)
             * int(dataset.get("NumberOfFrames", 1) or 1) * (int(dataset.BitsAllocated) // 8 or 1))
@@ -208,7 +243,7 @@ def _ratio(uncompressed: int, frames: list[bytes]) -> str:
     return f"{uncompressed / max(1, sum(map(len, frames))):.5g}"
 
 
-def _mark_lossy(dataset: Dataset, method: str, ratio: str, description: str) -> None:
+def _mark_lossy(dataset: Dataset, method: str, ratio: str, description: str, new_uid: bool) -> None:
     """What DCMTK's lossy codecs add (PS3.3 C.7.6.1.1.5 and C.7.6.1.1.2): the compressed instance is a new one,
     derived from the old, which its SourceImageSequence names."""
     from pydicom.dataset import Dataset as Item
@@ -226,7 +261,8 @@ def _mark_lossy(dataset: Dataset, method: str, ratio: str, description: str) -> 
     dataset.DerivationCodeSequence = Sequence([_code("113040", "Lossy Compression")])
     dataset.LossyImageCompression, dataset.LossyImageCompressionRatio = "01", ratio
     dataset.LossyImageCompressionMethod = method
-    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    if new_uid:
+        dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
 
 
 def _code(value: str, meaning: str) -> Dataset:

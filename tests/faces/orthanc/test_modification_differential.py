@@ -220,12 +220,16 @@ def test_unknown_tags_and_resources(pair):
 
 
 @pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99",
-                                    "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+                                    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                                    "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
                                     "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"])
 def test_transcode(pair, originals, syntax):
     series = _first(pair, f"/studies/{_studies(pair, 'PBX-001', originals)[0]}/series", originals)
     ours, theirs = _job(pair, f"/series/{series}/modify", {"Transcode": syntax}, originals)
-    compare_made(pair, "series", ours["ID"], theirs["ID"])  # (TransferSyntax metadata included)
+    # JPEG extended: DCMTK renders the stored values into a new range (RescaleIntercept, or the VOI windows and their
+    # explanation, follow); pacsbox compresses the stored values as they are
+    departures = frozenset({"0028,1050", "0028,1052", "0028,1055"}) if syntax.endswith(".51") else frozenset()
+    compare_made(pair, "series", ours["ID"], theirs["ID"], departures)  # (TransferSyntax metadata included)
 
 
 def test_transcode_of_an_instance(pair, originals):
@@ -233,8 +237,9 @@ def test_transcode_of_an_instance(pair, originals):
     ours, theirs = pair.call("POST", f"/instances/{instance}/modify", json={"Transcode": "1.2.840.10008.1.2.4.90"})
     assert ours.status_code == theirs.status_code == 500
     assert_equivalent(ours.json(), theirs.json())
-    # JPEG extended: Orthanc's DCMTK writes it, no encoder here: said so, never the file left as it was
-    ours = pair.sessions[0].post(pair.urls[0] + f"/instances/{instance}/modify",
+    # JPEG extended of colour pixels: Orthanc's DCMTK writes it, pacsbox's encoder takes grey only: said so
+    colour = pair.call("POST", "/instances", data=_eight_bit_image(True))[0].json()["ID"]
+    ours = pair.sessions[0].post(pair.urls[0] + f"/instances/{colour}/modify",
                                  json={"Transcode": "1.2.840.10008.1.2.4.51"})
     assert ours.status_code == 501 and "JPEG Extended" in ours.json()["Details"]
 
@@ -387,9 +392,11 @@ def _eight_bit_image(colour: bool) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.81"])
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81"])
 @pytest.mark.parametrize("colour", [False, True])
 def test_lossy_transcoding(pair, colour, syntax):
+    if colour and syntax.endswith(".51"):
+        pytest.skip("pacsbox's JPEG extended encoder takes grey pixels only (test_transcode_of_an_instance)")
     """A lossy compression (JPEG baseline, near-lossless JPEG-LS) makes a derived instance, marked as DCMTK marks
     it; the pixels stay close."""
     data = _eight_bit_image(colour)

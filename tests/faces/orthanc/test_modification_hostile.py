@@ -32,7 +32,7 @@ def _nested(depth: int) -> list:
     {"Replace": {f"Unknown{n}": "x" for n in range(5000)}},
     {"Remove": ["0010,0010"] * 20000 + [17]},
     {"Replace": {"PatientName": {"nested": "object"}}},
-    {"Transcode": "1.2.840.10008.1.2.4.51"},  # JPEG extended: no encoder here (501)
+    {"Transcode": "1.2.3.4"},  # not a transfer syntax
     {"DicomVersion": ["2021b" * 1000], "Replace": "not an object"},
     b"\xff\xfe not even text",
 ])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,6 +133,8 @@ class _InstancesJob:
                  permissive: bool = False) -> None:
         self.archive, self.instance_ids, self.keep_source = archive, instance_ids, keep_source
         self.origin, self.permissive = origin, permissive
+        # the engine saves jobs (serialize) while they run: what it reads changes under this lock only
+        self.state_lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
@@ -155,14 +158,19 @@ class _InstancesJob:
                 context.checkpoint()
             instance_id = self.instance_ids[self.position]
             try:
-                self.stored.add(self._handle(instance_id))
+                stored = self._handle(instance_id)
             except Exception:
                 if not self.permissive:
                     raise
-                self.failed += 1
+                with self.state_lock:
+                    self.failed += 1
+                    self.position += 1
                 if context is not None:
                     context.content["FailedInstancesCount"] = self.failed
-            self.position += 1
+            else:
+                with self.state_lock:
+                    self.stored.add(stored)
+                    self.position += 1
             if context is not None:
                 context.progress(self.position / total)
         if not self.keep_source:
@@ -223,7 +231,8 @@ class ResourceModificationJob(_InstancesJob):
             with contextlib.suppress(CannotTranscode):  # Orthanc keeps the syntax (and logs it)
                 transcode(dataset, self.transcode_to, new_uid_when_lossy=False)
         result = self._store(dataset)
-        self.output.add(result)
+        with self.state_lock:
+            self.output.add(result)
         metadata = "AnonymizedFrom" if self.modification.is_anonymization else "ModifiedFrom"
         _record_origin(self.archive, sources, _ids_of(result), metadata)
         return result.instance_id

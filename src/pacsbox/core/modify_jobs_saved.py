@@ -54,7 +54,12 @@ def _path(prefix: list, tag: int) -> DicomPath:
 
 
 def serialize(job: _InstancesJob) -> dict[str, Any]:
-    """What to save of one of the three jobs (its position included)."""
+    """What to save of one of the three jobs (its position included), read consistently while it runs."""
+    with job.state_lock, job.uids._lock:
+        return _serialize(job)
+
+
+def _serialize(job: _InstancesJob) -> dict[str, Any]:
     saved: dict[str, Any] = {
         "Type": job.job_type, "Instances": job.instance_ids, "KeepSource": job.keep_source,
         "Origin": asdict(job.origin), "Permissive": job.permissive, "Position": job.position, "Failed": job.failed,

@@ -86,8 +86,8 @@ def modify_instance_file(archive: Archive, instance_id: str, modification: Modif
     if transcode_to:
         try:
             transcode(dataset, transcode_to)
-        except CannotTranscode:
-            raise RuntimeError(f"Cannot transcode to transfer syntax: {transcode_to}") from None
+        except CannotTranscode:  # (the job form keeps the syntax; this one fails, with Orthanc's words)
+            raise CannotTranscode(f"Cannot transcode to transfer syntax: {transcode_to}") from None
     return serialize(dataset)
 
 

@@ -28,7 +28,7 @@ from ...core.modify_jobs import (
     SplitStudyJob,
     modify_instance_file,
 )
-from ...core.transcoding import check_target
+from ...core.transcoding import CannotTranscode, check_target
 from .errors import OrthancError, bad_request, bad_type, unknown_resource
 from .json import json_response
 from .params import archive_of, loads
@@ -216,7 +216,7 @@ async def modify(request: Request, level: Level, anonymize: bool) -> Response:
         modification.level = Level.INSTANCE if not anonymize else Level.PATIENT
         try:
             data = await run_in_threadpool(modify_instance_file, archive, public_id, modification, transcode_to)
-        except RuntimeError as error:  # a transcoding Orthanc cannot do either
+        except CannotTranscode as error:  # a transcoding Orthanc cannot do either: its 500
             raise OrthancError(-1, "Internal error", 500, str(error)) from None
         return Response(data, media_type=_DICOM)
     job = ResourceModificationJob(archive, modification, [(level, public_id)], bulk=False,

@@ -13,6 +13,7 @@ from .commitment import CommitmentReports
 from .config import Config
 from .events import ArchiveClosing, ArchiveReset
 from .jobs import open_jobs_engine
+from .modify_jobs_saved import register as register_modification_jobs
 from .worklists import WorklistFolder, WorklistSettings
 
 
@@ -27,6 +28,7 @@ def open_archive(config: Config) -> Archive:
         # the engine saves its jobs in the index: it stops before the archive closes its index
         archive.events.subscribe(ArchiveClosing, lambda event: jobs.stop())
         jobs.start()
+        register_modification_jobs(jobs, archive)  # saved modify, merge and split jobs go on after a restart
     except BaseException:
         archive.close()
         raise

@@ -212,7 +212,9 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
         str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
     )
     return ParsedInstance(
-        pixel_data_offset=_pixel_data_offset(get(0x7FE00010)) if meta is not None and len(meta) else None,
+        # (a deflated file has no offset to give: its pixels lie inside the deflated stream; Orthanc records none)
+        pixel_data_offset=(_pixel_data_offset(get(0x7FE00010)) if meta is not None and len(meta)
+                           and transfer_syntax != "1.2.840.10008.1.2.1.99" else None),
         dataset=dataset,
         patient_id=main[Level.PATIENT].get("PatientID", ""),
         study_uid=uids["StudyInstanceUID"],

@@ -27,6 +27,7 @@ from . import (
     lua,
     media,
     modalities,
+    modification,
     peers,
     queries,
     resource_views,
@@ -89,6 +90,7 @@ def routes() -> list[Route]:
         _route("/tools/create-archive", tools.create_archive, ["POST"]),
         *(_route(path, handler, methods) for path, handler, methods in create_dicom.ROUTES + bulk.ROUTES),
         *tools_settings.routes(_route), *tools_info.routes(_route),
+        *(_route(path, handler, methods, **bound) for path, handler, methods, bound in modification.ROUTES),
         _route(f"/patients/{_ID}/protected", resources.get_protected, ["GET"]),
         _route(f"/patients/{_ID}/protected", resources.put_protected, ["PUT"]),
     ]

@@ -61,5 +61,24 @@ def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port
     by_prefix: dict[str, ASGIApp] = {**dict.fromkeys(dicomweb_prefixes(config), dicomweb),
                                      **dict.fromkeys(XNAT_PREFIXES, xnat)}
     # each face refuses oversized bodies itself, in its own words and with its own upload routes
-    return PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port,
-                                        control=control, lua_engine=lua_engine), by_prefix)
+    dispatcher = PrefixDispatcher(orthanc_app(archive, config, http_port=http_port, dicom_port=dicom_port,
+                                              control=control, lua_engine=lua_engine), by_prefix)
+    return with_faults(dispatcher, archive, {**dict.fromkeys(dicomweb_prefixes(config), "dicomweb"),
+                                             **dict.fromkeys(XNAT_PREFIXES, "xnat")})
+
+
+def with_faults(app: ASGIApp, archive: Archive, face_by_prefix: dict[str, str]) -> ASGIApp:
+    """Every request recorded in the event log and matched against the fault rules (``pacsbox.faults``), named by
+    its face: the prefix's, else ``orthanc``."""
+    faults = getattr(archive, "faults", None)
+    if faults is None:  # an archive opened without core.assembly
+        return app
+    from .faults.http import FaultsMiddleware
+
+    def face_of(path: str) -> str:
+        for prefix, face in face_by_prefix.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return face
+        return "orthanc"
+
+    return FaultsMiddleware(app, faults, face_of)

@@ -120,6 +120,10 @@ class _Runtime:
         try:
             self.lua = LuaEngine(self.archive, config)  # loads LuaScripts before anything is received
             self.archive.remote = DicomClient(self.archive, config)
+            if getattr(self.archive, "faults", None) is not None:  # outgoing operations go to the event log
+                from .faults.dimse import RecordedRemote
+
+                self.archive.remote = RecordedRemote(self.archive.remote, self.archive.faults)
             for data in preload() if preload is not None else ():
                 self.archive.store(data, Origin("Plugins"))
             self.dicom_server = DicomServer(self.archive, config)

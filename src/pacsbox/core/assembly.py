@@ -18,12 +18,15 @@ from .worklists import WorklistFolder, WorklistSettings
 
 
 def open_archive(config: Config) -> Archive:
-    """An archive with its XNAT catalog subscribed (``archive.catalog``) and its jobs engine running
-    (``archive.jobs``)."""
+    """An archive with its XNAT catalog subscribed (``archive.catalog``), its jobs engine running
+    (``archive.jobs``), its fault rules and event log (``archive.faults``)."""
     archive = Archive(config)
     try:
         catalog = Catalog(archive)
         catalog.subscribe(archive.events)
+        from ..faults import install as install_faults  # the event log subscribes too; sets archive.faults
+
+        install_faults(archive, config)
         jobs = open_jobs_engine(archive)
         # the engine saves its jobs in the index: it stops before the archive closes its index
         archive.events.subscribe(ArchiveClosing, lambda event: jobs.stop())

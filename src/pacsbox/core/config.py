@@ -132,6 +132,10 @@ class Config:
     LuaMaximumMemory: int = 256 * 1024 * 1024  # bytes of one Lua state
     LuaSystemCallsAllowed: bool = False
     LuaFileWritesAllowed: bool = False
+    # fault injection and the event log (pacsbox.faults; README "Testing failures"): rules the server starts with,
+    # in the JSON form POST /pacsbox/faults takes, and how many events the log keeps (oldest dropped; 0 keeps none)
+    PacsboxFaults: tuple[Any, ...] | list[Any] = ()
+    PacsboxEventLogSize: int = 10000
 
     @property
     def storage_path(self) -> Path:
@@ -290,5 +294,24 @@ def _validate(config: Config) -> None:
     user_content_types(config.UserContentType)
     if not isinstance(config.DicomWeb, Mapping):
         raise ValueError("DicomWeb must be an object (Enable, Root, EnableWado, WadoRoot)")
+    _validate_faults(config)
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")
+
+
+def _validate_faults(config: Config) -> None:
+    """PacsboxFaults holds rules in the form POST /pacsbox/faults takes (checked by the same parser, a pure module
+    of the faults package); PacsboxEventLogSize a count."""
+    from ..faults.rules import RuleError, parse_rule
+
+    size = config.PacsboxEventLogSize
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"PacsboxEventLogSize must be a non-negative integer, not {size!r}")
+    if not isinstance(config.PacsboxFaults, (list, tuple)):
+        raise ValueError("PacsboxFaults must be a list of fault rules")
+    for number, rule in enumerate(config.PacsboxFaults):
+        try:
+            parse_rule(rule, "check")
+        except RuleError as error:
+            raise ValueError(f"PacsboxFaults[{number}]: {error}") from None
+    object.__setattr__(config, "PacsboxFaults", tuple(config.PacsboxFaults))

@@ -21,6 +21,7 @@ from io import BytesIO
 from ...core.archive import Archive, Origin
 from ...core.dicom import file_meta
 from ...core.errors import ArchiveError, ScriptError, StorageFull
+from ...faults.dimse import AssociationWatch, identifier_keys, is_warning, send_slowly
 from . import commands, observe, status, upper_layer
 from .commands import Command, CommandError
 from .find import encoding_of, find_answers
@@ -34,6 +35,7 @@ _UNEXPECTED_PDU = 0x02
 _SERVICES = {commands.C_ECHO_RQ: ("Echo", commands.C_ECHO_RSP), commands.C_STORE_RQ: ("Store", commands.C_STORE_RSP),
              commands.C_FIND_RQ: ("Find", commands.C_FIND_RSP), commands.C_MOVE_RQ: ("Move", commands.C_MOVE_RSP),
              commands.C_GET_RQ: ("Get", commands.C_GET_RSP)}
+_OPERATIONS = {"Echo": "C-ECHO", "Store": "C-STORE", "Find": "C-FIND", "Move": "C-MOVE", "Get": "C-GET"}
 _UNDECODABLE_IDENTIFIER = 0xC310  # C-FIND failure: unable to process, the identifier cannot be decoded (pynetdicom's)
 _INVALID_PDU_PARAMETER = 0x06  # A-ABORT reason (PS3.8 9.3.8)
 # A command set is a few hundred bytes (PS3.7 E.1); a longer one is no command
@@ -105,15 +107,35 @@ class DirectAssociation:
         self.last_activity = time.monotonic()  # when the last whole PDU arrived: how idle the association is
         self._serving = False
         self._closed = False
+        # fault injection and the event log (pacsbox.faults): None for an archive opened without them
+        faults = getattr(archive, "faults", None)
+        self.rules = faults.rules if faults is not None else None
+        self.watch = AssociationWatch(faults, self.calling_aet, request.called_aet, str(address[0])) \
+            if faults is not None and faults.log.size else None
+        self.pdu_delay = 0.0  # seconds before each PDU sent (a fault rule's pdu_delay)
+        self._fired = None  # the fault rule that fired on the request being received
+        self.ending = "closed"  # how the association ended, for the event log
 
     def serve(self, rejection: tuple[int, int, int] | None) -> None:
         """Answer the request (already peeked at) and serve the association until it ends."""
+        watch = self.watch
         try:
             upper_layer.recv_exactly(self.sock, self.request.size)
+            fired = None
+            if rejection is None and self.rules is not None and self.rules.active:
+                fired = self._association_fault()
+                rejection = fired.action.reject if fired is not None else None
             if rejection is not None:
                 self.sock.sendall(upper_layer.reject(*rejection))
+                if watch is not None:
+                    watch.answered("rejected", rejection=rejection, fired=fired)
                 return
             self._accept()
+            if watch is not None:
+                watch.answered("accepted", [cx.abstract_syntax for cx in self.accepted.values()], fired=fired)
+            if fired is not None and fired.action.abort is not None:
+                self.abort(*fired.action.abort)
+                return
             self._serve_messages()
         except (OSError, upper_layer.PeerClosed) as error:  # a peer gone or silent: nothing left to answer
             LOG.info("association with %r ended: %s", self.calling_aet, error)
@@ -122,6 +144,15 @@ class DirectAssociation:
             self.abort(_SERVICE_PROVIDER)
         finally:
             self.close()
+            if watch is not None and self.accepted:
+                watch.ended(self.ending)
+
+    def _association_fault(self):
+        """The association rule that fires on this request (pacsbox.faults), its PDU delay taken."""
+        watch = self.watch or AssociationWatch(self.archive.faults, self.calling_aet, self.request.called_aet, "")
+        fired = watch.requested(cx.abstract_syntax for cx in self.request.contexts)
+        self.pdu_delay = watch.pdu_delay
+        return fired
 
     def close(self) -> None:
         """End the association's connection (also from another thread, when the server stops)."""
@@ -144,6 +175,7 @@ class DirectAssociation:
         self.close()
 
     def abort(self, source: int = _SERVICE_USER, reason: int = 0x00) -> None:
+        self.ending = "aborted"
         with contextlib.suppress(OSError):
             self.sock.sendall(upper_layer.abort(source, reason))
         self.close()
@@ -152,7 +184,13 @@ class DirectAssociation:
         supported = self.policy.syntaxes_for(cx.abstract_syntax for cx in self.request.contexts)
         answers = upper_layer.negotiate(self.request, supported)
         self.accepted = {cx.context_id: cx for cx in answers if cx.result == upper_layer.ACCEPTANCE}
-        self.sock.sendall(upper_layer.accept(self.request, answers, maximum_length=upper_layer.MAXIMUM_PDU_LENGTH))
+        self._send(upper_layer.accept(self.request, answers, maximum_length=upper_layer.MAXIMUM_PDU_LENGTH))
+
+    def _send(self, data: bytes) -> None:
+        if self.pdu_delay:  # a fault rule delays each PDU
+            send_slowly(self.sock.sendall, data, self.pdu_delay)
+        else:
+            self.sock.sendall(data)
 
     def _serve_messages(self) -> None:
         """Read PDUs until release or abort; each complete message is served before the next PDU is read."""
@@ -171,9 +209,11 @@ class DirectAssociation:
                 return
             self.last_activity = time.monotonic()
             if pdu_type == upper_layer.A_RELEASE_RQ_PDU:
-                self.sock.sendall(upper_layer.release_response())
+                self._send(upper_layer.release_response())
+                self.ending = "released"
                 return
             if pdu_type == upper_layer.A_ABORT_PDU:
+                self.ending = "aborted by the peer"
                 return
             if pdu_type != upper_layer.P_DATA_TF_PDU:
                 self.abort(_SERVICE_PROVIDER, _UNEXPECTED_PDU)
@@ -225,7 +265,25 @@ class DirectAssociation:
             LOG.warning("%s refused: presentation context %d is for %s", request, context_id,
                         context.abstract_syntax)
             return status.SOP_CLASS_NOT_SUPPORTED
+        self._fired = None
+        if self.rules is not None and self.rules.active:
+            return self._request_fault(_OPERATIONS[request], command)
         return None
+
+    def _request_fault(self, operation: str, command: Command) -> int | None:
+        """Apply the rule that fires on a request, before its data set is held: an abort ends the association, a
+        failure status answers it (nothing is stored), a warning status is kept for the answer (``_serve``)."""
+        watch = self.watch or AssociationWatch(self.archive.faults, self.calling_aet, self.request.called_aet, "")
+        fired = self._fired = watch.request_fault(operation, command.affected_sop_class_uid)
+        if fired is None:
+            return None
+        if fired.action.abort is not None:
+            watch.message(operation, None, fired, message_id=command.message_id,
+                          sop_class_uid=command.affected_sop_class_uid, outcome="aborted")
+            self.abort(*fired.action.abort)
+            raise _Refused
+        code = fired.action.dimse_status
+        return code if code is not None and not is_warning(code) else None
 
     def _serve(self, message: _Message) -> None:
         """Answer one complete request."""
@@ -235,24 +293,38 @@ class DirectAssociation:
             return  # nothing is ever pending here
         request, response = _SERVICES[command.command_field]
         context = self.accepted[message.context_id]
+        fired, self._fired = self._fired, None
+        # a fault's warning status answers a request served as usual (a failure status was a refusal, in _admit)
+        warning = fired.action.dimse_status if fired is not None else None
+        fields: dict = {}
         if message.refusal is not None:
-            self._respond(context.context_id, commands.encode_response(command, response, message.refusal))
+            code = message.refusal
+            self._respond(context.context_id, commands.encode_response(command, response, code))
         elif request == "Find":
-            self._find(context, command, message.dataset)
+            code, fields = self._find(context, command, message.dataset, warning)
         else:
             code = (self._store(context, command, message.dataset) if request == "Store"
                     else status.SUCCESS if request == "Echo" else status.SOP_CLASS_NOT_SUPPORTED)
+            if warning is not None and code == status.SUCCESS:
+                code = warning  # stored (PS3.4 B.2.3: a warning means the instance was stored)
             self._respond(context.context_id, commands.encode_response(command, response, code))
+        if self.watch is not None:
+            if request == "Store":
+                fields["sop_instance_uid"] = command.affected_sop_instance_uid
+            self.watch.message(_OPERATIONS[request], code, fired, message_id=command.message_id,
+                               sop_class_uid=command.affected_sop_class_uid, **fields)
 
     def _respond(self, context_id: int, answer: bytes, dataset: bytes | None = None) -> None:
         message = upper_layer.p_data(context_id, answer, command=True, maximum_length=self.request.maximum_length)
         if dataset is not None:
             message += upper_layer.p_data(context_id, dataset, command=False,
                                           maximum_length=self.request.maximum_length)
-        self.sock.sendall(message)
+        self._send(message)
 
-    def _find(self, context: upper_layer.NegotiatedContext, command: Command, dataset: bytearray) -> None:
-        """Answer a C-FIND: a pending response with an identifier per match, then the final status."""
+    def _find(self, context: upper_layer.NegotiatedContext, command: Command, dataset: bytearray,
+              warning: int | None = None) -> tuple[int, dict]:
+        """Answer a C-FIND: a pending response with an identifier per match, then the final status (a fault's
+        warning instead of success). Returns the final status and what the event log records."""
         from pynetdicom.dsutils import decode  # pydicom's codec, as the pynetdicom path uses it
 
         encoding = encoding_of(context.transfer_syntax)
@@ -262,16 +334,21 @@ class DirectAssociation:
             LOG.warning("C-FIND refused: the identifier cannot be decoded: %s", error)
             self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP,
                                                                        _UNDECODABLE_IDENTIFIER))
-            return
+            return _UNDECODABLE_IDENTIFIER, {}
         final = status.SUCCESS  # after the last pending answer, as pynetdicom adds it
+        matches = 0
         for code, _, encoded in find_answers(self.archive, self.policy.config, identifier, context.transfer_syntax,
                                              lambda: False, self.origin):
             if code != status.PENDING:  # a failure or a cancel is the final response
                 final = code
                 break
+            matches += 1
             self._respond(context.context_id, commands.encode_response(
                 command, commands.C_FIND_RSP, code, with_dataset=True), encoded)
+        if warning is not None and final == status.SUCCESS:
+            final = warning
         self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP, final))
+        return final, ({"identifier": identifier_keys(identifier), "matches": matches} if self.watch else {})
 
     def _store(self, context: upper_layer.NegotiatedContext, command: Command, dataset: bytearray) -> int:
         """Store the received dataset, as received, behind pacsbox's file meta information."""

@@ -54,7 +54,8 @@ def handler(archive: Archive, operation: str, serve: Callable[[Any], Any]) -> Ca
     def observed(event: Any) -> Any:
         started = time.perf_counter()
         calling = event.assoc.requestor.ae_title.strip()
-        answer = serve(event)
+        watch = getattr(event.assoc, "pacsbox_watch", None)  # fault rules and the event log (pacsbox.faults)
+        answer = serve(event) if watch is None else watch.serve_pynetdicom(event, operation, serve)
         if isinstance(answer, Iterator):
             return _timed_iterator(archive, operation, calling, started, answer)
         _record(archive, operation, calling, started)

@@ -15,6 +15,7 @@ import logging
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 
 from pydicom.dataset import Dataset
@@ -26,6 +27,7 @@ from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 from ...core.archive import Archive, Origin
 from ...core.config import Config
 from ...core.dicom import file_meta
+from ...faults.dimse import AssociationWatch
 from . import commitment, contexts, observe, retrieve, status, upper_layer
 from .admission import ConnectionLimits, PduGuard, raise_descriptor_limit
 from .direct_scp import MAXIMUM_COMMAND_SIZE, DirectAssociation, store_status
@@ -68,6 +70,8 @@ class DicomServer:
         handlers = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
+            (evt.EVT_RELEASED, _ended("released")), (evt.EVT_ABORTED, _ended("aborted")),
+            (evt.EVT_DIMSE_SENT, _dimse_sent),
             *((event, observe.handler(self.archive, name, serve)) for event, name, serve in (
                 (evt.EVT_C_ECHO, "C-ECHO", self._on_echo), (evt.EVT_C_STORE, "C-STORE", self._on_store),
                 (evt.EVT_C_FIND, "C-FIND", self._on_find), (evt.EVT_C_MOVE, "C-MOVE", self._on_move),
@@ -151,14 +155,52 @@ class DicomServer:
         assoc = event.assoc
         request = assoc.requestor.primitive
         rejection = self.policy.rejection(request.calling_ae_title.strip(), request.called_ae_title.strip())
+        watch = self._watch(assoc, request)
+        if rejection is None and watch is not None:
+            rejection = self._association_fault(assoc, watch, request)
         if rejection is not None:
+            if watch is not None:
+                watch.answered("rejected", rejection=rejection, fired=getattr(assoc, "pacsbox_fired", None))
             _reject(assoc, rejection)
             return
         offered = self.policy.contexts_for(cx.abstract_syntax for cx in request.presentation_context_definition_list)
         if offered is not self.policy.supported:
             assoc.acceptor.supported_contexts = offered
 
+    def _watch(self, assoc, request) -> AssociationWatch | None:
+        """The association's watch (pacsbox.faults): its rules and event log, None without them."""
+        faults = getattr(self.archive, "faults", None)
+        if faults is None or not (faults.log.size or faults.rules.active):
+            return None
+        assoc.pacsbox_watch = AssociationWatch(faults, request.calling_ae_title.strip(),
+                                               request.called_ae_title.strip(), str(assoc.requestor.address))
+        return assoc.pacsbox_watch
+
+    def _association_fault(self, assoc, watch: AssociationWatch, request) -> tuple[int, int, int] | None:
+        """Apply an association rule: its rejection returned, its abort kept for ``_on_accepted``, its PDU delay
+        put on the association's socket."""
+        fired = watch.requested(str(cx.abstract_syntax) for cx in request.presentation_context_definition_list)
+        if fired is None:
+            return None
+        assoc.pacsbox_fired = fired
+        if watch.pdu_delay:
+            send = assoc.dul.socket.send
+
+            def slow_send(data: bytes, delay: float = watch.pdu_delay) -> None:
+                time.sleep(delay)  # the DUL sends one PDU a call
+                send(data)
+
+            assoc.dul.socket.send = slow_send
+        return fired.action.reject
+
     def _on_accepted(self, event: Event) -> None:
+        watch = getattr(event.assoc, "pacsbox_watch", None)
+        if watch is not None:
+            fired = getattr(event.assoc, "pacsbox_fired", None)
+            watch.answered("accepted", [str(cx.abstract_syntax) for cx in event.assoc.accepted_contexts], fired=fired)
+            if fired is not None and fired.action.abort is not None:
+                event.assoc.abort()
+                return
         if not self.policy.accepts_unknown_sop_classes():
             return
         # pynetdicom serves a request by its SOP class; an unknown one is mapped to the storage service through
@@ -226,6 +268,21 @@ class DicomServer:
         if self._refused(event, "Get"):
             return iter([0])
         return retrieve.get_responses(self.archive, event)
+
+
+def _ended(outcome: str):
+    def ended(event: Event) -> None:
+        watch = getattr(event.assoc, "pacsbox_watch", None)
+        if watch is not None:
+            watch.ended(outcome)
+
+    return ended
+
+
+def _dimse_sent(event: Event) -> None:
+    watch = getattr(event.assoc, "pacsbox_watch", None)
+    if watch is not None:
+        watch.sent(event)
 
 
 def _part10(event: Event) -> bytes:

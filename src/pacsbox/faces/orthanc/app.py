@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Scope
 from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
+from ...faults import routes as faults_routes
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
 from . import (
     admin,
@@ -89,6 +90,7 @@ def routes() -> list[Route]:
         _route("/tools/lookup", tools.lookup, ["POST"]),
         _route("/tools/create-archive", tools.create_archive, ["POST"]),
         *(_route(path, handler, methods) for path, handler, methods in create_dicom.ROUTES + bulk.ROUTES),
+        *(_route(path, handler, methods) for path, handler, methods in faults_routes.ROUTES),
         *tools_settings.routes(_route), *tools_info.routes(_route),
         *(_route(path, handler, methods, **bound) for path, handler, methods, bound in modification.ROUTES),
         _route(f"/patients/{_ID}/protected", resources.get_protected, ["GET"]),

@@ -264,6 +264,9 @@ def pytest_runtest_makereport(item: pytest.Item,
 
 
 # -- fixtures -----------------------------------------------------------------------------------------------
+from .faults.fixtures import pacsbox_events, pacsbox_faults  # noqa: E402, F401 (fault rules and the event log)
+
+
 class DicomAddress(NamedTuple):
     """Where DICOM clients reach the server: ``AE(...).associate(host, port, ae_title=aet)``."""
 

@@ -7,6 +7,7 @@ calling process (in-process mode for tests that want no child process).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import shutil
@@ -292,6 +293,8 @@ class Server:
     def start(self) -> Server:
         """Bind, open the archive and serve; returns once both ports answer."""
         self._runtime = runtime = _Runtime(self.config)
+        for cached in ("faults", "events"):  # clients of the previous start's port
+            self.__dict__.pop(cached, None)
 
         def serve() -> None:
             _serve_with_restarts(runtime, on_restart=lambda restarted: setattr(self, "_runtime", restarted))
@@ -361,6 +364,20 @@ class Server:
     def reset(self) -> None:
         """Empty the archive: index, files, change log."""
         self._running.archive.reset()
+
+    @functools.cached_property
+    def faults(self):
+        """The fault rules (``pacsbox.faults.client.FaultsClient``), over this server's own REST routes."""
+        from .faults.client import FaultsClient, http_caller
+
+        return FaultsClient(http_caller(self.url, self.auth if self.config.AuthenticationEnabled else None))
+
+    @functools.cached_property
+    def events(self):
+        """The event log (``pacsbox.faults.client.EventsClient``): ``list``, ``wait_for``, ``clear``."""
+        from .faults.client import EventsClient, http_caller
+
+        return EventsClient(http_caller(self.url, self.auth if self.config.AuthenticationEnabled else None))
 
     def snapshot(self, name: str) -> dict[str, Any]:
         """Save the archive's current content under ``name``."""

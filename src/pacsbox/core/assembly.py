@@ -24,7 +24,7 @@ def open_archive(config: Config) -> Archive:
     try:
         catalog = Catalog(archive)
         catalog.subscribe(archive.events)
-        from ..faults import install as install_faults  # the event log subscribes too; sets archive.faults
+        from ..faults.state import install as install_faults  # the event log subscribes too; sets archive.faults
 
         install_faults(archive, config)
         jobs = open_jobs_engine(archive)

@@ -1,69 +1,7 @@
 """Fault injection and the event log: a running server misbehaves on purpose, and shows what it was sent.
 
-``Faults`` holds one server's rules (``rules.FaultRules``) and event log (``eventlog.EventLog``). The HTTP faces
+``state.Faults`` holds one server's rules (``rules.FaultRules``) and event log (``eventlog.EventLog``). The HTTP faces
 meet it through an ASGI middleware (``http``), the DICOM face through small hooks (``dimse``), the archive through
 its events (``core.events``, subscribed in ``install``); the routes are in ``routes``, the client of the Python API
 in ``client``, the pytest fixtures in ``fixtures``.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-from ..core.config import Config
-from ..core.events import ArchiveReset, InstanceStored, ResourceDeleted
-from .eventlog import EventLog
-from .rules import FaultRules, Fired, Request, RuleError
-
-__all__ = ["EventLog", "FaultRules", "Faults", "Fired", "Request", "RuleError", "install"]
-
-
-class Faults:
-    """The fault rules and the event log of one server (``archive.faults``)."""
-
-    def __init__(self, rules: FaultRules, log: EventLog) -> None:
-        self.rules = rules
-        self.log = log
-
-    @classmethod
-    def from_config(cls, config: Config) -> Faults:
-        """The rules of ``PacsboxFaults`` and an event log of ``PacsboxEventLogSize`` events."""
-        try:
-            rules = FaultRules(config.PacsboxFaults)
-        except RuleError as error:
-            raise ValueError(f"PacsboxFaults: {error}") from None
-        return cls(rules, EventLog(config.PacsboxEventLogSize))
-
-    def fire(self, request: Request) -> Fired | None:
-        """The rule that fires on ``request``, if any (None at once while there is no rule)."""
-        return self.rules.fire(request) if self.rules.active else None
-
-
-def install(archive: Any, config: Config) -> Faults:
-    """Give ``archive`` its ``faults`` and record the archive's changes in the event log."""
-    faults = Faults.from_config(config)
-    log = faults.log
-
-    def stored(event: InstanceStored) -> None:
-        origin = event.origin
-        log.record("stored", _face_of(origin.kind), instance=event.instance_id, series=event.series_id,
-                   study=event.study_id, patient=event.patient_id, sop_instance_uid=event.parsed.sop_uid,
-                   sop_class_uid=event.parsed.sop_class_uid, new=event.is_new, origin=origin.kind,
-                   calling_aet=origin.remote_aet or None, user=origin.http_username or None)
-
-    def deleted(event: ResourceDeleted) -> None:
-        log.record("deleted", "archive", level=event.level.title, id=event.public_id)
-
-    def reset(event: ArchiveReset) -> None:
-        log.record("reset", "archive")
-
-    if log.size:
-        archive.events.subscribe(InstanceStored, stored)
-        archive.events.subscribe(ResourceDeleted, deleted)
-        archive.events.subscribe(ArchiveReset, reset)
-    archive.faults = faults
-    return faults
-
-
-def _face_of(origin_kind: str) -> str:
-    return {"DicomProtocol": "dimse", "RestApi": "http"}.get(origin_kind, "archive")

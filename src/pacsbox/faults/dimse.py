@@ -16,8 +16,8 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from . import Faults
 from .rules import ASSOCIATION, Action, Fired, Request
+from .state import Faults
 
 _PDU_HEADER = struct.Struct(">BBI")
 _MAXIMUM_IDENTIFIER_KEYS = 64

@@ -19,9 +19,9 @@ from http import HTTPStatus
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..faces.http_common import basic_credentials, orthanc_error_body
-from . import Faults
 from .eventlog import redact
 from .rules import Action, Fired, Request
+from .state import Faults
 
 UNWATCHED = ("/pacsbox/faults", "/pacsbox/events")
 _DRAINED_AT_MOST = 64 * 1024 * 1024  # bytes of a faulted request's body read (and dropped) before answering

@@ -16,9 +16,9 @@ from starlette.responses import Response
 from ..faces.orthanc.errors import bad_request, inexistent_item, out_of_range
 from ..faces.orthanc.json import json_response
 from ..faces.orthanc.params import integer, loads
-from . import Faults
 from .eventlog import KINDS
 from .rules import FACES, RuleError, parse_rule
+from .state import Faults
 
 MAXIMUM_WAIT = 60.0  # seconds a long poll may last: under the usual client and proxy timeouts
 _EVENT_FACES = FACES | {"archive", "http"}

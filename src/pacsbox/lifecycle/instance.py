@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .home import InstancePaths, write_private
 from .process import http_status, is_same_process, log_tail, port_accepts
+
+if TYPE_CHECKING:
+    from ..faults.client import EventsClient, FaultsClient
 
 
 class InstanceError(RuntimeError):
@@ -134,6 +138,28 @@ class Instance:
             return self._call("GET", "/pacsbox/snapshots")
         folder = self.paths.snapshots_dir
         return [{"Name": entry.name} for entry in sorted(folder.iterdir())] if folder.is_dir() else []
+
+    @functools.cached_property
+    def faults(self) -> FaultsClient:
+        """The server's fault rules (``pacsbox.faults``): ``instance.faults.add(face="dimse", operation="C-STORE",
+        action={"dimse_status": 0xA700})``, ``.list()``, ``.remove(id)``, ``.clear()``."""
+        from ..faults.client import FaultsClient, http_caller
+
+        self._builtin_only("faults")
+        return FaultsClient(http_caller(self.url, self._auth_header()))
+
+    @functools.cached_property
+    def events(self) -> EventsClient:
+        """The server's event log: ``instance.events.list(kind="dimse")``, ``.wait_for(...)``, ``.clear()``."""
+        from ..faults.client import EventsClient, http_caller
+
+        self._builtin_only("events")
+        return EventsClient(http_caller(self.url, self._auth_header()))
+
+    def _builtin_only(self, what: str) -> None:
+        if self.engine != "builtin":
+            raise InstanceError(f"instance {self.name!r} runs the {self.engine} engine: {what} are pacsbox's own "
+                                "(engine builtin)")
 
     def _archive_only(self, action: str) -> None:
         if self.engine == "command":

@@ -1,8 +1,8 @@
 """The HTTP side of fault injection and of the event log: one ASGI middleware around every web face.
 
-Each request is recorded once answered (method, path with secrets masked, face, status, user, duration, bytes of
-the body received and sent). While a rule is set, each request is first matched against the rules; one that fires
-delays the request, answers it with a status in the face's own error format (Orthanc's JSON body for the Orthanc
+Each request is recorded once answered (method, path and query with secrets masked, face, status, user, duration,
+bytes of the body received and sent). While a rule is set, each request is first matched against the rules; one that
+fires delays the request, answers it with a status in the face's own error format (Orthanc's JSON body for the Orthanc
 and DICOMweb faces, plain text for XNAT), or closes the connection half-way through the answer. The routes that
 manage faults and events (``/pacsbox/faults``, ``/pacsbox/events``) are neither faulted nor recorded, so a test
 can always clear its rules and reading the log does not fill it.
@@ -88,7 +88,8 @@ class FaultsMiddleware:
             state = scope.get("state") or {}
             query = scope.get("query_string", b"").decode("latin-1")
             self.faults.log.record(
-                "http", face, method=scope["method"], path=redact(scope["path"] + ("?" + query if query else "")),
+                "http", face, method=scope["method"], path=redact(scope["path"]),
+                query=redact("?" + query)[1:] if query else None,
                 status=seen["status"], user=state.get("user") or _claimed_user(scope),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3), body_size=seen["received"],
                 response_size=seen["sent"], peer=(scope.get("client") or ("",))[0],

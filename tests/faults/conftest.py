@@ -1,0 +1,32 @@
+"""Fixtures of the fault and event tests: one spawned pacsbox per module, its rules and events emptied per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from pacsbox.faults.client import EventsClient, FaultsClient, http_caller
+from tests.support.pacsbox_proc import RunningPacsbox
+
+USERS = {"alice": "s3cret-pw"}  # a password that must never show in the event log
+
+
+@pytest.fixture(scope="module")
+def server():
+    with RunningPacsbox({"RegisteredUsers": USERS, "DicomAlwaysAllowFind": True, "DicomAlwaysAllowMove": True,
+                         "DicomAlwaysAllowGet": True}) as running:
+        yield running
+
+
+@pytest.fixture
+def faults(server) -> FaultsClient:
+    client = FaultsClient(http_caller(server.url, server.auth))
+    client.clear()
+    yield client
+    client.clear()
+
+
+@pytest.fixture
+def events(server) -> EventsClient:
+    client = EventsClient(http_caller(server.url, server.auth))
+    client.mark()
+    return client

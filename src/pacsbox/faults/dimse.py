@@ -172,24 +172,24 @@ class AssociationWatch:
             self.message("C-FIND", final, fired, matches=matches, **fields)
 
     def sent(self, event: Any) -> None:
-        """pynetdicom's EVT_DIMSE_SENT: a final C-MOVE or C-GET response completes its event."""
-        message = event.message
-        kind = type(message).__name__
-        if kind not in ("C_MOVE", "C_GET"):
+        """pynetdicom's EVT_DIMSE_SENT: a final C-MOVE-RSP or C-GET-RSP completes its request's event."""
+        kind = type(event.message).__name__
+        if kind not in ("C_MOVE_RSP", "C_GET_RSP"):
             return
-        status = int(getattr(message, "Status", 0) or 0)
+        command = event.message.command_set
+        status = int(getattr(command, "Status", 0) or 0)
         if status in (0xFF00, 0xFF01):
             return
-        fields = self.retrieves.pop(int(getattr(message, "MessageIDBeingRespondedTo", 0) or 0), None)
+        fields = self.retrieves.pop(int(getattr(command, "MessageIDBeingRespondedTo", 0) or 0), None)
         if fields is None:
             return
         fault = fields.pop("fault", None)
-        counts = {name: getattr(message, f"Number{name}Suboperations", None)
+        counts = {name: int(getattr(command, f"Number{name}Suboperations", 0) or 0)
                   for name in ("OfCompleted", "OfFailed", "OfWarning")}
-        self.log.record("dimse", "dimse", operation=kind.replace("_", "-"), calling_aet=self.calling_aet,
+        self.log.record("dimse", "dimse", operation=kind[:-4].replace("_", "-"), calling_aet=self.calling_aet,
                         called_aet=self.called_aet, status=status, fault=fault,
-                        suboperations={"completed": counts["OfCompleted"] or 0, "failed": counts["OfFailed"] or 0,
-                                       "warning": counts["OfWarning"] or 0}, **fields)
+                        suboperations={"completed": counts["OfCompleted"], "failed": counts["OfFailed"],
+                                       "warning": counts["OfWarning"]}, **fields)
 
 
 def _identifier(event: Any) -> Dataset | None:

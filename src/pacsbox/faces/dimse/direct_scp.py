@@ -283,7 +283,8 @@ class DirectAssociation:
             self.abort(*fired.action.abort)
             raise _Refused
         code = fired.action.dimse_status
-        return code if code is not None and not is_warning(code) else None
+        # a C-FIND's identifier is kept for the event log: _find answers the failure
+        return code if code is not None and not is_warning(code) and operation != "C-FIND" else None
 
     def _serve(self, message: _Message) -> None:
         """Answer one complete request."""
@@ -294,7 +295,8 @@ class DirectAssociation:
         request, response = _SERVICES[command.command_field]
         context = self.accepted[message.context_id]
         fired, self._fired = self._fired, None
-        # a fault's warning status answers a request served as usual (a failure status was a refusal, in _admit)
+        # a fault's warning status answers a request served as usual (a failure status was a refusal, in _admit,
+        # except for C-FIND, answered by _find)
         warning = fired.action.dimse_status if fired is not None else None
         fields: dict = {}
         if message.refusal is not None:
@@ -322,9 +324,10 @@ class DirectAssociation:
         self._send(message)
 
     def _find(self, context: upper_layer.NegotiatedContext, command: Command, dataset: bytearray,
-              warning: int | None = None) -> tuple[int, dict]:
+              fault: int | None = None) -> tuple[int, dict]:
         """Answer a C-FIND: a pending response with an identifier per match, then the final status (a fault's
-        warning instead of success). Returns the final status and what the event log records."""
+        warning instead of success, or its failure alone). Returns the final status and what the event log
+        records."""
         from pynetdicom.dsutils import decode  # pydicom's codec, as the pynetdicom path uses it
 
         encoding = encoding_of(context.transfer_syntax)
@@ -337,16 +340,17 @@ class DirectAssociation:
             return _UNDECODABLE_IDENTIFIER, {}
         final = status.SUCCESS  # after the last pending answer, as pynetdicom adds it
         matches = 0
-        for code, _, encoded in find_answers(self.archive, self.policy.config, identifier, context.transfer_syntax,
-                                             lambda: False, self.origin):
+        answers = find_answers(self.archive, self.policy.config, identifier, context.transfer_syntax,
+                               lambda: False, self.origin) if fault is None or is_warning(fault) else ()
+        for code, _, encoded in answers:
             if code != status.PENDING:  # a failure or a cancel is the final response
                 final = code
                 break
             matches += 1
             self._respond(context.context_id, commands.encode_response(
                 command, commands.C_FIND_RSP, code, with_dataset=True), encoded)
-        if warning is not None and final == status.SUCCESS:
-            final = warning
+        if fault is not None and final == status.SUCCESS:
+            final = fault
         self._respond(context.context_id, commands.encode_response(command, commands.C_FIND_RSP, final))
         return final, ({"identifier": identifier_keys(identifier), "matches": matches} if self.watch else {})
 

@@ -4,8 +4,8 @@ Each request is recorded once answered (method, path and query with secrets mask
 bytes of the body received and sent). While a rule is set, each request is first matched against the rules; one that
 fires delays the request, answers it with a status in the face's own error format (Orthanc's JSON body for the Orthanc
 and DICOMweb faces, plain text for XNAT), or closes the connection half-way through the answer. The routes that
-manage faults and events (``/pacsbox/faults``, ``/pacsbox/events``) are neither faulted nor recorded, so a test
-can always clear its rules and reading the log does not fill it.
+manage faults and events (``/pacsbox/faults``, ``/pacsbox/events``) and the readiness probe (``/pacsbox/health``)
+are neither faulted nor recorded, so a test can always clear its rules and reading the log does not fill it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .eventlog import redact
 from .rules import Action, Fired, Request
 from .state import Faults
 
-UNWATCHED = ("/pacsbox/faults", "/pacsbox/events")
+UNWATCHED = ("/pacsbox/faults", "/pacsbox/events", "/pacsbox/health")  # readiness probes would fill the log too
 _DRAINED_AT_MOST = 64 * 1024 * 1024  # bytes of a faulted request's body read (and dropped) before answering
 
 

@@ -10,8 +10,7 @@ import time
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from requests.adapters import HTTPAdapter, Retry  # urllib3's Retry, as requests exposes it
 
 from pacsbox.faults.client import EventsClient, FaultsApiError, FaultsClient, http_caller
 from tests.faults.conftest import USERS

@@ -237,3 +237,10 @@ def test_the_log_stays_within_its_bound_under_load():
         kept = session.get(small.url + "/pacsbox/events", timeout=30).json()
         assert len(kept) == 50 and kept[-1]["seq"] >= 240
         assert [e["seq"] for e in kept] == list(range(kept[0]["seq"], kept[0]["seq"] + 50))
+
+
+def test_a_long_path_is_kept_short_in_the_log(server, events):
+    long_path = "/patients/" + "x" * 5000
+    assert requests.get(server.url + long_path + "?q=" + "y" * 5000, auth=server.auth, timeout=30).status_code == 404
+    event = events.wait_for(kind="http", status=404)
+    assert len(event["path"]) == 1024 and event["path"] == long_path[:1024] and len(event["query"]) <= 1024

@@ -22,6 +22,7 @@ from .state import Faults
 _PDU_HEADER = struct.Struct(">BBI")
 _MAXIMUM_IDENTIFIER_KEYS = 64
 _MAXIMUM_VALUE_LENGTH = 256
+_MAXIMUM_IDENTIFIER_TEXT = 2048  # characters of one identifier kept: a full log stays in tens of megabytes
 # A SOP class no association ever negotiates: a sub-operation sent under it fails before leaving (pynetdicom finds
 # no presentation context), which is how a C-MOVE or C-GET sub-operation is made to fail (PS3.4 C.4.2.3.1)
 _UNSENDABLE_SOP_CLASS = "1.2.826.0.1.3680043.10.1447.999.1"
@@ -35,15 +36,17 @@ def is_warning(status: int) -> bool:
 def identifier_keys(identifier: Any) -> dict[str, str]:
     """A C-FIND/C-MOVE/C-GET identifier's keys as text (bounded: a hostile identifier cannot fill the log)."""
     keys: dict[str, str] = {}
+    room = _MAXIMUM_IDENTIFIER_TEXT
     try:
         for element in identifier:
-            if len(keys) >= _MAXIMUM_IDENTIFIER_KEYS:
+            if len(keys) >= _MAXIMUM_IDENTIFIER_KEYS or room <= 0:
                 break
             if element.VR == "SQ":
                 continue
             value = element.value
             text = "" if value is None else str(value) if not isinstance(value, bytes) else value.hex()
-            keys[element.keyword or str(element.tag)] = text[:_MAXIMUM_VALUE_LENGTH]
+            keys[element.keyword or str(element.tag)] = text[:min(_MAXIMUM_VALUE_LENGTH, room)]
+            room -= len(keys[element.keyword or str(element.tag)]) + 16
     except Exception:  # a value pydicom cannot decode: the keys read so far
         pass
     return keys

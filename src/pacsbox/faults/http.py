@@ -24,6 +24,8 @@ from .rules import Action, Fired, Request
 from .state import Faults
 
 UNWATCHED = ("/pacsbox/faults", "/pacsbox/events", "/pacsbox/health")  # readiness probes would fill the log too
+# characters of a path or query kept: a full log of 32 KiB URLs (HttpMaximumUrlLength) would hold 300 MB
+_KEPT_CHARACTERS = 1024
 _DRAINED_AT_MOST = 64 * 1024 * 1024  # bytes of a faulted request's body read (and dropped) before answering
 
 
@@ -88,8 +90,8 @@ class FaultsMiddleware:
             state = scope.get("state") or {}
             query = scope.get("query_string", b"").decode("latin-1")
             self.faults.log.record(
-                "http", face, method=scope["method"], path=redact(scope["path"]),
-                query=redact("?" + query)[1:] if query else None,
+                "http", face, method=scope["method"], path=redact(scope["path"])[:_KEPT_CHARACTERS],
+                query=redact("?" + query)[1:_KEPT_CHARACTERS] if query else None,
                 status=seen["status"], user=state.get("user") or _claimed_user(scope),
                 duration_ms=round((time.perf_counter() - started) * 1000, 3), body_size=seen["received"],
                 response_size=seen["sent"], peer=(scope.get("client") or ("",))[0],

@@ -129,7 +129,7 @@ def _line(event: dict[str, Any]) -> str:
 @click.option("-n", "--limit", type=click.IntRange(1), help="At most this many (the oldest first).")
 @click.option("--face", multiple=True, help="Only this face (orthanc, xnat, dicomweb, dimse, archive); repeatable.")
 @click.option("--kind", multiple=True,
-              help="Only this kind (http, association, association-end, dimse, scu, stored, deleted, reset).")
+              help="Only this kind (http, association, association-end, dimse, scu, stored, deleted, reset, job).")
 @click.option("--clear", "clear_log", is_flag=True, help="Forget every event instead of printing.")
 @_JSON
 def events(name: str, follow: bool, since: int, limit: int | None, face: tuple[str, ...], kind: tuple[str, ...],

@@ -146,3 +146,23 @@ def test_the_pytest_fixtures(pytester: pytest.Pytester, tmp_path: Path, monkeypa
 
         for name, _, _ in list_instances(home):
             stop(name, grace=5, home=home)
+
+
+class _Quick:
+    """A job of the jobs engine that succeeds at once."""
+
+    job_type = "PacsboxTest"
+
+    def initial_content(self) -> dict:
+        return {}
+
+    def run(self, context) -> dict:
+        return {}
+
+
+def test_jobs_reach_the_event_log_through_the_archive_events():
+    with Server() as server:
+        job_id = server.archive.jobs.submit(_Quick())
+        done = server.archive.faults.log.wait(lambda e: e["kind"] == "job" and e["state"] == "Success", timeout=10)
+        assert done is not None and done["id"] == job_id and done["type"] == "PacsboxTest"
+        assert [e["state"] for e in server.events.list(kind="job")] == ["Submitted", "Success"]

@@ -20,7 +20,7 @@ from typing import Any
 from ..server import _SECRET_PARAMETER  # the access log's rule: one definition of what is a secret
 
 DEFAULT_SIZE = 10000
-KINDS = ("http", "association", "association-end", "dimse", "scu", "stored", "deleted", "reset")
+KINDS = ("http", "association", "association-end", "dimse", "scu", "stored", "deleted", "reset", "job")
 
 
 def redact(path: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.config import Config
-from ..core.events import ArchiveReset, InstanceStored, ResourceDeleted
+from ..core.events import ArchiveReset, InstanceStored, JobFailure, JobSubmitted, JobSuccess, ResourceDeleted
 from .eventlog import EventLog
 from .rules import FaultRules, Fired, Request, RuleError
 
@@ -50,10 +50,18 @@ def install(archive: Any, config: Config) -> Faults:
     def reset(event: ArchiveReset) -> None:
         log.record("reset", "archive")
 
+    def job(state: str) -> Any:
+        def recorded(event: JobSubmitted | JobSuccess | JobFailure) -> None:
+            log.record("job", "archive", id=event.job_id, type=event.job_type, state=state)
+
+        return recorded
+
     if log.size:
         archive.events.subscribe(InstanceStored, stored)
         archive.events.subscribe(ResourceDeleted, deleted)
         archive.events.subscribe(ArchiveReset, reset)
+        for event_type, state in ((JobSubmitted, "Submitted"), (JobSuccess, "Success"), (JobFailure, "Failure")):
+            archive.events.subscribe(event_type, job(state))
     archive.faults = faults
     return faults
 

@@ -205,10 +205,12 @@ def test_an_aborted_association_or_store(server, faults, events, path):
     assert events.wait_for(kind="dimse", operation="C-STORE", outcome="aborted")["fault"] == rule["id"]
 
 
-def test_delayed_pdus_slow_each_answer(server, faults, events):
+@pytest.mark.parametrize("path", ["direct", "pynetdicom"])
+def test_delayed_pdus_slow_each_answer(server, faults, events, path):
+    extra = [StudyRootQueryRetrieveInformationModelMove] if path == "pynetdicom" else []
     faults.add({"face": "dimse", "action": {"pdu_delay": 0.3}})
     started = time.monotonic()
-    assoc = _ae(Verification).associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+    assoc = _ae(Verification, *extra).associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
     try:
         assert int(assoc.send_c_echo().Status) == 0
     finally:

@@ -170,6 +170,7 @@ class DirectAssociation:
     def abort_idle(self) -> None:
         """Abort from another thread (to make room for a new association): an A-ABORT if it can go at once,
         then the connection is closed, which ends the association's own thread."""
+        self.ending = "aborted to make room"
         with contextlib.suppress(OSError):
             self.sock.send(upper_layer.abort(_SERVICE_PROVIDER), socket.MSG_DONTWAIT)
         self.close()

@@ -43,7 +43,7 @@ class FaultsMiddleware:
         self.face_of = face_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _unwatched(scope["path"]):
+        if scope["type"] != "http" or (scope["path"].startswith("/pacsbox/") and _unwatched(scope["path"])):
             await self.app(scope, receive, send)
             return
         face = self.face_of(scope["path"])
@@ -57,20 +57,19 @@ class FaultsMiddleware:
 
     async def _watched(self, scope: Scope, receive: Receive, send: Send, face: str, fired: Fired | None) -> None:
         started = time.perf_counter()
-        seen = {"status": 0, "received": 0, "sent": 0}
+        seen = [0, 0, 0]  # status, bytes received, bytes sent
         scope.setdefault("state", {})  # BasicAuth writes the user here
 
         async def counting_receive() -> Message:
             message = await receive()
-            if message["type"] == "http.request":
-                seen["received"] += len(message.get("body", b""))
+            seen[1] += len(message.get("body", b""))
             return message
 
         async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
-            elif message["type"] == "http.response.body":
-                seen["sent"] += len(message.get("body", b""))
+            if "status" in message:  # http.response.start
+                seen[0] = message["status"]
+            else:
+                seen[2] += len(message.get("body", b""))
             await send(message)
 
         outcome = None
@@ -92,9 +91,9 @@ class FaultsMiddleware:
             self.faults.log.record(
                 "http", face, method=scope["method"], path=redact(scope["path"])[:_KEPT_CHARACTERS],
                 query=redact("?" + query)[1:_KEPT_CHARACTERS] if query else None,
-                status=seen["status"], user=state.get("user") or _claimed_user(scope),
-                duration_ms=round((time.perf_counter() - started) * 1000, 3), body_size=seen["received"],
-                response_size=seen["sent"], peer=(scope.get("client") or ("",))[0],
+                status=seen[0], user=state.get("user") or _claimed_user(scope),
+                duration_ms=int((time.perf_counter() - started) * 1e6) / 1000, body_size=seen[1],
+                response_size=seen[2], peer=(scope.get("client") or ("",))[0],
                 fault=fired.rule_id if fired is not None else None, outcome=outcome)
 
 

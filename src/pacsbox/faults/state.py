@@ -1,6 +1,5 @@
 """The fault rules and the event log of one server, and their wiring to the archive's events."""
 
-
 from __future__ import annotations
 
 from typing import Any

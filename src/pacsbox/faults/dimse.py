@@ -20,6 +20,7 @@ from .rules import ASSOCIATION, Action, Fired, Request
 from .state import Faults
 
 _PDU_HEADER = struct.Struct(">BBI")
+_FAULTABLE = frozenset({"C-ECHO", "C-STORE", "C-FIND", "C-MOVE", "C-GET"})
 _MAXIMUM_IDENTIFIER_KEYS = 64
 _MAXIMUM_VALUE_LENGTH = 256
 _MAXIMUM_IDENTIFIER_TEXT = 2048  # characters of one identifier kept: a full log stays in tens of megabytes
@@ -120,7 +121,10 @@ class AssociationWatch:
 
     # -- the pynetdicom path ---------------------------------------------------------------------------------
     def serve_pynetdicom(self, event: Any, operation: str, serve: Callable[[Any], Any]) -> Any:
-        """Run a pynetdicom handler under the rules, recording the request."""
+        """Run a pynetdicom handler under the rules, recording the request. Requests of other services than
+        C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET (N-ACTION of storage commitment) are served as they are."""
+        if operation not in _FAULTABLE:
+            return serve(event)
         request = event.request
         sop_class = str(getattr(request, "AffectedSOPClassUID", "") or "")
         fired = self.request_fault(operation, sop_class)

@@ -64,6 +64,11 @@ class InvalidName(BadRequest):
     labels, a path part that would leave its folder (absolute, ``..``, a separator), or a name over 255 bytes."""
 
 
+class JobCanceled(ArchiveError):
+    """A job that a client cancelled (Orthanc's "This job was canceled"); the jobs engine (``core.jobs``) ends the
+    job with it, and the Synchronous request that waited for the job answers it."""
+
+
 class NoPresentationContext(NetworkError):
     """The remote modality accepted none of the presentation contexts proposed to it."""
 

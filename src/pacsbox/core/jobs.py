@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from . import errors
-from .errors import ArchiveError
+from .errors import ArchiveError, JobCanceled
 from .events import EventBus, JobFailure, JobSubmitted, JobSuccess
 
 log = logging.getLogger("pacsbox.jobs")
@@ -47,10 +47,6 @@ log = logging.getLogger("pacsbox.jobs")
 PENDING, RUNNING, PAUSED, SUCCESS, FAILURE, RETRY = "Pending", "Running", "Paused", "Success", "Failure", "Retry"
 FINISHED = (SUCCESS, FAILURE)
 _SAVED_PROPERTY = "jobs"  # where the saved registry goes (Orthanc: the global property JobsRegistry)
-
-
-class JobCanceled(ArchiveError):
-    """The job was cancelled by a client (Orthanc's ErrorCode 37, "This job was canceled")."""
 
 
 class JobInterrupted(Exception):
@@ -192,14 +188,12 @@ class JobsEngine:
     """A registry of jobs and a bounded pool of worker threads that run them. Thread-safe."""
 
     def __init__(self, events: EventBus, *, concurrent_jobs: int = 2, history_size: int = 10,
-                 load: Callable[[], str | None] | None = None, save: Callable[[str | None], None] | None = None,
-                 output_directory: Path | None = None) -> None:
+                 load: Callable[[], str | None] | None = None, save: Callable[[str], None] | None = None) -> None:
         self._events = events
         # Orthanc's ConcurrentJobs 0: as many workers as cores
         self._workers_count = concurrent_jobs if concurrent_jobs > 0 else (os.cpu_count() or 1)
         self._history_size = max(0, history_size)
         self._save_to, self._load_from = save, load
-        self.output_directory = output_directory  # where jobs put large outputs (a folder the engine may use)
         self._lock = threading.Condition()
         self._jobs: dict[str, JobRecord] = {}
         self._queue: list[tuple[int, int, str]] = []  # (-priority, order, id): a heap
@@ -359,7 +353,7 @@ class JobsEngine:
             if record is None:
                 return False
             if record.state in (PENDING, PAUSED, RETRY):
-                self._finish(record, FAILURE, JobCanceled("This job was canceled"))
+                self._finish(record, FAILURE, JobCanceled())
             elif record.state == RUNNING:
                 record.request = "cancel"
         self._after_finish(record)
@@ -440,7 +434,7 @@ class JobsEngine:
             with self._lock:
                 self._account(record)
                 if record.request == "cancel":
-                    self._finish(record, FAILURE, JobCanceled("This job was canceled"))
+                    self._finish(record, FAILURE, JobCanceled())
                 elif record.request == "pause":
                     record.state = PAUSED
                 else:  # the engine stops: back to the queue, as Orthanc saves a job that was running
@@ -591,7 +585,7 @@ def _error_from(saved: Any) -> BaseException | None:
         return None
     details = saved.get("Details")
     name = saved.get("Class")
-    cls = JobCanceled if name == "JobCanceled" else getattr(errors, str(name), None)
+    cls = getattr(errors, str(name), None)
     if not (isinstance(cls, type) and issubclass(cls, ArchiveError)):
         cls = ArchiveError
     return cls(details)
@@ -607,4 +601,4 @@ def open_jobs_engine(archive: Any) -> JobsEngine:
         load = lambda: index.get_property(_SAVED_PROPERTY)  # noqa: E731
         save = lambda text: index.set_property(_SAVED_PROPERTY, text)  # noqa: E731
     return JobsEngine(archive.events, concurrent_jobs=config.ConcurrentJobs, history_size=config.JobsHistorySize,
-                      load=load, save=save, output_directory=config.storage_path / ".jobs")
+                      load=load, save=save)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -195,8 +195,10 @@ class RemoteDicom(Protocol):
         """C-ECHO."""
 
     def store(self, modality: Modality, instance_ids: Sequence[str], move_originator: tuple[str, int] | None = None,
-              permissive: bool = False) -> StoreReport:
-        """C-STORE each archived instance, as stored; stops at the first failure unless ``permissive``."""
+              permissive: bool = False, before_each: Callable[[int], None] | None = None) -> StoreReport:
+        """C-STORE each archived instance, as stored; stops at the first failure unless ``permissive``.
+        ``before_each(done)`` is called before each instance with the number already handled (a job's progress
+        and checkpoint: an exception it raises ends the store, the association released)."""
 
     def find(self, modality: Modality, level: str, identifier: Dataset) -> list[Dataset]:
         """C-FIND at a query/retrieve ``level`` (``PATIENT``, ``STUDY``, ``SERIES``, ``IMAGE``); the answers."""

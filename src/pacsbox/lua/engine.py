@@ -4,7 +4,8 @@ As in Orthanc 1.10.1 (measured against it):
 
 * The **main state** loads the LuaScripts files (in order: a later definition replaces an earlier one) and runs
   ``POST /tools/execute-script``, ``Initialize`` (once the server is up), ``Finalize`` (at stop), ``OnHeartBeat``
-  (every LuaHeartBeatPeriod seconds), ``OnStoredInstance`` and ``OnStablePatient/Study/Series``.
+  (every LuaHeartBeatPeriod seconds), ``OnStoredInstance``, ``OnStablePatient/Study/Series`` and
+  ``OnJobSubmitted/Success/Failure`` (the jobs engine's events).
 * The **filter state** loads the same files and nothing else: ``ReceivedInstanceFilter``,
   ``IncomingHttpRequestFilter``, ``IncomingFindRequestFilter`` and ``OutgoingFindRequestFilter`` run there, so a
   filter defined through execute-script is never called.
@@ -33,7 +34,15 @@ from ..core.config import Config
 from ..core.dicom import ENCODINGS, ParsedInstance
 from ..core.dicom_json import render_tags
 from ..core.errors import ArchiveError, ScriptError
-from ..core.events import ArchiveClosing, InstanceStored, Origin, ResourceStable
+from ..core.events import (
+    ArchiveClosing,
+    InstanceStored,
+    JobFailure,
+    JobSubmitted,
+    JobSuccess,
+    Origin,
+    ResourceStable,
+)
 from ..core.ids import Level
 from .bridge import RestApi
 from .functions import define_functions
@@ -41,6 +50,7 @@ from .state import Limits, LuaState
 
 log = logging.getLogger("pacsbox.lua")
 
+_JOB_CALLBACKS = {JobSubmitted: "OnJobSubmitted", JobSuccess: "OnJobSuccess", JobFailure: "OnJobFailure"}
 _STABLE_CALLBACKS = {Level.PATIENT: "OnStablePatient", Level.STUDY: "OnStableStudy", Level.SERIES: "OnStableSeries"}
 
 
@@ -129,6 +139,7 @@ class LuaEngine:
         if self.config.LuaScripts or self.config.ExecuteLuaEnabled:  # else no callback can ever be defined
             self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
                                   events.subscribe(ResourceStable, self._on_stable)]
+            self._unsubscribe += [events.subscribe(event, self._on_job) for event in _JOB_CALLBACKS]
         worker = threading.Thread(target=self._work, name="pacsbox-lua", daemon=True)
         worker.start()
         self._threads.append(worker)
@@ -248,6 +259,15 @@ class LuaEngine:
         except ArchiveError:
             return
         self._run_callback(name, event.public_id, dict(row.main_tags), metadata)
+
+    def _on_job(self, event: JobSubmitted | JobSuccess | JobFailure) -> None:
+        """OnJobSubmitted, OnJobSuccess, OnJobFailure with the job's ID, as Orthanc calls them."""
+        name = _JOB_CALLBACKS[type(event)]
+        self._queue(lambda: self._job_callback(name, event.job_id))
+
+    def _job_callback(self, name: str, job_id: str) -> None:
+        if self.main.has_function(name):
+            self._run_callback(name, job_id)
 
     def _queue(self, task: Callable[[], None]) -> None:
         try:

@@ -332,14 +332,26 @@ def test_unknown_tag_in_move_is_a_client_error(pair):
     assert ours.json()["OrthancStatus"] == reference.json()["OrthancStatus"] == 27
 
 
-@pytest.mark.parametrize("options,feature", [
-    ({"Asynchronous": True}, "Asynchronous C-STORE jobs"), ({"Synchronous": False}, "Asynchronous C-STORE jobs"),
-])
-def test_store_jobs_are_unsupported(pair, by_kind, options, feature):
-    answer = pair.ours_session.post(f"{pair.ours.url}/modalities/peer/store",
-                                    data=json.dumps({"Resources": [by_kind["instance"]], **options}))
+def test_asynchronous_storage_commitment_is_unsupported(pair, by_kind):
+    body = {"Resources": [by_kind["instance"]], "StorageCommitment": True, "Asynchronous": True}
+    answer = pair.ours_session.post(f"{pair.ours.url}/modalities/peer/store", data=json.dumps(body))
     assert answer.status_code == 501
-    assert answer.json()["OrthancStatus"] == 2 and answer.json()["Details"].startswith(feature)
+    assert answer.json()["OrthancStatus"] == 2 and answer.json()["Details"].startswith("Storage commitment")
+
+
+@pytest.mark.parametrize("options", [{"Asynchronous": True}, {"Synchronous": False}])
+def test_asynchronous_store_is_a_job_with_the_synchronous_report(pair, by_kind, options):
+    """An asynchronous C-STORE answers the job; the finished job's Content is the synchronous answer."""
+    session, url = pair.ours_session, pair.ours.url
+    body = {"Resources": [by_kind["instance"]]}
+    synchronous = session.post(f"{url}/modalities/peer/store", data=json.dumps(body)).json()
+    answer = session.post(f"{url}/modalities/peer/store", data=json.dumps({**body, **options})).json()
+    assert set(answer) == {"ID", "Path"} and answer["Path"] == f"/jobs/{answer['ID']}"
+    deadline = time.monotonic() + 10
+    while (job := session.get(f"{url}/jobs/{answer['ID']}").json())["State"] not in ("Success", "Failure"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (job["State"], job["Type"], job["Content"]) == ("Success", "DicomModalityStore", synchronous)
 
 
 def test_permissive_store_counts_its_failures(pair, by_kind):
@@ -377,7 +389,7 @@ def test_get_stores_what_arrives(pair, extra_study):
 
 
 @pytest.mark.parametrize("name,body,status", [
-    ("peer", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2"}], "Asynchronous": True}, 501),
+    ("peer", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2"}], "Asynchronous": True}, 200),
     ("zzz", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2"}]}, 404),
     ("nobody", {"Level": "Study", "Resources": [{"StudyInstanceUID": "1.2"}]}, 500),
     ("peer", {"Level": "Study", "Resources": [{}]}, 400),

@@ -438,18 +438,34 @@ def test_store_straight_to_orthanc_answers_its_upload(pair):
 
 
 # -- where pacsbox differs on purpose -------------------------------------------------------------------------------
-@pytest.mark.parametrize("options,details", [
-    ({"Asynchronous": True}, "Asynchronous stores to Orthanc peers"),
-    ({"Synchronous": False}, "Asynchronous stores to Orthanc peers"),
-    ({"Transcode": "1.2.840.10008.1.2.1"}, "Transcoding"),
-])
-def test_jobs_and_transcoding_are_unsupported(pair, ids, options, details):
-    """Orthanc answers a job (``{"ID", "Path"}``), or transcodes; pacsbox says it does neither."""
-    body = {"Resources": [ids["instances"][0]], **options}
+def test_transcoding_is_unsupported(pair, ids):
+    """Orthanc transcodes; pacsbox says it does not."""
+    body = {"Resources": [ids["instances"][0]], "Transcode": "1.2.840.10008.1.2.1"}
     ours, reference = pair.call("POST", "/peers/closed/store", data=body)
     assert ours.status_code == 501 and ours.json()["OrthancStatus"] == 2
-    assert ours.json()["Details"].startswith(details)
+    assert ours.json()["Details"].startswith("Transcoding")
     assert reference.status_code == 200 or reference.json()["OrthancStatus"] == 9
+
+
+@pytest.mark.parametrize("options", [{"Asynchronous": True}, {"Synchronous": False}])
+def test_asynchronous_store_to_a_closed_port_is_a_failing_job(pair, ids, options):
+    """Both answer the OrthancPeerStore job, which fails with the network error and the same Content keys."""
+    body = {"Resources": [ids["instances"][0]], **options}
+    ours, reference = pair.call("POST", "/peers/closed/store", data=body)
+    jobs = []
+    for answer, session, url in ((ours, pair.ours_session, pair.ours.url),
+                                 (reference, pair.reference_session, pair.reference.url)):
+        assert answer.status_code == 200 and set(answer.json()) == {"ID", "Path"}
+        deadline = time.monotonic() + 10
+        while (job := session.get(f"{url}/jobs/{answer.json()['ID']}").json())["State"] not in ("Success",
+                                                                                                 "Failure"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        jobs.append(job)
+    ours_job, reference_job = jobs
+    for key in ("Type", "State", "ErrorCode", "ErrorDescription", "ErrorDetails", "Progress"):
+        assert ours_job[key] == reference_job[key], key
+    assert set(ours_job["Content"]) == set(reference_job["Content"])
 
 
 def test_pkcs11_is_unsupported(pair, recorder, ids):

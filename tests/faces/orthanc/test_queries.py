@@ -5,6 +5,8 @@ the C-FIND identifier on the wire to the JSON of each answer and the C-MOVE requ
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.support.compare import DEFAULT_IGNORE_KEYS
@@ -221,10 +223,24 @@ def test_json_bodies_that_are_not_objects(pair, remotes, suffix, body, expected)
     assert expected in ours.json()["Details"]
 
 
-def test_asynchronous_retrieve_is_unsupported(pair, remotes):
+def test_asynchronous_retrieve_is_a_job(pair, remotes):
+    """Orthanc answers the DicomMoveScu job; its Content is the synchronous report (same keys as Orthanc's)."""
     made = QueryPair(pair, remotes[0], "/modalities/peer/query", {"Level": "Patient", "Query": {"PatientID": "X*"}})
-    answer = pair.to_ours("POST", f"/queries/{made.ids[0]}/retrieve", data={"Asynchronous": True})
-    assert answer.status_code == 501 and "Asynchronous retrievals" in answer.json()["Details"]
+    jobs = []
+    for query_id, send, session, url in ((made.ids[0], pair.to_ours, pair.ours_session, pair.ours.url),
+                                         (made.ids[1], pair.to_reference, pair.reference_session,
+                                          pair.reference.url)):
+        answer = send("POST", f"/queries/{query_id}/retrieve", data={"Asynchronous": True})
+        assert answer.status_code == 200 and set(answer.json()) == {"ID", "Path"}
+        deadline = time.monotonic() + 10
+        while (job := session.get(f"{url}/jobs/{answer.json()['ID']}").json())["State"] not in ("Success",
+                                                                                                 "Failure"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        jobs.append(job)
+    ours, reference = jobs
+    assert (ours["Type"], ours["State"]) == (reference["Type"], reference["State"]) == ("DicomMoveScu", "Success")
+    assert set(ours["Content"]) == set(reference["Content"])
 
 
 # -- refining an answer -------------------------------------------------------------------------------------------

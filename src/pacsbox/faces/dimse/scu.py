@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -73,7 +73,7 @@ class DicomClient:
             self._check(modality, "C-ECHO", assoc.send_c_echo())
 
     def store(self, modality: Modality, instance_ids: Sequence[str], move_originator: tuple[str, int] | None = None,
-              permissive: bool = False) -> StoreReport:
+              permissive: bool = False, before_each: Callable[[int], None] | None = None) -> StoreReport:
         report = StoreReport()
         for batch in _batches([_Outgoing(self.archive, i) for i in instance_ids]):
             wanted = sorted({item.context_key for item in batch})
@@ -84,18 +84,21 @@ class DicomClient:
                 # a hundred common storage classes besides, so its association succeeds and it reports the same.)
                 assoc = None
             try:
-                self._store_batch(modality, assoc, batch, report, move_originator, permissive)
+                self._store_batch(modality, assoc, batch, report, move_originator, permissive, before_each)
             finally:
                 if assoc is not None and assoc.is_established:
                     assoc.release()
         return report
 
     def _store_batch(self, modality: Modality, assoc: Association | None, batch: list[_Outgoing],
-                     report: StoreReport, move_originator: tuple[str, int] | None, permissive: bool) -> None:
+                     report: StoreReport, move_originator: tuple[str, int] | None, permissive: bool,
+                     before_each: Callable[[int], None] | None = None) -> None:
         originator_aet, originator_id = move_originator or (None, None)
         accepted = {(str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
                     for cx in (assoc.accepted_contexts if assoc else [])}
         for item in batch:
+            if before_each is not None:
+                before_each(report.instances)
             report.instances += 1
             try:
                 if assoc is None or item.context_key not in accepted:

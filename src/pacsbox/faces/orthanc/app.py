@@ -25,6 +25,8 @@ from . import (
     create_dicom,
     images,
     instances,
+    job_types,
+    jobs,
     lua,
     media,
     modalities,
@@ -173,6 +175,7 @@ def routes() -> list[Route]:
     table += resource_views.routes(_route)
     table += media.routes(_route)
     table += [_route(path, handler, methods) for path, handler, methods in images.ROUTES]
+    table += [_route(path, handler, methods, **bound) for path, handler, methods, bound in jobs.ROUTES]
     return grouped_routes(table)
 
 
@@ -211,6 +214,7 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
     app.state.control = control
     app.state.lua = lua_engine  # Lua scripting (pacsbox.lua), reaching this application in-process
+    job_types.register_loaders(archive)  # the saved jobs of this face (SaveJobs) run again
     if lua_engine is not None:
         lua_engine.bind_rest_api(app)
     authenticated = BasicAuth(lua.HttpRequestFilter(app, lua_engine), dict(config.RegisteredUsers),

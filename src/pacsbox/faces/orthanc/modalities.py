@@ -18,9 +18,10 @@ from starlette.responses import PlainTextResponse, Response
 from ...core.errors import BadFormat, UnknownResource, Unsupported
 from ...core.ids import Level
 from ...core.modalities import Modality, parse_modality
-from . import commitment, dicom_query
+from . import commitment, dicom_query, jobs
 from . import scu_params as fields
 from .errors import OrthancError, unknown_resource
+from .job_types import DicomModalityStoreJob, RetrieveJob
 from .json import json_response
 from .params import archive_of
 
@@ -160,13 +161,14 @@ async def instances_below(archive, resources: list[str]) -> list[str]:
 
 
 async def store(request: Request) -> Response:
-    """POST /modalities/{id}/store: C-STORE the instances of the given resources, each as stored."""
+    """POST /modalities/{id}/store: C-STORE the instances of the given resources, each as stored, as a
+    DicomModalityStore job (synchronous unless asked otherwise)."""
     resources, options = store_request(*await fields.read_json(request))
     archive = archive_of(request)
     instance_ids = await instances_below(archive, resources)
-    fields.require_synchronous(options, "C-STORE jobs")
+    synchronous = jobs.is_synchronous(options)
     permissive = fields.boolean(options, "Permissive", False)
-    fields.integer(options, "Priority")  # a job priority: meaningless without jobs, checked for its type only
+    level = jobs.priority(options)
     requested_aet, seconds = fields.job_string(options, "LocalAet"), fields.timeout(options)
     storage_commitment = options.get("StorageCommitment", False)
     if not isinstance(storage_commitment, bool):
@@ -175,13 +177,15 @@ async def store(request: Request) -> Response:
     call = fields.for_call(modality, requested_aet, seconds)
     local_aet = fields.local_aet(request, call)
     originator = _move_originator(options, local_aet)
-    report = await run_in_threadpool(fields.remote(request).store, call, instance_ids, originator, permissive)
-    body = {"Description": "REST API", "FailedInstancesCount": report.failed, "InstancesCount": report.instances,
-            "LocalAet": local_aet, "RemoteAet": modality.aet}
-    if resources:
-        body["ParentResources"] = sorted(set(resources))
-    if originator is not None:
-        body["MoveOriginatorAET"], body["MoveOriginatorID"] = originator
+    fields.remote(request)  # no DICOM client: refused before any job starts
+    if storage_commitment and not synchronous:
+        raise Unsupported("Storage commitment of an asynchronous C-STORE (\"StorageCommitment\" with "
+                          "\"Asynchronous\") is not supported")
+    job = DicomModalityStoreJob.request(archive, call, instance_ids, resources, local_aet, originator,
+                                        bool(permissive))
+    if not synchronous:
+        return jobs.job_submitted(jobs.engine_of(request).submit(job, level))
+    body = await jobs.engine_of(request).run_and_wait(job, level)
     if storage_commitment:  # the report arrives later: GET /storage-commitment/{uid}
         body["StorageCommitmentTransactionUID"] = await commitment.commit_instances(request, call, instance_ids)
     return json_response(body)
@@ -230,18 +234,20 @@ async def move(request: Request) -> Response:
 
 async def get(request: Request) -> Response:
     """POST /modalities/{id}/get: C-GET, storing what arrives (Orthanc added this route in 1.12.6; pacsbox takes
-    the /move body without ``TargetAet`` and answers like a retrieve job)."""
+    the /move body without ``TargetAet`` and runs it as a DicomGetScu job, as Orthanc does)."""
     level, identifiers, body = _retrieve_request((await fields.read_json(request))[1],
                                                  archive_of(request).settings.default_encoding)
-    fields.require_synchronous(body, "C-GET retrievals")
+    synchronous = jobs.is_synchronous(body)
     requested_aet, seconds = fields.job_string(body, "LocalAet"), fields.timeout(body)
     _, modality = fields.modality_named(request)
     call = fields.for_call(modality, requested_aet, seconds)
-    await run_in_threadpool(fields.remote(request).get, call, dicom_query.QR_LEVELS[level], identifiers)
-    return json_response({"Description": "REST API", "LocalAet": fields.local_aet(request, call),
-                          "Query": [dicom_query.render(dicom_query.subset(identifier, _GET_REPORT_KEYS), "short")
-                                    for identifier in identifiers],
-                          "RemoteAet": modality.aet})
+    fields.remote(request)
+    content = {"Description": "REST API", "LocalAet": fields.local_aet(request, call),
+               "Query": [dicom_query.render(dicom_query.subset(identifier, _GET_REPORT_KEYS), "short")
+                         for identifier in identifiers],
+               "RemoteAet": modality.aet}
+    job = RetrieveJob(archive_of(request), "DicomGetScu", call, dicom_query.QR_LEVELS[level], identifiers, content)
+    return await jobs.run_job(request, job, {**body, "Synchronous": synchronous})
 
 
 async def unsupported(request: Request, feature: str) -> Response:

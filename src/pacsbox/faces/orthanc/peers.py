@@ -20,8 +20,10 @@ from ...core.config import Config
 from ...core.errors import BadFormat, NetworkError, Unsupported
 from ...core.peers import InexistentFile, Peer, PeerAnswer, PeerConnection, PeerRegistry, parse_peer
 from ..http_common import spool_body
+from . import jobs
 from . import scu_params as fields
 from .errors import OrthancError
+from .job_types import OrthancPeerStoreJob
 from .json import json_response
 from .modalities import instances_below, store_request  # Orthanc parses both store bodies with one helper
 from .params import archive_of
@@ -134,7 +136,7 @@ def _exchange(peer: Peer, method: str, path: str, body: BinaryIO | None = None, 
 
 async def store(request: Request) -> Response:
     """POST /peers/{id}/store: every instance of the given resources to the peer, each as stored, on one
-    connection; answers Orthanc's report of a synchronous "OrthancPeerStore" job."""
+    connection, as an "OrthancPeerStore" job (synchronous unless asked otherwise; its report is the answer)."""
     resources, options = store_request(*await fields.read_json(request))
     archive = archive_of(request)
     instance_ids = await instances_below(archive, resources)
@@ -142,26 +144,17 @@ async def store(request: Request) -> Response:
     transcode = _transcode(options)
     peer = _registry(request).get(request.path_params["id"])
     permissive = bool(fields.boolean(options, "Permissive", False))
-    fields.integer(options, "Priority")  # a job priority: meaningless without jobs, checked for its type only
-    fields.require_synchronous(options, "stores to Orthanc peers")
+    level = jobs.priority(options)
+    synchronous = jobs.is_synchronous(options)
     if transcode is not None:
         raise Unsupported(f"Transcoding before sending to a peer (\"Transcode\": \"{transcode}\") is not supported")
-    paths = [await run_in_threadpool(archive.instance_path, instance_id) for instance_id in instance_ids]
-
-    def send():
-        with PeerConnection(peer) as connection:
-            return connection.store(paths, compress=compress, permissive=permissive)
-
+    job = OrthancPeerStoreJob(archive, peer, instance_ids, resources, compress=compress, permissive=permissive)
+    if not synchronous:
+        return jobs.job_submitted(jobs.engine_of(request).submit(job, level))
     try:
-        report = await run_in_threadpool(send)
+        return json_response(await jobs.engine_of(request).run_and_wait(job, level))
     except NetworkError as error:
         raise _network_error(error) from None
-    body: dict[str, Any] = {"Compress": compress, "Description": "REST API", "FailedInstancesCount": report.failed,
-                            "InstancesCount": report.instances, "Peer": peer.job_json(), "Size": str(report.size),
-                            "SizeMB": report.size // (1024 * 1024)}
-    if resources:
-        body["ParentResources"] = sorted(set(resources))
-    return json_response(body)
 
 
 def _transcode(options: Mapping[str, Any]) -> str | None:

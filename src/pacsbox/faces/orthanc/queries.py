@@ -23,9 +23,10 @@ from starlette.responses import PlainTextResponse, Response
 from ...core.errors import BadFormat
 from ...core.ids import Level
 from ...core.modalities import Modality
-from . import dicom_query
+from . import dicom_query, jobs
 from . import scu_params as fields
 from .errors import OrthancError, unknown_resource
+from .job_types import RetrieveJob
 from .json import json_response
 from .params import archive_of, flag
 
@@ -222,7 +223,6 @@ def _retrieve_options(raw: bytes, body: Any, default_aet: str) -> tuple[str, int
     if not isinstance(body, dict):
         # Orthanc 1.10.1 fails with an internal error on such bodies; pacsbox says what it expects instead
         raise BadFormat("The body must be a target AET as plain text, or a JSON object")
-    fields.require_synchronous(body, "retrievals")
     target = fields.job_string(body, "TargetAet")
     form = "full" if fields.boolean(body, "Full", False) else \
         "simplify" if fields.boolean(body, "Simplify", False) else "short"
@@ -230,18 +230,24 @@ def _retrieve_options(raw: bytes, body: Any, default_aet: str) -> tuple[str, int
 
 
 async def _retrieve(request: Request, found: RemoteQuery, selected: list[Dataset]) -> Response:
+    """C-MOVE the selected answers as a DicomMoveScu job (synchronous unless the JSON body asks otherwise)."""
     config = request.app.state.config
-    target, seconds, form = _retrieve_options(*await fields.read_json(request), config.DicomAet)
+    raw, body = await fields.read_json(request)
+    target, seconds, form = _retrieve_options(raw, body, config.DicomAet)
+    options = body if isinstance(body, dict) else {}
+    synchronous = jobs.is_synchronous(options)
     call = fields.for_call(found.modality, seconds=seconds)
     identifiers = [dicom_query.retrieve_identifier(found.level, dicom_query.text_values(answer),
                                                    archive_of(request).settings.default_encoding)
                    for answer in selected]
-    await run_in_threadpool(fields.remote(request).move, call, dicom_query.QR_LEVELS[found.level], identifiers,
-                            target)
+    fields.remote(request)
     report = [dicom_query.render(dicom_query.subset(answer, dicom_query.RETRIEVE_REPORT_KEYS), form)
               for answer in selected]
-    return json_response({"Description": "REST API", "LocalAet": fields.local_aet(request, call), "Query": report,
-                          "RemoteAet": found.modality.aet})
+    content = {"Description": "REST API", "LocalAet": fields.local_aet(request, call), "Query": report,
+               "RemoteAet": found.modality.aet}
+    job = RetrieveJob(archive_of(request), "DicomMoveScu", call, dicom_query.QR_LEVELS[found.level], identifiers,
+                      content, target)
+    return await jobs.run_job(request, job, {**options, "Synchronous": synchronous})
 
 
 async def retrieve_answer(request: Request) -> Response:

@@ -82,15 +82,6 @@ def job_string(body: dict, key: str) -> str | None:
     return body[key]
 
 
-def require_synchronous(body: dict, feature: str) -> None:
-    """Orthanc runs these requests as jobs, synchronous unless asked otherwise (``Synchronous`` wins over
-    ``Asynchronous``); pacsbox has no job engine, so an asynchronous request says so."""
-    synchronous = boolean(body, "Synchronous")
-    asynchronous = boolean(body, "Asynchronous")
-    if synchronous is False or (synchronous is None and asynchronous):
-        raise Unsupported(f"Asynchronous {feature} (Orthanc jobs) are not supported: use \"Synchronous\": true")
-
-
 def modality_named(request: Request) -> tuple[str, Modality]:
     """The modality of the URI (``InexistentItem`` if unknown, as Orthanc answers)."""
     name = request.path_params["id"]

@@ -8,13 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ...core.archive import FindQuery
-from ...core.errors import Unsupported
 from ...core.ids import Level
 from .errors import OrthancError, bad_request
+from .job_types import ArchiveJob
+from .jobs import engine_of, is_synchronous, job_submitted, priority
 from .json import json_response
 from .params import archive_of, json_body, level_of
 from .render import reference_json, resource_json
-from .zipping import write_archive
 
 
 def _integer_field(body: dict, name: str) -> int:
@@ -77,30 +77,42 @@ def _zip_response(handle, filename: str) -> Response:
 
 
 async def resource_archive(request: Request, level: Level) -> Response:
-    """GET or POST /{patients|studies|series}/{id}/archive: a zip in Orthanc's layout."""
+    """GET or POST /{patients|studies|series}/{id}/archive: a zip in Orthanc's layout, made by an Archive job;
+    asynchronous when the POST body asks (its output ``archive``)."""
     public_id = request.path_params["id"]
+    options: dict = {}
     if request.method == "POST":
         if not (await request.body()).strip():
             # Orthanc's archive POST parses its body as a file: an empty one is "Bad file format"
             raise OrthancError(15, "Bad file format", 400, "The body must contain a JSON object")
         options = await json_body(request)
-        if options.get("Synchronous", True) is False or options.get("Asynchronous") is True:
-            raise Unsupported("Asynchronous archives (Orthanc jobs) are not supported: use Synchronous")
-    handle = await run_in_threadpool(write_archive, archive_of(request), [(level, public_id)])
-    return _zip_response(handle, f"{public_id}.zip")
+    # an unknown resource is refused before any job starts (Orthanc's 404, asynchronous or not)
+    await run_in_threadpool(archive_of(request).resource, level, public_id)
+    return await _archive_job(request, [(level, public_id)], options, f"{public_id}.zip")
 
 
 async def create_archive(request: Request) -> Response:
-    """POST /tools/create-archive with a list of IDs or {"Resources": [...]}."""
+    """POST /tools/create-archive with a list of IDs or {"Resources": [...], "Synchronous"...}."""
     raw = await request.body()
     body = await json_body(request, object) if raw.strip() else None
+    options: dict = {}
     if isinstance(body, dict):
-        if body.get("Synchronous", True) is False or body.get("Asynchronous") is True:
-            raise Unsupported("Asynchronous archives (Orthanc jobs) are not supported: use Synchronous")
-        body = body.get("Resources")
+        options, body = body, body.get("Resources")
     if not isinstance(body, list) or not all(isinstance(item, str) for item in body):
         raise bad_request("The body must be a list of resource IDs, or an object with a \"Resources\" list")
     archive = archive_of(request)
     resources = [(await run_in_threadpool(archive.level_of, public_id), public_id) for public_id in body]
-    handle = await run_in_threadpool(write_archive, archive, resources)
-    return _zip_response(handle, "Archive.zip")
+    return await _archive_job(request, resources, options, "Archive.zip")
+
+
+async def _archive_job(request: Request, resources: list[tuple[Level, str]], options: dict,
+                       filename: str) -> Response:
+    """Run the Archive job: the zip itself when synchronous, else the job's ID (the zip is its output)."""
+    synchronous = is_synchronous(options)
+    level = priority(options)
+    job = ArchiveJob(archive_of(request), resources, synchronous=synchronous)
+    if not synchronous:
+        return job_submitted(engine_of(request).submit(job, level))
+    await engine_of(request).run_and_wait(job, level)
+    assert job.handle is not None
+    return _zip_response(job.handle, filename)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
 from ...core.archive import Archive
@@ -36,11 +36,13 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> BinaryIO:
-    """A temporary file holding the zip of the given resources (deflated, as Orthanc writes it).
+def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]], *, output: BinaryIO | None = None,
+                  before_each: Callable[[int, int], None] | None = None) -> BinaryIO:
+    """A temporary file (or ``output``) holding the zip of the given resources (deflated, as Orthanc writes it).
 
     Other requests may delete instances while the zip is written: those are left out, so that the zip holds
-    whole files of what is still there; UnknownResource when nothing is left.
+    whole files of what is still there; UnknownResource when nothing is left. ``before_each(done, total)`` is
+    called before each instance (an archive job's progress and checkpoint; what it raises ends the archive).
     """
     # a dict keeps the first-seen order and drops instances named twice (a study and one of its series)
     wanted_instances = dict.fromkeys(
@@ -53,12 +55,15 @@ def write_archive(archive: Archive, resources: Iterable[tuple[Level, str]]) -> B
             rows[public_id] = archive.resource(level, public_id)
         return rows[public_id]
 
-    output = tempfile.TemporaryFile(dir=spool_directory(archive.config))
+    if output is None:
+        output = tempfile.TemporaryFile(dir=spool_directory(archive.config))
     folders: dict[str, str] = {}
     taken: dict[str, set[str]] = {}
     written = 0
     with zipfile.ZipFile(output, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
-        for instance_id in wanted_instances:
+        for done, instance_id in enumerate(wanted_instances):
+            if before_each is not None:
+                before_each(done, len(wanted_instances))
             try:
                 instance = archive.resource(Level.INSTANCE, instance_id)
                 series = row_of(Level.SERIES, instance.parent_id)

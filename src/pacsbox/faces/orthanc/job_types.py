@@ -124,7 +124,8 @@ class DicomModalityStoreJob:
         def step(done: int) -> None:
             self.position = start + done
             context.progress(self.position / total if total else 1.0)
-            context.checkpoint()
+            if done:  # as Orthanc's first step, the first instance goes with the association that opens for it
+                context.checkpoint()
 
         report = _remote(self.archive).store(self.modality, self.instance_ids[start:], self.originator,
                                              self.permissive, before_each=step)

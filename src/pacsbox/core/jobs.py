@@ -24,7 +24,6 @@ future that the worker completes.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import heapq
 import itertools
 import json
@@ -34,126 +33,35 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import Any
 
 from . import errors
 from .errors import ArchiveError, JobCanceled
 from .events import EventBus, JobFailure, JobSubmitted, JobSuccess
+from .job_model import (
+    FAILURE,
+    FINISHED,
+    PAUSED,
+    PENDING,
+    RETRY,
+    RUNNING,
+    SUCCESS,
+    Job,
+    JobInfo,
+    JobInterrupted,
+    JobLoader,
+    JobOutput,
+    JobRecord,
+    JobRetry,
+    timestamp,
+)
 
-log = logging.getLogger("pacsbox.jobs")
-
-PENDING, RUNNING, PAUSED, SUCCESS, FAILURE, RETRY = "Pending", "Running", "Paused", "Success", "Failure", "Retry"
-FINISHED = (SUCCESS, FAILURE)
+__all__ = ["FINISHED", "Job", "JobCanceled", "JobContext", "JobInfo", "JobInterrupted", "JobOutput", "JobRetry",
+           "JobsEngine", "open_jobs_engine"]
 _SAVED_PROPERTY = "jobs"  # where the saved registry goes (Orthanc: the global property JobsRegistry)
 
-
-class JobInterrupted(Exception):
-    """Raised by ``JobContext.checkpoint`` when the job was paused or cancelled, or the engine is stopping; a job
-    lets it propagate (after releasing what it holds)."""
-
-
-class JobRetry(Exception):
-    """Raised by a job that should run again after ``delay`` seconds (state Retry meanwhile)."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__(f"retry in {delay} s")
-        self.delay = delay
-
-
-@runtime_checkable
-class Job(Protocol):
-    """What the engine runs. Optional methods, looked up when present:
-
-    * ``serialize(self) -> dict | None``: what to save with ``SaveJobs`` (``None``, or no such method: the job is
-      not saved, like Orthanc's Archive jobs); ``JobsEngine.register_loader(job_type, loader)`` rebuilds it.
-    * ``reset(self) -> None``: called before a resubmitted job runs again from its start.
-    """
-
-    job_type: str  # Orthanc's "Type": "Archive", "DicomModalityStore", "ResourceModification"...
-
-    def initial_content(self) -> dict:
-        """The job's Orthanc "Content" before it runs."""
-        ...
-
-    def run(self, context: JobContext) -> dict | None:
-        """Do the work on a worker thread; the dict is the answer of the Synchronous path. Raise a core
-        ``ArchiveError`` to fail, let ``JobInterrupted`` propagate, raise ``JobRetry`` to try again later.
-        A job paused or stopped is run again on resume: it may keep its position in its own attributes."""
-        ...
-
-
-JobLoader = Callable[[dict], Job]
-
-
-@dataclass
-class JobOutput:
-    """A file a job produced, served by GET /jobs/{id}/{key}: bytes in memory, or a file the engine owns."""
-
-    mime: str
-    filename: str = ""
-    data: bytes | None = None
-    path: Path | None = None
-
-    def open(self) -> BinaryIO:
-        if self.path is not None:
-            return open(self.path, "rb")
-        import io
-        return io.BytesIO(self.data or b"")
-
-    @property
-    def size(self) -> int:
-        return self.path.stat().st_size if self.path is not None else len(self.data or b"")
-
-    def discard(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-
-
-def _timestamp(moment: float) -> str:
-    """Orthanc's ISO form of a time: ``20261207T052247.063843`` (UTC)."""
-    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
-
-
-@dataclass
-class JobRecord:
-    """One job in the registry, with its state; read it through ``JobsEngine.info`` (a consistent copy)."""
-
-    id: str
-    job: Job | None  # None: read back from a saved registry, waiting for the loader of its type
-    job_type: str
-    priority: int
-    content: dict
-    state: str = PENDING
-    progress: float = 0.0
-    error: BaseException | None = None
-    created: float = field(default_factory=time.time)
-    completed: float | None = None
-    runtime: float = 0.0  # seconds spent Running, over every run
-    outputs: dict[str, JobOutput] = field(default_factory=dict)
-    answer: dict | None = None
-    saved_job: dict | None = None  # the serialized job not yet rebuilt
-    request: str | None = None  # "pause" or "cancel", asked while it runs
-    retry_at: float = 0.0
-    waiters: list[Callable[[], None]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """A snapshot of a job, for the faces."""
-
-    id: str
-    job_type: str
-    priority: int
-    state: str
-    progress: int  # 0..100
-    content: dict
-    error: BaseException | None
-    creation_time: str
-    completion_time: str | None
-    effective_runtime: float
-    output_keys: tuple[str, ...]
+log = logging.getLogger("pacsbox.jobs")
 
 
 class JobContext:
@@ -325,9 +233,9 @@ class JobsEngine:
         if record.state == RUNNING and started is not None:
             runtime += time.monotonic() - started
         return JobInfo(record.id, record.job_type, record.priority, record.state,
-                       int(record.progress * 100 + 0.5), json.loads(json.dumps(record.content, default=str)),
-                       record.error, _timestamp(record.created),
-                       None if record.completed is None else _timestamp(record.completed),
+                       int(record.progress * 100 + 0.5), _copy(record.content),
+                       record.error, timestamp(record.created),
+                       None if record.completed is None else timestamp(record.completed),
                        round(runtime, 3), tuple(record.outputs))
 
     # -- client actions (Orthanc's POST /jobs/{id}/...) ---------------------------------------------------
@@ -577,6 +485,17 @@ class JobsEngine:
             return
         if record.state == PENDING:
             heapq.heappush(self._queue, (-record.priority, next(self._order), record.id))
+
+
+def _copy(content: dict) -> dict:
+    """A deep copy of a job's Content, which its job may change meanwhile on its worker thread (a key added while
+    the copy iterates: copy again)."""
+    for _ in range(100):
+        try:
+            return json.loads(json.dumps(content, default=str))
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    return {}
 
 
 def _error_from(saved: Any) -> BaseException | None:

@@ -69,6 +69,16 @@ class JobCanceled(ArchiveError):
     job with it, and the Synchronous request that waited for the job answers it."""
 
 
+class PluginFailure(ArchiveError):
+    """A job of a face that Orthanc runs as a plugin (the DICOMweb client's STOW and WADO jobs) failed: Orthanc
+    reports it as "Error encountered within the plugin engine" and the plugin puts its own error in the job's
+    Content. ``cause`` is the face's own error, which the synchronous request answers."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(None)
+        self.cause = cause
+
+
 class NoPresentationContext(NetworkError):
     """The remote modality accepted none of the presentation contexts proposed to it."""
 

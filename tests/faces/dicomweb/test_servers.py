@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 
 import pydicom
 import pytest
@@ -223,3 +224,44 @@ def test_plugins_list_dicomweb_as_orthanc_with_its_plugin(local, plugin):
     same = ("Description", "ID", "Version")
     assert {key: ours.json()[key] for key in same} == {key: theirs.json()[key] for key in same}
     assert local.session().get(local.url + "/system").json()["PluginsEnabled"] is True
+def _finished(session, url: str, job_id: str) -> dict:
+    deadline = time.monotonic() + 20
+    while (job := session.get(f"{url}/jobs/{job_id}").json())["State"] not in ("Success", "Failure"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    return job
+
+
+def test_asynchronous_transfers_are_jobs_as_the_plugin(local, plugin, corpus):
+    """"Asynchronous": true on retrieve and stow (to a live and a dead server): the same job types, Content,
+    errors and answers as the DICOMweb plugin 1.7."""
+    study = uids_of(corpus[0][1])[0]
+    dead = {"Url": "http://127.0.0.1:1/dicom-web/"}
+    seen = []
+    for server, session in ((local, local.session()), (plugin, plugin.session)):
+        url = server.url
+        assert session.put(f"{url}/dicom-web/servers/dead", json=dead).status_code == 200
+        jobs = {}
+        for name, target, path, body in (
+                ("retrieve", "remote", "retrieve", {"Resources": [{"Study": study}], "Asynchronous": True}),
+                ("retrieve dead", "dead", "retrieve", {"Resources": [{"Study": study}], "Synchronous": False}),
+                ("retrieve none", "remote", "retrieve", {"Resources": [], "Asynchronous": True})):
+            answer = session.post(f"{url}/dicom-web/servers/{target}/{path}", json=body)
+            assert answer.status_code == 200 and answer.json()["Path"] == f".././../jobs/{answer.json()['ID']}"
+            jobs[name] = answer.json()["ID"]
+        studies = session.get(f"{url}/studies").json()
+        for name, target in (("stow", "remote"), ("stow dead", "dead")):
+            answer = session.post(f"{url}/dicom-web/servers/{target}/stow",
+                                  json={"Resources": studies[:1], "Asynchronous": True, "Priority": 2})
+            jobs[name] = answer.json()["ID"]
+        found = {name: _finished(session, url, job_id) for name, job_id in jobs.items()}
+        summary = {name: (job["Type"], job["State"], job["ErrorCode"], job["ErrorDescription"], job["ErrorDetails"],
+                          job["Priority"], sorted(job["Content"])) for name, job in found.items()}
+        summary["failed Content"] = {key: found["retrieve dead"]["Content"][key]
+                                     for key in ("FunctionErrorCode", "FunctionErrorDescription")}
+        summary["bad Asynchronous"] = session.post(f"{url}/dicom-web/servers/remote/stow",
+                                                   json={"Resources": [], "Asynchronous": "x"}).json()["OrthancStatus"]
+        seen.append(summary)
+    assert seen[0] == seen[1]
+    assert seen[0]["retrieve"][:2] == ("DicomWebWadoRetrieveClient", "Success")
+    assert seen[0]["stow dead"][:3] == ("DicomWebStowClient", "Failure", 1)

@@ -4,7 +4,8 @@ archive.
 
 The registry is seeded from ``DicomWeb.Servers`` (the plugin's array ``[url, user, password]`` or object form,
 read as Orthanc peers are) and changed at run time by PUT and DELETE, in memory as the plugin keeps it. Bodies,
-answers and errors follow the real plugin (tests/faces/dicomweb/test_servers.py). The outgoing HTTP client is the
+answers and errors follow the real plugin (tests/faces/dicomweb/test_servers.py); STOW and retrieve run as jobs
+(``client_jobs``). The outgoing HTTP client is the
 one of the Orthanc peers (``core.peers.PeerConnection``): standard library only.
 """
 
@@ -14,6 +15,7 @@ import io
 import json
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -25,6 +27,7 @@ from starlette.responses import Response
 from ...core.archive import Archive, Origin
 from ...core.errors import ArchiveError, BadFormat, NetworkError, UnknownResource, Unsupported
 from ...core.peers import Peer, PeerAnswer, PeerConnection, parse_peer
+from . import client_jobs
 from .errors import DicomWebError, bad_format, bad_request, out_of_range, unknown_resource
 from .multipart import close_parts, media_type_of, new_boundary, read_parts, whole
 
@@ -254,20 +257,28 @@ def _reshaped(match: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def stow(request: Request) -> Response:
-    """POST /servers/{id}/stow: every instance of ``Resources`` (Orthanc IDs, any level) in one STOW-RS request."""
+    """POST /servers/{id}/stow: every instance of ``Resources`` (Orthanc IDs, any level) in one STOW-RS request,
+    as a DicomWebStowClient job (``client_jobs``)."""
     server, body = await _client_request(request, _NO_RESOURCES)
     resources = body.get("Resources")
     if not isinstance(resources, list) or not all(isinstance(item, str) for item in resources):
         raise bad_format(_NO_RESOURCES)
-    if body.get("Synchronous", True) is not True:
-        raise DicomWebError(501, 2, "Not implemented yet", "Asynchronous STOW-RS jobs are not supported")
+    client_jobs.options(body)
     headers = _extra_headers(body)
     archive: Archive = request.app.state.archive
-    sent = await run_in_threadpool(_stow, archive, server, resources, headers)
-    return _json({"InstancesCount": str(sent[0]), "NetworkSizeMB": str(sent[1] // _MEGABYTE)})
+    paths = await run_in_threadpool(_stow_paths, archive, resources)  # an unknown resource: 404 before any job
+
+    def work(content: dict) -> dict:
+        content["InstancesCount"] = str(len(paths))
+        sent = _stow(server, paths, headers)
+        if paths:
+            content["NetworkSizeMB"] = str(sent // _MEGABYTE)
+        return {"InstancesCount": str(len(paths)), "NetworkSizeMB": str(sent // _MEGABYTE)}
+
+    return await client_jobs.run(request, client_jobs.ClientJob("DicomWebStowClient", work), body)
 
 
-def _stow(archive: Archive, server: Peer, resources: list[str], headers: dict[str, str]) -> tuple[int, int]:
+def _stow_paths(archive: Archive, resources: list[str]) -> list[Path]:
     paths = []
     for public_id in resources:
         try:
@@ -275,14 +286,19 @@ def _stow(archive: Archive, server: Peer, resources: list[str], headers: dict[st
         except UnknownResource:
             raise unknown_resource() from None  # the plugin gives no details here
         paths += [archive.instance_path(instance) for instance in archive.instance_ids_below(level, public_id)]
+    return paths
+
+
+def _stow(server: Peer, paths: list[Path], headers: dict[str, str]) -> int:
+    """One STOW-RS request of the files; the bytes sent."""
     if not paths:
-        return 0, 0
+        return 0
     boundary = new_boundary()
     payload = whole(boundary, "application/dicom", (path.read_bytes() for path in paths))
     content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
     _exchange(server, "POST", "studies", payload, {**headers, "Content-Type": content_type,
                                                    "Accept": "application/dicom+json"})
-    return len(paths), len(payload)
+    return len(payload)
 
 
 async def retrieve(request: Request) -> Response:
@@ -293,14 +309,20 @@ async def retrieve(request: Request) -> Response:
     if not isinstance(resources, list):
         raise bad_format(_NO_RESOURCES)
     paths = [_wado_path(resource) for resource in resources]
-    if not paths:
-        return _json({})  # as the plugin answers
+    client_jobs.options(body)
     headers = _extra_headers(body)
     origin = Origin("RestApi", remote_ip=request.client.host if request.client else "",
                     http_username=getattr(request.state, "user", "") or "")
     archive: Archive = request.app.state.archive
-    received, size = await run_in_threadpool(_retrieve, archive, server, paths, headers, origin)
-    return _json({"NetworkUsageMB": str(size // _MEGABYTE), "ReceivedInstancesCount": str(received)})
+
+    def work(content: dict) -> dict:
+        if not paths:
+            return {}  # as the plugin answers
+        received, size = _retrieve(archive, server, paths, headers, origin)
+        content.update(NetworkUsageMB=str(size // _MEGABYTE), ReceivedInstancesCount=str(received))
+        return dict(content)
+
+    return await client_jobs.run(request, client_jobs.ClientJob("DicomWebWadoRetrieveClient", work), body)
 
 
 async def delete(request: Request) -> Response:
@@ -350,8 +372,9 @@ def _retrieve(archive: Archive, server: Peer, paths: list[str], headers: dict[st
     for path in paths:
         try:
             answer = _exchange(server, "GET", path, None, {**headers, "Accept": _WADO_ACCEPT})
-        except DicomWebError:  # the plugin reports any failed retrieval the same way
-            raise DicomWebError(500, 1, _PLUGIN_FAILURE, _PLUGIN_FAILURE) from None
+        except DicomWebError as error:  # the plugin answers any failed retrieval the same way (its job's
+            # Content names the first error: client_jobs reads it from __cause__)
+            raise DicomWebError(500, 1, _PLUGIN_FAILURE, _PLUGIN_FAILURE) from error
         size += len(answer.body)
         kind, options = media_type_of(answer.headers.get("content-type", ""))
         if kind != "multipart/related" or not options.get("boundary"):

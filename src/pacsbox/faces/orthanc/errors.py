@@ -83,6 +83,8 @@ def translate(error: Exception) -> OrthancError:
         # Orthanc's code for a full storage area (its quota, MaximumStorageSize), with HTTP 507; on a full disk the
         # real Orthanc 1.10.1 answers 500 "Cannot write to file" instead, which tells a client nothing it can act on
         return OrthancError(19, "The file storage is full", 507, details)
+    if isinstance(error, core.PluginFailure):
+        return OrthancError(1, "Error encountered within the plugin engine", 500)
     if isinstance(error, core.JobCanceled):
         return OrthancError(37, "This job was canceled", 500, error.details)  # Orthanc gives no details
     if isinstance(error, core.ScriptError):

@@ -253,3 +253,19 @@ def test_save_jobs_false_starts_empty(tmp_path):
         assert archive.jobs.ids() == []
     finally:
         archive.close()
+
+
+def test_a_reset_forgets_the_finished_jobs(tmp_path):
+    archive = open_archive(Config(StorageDirectory=str(tmp_path), SyncStorageArea=False, ConcurrentJobs=1))
+    try:
+        done = archive.jobs.submit(Steps(1, name="done"))
+        wait_for(lambda: archive.jobs.info(done).state == "Success")
+        gate = threading.Event()
+        running = archive.jobs.submit(Steps(1, gate=gate))
+        wait_for(lambda: archive.jobs.info(running).state == "Running")
+        archive.reset()
+        assert archive.jobs.ids() == [running]
+        gate.set()
+        wait_for(lambda: archive.jobs.info(running).state == "Success")
+    finally:
+        archive.close()

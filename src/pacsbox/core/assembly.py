@@ -1,8 +1,8 @@
 """Builds an archive with the models that follow it: the one place where the core's parts are wired together.
 
 The archive publishes events and names no listener; the XNAT catalog subscribes to them here, and the jobs engine
-stops when the archive closes. The server, the CLI's data commands and tests open an archive through
-``open_archive`` to get the whole core.
+stops when the archive closes and forgets its finished jobs when the archive is reset. The server, the CLI's data
+commands and tests open an archive through ``open_archive`` to get the whole core.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def open_archive(config: Config) -> Archive:
         jobs = open_jobs_engine(archive)
         # the engine saves its jobs in the index: it stops before the archive closes its index
         archive.events.subscribe(ArchiveClosing, lambda event: jobs.stop())
+        archive.events.subscribe(ArchiveReset, lambda event: jobs.forget_finished())  # per-test isolation
         jobs.start()
         register_modification_jobs(jobs, archive)  # saved modify, merge and split jobs go on after a restart
     except BaseException:

@@ -162,6 +162,18 @@ class JobsEngine:
                     self._rebuild(record)
             self._lock.notify_all()
 
+    def forget_finished(self) -> None:
+        """Drop every finished job and its outputs (the archive was reset: a test starts from a clean slate);
+        pending, running and paused jobs stay."""
+        with self._lock:
+            for job_id in self._finished_order:
+                dropped = self._jobs.pop(job_id, None)
+                if dropped is not None:
+                    for output in dropped.outputs.values():
+                        output.discard()
+            self._finished_order = []
+        self._changed()
+
     # -- submitting ---------------------------------------------------------------------------------------
     def submit(self, job: Job, priority: int = 0) -> str:
         """Queue ``job``; its ID (a UUID, as Orthanc's)."""

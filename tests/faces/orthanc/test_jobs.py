@@ -146,6 +146,9 @@ def test_actions_on_finished_and_unknown_jobs(both):
             body = server.get(path).json()
             seen[path.replace(job_id, "{id}")] = {key: value for key, value in body.items() if key != "Uri"}
         seen["delete"] = server.session.delete(f"{server.url}/jobs/{job_id}").status_code
+        for method, path in (("GET", f"/jobs/{job_id}/pause"), ("POST", f"/jobs/{job_id}/archive"),
+                             ("GET", f"/jobs/{job_id}/archive/x"), ("POST", "/jobs")):
+            seen[method + path.replace(job_id, "{id}")] = server.session.request(method, server.url + path).status_code
         answers.append(seen)
     ours, reference = answers
     assert ours == reference

@@ -15,6 +15,7 @@ Bodies, statuses and errors follow Orthanc 1.10.1, measured against it (tests/fa
 from __future__ import annotations
 
 import datetime
+import os
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -123,8 +124,11 @@ async def output(request: Request) -> Response:
     """GET /jobs/{id}/{key}: an output of a job, streamed from where the engine keeps it."""
     key = request.path_params["key"]
     found = engine_of(request).output(request.path_params["id"], key)  # InexistentItem: Orthanc's 404
-    handle = await run_in_threadpool(found.open)
-    size = await run_in_threadpool(lambda: found.size)
+    try:
+        handle = await run_in_threadpool(found.open)
+    except FileNotFoundError:  # the job left the history (JobsHistorySize) meanwhile
+        raise InexistentItem(f"Job has no such output: {key}") from None
+    size = await run_in_threadpool(lambda: os.fstat(handle.fileno()).st_size if found.path else found.size)
 
     def chunks():
         while data := handle.read(1024 * 1024):

@@ -60,6 +60,7 @@ from .job_model import (
 __all__ = ["FINISHED", "Job", "JobCanceled", "JobContext", "JobInfo", "JobInterrupted", "JobOutput", "JobRetry",
            "JobsEngine", "open_jobs_engine"]
 _SAVED_PROPERTY = "jobs"  # where the saved registry goes (Orthanc: the global property JobsRegistry)
+_OUTPUT_FOLDER = "tmp"  # the storage area's spool folder, which the server empties at every start
 
 log = logging.getLogger("pacsbox.jobs")
 
@@ -96,12 +97,15 @@ class JobsEngine:
     """A registry of jobs and a bounded pool of worker threads that run them. Thread-safe."""
 
     def __init__(self, events: EventBus, *, concurrent_jobs: int = 2, history_size: int = 10,
-                 load: Callable[[], str | None] | None = None, save: Callable[[str], None] | None = None) -> None:
+                 load: Callable[[], str | None] | None = None, save: Callable[[str], None] | None = None,
+                 output_directory: Path | None = None) -> None:
         self._events = events
         # Orthanc's ConcurrentJobs 0: as many workers as cores
         self._workers_count = concurrent_jobs if concurrent_jobs > 0 else (os.cpu_count() or 1)
         self._history_size = max(0, history_size)
         self._save_to, self._load_from = save, load
+        # where jobs write large outputs (add_output_file); outputs are never saved, so a folder emptied at start
+        self.output_directory = output_directory
         self._lock = threading.Condition()
         self._jobs: dict[str, JobRecord] = {}
         self._queue: list[tuple[int, int, str]] = []  # (-priority, order, id): a heap
@@ -532,4 +536,4 @@ def open_jobs_engine(archive: Any) -> JobsEngine:
         load = lambda: index.get_property(_SAVED_PROPERTY)  # noqa: E731
         save = lambda text: index.set_property(_SAVED_PROPERTY, text)  # noqa: E731
     return JobsEngine(archive.events, concurrent_jobs=config.ConcurrentJobs, history_size=config.JobsHistorySize,
-                      load=load, save=save)
+                      load=load, save=save, output_directory=config.storage_path / _OUTPUT_FOLDER)

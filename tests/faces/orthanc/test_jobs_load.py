@@ -32,7 +32,9 @@ def test_200_concurrent_jobs_of_mixed_types_finish_and_none_is_lost():
 
             assert len(result.jobs) == 200
             assert set(result.jobs) <= set(session.get(server.url + "/jobs").json())
-            assert sorted(set(result.states.values())) == ["Success"], result.states
+            failed = [session.get(f"{server.url}/jobs/{job_id}").json() for job_id, state in result.states.items()
+                      if state != "Success"]
+            assert not failed, [(job["Type"], job["ErrorDetails"], job["EffectiveRuntime"]) for job in failed]
             assert {kind: list(result.jobs.values()).count(kind) for kind in KINDS} == \
                 {"Archive": 80, "DicomModalityStore": 50, "OrthancPeerStore": 60, "Retrieve": 10}
             for job_id, kind in result.jobs.items():

@@ -24,13 +24,11 @@ future that the worker completes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import json
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
@@ -339,7 +337,6 @@ class JobsEngine:
         return None
 
     def _work(self) -> None:
-        _lower_thread_priority()
         while True:
             with self._lock:
                 record = self._next()
@@ -504,21 +501,6 @@ class JobsEngine:
             return
         if record.state == PENDING:
             heapq.heappush(self._queue, (-record.priority, next(self._order), record.id))
-
-
-_WORKER_NICENESS = 10
-
-
-def _lower_thread_priority() -> None:
-    """Run this worker thread at a lower OS priority (nice +10, Linux: per thread), so that the threads answering
-    HTTP and DICOM get the processor first when jobs keep it busy. Measured with benchmarks/jobs_load.py on a
-    loaded 2-core machine: GET /studies p95 under 200 jobs fell from ~36-69 ms to ~18-30 ms (the real Orthanc:
-    ~16-36 ms), and the requests answered during the load doubled, for jobs finishing ~20% later. Elsewhere (or
-    refused) it does nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError):  # a container policy may refuse it: the jobs still run, as fast
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _WORKER_NICENESS)
 
 
 def _copy(content: dict) -> dict:

@@ -27,7 +27,7 @@ from tests.support.pacsbox_proc import RunningPacsbox
 PLAUSIBLE = {  # a value for each path parameter of the route tables
     "id": "6816cb19-844d5aee-85245eba-1b4f6e41-4a8e1f48", "name": "Sample", "index": "0", "path": "sub/file.txt",
     "project": "P", "subject": "S", "experiment": "E", "scan": "1", "resource": "R", "timestamp": "20240101_120000",
-    "action": "move", "element": "xnat:subjectData", "key": "archive",
+    "action": "move", "element": "xnat:subjectData", "key": "archive", "frame": "0",
 }
 _PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
 _WRONG = {

@@ -65,10 +65,7 @@ def test_registry_as_the_plugin(local, plugin):
     for path in ("/servers", "/servers?expand", "/servers/remote"):
         ours, theirs = both(local, plugin, "GET", path)
         assert ours.status_code == theirs.status_code == 200
-        if path == "/servers/remote":  # pacsbox lacks "wado" (a retrieval job)
-            assert [name for name in theirs.json() if name != "wado"] == ours.json()
-        else:
-            assert ours.json() == theirs.json()
+        assert ours.json() == theirs.json()
     added = {"Url": "http://127.0.0.1:9/dicom-web/", "Username": "u", "Password": "p"}
     ours, theirs = both(local, plugin, "PUT", "/servers/added", json=added)
     assert ours.status_code == theirs.status_code == 200 and ours.json() == theirs.json() == {}
@@ -183,7 +180,7 @@ def test_delete_as_the_plugin(local, plugin):
             assert ours.status_code == theirs.status_code == 200
         for name in ("deleting", "textual", "plain"):
             ours, theirs = both(local, plugin, "GET", f"/servers/{name}")
-            assert [item for item in theirs.json() if item != "wado"] == ours.json()
+            assert theirs.json() == ours.json()
         assert ("delete" in ours.json()) is False and "delete" in local.session().get(
             local.url + "/dicom-web/servers/deleting").json()
         same_error(*both(local, plugin, "GET", "/servers/odd"))  # a Boolean property that is neither
@@ -265,3 +262,41 @@ def test_asynchronous_transfers_are_jobs_as_the_plugin(local, plugin, corpus):
     assert seen[0] == seen[1]
     assert seen[0]["retrieve"][:2] == ("DicomWebWadoRetrieveClient", "Success")
     assert seen[0]["stow dead"][:3] == ("DicomWebStowClient", "Failure", 1)
+
+
+def test_wado_jobs_as_the_plugin(local, plugin, corpus):
+    """POST /servers/{id}/wado: a WADO-RS retrieval of one URI, stored, as a job that runs in the background
+    unless asked to be synchronous; its answers, Content and failures as the plugin's."""
+    study, series, instance = uids_of(corpus[1][1])
+    other_study = uids_of(corpus[2][1])[0]
+    seen = []
+    for server, session in ((local, local.session()), (plugin, plugin.session)):
+        url = server.url + "/dicom-web/servers"
+        synchronous = session.post(f"{url}/remote/wado", json={"Uri": f"/studies/{study}/series/{series}/instances/"
+                                                                      f"{instance}", "Synchronous": True})
+        assert synchronous.status_code == 200, synchronous.text
+        found = {"synchronous": synchronous.json()}
+        for name, target, body in (("study", "remote", {"Uri": f"studies/{other_study}", "Arguments": {}}),
+                                   ("unknown study", "remote", {"Uri": "/studies/1.2.3"}),
+                                   ("metadata", "remote", {"Uri": f"/studies/{other_study}/metadata"}),
+                                   ("unknown server", "nowhere", {"Uri": "/studies/1.2.3", "Priority": 3})):
+            answer = session.post(f"{url}/{target}/wado", json=body)
+            assert answer.status_code == 200 and answer.json()["Path"] == f".././../jobs/{answer.json()['ID']}"
+            job = _finished(session, server.url, answer.json()["ID"])
+            found[name] = (job["Type"], job["State"], job["ErrorCode"], job["Priority"], job["Content"])
+        instances = session.get(server.url + "/instances?expand").json()
+        found["stored"] = sorted(item["MainDicomTags"]["SOPInstanceUID"] for item in instances
+                                 if item["MainDicomTags"]["SOPInstanceUID"] == instance
+                                 or session.get(server.url + f"/instances/{item['ID']}/study").json()
+                                 ["MainDicomTags"]["StudyInstanceUID"] == other_study)
+        found["failures"] = [
+            {key: answer.json().get(key) for key in COMPARED_KEYS} | {"status": answer.status_code}
+            for answer in (session.post(f"{url}/remote/wado", json=body) for body in (
+                {"Uri": "/studies/1.2.3", "Synchronous": True}, {"Uri": 5}, {}, [1], {"Uri": "/x", "Priority": "x"},
+                {"Uri": "/x", "Synchronous": "x"}))]
+        found["not json"] = session.post(f"{url}/remote/wado", data="x").json()["Details"]
+        seen.append(found)
+    assert seen[0] == seen[1]
+    assert seen[0]["study"][:2] == ("DicomWebWadoRetrieveClient", "Success")
+    assert seen[0]["unknown server"][4]["FunctionErrorDetails"] == "Inexistent server: nowhere"
+    assert len(seen[0]["stored"]) > 1

@@ -93,6 +93,7 @@ def routes(settings: DicomWebSettings):
             (root + "/servers/{id}/qido", ["POST"], _guarded(servers.qido)),
             (root + "/servers/{id}/stow", ["POST"], _guarded(servers.stow)),
             (root + "/servers/{id}/retrieve", ["POST"], _guarded(servers.retrieve)),
+            (root + "/servers/{id}/wado", ["POST"], _guarded(servers.wado)),
             (root + "/servers/{id}/delete", ["POST"], _guarded(servers.delete)),
         ]
         for resource, thumbnail in (("/rendered", False), ("/thumbnail", True)):

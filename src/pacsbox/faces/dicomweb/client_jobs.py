@@ -39,13 +39,15 @@ class ClientJob:
             # the error that caused it when there is one (a retrieval answers "plugin engine" for any failure)
             failure = translate(error.__cause__ if isinstance(error.__cause__, Exception) else error)
             context.content.update(FunctionErrorCode=failure.code, FunctionErrorDescription=failure.message)
+            if failure.details and failure.details != failure.message:  # the plugin adds what it was told
+                context.content["FunctionErrorDetails"] = failure.details
             raise PluginFailure(error) from error
 
 
-def options(body: Any) -> tuple[bool, int]:
-    """Whether the request is synchronous, and its job priority."""
+def options(body: Any, synchronous_by_default: bool = True) -> tuple[bool, int]:
+    """Whether the request is synchronous (``synchronous_by_default`` when it does not say), and its priority."""
     if not isinstance(body, dict):
-        return True, 0
+        return synchronous_by_default, 0
     for key in ("Synchronous", "Asynchronous"):
         if key in body and not isinstance(body[key], bool):
             raise bad_format()
@@ -54,12 +56,14 @@ def options(body: Any) -> tuple[bool, int]:
         raise bad_format()
     if "Synchronous" in body:
         return body["Synchronous"], priority
-    return not body.get("Asynchronous", False), priority
+    if "Asynchronous" in body:
+        return not body["Asynchronous"], priority
+    return synchronous_by_default, priority
 
 
-async def run(request: Request, job: ClientJob, body: Any) -> Response:
+async def run(request: Request, job: ClientJob, body: Any, synchronous_by_default: bool = True) -> Response:
     """Run ``job`` as the request asks: its answer (its failure: the plugin's error), or its ID."""
-    synchronous, priority = options(body)
+    synchronous, priority = options(body, synchronous_by_default)
     jobs = request.app.state.archive.jobs
     if not synchronous:
         job_id = jobs.submit(job, priority)

@@ -32,8 +32,8 @@ from .errors import DicomWebError, bad_format, bad_request, out_of_range, unknow
 from .multipart import close_parts, media_type_of, new_boundary, read_parts, whole
 
 # What GET /dicom-web/servers/{id} lists: the plugin's operations, in its order ("delete" follows for a server
-# whose HasDelete property is true), less "wado" (a retrieval job) until pacsbox runs it.
-OPERATIONS = ["get", "retrieve", "stow", "qido"]
+# whose HasDelete property is true).
+OPERATIONS = ["get", "retrieve", "stow", "wado", "qido"]
 _NO_DELETE_TARGET = 'The request body must contain a JSON object with fields "Level" and "StudyInstanceUID"'
 # the UIDs a DELETE names at each level, after the study's
 _DELETE_LEVELS = {"study": (), "series": ("SeriesInstanceUID",), "instance": ("SeriesInstanceUID", "SOPInstanceUID")}
@@ -323,6 +323,38 @@ async def retrieve(request: Request) -> Response:
         return dict(content)
 
     return await client_jobs.run(request, client_jobs.ClientJob("DicomWebWadoRetrieveClient", work), body)
+
+
+async def wado(request: Request) -> Response:
+    """POST /servers/{id}/wado: the WADO-RS answer to a GET of ``Uri`` (a study, series or instance), stored here.
+    As in the plugin it is a job that runs in the background unless ``Synchronous`` is true, and the server is
+    looked up by the job (an unknown one fails the job, not the request)."""
+    name = request.path_params["id"]
+    body = await _json_body(request)
+    if not isinstance(body, Mapping) or "Uri" not in body:
+        raise bad_format(_NO_URI)
+    if not isinstance(body["Uri"], str):
+        raise bad_format('The field "Uri" in a JSON object should be a string')
+    path = _relative(body["Uri"], body.get("Arguments"))
+    client_jobs.options(body, synchronous_by_default=False)
+    headers = _extra_headers(body)
+    registry, archive = _registry(request), request.app.state.archive
+    origin = Origin("RestApi", remote_ip=request.client.host if request.client else "",
+                    http_username=getattr(request.state, "user", "") or "")
+
+    def work(content: dict) -> dict:
+        server = registry.get(name)
+        try:
+            received, size = _retrieve(archive, server, [path], headers, origin)
+        except DicomWebError:  # whatever failed (the server's 404, an answer not multipart), the plugin reports
+            # it as the network's failure
+            network = DicomWebError(500, 9, "Error in the network protocol")
+            raise DicomWebError(500, 1, _PLUGIN_FAILURE, _PLUGIN_FAILURE) from network
+        content.update(NetworkUsageMB=str(size // _MEGABYTE), ReceivedInstancesCount=str(received))
+        return dict(content)
+
+    job = client_jobs.ClientJob("DicomWebWadoRetrieveClient", work)
+    return await client_jobs.run(request, job, body, synchronous_by_default=False)
 
 
 async def delete(request: Request) -> Response:

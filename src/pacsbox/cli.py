@@ -134,6 +134,7 @@ def _sample_files():
 from .cli_config import register as _register_config  # noqa: E402
 from .cli_data import register as _register_data  # noqa: E402
 from .cli_faults import register as _register_faults  # noqa: E402
+from .cli_housekeeping import register as _register_housekeeping  # noqa: E402
 from .cli_lifecycle import register as _register_lifecycle  # noqa: E402
 
 _register_lifecycle(main)
@@ -141,6 +142,7 @@ _register_data(main)
 __import__("pacsbox.cli_worklists", fromlist=["register"]).register(main)  # pacsbox worklists add/ls/rm
 _register_faults(main)
 _register_config(main)
+_register_housekeeping(main)
 
 if __name__ == "__main__":
     main()

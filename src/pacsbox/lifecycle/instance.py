@@ -180,7 +180,8 @@ class Instance:
         data = asdict(self)
         data.pop("settings")
         data.pop("spawned")
-        return {**data, "url": self.url, "xnat_url": self.xnat_url,
+        # the real Orthanc has no XNAT face: no URL for one
+        return {**data, "url": self.url, "xnat_url": self.xnat_url if self.engine == "builtin" else None,
                 "dicom": f"{self.aet}@{self.host}:{self.dicom_port}", "log_file": str(self.log_file)}
 
     def save(self) -> None:

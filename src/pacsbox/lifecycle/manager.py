@@ -308,6 +308,8 @@ def _port_free(host: str, port: int) -> bool:
     import socket
 
     with socket.socket() as probe:
+        # as the servers bind (SO_REUSEADDR): connections of a stopped server in TIME_WAIT do not make it busy
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
             return True

@@ -4,6 +4,7 @@ nothing was left running or half-written."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -141,3 +142,15 @@ def test_help_of_every_command_has_an_example() -> None:
     assert not missing, f"commands whose help shows no example: {missing}"
     shown = subprocess.run([sys.executable, "-m", "pacsbox", "restart", "--help"], capture_output=True, text=True)
     assert "Example:\n    pacsbox restart mytests" in shown.stdout and "--name NAME" in shown.stdout
+
+
+def test_a_data_set_whose_extra_is_missing_names_the_pip_line_and_starts_nothing(home):
+    # `python -c` with jpeg_ls made unimportable, as on a machine without the compression extra
+    code = ("import sys; sys.modules['jpeg_ls'] = None; sys.argv[0] = 'pacsbox'; from pacsbox.cli import main; "
+            "main()")
+    result = subprocess.run([sys.executable, "-c", code, "start", "--with-data", "compressed"], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PACSBOX_HOME": str(home)})
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == ("Error: The 'compressed' data set needs the encoders of pacsbox's 'compression' extra "
+                             "(missing: pyjpegls): pip install 'pacsbox[compression]'\n")
+    assert "Traceback" not in result.stderr and nothing_started(home)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import math
 import re
 import types
@@ -63,8 +64,6 @@ class ConfigError(ValueError):
 
 
 def _show(value: Any) -> str:
-    import json
-
     try:
         text = json.dumps(value)
     except (TypeError, ValueError):
@@ -92,6 +91,8 @@ def _describe(hint: Any) -> str:
         return "a string"
     if hint is Any:
         return "any value"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(json.dumps(choice) for choice in typing.get_args(hint))
     if hint is type(None):
         return "null"
     if origin in (typing.Union, types.UnionType):
@@ -117,6 +118,8 @@ def _matches(hint: Any, value: Any) -> bool:
     origin = typing.get_origin(hint)
     if hint is Any:
         return True
+    if origin is typing.Literal:
+        return any(value == choice and type(value) is type(choice) for choice in typing.get_args(hint))
     if hint is type(None):
         return value is None
     if hint is bool:
@@ -274,7 +277,6 @@ def check_or_raise(values: Mapping[str, Any], source: str = "the configuration")
 
 def read_file(path: Any) -> dict[str, Any]:
     """A configuration file's JSON object (comments allowed); ``ValueError`` naming the file otherwise."""
-    import json
     from pathlib import Path
 
     from .config import strip_json_comments

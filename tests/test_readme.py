@@ -201,22 +201,29 @@ def _pytest_files(block: Block) -> dict[str, str]:
 
 
 # -- synopses ----------------------------------------------------------------------------------------------
-def _command_options() -> dict[str, set[str]]:
+def _command_options(group) -> dict[str, set[str]]:
+    """Every command and subcommand of a click group, with its options (and the group's own for "")."""
     import click
 
-    from pacsbox.cli import main
+    commands: dict[str, set[str]] = {"": {opt for param in group.params for opt in (*param.opts,
+                                                                                    *param.secondary_opts)}}
 
-    commands: dict[str, set[str]] = {}
-
-    def walk(group: click.Group, prefix: str) -> None:
-        for name, command in group.commands.items():
+    def walk(parent: click.Group, prefix: str) -> None:
+        for name, command in parent.commands.items():
             options = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
             commands[prefix + name] = options | {"--help", "-h"}
             if isinstance(command, click.Group):
                 walk(command, prefix + name + " ")
 
-    walk(main, "")
+    walk(group, "")
     return commands
+
+
+def _programs() -> dict[str, dict[str, set[str]]]:
+    from pacsbox.cli import main
+    from pacsbox.xnat4tests.cli import main as xnat4tests_main
+
+    return {"pacsbox": _command_options(main), "xnat4tests": _command_options(xnat4tests_main)}
 
 
 SYNOPSES = [block for block in BLOCKS if block.language == "text"]
@@ -224,15 +231,37 @@ SYNOPSES = [block for block in BLOCKS if block.language == "text"]
 
 @pytest.mark.parametrize("block", SYNOPSES, ids=[block.id for block in SYNOPSES])
 def test_synopsis_names_real_commands_and_options(block: Block) -> None:
-    commands = _command_options()
+    programs = _programs()
+    from pacsbox.pytest_plugin import OPTIONS
+
+    plugin_flags = {option.flag for option in OPTIONS} | {
+        f"--pacsbox-{option.negative[0]}" for option in OPTIONS if option.negative}
     for line in block.text.replace("\\\n", " ").splitlines():
         code = line.split("#", 1)[0]
-        for segment in re.split(r"\bpacsbox\s+", code)[1:]:
-            words = segment.split()
-            if not words or not re.fullmatch(r"[a-z][a-z-]*", words[0]):
-                continue  # sample output ("pacsbox ready: ...")
-            name = words[0] if len(words) < 2 or f"{words[0]} {words[1]}" not in commands else f"{words[0]} {words[1]}"
-            assert name in commands, f"README line {block.line}: `pacsbox {name}` is not a command"
-            shown = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", segment.split(" -- ")[0]))
-            unknown = shown - commands[name]
-            assert not unknown, f"README line {block.line}: `pacsbox {name}` has no option {sorted(unknown)}"
+        for flag in re.findall(r"--pacsbox-[a-z-]+", code):  # pytest's options of the plugin
+            assert flag in plugin_flags, f"README line {block.line}: the pytest plugin has no option {flag}"
+        for program, commands in programs.items():
+            for segment in re.split(rf"\b{program}\s+", code)[1:]:
+                words = [word for word in segment.split() if not word.startswith(("[", "-"))
+                         and not (word.isupper() or "|" in word)]
+                group_options = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", segment.split(words[0])[0])) \
+                    if words else set()
+                assert group_options <= commands[""] | {"--help", "-h"}, (block.line, group_options)
+                if not words or not re.fullmatch(r"[a-z][a-z-]*", words[0]):
+                    continue  # sample output ("pacsbox ready: ...")
+                name = f"{words[0]} {words[1]}" if len(words) > 1 and f"{words[0]} {words[1]}" in commands \
+                    else words[0]
+                assert name in commands, f"README line {block.line}: `{program} {name}` is not a command"
+                rest = segment.split(name.split()[-1], 1)[1].split(" -- ")[0]
+                for index, part in enumerate(rest.split("|")):  # `a [--x] | b [--y]`: alternatives
+                    head = part.split()[0] if index and part.split() else None
+                    target = head if head in commands else name
+                    unknown = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", part)) - commands[target]
+                    assert not unknown, f"README line {block.line}: `{program} {target}` has no {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("text", ["pacsbox start [--no-such-option]", "pacsbox nosuch NAME",
+                                  "xnat4tests [--config FILE] start [--nope]", "pytest --pacsbox-nope"])
+def test_a_wrong_synopsis_is_caught(text: str) -> None:
+    with pytest.raises(AssertionError):
+        test_synopsis_names_real_commands_and_options(Block(1, "text", text + "\n", ""))

@@ -16,6 +16,16 @@ class JsonCommand(click.Command):
     """A command whose failures, with ``--json``, print ``{"error": ..., "exit_code": ...}`` on stdout instead of
     text on stderr, so that a script reading the JSON always gets JSON."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            if not as_json:
+                raise
+            click.echo(json.dumps({"error": error.format_message(), "exit_code": error.exit_code}, indent=2))
+            ctx.exit(error.exit_code)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

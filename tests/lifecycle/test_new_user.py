@@ -154,3 +154,24 @@ def test_a_data_set_whose_extra_is_missing_names_the_pip_line_and_starts_nothing
     assert result.stderr == ("Error: The 'compressed' data set needs the encoders of pacsbox's 'compression' extra "
                              "(missing: pyjpegls): pip install 'pacsbox[compression]'\n")
     assert "Traceback" not in result.stderr and nothing_started(home)
+
+
+def test_json_is_printed_for_usage_mistakes_too(home):
+    answer = json.loads(pacsbox(home, "start", "--json", "--http-port", "nope", check=2).stdout)
+    assert answer["exit_code"] == 2 and "'nope' is not a valid integer" in answer["error"]
+    assert nothing_started(home)
+
+
+def test_the_api_says_the_servers_message_not_its_json(home):
+    from pacsbox import InstanceError, ensure
+
+    server = ensure("api", home=home)
+    try:
+        server.restore("nosuch")
+    except InstanceError as error:
+        assert str(error) == ("POST /pacsbox/snapshots/nosuch/restore on pacsbox instance 'api' answered 404: "
+                              "no snapshot named 'nosuch'")
+    else:
+        raise AssertionError("restoring an unknown snapshot did not raise")
+    finally:
+        server.stop(grace=5)

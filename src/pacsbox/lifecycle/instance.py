@@ -214,5 +214,10 @@ class Instance:
         status, body = http_status(self.url + path, self._auth_header(), timeout=120, method=method, body=body)
         if status != 200:
             detail = body.decode("utf-8", "replace")[:500]
+            try:  # Orthanc's JSON error body: its details (else its message), not the raw JSON
+                answer = json.loads(body)
+                detail = answer.get("Details") or answer.get("Message") or detail
+            except (ValueError, AttributeError):
+                pass
             raise InstanceError(f"{method} {path} on pacsbox instance {self.name!r} answered {status}: {detail}")
         return json.loads(body) if body.strip() else None

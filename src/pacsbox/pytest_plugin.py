@@ -356,9 +356,11 @@ def pacsbox_server(request: pytest.FixtureRequest) -> Instance:
     config = request.config
     chosen = plugin_settings(config)
     name = instance_name(config)
+    # one server per worker: free ports each, whatever HttpPort/DicomPort the configuration file names
+    ports = {"http_port": 0, "dicom_port": 0} if name != chosen.name else {}
     instance, failure = None, ""
     try:
-        instance = ensure(name, chosen.config, engine=chosen.engine, startup_timeout=chosen.startup_timeout)
+        instance = ensure(name, chosen.config, engine=chosen.engine, startup_timeout=chosen.startup_timeout, **ports)
     except InstanceError as error:  # says what failed, with the log tail
         failure = str(error)
     except (OSError, ValueError) as error:  # the real Orthanc is missing, an invalid name

@@ -73,7 +73,10 @@ def test_per_worker_stop_stops_every_workers_server(pytester: pytest.Pytester, p
     from pacsbox.lifecycle import list_instances
 
     pytester.makepyfile(test_inner=CLEANING_TESTS)
-    result = run(pytester, "-n", "4", "--pacsbox-per-worker", "--pacsbox-stop", xdist=True)
+    # a configuration naming fixed ports: each worker's server still gets free ones
+    (pytester.path / "orthanc.json").write_text('{"HttpPort": 8042, "DicomPort": 4242, "DicomAet": "WORKERS"}')
+    result = run(pytester, "-n", "4", "--pacsbox-per-worker", "--pacsbox-stop", "--pacsbox-config", "orthanc.json",
+                 xdist=True)
     result.assert_outcomes(passed=8)
     pids = {int(pid) for _, pid in (line.split() for line in lines(pytester.path / "servers.txt"))}
     assert all(gone(pid) for pid in pids)

@@ -175,3 +175,17 @@ def test_the_api_says_the_servers_message_not_its_json(home):
         raise AssertionError("restoring an unknown snapshot did not raise")
     finally:
         server.stop(grace=5)
+
+
+def test_serve_names_a_busy_port_and_the_option_that_chose_it(home, tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        dicom = pacsbox(home, "serve", "--data-dir", str(tmp_path / "d"), "--http-port", "0", "--dicom-port",
+                        str(busy), check=1)
+        http = pacsbox(home, "serve", "--data-dir", str(tmp_path / "d"), "--http-port", str(busy), check=1)
+    assert dicom.stderr.endswith(f"cannot listen for DICOM on 127.0.0.1:{busy} (DicomPort, --dicom-port): Address "
+                                 "already in use\n")
+    assert http.stderr.endswith(f"cannot listen on 127.0.0.1:{busy}: Address already in use (HttpPort, "
+                                "--http-port)\n")

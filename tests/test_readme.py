@@ -103,11 +103,13 @@ def test_every_block_is_fenced_with_a_known_language() -> None:
 PIP_SHIM = '''#!{python}
 """pip for the README test: checks that each requirement names extras pyproject.toml declares; installs
 nothing (pacsbox and its extras are installed in this environment already)."""
-import re, sys, tomllib
+import re, sys
 arguments = sys.argv[1:]
 if not arguments or arguments[0] != "install":
     sys.exit(f"readme test: pip {{' '.join(arguments)}}: only `pip install` of pacsbox is expected")
-declared = set(tomllib.load(open({pyproject!r}, "rb"))["project"]["optional-dependencies"])
+# the extras' names: the keys of [project.optional-dependencies] (no tomllib before Python 3.11)
+section = open({pyproject!r}).read().split("[project.optional-dependencies]", 1)[1].split("\\n[", 1)[0]
+declared = set(re.findall(r"(?m)^([A-Za-z0-9_-]+)\\s*=\\s*\\[", section))
 for requirement in arguments[1:]:
     if requirement.startswith("-") and requirement != "-e":
         continue
@@ -265,3 +267,13 @@ def test_synopsis_names_real_commands_and_options(block: Block) -> None:
 def test_a_wrong_synopsis_is_caught(text: str) -> None:
     with pytest.raises(AssertionError):
         test_synopsis_names_real_commands_and_options(Block(1, "text", text + "\n", ""))
+
+
+@pytest.mark.parametrize(("arguments", "status"), [("install .", 0), ("install -e .[test]", 0),
+                                                   ("install pacsbox[pytest,compression]", 0),
+                                                   ("install pacsbox[nope]", 1), ("install requests", 1)])
+def test_the_pip_stand_in_accepts_only_declared_extras(tmp_path: Path, arguments: str, status: int) -> None:
+    shim = tmp_path / "pip"
+    shim.write_text(PIP_SHIM.format(python=sys.executable, pyproject=str(ROOT / "pyproject.toml")))
+    shim.chmod(0o755)
+    assert subprocess.run([str(shim), *arguments.split()], capture_output=True).returncode == status

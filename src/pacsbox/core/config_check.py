@@ -99,7 +99,7 @@ def _describe(hint: Any) -> str:
         return " or ".join(dict.fromkeys(_describe(member) for member in typing.get_args(hint)))
     if origin in (tuple, list, Sequence):
         member = typing.get_args(hint)[0] if typing.get_args(hint) else Any
-        return f"a list of {_plural(_describe(member))}"
+        return "a list" if member is Any else f"a list of {_plural(_describe(member))}"
     if origin is not None and issubclass(origin, Mapping):
         value = typing.get_args(hint)[1] if typing.get_args(hint) else Any
         return "an object" if value is Any else f"an object whose values are {_plural(_describe(value))}"

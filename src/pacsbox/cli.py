@@ -34,7 +34,14 @@ def main() -> None:
 def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None, dicom_port: int | None,
           host: str | None, sample_data: bool, log_file: Path | None, ready_file: Path | None,
           access_log: bool) -> None:
-    """Run a server in the foreground; prints one line with its URL when it answers."""
+    """Run a server in the foreground; prints one line with its URL when it answers.
+
+    The configuration file is checked first: every mistake is listed and nothing starts.
+
+    \b
+    Example:
+      pacsbox serve --config orthanc.json --data-dir ./storage --http-port 8042
+    """
     from .core.config import Config, check_exposure, describe_users, exposure_warning, load_config
     from .server import serve as run
 
@@ -51,10 +58,22 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
             BindAddress=host
         )
 
+    if config_file is not None:
+        import warnings
+
+        from .core.config_check import read_file, unknown_keys
+
+        try:
+            for line in unknown_keys(read_file(config_file)):  # on the console, not only in the server's log
+                click.echo(f"warning: {line}", err=True)
+        except ValueError:
+            pass  # read_config below says what is wrong with the file
+        warnings.filterwarnings("ignore", message="pacsbox: unknown configuration key")
     try:
         config = read_config()
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from None
+    _check_storage(config, "--data-dir" if data_dir else "StorageDirectory")
     try:
         check_exposure(config)
     except ValueError as error:
@@ -79,6 +98,22 @@ def serve(config_file: Path | None, data_dir: Path | None, http_port: int | None
         raise click.ClickException(str(error)) from None
 
 
+def _check_storage(config, chosen_by: str) -> None:
+    """The data folder can be created and written, else one line naming the option that chose it."""
+    import os
+
+    for folder, option in ((config.storage_path, chosen_by), (config.index_path, "IndexDirectory")):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            writable = os.access(folder, os.W_OK | os.X_OK)
+        except OSError as error:
+            raise click.ClickException(f"cannot create the data folder {folder} ({option}): "
+                                       f"{error.strerror or error}; choose a writable folder") from None
+        if not writable:
+            raise click.ClickException(f"cannot write the data folder {folder} ({option}): permission denied; "
+                                       "choose a writable folder")
+
+
 def _write_ready_file(path: Path, urls: dict[str, str]) -> None:
     import json
     import os
@@ -96,14 +131,18 @@ def _sample_files():
     return (data for _, data in ct_study())
 
 
+from .cli_config import register as _register_config  # noqa: E402
 from .cli_data import register as _register_data  # noqa: E402
 from .cli_faults import register as _register_faults  # noqa: E402
+from .cli_housekeeping import register as _register_housekeeping  # noqa: E402
 from .cli_lifecycle import register as _register_lifecycle  # noqa: E402
 
 _register_lifecycle(main)
 _register_data(main)
 __import__("pacsbox.cli_worklists", fromlist=["register"]).register(main)  # pacsbox worklists add/ls/rm
 _register_faults(main)
+_register_config(main)
+_register_housekeeping(main)
 
 if __name__ == "__main__":
     main()

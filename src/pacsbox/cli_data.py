@@ -53,7 +53,12 @@ def _size(count: int | None) -> str:
 @click.command("datasets")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list (name, description, files, bytes, ...).")
 def datasets_command(as_json: bool) -> None:
-    """List the data sets pacsbox generates, with their number of files and size at the default size."""
+    """List the data sets pacsbox generates, with their number of files and size at the default size.
+
+    \b
+    Example:
+      pacsbox datasets --json
+    """
     rows = _rows()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -96,6 +101,9 @@ def _server(instance: str | None, url: str | None, user: str | None, password: s
     except ImportError:
         raise click.ClickException("This pacsbox has no instance manager: give the server with --url URL"
                                    " [--user U --password P --aet A --dicom-port N]") from None
+    from .cli_common import check_known
+
+    check_known(instance or "default")
     try:
         return get_instance(instance or "default")
     except InstanceNotRunning as error:
@@ -103,10 +111,13 @@ def _server(instance: str | None, url: str | None, user: str | None, password: s
 
 
 @click.command("add-data")
-@click.argument("name", type=click.Choice(names()))
-@click.option("--method", type=click.Choice(METHODS), default="xnat-import", show_default=True,
-              help="The face to upload through: XNAT import service (archive or prearchive), Orthanc REST, C-STORE.")
-@click.option("--to", "instance", metavar="INSTANCE", help="A running pacsbox instance (default: 'default').")
+@click.argument("name", metavar="DATASET", type=click.Choice(names()))
+@click.argument("instance_argument", metavar="[NAME]", required=False)
+@click.option("--method", type=click.Choice(METHODS), default=None,
+              help="The face to upload through: XNAT import service (archive or prearchive), Orthanc REST, C-STORE "
+                   "(default: xnat-import, or orthanc-rest for the real Orthanc).")
+@click.option("--name", "--to", "instance", metavar="NAME",
+              help="A running instance (same as the NAME argument; default: 'default').")
 @click.option("--url", help="Any server's HTTP base URL instead of --to, e.g. http://127.0.0.1:8042.")
 @click.option("--user", help="User name for --url (HTTP Basic).")
 @click.option("--password", help="Password for --url.")
@@ -116,10 +127,16 @@ def _server(instance: str | None, url: str | None, user: str | None, password: s
 @click.option("--size", type=click.Choice(SIZES), default="small", show_default=True)
 @click.option("--option", "-o", "extra", multiple=True, metavar="KEY=VALUE",
               help="A data set's own option, e.g. -o patients=100 for 'many'.")
-def add_data_command(name: str, method: str, instance: str | None, url: str | None, user: str | None,
-                     password: str | None, aet: str, dicom_port: int | None, seed: int, size: str,
-                     extra: tuple[str, ...]) -> None:
-    """Generate data set NAME and upload it to a server, with a progress bar; prints a one-line summary."""
+def add_data_command(name: str, instance_argument: str | None, method: str | None, instance: str | None,
+                     url: str | None, user: str | None, password: str | None, aet: str, dicom_port: int | None,
+                     seed: int, size: str, extra: tuple[str, ...]) -> None:
+    """Generate data set DATASET and upload it to a server, with a progress bar; prints a one-line summary.
+
+    \b
+    Examples:
+      pacsbox add-data dummydicom mytests
+      pacsbox add-data many mytests --method c-store -o patients=100
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -127,21 +144,59 @@ def add_data_command(name: str, method: str, instance: str | None, url: str | No
     from .datasets.http import HttpError
     from .datasets.upload import UploadError
 
-    server = _server(instance, url, user, password, aet, dicom_port)
+    if instance_argument and instance and instance_argument != instance:
+        raise click.UsageError(f"two names given: {instance_argument!r} and --name {instance!r}")
+    server = _server(instance_argument or instance, url, user, password, aet, dicom_port)
+    method = _method_for(server, method)
     options = _options(extra)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    # the bar goes to stderr, so stdout carries only the summary line
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn())
+    # the bars go to stderr, so stdout carries only the summary line
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"{name} via {method}", total=None)
+        making = bar.add_task(f"generating {name}", total=None)
+        sending = bar.add_task(f"uploading via {method}", total=None, visible=False)
+
+        def generated(files: int, _total: int) -> None:
+            bar.update(making, completed=files)
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            if not bar.tasks[sending].visible:  # generation is over: its count is the total
+                bar.update(making, total=total, completed=total)
+                bar.update(sending, visible=True)
+            bar.update(sending, completed=done, total=total)
 
         try:
-            summary = add_data(name, server, method=method, seed=seed, size=size, progress=progress, **options)
+            summary = add_data(name, server, method=method, seed=seed, size=size, progress=progress,
+                               generated=generated, **options)
         except (ValueError, MissingExtra, UploadError, HttpError) as error:
             raise click.ClickException(str(error)) from None
     click.echo(str(summary))
+
+
+def _rate_column() -> Any:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        """Files per second of a task (blank until rich has measured one)."""
+
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:,.0f} files/s" if task.speed else "", style="progress.data.speed")
+
+    return Rate()
+
+
+_Rate = _rate_column
+
+
+def _method_for(server: Any, method: str | None) -> str:
+    """The method asked for, or the one the server supports: the real Orthanc has no XNAT face."""
+    orthanc = getattr(server, "engine", "builtin") == "orthanc"
+    if method is None:
+        return "orthanc-rest" if orthanc else "xnat-import"
+    if orthanc and method.startswith("xnat-"):
+        raise click.UsageError(f"instance {server.name!r} is the real Orthanc, which has no XNAT API: use "
+                               "--method orthanc-rest or --method c-store")
+    return method
 
 
 def register(group: click.Group) -> None:

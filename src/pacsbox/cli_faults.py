@@ -62,7 +62,12 @@ def faults() -> None:
 @_JSON
 def add(rule: str, name: str, as_json: bool) -> None:
     """Add RULE, a JSON object (or list), e.g. '{"face": "orthanc", "method": "POST", "path": "/instances",
-    "first": 2, "action": {"http_status": 503}}'; '@FILE' reads it from a file."""
+    "first": 2, "action": {"http_status": 503}}'; '@FILE' reads it from a file.
+
+    \b
+    Example:
+      pacsbox faults add @rule.json --name mytests
+    """
     if rule.startswith("@"):
         try:
             with open(rule[1:], encoding="utf-8") as handle:
@@ -83,7 +88,12 @@ def add(rule: str, name: str, as_json: bool) -> None:
 @_NAME
 @_JSON
 def ls(name: str, as_json: bool) -> None:
-    """List the rules, with how often each matched and fired."""
+    """List the rules, with how often each matched and fired.
+
+    \b
+    Example:
+      pacsbox faults ls --name mytests
+    """
     instance = _instance(name)
     rules = _calling(instance.faults.list)
     if as_json:
@@ -98,7 +108,12 @@ def ls(name: str, as_json: bool) -> None:
 @click.argument("rule_ids", nargs=-1, required=True, metavar="ID...")
 @_NAME
 def rm(rule_ids: tuple[str, ...], name: str) -> None:
-    """Remove rules by ID."""
+    """Remove rules by ID.
+
+    \b
+    Example:
+      pacsbox faults rm 1 2 --name mytests
+    """
     instance = _instance(name)
     for rule_id in rule_ids:
         _calling(lambda rule_id=rule_id: instance.faults.remove(rule_id))
@@ -108,7 +123,12 @@ def rm(rule_ids: tuple[str, ...], name: str) -> None:
 @faults.command("clear")
 @_NAME
 def clear(name: str) -> None:
-    """Remove every rule."""
+    """Remove every rule.
+
+    \b
+    Example:
+      pacsbox faults clear --name mytests
+    """
     instance = _instance(name)
     _calling(instance.faults.clear)
     click.echo("removed every fault rule")
@@ -135,7 +155,12 @@ def _line(event: dict[str, Any]) -> str:
 def events(name: str, follow: bool, since: int, limit: int | None, face: tuple[str, ...], kind: tuple[str, ...],
            clear_log: bool, as_json: bool) -> None:
     """What a running instance received and sent: HTTP requests, associations, DIMSE messages, SCU operations,
-    stored and deleted resources, fired fault rules (one line each, or JSON lines with --json)."""
+    stored and deleted resources, fired fault rules (one line each, or JSON lines with --json).
+
+    \b
+    Example:
+      pacsbox events --name mytests -f
+    """
     instance = _instance(name)
     log = instance.events
     if clear_log:

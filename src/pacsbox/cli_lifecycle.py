@@ -1,7 +1,8 @@
 """The lifecycle commands of ``pacsbox``: start, stop, restart, status/ls, logs, reset, snapshot, restore.
 
-Exit codes: 0 done; 1 failed (the message says why and what to do); 3 ``status NAME`` of a server that is not
-running (as ``systemctl status``).
+Every command names its instance the same way (``NAME`` argument, ``--name`` alias) and, with ``--json``, prints
+JSON on failure too. Exit codes: 0 done; 1 failed (one line saying why and what to do); 2 a usage mistake; 3
+``status NAME`` of a known server that is not running (as ``systemctl status``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 import click
 
-_NAME = click.argument("name", default="default", required=False)
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+from .cli_common import JSON as _JSON
+from .cli_common import JsonCommand, check_known, name_options, pick_name, unknown_instance
 
 
 def register(group: click.Group) -> None:
@@ -37,8 +38,10 @@ def _describe(instance, how: str) -> str:
         return (f"pacsbox instance {instance.name!r} {how} (command, pid {instance.pid}): "
                 f"{describe_instance(instance)}; log {instance.log_file}")
     users = describe_users(instance.users, instance.authentication)
+    # the real Orthanc has no XNAT face: only what it serves is shown
+    xnat = f"XNAT REST API at {instance.xnat_url}/data; " if instance.engine == "builtin" else ""
     return (f"pacsbox instance {instance.name!r} {how} ({instance.engine}, pid {instance.pid}): "
-            f"Orthanc REST API at {instance.url} ({users}); XNAT REST API at {instance.xnat_url}/data; "
+            f"Orthanc REST API at {instance.url} ({users}); {xnat}"
             f"DICOM AET {instance.aet} at {instance.dicom_host}:{instance.dicom_port}; log {instance.log_file}")
 
 
@@ -46,7 +49,7 @@ def _emit(as_json: bool, data: Any, text: str) -> None:
     click.echo(json.dumps(data, indent=2) if as_json else text)
 
 
-class _TrailingCommand(click.Command):
+class _TrailingCommand(JsonCommand):
     """A command whose arguments after ``--`` are another program's: kept apart before click parses the rest,
     so that ``pacsbox start NAME --engine command -- CMD ARGS...`` is never ambiguous."""
 
@@ -69,8 +72,7 @@ def _env_pair(_ctx: click.Context, _param: click.Parameter, values: tuple[str, .
 
 
 @click.command(cls=_TrailingCommand)
-@click.argument("name_argument", metavar="[NAME]", required=False)
-@click.option("--name", help="Instance name (a folder under $PACSBOX_HOME; default: \"default\").")
+@name_options
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Orthanc-style JSON configuration (comments allowed).")
 @click.option("--with-data", "datasets", multiple=True, metavar="DATASET",
@@ -93,21 +95,26 @@ def _env_pair(_ctx: click.Context, _param: click.Parameter, values: tuple[str, .
 @click.option("--startup-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for it.")
 @_JSON
 @click.pass_context
-def start(ctx: click.Context, name_argument: str | None, name: str | None, config_file: Path | None,
+def start(ctx: click.Context, name_argument: str | None, name_option: str | None, config_file: Path | None,
           datasets: tuple[str, ...], http_port: int | None, dicom_port: int | None, engine: str,
           data_dir: Path | None, ready_pattern: str | None, ready_port: int | None, ready_url: str | None,
           env: dict[str, str], cwd: Path | None, fresh: bool, startup_timeout: float, as_json: bool) -> None:
     """Start a detached server, or reuse the running one when its configuration matches.
 
+    The configuration file is checked first (every mistake listed, nothing started); its HttpPort and DicomPort
+    are used unless --http-port/--dicom-port say otherwise. A running server with another configuration is
+    restarted, saying what changed.
+
     \b
+    Examples:
+      pacsbox start mytests --config orthanc.json --with-data ct-study
+      pacsbox start reference --engine orthanc
     Any long-running program, managed the same way:
       pacsbox start myapp --engine command --ready-pattern "listening" -- python -m http.server 8000
     """
     from .lifecycle import InstanceError, ensure
 
-    if name_argument and name and name_argument != name:
-        raise click.UsageError(f"two names given: {name_argument!r} and --name {name!r}")
-    name = name_argument or name or "default"
+    name = pick_name(name_argument, name_option)
     command = ctx.meta.get("pacsbox.command")
     command_options = {"--ready-pattern": ready_pattern, "--ready-port": ready_port, "--ready-url": ready_url,
                        "--env": env or None, "--cwd": cwd}
@@ -121,7 +128,11 @@ def start(ctx: click.Context, name_argument: str | None, name: str | None, confi
     elif command is not None or any(value is not None for value in command_options.values()):
         given = [option for option, value in command_options.items() if value is not None]
         raise click.UsageError(f"{', '.join(given) or 'a program after `--`'}: only with --engine command")
-    started, called_at = time.perf_counter(), time.time()
+    for dataset in datasets:  # before anything starts: a typo or a missing extra must not leave a server behind
+        _check_dataset(dataset)
+    if config_file is not None:
+        _check_config_file(config_file)
+    started = time.perf_counter()
     try:
         if engine == "command":
             ready = {"pattern": ready_pattern, "port": ready_port, "url": ready_url}
@@ -129,15 +140,53 @@ def start(ctx: click.Context, name_argument: str | None, name: str | None, confi
                               startup_timeout=startup_timeout)
         else:
             instance = ensure(name, config_file, engine=engine, http_port=http_port, dicom_port=dicom_port,
-                              data_dir=data_dir, startup_timeout=startup_timeout, fresh=fresh)
+                              data_dir=data_dir, startup_timeout=startup_timeout, fresh=fresh,
+                              report=lambda text: click.echo(f"note: {text}", err=True))
     except (InstanceError, OSError, ValueError) as error:
         raise _failure(error) from None
     elapsed = time.perf_counter() - started
-    # ensure() records started_at when it spawns: a server started before this call is one it reused
-    how = "reused" if instance.started_at < called_at else "started"
-    loaded = [_load_dataset(instance, dataset) for dataset in datasets]
+    how = "started" if instance.spawned else "reused"  # of concurrent starts, only the one that spawned it
+    try:
+        loaded = [_load_dataset(instance, dataset) for dataset in datasets]
+    except click.ClickException:
+        if instance.spawned:  # nothing half-done left running: the server this call started goes too
+            instance.stop(grace=5)
+        raise
     _emit(as_json, {**instance.to_json(), "how": how, "seconds": round(elapsed, 4), "datasets": loaded},
           _describe(instance, f"{how} in {elapsed * 1000:.0f} ms") + "".join(f"\n{line}" for line in loaded))
+
+
+def _check_dataset(dataset: str) -> None:
+    """A known data set whose extra is installed; otherwise one line with the nearest name or the pip line."""
+    import difflib
+
+    from .datasets import DATASETS, MissingExtra, sessions
+
+    if dataset not in DATASETS:
+        near = difflib.get_close_matches(dataset, list(DATASETS), n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise click.ClickException(f"no data set named {dataset!r}: {hint}known: {', '.join(DATASETS)} "
+                                   "(see `pacsbox datasets`)")
+    if DATASETS[dataset].extra:
+        try:
+            next(iter(sessions(dataset)), None)  # its generator imports what it needs first
+        except MissingExtra as error:
+            raise click.ClickException(str(error)) from None
+
+
+def _check_config_file(path: Path) -> None:
+    """Every mistake of the file before anything starts; unknown keys as warnings on the console."""
+    from .core.config_check import ConfigError, check_or_raise, read_file, unknown_keys
+
+    try:
+        values = read_file(path)
+        for line in unknown_keys(values):
+            click.echo(f"warning: {line}", err=True)
+        check_or_raise(values, f"the configuration file {path}")
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _load_dataset(instance, dataset: str) -> str:
@@ -150,20 +199,31 @@ def _load_dataset(instance, dataset: str) -> str:
         raise click.ClickException(f"could not load data set {dataset!r}: {error}") from None
 
 
-@click.command()
-@click.argument("names", nargs=-1)
+@click.command(cls=JsonCommand)
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.option("--name", "name_options", multiple=True, metavar="NAME", help="An instance (same as NAME); repeatable.")
 @click.option("--all", "every", is_flag=True, help="Stop every instance under $PACSBOX_HOME.")
 @click.option("--grace", type=float, default=10.0, show_default=True,
               help="Seconds between SIGTERM and SIGKILL.")
 @_JSON
-def stop(names: tuple[str, ...], every: bool, grace: float, as_json: bool) -> None:
-    """Stop instances (default: "default") and their whole process trees."""
+def stop(names: tuple[str, ...], name_options: tuple[str, ...], every: bool, grace: float, as_json: bool) -> None:
+    """Stop instances (default: "default") and their whole process trees; the data stay (`pacsbox rm` removes).
+
+    \b
+    Examples:
+      pacsbox stop mytests
+      pacsbox stop --all
+    """
     from .lifecycle import list_instances
     from .lifecycle import stop as stop_instance
 
+    names = (*names, *name_options)
     if every and names:
         raise click.UsageError("give instance names or --all, not both")
-    targets = [name for name, _, _ in list_instances()] if every else list(names or ["default"])
+    targets = [name for name, _, _ in list_instances()] if every else list(dict.fromkeys(names or ["default"]))
+    if not every:
+        for name in targets:  # every name checked before any is stopped
+            check_known(name)
     results = []
     for name in targets:
         try:
@@ -174,15 +234,22 @@ def stop(names: tuple[str, ...], every: bool, grace: float, as_json: bool) -> No
     _emit(as_json, results, "\n".join(lines) or "no instances")
 
 
-@click.command()
-@_NAME
+@click.command(cls=JsonCommand)
+@name_options
 @click.option("--startup-timeout", type=float, default=60.0, show_default=True)
 @_JSON
-def restart(name: str, startup_timeout: float, as_json: bool) -> None:
-    """Stop an instance and start it again with the same configuration, ports and data."""
+def restart(name_argument: str | None, name_option: str | None, startup_timeout: float, as_json: bool) -> None:
+    """Stop an instance and start it again with the same configuration, ports and data.
+
+    \b
+    Example:
+      pacsbox restart mytests
+    """
     from .lifecycle import InstanceError
     from .lifecycle import restart as restart_instance
 
+    name = pick_name(name_argument, name_option)
+    check_known(name)
     try:
         instance = restart_instance(name, startup_timeout=startup_timeout)
     except (InstanceError, OSError, ValueError) as error:
@@ -212,19 +279,27 @@ def _table(rows: list[tuple[str, Any, str]]) -> None:
     Console(width=200).print(table)
 
 
-@click.command()
-@click.argument("name", required=False)
+@click.command(cls=JsonCommand)
+@click.argument("name_argument", metavar="[NAME]", required=False)
+@click.option("--name", "name_option", metavar="NAME", help="One instance (same as NAME).")
 @_JSON
-def status(name: str | None, as_json: bool) -> None:
-    """Show instances (all, or one by NAME; exit code 3 when that one is not running)."""
+def status(name_argument: str | None, name_option: str | None, as_json: bool) -> None:
+    """Show instances (all, or one by NAME; exit code 3 when that one is not running, 1 when it is unknown).
+
+    \b
+    Examples:
+      pacsbox status
+      pacsbox status mytests --json
+    """
     from .lifecycle import list_instances
 
+    name = pick_name(name_argument, name_option) if (name_argument or name_option) else None
     try:
         rows = [row for row in list_instances() if name is None or row[0] == name]
     except ValueError as error:
         raise _failure(error) from None
     if name is not None and not rows:
-        rows = [(name, None, "stopped")]
+        raise unknown_instance(name)
     if as_json:
         click.echo(json.dumps([{"name": n, "status": s, **(i.to_json() if i else {})} for n, i, s in rows],
                               indent=2))
@@ -236,23 +311,35 @@ def status(name: str | None, as_json: bool) -> None:
         sys.exit(3)
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @_JSON
 def ls(as_json: bool) -> None:
-    """List every instance (same as `status` without a name)."""
-    status.callback(None, as_json)
+    """List every instance (same as `status` without a name).
+
+    \b
+    Example:
+      pacsbox ls --json
+    """
+    status.callback(None, None, as_json)
 
 
-@click.command()
-@_NAME
+@click.command(cls=JsonCommand)
+@name_options
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until interrupted.")
 @click.option("-n", "--lines", type=click.IntRange(1), default=40, show_default=True)
 @_JSON
-def logs(name: str, follow: bool, lines: int, as_json: bool) -> None:
-    """Print the tail of an instance's log."""
+def logs(name_argument: str | None, name_option: str | None, follow: bool, lines: int, as_json: bool) -> None:
+    """Print the tail of an instance's log.
+
+    \b
+    Example:
+      pacsbox logs mytests -n 100 -f
+    """
     from .lifecycle import InstancePaths
     from .lifecycle.process import log_tail
 
+    name = pick_name(name_argument, name_option)
+    check_known(name)
     try:
         path = InstancePaths.of(name).log_file
     except ValueError as error:
@@ -286,6 +373,7 @@ def _follow(path: Path) -> None:
 def _running(name: str):
     from .lifecycle import InstanceNotRunning, get_instance
 
+    check_known(name)
     try:
         return get_instance(name)
     except (InstanceNotRunning, ValueError) as error:
@@ -296,6 +384,8 @@ def _admin(action: str, name: str, as_json: bool, *arguments: str) -> None:
     from .lifecycle import InstanceError
 
     instance = _running(name)
+    if action == "restore":
+        _check_snapshot(instance, arguments[0])
     try:
         result = getattr(instance, action)(*arguments)
     except InstanceError as error:
@@ -306,27 +396,55 @@ def _admin(action: str, name: str, as_json: bool, *arguments: str) -> None:
     _emit(as_json, result, f"{text} in {result.get('Seconds', 0) * 1000:.0f} ms")
 
 
-@click.command()
-@_NAME
+def _check_snapshot(instance, snapshot_name: str) -> None:
+    from .lifecycle import InstanceError
+
+    try:
+        known = [entry.get("Name") for entry in instance.snapshots()]
+    except InstanceError as error:
+        raise _failure(error) from None
+    if snapshot_name not in known:
+        listed = f"its snapshots: {', '.join(known)}" if known else "it has none yet"
+        raise click.ClickException(f"instance {instance.name!r} has no snapshot named {snapshot_name!r} ({listed}; "
+                                   f"save one with `pacsbox snapshot {snapshot_name} {instance.name}`)")
+
+
+@click.command(cls=JsonCommand)
+@name_options
 @_JSON
-def reset(name: str, as_json: bool) -> None:
-    """Empty an instance's archive (index, files, change log) without restarting it."""
-    _admin("reset", name, as_json)
+def reset(name_argument: str | None, name_option: str | None, as_json: bool) -> None:
+    """Empty an instance's archive (index, files, change log) without restarting it.
+
+    \b
+    Example:
+      pacsbox reset mytests
+    """
+    _admin("reset", pick_name(name_argument, name_option), as_json)
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @click.argument("snapshot_name", metavar="SNAPSHOT")
-@click.option("--name", default="default", show_default=True, help="Instance name.")
+@name_options
 @_JSON
-def snapshot(snapshot_name: str, name: str, as_json: bool) -> None:
-    """Save an instance's archive under SNAPSHOT (replacing an older one of that name)."""
-    _admin("snapshot", name, as_json, snapshot_name)
+def snapshot(snapshot_name: str, name_argument: str | None, name_option: str | None, as_json: bool) -> None:
+    """Save an instance's archive under SNAPSHOT (replacing an older one of that name).
+
+    \b
+    Example:
+      pacsbox snapshot loaded mytests
+    """
+    _admin("snapshot", pick_name(name_argument, name_option), as_json, snapshot_name)
 
 
-@click.command()
+@click.command(cls=JsonCommand)
 @click.argument("snapshot_name", metavar="SNAPSHOT")
-@click.option("--name", default="default", show_default=True, help="Instance name.")
+@name_options
 @_JSON
-def restore(snapshot_name: str, name: str, as_json: bool) -> None:
-    """Bring an instance's archive back to SNAPSHOT."""
-    _admin("restore", name, as_json, snapshot_name)
+def restore(snapshot_name: str, name_argument: str | None, name_option: str | None, as_json: bool) -> None:
+    """Bring an instance's archive back to SNAPSHOT.
+
+    \b
+    Example:
+      pacsbox restore loaded mytests
+    """
+    _admin("restore", pick_name(name_argument, name_option), as_json, snapshot_name)

@@ -12,7 +12,8 @@ import click
 from .cli_data import _server
 
 _TARGET = [
-    click.option("--to", "instance", metavar="INSTANCE", help="A running pacsbox instance (default: 'default')."),
+    click.option("--to", "--name", "instance", metavar="NAME",
+                 help="A running pacsbox instance (default: 'default')."),
     click.option("--url", help="Any pacsbox's HTTP base URL instead of --to, e.g. http://127.0.0.1:8042."),
     click.option("--user", help="User name for --url (HTTP Basic)."),
     click.option("--password", help="Password for --url."),
@@ -54,7 +55,12 @@ def worklists_group() -> None:
 def add_command(sources: tuple[str, ...], item_id: str | None, instance: str | None, url: str | None,
                 user: str | None, password: str | None) -> None:
     """Add items: .wl or other DICOM files, .json files (DICOM JSON or Orthanc's simplified tags), or a JSON
-    object given inline ('{"PatientName": "Doe^John", ...}'). Prints each new ID."""
+    object given inline ('{"PatientName": "Doe^John", ...}'). Prints each new ID.
+
+    \b
+    Example:
+      pacsbox worklists add '{"PatientName": "Doe^John", "PatientID": "P1"}' --name mytests
+    """
     if item_id is not None and len(sources) != 1:
         raise click.UsageError("--id names one item: give one source")
     server = _server(instance, url, user, password, "PACSBOX", None)
@@ -75,7 +81,12 @@ def add_command(sources: tuple[str, ...], item_id: str | None, instance: str | N
 @_targeted
 def ls_command(as_json: bool, instance: str | None, url: str | None, user: str | None,
                password: str | None) -> None:
-    """List the items: ID, patient, accession number, first scheduled step."""
+    """List the items: ID, patient, accession number, first scheduled step.
+
+    \b
+    Example:
+      pacsbox worklists ls --name mytests --json
+    """
     server = _server(instance, url, user, password, "PACSBOX", None)
     items = _call(server, "GET", "", params={"expand": ""})
     if as_json:
@@ -97,7 +108,12 @@ def ls_command(as_json: bool, instance: str | None, url: str | None, user: str |
 @_targeted
 def rm_command(item_ids: tuple[str, ...], remove_all: bool, instance: str | None, url: str | None,
                user: str | None, password: str | None) -> None:
-    """Remove items by ID (or --all)."""
+    """Remove items by ID (or --all).
+
+    \b
+    Example:
+      pacsbox worklists rm --all --name mytests
+    """
     if remove_all == bool(item_ids):
         raise click.UsageError("Give item IDs, or --all")
     server = _server(instance, url, user, password, "PACSBOX", None)

@@ -6,6 +6,11 @@ emptied before the test), ``orthanc_client`` (a ``requests`` session on the Orth
 port, AET). Options are declared once in ``OPTIONS``, each as a
 command-line flag and, where it makes sense, an ini key; they resolve into one frozen :class:`PluginSettings`.
 
+Under pytest-xdist there are two modes, chosen explicitly: one server shared by every worker (the default: right
+for suites that read, or write data no other test counts), where ``pacsbox_clean`` refuses to empty what other
+workers are using; or ``--pacsbox-per-worker`` (ini ``pacsbox_per_worker = true``): one server per worker, named
+``<name>-gw0``, ``<name>-gw1``, ..., so each worker may reset its own, all kept or stopped together.
+
 pytest loads this module in every run of every project that installed pacsbox, so it imports nothing heavy at
 load time: the lifecycle manager (psutil, filelock) is imported only when a fixture or option needs it.
 """
@@ -34,6 +39,7 @@ LOG_LINES = 40
 LOG_SECTION = "pacsbox server log"
 _FIXTURES = frozenset({"pacsbox_server", "pacsbox_clean", "orthanc_client", "xnat_session", "dicomweb_client",
                        "dicom_address"})
+INSTALL_HINT = "pip install 'pacsbox[pytest]' (the fixtures' clients: requests, xnat, dicomweb-client)"
 DICOMWEB_ROOT = "/dicom-web"  # the DicomWeb.Root default, of pacsbox and of the Orthanc plugin
 
 
@@ -73,6 +79,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep", "Keep the server running after the run, for the next run to reuse (the default).", True,
            kind="bool", negative=("stop", "Stop the server at the end of the run (ini: pacsbox_keep = false).")),
     Option("fresh", "Stop the server and empty its data before the run.", False, ini=False, kind="bool"),
+    Option("per_worker", "Under pytest-xdist, one server per worker (<name>-gw0, -gw1, ...) instead of one shared "
+           "by all: each worker may empty its own with pacsbox_clean.", False, kind="bool"),
     Option("show", "List the pacsbox instances (as `pacsbox ls`) and exit without running tests.", False,
            ini=False, kind="bool"),
     Option("kill", "Stop this project's pacsbox instance and exit without running tests.", False,
@@ -90,6 +98,7 @@ class PluginSettings:
     startup_timeout: float
     keep: bool
     fresh: bool
+    per_worker: bool
     show: bool
     kill: bool
 
@@ -97,6 +106,7 @@ class PluginSettings:
 _SETTINGS = pytest.StashKey[PluginSettings]()
 _INSTANCE = pytest.StashKey["Instance"]()  # set once a fixture of this process has the server
 _USED_BY_WORKERS = pytest.StashKey[dict]()  # the controller learns from xdist workers that they used it
+_LOG_START = pytest.StashKey[tuple]()  # (log file, its size when the test began)
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -175,6 +185,29 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")  # an xdist worker; the controller and plain runs have none
 
 
+def _worker_count(config: pytest.Config) -> int:
+    """How many xdist workers run this session (1 without xdist)."""
+    workerinput = getattr(config, "workerinput", None)
+    return int(workerinput.get("workercount", 1)) if workerinput else 1
+
+
+def instance_name(config: pytest.Config) -> str:
+    """This process's server: the project's, or with ``--pacsbox-per-worker`` the worker's own."""
+    chosen = plugin_settings(config)
+    workerinput = getattr(config, "workerinput", None)
+    if chosen.per_worker and workerinput:
+        return f"{chosen.name}-{workerinput['workerid']}"
+    return chosen.name
+
+
+def _all_names(name: str) -> list[str]:
+    """The project's instance and its per-worker ones (``<name>-gw<N>``) that exist under $PACSBOX_HOME."""
+    from .lifecycle.home import instance_names
+
+    worker = re.compile(re.escape(name) + r"-gw\d+")
+    return [found for found in instance_names() if found == name or worker.fullmatch(found)]
+
+
 # -- run-level hooks ----------------------------------------------------------------------------------------
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -186,8 +219,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
     try:
         if chosen.kill:
-            stopped = stop(chosen.name)
-            print(f"pacsbox: {'stopped' if stopped else 'no running'} instance {chosen.name!r}")
+            names = _all_names(chosen.name) or [chosen.name]
+            for name in names:  # the shared server and the per-worker ones alike
+                stopped = stop(name)
+                print(f"pacsbox: {'stopped' if stopped else 'no running'} instance {name!r}")
         if chosen.show:
             from .cli_lifecycle import _table
 
@@ -212,8 +247,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
         from .lifecycle import InstancePaths, stop
 
-        stop(chosen.name)
-        shutil.rmtree(InstancePaths.of(chosen.name).default_data_dir, ignore_errors=True)
+        for name in {chosen.name, *_all_names(chosen.name)}:
+            stop(name)
+            shutil.rmtree(InstancePaths.of(name).default_data_dir, ignore_errors=True)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -222,7 +258,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if _SETTINGS in config.stash and not plugin_settings(config).keep and not _is_worker(config):
         from .lifecycle import stop
 
-        stop(plugin_settings(config).name)
+        for name in _all_names(plugin_settings(config).name):  # per-worker servers are stopped together
+            stop(name)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -230,37 +267,69 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist: a worker reports through ``workeroutput`` that it used the server."""
     used = getattr(node, "workeroutput", {}).get("pacsbox")
     if used:
-        node.config.stash[_USED_BY_WORKERS] = used
+        node.config.stash.setdefault(_USED_BY_WORKERS, {})[used["name"]] = used
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """One line saying that the server keeps running (and how to stop it), or that it will be stopped."""
     instance = config.stash.get(_INSTANCE, None)
     used = config.stash.get(_USED_BY_WORKERS, None) or (
-        {"pid": instance.pid, "url": instance.url} if instance is not None else None)
-    if used is None or _is_worker(config) or config.get_verbosity() < 0:
+        {instance.name: {"name": instance.name, "pid": instance.pid, "url": instance.url}} if instance else None)
+    if not used or _is_worker(config) or config.get_verbosity() < 0:
         return
     chosen = plugin_settings(config)
-    if chosen.keep:
-        terminalreporter.write_line(
-            f"pacsbox: instance {chosen.name!r} (pid {used['pid']}, {used['url']}) keeps running for the next "
-            f"run; `pytest --pacsbox-kill` or `pacsbox stop {chosen.name}` stops it")
-    else:
-        terminalreporter.write_line(f"pacsbox: instance {chosen.name!r} (pid {used['pid']}) is stopped at the end "
-                                    "of the run")
+    for name, record in sorted(used.items()):
+        if chosen.keep:
+            terminalreporter.write_line(
+                f"pacsbox: instance {name!r} (pid {record['pid']}, {record['url']}) keeps running for the next "
+                f"run; `pytest --pacsbox-kill` or `pacsbox stop {name}` stops it")
+        else:
+            terminalreporter.write_line(f"pacsbox: instance {name!r} (pid {record['pid']}) is stopped at the end "
+                                        "of the run")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note where the server's log ends as a test that uses it begins (the server may not have started yet)."""
+    if not _FIXTURES & set(getattr(item, "fixturenames", ())):
+        return
+    from .lifecycle import InstancePaths
+
+    try:
+        log = InstancePaths.of(instance_name(item.config)).log_file
+    except ValueError:  # an invalid name: the fixture says so
+        return
+    item.stash[_LOG_START] = (log, log.stat().st_size if log.exists() else 0)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item,
                               call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failing test that used the server gets the tail of the server's log in its report."""
+    """A failing test that used the server gets the server's log lines written during that test."""
     report = yield
-    instance = item.config.stash.get(_INSTANCE, None)
-    if report.failed and instance is not None and _FIXTURES & set(getattr(item, "fixturenames", ())):
-        tail = instance.log_tail(LOG_LINES)
-        if tail:
-            report.sections.append((LOG_SECTION, f"{instance.log_file} (last {LOG_LINES} lines)\n{tail}"))
+    start = item.stash.get(_LOG_START, None)
+    if report.failed and start is not None:
+        log, offset = start
+        lines = _written_since(log, offset)
+        if lines:
+            shown = lines[-LOG_LINES:]
+            cut = f", the last {len(shown)} of {len(lines)}" if len(shown) < len(lines) else ""
+            shared = " (a server shared by xdist workers also logs their requests)" if _worker_count(item.config) > 1 \
+                and not plugin_settings(item.config).per_worker else ""
+            report.sections.append((LOG_SECTION, f"{log} (lines written during this test{cut}){shared}\n"
+                                    + "\n".join(shown)))
     return report
+
+
+def _written_since(log: Path, offset: int) -> list[str]:
+    """The log's lines from byte ``offset`` (from the start when it rotated meanwhile)."""
+    try:
+        with open(log, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(offset if offset <= size else 0)
+            return handle.read(4 * 1024 * 1024).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
 
 
 # -- fixtures -----------------------------------------------------------------------------------------------
@@ -286,28 +355,37 @@ def pacsbox_server(request: pytest.FixtureRequest) -> Instance:
 
     config = request.config
     chosen = plugin_settings(config)
+    name = instance_name(config)
+    # one server per worker: free ports each, whatever HttpPort/DicomPort the configuration file names
+    ports = {"http_port": 0, "dicom_port": 0} if name != chosen.name else {}
     instance, failure = None, ""
     try:
-        instance = ensure(chosen.name, chosen.config, engine=chosen.engine, startup_timeout=chosen.startup_timeout)
+        instance = ensure(name, chosen.config, engine=chosen.engine, startup_timeout=chosen.startup_timeout, **ports)
     except InstanceError as error:  # says what failed, with the log tail
         failure = str(error)
     except (OSError, ValueError) as error:  # the real Orthanc is missing, an invalid name
-        failure = f"pacsbox could not start instance {chosen.name!r}: {error}"
+        failure = f"pacsbox could not start instance {name!r}: {error}"
     if instance is None:  # failed outside the except clause: the message once, no chained traceback
         pytest.fail(failure, pytrace=False)
     config.stash[_INSTANCE] = instance
     if _is_worker(config):
-        config.workeroutput["pacsbox"] = {"pid": instance.pid, "url": instance.url}  # type: ignore[attr-defined]
+        config.workeroutput["pacsbox"] = {  # type: ignore[attr-defined]
+            "name": instance.name, "pid": instance.pid, "url": instance.url}
     return instance
 
 
 @pytest.fixture
-def pacsbox_clean(pacsbox_server: Instance) -> Instance:
+def pacsbox_clean(pacsbox_server: Instance, request: pytest.FixtureRequest) -> Instance:
     """The server, emptied (index, files, change log) before the test.
 
-    Under xdist the archive is shared: a reset also empties it for tests running in other workers, so tests
-    that need an empty archive should not run beside tests that rely on data staying.
+    Under xdist with one shared server, emptying it would pull data from under the tests of other workers, so
+    the fixture refuses (the test errors, saying so); run with ``--pacsbox-per-worker`` for one server per worker.
     """
+    workers = _worker_count(request.config)
+    if workers > 1 and not plugin_settings(request.config).per_worker:
+        pytest.fail(f"pacsbox_clean would empty the server {pacsbox_server.name!r} that {workers} xdist workers "
+                    "share, under the tests of the others: run with --pacsbox-per-worker (ini: pacsbox_per_worker "
+                    "= true) for one server per worker, or without -n", pytrace=False)
     pacsbox_server.reset()
     return pacsbox_server
 
@@ -326,7 +404,7 @@ def orthanc_client(pacsbox_server: Instance) -> Iterator[requests.Session]:
 @pytest.fixture
 def xnat_session(pacsbox_server: Instance) -> Iterator[xnat.session.XNATSession]:
     """An xnatpy session on the XNAT REST API, logged in; disconnected after the test."""
-    xnat = pytest.importorskip("xnat", reason="the xnat_session fixture needs xnatpy: pip install xnat")
+    xnat = _client("xnat", "the xnat_session fixture needs xnatpy")
     user, password = pacsbox_server.auth
     session = xnat.connect(pacsbox_server.xnat_url, user=user, password=password, loglevel="WARNING")
     try:
@@ -339,11 +417,8 @@ def xnat_session(pacsbox_server: Instance) -> Iterator[xnat.session.XNATSession]
 def dicomweb_client(pacsbox_server: Instance) -> Iterator[DICOMwebClient]:
     """A ``dicomweb_client.api.DICOMwebClient`` on the server's DICOMweb root (``<url>/dicom-web``), authenticated
     through its ``requests`` session: ``dicomweb_client.search_for_studies()``."""
-    try:
-        from dicomweb_client.api import DICOMwebClient
-    except ImportError:  # asked for by name: a missing client is an error of the test set-up, not a skip
-        pytest.fail("the dicomweb_client fixture needs dicomweb-client: pip install dicomweb-client", pytrace=False)
-    import requests
+    DICOMwebClient = _client("dicomweb_client.api", "the dicomweb_client fixture needs dicomweb-client").DICOMwebClient
+    requests = _client("requests", "the dicomweb_client fixture needs requests")
 
     session = requests.Session()
     session.auth = pacsbox_server.auth
@@ -362,11 +437,22 @@ def dicom_address(pacsbox_server: Instance) -> DicomAddress:
 from .pytest_worklists import pacsbox_worklist  # noqa: E402, F401 (a fixture of this plugin)
 
 
+def _client(module: str, need: str) -> Any:
+    """The client module a fixture hands out; missing, the test errors with the install line (asked for by
+    name, a missing client is a mistake of the test set-up, not a reason to skip)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        pass  # failed outside the except clause: the message alone, no chained traceback
+    pytest.fail(f"{need}: {INSTALL_HINT}", pytrace=False)
+
+
 @functools.cache
 def _orthanc_client_class() -> type:
     # built on first use: requests is a test extra, not a dependency of pacsbox
-    requests = pytest.importorskip("requests", reason="the orthanc_client fixture needs requests: "
-                                                      "pip install requests")
+    requests = _client("requests", "the orthanc_client fixture needs requests")
 
     class OrthancClient(requests.Session):
         """A ``requests.Session`` whose relative URLs are resolved against the server's base URL."""

@@ -113,7 +113,10 @@ class _Runtime:
         check_exposure(config)
         self.http_limits = HttpLimits.from_config(config, raise_open_file_limit())
         empty_spool_directory(config)
-        self.http_socket = http_socket or bind_socket(config.BindAddress, config.HttpPort)
+        try:
+            self.http_socket = http_socket or bind_socket(config.BindAddress, config.HttpPort)
+        except OSError as error:
+            raise OSError(error.errno, f"{error.strerror} (HttpPort, --http-port)") from None
         self.http_port = self.http_socket.getsockname()[1]
         self.archive = open_archive(config)
         self.dicom_server: DicomServer | None = None
@@ -128,7 +131,11 @@ class _Runtime:
             for data in preload() if preload is not None else ():
                 self.archive.store(data, Origin("Plugins"))
             self.dicom_server = DicomServer(self.archive, config)
-            self.dicom_port = self.dicom_server.start()
+            try:
+                self.dicom_port = self.dicom_server.start()
+            except OSError as error:  # name the port and what chose it, as for HTTP below
+                raise OSError(error.errno, f"cannot listen for DICOM on {config.BindAddress}:{config.DicomPort} "
+                                           f"(DicomPort, --dicom-port): {error.strerror or error}") from None
             app = create_http_app(self.archive, config, http_port=self.http_port, dicom_port=self.dicom_port,
                                   control=self, lua_engine=self.lua)
             self.lua.start()  # Initialize, then callbacks and filters

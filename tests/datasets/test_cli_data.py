@@ -69,7 +69,7 @@ def test_add_data_to_an_instance_that_does_not_run(tmp_path, monkeypatch):
     monkeypatch.setenv("PACSBOX_HOME", str(tmp_path))
     result = CliRunner().invoke(add_data_command, ["dummydicom", "--to", "nothing-here"])
     assert result.exit_code == 1
-    assert "nothing-here" in result.output and "is running" in result.output, result.output
+    assert "no instance named 'nothing-here'" in result.output, result.output
 
 
 def test_add_data_with_wrong_credentials(server):

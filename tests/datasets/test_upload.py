@@ -190,3 +190,14 @@ def test_refusals_say_what_went_wrong(shared_server):
         add_data("multiframe", Wrong(), method="c-store")
     with pytest.raises(ValueError, match="method must be one of xnat-import, xnat-prearchive"):
         add_data("multiframe", server, method="ftp")
+
+
+def test_generation_is_reported_before_the_upload(shared_server):
+    events = []
+    add_data("user-training", shared_server, method="orthanc-rest",
+             generated=lambda files, _: events.append(("generated", files)),
+             progress=lambda done, total: events.append(("sent", done, total)))
+    generated = [event for event in events if event[0] == "generated"]
+    assert [files for _, files in generated] == [16 * (number + 1) for number in range(8)]  # one per session
+    first_sent = events.index(next(event for event in events if event[0] == "sent"))
+    assert first_sent == len(generated) and events[-1] == ("sent", 128, 128)

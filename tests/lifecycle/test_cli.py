@@ -78,9 +78,9 @@ def test_stop_all_and_the_errors_a_user_meets(home):
     assert is_gone(first["pid"]) and is_gone(second["pid"])
 
     missing = pacsbox(home, "reset", "nowhere", check=1)
-    assert "no pacsbox instance named 'nowhere' is running; start it with `pacsbox start --name nowhere`" \
-        in missing.stderr
+    assert missing.stderr == ("Error: no instance named 'nowhere' (known: one, two; start one with "
+                              "`pacsbox start nowhere`)\n")
     assert "invalid instance name '../x'" in pacsbox(home, "start", "--name", "../x", check=1).stderr
     assert "no instances" in pacsbox(home, "ls").stdout or "stopped" in pacsbox(home, "ls").stdout
-    assert "has no log yet" in pacsbox(home, "logs", "never", check=1).stderr
+    assert "no instance named 'never'" in pacsbox(home, "logs", "never", check=1).stderr
     assert "give instance names or --all" in pacsbox(home, "stop", "one", "--all", check=2).stderr

@@ -17,6 +17,7 @@ import requests
 from pacsbox.datasets import ct_study
 from pacsbox.lifecycle import (
     Instance,
+    InstanceError,
     InstanceNotRunning,
     InstancePaths,
     StartupFailed,
@@ -63,26 +64,37 @@ def test_a_changed_configuration_restarts_the_server_and_keeps_its_data(home):
     assert requests.get(fresh.url + "/statistics", auth=fresh.auth, timeout=10).json()["CountInstances"] == 0
 
 
-def test_a_server_that_dies_at_start_up_is_reported_at_once_with_its_log(home):
-    busy = free_port()
-    with __import__("socket").socket() as holder:
-        holder.bind(("127.0.0.1", busy))
-        holder.listen()
-        started = time.monotonic()
-        with pytest.raises(StartupFailed) as failure:
-            ensure("crash", http_port=busy, startup_timeout=120, home=home)
-        elapsed = time.monotonic() - started
+def test_a_server_that_dies_at_start_up_is_reported_at_once_with_its_log(home, tmp_path):
+    script = tmp_path / "broken.lua"
+    script.write_text("function (")  # valid configuration, but the child fails loading it
+    started = time.monotonic()
+    with pytest.raises(StartupFailed) as failure:
+        ensure("crash", {"LuaScripts": [str(script)]}, startup_timeout=120, home=home)
+    elapsed = time.monotonic() - started
     message = str(failure.value)
     assert "exited during start-up with status 1" in message
-    assert f"cannot listen on 127.0.0.1:{busy}" in message  # the tail of the child's own output
+    assert "broken.lua" in message and "expected near" in message  # the tail of the child's own output
     assert elapsed < 60, "the failure must not wait for the start-up timeout"
     assert not InstancePaths.of("crash", home).state_file.exists()
     assert [status for name, _, status in list_instances(home) if name == "crash"] == ["stopped"]
 
 
-def test_a_broken_configuration_is_reported_with_the_servers_own_message(home):
-    with pytest.raises(StartupFailed, match=r"UserMetadata 'Bad': index must be an integer in 1024\.\.65535"):
+def test_a_busy_port_is_named_before_anything_starts(home):
+    busy = free_port()
+    with __import__("socket").socket() as holder:
+        holder.bind(("127.0.0.1", busy))
+        holder.listen()
+        with pytest.raises(InstanceError) as failure:
+            ensure("busy", http_port=busy, startup_timeout=120, home=home)
+    assert str(failure.value) == (f"the HTTP port {busy} (--http-port / HttpPort) is in use by another program: "
+                                  "choose another port, or leave it out for a free one")
+    assert not InstancePaths.of("busy", home).state_file.exists()
+
+
+def test_a_broken_configuration_is_refused_before_anything_starts(home):
+    with pytest.raises(ValueError, match=r"UserMetadata\.Bad: expected an integer from 1024 to 65535, got 5"):
         ensure("badconfig", {"UserMetadata": {"Bad": 5}}, startup_timeout=120, home=home)
+    assert not InstancePaths.of("badconfig", home).state_file.exists()
 
 
 def test_a_stale_record_naming_a_dead_process_is_cleaned(home):

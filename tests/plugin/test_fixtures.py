@@ -84,6 +84,8 @@ def test_fixtures_and_the_server_log_of_a_failing_test(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*_ test_5_fails_on_purpose _*", "*- pacsbox server log -*", "*server.log*",
                                  '*"GET /route-named-in-the-log HTTP/1.1" 404*', "*_ test_6_fails_without*"])
     assert result.stdout.str().count("- pacsbox server log -") == 1
+    section = result.stdout.str().split("- pacsbox server log -")[1].split("_ test_6_fails_without")[0]
+    assert "POST /instances" not in section  # test_1's request: the section holds test_5's lines only
 
 
 ORTHANC_TESTS = TINY_DICOM + """
@@ -164,4 +166,4 @@ def test_dicomweb_client_fixture_and_its_install_hint(pytester: pytest.Pytester,
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*test_1_dicomweb_client_stores_and_finds PASSED*",
                                  "*ERROR at setup of test_2_without_dicomweb_client*",
-                                 "*the dicomweb_client fixture needs dicomweb-client: pip install dicomweb-client*"])
+                                 "*the dicomweb_client fixture needs dicomweb-client: pip install ?pacsbox?pytest??*"])

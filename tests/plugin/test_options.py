@@ -14,7 +14,8 @@ from tests.plugin.helpers import FAST, run
 def test_defaults(pytester: pytest.Pytester, pacsbox_home: Path) -> None:
     chosen = plugin_settings(pytester.parseconfigure(*FAST))
     assert chosen == PluginSettings(name=default_name(pytester.path), config=None, engine="builtin",
-                                    startup_timeout=60.0, keep=True, fresh=False, show=False, kill=False)
+                                    startup_timeout=60.0, keep=True, fresh=False, per_worker=False, show=False,
+                                    kill=False)
 
 
 def test_command_line_wins_over_ini(pytester: pytest.Pytester, pacsbox_home: Path) -> None:
@@ -23,7 +24,8 @@ def test_command_line_wins_over_ini(pytester: pytest.Pytester, pacsbox_home: Pat
                      "pacsbox_keep = false\npacsbox_config = orthanc.json\n")
     from_ini = plugin_settings(pytester.parseconfigure(*FAST))
     assert from_ini == PluginSettings(name="from-ini", config=pytester.path / "orthanc.json", engine="orthanc",
-                                      startup_timeout=5.0, keep=False, fresh=False, show=False, kill=False)
+                                      startup_timeout=5.0, keep=False, fresh=False, per_worker=False, show=False,
+                                      kill=False)
     chosen = plugin_settings(pytester.parseconfigure(*FAST, "--pacsbox-engine=builtin", "--pacsbox-name=from-cli",
                                                      "--pacsbox-startup-timeout=7.5", "--pacsbox-keep"))
     assert (chosen.engine, chosen.name, chosen.startup_timeout, chosen.keep) == ("builtin", "from-cli", 7.5, True)

@@ -164,7 +164,12 @@ def strip_json_comments(text: str) -> str:
 
 
 def config_from_mapping(values: Mapping[str, Any], base: Config | None = None) -> Config:
-    """Build a Config from Orthanc-style keys; unknown keys warn, keys Orthanc knows are accepted silently."""
+    """Build a Config from Orthanc-style keys; unknown keys warn, keys Orthanc knows are accepted silently.
+
+    Every known key's type and range is checked first (:mod:`.config_check`): a ``ConfigError`` lists them all."""
+    from .config_check import check_or_raise
+
+    check_or_raise(values)
     known: dict[str, Any] = {}
     for key, value in values.items():
         if key in _OWN_KEYS:
@@ -189,7 +194,12 @@ def load_config(path: str | Path, base: Config | None = None) -> Config:
     if isinstance(scripts, list):  # as Orthanc: relative to the configuration file's folder
         folder = Path(path).resolve().parent
         values["LuaScripts"] = [str(folder / s) if isinstance(s, str) else s for s in scripts]
-    return config_from_mapping(values, base)
+    from .config_check import ConfigError
+
+    try:
+        return config_from_mapping(values, base)
+    except ConfigError as error:  # say which file
+        raise ConfigError(error.problems, f"the configuration file {path}") from None
 
 
 WELL_KNOWN_USERS = {"admin": "admin"}  # the default credentials, printed so that a user knows how to log in

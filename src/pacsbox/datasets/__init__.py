@@ -38,11 +38,12 @@ __all__ = [
 
 
 def add_data(name: str, server: Server, *, method: str = "xnat-import", seed: int = 0, size: str = "small",
-             progress: Progress | None = None, **options: Any) -> UploadSummary:
+             progress: Progress | None = None, generated: Progress | None = None, **options: Any) -> UploadSummary:
     """Generate data set ``name`` and upload it to ``server`` through ``method`` (see :mod:`.upload`)."""
     from .upload import add_data as upload
 
-    return upload(name, server, method=method, seed=seed, size=size, progress=progress, **options)
+    return upload(name, server, method=method, seed=seed, size=size, progress=progress, generated=generated,
+                  **options)
 
 
 def iter_files(name: str, *, seed: int = 0, size: str = "small", **options: Any) -> Iterator[DataFile]:

@@ -246,12 +246,13 @@ class _CStore(_Uploader):
 
 
 def add_data(name: str, server: Server, *, method: str = "xnat-import", seed: int = 0, size: str = "small",
-             progress: Progress | None = None, **options: Any) -> UploadSummary:
+             progress: Progress | None = None, generated: Progress | None = None, **options: Any) -> UploadSummary:
     """Generate data set ``name`` and upload it to ``server`` through the face ``method`` names.
 
     ``server`` has ``url`` (the HTTP base URL; the XNAT face is under ``url + "/data"``), ``auth`` (``(user,
     password)`` or None), ``aet`` and ``dicom_port`` (the DICOM host is ``url``'s). ``progress(done, total)`` is
-    called as files are sent. Raises ``ValueError`` for an unknown method or a data set the method cannot carry,
+    called as files are sent, ``generated(files, 0)`` as each session is generated (before any is sent).
+    Raises ``ValueError`` for an unknown method or a data set the method cannot carry,
     :class:`UploadError` when the server refuses something.
     """
     if method not in METHODS:
@@ -261,11 +262,15 @@ def add_data(name: str, server: Server, *, method: str = "xnat-import", seed: in
         raise ValueError(f"Data set {name!r} holds no DICOM: only XNAT can take it, with method 'xnat-import'"
                          f" (it creates the sessions and uploads the files into their resources), not {method!r}")
     started = time.perf_counter()
-    sessions = list(dataset.build(dataset.resolve(seed, size, **options)))
-    generated = time.perf_counter()
+    sessions = []
+    for session in dataset.build(dataset.resolve(seed, size, **options)):
+        sessions.append(session)
+        if generated is not None:
+            generated(sum(len(item.files) for item in sessions), 0)
+    generated_at = time.perf_counter()
     total = sum(len(session.files) for session in sessions)
     summary = UploadSummary(name, method, total, sum(len(f.data) for s in sessions for f in s.files),
-                            generate_seconds=generated - started)
+                            generate_seconds=generated_at - started)
     done = 0
 
     def tick(count: int) -> None:

@@ -10,6 +10,7 @@ from .command import PatternNotFound, Ready, StartupTimeout, ensure_command
 from .home import DEFAULT_NAME, InstancePaths, pacsbox_home
 from .instance import Instance, InstanceError, InstanceNotRunning, StartupFailed
 from .manager import ensure, get_instance, list_instances, restart, stop
+from .topology import link
 
 __all__ = [
     "DEFAULT_NAME",
@@ -24,6 +25,7 @@ __all__ = [
     "ensure",
     "ensure_command",
     "get_instance",
+    "link",
     "list_instances",
     "pacsbox_home",
     "restart",

@@ -203,6 +203,7 @@ def _start(paths: InstancePaths, command: list[str], env: dict[str, str], workdi
         raise
     instance.status = "running"
     instance.save()
+    instance.spawned = True  # this call started it (see Instance.spawned)
     return instance
 
 

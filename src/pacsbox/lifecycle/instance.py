@@ -55,6 +55,8 @@ class Instance:
     requested_http_port: int | None = None  # None: any free port (part of the configuration's fingerprint)
     requested_dicom_port: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    # True on the object `ensure` returns when that call started the process (not saved: False once reloaded)
+    spawned: bool = field(default=False, repr=False, compare=False)
 
     # -- addresses -----------------------------------------------------------------------------------------
     @property
@@ -177,13 +179,17 @@ class Instance:
         """What ``pacsbox status --json`` prints (credentials included: these are throwaway test servers)."""
         data = asdict(self)
         data.pop("settings")
-        return {**data, "url": self.url, "xnat_url": self.xnat_url,
+        data.pop("spawned")
+        # the real Orthanc has no XNAT face: no URL for one
+        return {**data, "url": self.url, "xnat_url": self.xnat_url if self.engine == "builtin" else None,
                 "dicom": f"{self.aet}@{self.host}:{self.dicom_port}", "log_file": str(self.log_file)}
 
     def save(self) -> None:
         path = self.paths.state_file
         temporary = path.with_suffix(".tmp")
-        write_private(temporary, json.dumps(asdict(self), indent=2))
+        record = asdict(self)
+        record.pop("spawned")  # about one call, not the server
+        write_private(temporary, json.dumps(record, indent=2))
         temporary.replace(path)
 
     @classmethod
@@ -191,7 +197,7 @@ class Instance:
         """The recorded instance, or None when there is no readable record."""
         try:
             data = json.loads(paths.state_file.read_text())
-            return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+            return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data and key != "spawned"})
         except (OSError, ValueError, TypeError):
             return None
 
@@ -208,5 +214,10 @@ class Instance:
         status, body = http_status(self.url + path, self._auth_header(), timeout=120, method=method, body=body)
         if status != 200:
             detail = body.decode("utf-8", "replace")[:500]
+            try:  # Orthanc's JSON error body: its details (else its message), not the raw JSON
+                answer = json.loads(body)
+                detail = answer.get("Details") or answer.get("Message") or detail
+            except (ValueError, AttributeError):
+                pass
             raise InstanceError(f"{method} {path} on pacsbox instance {self.name!r} answered {status}: {detail}")
         return json.loads(body) if body.strip() else None

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from .process import creation_time, kill_tree, log_tail, reap, spawn_detached
 
 DEFAULT_STARTUP_TIMEOUT = 60.0
 _POLL = 0.01
+logger = logging.getLogger("pacsbox.lifecycle")
 
 
 def ensure(
@@ -45,6 +47,7 @@ def ensure(
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
     fresh: bool = False,
     home: Path | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> Instance:
     """A running server named ``name`` with this configuration: the live one if it matches, else a new one.
 
@@ -58,6 +61,12 @@ def ensure(
     ``env`` added to the environment and ``cwd`` as its working directory, ready on ``ready``: a regular
     expression seen in its output, or a :class:`~pacsbox.lifecycle.command.Ready` / mapping with ``pattern``,
     ``port``, ``url``, ``max_read_lines``, ``check`` (see :func:`pacsbox.lifecycle.command.ensure_command`).
+
+    Every key of ``config`` is checked before anything starts (a :class:`~pacsbox.core.config_check.ConfigError`
+    lists every mistake); its ``HttpPort``/``DicomPort`` are used unless ``http_port``/``dicom_port`` are given.
+    When a live server of that name runs another configuration, ``report`` (default: the ``pacsbox.lifecycle``
+    logger) is told what changed before it is restarted. The returned instance's ``spawned`` says whether this
+    call started it.
     """
     engine = engine or ("command" if command is not None else "builtin")
     if engine == "command" or command is not None:
@@ -69,6 +78,9 @@ def ensure(
     _prepare_folder(paths)
     chosen_engine = engine_named(engine)
     settings = _settings(config)
+    _check_settings(settings, config, name)
+    http_port = http_port if http_port is not None else _port_setting(settings, "HttpPort")
+    dicom_port = dicom_port if dicom_port is not None else _port_setting(settings, "DicomPort")
     data = Path(data_dir).resolve() if data_dir else paths.default_data_dir
     fingerprint = _fingerprint(engine, settings, http_port, dicom_port, data)
     with _locked(paths, startup_timeout):
@@ -78,6 +90,10 @@ def ensure(
                 reap(current.pid)
                 _forget(paths)
             elif fresh or current.fingerprint != fingerprint:
+                if not fresh:
+                    changes = describe_changes(current, engine, settings, (http_port, dicom_port), data)
+                    (report or logger.warning)(f"instance {name!r} runs another configuration; restarting it with "
+                                               f"this one (data kept): {'; '.join(changes) or 'pacsbox upgraded'}")
                 _terminate(current)
             elif current.status == "running" and current.answers():
                 return current
@@ -87,7 +103,7 @@ def ensure(
                     return adopted
         if fresh and data.exists():
             shutil.rmtree(data)
-        data.mkdir(parents=True, exist_ok=True)
+        _check_before_spawn(data, http_port, dicom_port)
         return _start(paths, chosen_engine, settings, data, (http_port, dicom_port), (http_port, dicom_port),
                       fingerprint, startup_timeout)
 
@@ -141,9 +157,18 @@ def restart(name: str = DEFAULT_NAME, *, home: Path | None = None,
         return ensure_command(name, spec["command"], ready=spec.get("ready"), env=spec.get("full_env"),
                               inherit_env=False, cwd=spec.get("cwd"), startup_timeout=startup_timeout, home=home,
                               max_log_bytes=spec.get("max_log_bytes") or DEFAULT_MAX_BYTES)
-    return ensure(name, current.settings, engine=current.engine, http_port=current.requested_http_port,
-                  dicom_port=current.requested_dicom_port, data_dir=current.data_dir,
-                  startup_timeout=startup_timeout, home=home)
+    # the same ports (free ones only if another program took them meanwhile), configuration and fingerprint, so
+    # that the next `ensure` with the same configuration reuses the restarted server
+    paths = InstancePaths.of(name, home)
+    ports = tuple(port if port and _port_free(current.host, port) else requested
+                  for port, requested in ((current.http_port, current.requested_http_port),
+                                          (current.dicom_port, current.requested_dicom_port)))
+    data = Path(current.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    with _locked(paths, startup_timeout):
+        return _start(paths, engine_named(current.engine), current.settings, data, ports,  # type: ignore[arg-type]
+                      (current.requested_http_port, current.requested_dicom_port), current.fingerprint,
+                      startup_timeout)
 
 
 def list_instances(home: Path | None = None) -> list[tuple[str, Instance | None, str]]:
@@ -193,6 +218,7 @@ def _start(paths: InstancePaths, engine, settings: dict[str, Any], data: Path, p
         raise
     assert ready is not None
     ready.save()
+    ready.spawned = True
     return ready
 
 
@@ -243,6 +269,75 @@ def _prepare_folder(paths: InstancePaths) -> None:
     except OSError as error:
         raise InstanceError(f"cannot write the state folder and log of instance {paths.name!r} in {paths.root}: "
                             f"{error.strerror or error}; set PACSBOX_HOME to a writable folder") from None
+
+
+def _check_settings(settings: dict[str, Any], config: object, name: str) -> None:
+    """Every key's type and range, before anything starts (ConfigError listing every mistake)."""
+    from ..core.config_check import check_or_raise
+
+    source = (f"the configuration file {config}" if isinstance(config, (str, Path))
+              else f"the configuration of instance {name!r}")
+    check_or_raise(settings, source)
+
+
+def _check_before_spawn(data: Path, http_port: int | None, dicom_port: int | None) -> None:
+    """A writable data folder and free requested ports, each named with the option that chose it."""
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        writable = os.access(data, os.W_OK | os.X_OK)
+    except OSError as error:
+        raise InstanceError(f"cannot create the data folder {data} (--data-dir, data_dir=): "
+                            f"{error.strerror or error}; choose a writable folder") from None
+    if not writable:
+        raise InstanceError(f"cannot write the data folder {data} (--data-dir, data_dir=): permission denied; "
+                            "choose a writable folder")
+    for label, port, option in (("HTTP", http_port, "--http-port / HttpPort"),
+                                ("DICOM", dicom_port, "--dicom-port / DicomPort")):
+        if port and not _port_free("127.0.0.1", port):
+            raise InstanceError(f"the {label} port {port} ({option}) is in use by another program: choose another "
+                                "port, or leave it out for a free one")
+
+
+def _port_setting(settings: dict[str, Any], key: str) -> int | None:
+    """A port the configuration asks for (0 or absent: a free one)."""
+    value = settings.get(key)
+    return int(value) if value else None
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        # as the servers bind (SO_REUSEADDR): connections of a stopped server in TIME_WAIT do not make it busy
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def describe_changes(current: Instance, engine: str, settings: dict[str, Any],
+                     ports: tuple[int | None, int | None], data: Path) -> list[str]:
+    """What differs between a running instance and a requested configuration, one item per key."""
+    def show(value: Any) -> str:
+        return "not set" if value is _UNSET else json.dumps(value)
+
+    changes = [f"engine {current.engine} -> {engine}"] if current.engine != engine else []
+    for key in sorted(set(current.settings) | set(settings)):
+        before, after = current.settings.get(key, _UNSET), settings.get(key, _UNSET)
+        if before != after:
+            changes.append(f"{key} {show(before)} -> {show(after)}")
+    for label, before, after in (("HTTP port", current.requested_http_port, ports[0]),
+                                 ("DICOM port", current.requested_dicom_port, ports[1])):
+        if before != after:
+            changes.append(f"{label} {before or 'any free one'} -> {after or 'any free one'}")
+    if Path(current.data_dir) != data:
+        changes.append(f"data folder {current.data_dir} -> {data}")
+    return changes
+
+
+_UNSET = object()
 
 
 # -- records -----------------------------------------------------------------------------------------------

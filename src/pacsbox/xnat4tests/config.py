@@ -21,8 +21,14 @@ DEFAULT_MNT_DIRS = ("home/logs", "home/work", "build", "archive", "prearchive")
 
 
 def xnat4tests_home() -> Path:
-    """``$XNAT4TESTS_HOME``, else ``~/.xnat4tests`` (read at each call, where xnat4tests reads it at import)."""
-    return Path(os.environ.get("XNAT4TESTS_HOME") or Path.home() / ".xnat4tests")
+    """``$XNAT4TESTS_HOME``; else ``$PACSBOX_HOME/xnat4tests`` when ``PACSBOX_HOME`` is set (so a scratch pacsbox
+    home keeps everything in one place); else ``~/.xnat4tests``, as xnat4tests (read at each call, where
+    xnat4tests reads it at import)."""
+    if os.environ.get("XNAT4TESTS_HOME"):
+        return Path(os.environ["XNAT4TESTS_HOME"])
+    if os.environ.get("PACSBOX_HOME"):
+        return Path(os.environ["PACSBOX_HOME"]) / "xnat4tests"
+    return Path.home() / ".xnat4tests"
 
 
 def default_xnat_root() -> Path:

@@ -28,7 +28,7 @@ def test_disabled_face():
 
 
 def test_bad_section_is_refused():
-    with pytest.raises(ValueError, match="DicomWeb must be an object"):
+    with pytest.raises(ValueError, match="DicomWeb: expected an object"):
         config_from_mapping({"DicomWeb": ["Enable"]})
 
 

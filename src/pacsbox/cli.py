@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_common import JsonGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=JsonGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pacsbox")
 def main() -> None:
     """Throwaway Orthanc-, XNAT- and DICOM-compatible archives for test suites."""

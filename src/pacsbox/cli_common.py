@@ -36,6 +36,20 @@ class JsonCommand(click.Command):
             ctx.exit(error.exit_code)
 
 
+class JsonGroup(click.Group):
+    """The ``pacsbox`` group: an unknown command given with ``--json`` is refused in JSON too."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                              list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:
+            if "--json" not in (args[: args.index("--")] if "--" in args else args):
+                raise
+            click.echo(json.dumps({"error": error.format_message(), "exit_code": error.exit_code}, indent=2))
+            ctx.exit(error.exit_code)
+
+
 def name_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """``[NAME]`` as an argument and ``--name NAME`` as its alias (parameters ``name_argument``, ``name_option``)."""
     function = click.option("--name", "name_option", metavar="NAME",

@@ -12,8 +12,11 @@ from typing import Any
 
 import click
 
-_NAME = click.option("--name", default="default", show_default=True, help="Instance name.")
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+from .cli_common import JSON as _JSON
+from .cli_common import JsonCommand, name_options, pick_name
+
+# rm takes IDs as its arguments: its instance is --name only
+_NAME_OPTION = click.option("--name", "name_option", metavar="NAME", help='The instance (default: "default").')
 
 
 def register(group: click.Group) -> None:
@@ -56,18 +59,19 @@ def faults() -> None:
     """A running instance's fault rules: make it fail on purpose."""
 
 
-@faults.command("add")
+@faults.command("add", cls=JsonCommand)
 @click.argument("rule")
-@_NAME
+@name_options
 @_JSON
-def add(rule: str, name: str, as_json: bool) -> None:
+def add(rule: str, name_argument: str | None, name_option: str | None, as_json: bool) -> None:
     """Add RULE, a JSON object (or list), e.g. '{"face": "orthanc", "method": "POST", "path": "/instances",
     "first": 2, "action": {"http_status": 503}}'; '@FILE' reads it from a file.
 
     \b
     Example:
-      pacsbox faults add @rule.json --name mytests
+      pacsbox faults add @rule.json mytests
     """
+    name = pick_name(name_argument, name_option)
     if rule.startswith("@"):
         try:
             with open(rule[1:], encoding="utf-8") as handle:
@@ -84,17 +88,17 @@ def add(rule: str, name: str, as_json: bool) -> None:
     click.echo(json.dumps(added, indent=2) if as_json else "\n".join(f"added rule {r['id']}" for r in rules))
 
 
-@faults.command("ls")
-@_NAME
+@faults.command("ls", cls=JsonCommand)
+@name_options
 @_JSON
-def ls(name: str, as_json: bool) -> None:
+def ls(name_argument: str | None, name_option: str | None, as_json: bool) -> None:
     """List the rules, with how often each matched and fired.
 
     \b
     Example:
-      pacsbox faults ls --name mytests
+      pacsbox faults ls mytests --json
     """
-    instance = _instance(name)
+    instance = _instance(pick_name(name_argument, name_option))
     rules = _calling(instance.faults.list)
     if as_json:
         click.echo(json.dumps(rules, indent=2))
@@ -106,30 +110,30 @@ def ls(name: str, as_json: bool) -> None:
 
 @faults.command("rm")
 @click.argument("rule_ids", nargs=-1, required=True, metavar="ID...")
-@_NAME
-def rm(rule_ids: tuple[str, ...], name: str) -> None:
+@_NAME_OPTION
+def rm(rule_ids: tuple[str, ...], name_option: str | None) -> None:
     """Remove rules by ID.
 
     \b
     Example:
       pacsbox faults rm 1 2 --name mytests
     """
-    instance = _instance(name)
+    instance = _instance(pick_name(None, name_option))
     for rule_id in rule_ids:
         _calling(lambda rule_id=rule_id: instance.faults.remove(rule_id))
         click.echo(f"removed rule {rule_id}")
 
 
 @faults.command("clear")
-@_NAME
-def clear(name: str) -> None:
+@name_options
+def clear(name_argument: str | None, name_option: str | None) -> None:
     """Remove every rule.
 
     \b
     Example:
-      pacsbox faults clear --name mytests
+      pacsbox faults clear mytests
     """
-    instance = _instance(name)
+    instance = _instance(pick_name(name_argument, name_option))
     _calling(instance.faults.clear)
     click.echo("removed every fault rule")
 
@@ -142,8 +146,8 @@ def _line(event: dict[str, Any]) -> str:
     return f"{event['seq']:>6} {moment} {event['face']:<8} {event['kind']:<15} {summary}"
 
 
-@click.command()
-@_NAME
+@click.command(cls=JsonCommand)
+@name_options
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events until interrupted.")
 @click.option("--since", type=click.IntRange(0), default=0, help="Only events after this seq.")
 @click.option("-n", "--limit", type=click.IntRange(1), help="At most this many (the oldest first).")
@@ -152,16 +156,16 @@ def _line(event: dict[str, Any]) -> str:
               help="Only this kind (http, association, association-end, dimse, scu, stored, deleted, reset, job).")
 @click.option("--clear", "clear_log", is_flag=True, help="Forget every event instead of printing.")
 @_JSON
-def events(name: str, follow: bool, since: int, limit: int | None, face: tuple[str, ...], kind: tuple[str, ...],
-           clear_log: bool, as_json: bool) -> None:
+def events(name_argument: str | None, name_option: str | None, follow: bool, since: int, limit: int | None,
+           face: tuple[str, ...], kind: tuple[str, ...], clear_log: bool, as_json: bool) -> None:
     """What a running instance received and sent: HTTP requests, associations, DIMSE messages, SCU operations,
     stored and deleted resources, fired fault rules (one line each, or JSON lines with --json).
 
     \b
     Example:
-      pacsbox events --name mytests -f
+      pacsbox events mytests -f
     """
-    instance = _instance(name)
+    instance = _instance(pick_name(name_argument, name_option))
     log = instance.events
     if clear_log:
         _calling(log.clear)

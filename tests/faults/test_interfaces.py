@@ -45,7 +45,7 @@ def test_the_commands_and_the_instance_api(home):
     rule = '{"face": "orthanc", "method": "GET", "path": "/system", "first": 1, "action": {"http_status": 503}}'
     assert _pacsbox(home, "faults", "add", rule, "--name", "chaos").stdout.strip() == "added rule 1"
     assert requests.get(started["url"] + "/system", auth=("admin", "admin"), timeout=30).status_code == 503
-    listed = _pacsbox(home, "faults", "ls", "--name", "chaos").stdout
+    listed = _pacsbox(home, "faults", "ls", "chaos").stdout  # NAME, or --name as every command takes it
     assert "face=orthanc method=GET path=/system first=1" in listed and "fired 1/1" in listed
     assert json.loads(_pacsbox(home, "faults", "ls", "--name", "chaos", "--json").stdout)[0]["fired"] == 1
     bad = _pacsbox(home, "faults", "add", '{"face": "orthanc", "action": {"http_status": 42}}', "--name", "chaos",

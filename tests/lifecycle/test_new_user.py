@@ -162,6 +162,23 @@ def test_json_is_printed_for_usage_mistakes_too(home):
     assert nothing_started(home)
 
 
+def test_an_unknown_command_with_json_is_refused_in_json(home):
+    answer = json.loads(pacsbox(home, "stats", "--json", check=2).stdout)
+    assert answer["exit_code"] == 2 and answer["error"].startswith("No such command 'stats'.")
+    assert "'status'" in answer["error"]  # click's "did you mean"
+    assert "No such command 'stats'" in pacsbox(home, "stats", check=2).stderr  # text without --json
+
+
+def test_fault_and_event_commands_name_their_instance_as_every_command(home):
+    for arguments in (["faults", "ls", "ghost"], ["faults", "ls", "--name", "ghost"], ["events", "ghost"],
+                      ["faults", "add", "{}", "ghost"], ["faults", "clear", "ghost"]):
+        refused = pacsbox(home, *arguments, check=1)
+        assert "no pacsbox instance named 'ghost' is running" in refused.stderr, arguments
+    as_json = json.loads(pacsbox(home, "faults", "ls", "ghost", "--json", check=1).stdout)
+    assert as_json["exit_code"] == 1 and "'ghost'" in as_json["error"]
+    assert "two names given" in pacsbox(home, "events", "ghost", "--name", "other", check=2).stderr
+
+
 def test_the_api_says_the_servers_message_not_its_json(home):
     from pacsbox import InstanceError, ensure
 

@@ -195,6 +195,7 @@ class Catalog:
 
     def __init__(self, archive: Archive) -> None:
         from .catalog_files import Resources
+        from .catalog_headers import Headers
         from .catalog_import import Importer
 
         self.archive = archive
@@ -209,6 +210,7 @@ class Catalog:
             self.layout.sweep_temporary_files()
         self.resources = Resources(self)
         self.importer = Importer(self)
+        self.headers = Headers(self)
 
     def subscribe(self, events: EventBus) -> None:
         """Follow the archive through its events: C-STORE routing (in the store's transaction, so that an

@@ -50,7 +50,7 @@ def test_fields_delete(connection, tree_of_objects, level):
 
 
 def test_fields_of_one_object_stay_on_it(connection, tree_of_objects):
-    project, subject, session, scan = tree_of_objects
+    _project, _subject, _session, _scan = tree_of_objects
     _fresh(connection, "subject").fields["only_here"] = "yes"
     assert "only_here" not in _fresh(connection, "project").fields
     assert "only_here" not in _fresh(connection, "session").fields

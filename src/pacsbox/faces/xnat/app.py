@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.archive import Archive
 from ...core.config import Config
 from ..http_common import BodyLimits, UploadRoutes, grouped_routes
-from . import files, objects, prearchive, search, services, system
+from . import dicomdump, files, objects, prearchive, search, services, system
 from .auth import Sessions, XnatAuth
 from .errors import XnatError, error_response
 
@@ -66,6 +66,7 @@ def _table() -> list[tuple[str, list[str], Handler]]:
         ("/data/search/elements/{element}", _GET, system.search_element_fields),
         ("/data/search", ["POST"], search.search),
         ("/data/services/import", ["POST"], services.import_service),
+        ("/data/services/dicomdump", _GET, dicomdump.dicom_dump),
         ("/data/services/archive", ["POST"], services.archive_service),
         ("/data/services/prearchive/{action}", ["POST"], services.prearchive_action),
         ("/data/prearchive", _GET, prearchive.list_sessions),

@@ -149,7 +149,15 @@ async def put_experiment(request: Request) -> Response:
     experiment, created = await run_in_threadpool(
         located.catalog.put_experiment, located.project, request.path_params.get("subject"),
         request.path_params["experiment"], text(request, "xsiType") or None, updates, text(request, "label") or None)
+    if flag(request, "pullDataFromHeaders"):  # scan and session fields from the DICOM files of the scans
+        await run_in_threadpool(located.catalog.headers.pull_data_from_headers, experiment, declares_field)
     return render.text_response(experiment.id, _put_status(created))
+
+
+def declares_field(xsi_type: str, path: str) -> bool:
+    """Whether the served schema gives ``xsi_type`` the field ``path``."""
+    data_type = DATA_TYPES.get(xsi_type)
+    return data_type is not None and path in data_type.fields
 
 
 async def delete_experiment(request: Request) -> Response:

@@ -58,13 +58,27 @@ def result_set(request: Request, rows: Sequence[dict[str, Any]], columns: Sequen
     return json_response({"ResultSet": body})
 
 
+class Row(dict):
+    """A listing row that also knows its object's other fields: pyxnat reads any attribute through a listing's
+    ``columns=ID,<xsiType>/<path>``, which XNAT answers from the object's data."""
+
+    def __init__(self, columns: dict[str, Any], fields: dict[str, Any] | None = None) -> None:
+        super().__init__(columns)
+        self.fields = fields or {}
+
+
 def _pick(row: dict[str, Any], name: str) -> Any:
     """A column by name, or by its last path segment, case-insensitively (``xnat:mrSessionData/subject_id``
-    is the ``subject_ID`` column)."""
+    is the ``subject_ID`` column); else a field of the row's object by its path (``xnat:mrScanData/frames``)."""
     if name in row:
         return row[name]
     lowered = {key.lower(): value for key, value in row.items()}
-    return lowered.get(name.lower(), lowered.get(name.rsplit("/", 1)[-1].lower(), ""))
+    found = lowered.get(name.lower(), lowered.get(name.rsplit("/", 1)[-1].lower()))
+    if found is not None:
+        return found
+    fields = getattr(row, "fields", {})
+    path = name.split("/", 1)[1] if ":" in name.split("/", 1)[0] and "/" in name else name
+    return fields.get(path, fields.get(path.rsplit("/", 1)[-1], ""))
 
 
 def _filtered(request: Request, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
@@ -170,10 +184,11 @@ def subject_object(subject: Subject) -> dict[str, Any]:
 
 def experiment_row(experiment: Experiment) -> dict[str, Any]:
     data = experiment.fields["data"]
-    return {"ID": experiment.id, "project": experiment.project, "subject_ID": experiment.subject,
-            "subject_label": experiment.subject_label, "date": data.get("date", ""), "xsiType": experiment.xsi_type,
-            "xnat:subjectassessordata/id": experiment.id, "label": experiment.label,
-            "insert_date": xnat_date(experiment.inserted), "URI": experiment_uri(experiment)}
+    return Row({"ID": experiment.id, "project": experiment.project, "subject_ID": experiment.subject,
+                "subject_label": experiment.subject_label, "date": data.get("date", ""),
+                "xsiType": experiment.xsi_type, "xnat:subjectassessordata/id": experiment.id,
+                "label": experiment.label, "insert_date": xnat_date(experiment.inserted),
+                "URI": experiment_uri(experiment)}, data)
 
 
 def experiment_object(experiment: Experiment, scans: Sequence[Scan]) -> dict[str, Any]:
@@ -193,9 +208,10 @@ def scan_data(scan: Scan) -> dict[str, Any]:
 
 def scan_row(scan: Scan, base_uri: str) -> dict[str, Any]:
     data = scan.fields["data"]
-    return {"xnat_imagescandata_id": f"{scan.experiment}_{scan.id}", "ID": scan.id, "type": data.get("type", ""),
-            "quality": data.get("quality", ""), "xsiType": scan.xsi_type, "note": data.get("note", ""),
-            "series_description": data.get("series_description", ""), "URI": f"{base_uri}/{scan.id}"}
+    return Row({"xnat_imagescandata_id": f"{scan.experiment}_{scan.id}", "ID": scan.id,
+                "type": data.get("type", ""), "quality": data.get("quality", ""), "xsiType": scan.xsi_type,
+                "note": data.get("note", ""), "series_description": data.get("series_description", ""),
+                "URI": f"{base_uri}/{scan.id}"}, data)
 
 
 def scan_object(scan: Scan) -> dict[str, Any]:

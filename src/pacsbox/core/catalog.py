@@ -285,6 +285,23 @@ class Catalog:
         self.layout.project_dir(project_id).mkdir(parents=True, exist_ok=True)
         return self.project(project_id), created
 
+    # Project settings XNAT keeps beside a project's data (arc:project, the accessibility): in its fields'
+    # "settings", never among the data fields a client reads.
+    DEFAULT_PREARCHIVE_CODE = 4  # a project created through REST auto-archives, as on XNAT with default settings
+
+    def project_setting(self, project_id: str, key: str, default: Any = None) -> Any:
+        return self.project(project_id).fields.get("settings", {}).get(key, default)
+
+    def prearchive_code(self, project_id: str) -> int:
+        return int(self.project_setting(project_id, "prearchive_code", self.DEFAULT_PREARCHIVE_CODE))
+
+    @_gated
+    def set_project_setting(self, project_id: str, key: str, value: Any) -> None:
+        with self.index.writing() as db:
+            fields = self._project(db, project_id).fields
+            fields.setdefault("settings", {})[key] = value
+            db.execute("UPDATE xnat_projects SET fields = ? WHERE id = ?", (json.dumps(fields), project_id))
+
     @_gated
     def delete_project(self, project_id: str, remove_files: bool) -> None:
         with self.index.writing() as db:

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.archive import Archive
 from ...core.config import Config
 from ..http_common import BodyLimits, UploadRoutes, grouped_routes
-from . import dicomdump, files, objects, prearchive, search, services, system
+from . import dicomdump, files, inbox, objects, prearchive, search, services, settings, system
 from .auth import Sessions, XnatAuth
 from .errors import XnatError, error_response
 
@@ -67,6 +67,9 @@ def _table() -> list[tuple[str, list[str], Handler]]:
         ("/data/search", ["POST"], search.search),
         ("/data/services/import", ["POST"], services.import_service),
         ("/data/services/dicomdump", _GET, dicomdump.dicom_dump),
+        ("/xapi/inbox/import/{request_id}", _GET, inbox.inbox_request),
+        (_PROJECT + "/prearchive_code", _GET, settings.get_prearchive_code),
+        (_PROJECT + "/prearchive_code/{code}", _PUT, settings.put_prearchive_code),
         ("/data/services/archive", ["POST"], services.archive_service),
         ("/data/services/prearchive/{action}", ["POST"], services.prearchive_action),
         ("/data/prearchive", _GET, prearchive.list_sessions),
@@ -174,5 +177,6 @@ def create_app(archive: Archive, config: Config) -> ASGIApp:
     app.state.archive = archive
     app.state.config = config
     app.state.sessions = sessions
+    app.state.inbox_requests, app.state.inbox_ids = inbox.new_state()
     return Aliases(BodyLimits(XnatAuth(app, sessions, config.AuthenticationEnabled), config, upload_routes(),
                               lambda scope, error: error_response(error)))

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from ...core.catalog_import import DicomTypes, ImportRequest
 from ...core.catalog_prearchive import PrearchiveSession
-from . import render
+from . import inbox, render
 from .errors import XnatError
 from .params import archive_of, flag, origin_of, spool_body, text
 from .schemas import scan_type_for_modality, session_type_for_modality
@@ -33,25 +33,41 @@ def _destination(dest: str) -> tuple[bool | None, dict[str, str]]:
     return parts[0] == "archive", {k: v for k, v in labels.items() if v}
 
 
-async def import_service(request: Request) -> Response:
-    """POST /data/services/import: a zip, tar or tar.gz of DICOM files into the archive or the prearchive.
-    Answers 200 with the new session's path, one line per study."""
-    handler = text(request, "import-handler").lower()
-    if handler not in _HANDLERS:
-        raise XnatError(400, f"Unsupported import-handler {handler!r}: pacsbox imports DICOM (DICOM-zip)")
+def overwrite_mode(request: Request) -> str:
+    """XNAT's overwrite parameter: none, append or delete; the legacy boolean spelling (xnat4tests sends
+    ``overwrite=True``) means append, and false means none."""
+    value = (text(request, "overwrite") or "none").strip().lower()
+    return {"true": "append", "false": "none", "": "none"}.get(value, value)
+
+
+def import_options(request: Request) -> ImportRequest:
+    """The import service's query: destination, labels, overwrite, quarantine."""
     to_archive, labels = _destination(text(request, "dest"))
-    if to_archive is None:
-        # XNAT files an upload with no dest in the prearchive, unless Direct-Archive asks otherwise
-        to_archive = flag(request, "Direct-Archive")
-    options = ImportRequest(
+    if to_archive is None and flag(request, "Direct-Archive"):
+        to_archive = True
+    # with neither dest nor Direct-Archive, the project's prearchive code decides (to_archive None)
+    return ImportRequest(
         to_archive=to_archive,
         project=text(request, "project") or text(request, "PROJECT_ID") or labels.get("project", ""),
         subject=text(request, "subject") or text(request, "SUBJECT_ID") or labels.get("subject", ""),
         session=text(request, "session") or text(request, "EXPT_LABEL") or labels.get("session", ""),
-        overwrite=(text(request, "overwrite") or "none").lower(),
+        overwrite=overwrite_mode(request),
         ignore_unparsable=flag(request, "Ignore-Unparsable"),
         types=SCHEMA_TYPES,
+        quarantine=flag(request, "quarantine"),
     )
+
+
+async def import_service(request: Request) -> Response:
+    """POST /data/services/import: a zip, tar or tar.gz of DICOM files into the archive or the prearchive.
+    Answers 200 with the new session's path, one line per study."""
+    handler = text(request, "import-handler").lower()
+    if handler == "inbox":
+        return await inbox.import_inbox(request, import_options(request))
+    if handler not in _HANDLERS:
+        raise XnatError(400, f"Unsupported import-handler {handler!r}: pacsbox imports DICOM (DICOM-zip,"
+                             " gradual-DICOM, inbox)")
+    options = import_options(request)
     body = await spool_body(request)
     try:
         if body.seek(0, 2) == 0:
@@ -86,7 +102,7 @@ async def archive_service(request: Request) -> Response:
     prearchive = archive_of(request).catalog.importer.prearchive
     experiment = await run_in_threadpool(
         prearchive.archive, session, text(request, "project"), text(request, "subject"), text(request, "session"),
-        (text(request, "overwrite") or "none").lower(), SCHEMA_TYPES)
+        overwrite_mode(request), SCHEMA_TYPES)
     return render.text_response(f"/data/archive/projects/{experiment.project}/subjects/{experiment.subject}"
                                 f"/experiments/{experiment.id}")
 

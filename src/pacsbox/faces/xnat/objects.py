@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from ...core.catalog import Catalog, Experiment, Subject
 from . import render
+from .errors import XnatError
 from .params import archive_of, field_updates, flag, text
 from .schemas import DATA_TYPES, scan_type_for_modality
 
@@ -62,6 +63,16 @@ def _given_id(updates: dict[str, str], in_url: str, exists) -> str:
     builds the URL of a new project or scan from its name or type, and sends its ID as a field)."""
     given = updates.get("ID") or updates.get("id")
     return given if given and not exists(in_url) else in_url
+
+
+def checked_type(xsi_type: str, kinds: tuple[str, ...], what: str) -> str:
+    """A type a client asks to create: one the served schemas declare, concrete, of the right level (400 else,
+    and nothing is created)."""
+    data_type = DATA_TYPES.get(xsi_type)
+    if data_type is None or data_type.abstract or data_type.kind not in kinds:
+        raise XnatError(400, f"Unknown or abstract {what} type {xsi_type!r}: the schema documents at /xapi/schemas"
+                             f" declare the concrete ones")
+    return xsi_type
 
 
 def _put_status(created: bool) -> int:
@@ -146,9 +157,12 @@ async def put_experiment(request: Request) -> Response:
         updates["status"] = "quarantine"
     if flag(request, "activate"):
         updates["status"] = "active"
+    xsi_type = text(request, "xsiType")
+    if xsi_type:
+        checked_type(xsi_type, ("experiment",), "experiment")
     experiment, created = await run_in_threadpool(
         located.catalog.put_experiment, located.project, request.path_params.get("subject"),
-        request.path_params["experiment"], text(request, "xsiType") or None, updates, text(request, "label") or None)
+        request.path_params["experiment"], xsi_type or None, updates, text(request, "label") or None)
     if flag(request, "pullDataFromHeaders"):  # scan and session fields from the DICOM files of the scans
         await run_in_threadpool(located.catalog.headers.pull_data_from_headers, experiment, declares_field)
     return render.text_response(experiment.id, _put_status(created))
@@ -194,6 +208,7 @@ async def put_scan(request: Request) -> Response:
     if not xsi_type:  # XNAT's default: the scan type of the session's modality (xnat:mrSessionData: mrScanData)
         session_type = DATA_TYPES.get(experiment.xsi_type)
         xsi_type = scan_type_for_modality(session_type.modality if session_type and session_type.modality else "")
+    checked_type(xsi_type, ("scan",), "scan")
     updates = field_updates(request, SCAN_SHORTCUTS)
     scan_id = _given_id(updates, request.path_params["scan"], lambda ref: located.catalog.has_scan(experiment, ref))
     scan, created = await run_in_threadpool(located.catalog.put_scan, experiment, scan_id, xsi_type, updates)

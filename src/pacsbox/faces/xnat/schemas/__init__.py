@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 SCHEMA_NAMES: tuple[str, ...] = ("xnat", "xdat")
 """What ``GET /xapi/schemas`` lists. xnatpy needs both: without extension types it asks for exactly these two."""
 
-Kind = Literal["project", "subject", "experiment", "assessor", "scan", "resource"]
+Kind = Literal["project", "subject", "experiment", "assessor", "scan", "reconstruction", "resource"]
 
 _XS = "{http://www.w3.org/2001/XMLSchema}"
 _XDAT_ELEMENT = "{http://nrg.wustl.edu/xdat}element"  # XNAT's own annotation (abstract, displayIdentifiers)
@@ -29,6 +29,7 @@ _KIND_ROOTS: dict[str, Kind] = {
     "xnat:derivedData": "assessor",
     "xnat:experimentData": "experiment",
     "xnat:imageScanData": "scan",
+    "xnat:reconstructedImageData": "reconstruction",
     "xnat:abstractResource": "resource",
 }
 

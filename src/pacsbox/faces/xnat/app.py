@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.archive import Archive
 from ...core.config import Config
 from ..http_common import BodyLimits, UploadRoutes, grouped_routes
-from . import dicomdump, files, inbox, objects, prearchive, search, services, settings, system
+from . import access, dicomdump, files, inbox, objects, prearchive, search, services, settings, system, tokens
 from .auth import Sessions, XnatAuth
 from .errors import XnatError, error_response
 
@@ -32,6 +32,7 @@ def _guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     async def endpoint(request: Request) -> Response:
         try:
+            access.guard(request)  # 403 before anything runs for a user without the rights the route needs
             return await handler(request)
         except Exception as error:  # every error becomes a status and a message; the server keeps serving
             return error_response(error)
@@ -68,6 +69,19 @@ def _table() -> list[tuple[str, list[str], Handler]]:
         ("/data/services/import", ["POST"], services.import_service),
         ("/data/services/dicomdump", _GET, dicomdump.dicom_dump),
         ("/xapi/inbox/import/{request_id}", _GET, inbox.inbox_request),
+        ("/data/services/tokens/issue", _GET, tokens.issue),
+        ("/data/services/tokens/issue/user/{user}", _GET, tokens.issue),
+        ("/data/services/tokens/validate/{alias}/{secret}", _GET, tokens.validate),
+        ("/data/services/tokens/invalidate/{alias}/{secret}", _GET, tokens.invalidate),
+        ("/data/users", _GET, access.list_users),
+        ("/xapi/users", _GET, access.xapi_users),
+        ("/xapi/users/{login}", _GET, access.xapi_user),
+        ("/xapi/access/projects", _GET, access.access_projects),
+        (_PROJECT + "/users", _GET, access.project_users),
+        (_PROJECT + "/users/{group}/{login}", _PUT, access.put_project_user),
+        (_PROJECT + "/users/{group}/{login}", _DELETE, access.delete_project_user),
+        (_PROJECT + "/accessibility", _GET, access.get_accessibility),
+        (_PROJECT + "/accessibility/{value}", _PUT, access.put_accessibility),
         (_PROJECT + "/prearchive_code", _GET, settings.get_prearchive_code),
         (_PROJECT + "/prearchive_code/{code}", _PUT, settings.put_prearchive_code),
         ("/data/services/archive", ["POST"], services.archive_service),

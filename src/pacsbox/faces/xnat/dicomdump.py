@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from ...core.catalog_headers import dump_value, read_header
 from ...core.errors import UnknownResource
-from . import render
+from . import access, render
 from .errors import XnatError
 from .params import archive_of, text
 
@@ -93,6 +93,7 @@ def _header_of(request: Request, source: str) -> Dataset:
     subject = catalog.subject(project, names["subjects"]) if "subjects" in names else None
     experiment = catalog.experiment(project or (subject.project if subject else None), names["experiments"],
                                     subject.id if subject else None)
+    access.require(request, experiment.project, "read")
     scan = names.get("scans")
     if scan is not None:
         catalog.scan(experiment, scan)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.catalog import Catalog, Experiment, Subject
-from . import render
+from . import access, render
 from .errors import XnatError
 from .params import archive_of, field_updates, flag, text
 from .schemas import DATA_TYPES, scan_type_for_modality
@@ -81,7 +81,7 @@ def _put_status(created: bool) -> int:
 
 # -- projects ---------------------------------------------------------------------------------------------
 async def list_projects(request: Request) -> Response:
-    projects = archive_of(request).catalog.list_projects()
+    projects = [p for p in archive_of(request).catalog.list_projects() if access.visible(request, p.id)]
     return render.result_set(request, [render.project_row(p) for p in projects], render.PROJECT_COLUMNS,
                              title="Projects")
 
@@ -96,7 +96,11 @@ async def put_project(request: Request) -> Response:
     updates = field_updates(request, PROJECT_SHORTCUTS)
     # xnatpy's ProjectData(parent=session, id="P") PUTs /projects/None with the ID among the fields
     project_id = _given_id(updates, request.path_params["project"], catalog.has_project)
+    if project_id != request.path_params["project"]:
+        access.require(request, project_id, "manage")  # the URL's project was checked; this is another
     project, created = await run_in_threadpool(catalog.put_project, project_id, updates)
+    if created:
+        await access.make_owner(request, project.id)
     return render.text_response(project.id, _put_status(created))
 
 
@@ -110,6 +114,9 @@ async def delete_project(request: Request) -> Response:
 async def list_subjects(request: Request) -> Response:
     located = locate(request)
     subjects = located.catalog.list_subjects(located.project)
+    readable = access.readable_projects(request) if located.project is None else None
+    if readable is not None:
+        subjects = [s for s in subjects if s.project in readable]
     return render.result_set(request, [render.subject_row(s) for s in subjects], render.SUBJECT_COLUMNS,
                              title="Subjects")
 
@@ -137,6 +144,9 @@ async def delete_subject(request: Request) -> Response:
 async def list_experiments(request: Request) -> Response:
     located = locate(request, subject=False)
     experiments = located.catalog.list_experiments(located.project, request.path_params.get("subject"))
+    readable = access.readable_projects(request) if located.project is None else None
+    if readable is not None:
+        experiments = [e for e in experiments if e.project in readable]
     wanted = text(request, "xsiType")
     if wanted:  # a type selects its subtypes too: xnat:subjectAssessorData lists every session
         experiments = [e for e in experiments if e.xsi_type in DATA_TYPES and DATA_TYPES[e.xsi_type].is_a(wanted)]

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from ...core.catalog_import import DicomTypes, ImportRequest
 from ...core.catalog_prearchive import PrearchiveSession
-from . import inbox, render
+from . import access, inbox, render
 from .errors import XnatError
 from .params import archive_of, flag, origin_of, spool_body, text
 from .schemas import scan_type_for_modality, session_type_for_modality
@@ -63,11 +63,16 @@ async def import_service(request: Request) -> Response:
     Answers 200 with the new session's path, one line per study."""
     handler = text(request, "import-handler").lower()
     if handler == "inbox":
-        return await inbox.import_inbox(request, import_options(request))
+        options = import_options(request)
+        if options.project:
+            access.require(request, options.project, "edit")
+        return await inbox.import_inbox(request, options)
     if handler not in _HANDLERS:
         raise XnatError(400, f"Unsupported import-handler {handler!r}: pacsbox imports DICOM (DICOM-zip,"
                              " gradual-DICOM, inbox)")
     options = import_options(request)
+    if options.project:
+        access.require(request, options.project, "edit")
     body = await spool_body(request)
     try:
         if body.seek(0, 2) == 0:
@@ -100,6 +105,7 @@ async def archive_service(request: Request) -> Response:
     """POST /data/services/archive?src=...: archive a prearchive session; answers the experiment's path."""
     session = prearchive_session(request, _source(request))
     prearchive = archive_of(request).catalog.importer.prearchive
+    access.require(request, text(request, "project") or session.project, "edit")
     experiment = await run_in_threadpool(
         prearchive.archive, session, text(request, "project"), text(request, "subject"), text(request, "session"),
         overwrite_mode(request), SCHEMA_TYPES)

@@ -69,6 +69,8 @@ def _table() -> list[tuple[str, list[str], Handler]]:
         ("/data/services/import", ["POST"], services.import_service),
         ("/data/services/dicomdump", _GET, dicomdump.dicom_dump),
         ("/xapi/inbox/import/{request_id}", _GET, inbox.inbox_request),
+        ("/data/services/refresh/catalog", ["POST"], services.refresh_catalog),
+        (_PROJECT + "/files", _GET, files.owner_files),
         ("/data/services/tokens/issue", _GET, tokens.issue),
         ("/data/services/tokens/issue/user/{user}", _GET, tokens.issue),
         ("/data/services/tokens/validate/{alias}/{secret}", _GET, tokens.validate),
@@ -115,6 +117,7 @@ def _table() -> list[tuple[str, list[str], Handler]]:
             (subject, _PUT, objects.put_subject),
             (subject, _DELETE, objects.delete_subject),
             (subject + "/experiments", _GET, objects.list_experiments),
+            (subject + "/files", _GET, files.owner_files),
         ]
     for experiment in _EXPERIMENTS:
         table += [

@@ -157,6 +157,13 @@ async def experiment_files(request: Request) -> Response:
     return await _files_of(request, resources, f"{located.experiment.label}.zip")
 
 
+async def owner_files(request: Request) -> Response:
+    """``/projects/P/files`` and ``.../subjects/S/files``: the files of the object's own resources."""
+    owner = owner_of(request)
+    name = owner.labels.get("subject", owner.project)
+    return await _files_of(request, _resources(request).list(owner), f"{name}.zip")
+
+
 async def _files_of(request: Request, resources: list[Resource], zip_name: str) -> Response:
     if response_format(request) == "zip":
         return await _zip_response(request, resources, zip_name)

@@ -6,6 +6,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...core.catalog_files import Resource
 from ...core.catalog_import import DicomTypes, ImportRequest
 from ...core.catalog_prearchive import PrearchiveSession
 from . import access, inbox, render
@@ -131,3 +132,59 @@ async def prearchive_action(request: Request) -> Response:
     else:
         raise XnatError(404, f"Unknown prearchive service {action!r}: use delete, move or rebuild")
     return render.text_response(f"/data/prearchive/projects/{moved.project}/{moved.timestamp}/{moved.name}")
+
+
+# -- catalog refresh ----------------------------------------------------------------------------------------
+_REFRESH_OPTIONS = ("checksum", "delete", "append", "populatestats")
+
+
+def _resources_named(request: Request, uri: str) -> list[Resource]:
+    """The resources a ``resource=`` URI names: one resource, or every resource of an object."""
+    parts = [part for part in uri.split("?")[0].split("/") if part]
+    for prefix in (["data"], ["REST"], ["archive"]):
+        if parts[:1] == prefix:
+            parts = parts[1:]
+    names = dict(zip(parts[0::2], parts[1::2], strict=False))
+    if len(parts) % 2 or not names or not set(names) <= {"projects", "subjects", "experiments", "scans", "resources"}:
+        raise XnatError(400, f"resource must be the URI of a resource or of an object, not {uri!r}")
+    catalog = archive_of(request).catalog
+    project = names.get("projects")
+    if project is not None:
+        catalog.project(project)
+    subject = catalog.subject(project, names["subjects"]) if "subjects" in names else None
+    experiment = None
+    if "experiments" in names:
+        experiment = catalog.experiment(project or (subject.project if subject else None), names["experiments"],
+                                        subject.id if subject else None)
+    if experiment is None and "scans" in names:
+        raise XnatError(400, f"A scan needs its experiment in {uri!r}")
+    scan = names.get("scans")
+    if scan is not None:
+        catalog.scan(experiment, scan)
+    owner_project = experiment.project if experiment else subject.project if subject else project
+    if owner_project is None:
+        raise XnatError(400, f"resource must name a project, subject or experiment: {uri!r}")
+    access.require(request, owner_project, "edit")
+    owner = catalog.resources.owner(project=owner_project, subject=subject, experiment=experiment, scan=scan)
+    if "resources" in names:
+        return [catalog.resources.get(owner, names["resources"])]
+    return catalog.resources.list(owner)
+
+
+async def refresh_catalog(request: Request) -> Response:
+    """POST /data/services/refresh/catalog?resource=URI[&options=checksum,delete,append,populateStats]."""
+    uris = [v for key, v in request.query_params.multi_items() if key == "resource"]
+    if not uris:
+        raise XnatError(400, "The catalog refresh needs resource=<resource or object URI>")
+    options = {o.strip().lower() for key, v in request.query_params.multi_items() if key == "options"
+               for o in v.split(",") if o.strip()}
+    unknown = options - set(_REFRESH_OPTIONS)
+    if unknown:
+        raise XnatError(400, f"Unknown refresh option {sorted(unknown)[0]!r}: use checksum, delete, append,"
+                             " populateStats")
+    resources = [resource for uri in uris for resource in _resources_named(request, uri)]
+    store = archive_of(request).catalog.resources
+    for resource in resources:
+        await run_in_threadpool(store.refresh, resource, append="append" in options, delete="delete" in options,
+                                checksum="checksum" in options)
+    return render.text_response("")

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.archive import Archive
 from ...core.config import Config
 from ..http_common import BodyLimits, UploadRoutes, grouped_routes
-from . import access, dicomdump, files, inbox, objects, prearchive, search, services, settings, system, tokens
+from . import access, dicomdump, files, inbox, objects, prearchive, search, services, settings, system, tokens, xapi
 from .auth import Sessions, XnatAuth
 from .errors import XnatError, error_response
 
@@ -61,6 +61,22 @@ def _table() -> list[tuple[str, list[str], Handler]]:
         ("/xapi/siteConfig/buildInfo", _GET, system.build_info),
         ("/xapi/siteConfig/uptime", _GET, system.uptime),
         ("/xapi/siteConfig/siteId", _GET, system.site_id),
+        ("/xapi/siteConfig", _GET, xapi.site_config),
+        ("/xapi/siteConfig", ["POST"], xapi.set_site_config),
+        ("/xapi/siteConfig/{key}", _GET, xapi.site_config_value),
+        ("/xapi/siteConfig/{key}", ["PUT", "POST"], xapi.set_site_config_value),
+        ("/xapi/plugins", _GET, xapi.plugins),
+        ("/xapi/plugins/", _GET, xapi.plugins),
+        ("/xapi/plugins/{plugin}", _GET, xapi.plugin),
+        ("/xapi/commands", _GET, xapi.empty_list),
+        ("/xapi/commands/available", _GET, xapi.empty_list),
+        ("/xapi/wrappers", _GET, xapi.empty_list),
+        ("/xapi/containers", _GET, xapi.empty_list),
+        ("/xapi/docker/images", _GET, xapi.empty_list),
+        ("/xapi/docker/hubs", _GET, xapi.empty_list),
+        ("/xapi/docker/server", _GET, xapi.docker_server),
+        ("/data/scanners", _GET, xapi.scanners),
+        ("/data/scan_types", _GET, xapi.scan_types),
         ("/xapi/schemas", _GET, system.schemas),
         ("/xapi/schemas/{name}", _GET, system.schema),
         ("/data/search/elements", _GET, system.search_elements),
@@ -96,6 +112,7 @@ def _table() -> list[tuple[str, list[str], Handler]]:
     table += [
         (session, _GET, prearchive.get_session),
         (session, _DELETE, prearchive.delete_session),
+        (session, ["POST"], prearchive.post_session),
         (session + "/scans", _GET, prearchive.list_scans),
         (session + "/scans/{scan}", _GET, prearchive.get_scan),
         (session + "/scans/{scan}/resources", _GET, prearchive.list_resources),
@@ -195,5 +212,6 @@ def create_app(archive: Archive, config: Config) -> ASGIApp:
     app.state.config = config
     app.state.sessions = sessions
     app.state.inbox_requests, app.state.inbox_ids = inbox.new_state()
+    app.state.site_config = xapi.default_site_config(config)
     return Aliases(BodyLimits(XnatAuth(app, sessions, config.AuthenticationEnabled), config, upload_routes(),
                               lambda scope, error: error_response(error)))

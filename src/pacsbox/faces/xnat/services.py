@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -114,24 +116,48 @@ async def archive_service(request: Request) -> Response:
                                 f"/experiments/{experiment.id}")
 
 
+async def form_values(request: Request) -> dict[str, list[str]]:
+    """The query's parameters with those of a form body (pyxnat sends ``src=...`` in the body)."""
+    values: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        values.setdefault(key, []).append(value)
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        body = (await request.body()).decode("utf-8", "replace")
+        for key, value in parse_qsl(body, keep_blank_values=True):
+            values.setdefault(key, []).append(value)
+    return values
+
+
 async def prearchive_action(request: Request) -> Response:
-    """POST /data/services/prearchive/delete|move|rebuild?src=...[&newProject=P]."""
+    """POST /data/services/prearchive/delete|move|rebuild with ``src`` (one or more, in the query or a form body)
+    [and ``newProject``]: answers the sessions' new paths, one per line (nothing for delete)."""
     action = request.path_params["action"]
-    session = prearchive_session(request, _source(request))
-    prearchive = archive_of(request).catalog.importer.prearchive
-    if action == "delete":
-        await run_in_threadpool(prearchive.delete, session)
-        return render.text_response("")
-    if action == "move":
-        new_project = text(request, "newProject")
-        if not new_project:
-            raise XnatError(400, "Moving a prearchive session needs newProject=")
-        moved = await run_in_threadpool(prearchive.move, session, new_project)
-    elif action == "rebuild":
-        moved = await run_in_threadpool(prearchive.rebuild, session)
-    else:
+    if action not in ("delete", "move", "rebuild"):
         raise XnatError(404, f"Unknown prearchive service {action!r}: use delete, move or rebuild")
-    return render.text_response(f"/data/prearchive/projects/{moved.project}/{moved.timestamp}/{moved.name}")
+    values = await form_values(request)
+    sources = [source for source in values.get("src", []) if source]
+    if not sources:
+        raise XnatError(400, "Missing the src parameter (/data/prearchive/projects/PROJECT/TIMESTAMP/SESSION)")
+    new_project = (values.get("newProject") or [""])[0]
+    if action == "move" and not new_project:
+        raise XnatError(400, "Moving a prearchive session needs newProject=")
+    sessions = [prearchive_session(request, source) for source in sources]  # every src checked before any change
+    for session in sessions:
+        access.require(request, session.project, "delete" if action == "delete" else "edit")
+    if new_project:
+        access.require(request, new_project, "edit")
+    prearchive = archive_of(request).catalog.importer.prearchive
+    lines = []
+    for session in sessions:
+        if action == "delete":
+            await run_in_threadpool(prearchive.delete, session)
+            continue
+        if action == "move":
+            moved = await run_in_threadpool(prearchive.move, session, new_project)
+        else:
+            moved = await run_in_threadpool(prearchive.rebuild, session)
+        lines.append(f"/data/prearchive/projects/{moved.project}/{moved.timestamp}/{moved.name}")
+    return render.text_response("\n".join(lines))
 
 
 # -- catalog refresh ----------------------------------------------------------------------------------------

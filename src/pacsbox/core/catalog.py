@@ -97,6 +97,14 @@ CREATE TABLE IF NOT EXISTS xnat_prearchive (
     UNIQUE (project, timestamp, name)
 );
 CREATE INDEX IF NOT EXISTS xnat_prearchive_by_study ON xnat_prearchive(study, project);
+CREATE TABLE IF NOT EXISTS xnat_shares (    -- a subject or experiment shared into a project besides its own
+    kind TEXT NOT NULL,                     -- subject or experiment
+    id TEXT NOT NULL,                       -- its accession ID
+    project TEXT NOT NULL REFERENCES xnat_projects(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,                    -- its label in that project
+    PRIMARY KEY (kind, id, project),
+    UNIQUE (kind, project, label)
+);
 CREATE TABLE IF NOT EXISTS xnat_prearchive_instances (
     psid INTEGER NOT NULL REFERENCES xnat_prearchive(psid) ON DELETE CASCADE,
     instance TEXT NOT NULL,                 -- Orthanc instance ID
@@ -104,7 +112,7 @@ CREATE TABLE IF NOT EXISTS xnat_prearchive_instances (
 ) WITHOUT ROWID;
 """
 
-_TABLES = ("xnat_prearchive_instances", "xnat_prearchive", "xnat_files", "xnat_resources", "xnat_scans",
+_TABLES = ("xnat_shares", "xnat_prearchive_instances", "xnat_prearchive", "xnat_files", "xnat_resources", "xnat_scans",
            "xnat_experiments", "xnat_subjects", "xnat_projects", "xnat_counters")
 # Fields kept in their own columns, never among the free fields (XNAT sets them from the URL).
 _COLUMN_FIELDS = frozenset({"ID", "id", "label", "project", "subject_ID", "image_session_ID"})
@@ -197,6 +205,7 @@ class Catalog:
         from .catalog_files import Resources
         from .catalog_headers import Headers
         from .catalog_import import Importer
+        from .catalog_sharing import Sharing
 
         self.archive = archive
         self.index = archive.index
@@ -211,6 +220,7 @@ class Catalog:
         self.resources = Resources(self)
         self.importer = Importer(self)
         self.headers = Headers(self)
+        self.sharing = Sharing(self)
 
     def subscribe(self, events: EventBus) -> None:
         """Follow the archive through its events: C-STORE routing (in the store's transaction, so that an
@@ -308,6 +318,7 @@ class Catalog:
             self._project(db, project_id)
             series = self._series_of(db, "project = ?", (project_id,))
             db.execute("DELETE FROM xnat_projects WHERE id = ?", (project_id,))
+            _forget_shares(db)
         self.layout.remove_tree(self.layout.project_dir(project_id))
         if remove_files:
             self.release_series(series)
@@ -321,7 +332,8 @@ class Catalog:
                 rows = db.execute(f"{self._SUBJECT} ORDER BY id")
             else:
                 self._project(db, project)
-                rows = db.execute(f"{self._SUBJECT} WHERE project = ? ORDER BY id", (project,))
+                rows = db.execute(f"{self._SUBJECT} WHERE project = ? OR id IN (SELECT id FROM xnat_shares"
+                                  " WHERE kind = 'subject' AND project = ?) ORDER BY id", (project, project))
             return [Subject(r[0], r[1], r[2], _loads(r[3]), r[4]) for r in rows]
 
     def subject(self, project: str | None, ref: str) -> Subject:
@@ -335,7 +347,9 @@ class Catalog:
         else:
             self._project(db, project)
             row = db.execute(f"{self._SUBJECT} WHERE project = ? AND id = ?", (project, ref)).fetchone() or \
-                db.execute(f"{self._SUBJECT} WHERE project = ? AND label = ?", (project, ref)).fetchone()
+                db.execute(f"{self._SUBJECT} WHERE project = ? AND label = ?", (project, ref)).fetchone() or \
+                db.execute(f"{self._SUBJECT} WHERE id IN (SELECT id FROM xnat_shares WHERE kind = 'subject'"
+                           " AND project = ? AND (id = ? OR label = ?))", (project, ref, ref)).fetchone()
         if row is None:
             raise UnknownResource(f"Unknown subject: {ref}" + (f" in project {project}" if project else ""))
         return Subject(row[0], row[1], row[2], _loads(row[3]), row[4])
@@ -385,6 +399,7 @@ class Catalog:
             labels = [r[0] for r in db.execute("SELECT label FROM xnat_experiments WHERE subject = ?",
                                                (subject.id,))]
             db.execute("DELETE FROM xnat_subjects WHERE id = ?", (subject.id,))
+            _forget_shares(db)
         for label in labels:
             self.layout.remove_tree(self.layout.session_dir(subject.project, label),
                                     self.layout.project_dir(subject.project))
@@ -405,7 +420,8 @@ class Catalog:
                 rows = db.execute(f"{self._EXPERIMENT} WHERE e.subject = ? ORDER BY e.id", (owner.id,))
             elif project is not None:
                 self._project(db, project)
-                rows = db.execute(f"{self._EXPERIMENT} WHERE e.project = ? ORDER BY e.id", (project,))
+                rows = db.execute(f"{self._EXPERIMENT} WHERE e.project = ? OR e.id IN (SELECT id FROM xnat_shares"
+                                  " WHERE kind = 'experiment' AND project = ?) ORDER BY e.id", (project, project))
             else:
                 rows = db.execute(f"{self._EXPERIMENT} ORDER BY e.id")
             return [Experiment(r[0], r[1], r[2], r[3], r[4], r[5], _loads(r[6]), r[7], r[8]) for r in rows]
@@ -422,7 +438,9 @@ class Catalog:
         else:
             self._project(db, project)
             row = db.execute(f"{self._EXPERIMENT} WHERE e.project = ? AND e.id = ?", (project, ref)).fetchone() or \
-                db.execute(f"{self._EXPERIMENT} WHERE e.project = ? AND e.label = ?", (project, ref)).fetchone()
+                db.execute(f"{self._EXPERIMENT} WHERE e.project = ? AND e.label = ?", (project, ref)).fetchone() or \
+                db.execute(f"{self._EXPERIMENT} WHERE e.id IN (SELECT id FROM xnat_shares WHERE kind = 'experiment'"
+                           " AND project = ? AND (id = ? OR label = ?))", (project, ref, ref)).fetchone()
         if row is not None and subject is not None:
             owner = self._subject(db, project, subject)
             if row[2] != owner.id:
@@ -482,6 +500,7 @@ class Catalog:
             experiment = self._experiment(db, project, ref, subject)
             series = self._series_of(db, "experiment = ?", (experiment.id,))
             db.execute("DELETE FROM xnat_experiments WHERE id = ?", (experiment.id,))
+            _forget_shares(db)
         self.layout.remove_tree(self.layout.session_dir(experiment.project, experiment.label),
                                 self.layout.project_dir(experiment.project))
         if remove_files:
@@ -584,3 +603,9 @@ class Catalog:
 def _free(updates: Mapping[str, str]) -> dict[str, str]:
     """Field updates without the fields XNAT keeps in columns (ID, label, project)."""
     return {path: value for path, value in updates.items() if path not in _COLUMN_FIELDS}
+
+
+def _forget_shares(db: sqlite3.Connection) -> None:
+    """Drop the shares of subjects and experiments that are gone (shares name them by ID, without a key)."""
+    db.execute("DELETE FROM xnat_shares WHERE (kind = 'subject' AND id NOT IN (SELECT id FROM xnat_subjects))"
+               " OR (kind = 'experiment' AND id NOT IN (SELECT id FROM xnat_experiments))")

@@ -19,7 +19,21 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.archive import Archive
 from ...core.config import Config
 from ..http_common import BodyLimits, UploadRoutes, grouped_routes
-from . import access, dicomdump, files, inbox, objects, prearchive, search, services, settings, system, tokens, xapi
+from . import (
+    access,
+    dicomdump,
+    files,
+    inbox,
+    objects,
+    prearchive,
+    search,
+    services,
+    settings,
+    sharing,
+    system,
+    tokens,
+    xapi,
+)
 from .auth import Sessions, XnatAuth
 from .errors import XnatError, error_response
 
@@ -135,6 +149,9 @@ def _table() -> list[tuple[str, list[str], Handler]]:
             (subject, _DELETE, objects.delete_subject),
             (subject + "/experiments", _GET, objects.list_experiments),
             (subject + "/files", _GET, files.owner_files),
+            (subject + "/projects", _GET, sharing.list_shares),
+            (subject + "/projects/{target}", _PUT, sharing.put_share),
+            (subject + "/projects/{target}", _DELETE, sharing.delete_share),
         ]
     for experiment in _EXPERIMENTS:
         table += [
@@ -142,6 +159,9 @@ def _table() -> list[tuple[str, list[str], Handler]]:
             (experiment, _PUT, objects.put_experiment),
             (experiment, _DELETE, objects.delete_experiment),
             (experiment + "/status", _GET, objects.experiment_status),
+            (experiment + "/projects", _GET, sharing.list_shares),
+            (experiment + "/projects/{target}", _PUT, sharing.put_share),
+            (experiment + "/projects/{target}", _DELETE, sharing.delete_share),
             (experiment + "/scans", _GET, objects.list_scans),
             (experiment + "/files", _GET, files.experiment_files),
             (experiment + "/scans/{scan}/files", _GET, files.scan_files),

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.catalog import Catalog, Experiment, Subject
-from . import access, render
+from . import access, render, sharing
 from .errors import XnatError
 from .params import archive_of, field_updates, flag, text
 from .schemas import DATA_TYPES, scan_type_for_modality
@@ -117,12 +117,16 @@ async def list_subjects(request: Request) -> Response:
     readable = access.readable_projects(request) if located.project is None else None
     if readable is not None:
         subjects = [s for s in subjects if s.project in readable]
+    subjects = sharing.as_seen_from(located.catalog, located.project, subjects, "subject")
     return render.result_set(request, [render.subject_row(s) for s in subjects], render.SUBJECT_COLUMNS,
                              title="Subjects")
 
 
 async def get_subject(request: Request) -> Response:
-    return render.json_response(render.subject_object(locate(request).subject))
+    located = locate(request)
+    body = render.subject_object(located.subject)
+    body["items"][0]["children"] += sharing.sharing_children(located.catalog, "subject", located.subject.id)
+    return render.json_response(body)
 
 
 async def put_subject(request: Request) -> Response:
@@ -147,6 +151,7 @@ async def list_experiments(request: Request) -> Response:
     readable = access.readable_projects(request) if located.project is None else None
     if readable is not None:
         experiments = [e for e in experiments if e.project in readable]
+    experiments = sharing.as_seen_from(located.catalog, located.project, experiments, "experiment")
     wanted = text(request, "xsiType")
     if wanted:  # a type selects its subtypes too: xnat:subjectAssessorData lists every session
         experiments = [e for e in experiments if e.xsi_type in DATA_TYPES and DATA_TYPES[e.xsi_type].is_a(wanted)]
@@ -157,7 +162,9 @@ async def list_experiments(request: Request) -> Response:
 async def get_experiment(request: Request) -> Response:
     located = locate(request)
     experiment = located.experiment
-    return render.json_response(render.experiment_object(experiment, located.catalog.list_scans(experiment)))
+    body = render.experiment_object(experiment, located.catalog.list_scans(experiment))
+    body["items"][0]["children"] += sharing.sharing_children(located.catalog, "experiment", experiment.id)
+    return render.json_response(body)
 
 
 async def put_experiment(request: Request) -> Response:

@@ -55,7 +55,7 @@ def test_pyxnat_sees_the_shares(xnat_server, objects):
 
 
 def test_refusals_change_nothing(connection, objects, http, xnat_server):
-    subject, session = objects
+    subject, _session = objects
     before = connection.get_json(subject.fulluri + "/projects")
     with pytest.raises(XNATResponseError, match="404"):
         subject.share("NO_SUCH_PROJECT")

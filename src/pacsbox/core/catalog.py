@@ -202,6 +202,7 @@ class Catalog:
     """XNAT's projects, subjects, experiments and scans over one archive (``archive.catalog``)."""
 
     def __init__(self, archive: Archive) -> None:
+        from .catalog_assessors import Assessors
         from .catalog_files import Resources
         from .catalog_headers import Headers
         from .catalog_import import Importer
@@ -221,6 +222,7 @@ class Catalog:
         self.importer = Importer(self)
         self.headers = Headers(self)
         self.sharing = Sharing(self)
+        self.assessors = Assessors(self)
 
     def subscribe(self, events: EventBus) -> None:
         """Follow the archive through its events: C-STORE routing (in the store's transaction, so that an
@@ -500,6 +502,8 @@ class Catalog:
             experiment = self._experiment(db, project, ref, subject)
             series = self._series_of(db, "experiment = ?", (experiment.id,))
             db.execute("DELETE FROM xnat_experiments WHERE id = ?", (experiment.id,))
+            db.execute("DELETE FROM xnat_experiments WHERE json_extract(fields, '$.assessor_of') = ?",
+                       (experiment.id,))  # its assessors go with it (their folders are inside its folder)
             _forget_shares(db)
         self.layout.remove_tree(self.layout.session_dir(experiment.project, experiment.label),
                                 self.layout.project_dir(experiment.project))

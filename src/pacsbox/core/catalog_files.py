@@ -111,6 +111,10 @@ class Resources:
         """The owner a URL names (the objects already looked up by the face)."""
         if experiment is not None:
             labels = {"session": experiment.label, "subject": experiment.subject_label}
+            assessed = experiment.fields.get("assessor_of")
+            if assessed:  # an assessor's resources are in its session's folder, under ASSESSORS/<label>
+                session = self.catalog.experiment(None, assessed)
+                labels = {"session": session.label, "subject": experiment.subject_label, "assessor": experiment.label}
             if scan is not None:
                 return Owner("scan", experiment.project, experiment.subject, experiment.id, scan, labels)
             return Owner("experiment", experiment.project, experiment.subject, experiment.id, None, labels)
@@ -123,7 +127,8 @@ class Resources:
         owner = resource.owner
         return self.layout.resource_dir(owner.kind, owner.project, resource.label,
                                         subject_label=owner.labels.get("subject", ""),
-                                        session_label=owner.labels.get("session", ""), scan=owner.scan or "")
+                                        session_label=owner.labels.get("session", ""), scan=owner.scan or "",
+                                        assessor=owner.labels.get("assessor", ""))
 
     # -- resources ----------------------------------------------------------------------------------------
     def list(self, owner: Owner) -> list[Resource]:

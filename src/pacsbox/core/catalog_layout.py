@@ -63,7 +63,9 @@ class Layout:
                             resolved_root=self._resolved[self.prearchive_root])
 
     def resource_dir(self, kind: str, project: str, label: str, *, subject_label: str = "",
-                     session_label: str = "", scan: str = "") -> Path:
+                     session_label: str = "", scan: str = "", assessor: str = "") -> Path:
+        if kind == "experiment" and assessor:  # an assessor's resources, in its session's folder
+            return self._archive(project, "arc001", session_label, "ASSESSORS", assessor, label)
         if kind == "project":
             return self._archive(project, "resources", label)
         if kind == "subject":

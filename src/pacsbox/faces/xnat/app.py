@@ -21,6 +21,7 @@ from ...core.config import Config
 from ..http_common import BodyLimits, UploadRoutes, grouped_routes
 from . import (
     access,
+    assessors,
     dicomdump,
     files,
     inbox,
@@ -60,7 +61,9 @@ _SUBJECTS = (_PROJECT + "/subjects/{subject}", "/data/subjects/{subject}")
 _EXPERIMENTS = tuple(f"{s}/experiments/{{experiment}}" for s in _SUBJECTS) + (
     _PROJECT + "/experiments/{experiment}", "/data/experiments/{experiment}")
 _SCANS = tuple(e + "/scans/{scan}" for e in _EXPERIMENTS)
-_OWNERS = (_PROJECT, *_SUBJECTS, *_EXPERIMENTS, *_SCANS)  # everything that holds resources
+_ASSESSORS = tuple(e + "/assessors/{assessor}" for e in _EXPERIMENTS)
+# everything that holds resources (an assessor's outputs also under /out/resources)
+_OWNERS = (_PROJECT, *_SUBJECTS, *_EXPERIMENTS, *_SCANS, *_ASSESSORS, *(a + "/out" for a in _ASSESSORS))
 
 _GET, _PUT, _DELETE, _UPLOAD = ["GET"], ["PUT"], ["DELETE"], ["PUT", "POST"]
 
@@ -159,6 +162,11 @@ def _table() -> list[tuple[str, list[str], Handler]]:
             (experiment, _PUT, objects.put_experiment),
             (experiment, _DELETE, objects.delete_experiment),
             (experiment + "/status", _GET, objects.experiment_status),
+            (experiment + "/assessors", _GET, assessors.list_assessors),
+            (experiment + "/assessors/{assessor}", _GET, assessors.get_assessor),
+            (experiment + "/assessors/{assessor}", _PUT, assessors.put_assessor),
+            (experiment + "/assessors/{assessor}", _DELETE, assessors.delete_assessor),
+            (experiment + "/assessors/{assessor}/files", _GET, files.experiment_files),
             (experiment + "/projects", _GET, sharing.list_shares),
             (experiment + "/projects/{target}", _PUT, sharing.put_share),
             (experiment + "/projects/{target}", _DELETE, sharing.delete_share),

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.catalog import Catalog, Experiment, Subject
+from ...core.catalog_assessors import is_assessor
 from . import access, render, sharing
 from .errors import XnatError
 from .params import archive_of, field_updates, flag, text
@@ -55,6 +56,8 @@ def locate(request: Request, *, subject: bool = True, experiment: bool = True) -
         scope = project or (found_subject.project if found_subject else None)
         found_experiment = catalog.experiment(scope, params["experiment"],
                                               found_subject.id if found_subject else None)
+        if "assessor" in params:  # below an assessor of the session, the assessor is the experiment
+            found_experiment = catalog.assessors.get(found_experiment, params["assessor"])
     return Located(catalog, project, found_subject, found_experiment)
 
 
@@ -152,11 +155,19 @@ async def list_experiments(request: Request) -> Response:
     if readable is not None:
         experiments = [e for e in experiments if e.project in readable]
     experiments = sharing.as_seen_from(located.catalog, located.project, experiments, "experiment")
+    if not wanted_assessors(request):  # assessors are listed under their session (.../assessors)
+        experiments = [e for e in experiments if not is_assessor(e)]
     wanted = text(request, "xsiType")
     if wanted:  # a type selects its subtypes too: xnat:subjectAssessorData lists every session
         experiments = [e for e in experiments if e.xsi_type in DATA_TYPES and DATA_TYPES[e.xsi_type].is_a(wanted)]
     return render.result_set(request, [render.experiment_row(e) for e in experiments],
                              render.EXPERIMENT_COLUMNS, title="Experiments")
+
+
+def wanted_assessors(request: Request) -> bool:
+    """Whether a listing's xsiType asks for assessors (``?xsiType=xnat:qcAssessmentData``)."""
+    wanted = text(request, "xsiType")
+    return bool(wanted) and any(t.is_a(wanted) and t.kind == "assessor" for t in DATA_TYPES.values())
 
 
 async def get_experiment(request: Request) -> Response:

@@ -194,6 +194,9 @@ def experiment_row(experiment: Experiment) -> dict[str, Any]:
 def experiment_object(experiment: Experiment, scans: Sequence[Scan]) -> dict[str, Any]:
     data = {"ID": experiment.id, "label": experiment.label, "project": experiment.project,
             "subject_ID": experiment.subject, **experiment.fields["data"]}
+    if experiment.fields.get("assessor_of"):  # an assessor names its session, and is no subject assessor
+        del data["subject_ID"]
+        data["imageSession_ID"] = experiment.fields["assessor_of"]
     children = field_children(experiment.fields)
     if scans:
         children.append({"field": "scans/scan",

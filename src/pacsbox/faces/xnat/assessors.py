@@ -37,7 +37,7 @@ async def list_assessors(request: Request) -> Response:
 
 async def get_assessor(request: Request) -> Response:
     assessor = locate(request).experiment  # below .../assessors/{assessor}, locate finds the assessor
-    return render.json_response(render.experiment_object(assessor, []))
+    return render.object_response(request, render.experiment_object(assessor, []))
 
 
 async def put_assessor(request: Request) -> Response:

@@ -91,7 +91,7 @@ async def list_projects(request: Request) -> Response:
 
 async def get_project(request: Request) -> Response:
     project = archive_of(request).catalog.project(request.path_params["project"])
-    return render.json_response(render.project_object(project))
+    return render.object_response(request, render.project_object(project))
 
 
 async def put_project(request: Request) -> Response:
@@ -129,7 +129,7 @@ async def get_subject(request: Request) -> Response:
     located = locate(request)
     body = render.subject_object(located.subject)
     body["items"][0]["children"] += sharing.sharing_children(located.catalog, "subject", located.subject.id)
-    return render.json_response(body)
+    return render.object_response(request, body)
 
 
 async def put_subject(request: Request) -> Response:
@@ -175,7 +175,7 @@ async def get_experiment(request: Request) -> Response:
     experiment = located.experiment
     body = render.experiment_object(experiment, located.catalog.list_scans(experiment))
     body["items"][0]["children"] += sharing.sharing_children(located.catalog, "experiment", experiment.id)
-    return render.json_response(body)
+    return render.object_response(request, body)
 
 
 async def put_experiment(request: Request) -> Response:
@@ -225,8 +225,8 @@ async def list_scans(request: Request) -> Response:
 
 async def get_scan(request: Request) -> Response:
     located = locate(request)
-    return render.json_response(render.scan_object(located.catalog.scan(located.experiment,
-                                                                        request.path_params["scan"])))
+    scan = located.catalog.scan(located.experiment, request.path_params["scan"])
+    return render.object_response(request, render.scan_object(scan))
 
 
 async def put_scan(request: Request) -> Response:

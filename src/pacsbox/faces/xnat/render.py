@@ -23,6 +23,16 @@ def json_response(content: Any, status_code: int = 200) -> Response:
     return Response(json.dumps(content, ensure_ascii=False), status_code=status_code, media_type="application/json")
 
 
+def object_response(request: Request, body: dict[str, Any]) -> Response:
+    """One object in XNAT's JSON (``items``), or with ``format=xml`` as its XML document (pyxnat reads that)."""
+    fmt = response_format(request)
+    if fmt == "xml":
+        from .xml_render import object_xml
+
+        return Response(object_xml(body), media_type="text/xml")
+    return json_response(body)  # JSON for json and any other format, as before xml was served
+
+
 def text_response(body: str, status_code: int = 200) -> Response:
     return PlainTextResponse(body, status_code=status_code)
 
@@ -43,6 +53,7 @@ def result_set(request: Request, rows: Sequence[dict[str, Any]], columns: Sequen
     wanted = [c.strip() for c in text(request, "columns").split(",") if c.strip()]
     if wanted and honour_columns and wanted != ["DEFAULT"]:  # DEFAULT: XNAT's default columns
         # XNAT adds the type and URI to what was asked (pyxnat reads xsiType from such listings)
+        wanted = [_column_name(name, columns) for name in wanted]
         columns = list(dict.fromkeys([*wanted, *(key for key in ("xsiType", "URI") if key in columns)]))
         rows = [{key: _pick(row, key) for key in columns} for row in rows]
     fmt = response_format(request)
@@ -56,6 +67,15 @@ def result_set(request: Request, rows: Sequence[dict[str, Any]], columns: Sequen
     if title:
         body["title"] = title
     return json_response({"ResultSet": body})
+
+
+def _column_name(name: str, columns: Sequence[str]) -> str:
+    """The name a requested column has in XNAT's answer: ``xnat:mrSessionData/subject_id`` is the listing's
+    ``subject_ID`` column (pyxnat reads it by that name); other names stay as asked."""
+    if ":" not in name.split("/", 1)[0] or "/" not in name:
+        return name
+    leaf = name.rsplit("/", 1)[-1].lower()
+    return next((column for column in columns if column.lower() == leaf), name)
 
 
 class Row(dict):

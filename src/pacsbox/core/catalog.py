@@ -97,6 +97,14 @@ CREATE TABLE IF NOT EXISTS xnat_prearchive (
     UNIQUE (project, timestamp, name)
 );
 CREATE INDEX IF NOT EXISTS xnat_prearchive_by_study ON xnat_prearchive(study, project);
+CREATE TABLE IF NOT EXISTS xnat_reconstructions (  -- xnat:reconstructedImageData of a session
+    experiment TEXT NOT NULL REFERENCES xnat_experiments(id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    xsi_type TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    inserted REAL NOT NULL,
+    PRIMARY KEY (experiment, id)
+);
 CREATE TABLE IF NOT EXISTS xnat_shares (    -- a subject or experiment shared into a project besides its own
     kind TEXT NOT NULL,                     -- subject or experiment
     id TEXT NOT NULL,                       -- its accession ID
@@ -112,8 +120,8 @@ CREATE TABLE IF NOT EXISTS xnat_prearchive_instances (
 ) WITHOUT ROWID;
 """
 
-_TABLES = ("xnat_shares", "xnat_prearchive_instances", "xnat_prearchive", "xnat_files", "xnat_resources", "xnat_scans",
-           "xnat_experiments", "xnat_subjects", "xnat_projects", "xnat_counters")
+_TABLES = ("xnat_reconstructions", "xnat_shares", "xnat_prearchive_instances", "xnat_prearchive", "xnat_files",
+           "xnat_resources", "xnat_scans", "xnat_experiments", "xnat_subjects", "xnat_projects", "xnat_counters")
 # Fields kept in their own columns, never among the free fields (XNAT sets them from the URL).
 _COLUMN_FIELDS = frozenset({"ID", "id", "label", "project", "subject_ID", "image_session_ID"})
 
@@ -170,7 +178,7 @@ class Scan:
 class Owner:
     """What a resource hangs from: a project, a subject, an experiment or a scan."""
 
-    kind: str  # project, subject, experiment, scan
+    kind: str  # project, subject, experiment, scan, reconstruction (its ID in ``scan``)
     project: str
     subject: str | None = None
     experiment: str | None = None
@@ -180,7 +188,8 @@ class Owner:
     @property
     def key(self) -> str:
         return {"project": f"project:{self.project}", "subject": f"subject:{self.subject}",
-                "experiment": f"experiment:{self.experiment}", "scan": f"scan:{self.experiment}/{self.scan}"}[self.kind]
+                "experiment": f"experiment:{self.experiment}", "scan": f"scan:{self.experiment}/{self.scan}",
+                "reconstruction": f"reconstruction:{self.experiment}/{self.scan}"}[self.kind]
 
 
 def label_of(text: str, what: str) -> str:
@@ -206,6 +215,7 @@ class Catalog:
         from .catalog_files import Resources
         from .catalog_headers import Headers
         from .catalog_import import Importer
+        from .catalog_reconstructions import Reconstructions
         from .catalog_sharing import Sharing
 
         self.archive = archive
@@ -223,6 +233,7 @@ class Catalog:
         self.headers = Headers(self)
         self.sharing = Sharing(self)
         self.assessors = Assessors(self)
+        self.reconstructions = Reconstructions(self)
 
     def subscribe(self, events: EventBus) -> None:
         """Follow the archive through its events: C-STORE routing (in the store's transaction, so that an

@@ -107,8 +107,12 @@ class Resources:
 
     # -- owners -------------------------------------------------------------------------------------------
     def owner(self, *, project: str, subject: Subject | None = None, experiment: Experiment | None = None,
-              scan: str | None = None) -> Owner:
+              scan: str | None = None, reconstruction: str | None = None) -> Owner:
         """The owner a URL names (the objects already looked up by the face)."""
+        if experiment is not None and reconstruction is not None:
+            labels = {"session": experiment.label, "subject": experiment.subject_label}
+            return Owner("reconstruction", experiment.project, experiment.subject, experiment.id, reconstruction,
+                         labels)
         if experiment is not None:
             labels = {"session": experiment.label, "subject": experiment.subject_label}
             assessed = experiment.fields.get("assessor_of")
@@ -187,7 +191,7 @@ class Resources:
                 "INSERT INTO xnat_resources (owner, project, subject, experiment, scan, label, fields, series,"
                 " inserted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (owner.key, owner.project, owner.subject if owner.kind == "subject" else None, owner.experiment,
-                 owner.scan, label, json.dumps(values), series, time.time()))
+                 owner.scan if owner.kind == "scan" else None, label, json.dumps(values), series, time.time()))
             return Resource(cursor.lastrowid, owner, label, values, series, time.time()), True
         if fields:
             merged = {**resource.fields, **{key: value for key, value in fields.items() if value}}

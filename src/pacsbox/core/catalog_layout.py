@@ -72,6 +72,8 @@ class Layout:
             return self._archive(project, "subjects", subject_label, label)
         if kind == "experiment":
             return self._archive(project, "arc001", session_label, "RESOURCES", label)
+        if kind == "reconstruction":  # XNAT keeps reconstructions' files in the session's PROCESSED folder
+            return self._archive(project, "arc001", session_label, "PROCESSED", scan, label)
         return self._archive(project, "arc001", session_label, "SCANS", scan, label)
 
     @staticmethod

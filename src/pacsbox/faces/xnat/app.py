@@ -27,6 +27,7 @@ from . import (
     inbox,
     objects,
     prearchive,
+    reconstructions,
     search,
     services,
     settings,
@@ -62,8 +63,11 @@ _EXPERIMENTS = tuple(f"{s}/experiments/{{experiment}}" for s in _SUBJECTS) + (
     _PROJECT + "/experiments/{experiment}", "/data/experiments/{experiment}")
 _SCANS = tuple(e + "/scans/{scan}" for e in _EXPERIMENTS)
 _ASSESSORS = tuple(e + "/assessors/{assessor}" for e in _EXPERIMENTS)
-# everything that holds resources (an assessor's outputs also under /out/resources)
-_OWNERS = (_PROJECT, *_SUBJECTS, *_EXPERIMENTS, *_SCANS, *_ASSESSORS, *(a + "/out" for a in _ASSESSORS))
+_RECONSTRUCTIONS = tuple(e + "/reconstructions/{reconstruction}" for e in _EXPERIMENTS)
+# everything that holds resources (assessors' and reconstructions' also under /in/resources and /out/resources,
+# as pyxnat addresses them: pacsbox keeps one set of resources per object)
+_OWNERS = (_PROJECT, *_SUBJECTS, *_EXPERIMENTS, *_SCANS,
+           *(o + suffix for o in (*_ASSESSORS, *_RECONSTRUCTIONS) for suffix in ("", "/in", "/out")))
 
 _GET, _PUT, _DELETE, _UPLOAD = ["GET"], ["PUT"], ["DELETE"], ["PUT", "POST"]
 
@@ -167,6 +171,10 @@ def _table() -> list[tuple[str, list[str], Handler]]:
             (experiment + "/assessors/{assessor}", _PUT, assessors.put_assessor),
             (experiment + "/assessors/{assessor}", _DELETE, assessors.delete_assessor),
             (experiment + "/assessors/{assessor}/files", _GET, files.experiment_files),
+            (experiment + "/reconstructions", _GET, reconstructions.list_reconstructions),
+            (experiment + "/reconstructions/{reconstruction}", _GET, reconstructions.get_reconstruction),
+            (experiment + "/reconstructions/{reconstruction}", _PUT, reconstructions.put_reconstruction),
+            (experiment + "/reconstructions/{reconstruction}", _DELETE, reconstructions.delete_reconstruction),
             (experiment + "/projects", _GET, sharing.list_shares),
             (experiment + "/projects/{target}", _PUT, sharing.put_share),
             (experiment + "/projects/{target}", _DELETE, sharing.delete_share),

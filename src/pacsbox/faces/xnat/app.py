@@ -103,6 +103,11 @@ def _table() -> list[tuple[str, list[str], Handler]]:
         ("/data/search/elements", _GET, system.search_elements),
         ("/data/search/elements/{element}", _GET, system.search_element_fields),
         ("/data/search", ["POST"], search.search),
+        ("/data/search/saved", _GET, search.list_saved),
+        ("/data/search/saved/{search_id}", _GET, search.get_saved),
+        ("/data/search/saved/{search_id}", _PUT, search.put_saved),
+        ("/data/search/saved/{search_id}", _DELETE, search.delete_saved),
+        ("/data/search/saved/{search_id}/results", _GET, search.saved_results),
         ("/data/services/import", ["POST"], services.import_service),
         ("/data/services/dicomdump", _GET, dicomdump.dicom_dump),
         ("/xapi/inbox/import/{request_id}", _GET, inbox.inbox_request),
@@ -249,5 +254,6 @@ def create_app(archive: Archive, config: Config) -> ASGIApp:
     app.state.sessions = sessions
     app.state.inbox_requests, app.state.inbox_ids = inbox.new_state()
     app.state.site_config = xapi.default_site_config(config)
+    app.state.saved_searches = {}
     return Aliases(BodyLimits(XnatAuth(app, sessions, config.AuthenticationEnabled), config, upload_routes(),
                               lambda scope, error: error_response(error)))

@@ -14,6 +14,7 @@ from . import access, render, sharing
 from .errors import XnatError
 from .params import archive_of, field_updates, flag, text
 from .schemas import DATA_TYPES, scan_type_for_modality
+from .xml_body import body_updates
 
 # XNAT's REST shortcuts: plain query parameters that set a field (``?gender=male``), by object kind.
 _DEMOGRAPHICS = "demographics[@xsi:type=xnat:demographicData]/"
@@ -96,7 +97,8 @@ async def get_project(request: Request) -> Response:
 
 async def put_project(request: Request) -> Response:
     catalog = archive_of(request).catalog
-    updates = field_updates(request, PROJECT_SHORTCUTS)
+    _, from_body = await body_updates(request)
+    updates = {**from_body, **field_updates(request, PROJECT_SHORTCUTS)}
     # xnatpy's ProjectData(parent=session, id="P") PUTs /projects/None with the ID among the fields
     project_id = _given_id(updates, request.path_params["project"], catalog.has_project)
     if project_id != request.path_params["project"]:
@@ -134,9 +136,10 @@ async def get_subject(request: Request) -> Response:
 
 async def put_subject(request: Request) -> Response:
     located = locate(request, subject=False)
+    _, from_body = await body_updates(request)
     subject, created = await run_in_threadpool(
         located.catalog.put_subject, located.project, request.path_params["subject"],
-        field_updates(request, SUBJECT_SHORTCUTS), text(request, "label") or None)
+        {**from_body, **field_updates(request, SUBJECT_SHORTCUTS)}, text(request, "label") or None)
     return render.text_response(subject.id, _put_status(created))
 
 
@@ -180,12 +183,13 @@ async def get_experiment(request: Request) -> Response:
 
 async def put_experiment(request: Request) -> Response:
     located = locate(request, subject=False, experiment=False)
-    updates = field_updates(request, EXPERIMENT_SHORTCUTS)
+    body_type, from_body = await body_updates(request)
+    updates = {**from_body, **field_updates(request, EXPERIMENT_SHORTCUTS)}
     if flag(request, "quarantine"):
         updates["status"] = "quarantine"
     if flag(request, "activate"):
         updates["status"] = "active"
-    xsi_type = text(request, "xsiType")
+    xsi_type = text(request, "xsiType") or body_type or ""
     if xsi_type:
         checked_type(xsi_type, ("experiment",), "experiment")
     experiment, created = await run_in_threadpool(
@@ -232,12 +236,13 @@ async def get_scan(request: Request) -> Response:
 async def put_scan(request: Request) -> Response:
     located = locate(request)
     experiment = located.experiment
-    xsi_type = text(request, "xsiType")
+    body_type, from_body = await body_updates(request)
+    xsi_type = text(request, "xsiType") or body_type or ""
     if not xsi_type:  # XNAT's default: the scan type of the session's modality (xnat:mrSessionData: mrScanData)
         session_type = DATA_TYPES.get(experiment.xsi_type)
         xsi_type = scan_type_for_modality(session_type.modality if session_type and session_type.modality else "")
     checked_type(xsi_type, ("scan",), "scan")
-    updates = field_updates(request, SCAN_SHORTCUTS)
+    updates = {**from_body, **field_updates(request, SCAN_SHORTCUTS)}
     scan_id = _given_id(updates, request.path_params["scan"], lambda ref: located.catalog.has_scan(experiment, ref))
     scan, created = await run_in_threadpool(located.catalog.put_scan, experiment, scan_id, xsi_type, updates)
     return render.text_response(scan.id, _put_status(created))

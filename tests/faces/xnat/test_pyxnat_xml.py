@@ -67,3 +67,13 @@ def test_listing_columns_pyxnat_reads(interface):
                                               columns=["subject_ID", "label"]).data
     assert [row["label"] for row in subject_ids] == ["x_session"]
     assert subject_ids[0]["subject_ID"].startswith("Xnat4Tests_S")
+
+
+def test_array_scans_gives_one_row_per_scan(interface, connection):
+    connection.clearcache()
+    session = connection.projects["XML"].experiments["x_session"]
+    connection.classes.MrScanData(parent=session, id="4", type="dwi")
+    rows = interface.array.mrscans(project_id="XML", columns=["xnat:mrScanData/type"]).data
+    assert sorted((row["xnat:mrscandata/id"], row["xnat:mrscandata/type"]) for row in rows) == [
+        ("3", "T1w"), ("4", "dwi")]
+    assert {row["ID"] for row in rows} == {session.id}

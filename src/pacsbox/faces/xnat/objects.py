@@ -163,8 +163,29 @@ async def list_experiments(request: Request) -> Response:
     wanted = text(request, "xsiType")
     if wanted:  # a type selects its subtypes too: xnat:subjectAssessorData lists every session
         experiments = [e for e in experiments if e.xsi_type in DATA_TYPES and DATA_TYPES[e.xsi_type].is_a(wanted)]
-    return render.result_set(request, [render.experiment_row(e) for e in experiments],
-                             render.EXPERIMENT_COLUMNS, title="Experiments")
+    rows = [render.experiment_row(e) for e in experiments]
+    scan_columns = [c.strip() for c in text(request, "columns").split(",") if render.is_scan_column(c.strip())]
+    if scan_columns:
+        rows = _scan_rows(located.catalog, experiments, rows, scan_columns)
+    return render.result_set(request, rows, render.EXPERIMENT_COLUMNS, title="Experiments")
+
+
+def _scan_rows(catalog: Catalog, experiments: list[Experiment], rows: list[dict], columns: list[str]) -> list[dict]:
+    """An experiments listing asking for scan columns (pyxnat's ``array.scans``): one row per scan of the type,
+    keyed by the columns' lower-case paths; a session without such scans keeps one row with them empty."""
+    scan_type = columns[0].split("/", 1)[0]
+    expanded = []
+    for experiment, row in zip(experiments, rows, strict=True):
+        scans = [scan for scan in catalog.list_scans(experiment)
+                 if scan.xsi_type in DATA_TYPES and DATA_TYPES[scan.xsi_type].is_a(scan_type)]
+        for scan in scans or [None]:
+            values = {}
+            for column in columns:
+                path = column.split("/", 1)[1]
+                values[column.lower()] = "" if scan is None else scan.id if path == "ID" else \
+                    scan.fields["data"].get(path, "")
+            expanded.append(render.Row({**row, **values}, getattr(row, "fields", {})))
+    return expanded
 
 
 def wanted_assessors(request: Request) -> bool:

@@ -17,6 +17,7 @@ from ...core.catalog import Experiment, Project, Scan, Subject, xnat_date
 from ...core.catalog_files import FileEntry, Resource
 from .errors import XnatError
 from .params import response_format, text
+from .schemas import DATA_TYPES
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
@@ -74,8 +75,16 @@ def _column_name(name: str, columns: Sequence[str]) -> str:
     ``subject_ID`` column (pyxnat reads it by that name); other names stay as asked."""
     if ":" not in name.split("/", 1)[0] or "/" not in name:
         return name
+    if is_scan_column(name):  # one row per scan: XNAT names these columns by their lower-case path
+        return name.lower()
     leaf = name.rsplit("/", 1)[-1].lower()
     return next((column for column in columns if column.lower() == leaf), name)
+
+
+def is_scan_column(name: str) -> bool:
+    """Whether a listing column names a field of a scan type (``xnat:mrScanData/ID``)."""
+    data_type = DATA_TYPES.get(name.split("/", 1)[0]) if "/" in name else None
+    return data_type is not None and data_type.kind == "scan"
 
 
 class Row(dict):

@@ -15,6 +15,7 @@ from .errors import XnatError
 from .params import archive_of
 
 _MAX_DEPTH = 32  # nesting a site configuration value may have (JSON nested deeper is refused, never a 500)
+_MAX_KEYS = 1000  # keys the site configuration may hold (each set is kept in memory)
 
 
 def default_site_config(config) -> dict[str, Any]:
@@ -72,8 +73,14 @@ async def set_site_config(request: Request) -> Response:
     values = _parsed(await request.body())
     if not isinstance(values, dict):
         raise XnatError(400, "The body must be a JSON object of site configuration keys")
+    _check_room(request, values)
     _config(request).update(values)
     return render.text_response("")
+
+
+def _check_room(request: Request, values: dict[str, Any]) -> None:
+    if len(set(_config(request)) | set(values)) > _MAX_KEYS:
+        raise XnatError(400, f"The site configuration holds at most {_MAX_KEYS} keys")
 
 
 async def set_site_config_value(request: Request) -> Response:
@@ -84,6 +91,7 @@ async def set_site_config_value(request: Request) -> Response:
         value = _parsed(body)
     except XnatError:
         value = body.decode("utf-8", "replace")  # a bare string value, as XNAT accepts one
+    _check_room(request, {request.path_params["key"]: value})
     _config(request)[request.path_params["key"]] = value
     return render.text_response("")
 

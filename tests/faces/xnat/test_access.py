@@ -9,9 +9,11 @@ import xnat
 from pyxnat import Interface
 from xnat.exceptions import XNATLoginFailedError, XNATResponseError
 
+from tests.support.dicomgen import zip_of
 from tests.support.pacsbox_proc import RunningPacsbox
 
 from .conftest import SITE_ID
+from .helpers import mr_session
 
 USERS = {"admin": "admin", "alice": "alice-pw", "bob": "bob-pw"}
 
@@ -95,6 +97,23 @@ def test_pyxnat_second_user(admin, server):
     try:
         assert "PRIV" not in interface.select.projects().get()
         assert "OPEN" in interface.select.projects().get()
+        # searches and the prearchive show nothing of a project the user may not read
+        found = interface.select("xnat:subjectData", ["xnat:subjectData/SUBJECT_LABEL", "xnat:subjectData/PROJECT"]
+                                 ).where([("xnat:subjectData/PROJECT", "=", "PRIV"), "AND"])
+        assert list(found) == []
+        as_admin = Interface(server=server.url, user="admin", password="admin")
+        try:  # the same search finds the subject for an administrator
+            rows = as_admin.select("xnat:subjectData", ["xnat:subjectData/SUBJECT_LABEL",
+                                                        "xnat:subjectData/PROJECT"]
+                                   ).where([("xnat:subjectData/PROJECT", "=", "PRIV"), "AND"])
+            assert "p_subject" in [row["subject_label"] for row in rows]
+        finally:
+            as_admin.disconnect()
+        admin.put("/data/projects/PRIV/prearchive_code/0")
+        admin.services.import_(data=zip_of(mr_session("priv-pre", series=1, per_series=1)), project="PRIV",
+                               content_type="application/zip")
+        assert admin.prearchive.sessions(project="PRIV")
+        assert interface.manage.prearchive.get() == []
     finally:
         interface.disconnect()
 

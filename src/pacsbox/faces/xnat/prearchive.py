@@ -14,6 +14,7 @@ from ...core.errors import UnknownResource
 from ...core.safe_paths import archive_member
 from ..http_common import stored_file_response
 from . import render
+from .access import readable_projects
 from .errors import XnatError
 from .files import zip_response
 from .params import archive_of, response_format
@@ -64,6 +65,9 @@ def _check_resource(request: Request) -> None:
 async def list_sessions(request: Request) -> Response:
     project = request.path_params.get("project")
     sessions = await run_in_threadpool(_prearchive(request).sessions, project)
+    readable = readable_projects(request)  # others' sessions (and the unassigned ones) only to administrators
+    if readable is not None:
+        sessions = [s for s in sessions if s.project in readable]
     return render.result_set(request, [session_row(s) for s in sessions], SESSION_COLUMNS,
                              honour_columns=False)
 

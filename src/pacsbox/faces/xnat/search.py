@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.catalog import xnat_date
+from .access import readable_projects
 from .errors import XnatError
 from .params import archive_of
 from .render import result_set, text_response
@@ -114,6 +115,9 @@ def run_bundle(request: Request, bundle: ElementTree.Element) -> Response:
     root = (bundle.findtext(_XDAT + "root_element_name") or "").strip()
     data_type = DATA_TYPES[root]
     records = _records(request, data_type.kind, root)
+    readable = readable_projects(request)  # a user finds only what the user may read
+    if readable is not None:
+        records = [record for record in records if record.get("project") in readable]
     where = bundle.find(_XDAT + "search_where")
     if where is not None:
         try:

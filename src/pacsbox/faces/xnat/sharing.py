@@ -24,17 +24,16 @@ from .params import flag, text
 T = TypeVar("T", Subject, Experiment)
 
 
-def _target(request: Request) -> tuple[str, str, str]:
-    """The kind and ID of the shared object, and the project named as the target."""
+def _shared(request: Request) -> tuple[Catalog, str, str]:
+    """The catalog, and the kind and accession ID of the object the URL names."""
     located = objects.locate(request)
     if "experiment" in request.path_params:
-        return "experiment", located.experiment.id, request.path_params["target"]
-    return "subject", located.subject.id, request.path_params["target"]
+        return located.catalog, "experiment", located.experiment.id
+    return located.catalog, "subject", located.subject.id
 
 
 async def list_shares(request: Request) -> Response:
-    kind, object_id = _target_for_list(request)
-    catalog = objects.locate(request).catalog
+    catalog, kind, object_id = _shared(request)
     rows = []
     for share in catalog.sharing.projects_of(kind, object_id):
         project = catalog.project(share.project)
@@ -43,37 +42,31 @@ async def list_shares(request: Request) -> Response:
     return render.result_set(request, rows, (*render.PROJECT_COLUMNS, "label", "primary"), title="Projects")
 
 
-def _target_for_list(request: Request) -> tuple[str, str]:
-    located = objects.locate(request)
-    if "experiment" in request.path_params:
-        return "experiment", located.experiment.id
-    return "subject", located.subject.id
-
-
 async def put_share(request: Request) -> Response:
-    kind, object_id, project = _target(request)
+    catalog, kind, object_id = _shared(request)
+    target = request.path_params["target"]
     if flag(request, "primary"):
         raise XnatError(501, "Changing the primary project of a subject or experiment is not supported by pacsbox")
-    access.require(request, project, "edit")
-    catalog = objects.locate(request).catalog
+    access.require(request, target, "edit")  # sharing into a project creates there
     label = text(request, "label") or None
-    _, created = await run_in_threadpool(catalog.sharing.share, kind, object_id, project, label)
+    _, created = await run_in_threadpool(catalog.sharing.share, kind, object_id, target, label)
     return render.text_response(object_id, 201 if created else 200)
 
 
 async def delete_share(request: Request) -> Response:
-    kind, object_id, project = _target(request)
-    access.require(request, project, "edit")
-    await run_in_threadpool(objects.locate(request).catalog.sharing.unshare, kind, object_id, project)
+    catalog, kind, object_id = _shared(request)
+    target = request.path_params["target"]
+    access.require(request, target, "edit")
+    await run_in_threadpool(catalog.sharing.unshare, kind, object_id, target)
     return render.text_response("")
 
 
-def as_seen_from(catalog: Catalog, project: str | None, objects: Sequence[T], kind: str) -> list[T]:
+def as_seen_from(catalog: Catalog, project: str | None, listed: Sequence[T], kind: str) -> list[T]:
     """Objects listed in ``project`` with the labels they have there (shared ones keep their IDs and URIs)."""
     if project is None:
-        return list(objects)
+        return list(listed)
     seen = []
-    for obj in objects:
+    for obj in listed:
         if obj.project != project:
             label = catalog.sharing.label_in(kind, obj.id, project)
             if label is not None:

@@ -71,3 +71,13 @@ def test_pyxnat_prearchive_reset_and_delete(connection, xnat_server, http):
     assert http.get(xnat_server.url + uri, params={"format": "json"}).status_code == 404
     bad = http.post(xnat_server.url + "/data/services/prearchive/delete", data={"src": "/data/prearchive/x"})
     assert bad.status_code == 400
+
+
+def test_reset_forgets_the_face_state(connection, http, xnat_server):
+    connection.post("/xapi/siteConfig", json={"siteUrl": "http://changed"})
+    bundle = (b'<xdat:bundle xmlns:xdat="http://nrg.wustl.edu/security" ID="@x" brief-description="kept">'
+              b"<xdat:root_element_name>xnat:subjectData</xdat:root_element_name></xdat:bundle>")
+    assert http.put(xnat_server.url + "/data/search/saved/kept", data=bundle).status_code == 200
+    assert http.post(xnat_server.url + "/pacsbox/reset").status_code == 200
+    assert connection.get_json("/xapi/siteConfig")["siteUrl"] == ""
+    assert connection.get_json("/data/search/saved")["ResultSet"]["Result"] == []

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...core.archive import Archive
 from ...core.config import Config
+from ...core.events import ArchiveReset
 from ..http_common import BodyLimits, UploadRoutes, grouped_routes
 from . import (
     access,
@@ -255,5 +256,14 @@ def create_app(archive: Archive, config: Config) -> ASGIApp:
     app.state.inbox_requests, app.state.inbox_ids = inbox.new_state()
     app.state.site_config = xapi.default_site_config(config)
     app.state.saved_searches = {}
+
+    def forget(_: ArchiveReset) -> None:
+        """A reset empties what the face keeps beside the archive too (logins stay, as the archive's users)."""
+        app.state.inbox_requests.clear()
+        app.state.saved_searches.clear()
+        app.state.site_config.clear()
+        app.state.site_config.update(xapi.default_site_config(config))
+
+    archive.events.subscribe(ArchiveReset, forget)
     return Aliases(BodyLimits(XnatAuth(app, sessions, config.AuthenticationEnabled), config, upload_routes(),
                               lambda scope, error: error_response(error)))

@@ -28,6 +28,10 @@ PLAUSIBLE = {  # a value for each path parameter of the route tables
     "id": "6816cb19-844d5aee-85245eba-1b4f6e41-4a8e1f48", "name": "Sample", "index": "0", "path": "sub/file.txt",
     "project": "P", "subject": "S", "experiment": "E", "scan": "1", "resource": "R", "timestamp": "20240101_120000",
     "action": "move", "element": "xnat:subjectData", "key": "archive", "frame": "0",
+    # the XNAT face's other routes (XAPI, tokens, access, sharing, assessors, reconstructions)
+    "plugin": "a-plugin", "request_id": "1", "alias": "an-alias", "secret": "a-secret",
+    "user": "admin", "login": "admin", "group": "Members", "value": "public", "target": "Q", "assessor": "A",
+    "reconstruction": "R", "code": "4", "search_id": "saved",
 }
 _PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
 _WRONG = {

@@ -364,7 +364,7 @@ def test_malformed_xml_search(server, http, tally, unchanged, body):
 @pytest.mark.parametrize("route", ["/data/projects/P/subjects/XML?xsiType=xnat:subjectData",
                                    "/data/projects/P/subjects/S/experiments/XML?xsiType=xnat:mrSessionData"])
 def test_malformed_xml_bodies_of_puts(server, http, tally, route, body):
-    """pacsbox reads XNAT's fields from the query, never from an XML body: the body is ignored, not parsed."""
+    """An XML body describes the object's fields (pyxnat's create(xml=...)): a malformed or hostile one is a 4xx."""
     response = _send(http, tally, "malformed XML", "PUT", server.url + route, data=_BAD_XML[body],
                      headers={"Content-Type": "text/xml"})
     assert response.status_code < 500, response.text

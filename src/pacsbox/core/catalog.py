@@ -97,6 +97,22 @@ CREATE TABLE IF NOT EXISTS xnat_prearchive (
     UNIQUE (project, timestamp, name)
 );
 CREATE INDEX IF NOT EXISTS xnat_prearchive_by_study ON xnat_prearchive(study, project);
+CREATE TABLE IF NOT EXISTS xnat_reconstructions (  -- xnat:reconstructedImageData of a session
+    experiment TEXT NOT NULL REFERENCES xnat_experiments(id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    xsi_type TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    inserted REAL NOT NULL,
+    PRIMARY KEY (experiment, id)
+);
+CREATE TABLE IF NOT EXISTS xnat_shares (    -- a subject or experiment shared into a project besides its own
+    kind TEXT NOT NULL,                     -- subject or experiment
+    id TEXT NOT NULL,                       -- its accession ID
+    project TEXT NOT NULL REFERENCES xnat_projects(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,                    -- its label in that project
+    PRIMARY KEY (kind, id, project),
+    UNIQUE (kind, project, label)
+);
 CREATE TABLE IF NOT EXISTS xnat_prearchive_instances (
     psid INTEGER NOT NULL REFERENCES xnat_prearchive(psid) ON DELETE CASCADE,
     instance TEXT NOT NULL,                 -- Orthanc instance ID
@@ -104,8 +120,8 @@ CREATE TABLE IF NOT EXISTS xnat_prearchive_instances (
 ) WITHOUT ROWID;
 """
 
-_TABLES = ("xnat_prearchive_instances", "xnat_prearchive", "xnat_files", "xnat_resources", "xnat_scans",
-           "xnat_experiments", "xnat_subjects", "xnat_projects", "xnat_counters")
+_TABLES = ("xnat_reconstructions", "xnat_shares", "xnat_prearchive_instances", "xnat_prearchive", "xnat_files",
+           "xnat_resources", "xnat_scans", "xnat_experiments", "xnat_subjects", "xnat_projects", "xnat_counters")
 # Fields kept in their own columns, never among the free fields (XNAT sets them from the URL).
 _COLUMN_FIELDS = frozenset({"ID", "id", "label", "project", "subject_ID", "image_session_ID"})
 
@@ -162,7 +178,7 @@ class Scan:
 class Owner:
     """What a resource hangs from: a project, a subject, an experiment or a scan."""
 
-    kind: str  # project, subject, experiment, scan
+    kind: str  # project, subject, experiment, scan, reconstruction (its ID in ``scan``)
     project: str
     subject: str | None = None
     experiment: str | None = None
@@ -172,7 +188,8 @@ class Owner:
     @property
     def key(self) -> str:
         return {"project": f"project:{self.project}", "subject": f"subject:{self.subject}",
-                "experiment": f"experiment:{self.experiment}", "scan": f"scan:{self.experiment}/{self.scan}"}[self.kind]
+                "experiment": f"experiment:{self.experiment}", "scan": f"scan:{self.experiment}/{self.scan}",
+                "reconstruction": f"reconstruction:{self.experiment}/{self.scan}"}[self.kind]
 
 
 def label_of(text: str, what: str) -> str:
@@ -194,8 +211,12 @@ class Catalog:
     """XNAT's projects, subjects, experiments and scans over one archive (``archive.catalog``)."""
 
     def __init__(self, archive: Archive) -> None:
+        from .catalog_assessors import Assessors
         from .catalog_files import Resources
+        from .catalog_headers import Headers
         from .catalog_import import Importer
+        from .catalog_reconstructions import Reconstructions
+        from .catalog_sharing import Sharing
 
         self.archive = archive
         self.index = archive.index
@@ -209,6 +230,10 @@ class Catalog:
             self.layout.sweep_temporary_files()
         self.resources = Resources(self)
         self.importer = Importer(self)
+        self.headers = Headers(self)
+        self.sharing = Sharing(self)
+        self.assessors = Assessors(self)
+        self.reconstructions = Reconstructions(self)
 
     def subscribe(self, events: EventBus) -> None:
         """Follow the archive through its events: C-STORE routing (in the store's transaction, so that an
@@ -283,12 +308,30 @@ class Catalog:
         self.layout.project_dir(project_id).mkdir(parents=True, exist_ok=True)
         return self.project(project_id), created
 
+    # Project settings XNAT keeps beside a project's data (arc:project, the accessibility): in its fields'
+    # "settings", never among the data fields a client reads.
+    DEFAULT_PREARCHIVE_CODE = 4  # a project created through REST auto-archives, as on XNAT with default settings
+
+    def project_setting(self, project_id: str, key: str, default: Any = None) -> Any:
+        return self.project(project_id).fields.get("settings", {}).get(key, default)
+
+    def prearchive_code(self, project_id: str) -> int:
+        return int(self.project_setting(project_id, "prearchive_code", self.DEFAULT_PREARCHIVE_CODE))
+
+    @_gated
+    def set_project_setting(self, project_id: str, key: str, value: Any) -> None:
+        with self.index.writing() as db:
+            fields = self._project(db, project_id).fields
+            fields.setdefault("settings", {})[key] = value
+            db.execute("UPDATE xnat_projects SET fields = ? WHERE id = ?", (json.dumps(fields), project_id))
+
     @_gated
     def delete_project(self, project_id: str, remove_files: bool) -> None:
         with self.index.writing() as db:
             self._project(db, project_id)
             series = self._series_of(db, "project = ?", (project_id,))
             db.execute("DELETE FROM xnat_projects WHERE id = ?", (project_id,))
+            _forget_shares(db)
         self.layout.remove_tree(self.layout.project_dir(project_id))
         if remove_files:
             self.release_series(series)
@@ -302,7 +345,8 @@ class Catalog:
                 rows = db.execute(f"{self._SUBJECT} ORDER BY id")
             else:
                 self._project(db, project)
-                rows = db.execute(f"{self._SUBJECT} WHERE project = ? ORDER BY id", (project,))
+                rows = db.execute(f"{self._SUBJECT} WHERE project = ? OR id IN (SELECT id FROM xnat_shares"
+                                  " WHERE kind = 'subject' AND project = ?) ORDER BY id", (project, project))
             return [Subject(r[0], r[1], r[2], _loads(r[3]), r[4]) for r in rows]
 
     def subject(self, project: str | None, ref: str) -> Subject:
@@ -316,7 +360,9 @@ class Catalog:
         else:
             self._project(db, project)
             row = db.execute(f"{self._SUBJECT} WHERE project = ? AND id = ?", (project, ref)).fetchone() or \
-                db.execute(f"{self._SUBJECT} WHERE project = ? AND label = ?", (project, ref)).fetchone()
+                db.execute(f"{self._SUBJECT} WHERE project = ? AND label = ?", (project, ref)).fetchone() or \
+                db.execute(f"{self._SUBJECT} WHERE id IN (SELECT id FROM xnat_shares WHERE kind = 'subject'"
+                           " AND project = ? AND (id = ? OR label = ?))", (project, ref, ref)).fetchone()
         if row is None:
             raise UnknownResource(f"Unknown subject: {ref}" + (f" in project {project}" if project else ""))
         return Subject(row[0], row[1], row[2], _loads(row[3]), row[4])
@@ -366,6 +412,7 @@ class Catalog:
             labels = [r[0] for r in db.execute("SELECT label FROM xnat_experiments WHERE subject = ?",
                                                (subject.id,))]
             db.execute("DELETE FROM xnat_subjects WHERE id = ?", (subject.id,))
+            _forget_shares(db)
         for label in labels:
             self.layout.remove_tree(self.layout.session_dir(subject.project, label),
                                     self.layout.project_dir(subject.project))
@@ -386,7 +433,8 @@ class Catalog:
                 rows = db.execute(f"{self._EXPERIMENT} WHERE e.subject = ? ORDER BY e.id", (owner.id,))
             elif project is not None:
                 self._project(db, project)
-                rows = db.execute(f"{self._EXPERIMENT} WHERE e.project = ? ORDER BY e.id", (project,))
+                rows = db.execute(f"{self._EXPERIMENT} WHERE e.project = ? OR e.id IN (SELECT id FROM xnat_shares"
+                                  " WHERE kind = 'experiment' AND project = ?) ORDER BY e.id", (project, project))
             else:
                 rows = db.execute(f"{self._EXPERIMENT} ORDER BY e.id")
             return [Experiment(r[0], r[1], r[2], r[3], r[4], r[5], _loads(r[6]), r[7], r[8]) for r in rows]
@@ -403,7 +451,9 @@ class Catalog:
         else:
             self._project(db, project)
             row = db.execute(f"{self._EXPERIMENT} WHERE e.project = ? AND e.id = ?", (project, ref)).fetchone() or \
-                db.execute(f"{self._EXPERIMENT} WHERE e.project = ? AND e.label = ?", (project, ref)).fetchone()
+                db.execute(f"{self._EXPERIMENT} WHERE e.project = ? AND e.label = ?", (project, ref)).fetchone() or \
+                db.execute(f"{self._EXPERIMENT} WHERE e.id IN (SELECT id FROM xnat_shares WHERE kind = 'experiment'"
+                           " AND project = ? AND (id = ? OR label = ?))", (project, ref, ref)).fetchone()
         if row is not None and subject is not None:
             owner = self._subject(db, project, subject)
             if row[2] != owner.id:
@@ -463,6 +513,9 @@ class Catalog:
             experiment = self._experiment(db, project, ref, subject)
             series = self._series_of(db, "experiment = ?", (experiment.id,))
             db.execute("DELETE FROM xnat_experiments WHERE id = ?", (experiment.id,))
+            db.execute("DELETE FROM xnat_experiments WHERE json_extract(fields, '$.assessor_of') = ?",
+                       (experiment.id,))  # its assessors go with it (their folders are inside its folder)
+            _forget_shares(db)
         self.layout.remove_tree(self.layout.session_dir(experiment.project, experiment.label),
                                 self.layout.project_dir(experiment.project))
         if remove_files:
@@ -565,3 +618,9 @@ class Catalog:
 def _free(updates: Mapping[str, str]) -> dict[str, str]:
     """Field updates without the fields XNAT keeps in columns (ID, label, project)."""
     return {path: value for path, value in updates.items() if path not in _COLUMN_FIELDS}
+
+
+def _forget_shares(db: sqlite3.Connection) -> None:
+    """Drop the shares of subjects and experiments that are gone (shares name them by ID, without a key)."""
+    db.execute("DELETE FROM xnat_shares WHERE (kind = 'subject' AND id NOT IN (SELECT id FROM xnat_subjects))"
+               " OR (kind = 'experiment' AND id NOT IN (SELECT id FROM xnat_experiments))")

@@ -9,6 +9,7 @@ archive's file store (no copy).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sqlite3
 import time
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .catalog import Experiment, Owner, Subject, name_of
 from .errors import BadRequest, Conflict, UnknownResource
 from .gate import beside_reset_and_restore
+from .safe_paths import decode_name, encode_path
 from .unpack import ArchiveReader, safe_relative_path
 
 if TYPE_CHECKING:
@@ -105,10 +107,18 @@ class Resources:
 
     # -- owners -------------------------------------------------------------------------------------------
     def owner(self, *, project: str, subject: Subject | None = None, experiment: Experiment | None = None,
-              scan: str | None = None) -> Owner:
+              scan: str | None = None, reconstruction: str | None = None) -> Owner:
         """The owner a URL names (the objects already looked up by the face)."""
+        if experiment is not None and reconstruction is not None:
+            labels = {"session": experiment.label, "subject": experiment.subject_label}
+            return Owner("reconstruction", experiment.project, experiment.subject, experiment.id, reconstruction,
+                         labels)
         if experiment is not None:
             labels = {"session": experiment.label, "subject": experiment.subject_label}
+            assessed = experiment.fields.get("assessor_of")
+            if assessed:  # an assessor's resources are in its session's folder, under ASSESSORS/<label>
+                session = self.catalog.experiment(None, assessed)
+                labels = {"session": session.label, "subject": experiment.subject_label, "assessor": experiment.label}
             if scan is not None:
                 return Owner("scan", experiment.project, experiment.subject, experiment.id, scan, labels)
             return Owner("experiment", experiment.project, experiment.subject, experiment.id, None, labels)
@@ -121,7 +131,8 @@ class Resources:
         owner = resource.owner
         return self.layout.resource_dir(owner.kind, owner.project, resource.label,
                                         subject_label=owner.labels.get("subject", ""),
-                                        session_label=owner.labels.get("session", ""), scan=owner.scan or "")
+                                        session_label=owner.labels.get("session", ""), scan=owner.scan or "",
+                                        assessor=owner.labels.get("assessor", ""))
 
     # -- resources ----------------------------------------------------------------------------------------
     def list(self, owner: Owner) -> list[Resource]:
@@ -180,7 +191,7 @@ class Resources:
                 "INSERT INTO xnat_resources (owner, project, subject, experiment, scan, label, fields, series,"
                 " inserted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (owner.key, owner.project, owner.subject if owner.kind == "subject" else None, owner.experiment,
-                 owner.scan, label, json.dumps(values), series, time.time()))
+                 owner.scan if owner.kind == "scan" else None, label, json.dumps(values), series, time.time()))
             return Resource(cursor.lastrowid, owner, label, values, series, time.time()), True
         if fields:
             merged = {**resource.fields, **{key: value for key, value in fields.items() if value}}
@@ -298,6 +309,59 @@ class Resources:
             db.execute("DELETE FROM xnat_files WHERE resource = ? AND path = ?", (resource.rid, entry.path))
         self.layout.file_path(self.folder(resource), entry.path).unlink(missing_ok=True)
 
+    @_gated
+    def refresh(self, resource: Resource, *, append: bool, delete: bool, checksum: bool) -> dict[str, int]:
+        """XNAT's catalog refresh: bring the rows of a resource in line with its folder. ``append`` adds the
+        files found on disk without a row (placed there by hand), ``delete`` drops the rows of files gone from
+        disk, ``checksum`` measures size and MD5 again. Files shown from the archive (a DICOM resource's
+        series), temporary files and links are left alone. Returns how many rows each option changed."""
+        from .catalog_layout import TEMPORARY_SUFFIX
+
+        folder = self.folder(resource)
+        with self.index.reading() as db:
+            rows = {r[0]: (r[1], r[2]) for r in db.execute("SELECT path, size, md5 FROM xnat_files WHERE resource = ?",
+                                                            (resource.rid,))}
+            shown = {dicom_file_name(r[1], r[0]) for r in db.execute(_SERIES_FILES, (resource.series,))} \
+                if resource.series else set()
+        on_disk: dict[str, Path] = {}
+        if folder.is_dir():
+            for path in folder.rglob("*"):
+                if path.is_symlink() or not path.is_file() or path.name.endswith(TEMPORARY_SUFFIX) \
+                        or path.name.startswith("."):
+                    continue
+                parts = path.relative_to(folder).parts
+                try:  # names on disk are encode_name's: the file's path is what they decode to
+                    relative = "/".join(decode_name(part) for part in parts)
+                except ValueError:
+                    continue  # a cut name, or not ASCII: not a name pacsbox would have written
+                if encode_path(relative) != "/".join(parts):
+                    continue  # a name pacsbox would write otherwise: it could not be found again by its path
+                if relative not in shown:
+                    on_disk[relative] = path
+        changed = {"appended": 0, "deleted": 0, "checksummed": 0}
+        measured: list[tuple[str, int, str]] = []
+        for name, path in sorted(on_disk.items()):
+            if (append and name not in rows) or (checksum and name in rows):
+                size, md5 = _measure(path)
+                if name not in rows or rows[name] != (size, md5):
+                    measured.append((name, size, md5))
+        with self.index.writing() as db:
+            for name, size, md5 in measured:
+                if name in rows:
+                    db.execute("UPDATE xnat_files SET size = ?, md5 = ? WHERE resource = ? AND path = ?",
+                               (size, md5, resource.rid, name))
+                    changed["checksummed"] += 1
+                else:
+                    db.execute("INSERT INTO xnat_files (resource, path, size, md5, fields) VALUES (?, ?, ?, ?, ?)",
+                               (resource.rid, name, size, md5, json.dumps({})))
+                    changed["appended"] += 1
+            if delete:
+                gone = [name for name in rows if name not in on_disk]
+                db.executemany("DELETE FROM xnat_files WHERE resource = ? AND path = ?",
+                               [(resource.rid, name) for name in gone])
+                changed["deleted"] = len(gone)
+        return changed
+
     # -- DICOM resources linked to the archive ------------------------------------------------------------
     def link_series(self, db: sqlite3.Connection, owner: Owner, series_id: str) -> None:
         """Make the scan's DICOM resource show the archive series (inside the caller's transaction)."""
@@ -317,3 +381,13 @@ class Resources:
             self.layout.sync_links(self.folder(resource),
                                    {e.path: e.disk for e in entries if e.instance is not None},
                                    keep=[e.path for e in entries if e.instance is None])
+
+
+def _measure(path: Path) -> tuple[int, str]:
+    """Size and MD5 of a file, read in chunks."""
+    digest, size = hashlib.md5(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pydicom.dataelem import RawDataElement
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from .catalog import Catalog
 
 UNASSIGNED = "Unassigned"  # XNAT's prearchive folder for sessions of no known project
+# XNAT's project prearchive codes (arc:project/prearchive_code): where a session with no destination goes
+PREARCHIVE_ALL, AUTO_ARCHIVE, AUTO_ARCHIVE_OVERWRITE = 0, 4, 5
 _COMMENT_FIELD = re.compile(r"\b(project|subject|session)\s*:\s*([^\s,;]+)", re.IGNORECASE)
 _SESSION_TYPES = {"MR": "xnat:mrSessionData", "CT": "xnat:ctSessionData", "PT": "xnat:petSessionData"}
 _SCAN_TYPES = {"MR": "xnat:mrScanData", "CT": "xnat:ctScanData", "PT": "xnat:petScanData"}
@@ -121,13 +124,14 @@ class DicomTypes:
 class ImportRequest:
     """What the import service was asked (the face reads it from the query and ``dest``)."""
 
-    to_archive: bool
+    to_archive: bool | None  # None: the project's prearchive code decides (XNAT's import without dest)
     project: str = ""
     subject: str = ""
     session: str = ""
     overwrite: str = "none"  # none, append, delete
     ignore_unparsable: bool = False
     types: DicomTypes = field(default_factory=DicomTypes)
+    quarantine: bool = False  # archived sessions start in XNAT's quarantine status
 
 
 @dataclass
@@ -158,24 +162,46 @@ class Importer:
             raise BadRequest(f"overwrite must be none, append or delete, not {request.overwrite!r}")
         with contextlib.ExitStack() as open_archive:
             studies = self._read(body, request.ignore_unparsable, open_archive)
-            plans = [(study, self._labels(study.routing, request)) for study in studies.values()]
-            for _, (project, subject, session) in plans:
-                self._check_destination(request, project, subject, session)
-            sessions = [(labels[0], labels[2]) for _, labels in plans]
-            if request.to_archive and len(set(sessions)) < len(sessions):
-                raise BadRequest(f"The upload holds {len(plans)} studies that would all be session"
-                                 f" {sessions[0][1]!r}: import them one by one, or label them apart in the DICOM")
-            results = []
-            for study, (project, subject, session) in plans:
-                stored = [self.archive.store(read(), origin) for read in study.members]
-                results.append((stored, project, subject, session))
+            return self._import_studies(studies, request, origin)
+
+    @_gated
+    def import_directory(self, folder: Path, request: ImportRequest, origin: Origin) -> list[str]:
+        """Import the DICOM files of a server-side folder (XNAT's inbox import): like an uploaded zip of it.
+        Symbolic links are not followed: the caller checked the folder, and nothing below may lead out of it."""
+        studies: OrderedDict[str, _Study] = OrderedDict()
+        for path in sorted(folder.rglob("*")):
+            if path.is_symlink() or not path.is_file():
+                continue
+            self._add_member(studies, str(path.relative_to(folder)), path.read_bytes, skip_unparsable=True)
+        if not studies:
+            raise BadRequest(f"The folder {folder.name} holds no DICOM file")
+        return self._import_studies(studies, request, origin)
+
+    def _import_studies(self, studies: OrderedDict[str, _Study], request: ImportRequest,
+                        origin: Origin) -> list[str]:
+        plans = []
+        for study in studies.values():
+            project, subject, session = self._labels(study.routing, request)
+            to_archive, overwrite = self._destination_of(request, project, session)
+            self._check_destination(request, to_archive, overwrite, project, subject, session)
+            plans.append((study, project, subject, session, to_archive, overwrite))
+        sessions = [(plan[1], plan[3]) for plan in plans if plan[4]]
+        if len(set(sessions)) < len(sessions):
+            raise BadRequest(f"The upload holds {len(plans)} studies that would all be session"
+                             f" {sessions[0][1]!r}: import them one by one, or label them apart in the DICOM")
+        results = []
+        for study, *rest in plans:
+            stored = [self.archive.store(read(), origin) for read in study.members]
+            results.append((stored, *rest))
         paths = []
-        for stored, project, subject, session in results:
+        for stored, project, subject, session, to_archive, overwrite in results:
             instance_ids = [result.instance_id for result in stored]
             study_id = stored[0].study_id
-            if request.to_archive:
-                experiment = self.file_session(project, subject, session, study_id, instance_ids, request.overwrite,
+            if to_archive:
+                experiment = self.file_session(project, subject, session, study_id, instance_ids, overwrite,
                                                request.types)
+                if request.quarantine:
+                    self.catalog.put_experiment(None, None, experiment.id, None, {"status": "quarantine"})
                 paths.append(f"/archive/projects/{experiment.project}/subjects/{experiment.subject}"
                              f"/experiments/{experiment.id}")
             else:
@@ -183,36 +209,64 @@ class Importer:
                 paths.append(f"/prearchive/projects/{entry.project}/{entry.timestamp}/{entry.name}")
         return paths
 
+    def _destination_of(self, request: ImportRequest, project: str, session: str) -> tuple[bool, str]:
+        """Archive or prearchive, and the overwrite mode: as asked, else as the project's prearchive code says
+        (0: prearchive; 4: archive, but a session already there waits in the prearchive; 5: archive, adding
+        to a session already there)."""
+        if request.to_archive is not None:
+            return request.to_archive, request.overwrite
+        if not project or not self.catalog.has_project(project):
+            return False, request.overwrite
+        code = self.catalog.prearchive_code(project)
+        if code == PREARCHIVE_ALL:
+            return False, request.overwrite
+        if code == AUTO_ARCHIVE_OVERWRITE:
+            return True, request.overwrite if request.overwrite != "none" else "append"
+        if request.overwrite == "none" and session and self._session_exists(project, session):
+            return False, request.overwrite
+        return True, request.overwrite
+
+    def _session_exists(self, project: str, session: str) -> bool:
+        try:
+            self.catalog.experiment(project, session)
+        except UnknownResource:
+            return False
+        return True
+
     def _read(self, body: BinaryIO, ignore_unparsable: bool,
               open_archive: contextlib.ExitStack) -> OrderedDict[str, _Study]:
         """Parse every member; group the readers of the DICOM ones by study."""
         body.seek(0)
         head = body.read(512)
         studies: OrderedDict[str, _Study] = OrderedDict()
-
-        def add(name: str, read) -> None:
-            try:
-                parsed = parse_instance(read(), self.archive.settings.default_encoding)
-            except InvalidDicom as error:
-                if ignore_unparsable:
-                    return
-                raise BadRequest(f"{name}: not a DICOM file ({error.details}); add Ignore-Unparsable=true to skip"
-                                 " such files") from None
-            study = studies.setdefault(parsed.study_uid, _Study(routing_of(parsed)))
-            study.members.append(read)
-
         if is_archive(head) or _is_tar(head):
+            # XNAT imports the DICOM files of an archive and leaves the rest (snapshots, notes, DICOMDIR text)
             reader = open_archive.enter_context(ArchiveReader(body, self.archive.config.MaximumUploadSize))
             for member in reader:
-                add(member.path, member.read)
+                self._add_member(studies, member.path, member.read, skip_unparsable=True)
         else:
             def whole() -> bytes:
                 body.seek(0)
                 return body.read()
-            add("the uploaded file", whole)
+            self._add_member(studies, "the uploaded file", whole, skip_unparsable=ignore_unparsable)
         if not studies:
             raise BadRequest("The upload holds no DICOM file")
         return studies
+
+    def _add_member(self, studies: OrderedDict[str, _Study], name: str, read: Callable[[], bytes], *,
+                    skip_unparsable: bool) -> None:
+        """Parse one file and group its reader under its study. ``skip_unparsable`` skips files that are not
+        DICOM; a Part 10 file that does not parse (cut short, damaged) still refuses the whole import."""
+        data = read()
+        try:
+            parsed = parse_instance(data, self.archive.settings.default_encoding)
+        except InvalidDicom as error:
+            if skip_unparsable and bytes(data[128:132]) != b"DICM":
+                return
+            raise BadRequest(f"{name}: not a DICOM file ({error.details}); add Ignore-Unparsable=true to skip"
+                             " such files") from None
+        study = studies.setdefault(parsed.study_uid, _Study(routing_of(parsed)))
+        study.members.append(read)
 
     def _labels(self, routing: Routing, request: ImportRequest) -> tuple[str, str, str]:
         project = request.project
@@ -221,19 +275,20 @@ class Importer:
                 project = next((p for p in routing.projects if self.catalog.project_exists(db, p)), "")
         return project, request.subject or routing.subject, request.session or routing.session
 
-    def _check_destination(self, request: ImportRequest, project: str, subject: str, session: str) -> None:
+    def _check_destination(self, request: ImportRequest, to_archive: bool, overwrite: str, project: str,
+                           subject: str, session: str) -> None:
         for label, what in ((subject, "subject label"), (session, "session label")):
             if label:
                 label_of(label, what)  # names of folders: never "..", never a path
-        if request.project or request.to_archive:
+        if request.project or to_archive:
             if not project:
                 raise BadRequest("No project for the session: give project= or dest=/archive/projects/P")
             self.catalog.project(project)  # UnknownResource: a 404 for a project that does not exist
-        if not request.to_archive:
+        if not to_archive:
             return
         if not subject or not session:
             raise BadRequest("No subject or session label: give subject= and session= or add them to the DICOM")
-        if request.overwrite == "none":
+        if overwrite == "none":
             try:
                 existing = self.catalog.experiment(project, session)
             except UnknownResource:

@@ -63,13 +63,17 @@ class Layout:
                             resolved_root=self._resolved[self.prearchive_root])
 
     def resource_dir(self, kind: str, project: str, label: str, *, subject_label: str = "",
-                     session_label: str = "", scan: str = "") -> Path:
+                     session_label: str = "", scan: str = "", assessor: str = "") -> Path:
+        if kind == "experiment" and assessor:  # an assessor's resources, in its session's folder
+            return self._archive(project, "arc001", session_label, "ASSESSORS", assessor, label)
         if kind == "project":
             return self._archive(project, "resources", label)
         if kind == "subject":
             return self._archive(project, "subjects", subject_label, label)
         if kind == "experiment":
             return self._archive(project, "arc001", session_label, "RESOURCES", label)
+        if kind == "reconstruction":  # XNAT keeps reconstructions' files in the session's PROCESSED folder
+            return self._archive(project, "arc001", session_label, "PROCESSED", scan, label)
         return self._archive(project, "arc001", session_label, "SCANS", scan, label)
 
     @staticmethod

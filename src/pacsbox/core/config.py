@@ -116,6 +116,9 @@ class Config:
     XnatSessionTimeout: int = 900  # seconds a JSESSIONID lives unused (XNAT's default session timeout: 15 min)
     XnatMaximumSessions: int = 10000  # live JSESSIONIDs; past it, the least recently used one ends
     XnatSiteId: str = "XNAT"  # prefix of XNAT accession IDs (<SiteID>_S00001); xnat4tests uses "Xnat4Tests"
+    # XNAT site administrators among RegisteredUsers; the other users reach a project only through its
+    # accessibility and their role in it (Owners, Members, Collaborators), as on XNAT
+    XnatSiteAdministrators: tuple[str, ...] = ("admin",)
     # DICOM network limits (faces/dimse): what one peer may make the server hold
     DicomMaximumDatasetSize: int = 256 * 1024**2  # bytes of one received DIMSE message (data set); larger: A-ABORT
     DicomMaximumConnections: int = 256  # connections yet to send their A-ASSOCIATE-RQ; beyond, the oldest is closed
@@ -307,6 +310,10 @@ def _validate(config: Config) -> None:
     _validate_faults(config)
     if not isinstance(config.RegisteredUsers, Mapping):
         raise ValueError("RegisteredUsers must be an object of user name to password")
+    if isinstance(config.XnatSiteAdministrators, str) or not all(
+            isinstance(name, str) for name in config.XnatSiteAdministrators):
+        raise ValueError("XnatSiteAdministrators must be a list of user names")
+    object.__setattr__(config, "XnatSiteAdministrators", tuple(config.XnatSiteAdministrators))
 
 
 def _validate_faults(config: Config) -> None:

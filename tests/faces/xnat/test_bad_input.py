@@ -50,7 +50,7 @@ def baseline(xnat_server):
                          data=zip_of(mr_session("good", series=1, per_series=2)))
     assert response.status_code == 200, response.text
     http.put(url + "/data/projects/BAD/resources/DOCS/files/readme.txt", data=b"kept")
-    assert http.post(url + IMPORT, params={"project": "BAD"},
+    assert http.post(url + IMPORT, params={"project": "BAD", "dest": "/prearchive"},
                      data=zip_of(mr_session("waiting", series=1, per_series=1))).status_code == 200
     return snapshot(http, xnat_server)
 
@@ -134,19 +134,24 @@ def test_file_path_with_dot_dot(http, xnat_server, baseline):
 def test_non_dicom_zip_to_the_import_service(http, xnat_server, baseline):
     body = _zip_with([("notes.txt", b"not dicom"), ("image.png", b"\x89PNG....")])
     params = {"project": "BAD", "dest": "/archive", "subject": "x", "session": "x"}
+    # XNAT leaves the non-DICOM members of a zip: one of nothing else holds no DICOM at all
     response = http.post(xnat_server.url + IMPORT, params=params, data=body)
-    assert_rejected(response, 400, "not a DICOM file", http, xnat_server, baseline)
-    # Ignore-Unparsable skips them, and a zip of nothing else holds no DICOM at all
+    assert_rejected(response, 400, "no DICOM", http, xnat_server, baseline)
     response = http.post(xnat_server.url + IMPORT, params={**params, "Ignore-Unparsable": "true"}, data=body)
     assert_rejected(response, 400, "no DICOM", http, xnat_server, baseline)
 
 
-def test_ignore_unparsable_imports_the_dicom_members(http, xnat_server, baseline):
+def test_a_single_non_dicom_body_is_refused_unless_ignored(http, xnat_server, baseline):
+    params = {"project": "BAD", "dest": "/archive", "subject": "x", "session": "x"}
+    response = http.post(xnat_server.url + IMPORT, params=params, data=b"plain text, no archive, no DICOM" * 8)
+    assert_rejected(response, 400, "not a DICOM file", http, xnat_server, baseline)
+
+
+def test_the_dicom_members_beside_others_are_imported(http, xnat_server, baseline):
     files = mr_session("mixed", series=1, per_series=2)
-    body = _zip_with([*files, ("notes.txt", b"not dicom")])
+    body = _zip_with([*files, ("notes.txt", b"not dicom"), ("snapshot.gif", b"GIF89a....")])
     params = {"project": "BAD", "dest": "/archive", "subject": "mixed", "session": "mixed"}
-    assert http.post(xnat_server.url + IMPORT, params=params, data=body).status_code == 400
-    response = http.post(xnat_server.url + IMPORT, params={**params, "Ignore-Unparsable": "True"}, data=body)
+    response = http.post(xnat_server.url + IMPORT, params=params, data=body)
     assert response.status_code == 200, response.text
     listing = http.get(xnat_server.url + response.text.strip() + "/scans/1/resources/DICOM/files",
                        params={"format": "json"}).json()

@@ -150,7 +150,7 @@ def test_prearchive_move_and_delete(connection, projects, http, xnat_server):
 
 
 def test_archive_to_other_labels(connection, projects, http, xnat_server):
-    response = http.post(xnat_server.url + "/data/services/import", params={"project": "IMP"},
+    response = http.post(xnat_server.url + "/data/services/import", params={"project": "IMP", "dest": "/prearchive"},
                          data=zip_of(mr_session("pre3", series=1, per_series=1)))
     assert response.status_code == 200
     assert response.text.startswith("/data/prearchive/projects/IMP/")

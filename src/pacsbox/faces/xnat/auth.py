@@ -11,6 +11,7 @@ import hmac
 import secrets
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
@@ -22,6 +23,7 @@ from ..http_common import basic_credentials
 from .errors import XnatError, error_response
 
 LOGIN_PATH = "/data/services/auth"
+ALIAS_LIFETIME = 2 * 24 * 3600  # seconds an alias token lives (XNAT's default: two days)
 GUEST = "guest"
 
 
@@ -38,6 +40,7 @@ class Sessions:
         self.users = dict(users)
         self.timeout, self.capacity = timeout, capacity
         self._tokens: OrderedDict[str, tuple[str, float]] = OrderedDict()  # least recently used first
+        self._aliases: OrderedDict[str, tuple[str, str, float]] = OrderedDict()  # alias: user, secret, expiry
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -48,6 +51,40 @@ class Sessions:
     def check_password(self, user: str, password: str) -> bool:
         expected = self.users.get(user)
         return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+
+    def authenticate(self, name: str, password: str) -> str | None:
+        """The user a name and password log in: a registered user's password, or an alias token and its secret
+        (``/data/services/tokens/issue``); None when neither matches."""
+        if self.check_password(name, password):
+            return name
+        now = time.time()
+        with self._lock:
+            entry = self._aliases.get(name)
+            if entry is None or entry[2] <= now or not hmac.compare_digest(entry[1].encode(), password.encode()):
+                return None
+            return entry[0]
+
+    def issue_alias(self, user: str) -> tuple[str, str, float]:
+        """A new alias token for ``user``: (alias, secret, expiry as a Unix time), usable in place of the user's
+        name and password until it expires or is invalidated (XNAT's alias tokens last two days)."""
+        alias, secret = str(uuid.uuid4()), secrets.token_urlsafe(48)
+        expiry = time.time() + ALIAS_LIFETIME
+        with self._lock:
+            now = time.time()
+            for old in [key for key, (_, _, ends) in self._aliases.items() if ends <= now]:
+                del self._aliases[old]
+            while len(self._aliases) >= self.capacity:
+                self._aliases.popitem(last=False)
+            self._aliases[alias] = (user, secret, expiry)
+        return alias, secret, expiry
+
+    def invalidate_alias(self, alias: str, secret: str) -> bool:
+        with self._lock:
+            entry = self._aliases.get(alias)
+            if entry is None or not hmac.compare_digest(entry[1].encode(), secret.encode()):
+                return False
+            del self._aliases[alias]
+            return True
 
     def open(self, user: str) -> str:
         token = secrets.token_hex(16).upper()  # Tomcat's JSESSIONID shape: 32 hex digits
@@ -118,6 +155,6 @@ class XnatAuth:
     def _user(self, scope: Scope) -> str | None:
         credentials = basic_credentials(scope)
         if credentials is not None:
-            return credentials[0] if self.sessions.check_password(*credentials) else None
+            return self.sessions.authenticate(*credentials)
         token = cookie_token(scope)
         return self.sessions.user_of(token) if token else None

@@ -39,6 +39,11 @@ def owner_of(request: Request):
     """The owner of the resources a URL names: its scan, experiment, subject or project."""
     located = locate(request)
     resources = located.catalog.resources
+    if located.experiment is not None and "reconstruction" in request.path_params:
+        reconstruction = located.catalog.reconstructions.get(located.experiment,
+                                                             request.path_params["reconstruction"])
+        return resources.owner(project=located.experiment.project, experiment=located.experiment,
+                               reconstruction=reconstruction.id)
     if located.experiment is not None:
         scan = request.path_params.get("scan")
         if scan is not None:
@@ -157,6 +162,13 @@ async def experiment_files(request: Request) -> Response:
     return await _files_of(request, resources, f"{located.experiment.label}.zip")
 
 
+async def owner_files(request: Request) -> Response:
+    """``/projects/P/files`` and ``.../subjects/S/files``: the files of the object's own resources."""
+    owner = owner_of(request)
+    name = owner.labels.get("subject", owner.project)
+    return await _files_of(request, _resources(request).list(owner), f"{name}.zip")
+
+
 async def _files_of(request: Request, resources: list[Resource], zip_name: str) -> Response:
     if response_format(request) == "zip":
         return await _zip_response(request, resources, zip_name)
@@ -175,7 +187,8 @@ def _uri_of(resource: Resource) -> str:
     elif owner.kind == "subject":
         base = f"/data/projects/{owner.project}/subjects/{owner.subject}"
     else:
-        base = f"/data/experiments/{owner.experiment}" + (f"/scans/{owner.scan}" if owner.kind == "scan" else "")
+        below = {"scan": f"/scans/{owner.scan}", "reconstruction": f"/reconstructions/{owner.scan}"}
+        base = f"/data/experiments/{owner.experiment}" + below.get(owner.kind, "")
     return f"{base}/resources/{resource.rid}"
 
 

@@ -9,9 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.catalog import Catalog, Experiment, Subject
-from . import render
+from ...core.catalog_assessors import is_assessor
+from . import access, render, sharing
+from .errors import XnatError
 from .params import archive_of, field_updates, flag, text
 from .schemas import DATA_TYPES, scan_type_for_modality
+from .xml_body import body_updates
 
 # XNAT's REST shortcuts: plain query parameters that set a field (``?gender=male``), by object kind.
 _DEMOGRAPHICS = "demographics[@xsi:type=xnat:demographicData]/"
@@ -54,6 +57,8 @@ def locate(request: Request, *, subject: bool = True, experiment: bool = True) -
         scope = project or (found_subject.project if found_subject else None)
         found_experiment = catalog.experiment(scope, params["experiment"],
                                               found_subject.id if found_subject else None)
+        if "assessor" in params:  # below an assessor of the session, the assessor is the experiment
+            found_experiment = catalog.assessors.get(found_experiment, params["assessor"])
     return Located(catalog, project, found_subject, found_experiment)
 
 
@@ -64,28 +69,43 @@ def _given_id(updates: dict[str, str], in_url: str, exists) -> str:
     return given if given and not exists(in_url) else in_url
 
 
+def checked_type(xsi_type: str, kinds: tuple[str, ...], what: str) -> str:
+    """A type a client asks to create: one the served schemas declare, concrete, of the right level (400 else,
+    and nothing is created)."""
+    data_type = DATA_TYPES.get(xsi_type)
+    if data_type is None or data_type.abstract or data_type.kind not in kinds:
+        raise XnatError(400, f"Unknown or abstract {what} type {xsi_type!r}: the schema documents at /xapi/schemas"
+                             f" declare the concrete ones")
+    return xsi_type
+
+
 def _put_status(created: bool) -> int:
     return 201 if created else 200
 
 
 # -- projects ---------------------------------------------------------------------------------------------
 async def list_projects(request: Request) -> Response:
-    projects = archive_of(request).catalog.list_projects()
+    projects = [p for p in archive_of(request).catalog.list_projects() if access.visible(request, p.id)]
     return render.result_set(request, [render.project_row(p) for p in projects], render.PROJECT_COLUMNS,
                              title="Projects")
 
 
 async def get_project(request: Request) -> Response:
     project = archive_of(request).catalog.project(request.path_params["project"])
-    return render.json_response(render.project_object(project))
+    return render.object_response(request, render.project_object(project))
 
 
 async def put_project(request: Request) -> Response:
     catalog = archive_of(request).catalog
-    updates = field_updates(request, PROJECT_SHORTCUTS)
+    _, from_body = await body_updates(request)
+    updates = {**from_body, **field_updates(request, PROJECT_SHORTCUTS)}
     # xnatpy's ProjectData(parent=session, id="P") PUTs /projects/None with the ID among the fields
     project_id = _given_id(updates, request.path_params["project"], catalog.has_project)
+    if project_id != request.path_params["project"]:
+        access.require(request, project_id, "manage")  # the URL's project was checked; this is another
     project, created = await run_in_threadpool(catalog.put_project, project_id, updates)
+    if created:
+        await access.make_owner(request, project.id)
     return render.text_response(project.id, _put_status(created))
 
 
@@ -99,19 +119,27 @@ async def delete_project(request: Request) -> Response:
 async def list_subjects(request: Request) -> Response:
     located = locate(request)
     subjects = located.catalog.list_subjects(located.project)
+    readable = access.readable_projects(request) if located.project is None else None
+    if readable is not None:
+        subjects = [s for s in subjects if s.project in readable]
+    subjects = sharing.as_seen_from(located.catalog, located.project, subjects, "subject")
     return render.result_set(request, [render.subject_row(s) for s in subjects], render.SUBJECT_COLUMNS,
                              title="Subjects")
 
 
 async def get_subject(request: Request) -> Response:
-    return render.json_response(render.subject_object(locate(request).subject))
+    located = locate(request)
+    body = render.subject_object(located.subject)
+    body["items"][0]["children"] += sharing.sharing_children(located.catalog, "subject", located.subject.id)
+    return render.object_response(request, body)
 
 
 async def put_subject(request: Request) -> Response:
     located = locate(request, subject=False)
+    _, from_body = await body_updates(request)
     subject, created = await run_in_threadpool(
         located.catalog.put_subject, located.project, request.path_params["subject"],
-        field_updates(request, SUBJECT_SHORTCUTS), text(request, "label") or None)
+        {**from_body, **field_updates(request, SUBJECT_SHORTCUTS)}, text(request, "label") or None)
     return render.text_response(subject.id, _put_status(created))
 
 
@@ -126,30 +154,77 @@ async def delete_subject(request: Request) -> Response:
 async def list_experiments(request: Request) -> Response:
     located = locate(request, subject=False)
     experiments = located.catalog.list_experiments(located.project, request.path_params.get("subject"))
+    readable = access.readable_projects(request) if located.project is None else None
+    if readable is not None:
+        experiments = [e for e in experiments if e.project in readable]
+    experiments = sharing.as_seen_from(located.catalog, located.project, experiments, "experiment")
+    if not wanted_assessors(request):  # assessors are listed under their session (.../assessors)
+        experiments = [e for e in experiments if not is_assessor(e)]
     wanted = text(request, "xsiType")
     if wanted:  # a type selects its subtypes too: xnat:subjectAssessorData lists every session
         experiments = [e for e in experiments if e.xsi_type in DATA_TYPES and DATA_TYPES[e.xsi_type].is_a(wanted)]
-    return render.result_set(request, [render.experiment_row(e) for e in experiments],
-                             render.EXPERIMENT_COLUMNS, title="Experiments")
+    rows = [render.experiment_row(e) for e in experiments]
+    scan_columns = [c.strip() for c in text(request, "columns").split(",") if render.is_scan_column(c.strip())]
+    if scan_columns:
+        rows = _scan_rows(located.catalog, experiments, rows, scan_columns)
+    return render.result_set(request, rows, render.EXPERIMENT_COLUMNS, title="Experiments")
+
+
+def _scan_rows(catalog: Catalog, experiments: list[Experiment], rows: list[dict], columns: list[str]) -> list[dict]:
+    """An experiments listing asking for scan columns (pyxnat's ``array.scans``): one row per scan of the type,
+    keyed by the columns' lower-case paths; a session without such scans keeps one row with them empty."""
+    scan_type = columns[0].split("/", 1)[0]
+    expanded = []
+    for experiment, row in zip(experiments, rows, strict=True):
+        scans = [scan for scan in catalog.list_scans(experiment)
+                 if scan.xsi_type in DATA_TYPES and DATA_TYPES[scan.xsi_type].is_a(scan_type)]
+        for scan in scans or [None]:
+            values = {}
+            for column in columns:
+                path = column.split("/", 1)[1]
+                values[column.lower()] = "" if scan is None else scan.id if path == "ID" else \
+                    scan.fields["data"].get(path, "")
+            expanded.append(render.Row({**row, **values}, getattr(row, "fields", {})))
+    return expanded
+
+
+def wanted_assessors(request: Request) -> bool:
+    """Whether a listing's xsiType asks for assessors (``?xsiType=xnat:qcAssessmentData``)."""
+    wanted = text(request, "xsiType")
+    return bool(wanted) and any(t.is_a(wanted) and t.kind == "assessor" for t in DATA_TYPES.values())
 
 
 async def get_experiment(request: Request) -> Response:
     located = locate(request)
     experiment = located.experiment
-    return render.json_response(render.experiment_object(experiment, located.catalog.list_scans(experiment)))
+    body = render.experiment_object(experiment, located.catalog.list_scans(experiment))
+    body["items"][0]["children"] += sharing.sharing_children(located.catalog, "experiment", experiment.id)
+    return render.object_response(request, body)
 
 
 async def put_experiment(request: Request) -> Response:
     located = locate(request, subject=False, experiment=False)
-    updates = field_updates(request, EXPERIMENT_SHORTCUTS)
+    body_type, from_body = await body_updates(request)
+    updates = {**from_body, **field_updates(request, EXPERIMENT_SHORTCUTS)}
     if flag(request, "quarantine"):
         updates["status"] = "quarantine"
     if flag(request, "activate"):
         updates["status"] = "active"
+    xsi_type = text(request, "xsiType") or body_type or ""
+    if xsi_type:
+        checked_type(xsi_type, ("experiment",), "experiment")
     experiment, created = await run_in_threadpool(
         located.catalog.put_experiment, located.project, request.path_params.get("subject"),
-        request.path_params["experiment"], text(request, "xsiType") or None, updates, text(request, "label") or None)
+        request.path_params["experiment"], xsi_type or None, updates, text(request, "label") or None)
+    if flag(request, "pullDataFromHeaders"):  # scan and session fields from the DICOM files of the scans
+        await run_in_threadpool(located.catalog.headers.pull_data_from_headers, experiment, declares_field)
     return render.text_response(experiment.id, _put_status(created))
+
+
+def declares_field(xsi_type: str, path: str) -> bool:
+    """Whether the served schema gives ``xsi_type`` the field ``path``."""
+    data_type = DATA_TYPES.get(xsi_type)
+    return data_type is not None and path in data_type.fields
 
 
 async def delete_experiment(request: Request) -> Response:
@@ -175,18 +250,20 @@ async def list_scans(request: Request) -> Response:
 
 async def get_scan(request: Request) -> Response:
     located = locate(request)
-    return render.json_response(render.scan_object(located.catalog.scan(located.experiment,
-                                                                        request.path_params["scan"])))
+    scan = located.catalog.scan(located.experiment, request.path_params["scan"])
+    return render.object_response(request, render.scan_object(scan))
 
 
 async def put_scan(request: Request) -> Response:
     located = locate(request)
     experiment = located.experiment
-    xsi_type = text(request, "xsiType")
+    body_type, from_body = await body_updates(request)
+    xsi_type = text(request, "xsiType") or body_type or ""
     if not xsi_type:  # XNAT's default: the scan type of the session's modality (xnat:mrSessionData: mrScanData)
         session_type = DATA_TYPES.get(experiment.xsi_type)
         xsi_type = scan_type_for_modality(session_type.modality if session_type and session_type.modality else "")
-    updates = field_updates(request, SCAN_SHORTCUTS)
+    checked_type(xsi_type, ("scan",), "scan")
+    updates = {**from_body, **field_updates(request, SCAN_SHORTCUTS)}
     scan_id = _given_id(updates, request.path_params["scan"], lambda ref: located.catalog.has_scan(experiment, ref))
     scan, created = await run_in_threadpool(located.catalog.put_scan, experiment, scan_id, xsi_type, updates)
     return render.text_response(scan.id, _put_status(created))

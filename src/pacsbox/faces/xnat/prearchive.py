@@ -14,6 +14,8 @@ from ...core.errors import UnknownResource
 from ...core.safe_paths import archive_member
 from ..http_common import stored_file_response
 from . import render
+from .access import readable_projects
+from .errors import XnatError
 from .files import zip_response
 from .params import archive_of, response_format
 
@@ -63,6 +65,9 @@ def _check_resource(request: Request) -> None:
 async def list_sessions(request: Request) -> Response:
     project = request.path_params.get("project")
     sessions = await run_in_threadpool(_prearchive(request).sessions, project)
+    readable = readable_projects(request)  # others' sessions (and the unassigned ones) only to administrators
+    if readable is not None:
+        sessions = [s for s in sessions if s.project in readable]
     return render.result_set(request, [session_row(s) for s in sessions], SESSION_COLUMNS,
                              honour_columns=False)
 
@@ -73,6 +78,19 @@ async def get_session(request: Request) -> Response:
         scans = _prearchive(request).scans(session)
         return await _zip(request, session, scans)
     return render.result_set(request, [session_row(session)], SESSION_COLUMNS, honour_columns=False)
+
+
+async def post_session(request: Request) -> Response:
+    """POST a prearchive session with ``action=build`` (query or form body): XNAT's reset, which rebuilds the
+    session from its files (pyxnat's ``prearchive.reset``)."""
+    from .services import form_values  # the services module imports this one's helpers
+
+    session = _session(request)
+    action = ((await form_values(request)).get("action") or [""])[0].lower()
+    if action not in ("build", "rebuild", "reset"):
+        raise XnatError(400, f"Unsupported prearchive session action {action!r}: use action=build")
+    rebuilt = await run_in_threadpool(_prearchive(request).rebuild, session)
+    return render.text_response(f"/data/prearchive/projects/{rebuilt.project}/{rebuilt.timestamp}/{rebuilt.name}")
 
 
 async def delete_session(request: Request) -> Response:

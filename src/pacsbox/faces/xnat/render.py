@@ -17,10 +17,21 @@ from ...core.catalog import Experiment, Project, Scan, Subject, xnat_date
 from ...core.catalog_files import FileEntry, Resource
 from .errors import XnatError
 from .params import response_format, text
+from .schemas import DATA_TYPES
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
     return Response(json.dumps(content, ensure_ascii=False), status_code=status_code, media_type="application/json")
+
+
+def object_response(request: Request, body: dict[str, Any]) -> Response:
+    """One object in XNAT's JSON (``items``), or with ``format=xml`` as its XML document (pyxnat reads that)."""
+    fmt = response_format(request)
+    if fmt == "xml":
+        from .xml_render import object_xml
+
+        return Response(object_xml(body), media_type="text/xml")
+    return json_response(body)  # JSON for json and any other format, as before xml was served
 
 
 def text_response(body: str, status_code: int = 200) -> Response:
@@ -43,6 +54,7 @@ def result_set(request: Request, rows: Sequence[dict[str, Any]], columns: Sequen
     wanted = [c.strip() for c in text(request, "columns").split(",") if c.strip()]
     if wanted and honour_columns and wanted != ["DEFAULT"]:  # DEFAULT: XNAT's default columns
         # XNAT adds the type and URI to what was asked (pyxnat reads xsiType from such listings)
+        wanted = [_column_name(name, columns) for name in wanted]
         columns = list(dict.fromkeys([*wanted, *(key for key in ("xsiType", "URI") if key in columns)]))
         rows = [{key: _pick(row, key) for key in columns} for row in rows]
     fmt = response_format(request)
@@ -58,13 +70,44 @@ def result_set(request: Request, rows: Sequence[dict[str, Any]], columns: Sequen
     return json_response({"ResultSet": body})
 
 
+def _column_name(name: str, columns: Sequence[str]) -> str:
+    """The name a requested column has in XNAT's answer: ``xnat:mrSessionData/subject_id`` is the listing's
+    ``subject_ID`` column (pyxnat reads it by that name); other names stay as asked."""
+    if ":" not in name.split("/", 1)[0] or "/" not in name:
+        return name
+    if is_scan_column(name):  # one row per scan: XNAT names these columns by their lower-case path
+        return name.lower()
+    leaf = name.rsplit("/", 1)[-1].lower()
+    return next((column for column in columns if column.lower() == leaf), name)
+
+
+def is_scan_column(name: str) -> bool:
+    """Whether a listing column names a field of a scan type (``xnat:mrScanData/ID``)."""
+    data_type = DATA_TYPES.get(name.split("/", 1)[0]) if "/" in name else None
+    return data_type is not None and data_type.kind == "scan"
+
+
+class Row(dict):
+    """A listing row that also knows its object's other fields: pyxnat reads any attribute through a listing's
+    ``columns=ID,<xsiType>/<path>``, which XNAT answers from the object's data."""
+
+    def __init__(self, columns: dict[str, Any], fields: dict[str, Any] | None = None) -> None:
+        super().__init__(columns)
+        self.fields = fields or {}
+
+
 def _pick(row: dict[str, Any], name: str) -> Any:
     """A column by name, or by its last path segment, case-insensitively (``xnat:mrSessionData/subject_id``
-    is the ``subject_ID`` column)."""
+    is the ``subject_ID`` column); else a field of the row's object by its path (``xnat:mrScanData/frames``)."""
     if name in row:
         return row[name]
     lowered = {key.lower(): value for key, value in row.items()}
-    return lowered.get(name.lower(), lowered.get(name.rsplit("/", 1)[-1].lower(), ""))
+    found = lowered.get(name.lower(), lowered.get(name.rsplit("/", 1)[-1].lower()))
+    if found is not None:
+        return found
+    fields = getattr(row, "fields", {})
+    path = name.split("/", 1)[1] if ":" in name.split("/", 1)[0] and "/" in name else name
+    return fields.get(path, fields.get(path.rsplit("/", 1)[-1], ""))
 
 
 def _filtered(request: Request, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
@@ -170,15 +213,19 @@ def subject_object(subject: Subject) -> dict[str, Any]:
 
 def experiment_row(experiment: Experiment) -> dict[str, Any]:
     data = experiment.fields["data"]
-    return {"ID": experiment.id, "project": experiment.project, "subject_ID": experiment.subject,
-            "subject_label": experiment.subject_label, "date": data.get("date", ""), "xsiType": experiment.xsi_type,
-            "xnat:subjectassessordata/id": experiment.id, "label": experiment.label,
-            "insert_date": xnat_date(experiment.inserted), "URI": experiment_uri(experiment)}
+    return Row({"ID": experiment.id, "project": experiment.project, "subject_ID": experiment.subject,
+                "subject_label": experiment.subject_label, "date": data.get("date", ""),
+                "xsiType": experiment.xsi_type, "xnat:subjectassessordata/id": experiment.id,
+                "label": experiment.label, "insert_date": xnat_date(experiment.inserted),
+                "URI": experiment_uri(experiment)}, data)
 
 
 def experiment_object(experiment: Experiment, scans: Sequence[Scan]) -> dict[str, Any]:
     data = {"ID": experiment.id, "label": experiment.label, "project": experiment.project,
             "subject_ID": experiment.subject, **experiment.fields["data"]}
+    if experiment.fields.get("assessor_of"):  # an assessor names its session, and is no subject assessor
+        del data["subject_ID"]
+        data["imageSession_ID"] = experiment.fields["assessor_of"]
     children = field_children(experiment.fields)
     if scans:
         children.append({"field": "scans/scan",
@@ -193,9 +240,10 @@ def scan_data(scan: Scan) -> dict[str, Any]:
 
 def scan_row(scan: Scan, base_uri: str) -> dict[str, Any]:
     data = scan.fields["data"]
-    return {"xnat_imagescandata_id": f"{scan.experiment}_{scan.id}", "ID": scan.id, "type": data.get("type", ""),
-            "quality": data.get("quality", ""), "xsiType": scan.xsi_type, "note": data.get("note", ""),
-            "series_description": data.get("series_description", ""), "URI": f"{base_uri}/{scan.id}"}
+    return Row({"xnat_imagescandata_id": f"{scan.experiment}_{scan.id}", "ID": scan.id,
+                "type": data.get("type", ""), "quality": data.get("quality", ""), "xsiType": scan.xsi_type,
+                "note": data.get("note", ""), "series_description": data.get("series_description", ""),
+                "URI": f"{base_uri}/{scan.id}"}, data)
 
 
 def scan_object(scan: Scan) -> dict[str, Any]:

@@ -16,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.catalog import xnat_date
+from .access import readable_projects
 from .errors import XnatError
 from .params import archive_of
-from .render import result_set
+from .render import result_set, text_response
 from .schemas import DATA_TYPES
 
 _XDAT = "{http://nrg.wustl.edu/security}"
 _MAX_BODY = 1024 * 1024
+_MAX_SAVED = 1000  # saved searches kept (in memory: a restart forgets them)
 
 
 def _records(request: Request, kind: str, root: str) -> list[dict[str, str]]:
@@ -89,8 +91,8 @@ def _matches(node: ElementTree.Element, record: dict[str, str]) -> bool:
     return any(results) if method == "OR" else all(results)
 
 
-async def search(request: Request) -> Response:
-    body = await request.body()
+def parse_bundle(body: bytes) -> ElementTree.Element:
+    """An ``xdat:bundle`` search document: 413 when too large, 400 when malformed or of an unsupported root."""
     if len(body) > _MAX_BODY:
         raise XnatError(413, "The search document is too large")
     try:
@@ -101,7 +103,21 @@ async def search(request: Request) -> Response:
     data_type = DATA_TYPES.get(root)
     if data_type is None or data_type.kind not in ("project", "subject", "experiment"):
         raise XnatError(400, f"Unsupported search root element {root!r}: search projects, subjects or experiments")
+    return bundle
+
+
+async def search(request: Request) -> Response:
+    return run_bundle(request, parse_bundle(await request.body()))
+
+
+def run_bundle(request: Request, bundle: ElementTree.Element) -> Response:
+    """The rows a search document finds, as a listing."""
+    root = (bundle.findtext(_XDAT + "root_element_name") or "").strip()
+    data_type = DATA_TYPES[root]
     records = _records(request, data_type.kind, root)
+    readable = readable_projects(request)  # a user finds only what the user may read
+    if readable is not None:
+        records = [record for record in records if record.get("project") in readable]
     where = bundle.find(_XDAT + "search_where")
     if where is not None:
         try:
@@ -114,3 +130,50 @@ async def search(request: Request) -> Response:
     columns = list(dict.fromkeys([*(_field_key(f) for f in fields if f), *base]))
     return result_set(request, [{column: record.get(column, "") for column in columns} for record in records],
                       columns, honour_columns=False)
+
+
+# -- saved searches (pyxnat's manage.search.save / saved / get / delete) ------------------------------------------
+def _saved(request: Request) -> dict[str, dict[str, Any]]:
+    return request.app.state.saved_searches
+
+
+def _one_saved(request: Request) -> dict[str, Any]:
+    found = _saved(request).get(request.path_params["search_id"])
+    if found is None:
+        raise XnatError(404, f"No saved search {request.path_params['search_id']!r}")
+    return found
+
+
+async def list_saved(request: Request) -> Response:
+    rows = [{"id": s["id"], "brief_description": s["brief_description"], "description": s["description"],
+             "root_element_name": s["root"]} for s in _saved(request).values()]
+    return result_set(request, rows, ("id", "brief_description", "description", "root_element_name"),
+                      honour_columns=False)
+
+
+async def put_saved(request: Request) -> Response:
+    body = await request.body()
+    bundle = parse_bundle(body)  # a malformed document is a 400 and replaces nothing
+    search_id = request.path_params["search_id"]
+    saved = _saved(request)
+    if search_id not in saved and len(saved) >= _MAX_SAVED:
+        raise XnatError(507, f"At most {_MAX_SAVED} saved searches are kept")
+    saved[search_id] = {"id": search_id, "xml": body,
+                        "brief_description": bundle.get("brief-description") or search_id,
+                        "description": bundle.get("description") or "",
+                        "root": (bundle.findtext(_XDAT + "root_element_name") or "").strip()}
+    return text_response("")
+
+
+async def get_saved(request: Request) -> Response:
+    return Response(_one_saved(request)["xml"], media_type="text/xml")
+
+
+async def saved_results(request: Request) -> Response:
+    return run_bundle(request, parse_bundle(_one_saved(request)["xml"]))
+
+
+async def delete_saved(request: Request) -> Response:
+    _one_saved(request)
+    del _saved(request)[request.path_params["search_id"]]
+    return text_response("")

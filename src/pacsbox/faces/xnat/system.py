@@ -25,8 +25,10 @@ async def login(request: Request) -> Response:
     user = (form.get("username") or [""])[0]
     password = (form.get("password") or [""])[0]
     sessions = request.app.state.sessions
-    if request.app.state.config.AuthenticationEnabled and not sessions.check_password(user, password):
-        raise XnatError(401, "Login attempt failed. Please try again.")
+    if request.app.state.config.AuthenticationEnabled:
+        user = sessions.authenticate(user, password)  # a password, or an alias token's secret
+        if user is None:
+            raise XnatError(401, "Login attempt failed. Please try again.")
     token = sessions.open(user or GUEST)
     response = text_response(token)
     response.set_cookie("JSESSIONID", token, path="/", httponly=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from xml.etree import ElementTree
 SCHEMA_NAMES: tuple[str, ...] = ("xnat", "xdat")
 """What ``GET /xapi/schemas`` lists. xnatpy needs both: without extension types it asks for exactly these two."""
 
-Kind = Literal["project", "subject", "experiment", "assessor", "scan", "resource"]
+Kind = Literal["project", "subject", "experiment", "assessor", "scan", "reconstruction", "resource"]
 
 _XS = "{http://www.w3.org/2001/XMLSchema}"
 _XDAT_ELEMENT = "{http://nrg.wustl.edu/xdat}element"  # XNAT's own annotation (abstract, displayIdentifiers)
@@ -29,6 +30,7 @@ _KIND_ROOTS: dict[str, Kind] = {
     "xnat:derivedData": "assessor",
     "xnat:experimentData": "experiment",
     "xnat:imageScanData": "scan",
+    "xnat:reconstructedImageData": "reconstruction",
     "xnat:abstractResource": "resource",
 }
 
@@ -62,6 +64,10 @@ class DataType:
     """Elements of a named type, by path (``demographics``, ``scans/scan``), to the declared xsi type."""
     lists: frozenset[str]
     """Paths of repeated simple elements (``fields/field``, ``sharing/share``, ``parameters/addParam``)."""
+    attributes: frozenset[str] = frozenset()
+    """The field paths that are XML attributes (``ID``, ``label``, ``scanner/manufacturer``), not elements."""
+    element: str = ""
+    """The document element of the type (``MRSession`` for xnat:mrSessionData), if the schema declares one."""
 
     @property
     def base(self) -> str | None:
@@ -83,6 +89,7 @@ class _Declared:
     fields: dict[str, str]
     children: dict[str, str]
     lists: set[str]
+    attributes: set[str] = dataclasses.field(default_factory=set)
 
 
 def _collect(node: ElementTree.Element, prefix: str, into: _Declared) -> None:
@@ -96,6 +103,7 @@ def _collect(node: ElementTree.Element, prefix: str, into: _Declared) -> None:
             _collect(child, prefix, into)
         elif child.tag == _XS + "attribute":
             into.fields[prefix + child.get("name", "")] = child.get("type", "xs:string")
+            into.attributes.add(prefix + child.get("name", ""))
         elif child.tag == _XS + "element":
             _collect_element(child, prefix, into)
 
@@ -135,6 +143,8 @@ def _declared_types(name: str) -> dict[str, _Declared]:
     target = prefixes[root.get("targetNamespace", "")]
 
     declared = {}
+    for element in root.findall(_XS + "element"):
+        _ELEMENTS.setdefault(element.get("type", ""), element.get("name", ""))
     for complex_type in root.findall(_XS + "complexType"):
         extension = complex_type.find(f"{_XS}complexContent/{_XS}extension")
         xdat = complex_type.find(f"{_XS}annotation/{_XS}appinfo/{_XDAT_ELEMENT}")
@@ -153,6 +163,9 @@ def _declared_types(name: str) -> dict[str, _Declared]:
     return declared
 
 
+_ELEMENTS: dict[str, str] = {}  # xsi type to the name of its document element, filled while reading
+
+
 def _load_data_types() -> Mapping[str, DataType]:
     declared: dict[str, _Declared] = {}
     for name in SCHEMA_NAMES:
@@ -166,10 +179,12 @@ def _load_data_types() -> Mapping[str, DataType]:
         fields: dict[str, str] = {}
         children: dict[str, str] = {}
         lists: set[str] = set()
+        attributes: set[str] = set()
         for ancestor in reversed(ancestors):  # inherited first, so the listing order follows XNAT's
             fields.update(declared[ancestor].fields)
             children.update(declared[ancestor].children)
             lists |= declared[ancestor].lists
+            attributes |= declared[ancestor].attributes
         own = declared[xsi_type]
         data_types[xsi_type] = DataType(
             xsi_type=xsi_type,
@@ -181,6 +196,8 @@ def _load_data_types() -> Mapping[str, DataType]:
             fields=MappingProxyType(fields),
             children=MappingProxyType(children),
             lists=frozenset(lists),
+            attributes=frozenset(attributes),
+            element=_ELEMENTS.get(xsi_type, ""),
         )
     return MappingProxyType(data_types)
 

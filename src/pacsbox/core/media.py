@@ -170,8 +170,11 @@ class MediaJob:
     job_type = "Media"
 
     def __init__(self, archive: Archive, resources: list[tuple[Level, str]], *, extended: bool = False,
-                 description: str = "REST API") -> None:
+                 description: str = "REST API", synchronous: bool = False) -> None:
         self.archive, self.resources, self.extended, self.description = archive, resources, extended, description
+        # a synchronous request waits for the job and answers the zip itself: it is kept here, not as an output
+        self.synchronous = synchronous
+        self.handle: BinaryIO | None = None
 
     def initial_content(self) -> dict:
         return {"ArchiveSize": "0", "ArchiveSizeMB": 0, "Description": self.description, "InstancesCount": 0,
@@ -186,19 +189,31 @@ class MediaJob:
             context.checkpoint()
             context.progress(done / max(total, 1))
 
-        try:
-            with open(path, "w+b") as output:
-                write_media(self.archive, self.resources, extended=self.extended, output=output, step=step)
-                size = output.seek(0, os.SEEK_END)
-            with zipfile.ZipFile(path) as written:
-                members = [info for info in written.infolist() if info.filename != "DICOMDIR"]
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        if self.synchronous:
+            handle = write_media(self.archive, self.resources, extended=self.extended, step=step)
+            try:
+                size = handle.seek(0, os.SEEK_END)
+                with zipfile.ZipFile(handle) as written:
+                    members = [info for info in written.infolist() if info.filename != "DICOMDIR"]
+            except BaseException:
+                handle.close()
+                raise
+            self.handle = handle
+        else:
+            try:
+                with open(path, "w+b") as output:
+                    write_media(self.archive, self.resources, extended=self.extended, output=output, step=step)
+                    size = output.seek(0, os.SEEK_END)
+                with zipfile.ZipFile(path) as written:
+                    members = [info for info in written.infolist() if info.filename != "DICOMDIR"]
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
         uncompressed = sum(info.file_size for info in members)
         context.content.update({"ArchiveSize": str(size), "ArchiveSizeMB": size // (1024 * 1024),
                                 "InstancesCount": len(members), "UncompressedSize": str(uncompressed),
                                 "UncompressedSizeMB": uncompressed // (1024 * 1024)})
-        context.add_output_file("archive", path, "application/zip", "archive.zip")
+        if not self.synchronous:
+            context.add_output_file("archive", path, "application/zip", "archive.zip")
         context.progress(1.0)
         return {}

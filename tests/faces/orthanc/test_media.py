@@ -158,3 +158,22 @@ def test_asynchronous_media_is_a_job(pair):
         assert ours.status_code == reference.status_code == 200
         assert sorted(ours.json()) == sorted(reference.json()) == ["ID", "Path"]
         assert ours.json()["Path"] == f"/jobs/{ours.json()['ID']}"
+
+
+def test_synchronous_media_is_a_job_listed_as_orthanc_lists_it(pair):
+    """Orthanc runs a synchronous media request as a Media job too: the zip is the answer, and /jobs lists the job
+    (its Content as the asynchronous one's); a Priority that is not an integer is Orthanc's "Bad file format"."""
+    series = _ids(pair, "series")[0]
+    listed = []
+    for session, url in ((pair.ours_session, pair.ours.url), (pair.reference_session, pair.reference.url)):
+        before = set(session.get(f"{url}/jobs").json())
+        answer = session.post(f"{url}/series/{series}/media", json={"Synchronous": True, "Priority": 5})
+        assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/zip"
+        new = [session.get(f"{url}/jobs/{job_id}").json() for job_id in set(session.get(f"{url}/jobs").json())
+               - before]
+        listed.append([(job["Type"], job["State"], job["Priority"], sorted(job["Content"]),
+                        job["Content"]["InstancesCount"]) for job in new])
+    assert listed[0] == listed[1] and listed[0][0][:3] == ("Media", "Success", 5)
+    ours, reference = pair.call("POST", f"/series/{series}/media", json={"Priority": "high"})
+    assert ours.status_code == reference.status_code == 400
+    assert ours.json() == reference.json()

@@ -1,6 +1,6 @@
 """DICOM media routes: ``/{patients|studies|series}/{id}/media`` and ``/tools/create-media(-extended)``: a zip with
-a DICOMDIR (core.media), answered at once, or with ``"Asynchronous": true`` a job of type Media (core.jobs) whose
-output ``archive`` is the zip."""
+a DICOMDIR (core.media), made by a job of type Media (core.jobs): answered when it ends, or with
+``"Asynchronous": true`` its ID, the zip being its output ``archive``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from starlette.responses import Response
 
 from ...core.errors import Unsupported
 from ...core.ids import Level
-from ...core.media import MediaJob, write_media
+from ...core.media import MediaJob
 from .errors import OrthancError, bad_request
-from .json import json_response
+from .jobs import engine_of, is_synchronous, job_submitted, priority
 from .params import archive_of, flag, json_body
 from .tools import _zip_response
 
@@ -23,33 +23,17 @@ def _not_boolean(key: str) -> OrthancError:
     return OrthancError(15, "Bad file format", 400, f"Boolean value expected in field: {key}")
 
 
-def _is_asynchronous(body: dict[str, Any]) -> bool:
-    """Orthanc's rule: ``Synchronous`` wins when given, else ``Asynchronous`` (both Booleans)."""
-    for key in ("Synchronous", "Asynchronous"):
-        if key in body and not isinstance(body[key], bool):
-            raise _not_boolean(key)
-    if "Synchronous" in body:
-        return not body["Synchronous"]
-    return bool(body.get("Asynchronous", False))
-
-
-def _priority(body: dict[str, Any]) -> int:
-    priority = body.get("Priority", 0)
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise bad_request('"Priority" must be an integer')
-    return priority
-
-
 async def _answer(request: Request, resources: list[tuple[Level, str]], extended: bool, body: dict[str, Any],
                   filename: str) -> Response:
-    """The zip now, or the job that makes it."""
-    archive = archive_of(request)
-    if _is_asynchronous(body):
-        job = MediaJob(archive, resources, extended=extended)
-        job_id = await run_in_threadpool(archive.jobs.submit, job, _priority(body))
-        return json_response({"ID": job_id, "Path": f"/jobs/{job_id}"})
-    handle = await run_in_threadpool(write_media, archive, resources, extended=extended)
-    return _zip_response(handle, filename)
+    """Run the Media job: the zip itself when synchronous (the job listed under /jobs, as Orthanc lists it), else
+    the job's ID (the zip is its output ``archive``)."""
+    synchronous, level = is_synchronous(body), priority(body)
+    job = MediaJob(archive_of(request), resources, extended=extended, synchronous=synchronous)
+    if not synchronous:
+        return job_submitted(engine_of(request).submit(job, level))
+    await engine_of(request).run_and_wait(job, level)
+    assert job.handle is not None
+    return _zip_response(job.handle, filename)
 
 
 def _options(body: dict[str, Any]) -> bool:

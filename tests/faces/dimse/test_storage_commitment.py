@@ -225,14 +225,22 @@ def test_pynetdicom_gets_the_same_report_from_both(network):
 def test_the_scp_reports_through_a_job_as_orthanc(network):
     """Each N-ACTION received is a StorageCommitmentScp job in /jobs, with Orthanc's Content keys."""
     jobs = []
-    if network["ours_session"].get(network["ours"].url + "/jobs").status_code == 404:
-        pytest.skip("this pacsbox does not serve GET /jobs yet (the jobs routes)")
+    body = {"DicomInstances": [[str(network["shared"].SOPClassUID), str(network["shared"].SOPInstanceUID)]]}
+    for requester, session in ((network["reference"], network["reference"].session),
+                               (network["ours"], network["ours_session"])):
+        _commit(session, requester.url, body)  # each asks the other, whose SCP answers through a job
     for server, session in ((network["ours"], network["ours_session"]),
                             (network["reference"], network["reference"].session)):
-        listed = [job for job in session.get(server.url + "/jobs", params={"expand": ""}).json()
-                  if job["Type"] == "StorageCommitmentScp"]
+        deadline = time.monotonic() + 15  # the job ends just after its report went out: wait for it
+        while True:
+            listed = [job for job in session.get(server.url + "/jobs", params={"expand": ""}).json()
+                      if job["Type"] == "StorageCommitmentScp"]
+            if (listed and listed[-1]["State"] not in ("Pending", "Running")) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert listed and all(job["State"] == "Success" for job in listed)
-        jobs.append((sorted(listed[-1]["Content"]), listed[-1]["Content"]["RemoteAet"]))
+        jobs.append(sorted(listed[-1]["Content"]))
+        assert listed[-1]["Content"]["RemoteAet"] == ("ORTHANC" if server is network["ours"] else "PACSBOX")
     assert jobs[0] == jobs[1]
 
 

@@ -14,7 +14,7 @@ import struct
 
 import numpy
 
-from .jpeg_lossless import _pack, _segment
+from .jpeg_lossless import _canonical_codes, _pack, _segment
 
 QUALITY = 90
 _LUMINANCE = numpy.array([  # T.81 Table K.1
@@ -130,18 +130,5 @@ def _table(counts: numpy.ndarray) -> tuple[bytes, tuple[numpy.ndarray, numpy.nda
     bits = [0] * 16
     for symbol in ranked:
         bits[depth[symbol] - 1] += 1
-    codes, lengths = _canonical_codes_256(bits, ranked)
+    codes, lengths = _canonical_codes(bits, ranked, 257)
     return bytes(bits) + bytes(ranked), (codes, lengths)
-
-
-def _canonical_codes_256(bits: list[int], values: list[int]) -> tuple[numpy.ndarray, numpy.ndarray]:
-    codes = numpy.zeros(257, dtype=numpy.int64)
-    lengths = numpy.zeros(257, dtype=numpy.int64)
-    code, position = 0, 0
-    for length, count in enumerate(bits, start=1):
-        for _ in range(count):
-            codes[values[position]], lengths[values[position]] = code, length
-            code += 1
-            position += 1
-        code <<= 1
-    return codes, lengths

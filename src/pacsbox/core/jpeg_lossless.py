@@ -90,10 +90,12 @@ def _huffman_table(counts: numpy.ndarray) -> tuple[list[int], list[int]]:
     return bits, ranked
 
 
-def _canonical_codes(bits: list[int], values: list[int]) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """Each category's code and code length, as T.81 C.2 derives them from BITS and HUFFVAL."""
-    codes = numpy.zeros(_MAX_CATEGORY + 1, dtype=numpy.int64)
-    lengths = numpy.zeros(_MAX_CATEGORY + 1, dtype=numpy.int64)
+def _canonical_codes(bits: list[int], values: list[int],
+                     symbols: int = _MAX_CATEGORY + 1) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Each symbol's code and code length, as T.81 C.2 derives them from BITS and HUFFVAL (``symbols``: how many
+    symbols the table may hold: the categories here, 256 run/size pairs for the DCT encoder)."""
+    codes = numpy.zeros(symbols, dtype=numpy.int64)
+    lengths = numpy.zeros(symbols, dtype=numpy.int64)
     code, position = 0, 0
     for length, count in enumerate(bits, start=1):
         for _ in range(count):

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 
 from .attachments import Attachments, PackedDicom, insert_until_pixel_data, write_packed_dicom
 from .config import Config
-from .dicom import ParsedInstance, parse_instance, read_dataset
+from .dicom import ParsedInstance, parse_instance, read_dataset, read_elements
 from .errors import InexistentItem, InvalidDicom, StorageFull, TooLarge, UnknownResource
 from .events import ArchiveClosing, ArchiveReset, EventBus, InstanceStored, Origin, ResourceDeleted, ResourceStable
 from .finding import FindQuery, find
@@ -430,18 +430,24 @@ class Archive:
         except FileNotFoundError:  # deleted by another request since the lookup (rows go first, then files)
             raise UnknownResource(f"Unknown instance: {instance_id}") from None
 
-    def instance_bytes(self, instance_id: str) -> bytes:
-        row = self.resource(Level.INSTANCE, instance_id)
+    def instance_bytes(self, instance: str | ResourceRow) -> bytes:
+        """The stored file of an instance, given its ID or its row (``resource``: then not looked up again)."""
+        row = self.resource(Level.INSTANCE, instance) if isinstance(instance, str) else instance
         if row.file_uuid is None:
-            raise InexistentItem(f"Instance {instance_id} has no DICOM attachment")
+            raise InexistentItem(f"Instance {row.public_id} has no DICOM attachment")
         try:
             return self.store_area.read_plain(row.file_uuid, row.file_compressed)
         except FileNotFoundError:  # deleted by another request since the lookup (rows go first, then files)
-            raise UnknownResource(f"Unknown instance: {instance_id}") from None
+            raise UnknownResource(f"Unknown instance: {row.public_id}") from None
 
     def instance_dataset(self, instance_id: str) -> Dataset:
         """The stored instance parsed with pydicom (file meta included)."""
         return read_dataset(self.instance_bytes(instance_id))
+
+    def instance_elements(self, instance: str | ResourceRow) -> Dataset:
+        """The stored instance's data set without its file meta, for rendering its elements (``read_elements``:
+        the fast reader, pydicom for what it leaves)."""
+        return read_elements(self.instance_bytes(instance))
 
     def shared_tags(self, level: Level, public_id: str) -> Dataset:
         """Top-level elements with the same value in every instance below a resource (no sequences, no pixels)."""

@@ -37,6 +37,7 @@ from . import (
     resources,
     scu_finds,
     system,
+    tag_answers,
     tools,
     tools_info,
     tools_settings,
@@ -141,8 +142,8 @@ def routes() -> list[Route]:
     instance = f"/instances/{_ID}"
     table += [
         _route(f"{instance}/file", instances.file, ["GET"]),
-        _route(f"{instance}/tags", instances.tags, ["GET"]),
-        _route(f"{instance}/simplified-tags", instances.simplified_tags, ["GET"]),
+        _route(f"{instance}/tags", tag_answers.tags, ["GET"]),
+        _route(f"{instance}/simplified-tags", tag_answers.simplified_tags, ["GET"]),
         _route(f"{instance}/header", instances.header, ["GET"]),
         _route(f"{instance}/frames", instances.frames, ["GET"]),
         _route(f"{instance}/content", instances.content, ["GET"]),
@@ -213,6 +214,7 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     app.state.json_parses = asyncio.Semaphore(1)  # large JSON bodies are parsed one at a time (params.loads)
     app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
     app.state.control = control
+    app.state.tag_answers = tag_answers.TagAnswers()  # rendered /tags answers by stored file
     app.state.lua = lua_engine  # Lua scripting (pacsbox.lua), reaching this application in-process
     job_types.register_loaders(archive)  # the saved jobs of this face (SaveJobs) run again
     if lua_engine is not None:

@@ -13,7 +13,8 @@ from ...core.ids import Level
 from ..http_common import SPOOL_IN_MEMORY, spool_body, spool_file, stored_file_response
 from .errors import OrthancError, unknown_resource
 from .json import json_response
-from .params import archive_of, flag
+from .params import archive_of
+from .tag_answers import tags_form  # GET /instances/{id}/tags itself is served there
 
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -101,28 +102,6 @@ async def file(request: Request) -> Response:
                                       lambda: unknown_resource(f"Unknown instance: {instance_id}"))
 
 
-def _tags_form(request: Request) -> str:
-    if flag(request, "simplify"):
-        return "simplify"
-    if flag(request, "short"):
-        return "short"
-    return "full"
-
-
-async def tags(request: Request, form: str | None = None) -> Response:
-    from ...core.dicom_json import render_tags
-
-    archive, instance_id, form = archive_of(request), request.path_params["id"], form or _tags_form(request)
-    # one trip to the thread pool for reading and rendering: each trip costs as much as parsing a small file
-    encoding = archive.settings.default_encoding  # PUT /tools/default-encoding shows here at once, as in Orthanc
-    return await run_in_threadpool(
-        lambda: json_response(render_tags(archive.instance_dataset(instance_id), form, encoding)))
-
-
-async def simplified_tags(request: Request) -> Response:
-    return await tags(request, "simplify")
-
-
 async def header(request: Request) -> Response:
     from pydicom.dataset import FileMetaDataset
 
@@ -130,7 +109,7 @@ async def header(request: Request) -> Response:
 
     dataset = await run_in_threadpool(archive_of(request).instance_dataset, request.path_params["id"])
     meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
-    return json_response(render_header(meta, _tags_form(request)))
+    return json_response(render_header(meta, tags_form(request)))
 
 
 async def content(request: Request) -> Response:
@@ -167,6 +146,6 @@ async def shared_tags(request: Request, level: Level) -> Response:
 
     archive = archive_of(request)
     dataset = await run_in_threadpool(archive.shared_tags, level, request.path_params["id"])
-    return json_response(render_tags(dataset, _tags_form(request), archive.settings.default_encoding))
+    return json_response(render_tags(dataset, tags_form(request), archive.settings.default_encoding))
 
 

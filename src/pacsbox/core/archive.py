@@ -396,9 +396,18 @@ class Archive:
 
     def related(self, level: Level, public_id: str, target: Level) -> list[ResourceRow]:
         """Resources of level ``target`` below or above a resource (``/studies/{id}/instances``, ...)."""
+        found = self.related_if_few(level, public_id, target, None)
+        assert found is not None  # (no bound)
+        return found
+
+    def related_if_few(self, level: Level, public_id: str, target: Level,
+                       at_most: int | None) -> list[ResourceRow] | None:
+        """``related``, or None when there are more than ``at_most`` of them (a caller on an event loop then asks
+        where waiting is harmless)."""
         iid = self._iid(level, public_id)
         if target > level:
-            return self.index.describe(self.index.descendant_iids(iid, level, target))
+            below = self.index.descendant_iids(iid, level, target)
+            return self.index.describe(below) if at_most is None or len(below) <= at_most else None
         ancestor = self.index.ancestor_iid(iid, target)
         rows = self.index.describe([ancestor] if ancestor is not None else [])
         if not rows:  # a resource always has its ancestors: it was deleted since the lookup

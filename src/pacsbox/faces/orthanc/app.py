@@ -17,6 +17,7 @@ from ...core.config import Config
 from ...core.ids import Level
 from ...faults import routes as faults_routes
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
+from ..route_index import IndexedRouter
 from . import (
     admin,
     attachments,
@@ -207,6 +208,7 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     inside the body limits (an oversized body is refused before its credentials are even looked at); ``control`` (an
     ``http_app.ServerControl``) serves /tools/reset, /tools/shutdown and /tools/dicom-conformance."""
     app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
+    app.router = IndexedRouter(app.router.routes)  # the same routes, found by their path's shape
     app.state.archive = archive
     app.state.config = config
     app.state.http_port = http_port or config.HttpPort

@@ -80,6 +80,9 @@ def _rows() -> list[Measure]:
                        ("wado_metadata", "WADO-RS /dicom-web/studies/{uid}/metadata")):
         rows += [Measure(f"{key}_p50", f"{label} p50", "ms", False),
                  Measure(f"{key}_p95", f"{label} p95", "ms", False)]
+    from .reads import rows as read_rows  # (reads imports this module)
+
+    rows += read_rows()
     for encoding, about in IMAGE_ENCODINGS.items():
         for key, label in (("preview", "GET /instances/{id}/preview"), ("raw", "GET .../frames/0/raw")):
             rows += [Measure(f"{key}_{encoding}_p50", f"{label}, {about} p50", "ms", False),

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from . import corpus, images, measures, servers
+from . import corpus, images, measures, reads, servers
 from .plan import Plan
 
 # Lot numbers keep the UIDs of every set of files apart (corpus.Generator).
@@ -99,6 +99,7 @@ def one_round(plan: Plan, files: Files, storescu: str, root: Path, round_number:
             ("GET /instances/{id}", lambda server: _paths_latency(server, plan, latency_ids, "", "get_instance")),
             ("GET /instances/{id}/tags", lambda server: _paths_latency(server, plan, latency_ids, "/tags",
                                                                       "get_tags")),
+            *reads.steps(plan, latency_ids),  # /simplified-tags, /studies/{id}, /series/{id}, child lists
             ("POST /tools/find", lambda server: _find_latency(server, plan, files.latency_patients)),
             ("C-FIND", lambda server: _cfind_latency(server, plan, files.latency_patients)),
             ("QIDO-RS", lambda server: _qido_latency(server, plan, files.latency_patients)),

@@ -45,4 +45,4 @@ def test_the_same_route_as_starlettes_scan(method):
             "/") else None
         assert indexed is expected, (method, path)
         checked += expected is not None
-    assert checked > 100  # the paths do reach the routes
+    assert checked > 20  # the paths do reach the routes

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
+from ..answer_cache import AnswerCache
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
 from . import qido, rendered, servers, stow, wado, wado_uri
 from .cors import CorsSettings, with_cors
@@ -135,6 +136,7 @@ def create_app(archive: Archive, config: Config) -> ASGIApp:
     app.state.config = config
     app.state.settings = settings
     app.state.servers = servers.ServerRegistry(dict(config.DicomWeb or {}).get("Servers"))
+    app.state.metadata_answers = AnswerCache(wado.METADATA_CACHE_BYTES)  # instances' DICOM JSON by stored file
     uploads = UploadRoutes([(settings.root + "/studies", ["POST"]), (settings.root + "/studies/{study}", ["POST"])])
     authenticated = BasicAuth(app, dict(config.RegisteredUsers), config.AuthenticationEnabled,
                               lambda scope: Response(b"", status_code=401, headers=BASIC_CHALLENGE))

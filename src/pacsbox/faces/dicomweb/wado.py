@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 from collections.abc import Callable
 
 from pydicom.dataset import Dataset
@@ -23,11 +24,13 @@ from starlette.responses import Response, StreamingResponse
 from ...core.archive import Archive, FindQuery
 from ...core.errors import UnknownResource
 from ...core.ids import Level
+from ...core.index import ResourceRow
+from ..answer_cache import AnswerCache
 from . import multipart, transcode
 from .answers import json_of
 from .errors import DicomWebError, bad_format, bad_request, not_acceptable, out_of_range
 from .negotiation import MediaRange, accepted
-from .qido import base_url, model_of, model_response
+from .qido import DICOM_JSON, base_url, model_of, model_response
 
 _UID_KEYS = ("0020,000d", "0020,000e", "0008,0018")
 _BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
@@ -41,6 +44,11 @@ def inexistent(level: Level, uid: str) -> DicomWebError:
 
 def instance_ids(archive: Archive, request: Request, level: Level) -> list[str]:
     """The archive IDs of the instances a WADO-RS path names (404 when its study, series or instance is absent)."""
+    return [row.public_id for row in instance_rows(archive, request, level)]
+
+
+def instance_rows(archive: Archive, request: Request, level: Level) -> list[ResourceRow]:
+    """The instances a WADO-RS path names (404 when its study, series or instance is absent)."""
     uids = [request.path_params[name] for name in ("study", "series", "instance")[: level]]
     query = dict(zip(_UID_KEYS, uids, strict=False))
     for depth in range(1, level + 1):  # name the first level that is missing, as the plugin does
@@ -50,7 +58,7 @@ def instance_ids(archive: Archive, request: Request, level: Level) -> list[str]:
     rows = archive.find(FindQuery(Level.INSTANCE, query, case_sensitive=True))
     if not rows:
         raise inexistent(level, uids[-1])
-    return [row.public_id for row in rows]
+    return rows
 
 
 async def retrieve(request: Request, level: Level) -> Response:
@@ -124,25 +132,49 @@ def _retrieval_plan(ranges: list[MediaRange], syntaxes: list[str]) -> list[bool]
 
 
 async def metadata(request: Request, level: Level) -> Response:
-    """GET .../metadata: every instance's data set in DICOM JSON, binary values as BulkDataURIs."""
+    """GET .../metadata: every instance's data set in DICOM JSON, binary values as BulkDataURIs. In JSON, each
+    instance's part is kept by its stored file's UUID and the URL root (``faces.answer_cache``): a viewer opening a
+    study again is answered without reading a file."""
     model = model_of(request)
     archive: Archive = request.app.state.archive
-    ids = await run_in_threadpool(instance_ids, archive, request, level)
+    rows = await run_in_threadpool(instance_rows, archive, request, level)
     root = base_url(request)
+    cache: AnswerCache = request.app.state.metadata_answers
+
+    def render_one(instance_id: str) -> dict | None:
+        try:
+            dataset = archive.instance_dataset(instance_id)
+        except UnknownResource:
+            return None
+        url = (f"{root}/studies/{dataset.get('StudyInstanceUID', '')}/series/"
+               f"{dataset.get('SeriesInstanceUID', '')}/instances/{dataset.get('SOPInstanceUID', '')}")
+        return metadata_json(dataset, url)
 
     def render() -> list[dict]:
-        answers = []
-        for instance_id in ids:
-            try:
-                dataset = archive.instance_dataset(instance_id)
-            except UnknownResource:
-                continue
-            url = (f"{root}/studies/{dataset.get('StudyInstanceUID', '')}/series/"
-                   f"{dataset.get('SeriesInstanceUID', '')}/instances/{dataset.get('SOPInstanceUID', '')}")
-            answers.append(metadata_json(dataset, url))
-        return answers
+        return [answer for row in rows if (answer := render_one(row.public_id)) is not None]
 
+    def render_json() -> bytes:
+        # json.dumps of a list joins its items' own dumps with ", ": the same bytes, assembled from kept parts
+        parts = []
+        for row in rows:
+            key = (row.file_uuid, root)
+            part = cache.get(key) if row.file_uuid else None
+            if part is None:
+                answer = render_one(row.public_id)
+                if answer is None:
+                    continue
+                part = json.dumps(answer).encode()
+                if row.file_uuid:
+                    cache.put(key, part)
+            parts.append(part)
+        return b"[" + b", ".join(parts) + b"]"
+
+    if model != "xml":
+        return Response(await run_in_threadpool(render_json), media_type=DICOM_JSON)
     return model_response(await run_in_threadpool(render), model)
+
+
+METADATA_CACHE_BYTES = 64 * 1024 * 1024  # instances' DICOM JSON kept (~4 KB each for a small image)
 
 
 def metadata_json(dataset: Dataset, instance_url: str) -> dict:

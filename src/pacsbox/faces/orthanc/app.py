@@ -16,6 +16,7 @@ from ...core.archive import Archive
 from ...core.config import Config
 from ...core.ids import Level
 from ...faults import routes as faults_routes
+from ..answer_cache import AnswerCache
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
 from ..route_index import IndexedRouter
 from . import (
@@ -216,7 +217,7 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     app.state.json_parses = asyncio.Semaphore(1)  # large JSON bodies are parsed one at a time (params.loads)
     app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
     app.state.control = control
-    app.state.tag_answers = tag_answers.TagAnswers()  # rendered /tags answers by stored file
+    app.state.tag_answers = AnswerCache(tag_answers.CACHE_BYTES)  # rendered /tags answers by stored file
     app.state.lua = lua_engine  # Lua scripting (pacsbox.lua), reaching this application in-process
     job_types.register_loaders(archive)  # the saved jobs of this face (SaveJobs) run again
     if lua_engine is not None:

@@ -14,9 +14,6 @@ thread and back costs more than the rendering.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,43 +21,16 @@ from starlette.responses import Response
 from ...core.archive import Archive
 from ...core.ids import Level
 from ...core.index import ResourceRow
+from ..answer_cache import AnswerCache
 from .json import dumps
 from .params import archive_of, flag
 
 MEDIA_TYPE = "application/json; charset=utf-8"
 _ON_LOOP_FILE_SIZE = 256 * 1024  # bytes of a stored file rendered on the event loop when it has few elements
-_CACHE_BYTES = 64 * 1024 * 1024  # answers kept, by their size (~5 KB each for a small image: ~13,000 of them)
+CACHE_BYTES = 64 * 1024 * 1024  # answers kept, by their size (~5 KB each for a small image: ~13,000 of them)
 
 
-class TagAnswers:
-    """Rendered /tags answers by ``(file UUID, form, encoding)``, at most ``limit`` bytes of them."""
-
-    def __init__(self, limit: int = _CACHE_BYTES) -> None:
-        self.limit = limit
-        self._answers: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()  # filled from worker threads, read from the event loop
-
-    def get(self, key: tuple[str, str, str]) -> bytes | None:
-        with self._lock:
-            body = self._answers.get(key)
-            if body is not None:
-                self._answers.move_to_end(key)
-            return body
-
-    def put(self, key: tuple[str, str, str], body: bytes) -> None:
-        if len(body) > self.limit // 16:  # one huge answer must not flush every other
-            return
-        with self._lock:
-            previous = self._answers.pop(key, None)
-            self._size += len(body) - (len(previous) if previous is not None else 0)
-            self._answers[key] = body
-            while self._size > self.limit:
-                _, dropped = self._answers.popitem(last=False)
-                self._size -= len(dropped)
-
-
-def answers_of(request: Request) -> TagAnswers:
+def answers_of(request: Request) -> AnswerCache:
     """The application's cache (made by create_app)."""
     return request.app.state.tag_answers
 

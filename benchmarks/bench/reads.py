@@ -8,10 +8,13 @@ then each measure cycles through them over one keep-alive session as ``measures.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from . import corpus, measures
-from .plan import Measure, Plan
 from .servers import Server
+
+if TYPE_CHECKING:  # plan.py lists these rows among its own: it imports this module while it is being made
+    from .plan import Measure, Plan
 
 #: key -> (row label, path template over the resource named by {study}, {series} or {instance})
 READS = {
@@ -27,6 +30,8 @@ READS = {
 
 def rows() -> list[Measure]:
     """The table's rows of these measures (p50 and p95 of each)."""
+    from .plan import Measure  # (defined before plan.py assembles its rows)
+
     return [Measure(f"{key}_{quantile}", f"{label} {quantile}", "ms", False)
             for key, (label, _) in READS.items() for quantile in ("p50", "p95")]
 

@@ -257,16 +257,28 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         ``Connection: close`` unless what is left is known and small (then it is read and dropped, and the
         connection stays usable); the close then lingers (``_LingeringClose``) so that the answer arrives."""
         send = cycle.send
+        transport = _LingeringClose(self)
 
         async def send_closing_early(message: dict) -> None:
-            if message["type"] == "http.response.start" and cycle is self.cycle and self._reading_body:
-                left = None if self._declared_length is None else self._declared_length - self._body_received
-                if left is None or left > _DROPPED_AFTER_ANSWER:
-                    cycle.keep_alive = False
-            await send(message)
+            if message["type"] == "http.response.start":
+                if cycle is self.cycle and self._reading_body:
+                    left = None if self._declared_length is None else self._declared_length - self._body_received
+                    if left is None or left > _DROPPED_AFTER_ANSWER:
+                        cycle.keep_alive = False
+                transport.hold_next_write()  # the status line and headers go out with the body's first part
+                try:
+                    await send(message)
+                except BaseException:
+                    transport.flush()
+                    raise
+                return
+            try:
+                await send(message)
+            finally:
+                transport.flush()  # (a HEAD answer, or a body part Uvicorn did not write)
 
         cycle.send = send_closing_early
-        cycle.transport = _LingeringClose(self)
+        cycle.transport = transport
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -393,14 +405,35 @@ class _LingeringClose:
     def __init__(self, protocol: LimitedHttpToolsProtocol) -> None:
         self._protocol = protocol
         self._transport = protocol.transport
+        self._holding = False
+        self._held = b""
+
+    def hold_next_write(self) -> None:
+        """Keep the next write (an answer's status line and headers) to send it with the one after (its body's
+        first part): one send and one TCP segment for a small answer instead of two, which the client also reads
+        at once (Uvicorn writes the headers as soon as the answer starts)."""
+        self._holding = True
 
     def write(self, data: bytes) -> None:
+        if self._holding:
+            self._holding, self._held = False, bytes(data)
+            return
+        if self._held:
+            data, self._held = self._held + data, b""
         self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send what is held, if anything."""
+        self._holding = False
+        if self._held:
+            held, self._held = self._held, b""
+            self._transport.write(held)
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
     def close(self) -> None:
+        self.flush()
         protocol = self._protocol
         if protocol._reading_body and not self._transport.is_closing() and protocol._lingering is None:
             protocol._cancel_timers()

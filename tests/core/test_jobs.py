@@ -128,6 +128,29 @@ def test_pause_resume_cancel_resubmit_follow_orthanc(engine):
         engine.info("nope")
 
 
+def test_listing_reuses_the_snapshot_of_a_job_only_while_it_is_unchanged(engine):
+    # hundreds of finished jobs are listed often (GET /jobs?expand): a job that has not changed is not copied again,
+    # and any change shows in the next listing
+    gate = threading.Event()
+    job_id = engine.submit(Steps(2, gate=gate, name="a"))
+    wait_for(lambda: engine.info(job_id).state == "Running")
+    assert engine.info(job_id) is not engine.info(job_id)  # running: its job may change its Content at any time
+    gate.set()
+    wait_for(lambda: engine.info(job_id).state == "Success")
+    finished = engine.info(job_id)
+    assert engine.info(job_id) is finished and engine.infos()[0] is finished
+    assert finished.content == {"Steps": 2, "Done": 2} and finished.output_keys == ("result",)
+    second_gate = threading.Event()
+    queued = engine.submit(Steps(2, gate=second_gate, name="b"))  # the worker is free: it runs and waits
+    wait_for(lambda: engine.info(queued).state == "Running")
+    assert engine.cancel(queued)
+    second_gate.set()
+    wait_for(lambda: engine.info(queued).state == "Failure")
+    failed = engine.info(queued)
+    assert engine.info(queued) is failed and engine.resubmit(queued)
+    assert engine.info(queued).state in ("Pending", "Running") and engine.info(queued).completion_time is None
+
+
 def test_a_running_job_cancelled_fails_at_its_next_step(engine):
     gate = threading.Event()
     job_id = engine.submit(Steps(3, gate=gate))

@@ -105,6 +105,18 @@ class JobRecord:
     request: str | None = None  # "pause" or "cancel", asked while it runs
     retry_at: float = 0.0
     waiters: list[Callable[[], None]] = field(default_factory=list)
+    # What the engine last made of a job that is not running (its JobInfo, its saved JSON), with the fields it was
+    # made from: a registry of hundreds of finished jobs is listed and saved without rebuilding them each time.
+    cached_info: tuple[tuple, JobInfo] | None = field(default=None, repr=False)
+    cached_save: tuple[tuple, str] | None = field(default=None, repr=False)
+
+    def unchanged_key(self) -> tuple | None:
+        """What a snapshot of this job depends on, while it is not running (its job changes nothing then); None
+        while it runs."""
+        if self.state == RUNNING:
+            return None
+        return (self.state, self.progress, self.priority, self.completed, self.runtime, id(self.error),
+                id(self.content), tuple(self.outputs), self.job is None)
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ class JobsEngine:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self._started = False
+        self._running = 0  # workers running a job now (read without the lock: a hint, see ``busy``)
         self._dirty = threading.Event()
         self._saver: threading.Thread | None = None
 
@@ -217,6 +218,12 @@ class JobsEngine:
         raise errors.Unsupported("The jobs engine stopped before the job ended")
 
     # -- reading ------------------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Whether a job runs now: a hint for callers that may do a little work themselves or hand it to a thread
+        (an event loop that stores a small upload in its own thread when nothing competes with it)."""
+        return self._running > 0
+
     def ids(self) -> list[str]:
         """Every job's ID, sorted (Orthanc lists them from a sorted set)."""
         with self._lock:
@@ -244,6 +251,15 @@ class JobsEngine:
             return output
 
     def _snapshot(self, record: JobRecord) -> JobInfo:
+        """With the lock held: a JobInfo of ``record``, the same object again while the job has not changed."""
+        key = record.unchanged_key()
+        if key is not None and record.cached_info is not None and record.cached_info[0] == key:
+            return record.cached_info[1]
+        info = self._new_snapshot(record)
+        record.cached_info = None if key is None else (key, info)
+        return info
+
+    def _new_snapshot(self, record: JobRecord) -> JobInfo:
         runtime = record.runtime
         started = getattr(record, "_started", None)
         if record.state == RUNNING and started is not None:
@@ -347,7 +363,11 @@ class JobsEngine:
                 if record is None:
                     return
             self._changed()
-            self._run(record)
+            self._running += 1  # (a worker's own count: each worker adds and removes its one)
+            try:
+                self._run(record)
+            finally:
+                self._running -= 1
 
     def _run(self, record: JobRecord) -> None:
         context = JobContext(self, record)
@@ -442,11 +462,22 @@ class JobsEngine:
         if self._save_to is None:
             return
         with self._lock:
-            saved = [item for item in (self._serialize(record) for record in self._jobs.values()) if item]
+            saved = [text for text in (self._saved_text(record) for record in self._jobs.values()) if text]
         try:
-            self._save_to(json.dumps({"Jobs": saved}))
+            self._save_to('{"Jobs": [' + ", ".join(saved) + "]}")
         except Exception:  # a locked or closed index must not break the engine
             log.exception("cannot save the jobs")
+
+    def _saved_text(self, record: JobRecord) -> str:
+        """With the lock held: the JSON ``record`` is saved as ("" when it cannot be saved), made again only when
+        the job changed."""
+        key = record.unchanged_key()
+        if key is not None and record.cached_save is not None and record.cached_save[0] == key:
+            return record.cached_save[1]
+        item = self._serialize(record)
+        text = "" if item is None else json.dumps(item)
+        record.cached_save = None if key is None else (key, text)
+        return text
 
     def _serialize(self, record: JobRecord) -> dict | None:
         payload = record.saved_job

@@ -60,8 +60,11 @@ async def upload(request: Request) -> Response:
         # on the event loop itself when that takes a few milliseconds (a small file of few elements, nothing to wait
         # for): the trip to a worker thread and back costs more than storing the file (A/B of REST ingest from 4
         # clients, pacsbox/Orthanc: ~2 KB files 0.80 with the trip, 1.17 without; ~150 KB files 0.85 with it, 1.11
-        # without). Anything else (many elements to parse, a reset or restore running) goes to a worker thread.
-        result = archive.store_at_once(data, origin) if isinstance(data, bytes) else None
+        # without). Anything else (many elements to parse, a reset or restore running) goes to a worker thread, as
+        # does every upload while jobs run: they send many (a store to this server as a peer), and stores on the
+        # loop would keep it from the other clients (GET /studies p95 under 200 jobs: benchmarks/jobs_load.py).
+        quick = isinstance(data, bytes) and not archive.jobs.busy
+        result = archive.store_at_once(data, origin) if quick else None
         if result is None:
             result = await run_in_threadpool(archive.store, data, origin)
         return json_response(_store_json(result))

@@ -102,7 +102,7 @@ def run_load(session: requests.Session, url: str, *, count: int, study: str, mod
     deadline = time.monotonic() + timeout
     try:
         while True:
-            listed = {job["ID"]: job["State"] for job in session.get(f"{url}/jobs?expand", timeout=60).json()}
+            listed = {job["ID"]: job["State"] for job in _get_again_once(session, f"{url}/jobs?expand").json()}
             result.states = {job_id: listed.get(job_id, "Lost") for job_id in result.jobs}
             if all(state in ("Success", "Failure", "Lost") for state in result.states.values()):
                 break
@@ -119,3 +119,12 @@ def run_load(session: requests.Session, url: str, *, count: int, study: str, mod
 
 def _study_uid(session: requests.Session, url: str, study: str) -> str:
     return session.get(f"{url}/studies/{study}", timeout=60).json()["MainDicomTags"]["StudyInstanceUID"]
+
+
+def _get_again_once(session: requests.Session, url: str) -> requests.Response:
+    """GET ``url``, a second time if the server closed the kept-alive connection under it (the real Orthanc does,
+    now and then, between two polls of a long load)."""
+    try:
+        return session.get(url, timeout=60)
+    except requests.ConnectionError:
+        return session.get(url, timeout=60)

@@ -11,7 +11,60 @@ from . import __version__
 from .cli_common import JsonGroup
 
 
-@click.group(cls=JsonGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(JsonGroup):
+    """The ``pacsbox`` group, whose commands' modules are imported when one of their commands is named.
+
+    ``pacsbox start NAME`` on a running server must answer in a few tens of milliseconds: it loads the lifecycle
+    commands only, not the data sets, the fault rules or rich. Help lists every command, as a plain group would;
+    reading ``commands`` loads them all.
+    """
+
+    # command name -> the module whose register(group) adds it (with its neighbours)
+    LAZY = {**dict.fromkeys(("start", "stop", "restart", "status", "ls", "logs", "reset", "snapshot", "restore"),
+                            "pacsbox.cli_lifecycle"),
+            **dict.fromkeys(("datasets", "add-data"), "pacsbox.cli_data"),
+            "worklists": "pacsbox.cli_worklists",
+            **dict.fromkeys(("faults", "events"), "pacsbox.cli_faults"),
+            "config": "pacsbox.cli_config",
+            **dict.fromkeys(("info", "snapshots", "rm", "prune"), "pacsbox.cli_housekeeping")}
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._registered: set[str] = set()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def commands(self) -> dict[str, click.Command]:
+        for module in dict.fromkeys(self.LAZY.values()):
+            self._register(module)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
+
+    def _register(self, module: str) -> None:
+        if module not in self._registered:
+            self._registered.add(module)
+            import importlib
+
+            importlib.import_module(module).register(self)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if name is None:
+            raise TypeError("Command has no name.")
+        self._commands[name] = cmd
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._commands and cmd_name in self.LAZY:
+            self._register(self.LAZY[cmd_name])
+        return self._commands.get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self._commands, *self.LAZY})
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pacsbox")
 def main() -> None:
     """Throwaway Orthanc-, XNAT- and DICOM-compatible archives for test suites."""
@@ -131,19 +184,6 @@ def _sample_files():
 
     return (data for _, data in ct_study())
 
-
-from .cli_config import register as _register_config  # noqa: E402
-from .cli_data import register as _register_data  # noqa: E402
-from .cli_faults import register as _register_faults  # noqa: E402
-from .cli_housekeeping import register as _register_housekeeping  # noqa: E402
-from .cli_lifecycle import register as _register_lifecycle  # noqa: E402
-
-_register_lifecycle(main)
-_register_data(main)
-__import__("pacsbox.cli_worklists", fromlist=["register"]).register(main)  # pacsbox worklists add/ls/rm
-_register_faults(main)
-_register_config(main)
-_register_housekeeping(main)
 
 if __name__ == "__main__":
     main()

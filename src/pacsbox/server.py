@@ -41,7 +41,7 @@ _REDACT_SECRETS = _RedactSecrets()  # one instance: addFilter ignores a filter a
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; port 0 picks a free one (readable from ``getsockname``)."""
+    """A bound TCP socket, listening only once served; port 0 picks a free one (readable from ``getsockname``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the proto says TCP,
     # and without it every response waits ~40 ms for the client's delayed ACK (Nagle).
@@ -53,9 +53,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         raise OSError(error.errno, f"cannot listen on {host}:{port}: {error.strerror}") from None
-    # a deep accept queue: under a flood of connections a new client waits in it instead of having its SYN
-    # dropped (and retried a second later); the kernel caps it at net.core.somaxconn
-    sock.listen(socket.SOMAXCONN)
+    # Bound but not listening: a client that connects while the archive opens is refused at once (and polls
+    # again) instead of waiting in the backlog for an application that cannot answer yet. The event loop listens
+    # when Uvicorn starts serving (asyncio's Server._start_serving, with Uvicorn's deep backlog, 2048: under a
+    # flood of connections a new client waits in it instead of having its SYN dropped).
     sock.set_inheritable(True)
     return sock
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .home import InstancePaths, write_private
-from .process import http_status, is_same_process, log_tail, port_accepts
+from .process import http_status, is_same_process, log_tail, port_accepts, probe_status
 
 if TYPE_CHECKING:
     from ..faults.client import EventsClient, FaultsClient
@@ -98,7 +98,7 @@ class Instance:
 
             return answers(self.settings.get("ready", {}), timeout)
         probe = "/pacsbox/health" if self.engine == "builtin" else "/system"
-        status, _ = http_status(self.url + probe, self._auth_header(), timeout=timeout)
+        status = probe_status(self.host, self.http_port, probe, self._auth_header(), timeout=timeout)
         return status == 200 and port_accepts(self.host, self.dicom_port, timeout)
 
     def log_tail(self, lines: int = 40) -> str:

@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from .. import __version__
 from .command import Ready, ensure_command
 from .engines import engine_named
@@ -83,6 +81,11 @@ def ensure(
     dicom_port = dicom_port if dicom_port is not None else _port_setting(settings, "DicomPort")
     data = Path(data_dir).resolve() if data_dir else paths.default_data_dir
     fingerprint = _fingerprint(engine, settings, http_port, dicom_port, data)
+    if not fresh:  # the common case, every test run and xdist worker: a live match, returned without the lock
+        current = Instance.load(paths)
+        if (current is not None and current.fingerprint == fingerprint and current.status == "running"
+                and current.is_alive() and current.answers()):
+            return current
     with _locked(paths, startup_timeout):
         current = Instance.load(paths)
         if current is not None:
@@ -353,6 +356,8 @@ def _forget(paths: InstancePaths) -> None:
 
 @contextmanager
 def _locked(paths: InstancePaths, timeout: float):
+    from filelock import FileLock, Timeout  # here: the reuse of a running server takes no lock
+
     lock = FileLock(str(paths.lock_file), timeout=timeout + 30)
     try:
         with lock:

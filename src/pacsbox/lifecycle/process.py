@@ -6,12 +6,15 @@ import contextlib
 import os
 import socket
 import time
-import urllib.error
-import urllib.request
 from base64 import b64encode
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
+
+# psutil and urllib.request are imported where they are used: ``pacsbox start NAME`` on a running server only
+# reads /proc and sends one HTTP probe, and must return in a few tens of milliseconds as a whole process.
 
 
 def spawn_detached(command: list[str], log_file: Path, env: dict[str, str]) -> int:
@@ -33,6 +36,10 @@ def creation_time(pid: int) -> float | None:
     """When the process started (None if there is no such live process); PID plus this names a process.
 
     A zombie counts as dead; it is left for ``reap`` so that its exit status can still be reported."""
+    if os.path.isdir("/proc/self"):
+        return _proc_creation_time(pid)
+    import psutil
+
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -40,6 +47,21 @@ def creation_time(pid: int) -> float | None:
         return process.create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+
+
+def _proc_creation_time(pid: int) -> float | None:
+    """``creation_time`` read from Linux's /proc as psutil reads it (proc(5): the start time in clock ticks since
+    boot, plus the boot time of /proc/stat), so that both give the same figure for the same process."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as handle:
+            fields = handle.read().rpartition(b")")[2].split()  # the command name, in parentheses, may hold spaces
+        with open("/proc/stat", "rb") as handle:
+            boot = next(float(line.split()[1]) for line in handle if line.startswith(b"btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    if not fields or fields[0] == b"Z":  # a zombie (field 3, state)
+        return None
+    return float(fields[19]) / os.sysconf("SC_CLK_TCK") + boot  # field 22, starttime
 
 
 def is_same_process(pid: int, created: float) -> bool:
@@ -71,6 +93,8 @@ def kill_tree(pid: int, created: float, grace: float = 10.0) -> bool:
     """
     if not is_same_process(pid, created):
         return False
+    import psutil
+
     try:
         root = psutil.Process(pid)
         family = [root, *root.children(recursive=True)]
@@ -101,6 +125,8 @@ def _wait_gone(processes: list[psutil.Process], timeout: float, own_child: int) 
 
 
 def _running(process: psutil.Process) -> bool:
+    import psutil
+
     try:
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -116,9 +142,38 @@ def port_accepts(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def probe_status(host: str, port: int, path: str, auth: tuple[str, str] | None = None,
+                 timeout: float = 2.0) -> int:
+    """The status of ``GET path`` over plain HTTP/1.0 (0 when nothing answered): the readiness probe of a running
+    server, on the hot path of ``pacsbox start NAME``, where loading http.client (and with it ssl and OpenSSL)
+    would cost more than the whole answer. RFC 9112 section 4: the answer starts ``HTTP/1.x NNN``."""
+    named = f"[{host}]" if ":" in host else host
+    lines = [f"GET {path} HTTP/1.0", f"Host: {named}:{port}", "Connection: close"]
+    if auth is not None:
+        lines.append("Authorization: Basic " + b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            head = b""
+            while b"\r\n" not in head and len(head) < 1024:
+                chunk = connection.recv(1024)
+                if not chunk:
+                    break
+                head += chunk
+    except (OSError, UnicodeError):
+        return 0
+    status = head.split(b"\r\n", 1)[0].split(b" ")
+    if len(status) < 2 or not status[0].startswith(b"HTTP/1.") or not status[1].isdigit():
+        return 0
+    return int(status[1])
+
+
 def http_status(url: str, auth: tuple[str, str] | None = None, timeout: float = 2.0, method: str = "GET",
                 body: bytes | None = None) -> tuple[int, bytes]:
     """Status and body of one HTTP request (0 and the reason when nothing answered)."""
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, data=body, method=method)
     if auth is not None:
         request.add_header("Authorization", "Basic " + b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import click
 
@@ -20,7 +21,8 @@ class _LazyGroup(JsonGroup):
     """
 
     # command name -> the module whose register(group) adds it (with its neighbours)
-    LAZY = {**dict.fromkeys(("start", "stop", "restart", "status", "ls", "logs", "reset", "snapshot", "restore"),
+    LAZY: ClassVar[dict[str, str]] = {
+            **dict.fromkeys(("start", "stop", "restart", "status", "ls", "logs", "reset", "snapshot", "restore"),
                             "pacsbox.cli_lifecycle"),
             **dict.fromkeys(("datasets", "add-data"), "pacsbox.cli_data"),
             "worklists": "pacsbox.cli_worklists",

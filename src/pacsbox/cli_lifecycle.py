@@ -298,7 +298,8 @@ def _plain_table(cells: list[tuple[str, ...]]) -> bool:
     widths = [max(len(row[column]) for row in table) for column in range(len(_COLUMNS))]
     if sum(widths) + 2 * len(widths) > _TABLE_WIDTH:
         return False
-    click.echo("\n".join("".join(f" {value.ljust(width)} " for value, width in zip(row, widths)) for row in table))
+    click.echo("\n".join("".join(f" {value.ljust(width)} " for value, width in zip(row, widths, strict=True))
+                         for row in table))
     return True
 
 

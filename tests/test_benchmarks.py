@@ -22,13 +22,14 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 # The table's rows: the measures issues 7, 18 and 19 ask for, under the keys of the JSON file.
 ROW_KEYS = [
-    "cold_start", "idle_rss", "peak_rss",
+    "cold_start", "cold_start_patient", "cli_reuse", "idle_rss", "peak_rss",
     "rest_small_1", "rest_small_4", "rest_large_1", "rest_large_4", "cstore_small", "cstore_large", "stow_small",
     "get_instance_p50", "get_instance_p95", "get_tags_p50", "get_tags_p95", "find_p50", "find_p95",
     "cfind_p50", "cfind_p95", "qido_p50", "qido_p95", "wado_metadata_p50", "wado_metadata_p95",
     "preview_ct_p50", "preview_ct_p95", "raw_ct_p50", "raw_ct_p95", "preview_jpegls_p50", "preview_jpegls_p95",
     "raw_jpegls_p50", "raw_jpegls_p95",
     "scale_rate_first", "scale_rate_last", "scale_rate_kept", "scale_find_p50", "scale_cfind_p50", "scale_peak_rss",
+    "restart_clean", "restart_killed",  # issue 24: the grown archive started again
 ]
 SERVERS = ("pacsbox", "orthanc")
 
@@ -69,9 +70,10 @@ def test_every_round_and_every_growth_window_is_recorded(quick_run: tuple[dict, 
     plan = results["plan"]
     for server in SERVERS:
         figures = results["per_round"][server]
-        assert len(figures["cold_start"]) == plan["cold_starts"]
+        assert len(figures["cold_start"]) == len(figures["cold_start_patient"]) == plan["cold_starts"]
+        assert len(figures["cli_reuse"]) == 1 and positive(figures["cli_reuse"][0])  # a median of cli_runs runs
         for key in ROW_KEYS:
-            if not key.startswith(("scale_", "cold_start")):
+            if not key.startswith(("scale_", "cold_start", "restart_", "cli_")):
                 assert len(figures[key]) == plan["rounds"] and all(map(positive, figures[key])), (server, key)
     points = results["scale"]["points"]
     assert [point["instances"] for point in points] == list(range(plan["step"], plan["scale"] + 1, plan["step"]))

@@ -28,6 +28,7 @@ class Plan:
     scale: int = 100_000  # instances the growing archive reaches; 0 skips the scale measure
     step: int = 10_000  # instances per scale window
     scale_requests: int = 100  # timed queries per kind after each scale window
+    cli_runs: int = 10  # timed `pacsbox start NAME` reuses per engine (bench/starts.py)
     workdir: Path | None = None  # where the run makes its folder for both archives and the files (default: TMPDIR)
 
     def __post_init__(self) -> None:
@@ -45,7 +46,8 @@ class Plan:
 FULL = Plan()
 #: For CI: every measure once, small counts; a few tens of seconds on a quiet 2-core machine.
 QUICK = replace(FULL, rounds=1, cold_starts=2, rest_small=120, rest_large=20, cstore_small=120, cstore_large=20,
-                stow=120, latency_set=200, requests=40, images=3, scale=1200, step=400, scale_requests=20)
+                stow=120, latency_set=200, requests=40, images=3, scale=1200, step=400, scale_requests=20,
+                cli_runs=3)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ IMAGE_ENCODINGS = {"ct": "CT 512x512", "jpegls": "JPEG-LS CT 512x512"}
 
 def _rows() -> list[Measure]:
     rows = [Measure("cold_start", "cold start to ready (REST + DICOM port)", "s", False),
+            *_start_rows(),
             Measure("idle_rss", "idle RSS after start", "MiB", False),
             Measure("peak_rss", "peak RSS (VmHWM) after the round's work", "MiB", False)]
     for size, about in (("small", "~2 KB"), ("large", "~150 KB")):
@@ -90,6 +93,12 @@ def _rows() -> list[Measure]:
     return rows
 
 
+def _start_rows() -> list[Measure]:
+    """bench/starts.py's round rows."""
+    return [Measure("cold_start_patient", "cold start to ready, client probing every 0.1 s", "s", False),
+            Measure("cli_reuse", "`pacsbox start NAME` reusing it (whole process)", "s", False)]
+
+
 ROUND_MEASURES = _rows()
 SCALE_MEASURES = [
     Measure("scale_rate_first", "REST ingest x4 clients, first window", "inst/s", True),
@@ -98,4 +107,6 @@ SCALE_MEASURES = [
     Measure("scale_find_p50", "POST /tools/find p50 at the final size", "ms", False),
     Measure("scale_cfind_p50", "C-FIND study p50 at the final size", "ms", False),
     Measure("scale_peak_rss", "peak RSS (VmHWM) at the final size", "MiB", False),
+    Measure("restart_clean", "restart to ready at the final size, after a clean stop", "s", False),
+    Measure("restart_killed", "restart to ready at the final size, after kill -9", "s", False),
 ]

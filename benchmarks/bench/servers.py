@@ -174,31 +174,51 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def start(name: str, root: Path, timeout: float = 60.0, attempts: int = 3) -> Server:
+def start(name: str, root: Path, timeout: float = 60.0, attempts: int = 3, interval: float = 0.005) -> Server:
     """Spawn ``name`` (``pacsbox`` or ``orthanc``) on free ports with a new folder under ``root``; return once both
-    of its ports answer. A server that exits while starting is tried again on new ports: on a shared machine
-    another process may take a port between ``free_port`` and the server's bind."""
+    of its ports answer, probed every ``interval`` seconds. A server that exits while starting is tried again on new
+    ports: on a shared machine another process may take a port between ``free_port`` and the server's bind."""
     for attempt in range(1, attempts + 1):
         try:
-            return _start_once(name, root, timeout)
+            return _start_once(name, root, timeout, interval)
         except ExitedEarly:
             if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
 
 
-def _start_once(name: str, root: Path, timeout: float) -> Server:
+def _start_once(name: str, root: Path, timeout: float, interval: float) -> Server:
     directory = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
     http_port, dicom_port = free_port(), free_port()
     while dicom_port == http_port:
         dicom_port = free_port()
     command = _command(name, directory, http_port, dicom_port)
+    began = time.perf_counter()
+    server = Server(name, _spawn(command, directory), directory, http_port, dicom_port)
+    _wait_ready(server, began, timeout, interval)
+    return server
+
+
+def respawn(server: Server, timeout: float = 300.0) -> float:
+    """Start ``server`` again on its folder, configuration and ports, after its process ended (stopped cleanly or
+    killed); returns the seconds from spawn to ready, both ports answering."""
+    command = _command(server.name, server.directory, server.http_port, server.dicom_port)
+    began = time.perf_counter()
+    server.process = _spawn(command, server.directory)
+    _wait_ready(server, began, timeout, 0.005)
+    return server.started_in
+
+
+def _spawn(command: list[str], directory: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TCP_NODELAY": "1", "PYTHONUNBUFFERED": "1"}
-    with open(directory / "server.log", "wb") as log:
-        began = time.perf_counter()
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=directory, env=env, start_new_session=True)
-    server = Server(name, process, directory, http_port, dicom_port)
+    with open(directory / "server.log", "ab") as log:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=directory, env=env, start_new_session=True)
+
+
+def _wait_ready(server: Server, began: float, timeout: float, interval: float) -> None:
+    """Probe both ports every ``interval`` seconds until they answer; ``server.started_in`` says when they did."""
+    name, process, dicom_port = server.name, server.process, server.dicom_port
     probe = requests.Session()
     probe.auth = USER
     try:
@@ -212,14 +232,13 @@ def _start_once(name: str, root: Path, timeout: float) -> Server:
             http_ready = http_ready or _answers(probe, server.url)
             dicom_ready = dicom_ready or _accepts(dicom_port)
             if not (http_ready and dicom_ready):
-                time.sleep(0.005)
+                time.sleep(interval)
         server.started_in = time.perf_counter() - began
     except BaseException:
         server.stop()
         raise
     finally:
         probe.close()
-    return server
 
 
 def version_of(server: Server) -> str:

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from . import corpus, images, measures, reads, servers
+from . import corpus, images, measures, reads, servers, starts
 from .plan import Plan
 
 # Lot numbers keep the UIDs of every set of files apart (corpus.Generator).
@@ -246,13 +246,14 @@ def scale(plan: Plan, root: Path) -> dict[str, Any]:
                 f"{name} {point[name]['ingest_per_s']:.0f}/s find {point[name]['find_p50_ms']:.1f} ms "
                 f"C-FIND {point[name]['cfind_p50_ms']:.1f} ms" for name in servers.NAMES))
         peak = {name: server.memory_kib()["VmHWM"] / MIB for name, server in running.items()}
+        restarted = {name: starts.restarts(server) for name, server in running.items()}
     summary: dict[str, dict[str, float]] = {}
     for name in servers.NAMES:
         first, last = points[0][name], points[-1][name]
         summary[name] = {"scale_rate_first": first["ingest_per_s"], "scale_rate_last": last["ingest_per_s"],
                          "scale_rate_kept": last["ingest_per_s"] / first["ingest_per_s"],
                          "scale_find_p50": last["find_p50_ms"], "scale_cfind_p50": last["cfind_p50_ms"],
-                         "scale_peak_rss": peak[name]}
+                         "scale_peak_rss": peak[name], **restarted[name]}
     return {"points": points, "summary": summary}
 
 
@@ -265,12 +266,16 @@ def run(plan: Plan, storescu: str, root: Path) -> dict[str, Any]:
     with servers.start("orthanc", root) as probe:
         orthanc_version = servers.version_of(probe)
     log(f"cold starts ({plan.cold_starts} per server)")
-    starts = cold_starts(plan, root)
+    cold = cold_starts(plan, root)
+    log("cold starts with a patient client, CLI reuse")
+    patient = starts.patient_cold_starts(plan, root)
+    reuse = starts.cli_reuse(plan, root)
     rounds = []
     for round_number in range(plan.rounds):
         log(f"round {round_number + 1} of {plan.rounds}")
         rounds.append(one_round(plan, files, storescu, root, round_number))
-    per_round = {name: {"cold_start": starts[name]} for name in servers.NAMES}
+    per_round = {name: {"cold_start": cold[name], "cold_start_patient": patient[name], "cli_reuse": [reuse[name]]}
+                 for name in servers.NAMES}
     for figures in rounds:
         for name in servers.NAMES:
             for key, value in figures[name].items():

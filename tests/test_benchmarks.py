@@ -28,6 +28,8 @@ ROW_KEYS = [
     "cfind_p50", "cfind_p95", "qido_p50", "qido_p95", "wado_metadata_p50", "wado_metadata_p95",
     "preview_ct_p50", "preview_ct_p95", "raw_ct_p50", "raw_ct_p95", "preview_jpegls_p50", "preview_jpegls_p95",
     "raw_jpegls_p50", "raw_jpegls_p95",
+    *(f"{key}_{quantile}" for key in ("get_simplified", "get_study", "get_series", "study_series", "series_instances")
+      for quantile in ("p50", "p95")),  # issue 24: bench/reads.py
     "scale_rate_first", "scale_rate_last", "scale_rate_kept", "scale_find_p50", "scale_cfind_p50", "scale_peak_rss",
     "restart_clean", "restart_killed",  # issue 24: the grown archive started again
 ]

@@ -284,7 +284,8 @@ def test_jobs_survive_a_clean_restart(tmp_path):
             assert set(ours.get("/jobs").json()) == {finished, running}
             assert ours.job(finished)["State"] == "Success"
             restarted = ours.job(running)
-            assert restarted["State"] in ("Pending", "Running") and restarted["Progress"] > 0
+            # it came back and goes on (on a loaded machine it may already have ended by the time we look)
+            assert restarted["State"] in ("Pending", "Running", "Success") and restarted["Progress"] > 0
             assert ours.wait(running)["State"] == "Success"
             assert ours.get(f"/jobs/{archive}").status_code == 404
             assert len(slow.received) == 1 + 4  # the restarted job went on where it stopped

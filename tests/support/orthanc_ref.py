@@ -103,7 +103,7 @@ class ReferenceOrthanc:
         users: dict[str, str] | None = DEFAULT_USERS,
         aet: str = DEFAULT_AET,
         name: str = "pacsbox-reference",
-        startup_timeout: float = 20.0,
+        startup_timeout: float = 60.0,
         keep_dir: bool = False,
         graceful_stop: bool = True,
         dicomweb: bool = False,

@@ -39,6 +39,14 @@ def pair():
         yield Pair(ours, reference)
 
 
+@pytest.fixture
+def own_pair():
+    """A pair of its own, for a test that counts what both servers did since they started (metrics) or restarts
+    them (reset): the shared one has seen whatever the tests before it did, in a shuffled order."""
+    with ReferenceOrthanc(graceful_stop=False) as reference, RunningPacsbox({"DicomWeb": {"Enable": False}}) as ours:
+        yield Pair(ours, reference)
+
+
 # -- /tools and /plugins ------------------------------------------------------------------------------------------
 
 def test_tools_lists_what_is_served_in_orthancs_order(pair):
@@ -83,7 +91,8 @@ def _metrics(response: requests.Response) -> dict[str, float]:
     return values
 
 
-def test_metrics_switch_and_prometheus_text(pair):
+def test_metrics_switch_and_prometheus_text(own_pair):
+    pair = own_pair
     pair.compare("GET", "/tools/metrics")
     for body in ("bogus", "0", ""):
         pair.compare("PUT", "/tools/metrics", data=body)
@@ -228,8 +237,9 @@ def _wait_for(condition, seconds: float = 20) -> None:
     raise AssertionError("the server did not come back in time")
 
 
-def test_reset_reads_the_configuration_again_and_keeps_the_data(pair):
-    """Last of the module's tests on the shared pair: both restart."""
+def test_reset_reads_the_configuration_again_and_keeps_the_data(own_pair):
+    """Both servers restart: on a pair of their own."""
+    pair = own_pair
     pair.both("POST", "/instances", data=standard_corpus()[0][1])
     before = pair.same_counts()
     pair.both("PUT", "/tools/default-encoding", data="Utf8")

@@ -41,12 +41,27 @@ def pair(reference_orthanc, corpus):
         yield both
 
 
-@pytest.fixture
-def restored(pair, corpus):
-    """For a test that changes the corpus's own resources (merge, split, KeepSource false, kept UIDs): afterwards
-    both servers are emptied and given the corpus again (same IDs), so that the tests after it, in whatever order
-    they run, find it as uploaded."""
+def _layout(pair: Pair, side: int) -> dict[str, list[str]]:
+    """Each study's series and each series' instances on one side."""
+    return {**{study["ID"]: sorted(study["Series"]) for study in pair.get("/studies?expand", side)},
+            **{series["ID"]: sorted(series["Instances"]) for series in pair.get("/series?expand", side)}}
+
+
+@pytest.fixture(scope="module")
+def pristine(pair) -> dict[str, list[str]]:
+    """The corpus's studies and series as uploaded (the same on both sides)."""
+    return _layout(pair, 0)
+
+
+@pytest.fixture(autouse=True)
+def corpus_intact(pair, corpus, pristine):
+    """After each test, the corpus's studies and series are as uploaded, in whatever order the tests run: a test
+    that changed them (merge, split, KeepSource false, a series modified into its own study, UIDs kept) has both
+    servers emptied and given the corpus again (same IDs). Other tests only add resources of their own."""
     yield
+    if all({key: value for key, value in _layout(pair, side).items() if key in pristine} == pristine
+           for side in (0, 1)):
+        return
     for side, (session, url) in enumerate(zip(pair.sessions, pair.urls)):
         for patient in pair.get("/patients", side):
             session.delete(f"{url}/patients/{patient}").raise_for_status()
@@ -88,10 +103,8 @@ def _job(pair: Pair, path: str, body: dict, originals: set[str]) -> tuple[dict, 
     {"Replace": {"StudyDescription": "Kept UIDs"}, "Keep": ["StudyInstanceUID", "SeriesInstanceUID"],
      "Force": True},
 ])
-def test_modify_study(pair, originals, body, request):
-    # (keeping the UIDs adds instances to the study itself: the corpus is uploaded again afterwards)
-    if "Keep" in body:
-        request.getfixturevalue("restored")
+def test_modify_study(pair, originals, body):
+    # (keeping the UIDs adds instances to the study itself: corpus_intact uploads the corpus again afterwards)
     study = _studies(pair, "PBX-001", originals)[1 if "Keep" in body else 0]
     ours, theirs = _job(pair, f"/studies/{study}/modify", body, originals)
     compare_made(pair, "studies", ours["ID"], theirs["ID"])
@@ -295,7 +308,7 @@ def _same_tags_below(pair: Pair, ours_study: str, their_study: str, known: set[s
     return reference
 
 
-def test_merge(pair, originals, restored):
+def test_merge(pair, originals):
     target, source = _studies(pair, "PBX-002", originals)
     known = values_of(_tags_below(pair, 1, target)) | values_of(_tags_below(pair, 1, source))
     series = pair.get(f"/studies/{source}")["Series"][0]
@@ -327,7 +340,7 @@ def test_merge_and_split_errors(pair, originals):
         assert_equivalent(ours.json(), theirs.json())
 
 
-def test_split_deletes_its_sources_by_default(pair, originals, restored):
+def test_split_deletes_its_sources_by_default(pair, originals):
     study = _studies(pair, "PBX-002", originals)[1]
     known = values_of(_tags_below(pair, 1, study))
     series = pair.get(f"/studies/{study}")["Series"][0]
@@ -374,7 +387,7 @@ def test_asynchronous_jobs(pair, originals):
     assert len(pair.get("/studies", 0)) == count + 1
 
 
-def test_keep_source_false_deletes_the_sources(pair, originals, restored):
+def test_keep_source_false_deletes_the_sources(pair, originals):
     series = [s for s in sorted(pair.get(f"/studies/{_studies(pair, 'PBX-001', originals)[1]}")["Series"])
               if s in originals][-1]
     ours, theirs = _job(pair, f"/series/{series}/modify", {"Replace": {"SeriesDescription": "Moved"},

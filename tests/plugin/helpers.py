@@ -9,7 +9,10 @@ import psutil
 import pytest
 
 # Plugins the inner runs do not need: loading hypothesis alone costs seconds per run on a busy 2-core machine.
-FAST = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:anyio")
+# inner runs are scenarios written in order (test_1 uploads, test_2 finds it clean, ...): not shuffled by
+# pytest-randomly, which shuffles the outer suite
+FAST = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:anyio",
+        "-p", "no:randomly")
 
 
 def run(pytester: pytest.Pytester, *args: str, xdist: bool = False, timeout: float = 120) -> pytest.RunResult:

@@ -40,8 +40,8 @@ def small_disk():
             mount_point.rmdir()
 
 
-def _instance(number: int, side: int = 160) -> bytes:
-    """~50 KB per instance (side x side 16-bit pixels)."""
+def _instance(number: int, side: int = 256) -> bytes:
+    """~130 KB per instance (side x side 16-bit pixels): the 8 MiB disk fills in ~55 uploads, not ~150."""
     return to_bytes(make_dataset(patient_id="FULL", patient_name="Full^Disk", study_uid=uid("full-st"),
                                  series_uid=uid("full-se"), sop_uid=uid("full-in", number),
                                  instance_number=number + 1, rows=side, cols=side))
@@ -83,7 +83,7 @@ def test_full_disk_answers_507_cleans_up_and_recovers(small_disk):
         session.put(url + "/data/projects/FULLP", timeout=30).raise_for_status()
         stored: list[str] = []
         answer = None
-        for number in range(400):  # 8 MiB / ~50 KB: the disk is full long before
+        for number in range(400):  # 8 MiB / ~130 KB: the disk is full long before
             answer = session.post(url + "/instances", data=_instance(number), timeout=30)
             if answer.status_code != 200:
                 break

@@ -464,7 +464,7 @@ _ODD_REQUESTS = [
     ("GET", "/data/projects/P/nonsense/x"), ("GET", "/REST/%2E%2E/%2E%2E/system"), ("GET", "/xapi/unknown"),
     ("GET", "/data"), ("GET", "/data/archive"), ("GET", "/data/services/import"), ("FOO", "/data/projects"),
     ("GET", "/data/projects/" + "p" * 20_000), ("GET", "/data/projects/%00"), ("POST", "/data/JSESSION"),
-    ("GET", "/data/prearchive/projects/P/1/2/3/4/5/6/7/8"), ("PUT", "/xapi/siteConfig/siteId"),
+    ("GET", "/data/prearchive/projects/P/1/2/3/4/5/6/7/8"), ("PUT", "/xapi/siteConfig/siteId/extra"),
 ]
 
 

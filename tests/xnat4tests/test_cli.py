@@ -16,7 +16,8 @@ from tests.support.orthanc_ref import free_port
 
 
 def xnat4tests(env: dict[str, str], *arguments: str, check: int = 0) -> subprocess.CompletedProcess:
-    command = shutil.which("xnat4tests", path=str(Path(os.sys.executable).parent)) or "xnat4tests"
+    # the drop-in's own name: the real xnat4tests (in the test extra) may own the plain `xnat4tests` script
+    command = shutil.which("pacsbox-xnat4tests", path=str(Path(os.sys.executable).parent)) or "pacsbox-xnat4tests"
     result = subprocess.run([command, *arguments], capture_output=True, text=True, timeout=180,
                             env={**os.environ, **env})
     assert result.returncode == check, result.stdout + result.stderr

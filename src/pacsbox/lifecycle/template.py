@@ -173,6 +173,7 @@ class Template:
         process of this size); the template ignores SIGCHLD, so the kernel reaps its servers as they exit."""
         argv, env, cwd, log_file = (list(request["argv"]), dict(request["env"]), str(request["cwd"]),
                                     str(request["log_file"]))
+        exit_file = request.get("exit_file")
         sys.stdout.flush()
         sys.stderr.flush()
         server = os.fork()
@@ -180,14 +181,15 @@ class Template:
             try:
                 self.listener.close()
                 connection.close()
-                _run_server(argv, env, cwd, log_file)
+                _run_server(argv, env, cwd, log_file, exit_file)
             finally:
                 os._exit(70)
         return server
 
 
-def _run_server(argv: list[str], env: dict[str, str], cwd: str, log_file: str) -> None:
-    """In the forked server: become what ``spawn_detached`` would have started, then run the CLI."""
+def _run_server(argv: list[str], env: dict[str, str], cwd: str, log_file: str, exit_file: str | None) -> None:
+    """In the forked server: become what ``spawn_detached`` would have started, then run the CLI. Its exit
+    status goes to ``exit_file`` (the manager, not being its parent, cannot wait for it)."""
     os.setsid()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):  # as a freshly started program has them
         signal.signal(signum, signal.SIG_DFL)
@@ -225,6 +227,11 @@ def _run_server(argv: list[str], env: dict[str, str], cwd: str, log_file: str) -
             try:
                 stream.flush()
             except (OSError, ValueError):
+                pass
+        if exit_file:
+            try:
+                Path(exit_file).write_text(json.dumps({"pid": os.getpid(), "status": code}))
+            except OSError:
                 pass
         os._exit(code)
 

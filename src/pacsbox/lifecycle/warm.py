@@ -40,17 +40,19 @@ def template_folder(home: Path | None = None) -> Path:
 
 
 def fork_server(home: Path, command: list[str], log_file: Path, env: dict[str, str], cwd: str | None = None,
-                wait: float = DEFAULT_WAIT) -> int | None:
+                exit_file: Path | None = None, wait: float = DEFAULT_WAIT) -> int | None:
     """The PID of a server running ``command`` (``python -m pacsbox ARGS...``) forked by the template, starting
     or replacing the template if needed; None when warm start does not apply or the template cannot answer in
-    ``wait`` seconds (the caller spawns)."""
+    ``wait`` seconds (the caller spawns). The server writes its exit status to ``exit_file`` (see
+    :func:`exit_status`)."""
     if not enabled() or command[:3] != [sys.executable, "-m", "pacsbox"]:
         return None
     from .template import runtime_fingerprint
 
     folder = template_folder(home)
     request = {"fingerprint": runtime_fingerprint(env), "argv": command[3:], "env": env,
-               "cwd": cwd or os.getcwd(), "log_file": str(log_file)}
+               "cwd": cwd or os.getcwd(), "log_file": str(log_file),
+               "exit_file": str(exit_file) if exit_file else None}
     deadline = time.monotonic() + wait
     while True:
         answer = _ask(folder, request)
@@ -67,6 +69,15 @@ def fork_server(home: Path, command: list[str], log_file: Path, env: dict[str, s
         if time.monotonic() > deadline:
             return None
         time.sleep(0.01)
+
+
+def exit_status(exit_file: Path, pid: int) -> int | None:
+    """The exit status a forked server ``pid`` recorded, if it exited by itself (not by a signal)."""
+    try:
+        record = json.loads(exit_file.read_text())
+        return int(record["status"]) if record.get("pid") == pid else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def start_template(folder: Path, env: dict[str, str]) -> int | None:

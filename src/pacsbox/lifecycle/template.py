@@ -315,6 +315,10 @@ def main(argv: list[str]) -> int:
         print(f"pacsbox template: threads {threading.enumerate()} or open files {open_files()} remain after the "
               "warm-up; not serving (servers are spawned instead)", flush=True)
         return 1
+    import gc
+
+    gc.collect()
+    gc.freeze()  # what was imported stays out of every collection: the forked servers do not touch (copy) it
     try:
         template = Template(folder)
     except OSError as error:

@@ -2,24 +2,27 @@
 ``pacsbox serve`` needs, runs no thread, opens no archive, and forks a new server on request.
 
 A forked server is the same program a spawned ``python -m pacsbox serve ...`` runs, minus the 0.5-2 s of
-interpreter start-up and imports. It is made to look exactly like a spawned one: its own session and process group (the
-template is only its parent: stopping the template stops the template alone, its servers are then re-parented to
-init, and the kernel reaps a server that exits as the template ignores SIGCHLD), stdin from /dev/null, stdout and stderr appended to its log, the
-requester's environment and working directory, and the command line's own arguments run by the CLI.
+interpreter start-up and imports. It is made to look like a spawned one: its own session and process group,
+stdin from /dev/null, stdout and stderr appended to its log, the requester's environment and working directory,
+the command line's own arguments run by the CLI, and its exit status written where the manager looks for it.
+The template is only its parent: stopping the template stops the template alone (its servers are re-parented to
+init), and as the template ignores SIGCHLD the kernel reaps a server that exits.
 
 Requests come over an abstract Unix socket named after the template folder (no path length limit, no file left
 behind), accepted only from the same user (``SO_PEERCRED``). One JSON object a request::
 
-    {"fingerprint": "...", "argv": ["serve", "--config", ...], "env": {...}, "cwd": "...", "log_file": "..."}
+    {"fingerprint": "...", "argv": ["serve", "--config", ...], "env": {...}, "cwd": "...", "log_file": "...",
+     "exit_file": "..."}
 
 answered by ``{"pid": N}`` or ``{"error": "...", "stale": true|false}``. The template exits when it is stale (its
 interpreter, package or imported source files changed: it says so, and the requester starts a new one), when
-its folder or its record goes away, on SIGTERM, or after ``PACSBOX_TEMPLATE_IDLE`` seconds (default 900) without
-a request: it is never left behind for long.
+its record (``template.json``) no longer names it, on SIGTERM, or after ``PACSBOX_TEMPLATE_IDLE`` seconds
+(default 900) without a request: it is never left behind for long.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -162,10 +165,8 @@ class Template:
             pid = self._fork(request, connection)
             _send(connection, {"pid": pid})
         except (OSError, ValueError, KeyError, TypeError) as error:
-            try:
+            with contextlib.suppress(OSError):
                 _send(connection, {"error": f"{type(error).__name__}: {error}", "stale": False})
-            except OSError:
-                pass
         return True
 
     def _fork(self, request: dict[str, Any], connection: socket.socket) -> int:
@@ -224,15 +225,11 @@ def _run_server(argv: list[str], env: dict[str, str], cwd: str, log_file: str, e
 
         logging.shutdown()
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-            except (OSError, ValueError):
-                pass
         if exit_file:
-            try:
+            with contextlib.suppress(OSError):
                 Path(exit_file).write_text(json.dumps({"pid": os.getpid(), "status": code}))
-            except OSError:
-                pass
         os._exit(code)
 
 
@@ -267,10 +264,8 @@ def preimport() -> None:
     import importlib
 
     for name in PREIMPORTS:
-        try:
+        with contextlib.suppress(ImportError):
             importlib.import_module(name)
-        except ImportError:
-            pass
 
 
 def warm_up() -> None:

@@ -25,7 +25,9 @@ from .process import creation_time, is_same_process, spawn_detached
 # template.py is imported only when used: it is also run as ``python -m pacsbox.lifecycle.template``, which must
 # not find it imported already through the package
 
-DEFAULT_WAIT = 15.0  # a template imports as much as a cold server does; past this, spawn instead
+# A template imports as much as a cold server does (seconds on a busy machine, where spawning instead would be as
+# slow); past this, spawn instead.
+DEFAULT_WAIT = 30.0
 
 
 def enabled() -> bool:

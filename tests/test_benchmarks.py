@@ -74,8 +74,10 @@ def test_every_round_and_every_growth_window_is_recorded(quick_run: tuple[dict, 
         figures = results["per_round"][server]
         assert len(figures["cold_start"]) == len(figures["cold_start_patient"]) == plan["cold_starts"]
         assert len(figures["cli_reuse"]) == 1 and positive(figures["cli_reuse"][0])  # a median of cli_runs runs
+        for key in ("warm_start", "warm_start_cli"):  # one figure a start, as the cold start
+            assert len(figures[key]) == plan["cold_starts"] and all(map(positive, figures[key])), (server, key)
         for key in ROW_KEYS:
-            if not key.startswith(("scale_", "cold_start", "restart_", "cli_")):
+            if not key.startswith(("scale_", "cold_start", "restart_", "cli_", "warm_start")):
                 assert len(figures[key]) == plan["rounds"] and all(map(positive, figures[key])), (server, key)
     points = results["scale"]["points"]
     assert [point["instances"] for point in points] == list(range(plan["step"], plan["scale"] + 1, plan["step"]))

@@ -67,6 +67,9 @@ IMAGE_ENCODINGS = {"ct": "CT 512x512", "jpegls": "JPEG-LS CT 512x512"}
 def _rows() -> list[Measure]:
     rows = [Measure("cold_start", "cold start to ready (REST + DICOM port)", "s", False),
             *_start_rows(),
+            # a new managed server with the warm-start template running (bench/warm.py); Orthanc: its cold start
+            Measure("warm_start", "warm start: ensure(NEW) to ready (Orthanc: cold start)", "s", False),
+            Measure("warm_start_cli", "warm start: `pacsbox start NEW`, whole process (Orthanc: cold)", "s", False),
             Measure("idle_rss", "idle RSS after start", "MiB", False),
             Measure("peak_rss", "peak RSS (VmHWM) after the round's work", "MiB", False)]
     for size, about in (("small", "~2 KB"), ("large", "~150 KB")):

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from . import corpus, images, measures, reads, servers, starts
+from . import corpus, images, measures, reads, servers, starts, warm
 from .plan import Plan
 
 # Lot numbers keep the UIDs of every set of files apart (corpus.Generator).
@@ -257,6 +257,15 @@ def scale(plan: Plan, root: Path) -> dict[str, Any]:
     return {"points": points, "summary": summary}
 
 
+def _warm_starts(plan: Plan, root: Path) -> dict[str, list[float]]:
+    """pacsbox's warm starts; Orthanc has none, so its rows show its cold starts."""
+    log(f"warm starts ({plan.cold_starts} in process, {plan.cold_starts} whole CLI processes)")
+    figures = warm.warm_starts(plan, root)
+    log("warm starts: " + "; ".join(f"{key} median {statistics.median(values) * 1000:.0f} ms"
+                                    for key, values in figures.items()))
+    return figures
+
+
 def run(plan: Plan, storescu: str, root: Path) -> dict[str, Any]:
     """Everything, in order, with every server and file under ``root`` (left for the caller to remove); returns
     the raw figures, which ``report`` turns into tables."""
@@ -276,6 +285,8 @@ def run(plan: Plan, storescu: str, root: Path) -> dict[str, Any]:
         rounds.append(one_round(plan, files, storescu, root, round_number))
     per_round = {name: {"cold_start": cold[name], "cold_start_patient": patient[name], "cli_reuse": [reuse[name]]}
                  for name in servers.NAMES}
+    per_round["pacsbox"].update(_warm_starts(plan, root))
+    per_round["orthanc"].update({key: cold["orthanc"] for key in ("warm_start", "warm_start_cli")})
     for figures in rounds:
         for name in servers.NAMES:
             for key, value in figures[name].items():

@@ -202,7 +202,8 @@ def _load_dataset(instance, dataset: str) -> str:
 @click.command(cls=JsonCommand)
 @click.argument("names", nargs=-1, metavar="[NAME...]")
 @click.option("--name", "name_options", multiple=True, metavar="NAME", help="An instance (same as NAME); repeatable.")
-@click.option("--all", "every", is_flag=True, help="Stop every instance under $PACSBOX_HOME.")
+@click.option("--all", "every", is_flag=True,
+              help="Stop every instance under $PACSBOX_HOME, and its warm-start template.")
 @click.option("--grace", type=float, default=10.0, show_default=True,
               help="Seconds between SIGTERM and SIGKILL.")
 @_JSON
@@ -231,6 +232,11 @@ def stop(names: tuple[str, ...], name_options: tuple[str, ...], every: bool, gra
         except ValueError as error:
             raise _failure(error) from None
     lines = [f"stopped {r['name']!r}" if r["stopped"] else f"{r['name']!r} was not running" for r in results]
+    if every:  # the warm-start template of this home goes too (the servers it forked are stopped above)
+        from .lifecycle.warm import stop_template
+
+        if stop_template(grace=grace):
+            lines.append("stopped the warm-start template")
     _emit(as_json, results, "\n".join(lines) or "no instances")
 
 

@@ -1,4 +1,5 @@
-"""A private ``$PACSBOX_HOME`` per test, and every instance started under it stopped afterwards."""
+"""A private ``$PACSBOX_HOME`` per test, and every instance started under it (and its warm-start template) stopped
+afterwards."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import psutil
 import pytest
 
 from pacsbox.lifecycle import list_instances, stop
+from pacsbox.lifecycle.warm import stop_template
 
 
 @pytest.fixture
@@ -15,6 +17,7 @@ def home(tmp_path, monkeypatch):
     yield folder
     for name, _, _ in list_instances(folder):
         stop(name, grace=5, home=folder)
+    stop_template(folder)
 
 
 def is_gone(pid: int) -> bool:

@@ -31,5 +31,8 @@ def pacsbox_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     finally:
         for name, _, _ in list_instances(home):
             stop(name, grace=5, home=home)
+        from pacsbox.lifecycle.warm import stop_template
+
+        stop_template(home)
         for process in serve_processes(home):  # only after a test failed half-way: never leave servers behind
             process.kill()

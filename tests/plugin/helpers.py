@@ -32,10 +32,13 @@ def serve_processes(home: Path) -> list[psutil.Process]:
 
 
 def recorded_pids(home: Path) -> set[int]:
-    """PIDs in the state files under ``home``."""
+    """PIDs in the state files under ``home`` (the warm-start template's record included)."""
     from pacsbox.lifecycle import list_instances
+    from pacsbox.lifecycle.warm import template_record
 
-    return {instance.pid for _, instance, _ in list_instances(home) if instance is not None}
+    template = template_record(home)
+    return {instance.pid for _, instance, _ in list_instances(home) if instance is not None} | (
+        {int(template["pid"])} if template else set())
 
 
 def assert_no_orphan(home: Path) -> None:

@@ -54,6 +54,11 @@ class InstancePaths:
         return self.root / "ready.json"
 
     @property
+    def exit_file(self) -> Path:
+        """Written by a server forked by the warm-start template when it exits: its PID and exit status."""
+        return self.root / "exit.json"
+
+    @property
     def log_file(self) -> Path:
         return self.root / "server.log"
 

@@ -24,9 +24,10 @@ from .home import DEFAULT_NAME, InstancePaths, instance_names
 from .instance import Instance, InstanceError, InstanceNotRunning, StartupFailed
 from .logfile import DEFAULT_MAX_BYTES
 from .process import creation_time, kill_tree, log_tail, reap, spawn_detached
+from .warm import exit_status, fork_server
 
 DEFAULT_STARTUP_TIMEOUT = 60.0
-_POLL = 0.01
+_POLL = 0.005  # a warm start is ready in tens of milliseconds
 logger = logging.getLogger("pacsbox.lifecycle")
 
 
@@ -201,7 +202,13 @@ def _start(paths: InstancePaths, engine, settings: dict[str, Any], data: Path, p
     with open(paths.log_file, "a") as log:
         log.write(f"--- pacsbox lifecycle: starting {engine.name} instance {paths.name!r} at "
                   f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(launch.command)}\n")
-    pid = spawn_detached(launch.command, paths.log_file, {**os.environ, "PYTHONUNBUFFERED": "1", **launch.env})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **launch.env}
+    # warm start: forked by this home's template process when it can (started on first use), else spawned
+    paths.exit_file.unlink(missing_ok=True)
+    pid = fork_server(paths.root.parent.parent, launch.command, paths.log_file, env,
+                      exit_file=paths.exit_file) if engine.name == "builtin" else None
+    if pid is None:
+        pid = spawn_detached(launch.command, paths.log_file, env)
     users = dict(settings.get("RegisteredUsers", {"admin": "admin"}))
     instance = Instance(
         name=paths.name, engine=engine.name, pid=pid, created=creation_time(pid) or time.time(),
@@ -236,6 +243,8 @@ def _wait_until_ready(instance: Instance, paths: InstancePaths, deadline: float,
                 _forget(paths)
                 return None
             code = reap(instance.pid, wait=1.0)
+            if code is None:  # not our child: forked by the warm-start template, it wrote its status down
+                code = exit_status(paths.exit_file, instance.pid)
             raise StartupFailed(f"pacsbox instance {instance.name!r} ({instance.engine}) exited during start-up"
                                 f"{'' if code is None else f' with status {code}'}; log "
                                 f"{paths.log_file}:\n{log_tail(paths.log_file, 40, log_offset)}")
@@ -352,6 +361,7 @@ def _terminate(instance: Instance) -> None:
 def _forget(paths: InstancePaths) -> None:
     paths.state_file.unlink(missing_ok=True)
     paths.ready_file.unlink(missing_ok=True)
+    paths.exit_file.unlink(missing_ok=True)
 
 
 @contextmanager

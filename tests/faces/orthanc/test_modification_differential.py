@@ -62,7 +62,7 @@ def corpus_intact(pair, corpus, pristine):
     if all({key: value for key, value in _layout(pair, side).items() if key in pristine} == pristine
            for side in (0, 1)):
         return
-    for side, (session, url) in enumerate(zip(pair.sessions, pair.urls)):
+    for side, (session, url) in enumerate(zip(pair.sessions, pair.urls, strict=True)):
         for patient in pair.get("/patients", side):
             session.delete(f"{url}/patients/{patient}").raise_for_status()
     for name, data in corpus:

@@ -77,16 +77,21 @@ def add_command(sources: tuple[str, ...], item_id: str | None, instance: str | N
 
 
 @worklists_group.command("ls")
+@click.argument("name_argument", metavar="[NAME]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print every item's tags as JSON.")
 @_targeted
-def ls_command(as_json: bool, instance: str | None, url: str | None, user: str | None,
+def ls_command(name_argument: str | None, as_json: bool, instance: str | None, url: str | None, user: str | None,
                password: str | None) -> None:
-    """List the items: ID, patient, accession number, first scheduled step.
+    """List the items of instance NAME (or --name, --to): ID, patient, accession number, first scheduled step.
 
     \b
     Example:
-      pacsbox worklists ls --name mytests --json
+      pacsbox worklists ls mytests --json
     """
+    from .cli_common import pick_name
+
+    if name_argument or instance:
+        instance = pick_name(name_argument, instance)
     server = _server(instance, url, user, password, "PACSBOX", None)
     items = _call(server, "GET", "", params={"expand": ""})
     if as_json:

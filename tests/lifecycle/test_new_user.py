@@ -179,6 +179,12 @@ def test_fault_and_event_commands_name_their_instance_as_every_command(home):
     assert "two names given" in pacsbox(home, "events", "ghost", "--name", "other", check=2).stderr
 
 
+def test_worklists_ls_names_its_instance_as_every_command(home):
+    for arguments in (["worklists", "ls", "ghost"], ["worklists", "ls", "--name", "ghost"]):
+        assert "no instance named 'ghost'" in pacsbox(home, *arguments, check=1).stderr, arguments
+    assert "two names given" in pacsbox(home, "worklists", "ls", "ghost", "--to", "other", check=2).stderr
+
+
 def test_the_api_says_the_servers_message_not_its_json(home):
     from pacsbox import InstanceError, ensure
 

@@ -16,9 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-from filelock import FileLock, Timeout
-
 from .home import pacsbox_home
 from .process import creation_time, is_same_process, spawn_detached
 
@@ -85,6 +82,8 @@ def exit_status(exit_file: Path, pid: int) -> int | None:
 def start_template(folder: Path, env: dict[str, str]) -> int | None:
     """Spawn a template for ``folder`` (if no live one is recorded) and record it; its PID, or None if another
     caller started one meanwhile."""
+    from filelock import FileLock, Timeout  # here, not at the top: reusing a running server never needs it
+
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(folder / "lock"), timeout=10):
@@ -126,6 +125,8 @@ def _stop_alone(pid: int, created: float, grace: float) -> bool:
     SIGKILL after ``grace`` seconds."""
     if not is_same_process(pid, created):
         return False
+    import psutil  # here, not at the top: the CLI's hot path (reusing a running server) does not load it
+
     try:
         process = psutil.Process(pid)
         process.terminate()

@@ -182,7 +182,14 @@ class JobsEngine:
     # -- submitting ---------------------------------------------------------------------------------------
     def submit(self, job: Job, priority: int = 0) -> str:
         """Queue ``job``; its ID (a UUID, as Orthanc's)."""
-        record = JobRecord(str(uuid.uuid4()), job, job.job_type, int(priority), dict(job.initial_content()))
+        return self._admit(self._record(job, priority)).id
+
+    @staticmethod
+    def _record(job: Job, priority: int) -> JobRecord:
+        return JobRecord(str(uuid.uuid4()), job, job.job_type, int(priority), dict(job.initial_content()))
+
+    def _admit(self, record: JobRecord) -> JobRecord:
+        """Register and queue ``record``, then say so (JobSubmitted)."""
         with self._lock:
             if self._stopping:
                 raise errors.Unsupported("The jobs engine is stopping")
@@ -190,7 +197,7 @@ class JobsEngine:
             self._enqueue(record)
         self._changed()
         self._events.publish(JobSubmitted(record.id, record.job_type))
-        return record.id
+        return record
 
     async def run_and_wait(self, job: Job, priority: int = 0) -> dict | None:
         """The Synchronous path: submit ``job`` and await its end without blocking the event loop; its answer, or
@@ -201,15 +208,9 @@ class JobsEngine:
         def finished() -> None:
             loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
 
-        record = JobRecord(str(uuid.uuid4()), job, job.job_type, int(priority), dict(job.initial_content()))
+        record = self._record(job, priority)
         record.waiters.append(finished)
-        with self._lock:
-            if self._stopping:
-                raise errors.Unsupported("The jobs engine is stopping")
-            self._jobs[record.id] = record
-            self._enqueue(record)
-        self._changed()
-        self._events.publish(JobSubmitted(record.id, record.job_type))
+        self._admit(record)
         await done
         if record.state == SUCCESS:
             return record.answer

@@ -18,6 +18,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from ...core import modules
 from ...core.dicom import ENCODINGS
 from ...core.dicom_json import render_tags, tag_name
 from ...core.errors import BadFormat
@@ -38,25 +39,12 @@ PATIENT_ID, STUDY_UID, SERIES_UID, ACCESSION_NUMBER = 0x00100020, 0x0020000D, 0x
 
 # The tags "Normalize" keeps in a query, per level: the DICOM modules of the level and of the levels above it, plus
 # the counters of the level itself (observed on Orthanc 1.10.1 with every tag of the data dictionary).
-_PATIENT_MODULE = frozenset({
-    0x00081120, 0x00100010, 0x00100020, 0x00100021, 0x00100024, 0x00100030, 0x00100032, 0x00100040, 0x00101000,
-    0x00101001, 0x00101002, 0x00102160, 0x00102201, 0x00102202, 0x00102292, 0x00102293, 0x00102294, 0x00102297,
-    0x00102298, 0x00102299, 0x00104000, 0x00120062, 0x00120063, 0x00120064,
-})
-_STUDY_MODULE = frozenset({
-    0x00080020, 0x00080030, 0x00080050, 0x00080051, 0x00080090, 0x00080096, 0x00081030, 0x00081032, 0x00081048,
-    0x00081049, 0x00081060, 0x00081062, 0x00081110, 0x0020000D, 0x00200010, 0x00321034, 0x00401012,
-})
-_SERIES_MODULE = frozenset({
-    0x00080021, 0x00080031, 0x00080060, 0x0008103E, 0x0008103F, 0x00081050, 0x00081052, 0x00081070, 0x00081072,
-    0x00081111, 0x00081250, 0x00102210, 0x00180015, 0x00181030, 0x00185100, 0x0020000E, 0x00200011, 0x00200060,
-    0x00280108, 0x00400244, 0x00400245, 0x00400253, 0x00400254, 0x00400260, 0x00400275, 0x00400280,
-})
-_INSTANCE_MODULE = frozenset({
-    0x00080012, 0x00080013, 0x00080014, 0x00080016, 0x00080018, 0x0008001A, 0x0008001B, 0x00080110, 0x00080201,
-    0x0018A001, 0x00200013, 0x00280303, 0x0040A390, 0x01000410, 0x01000420, 0x01000424, 0x01000426, 0x04000500,
-    0x04000561, 0x4FFE0001, 0xFFFAFFFA,
-})
+# Orthanc's module tables (core.modules, as /module filters) less what Normalize drops: SpecificCharacterSet
+# (0008,0005), added back below for every level, and the private 0029,0109 of the series module
+_PATIENT_MODULE = modules.PATIENT_MODULE
+_STUDY_MODULE = modules.STUDY_MODULE
+_SERIES_MODULE = modules.SERIES_MODULE - {0x00290109}
+_INSTANCE_MODULE = modules.INSTANCE_MODULE - {0x00080005}
 _COUNTERS = {
     Level.PATIENT: frozenset({0x00201200, 0x00201202, 0x00201204}),
     Level.STUDY: frozenset({0x00080061, 0x00080062, 0x00201206, 0x00201208}),

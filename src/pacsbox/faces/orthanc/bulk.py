@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydicom.datadict import tag_for_keyword
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -53,6 +52,8 @@ def _tags_in_form(tags: dict[str, str], form: str) -> dict[str, Any]:
     """MainDicomTags in Orthanc's "full" or "short" form (keyed by ``gggg,eeee``); "simplify" keeps keywords."""
     if form == "simplify":
         return tags
+    from pydicom.datadict import tag_for_keyword  # pydicom loads on first use, not at start-up
+
     shaped: dict[str, Any] = {}
     for keyword, value in tags.items():
         tag = tag_for_keyword(keyword)

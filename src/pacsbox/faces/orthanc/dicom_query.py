@@ -9,14 +9,7 @@ level, the keys added for the level, the manufacturer quirks, the character set 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from pydicom import config as pydicom_config
-from pydicom.charset import python_encoding
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ...core import modules
 from ...core.dicom import ENCODINGS
@@ -24,6 +17,10 @@ from ...core.dicom_json import render_tags, tag_name
 from ...core.errors import BadFormat
 from ...core.ids import Level
 from .errors import OrthancError
+
+if TYPE_CHECKING:  # pydicom loads on first use (a query, a tag named by keyword), not at start-up
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
 
 # DICOM query/retrieve level names (PS3.4 C.6), and Orthanc's names of its levels.
 QR_LEVELS = {Level.PATIENT: "PATIENT", Level.STUDY: "STUDY", Level.SERIES: "SERIES", Level.INSTANCE: "IMAGE"}
@@ -93,6 +90,8 @@ def parse_tag(key: str) -> int | None:
     digits = key[:4] + key[5:] if len(key) == 9 and key[4] in ",-" else key
     if len(digits) == 8 and all(c in "0123456789abcdefABCDEF" for c in digits):
         return int(digits, 16)
+    from pydicom.datadict import tag_for_keyword
+
     return tag_for_keyword(key[len("RETIRED_"):] if key.startswith("RETIRED_") else key)
 
 
@@ -155,6 +154,10 @@ def dataset_from_map(fields: Mapping[int, str], default_encoding: str) -> Datase
     """A data set from tag values given as text, as Orthanc builds a DICOM file from a map of tags: in the
     map's character set (its SpecificCharacterSet, else DefaultEncoding), characters it cannot encode dropped,
     and the file meta SOP UIDs copied from the data set's."""
+    from pydicom.charset import python_encoding
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
     term = fields.get(SPECIFIC_CHARACTER_SET) or character_set(default_encoding)
     codec = python_encoding.get(term.split("\\")[0].strip(), "latin_1")
     dataset = Dataset()
@@ -214,6 +217,8 @@ def render_map(fields: Mapping[int, str], form: str) -> dict[str, Any]:
 
 def subset(dataset: Dataset, tags: tuple[int, ...]) -> Dataset:
     """The elements of ``dataset`` with one of ``tags`` (a report of what was retrieved)."""
+    from pydicom.dataset import Dataset
+
     kept = Dataset()
     for tag in tags:
         if tag in dataset:
@@ -223,10 +228,15 @@ def subset(dataset: Dataset, tags: tuple[int, ...]) -> Dataset:
 
 def _element(tag: int, vr: str, value: Any) -> DataElement:
     # A query value need not be a valid value of its VR (a "*" UID, a range of dates): no validation warnings.
+    from pydicom import config as pydicom_config
+    from pydicom.dataelem import DataElement
+
     return DataElement(tag, vr, value, validation_mode=pydicom_config.IGNORE)
 
 
 def _vr(tag: int) -> str:
+    from pydicom.datadict import dictionary_VR
+
     try:
         vr = dictionary_VR(tag)
     except KeyError:  # private or unknown tags: text, as Orthanc writes a string it has no dictionary entry for

@@ -11,13 +11,12 @@ import zipfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydicom.dataset import Dataset
-
 from ...core import pixels
 from ...core.errors import BadFormat, Unsupported
 
 if TYPE_CHECKING:
     import numpy
+    from pydicom.dataset import Dataset
 
 GREY8, GREY16, SIGNED16, GREY32, RGB24, FLOAT32 = ("Grayscale8", "Grayscale16", "SignedGrayscale16", "Grayscale32",
                                                    "RGB24", "Float32")

@@ -17,9 +17,7 @@ import dataclasses
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ...core.archive import Archive
 from ...core.errors import Unsupported
@@ -29,6 +27,9 @@ from ...core.modalities import Modality, RemoteDicom
 from ...core.peers import Peer, PeerConnection, PeerStoreReport
 from ..http_common import spool_directory
 from .zipping import write_archive
+
+if TYPE_CHECKING:  # pydicom loads on first use, not at start-up
+    from pydicom.dataset import Dataset
 
 _MB = 1024 * 1024
 
@@ -229,6 +230,8 @@ class RetrieveJob:
     @classmethod
     def loader(cls, archive: Archive, job_type: str):
         def load(saved: dict) -> RetrieveJob:
+            from pydicom.dataset import Dataset
+
             return cls(archive, job_type, Modality(**saved["Modality"]), str(saved["Level"]),
                        [Dataset.from_json(item) for item in saved["Identifiers"]], dict(saved["Content"]),
                        str(saved["TargetAet"]))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydicom.uid import generate_uid
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -97,6 +96,8 @@ async def echo_modality(request: Request, modality: Modality, body: dict) -> Res
     client = fields.remote(request)
     await run_in_threadpool(client.echo, call)
     if check_find:
+        from pydicom.uid import generate_uid  # pydicom loads on first use, not at start-up
+
         identifier = dicom_query.find_identifier(Level.STUDY, {dicom_query.STUDY_UID: generate_uid()},
                                                  normalize=True, manufacturer=call.manufacturer,
                                                  default_encoding=archive_of(request).settings.default_encoding)

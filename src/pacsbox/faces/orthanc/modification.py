@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydicom.datadict import keyword_for_tag
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,6 +38,8 @@ SPLIT_MODULES = MODULE_TAGS["Patient"] | MODULE_TAGS["Study"]
 
 
 def _named(tag: int) -> str:
+    from pydicom.datadict import keyword_for_tag  # pydicom loads on first use, not at start-up
+
     return f"{keyword_for_tag(tag) or 'Unknown'} ({tag >> 16:04x},{tag & 0xFFFF:04x})"
 
 

@@ -11,7 +11,6 @@ import io
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-from pydicom.uid import UID_dictionary
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -164,6 +163,8 @@ def _transcode(options: Mapping[str, Any]) -> str | None:
     uid = options["Transcode"]
     if not isinstance(uid, str):
         raise _bad_format(BadFormat("String value expected in field: Transcode"))
+    from pydicom.uid import UID_dictionary  # pydicom loads on first use, not at start-up
+
     if UID_dictionary.get(uid, ("", ""))[1] != "Transfer Syntax":
         raise _bad_format(BadFormat(f"Unknown transfer syntax UID: {uid}"))
     return uid

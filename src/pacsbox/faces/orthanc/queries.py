@@ -13,9 +13,8 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -29,6 +28,9 @@ from .errors import OrthancError, unknown_resource
 from .job_types import RetrieveJob
 from .json import json_response
 from .params import archive_of, flag
+
+if TYPE_CHECKING:  # pydicom loads on first use, not at start-up
+    from pydicom.dataset import Dataset
 
 QUERY_RETRIEVE_SIZE = 100  # Orthanc's default: older queries are forgotten
 # What GET /queries/{id}/answers/{n} lists below "content" and "retrieve" (Orthanc 1.10.1 names the route to

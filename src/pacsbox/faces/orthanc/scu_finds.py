@@ -18,9 +18,8 @@ Orthanc's error code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +33,9 @@ from . import scu_params as fields
 from .errors import OrthancError
 from .json import json_response
 from .params import archive_of
+
+if TYPE_CHECKING:  # pydicom loads on first use, not at start-up
+    from pydicom.dataset import Dataset
 
 _PATIENT_ID, _ACCESSION, _STUDY_UID, _SERIES_UID = 0x00100020, 0x00080050, 0x0020000D, 0x0020000E
 # Orthanc's DicomMap::SetupFind*Template: the main DICOM tags of each level, plus the keys of the levels above
@@ -82,6 +84,8 @@ async def find_worklist(request: Request) -> Response:
 
 
 def _empty_query(charset: str) -> Dataset:
+    from pydicom.dataset import Dataset
+
     identifier = Dataset()
     identifier.SpecificCharacterSet = charset
     return identifier

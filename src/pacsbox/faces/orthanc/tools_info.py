@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import uuid
 
-from pydicom.uid import generate_uid
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -59,6 +58,8 @@ async def generate_uid_route(request: Request) -> Response:
     if level == "patient":
         return plain_text(str(uuid.uuid4()))
     if level in _UID_LEVELS:
+        from pydicom.uid import generate_uid  # pydicom loads on first use, not at start-up
+
         return plain_text(str(generate_uid()))
     return Response(status_code=404)
 

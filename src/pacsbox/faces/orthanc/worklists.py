@@ -11,7 +11,8 @@ test (Orthanc has no REST API for them: its plugin reads a folder).
 
 from __future__ import annotations
 
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +23,9 @@ from ...core.worklists import WorklistFolder, item_from_json
 from . import scu_params as fields
 from .json import json_response
 from .params import archive_of, flag
+
+if TYPE_CHECKING:  # pydicom loads on first use, not at start-up
+    from pydicom.dataset import Dataset
 
 _PATH = "/pacsbox/worklists"
 

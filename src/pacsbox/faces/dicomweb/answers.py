@@ -9,21 +9,37 @@ it cannot represent dropped, as Orthanc answers a find.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from pydicom.charset import python_encoding
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-
-from ...core.archive import Archive
 from ...core.dicom import ENCODINGS
 from ...core.errors import ArchiveError
 from ...core.ids import Level
-from ...core.index import ResourceRow
+
+if TYPE_CHECKING:  # pydicom loads on the first answer, not at start-up
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+
+    from ...core.archive import Archive
+    from ...core.index import ResourceRow
+
+# The tags of the attributes this module names (pydicom's dictionary, written out so that importing this module does
+# not load pydicom)
+_TAG_OF = {
+    "StudyDate": 0x00080020, "StudyTime": 0x00080030, "AccessionNumber": 0x00080050,
+    "InstanceAvailability": 0x00080056, "ReferringPhysicianName": 0x00080090, "TimezoneOffsetFromUTC": 0x00080201,
+    "PatientName": 0x00100010, "PatientID": 0x00100020, "PatientBirthDate": 0x00100030, "PatientSex": 0x00100040,
+    "StudyInstanceUID": 0x0020000D, "StudyID": 0x00200010, "Modality": 0x00080060, "SeriesDescription": 0x0008103E,
+    "SeriesInstanceUID": 0x0020000E, "SeriesNumber": 0x00200011, "PerformedProcedureStepStartDate": 0x00400244,
+    "PerformedProcedureStepStartTime": 0x00400245, "SOPClassUID": 0x00080016, "SOPInstanceUID": 0x00080018,
+    "InstanceNumber": 0x00200013, "Rows": 0x00280010, "Columns": 0x00280011, "BitsAllocated": 0x00280100,
+    "NumberOfFrames": 0x00280008, "ModalitiesInStudy": 0x00080061, "NumberOfStudyRelatedSeries": 0x00201206,
+    "NumberOfStudyRelatedInstances": 0x00201208, "NumberOfSeriesRelatedInstances": 0x00201209,
+    "SpecificCharacterSet": 0x00080005, "RetrieveURL": 0x00081190,
+}
 
 
 def _tags(*keywords: str) -> tuple[int, ...]:
-    return tuple(int(tag_for_keyword(keyword)) for keyword in keywords)
+    return tuple(_TAG_OF[keyword] for keyword in keywords)
 
 
 # Returned by default at each level, and by every level below it (the plugin adds the parents' attributes).
@@ -46,7 +62,8 @@ _COMPUTED = {tag for tags in COMPUTED_TAGS.values() for tag in tags}
 _NEVER_RETURNED = _tags("SpecificCharacterSet", "RetrieveURL")
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
 _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS"})
-_MODALITIES_IN_STUDY = int(tag_for_keyword("ModalitiesInStudy"))
+_MODALITIES_IN_STUDY = _TAG_OF["ModalitiesInStudy"]
+_NUMBER_OF_STUDY_RELATED_SERIES = _TAG_OF["NumberOfStudyRelatedSeries"]
 
 
 def returned_tags(level: Level, extra: Iterable[int]) -> list[int]:
@@ -78,6 +95,8 @@ def _drop_empty_values(model: dict) -> dict:
 
 
 def vr_of(tag: int) -> str:
+    from pydicom.datadict import dictionary_VR
+
     try:
         return dictionary_VR(tag)
     except KeyError:
@@ -89,12 +108,18 @@ class AnswerBuilder:
 
     def __init__(self, archive: Archive, level: Level, tags: list[int], default_encoding: str, base_url: str) -> None:
         self.archive, self.level, self.tags, self.base_url = archive, level, tags, base_url
+        from pydicom.charset import python_encoding
+
         self.character_set = ENCODINGS.get(default_encoding, "ISO_IR 100")
         self._codec = python_encoding.get(self.character_set, "latin_1")
         self._parents: dict[tuple[Level, str], ResourceRow] = {}
 
     def build(self, row: ResourceRow) -> dict:
         """The answer for one resource (ArchiveError when it was deleted meanwhile)."""
+        from pydicom.datadict import keyword_for_tag
+        from pydicom.dataelem import DataElement
+        from pydicom.dataset import Dataset
+
         known, uids = self._main_tags(row)
         answer = Dataset()
         answer.add_new(0x00080005, "CS", self.character_set)
@@ -145,6 +170,8 @@ class AnswerBuilder:
         return url
 
     def _from_text(self, tag: int, vr: str, text: str) -> DataElement:
+        from pydicom.dataelem import DataElement
+
         if not text:
             return DataElement(tag, vr, None)
         values = [self._representable(v) if vr in _TEXT_VRS else v for v in text.split("\\")]
@@ -165,11 +192,13 @@ class AnswerBuilder:
         return value
 
     def _computed(self, row: ResourceRow, tag: int, vr: str) -> DataElement:
+        from pydicom.dataelem import DataElement
+
         if tag == _MODALITIES_IN_STUDY:
             series = self.archive.related(Level.STUDY, row.public_id, Level.SERIES)
             modalities = sorted({s.main_tags.get("Modality", "") for s in series} - {""})
             return DataElement(tag, vr, modalities or None)
-        counted = Level.SERIES if keyword_for_tag(tag) == "NumberOfStudyRelatedSeries" else Level.INSTANCE
+        counted = Level.SERIES if tag == _NUMBER_OF_STUDY_RELATED_SERIES else Level.INSTANCE
         if counted == Level(row.level + 1):
             return DataElement(tag, vr, str(len(row.children)))
         return DataElement(tag, vr, str(len(self.archive.related(row.level, row.public_id, counted))))
@@ -180,4 +209,6 @@ class AnswerBuilder:
                 return self.archive.instance_dataset(instance_id)
             except ArchiveError:  # deleted meanwhile: the next one will do
                 continue
+        from pydicom.dataset import Dataset
+
         return Dataset()

@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING
 
 from ...core import pixels as core_pixels
 from ...core.archive import Archive
 from ...core.ids import Level
 from .errors import bad_request, out_of_range
+
+if TYPE_CHECKING:  # pydicom loads on first use, not at start-up
+    from pydicom.dataset import Dataset
 
 #: Largest side of a rendered image a request may ask for. A bigger viewport is refused with 400 (not clamped: a
 #: client asking for 70000 pixels has a bug worth seeing); the Orthanc plugin 1.7 dies on such a request.

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from pydicom.datadict import keyword_for_tag
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -232,6 +231,8 @@ async def qido(request: Request) -> Response:
 def _reshaped(match: Mapping[str, Any]) -> dict[str, Any]:
     """The plugin's rendering of one QIDO-RS match: per tag its Group, Element, Name, vr and first value as text
     (a person name's alphabetic form; numbers and sequences give no Value)."""
+    from pydicom.datadict import keyword_for_tag  # pydicom loads on first use, not at start-up
+
     result: dict[str, Any] = {}
     for key, attribute in match.items():
         try:

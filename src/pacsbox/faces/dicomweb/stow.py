@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import json
 
-from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -76,6 +75,8 @@ class StoreOutcome:
         return 200
 
     def answer(self, base: str, character_set: str) -> dict:
+        from pydicom.dataset import Dataset  # pydicom loads on the first upload, not at start-up
+
         module = Dataset()
         module.SpecificCharacterSet = character_set
         if self.stored:  # the study's URL only once something of it is stored, as the plugin answers

@@ -14,15 +14,16 @@ it streams (a bitstream that fails to decode then cuts the answer short, since i
 from __future__ import annotations
 
 import io
-
-from pydicom.dataset import Dataset
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from typing import TYPE_CHECKING
 
 from ...core import pixels
 from ...core.errors import Unsupported
 from .errors import bad_request, not_acceptable
 
-EXPLICIT_LITTLE = str(ExplicitVRLittleEndian)
+if TYPE_CHECKING:  # pydicom loads on the first transcoding, not at start-up
+    from pydicom.dataset import Dataset
+
+EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"  # Explicit VR Little Endian
 #: Pixels one instance, or the frames of one request, may decode to (the core's limit, shared by every face).
 MAX_DECODED_BYTES = pixels.MAX_DECODED_BYTES
 CONCURRENT_DECODES = pixels.CONCURRENT_DECODES
@@ -47,7 +48,7 @@ FRAME_DEFAULT_SYNTAX = {
     "image/x-dicom-rle": "1.2.840.10008.1.2.5",
 }
 #: Stored syntaxes pacsbox rewrites in Explicit VR Little Endian (big endian is not among them: it stays as stored).
-_REWRITABLE = (str(ImplicitVRLittleEndian), str(DeflatedExplicitVRLittleEndian))
+_REWRITABLE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99")  # Implicit VR Little Endian, Deflated Explicit
 
 
 def needs_decoding(syntax: str) -> bool:
@@ -91,6 +92,8 @@ def check_budget(total: int) -> None:
 def explicit_little_file(dataset: Dataset, syntax: str) -> bytes:
     """The instance as a DICOM file in Explicit VR Little Endian: pixels decompressed (YBR converted to RGB, as
     pydicom does), everything else kept. Runs in a worker thread."""
+    from pydicom.uid import UID
+
     with pixels.decoding:
         if needs_decoding(syntax):
             check_budget(decoded_size(dataset))
@@ -100,7 +103,7 @@ def explicit_little_file(dataset: Dataset, syntax: str) -> bytes:
                                    decoding_plugin=pixels.decoding_plugin(syntax))
             except Exception as error:  # pydicom and its plugins raise many types for data they cannot decode
                 raise bad_request(f"Cannot decode the pixel data ({UID(syntax).name}): {error}") from None
-        dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        dataset.file_meta.TransferSyntaxUID = UID(EXPLICIT_LITTLE)
         buffer = io.BytesIO()
         try:
             dataset.save_as(buffer, enforce_file_format=True)
@@ -113,6 +116,7 @@ def decoded_frames(dataset: Dataset, syntax: str, numbers: list[int]) -> list[by
     """Frames ``numbers`` (from 1) decoded, as Explicit VR Little Endian pixel bytes (colour interleaved, YBR as
     RGB). Runs in a worker thread."""
     from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
 
     decoder = get_decoder(UID(syntax))
     pixels.check_markers(dataset, syntax, numbers)

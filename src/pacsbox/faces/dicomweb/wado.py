@@ -12,11 +12,8 @@ import functools
 import io
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element
-from pydicom.uid import UID
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -31,6 +28,9 @@ from .answers import json_of
 from .errors import DicomWebError, bad_format, bad_request, not_acceptable, out_of_range
 from .negotiation import MediaRange, accepted
 from .qido import DICOM_JSON, base_url, model_of, model_response
+
+if TYPE_CHECKING:  # pydicom loads on the first retrieval, not at start-up
+    from pydicom.dataset import Dataset
 
 _UID_KEYS = ("0020,000d", "0020,000e", "0008,0018")
 _BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
@@ -183,6 +183,8 @@ def metadata_json(dataset: Dataset, instance_url: str) -> dict:
 
 
 def _walk(dataset: Dataset, prefix: str) -> dict:
+    from pydicom.dataset import Dataset
+
     model: dict = {}
     for element in dataset:
         key = f"{element.tag:08X}"
@@ -240,6 +242,9 @@ def _raw_value(element, dataset: Dataset) -> bytes:
     """The value's bytes as stored (little endian), without the padding of text, as the plugin sends them."""
     value = element.value
     if not isinstance(value, (bytes, bytearray)):  # converted already: encode it again, implicit VR little endian
+        from pydicom.filebase import DicomBytesIO
+        from pydicom.filewriter import write_data_element
+
         buffer = DicomBytesIO()
         buffer.is_little_endian, buffer.is_implicit_VR = True, True
         write_data_element(buffer, element, dataset._character_set)
@@ -329,6 +334,8 @@ def _frame_numbers(text: str) -> list[int]:
 
 
 def _frame_reader(dataset: Dataset, transfer_syntax: str) -> Callable[[int], bytes]:
+    from pydicom.uid import UID
+
     syntax = UID(transfer_syntax or "1.2.840.10008.1.2")
     if not syntax.is_little_endian:
         raise not_acceptable("Frames of big endian instances are not served: pacsbox does not transcode")

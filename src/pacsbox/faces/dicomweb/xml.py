@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
-from pydicom.datadict import keyword_for_tag
-
 NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
 DICOM_XML = "application/dicom+xml"
 _NAME_COMPONENTS = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
@@ -20,6 +18,8 @@ def native_model(model: dict) -> bytes:
 
 
 def _attributes(parent: ElementTree.Element, model: dict) -> None:
+    from pydicom.datadict import keyword_for_tag  # pydicom loads on the first XML answer, not at start-up
+
     for key in sorted(model):
         attribute = model[key]
         tag = int(key, 16)

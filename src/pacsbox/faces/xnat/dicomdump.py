@@ -4,10 +4,8 @@ file of an archived session or scan, or of a prearchive session or scan, as Resu
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +15,9 @@ from ...core.errors import UnknownResource
 from . import access, render
 from .errors import XnatError
 from .params import archive_of, text
+
+if TYPE_CHECKING:  # pydicom loads on first use, not at start-up
+    from pydicom.dataset import Dataset
 
 DUMP_COLUMNS = ("tag1", "tag2", "vr", "value", "desc")
 
@@ -30,6 +31,8 @@ def _wanted_tags(request: Request) -> set[int] | None:
     values = [v for key, v in request.query_params.multi_items() if key.lower() == "field" for v in v.split(",")]
     if not values:
         return None
+    from pydicom.datadict import tag_for_keyword  # pydicom loads on first use, not at start-up
+
     tags = set()
     for value in (v.strip() for v in values if v.strip()):
         tag = tag_for_keyword(value)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import os
+import re
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from http import HTTPStatus
@@ -64,8 +66,32 @@ def grouped_routes(table: Iterable[tuple[str, Iterable[str], Endpoint]]) -> list
         async def dispatch(request: Request, endpoints=endpoints) -> Response:
             return await endpoints["GET" if request.method == "HEAD" else request.method](request)
 
-        routes.append(Route(path, dispatch, methods=list(endpoints)))
+        routes.append(LazyRoute(path, dispatch, methods=list(endpoints)))
     return routes
+
+
+_COMPILED_ATTRIBUTES = frozenset({"path_regex", "path_format", "param_convertors"})
+
+
+class LazyRoute(Route):
+    """A Starlette ``Route`` whose path pattern is compiled the first time it is needed (a request tried against
+    it, a URL built from it), then kept.
+
+    Compiling a face's hundreds of patterns takes 0.05-0.3 s, which a new server would spend before answering its
+    first request; a request tries only a few of them (the Orthanc face's router picks them by the path's shape).
+    """
+
+    def __init__(self, path: str, endpoint: Callable, *, methods: list[str] | None = None) -> None:
+        super().__init__("/", endpoint, methods=methods)  # "/"'s pattern: one compilation, cached by the re module
+        self.path = path
+        del self.path_regex, self.path_format, self.param_convertors
+
+    def __getattr__(self, name: str):
+        # called only for attributes not set: the compiled pattern, the first time it is asked for
+        if name not in _COMPILED_ATTRIBUTES:
+            raise AttributeError(name)
+        self.path_regex, self.path_format, self.param_convertors = compile_path(self.path)
+        return self.__dict__[name]
 
 
 def spool_directory(config: Config) -> str:
@@ -133,11 +159,18 @@ class UploadRoutes:
     body up to MaximumUploadSize; every other route reads its body whole and gets MaximumRequestBodySize."""
 
     def __init__(self, routes: Iterable[tuple[str, Iterable[str]]]) -> None:
-        self._routes = [(compile_path(path)[0], frozenset(methods)) for path, methods in routes]
+        self._routes = [(path, frozenset(methods)) for path, methods in routes]
 
     def __contains__(self, scope: Scope) -> bool:
         method, path = scope.get("method", ""), scope.get("path", "")
-        return any(method in methods and pattern.match(path) for pattern, methods in self._routes)
+        return any(method in methods and _pattern(route).match(path) for route, methods in self._routes)
+
+
+@functools.cache
+def _pattern(path: str) -> re.Pattern[str]:
+    """A route's compiled pattern, compiled on first use and once a process (a face has dozens of upload routes,
+    most never used by a given server)."""
+    return compile_path(path)[0]
 
 
 class BodyLimits:

@@ -94,6 +94,29 @@ class LazyRoute(Route):
         return self.__dict__[name]
 
 
+class BuiltOnFirstRequest:
+    """An ASGI application built when its first request arrives: a face's modules, routes and data (the XNAT
+    schemas) load then, not while the server starts, and a server that never sees that face never loads them.
+
+    ``build`` runs once, on the event loop (no await between the check and the assignment: two first requests
+    cannot both build); a build that fails is tried again by the next request.
+    """
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self._build = build
+        self._app: ASGIApp | None = None
+
+    @property
+    def app(self) -> ASGIApp:
+        """The application, built now if no request has built it yet."""
+        if self._app is None:
+            self._app = self._build()
+        return self._app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
 def spool_directory(config: Config) -> str:
     """Where bodies and archives too large for memory go: ``<StorageDirectory>/tmp``, on the disk that holds the
     data (its size is what the user planned for, not TMPDIR's), emptied at every start."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.archive import Archive, Origin
-from ...core.errors import ArchiveError, BadFormat, NetworkError, UnknownResource, Unsupported
+from ...core.errors import BadFormat, NetworkError, UnknownResource, Unsupported
 from ...core.peers import Peer, PeerAnswer, PeerConnection, parse_peer
 from . import client_jobs
 from .errors import DicomWebError, bad_format, bad_request, out_of_range, unknown_resource
 from .multipart import close_parts, media_type_of, new_boundary, read_parts, whole
+from .server_registry import ServerRegistry
 
 # What GET /dicom-web/servers/{id} lists: the plugin's operations, in its order ("delete" follows for a server
 # whose HasDelete property is true).
@@ -42,44 +42,6 @@ _NO_URI = ('A request to the DICOMweb client must provide a JSON object with the
 _NO_RESOURCES = 'The body must be a JSON object containing an array "Resources"'
 _PLUGIN_FAILURE = "Error encountered within the plugin engine"
 _MEGABYTE = 1024 * 1024
-
-
-class ServerRegistry:
-    """The known DICOMweb servers by name; the plugin puts no rule on names beyond being a path segment."""
-
-    def __init__(self, entries: object = None) -> None:
-        if entries is None:
-            entries = {}
-        if not isinstance(entries, Mapping):
-            raise ValueError("DicomWeb.Servers must be an object: name -> [url, user, password] or {\"Url\", ...}")
-        self._lock = threading.Lock()
-        self._servers: dict[str, Peer] = {}
-        for name, value in entries.items():
-            try:
-                self._servers[str(name)] = parse_peer(value)
-            except ArchiveError as error:  # a configuration mistake: say which entry
-                details = error.details or "expected [url, user, password] or an object with Url"
-                raise ValueError(f"DicomWeb.Servers entry {name!r}: {details}") from None
-
-    def items(self) -> list[tuple[str, Peer]]:
-        with self._lock:
-            return sorted(self._servers.items())
-
-    def get(self, name: str) -> Peer:
-        with self._lock:
-            found = self._servers.get(name)
-        if found is None:
-            raise DicomWebError(404, 7, "Accessing an inexistent item", f"Inexistent server: {name}")
-        return found
-
-    def put(self, name: str, server: Peer) -> None:
-        with self._lock:
-            self._servers[name] = server
-
-    def remove(self, name: str) -> None:
-        with self._lock:
-            if self._servers.pop(name, None) is None:
-                raise out_of_range(f"Unknown DICOMweb server: {name}")
 
 
 def _registry(request: Request) -> ServerRegistry:

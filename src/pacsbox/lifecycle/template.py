@@ -276,11 +276,13 @@ def warm_up() -> None:
 
     from ..core.config import config_from_mapping
     from ..faces.dimse.policy import prebuild_contexts
+    from ..faces.warm import warm_web_faces
     from ..server import _Runtime
 
     with tempfile.TemporaryDirectory(prefix="pacsbox-template-") as folder:
         runtime = _Runtime(config_from_mapping({"HttpPort": 0, "DicomPort": 0, "StorageDirectory": folder}))
         runtime.close()
+    warm_web_faces()  # what the web faces load on first use: the forked servers' first requests find it ready
     deadline = time.monotonic() + 5.0
     while threading.active_count() > 1 and time.monotonic() < deadline:  # the DICOM server's threads end
         time.sleep(0.01)

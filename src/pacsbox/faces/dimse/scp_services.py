@@ -1,7 +1,8 @@
-"""The DICOM SCP: association policy (Orthanc's rules) and the C-ECHO/C-STORE/C-FIND/C-MOVE/C-GET handlers.
+"""The DICOM SCP's services: association policy (Orthanc's rules) and the C-ECHO/C-STORE/C-FIND/C-MOVE/C-GET handlers.
 
-Every connection is served in a thread of its own, and its association request is read before anything is
-answered. An association that only verifies, stores and finds (storescu, findscu, a modality) is served directly by
+Loaded by ``scp.DicomServer`` on the first association (this module imports pynetdicom and pydicom). Every
+connection is served in a thread of its own, and its association request is read before anything is answered. An
+association that only verifies, stores and finds (storescu, findscu, a modality) is served directly by
 ``direct_scp``; any other (retrieve, role selection, extended negotiation) goes to pynetdicom, whose handlers are
 below.
 Handlers call the archive directly, which serialises only its short index transactions, so parallel associations
@@ -29,10 +30,10 @@ from ...core.config import Config
 from ...core.dicom import file_meta
 from ...faults.dimse import AssociationWatch
 from . import commitment, contexts, observe, retrieve, status, upper_layer
-from .admission import ConnectionLimits, PduGuard, raise_descriptor_limit
+from .admission import ConnectionLimits, PduGuard
 from .direct_scp import MAXIMUM_COMMAND_SIZE, DirectAssociation, store_status
 from .find import find_responses
-from .network import NoDelayAE
+from .network import NoDelayAE, configure_pynetdicom
 from .policy import REJECT_TOO_MANY_ASSOCIATIONS, AssociationPolicy, all_contexts, is_unknown
 from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .worklist_scp import worklist_responses
@@ -41,10 +42,12 @@ LOG = logging.getLogger("pacsbox.dimse")
 _SERVED_DIRECTLY = frozenset((contexts.VERIFICATION, *contexts.STORAGE_SOP_CLASSES, *contexts.FIND_SOP_CLASSES))
 
 
-class DicomServer:
-    """The SCP of one archive, listening on ``config.BindAddress``/``config.DicomPort`` (0: a free port)."""
+class ServiceClassProvider:
+    """The SCP of one archive: its application entity, association policy and handlers. ``serve`` takes the
+    listening socket ``scp.DicomServer`` opened; ``stop`` ends serving."""
 
     def __init__(self, archive: Archive, config: Config) -> None:
+        configure_pynetdicom()
         self.archive = archive
         self.config = config
         self.policy = AssociationPolicy(archive, config, all_contexts())
@@ -63,10 +66,10 @@ class DicomServer:
         self._server: _Server | None = None
         self._direct_associations: set[DirectAssociation] = set()
         self._lock = threading.Lock()
-        self.port = 0
+        self._stopped = False
 
-    def start(self) -> int:
-        """Listen in background threads; returns the bound port."""
+    def serve(self, listener: socket.socket) -> None:
+        """Serve the connections of ``listener`` (bound and listening) until ``stop``; in the calling thread."""
         handlers = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
@@ -78,23 +81,22 @@ class DicomServer:
                 (evt.EVT_C_GET, "C-GET", self._on_get), (evt.EVT_N_ACTION, "N-ACTION", self._on_n_action),
                 (evt.EVT_N_EVENT_REPORT, "N-EVENT-REPORT", self._on_n_event_report))),
         ]
-        raise_descriptor_limit(self.config.DicomMaximumConnections + 3 * self.config.DicomMaximumAssociations)
-        server = self.ae.make_server((self.config.BindAddress, self.config.DicomPort), evt_handlers=handlers,
-                                     contexts=self.policy.supported, server_class=_Server, dicom_server=self,
-                                     request_handler=_RequestHandler)
-        # Delayed ACKs against Nagle's algorithm cost ~40 ms per small DIMSE response; accepted sockets inherit it.
-        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.port = server.socket.getsockname()[1]
-        threading.Thread(target=server.serve_forever, name=f"pacsbox-dicom-{self.port}", daemon=True).start()
-        self._server = server
-        return self.port
+        with self._lock:
+            if self._stopped:
+                return
+            self._server = self.ae.make_server(listener.getsockname()[:2], evt_handlers=handlers,
+                                               contexts=self.policy.supported, server_class=_Server,
+                                               dicom_server=self, listener=listener, request_handler=_RequestHandler)
+        # A ``stop`` from here on waits for this loop, which ends at once if it came first (socketserver).
+        self._server.serve_forever()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
         with self._lock:
+            self._stopped = True
+            server = self._server
             running = list(self._direct_associations)
+        if server is not None:
+            server.shutdown()
         for association in running:
             association.abort()
 
@@ -380,14 +382,26 @@ def _reject(assoc, reason: tuple[int, int, int]) -> None:
 
 
 class _Server(ThreadedAssociationServer):
-    """pynetdicom's threaded server, with a look at each association request before pynetdicom takes it."""
+    """pynetdicom's threaded server on the listening socket ``scp.DicomServer`` opened at start (connections made
+    meanwhile wait in its backlog), with a look at each association request before pynetdicom takes it."""
 
     daemon_threads = True  # a direct association runs in its connection's thread: stopping must not wait for it
-    request_queue_size = 1024  # the listen backlog: a burst of connections waits to be accepted, not refused
 
-    def __init__(self, *args, dicom_server: DicomServer, **kwargs) -> None:
+    def __init__(self, *args, dicom_server: ServiceClassProvider, listener: socket.socket, **kwargs) -> None:
         self.dicom_server = dicom_server
+        self.listener = listener
         super().__init__(*args, **kwargs)
+
+    def server_bind(self) -> None:
+        # socketserver made a socket of its own to bind: the one already listening replaces it
+        self.socket.close()
+        self.socket = self.listener
+        self.server_address = self.listener.getsockname()
+        if self.ae.network_timeout is not None:  # as pynetdicom's own server_bind
+            self.listener.settimeout(self.ae.network_timeout)
+
+    def server_activate(self) -> None:
+        """Already listening (``scp.DicomServer.start``)."""
 
     def finish_request(self, request, client_address) -> None:
         if not self.dicom_server.serve_directly(request, client_address):

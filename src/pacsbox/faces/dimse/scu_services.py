@@ -1,4 +1,5 @@
-"""The DICOM SCU: C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET towards remote modalities (Orthanc's /modalities).
+"""The DICOM SCU's services: C-ECHO, C-STORE, C-FIND, C-MOVE and C-GET towards remote modalities (Orthanc's
+/modalities). Loaded by ``scu.DicomClient`` when it first sends (this module imports pynetdicom and pydicom).
 
 Failures raise ``NetworkError`` with the wording Orthanc 1.10 uses in its error details, so that a client sees the
 same sentence from pacsbox and from Orthanc ("DicomAssociation - connecting to AET ...", "C-STORE SCU to AET ...
@@ -17,7 +18,6 @@ from pathlib import Path
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
-from pynetdicom import _config as pynetdicom_config
 from pynetdicom import evt
 from pynetdicom import sop_class as sop
 from pynetdicom.association import Association
@@ -30,7 +30,7 @@ from ...core.errors import ArchiveError, CannotTranscode, NetworkError, NoPresen
 from ...core.ids import Level
 from ...core.modalities import Modality, StoreReport
 from . import commitment, contexts
-from .network import NoDelayAE
+from .network import NoDelayAE, configure_pynetdicom
 from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 _MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are the odd numbers 1..255
@@ -55,17 +55,13 @@ _GET_TRANSFER_SYNTAXES = contexts.UNCOMPRESSED + (
 )
 
 
-
-class DicomClient:
+class ServiceClassUser:
     """Associations to remote modalities on behalf of one archive (implements ``core.modalities.RemoteDicom``)."""
 
     def __init__(self, archive: Archive, config: Config) -> None:
+        configure_pynetdicom()
         self.archive = archive
         self.config = config
-        # Files are sent as stored: pynetdicom streams the bytes after the file meta information instead of
-        # decoding and re-encoding the data set. A process-wide pynetdicom option (its documented way), which also
-        # makes the SCP's C-MOVE and C-GET sub-operations byte-exact.
-        pynetdicom_config.STORE_SEND_CHUNKED_DATASET = True
 
     # -- services -------------------------------------------------------------------------------------------
     def echo(self, modality: Modality) -> None:

@@ -1,0 +1,135 @@
+"""The DICOM server of one archive: its port listens from start, and the services behind it (``scp_services``:
+pynetdicom, pydicom, the presentation contexts) load on the first association.
+
+Starting costs a socket: a server that no DICOM peer calls never imports pynetdicom or pydicom. The first
+connection, and any other made while the services load, wait in the listening socket's backlog; the services then
+accept them in order from the same socket, like every later one (nothing is handed over, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+from typing import TYPE_CHECKING
+
+from .admission import raise_descriptor_limit
+
+if TYPE_CHECKING:
+    from ...core.archive import Archive
+    from ...core.config import Config
+    from .policy import AssociationPolicy
+    from .scp_services import ServiceClassProvider
+
+LOG = logging.getLogger("pacsbox.dimse")
+LISTEN_BACKLOG = 1024  # a burst of connections (or those made while the services load) waits, not refused
+_STOP_WAIT = 30.0  # seconds ``stop`` waits for a load in progress (one to two seconds on a loaded machine)
+
+
+class DicomServer:
+    """The SCP of one archive, listening on ``config.BindAddress``/``config.DicomPort`` (0: a free port)."""
+
+    def __init__(self, archive: Archive, config: Config) -> None:
+        self.archive = archive
+        self.config = config
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None  # written by ``stop`` to end the wait
+        self._thread: threading.Thread | None = None
+        self._provider: ServiceClassProvider | None = None
+        self._loading = threading.Lock()  # one load of the services, whoever asks first
+        self._lock = threading.Lock()  # guards _stopped and _serving
+        self._serving: ServiceClassProvider | None = None
+        self._stopped = False
+
+    def start(self) -> int:
+        """Listen (the services load in the listening thread on the first connection); returns the bound port."""
+        raise_descriptor_limit(self.config.DicomMaximumConnections + 3 * self.config.DicomMaximumAssociations)
+        self._listener = listening_socket(self.config.BindAddress, self.config.DicomPort)
+        self.port = self._listener.getsockname()[1]
+        self._wake = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, args=(self._listener, self._wake[0]),
+                                        name=f"pacsbox-dicom-{self.port}", daemon=True)
+        self._thread.start()
+        return self.port
+
+    def services(self) -> ServiceClassProvider:
+        """The services behind the port, loaded now if no association has loaded them yet."""
+        provider = self._provider
+        if provider is None:
+            with self._loading:
+                if self._provider is None:
+                    from .scp_services import ServiceClassProvider
+
+                    self._provider = ServiceClassProvider(self.archive, self.config)
+                provider = self._provider
+        return provider
+
+    @property
+    def policy(self) -> AssociationPolicy:
+        """The association policy (the conformance statement reads its contexts); loads the services."""
+        return self.services().policy
+
+    def _serve(self, listener: socket.socket, wake: socket.socket) -> None:
+        """Wait for the first connection (left in the backlog), load the services, and let them serve."""
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(listener, selectors.EVENT_READ)
+                selector.register(wake, selectors.EVENT_READ)
+                selector.select()
+            with self._lock:
+                if self._stopped:
+                    return
+            provider = self.services()
+            with self._lock:  # from here ``stop`` stops the provider, which may not be serving yet
+                if self._stopped:
+                    return
+                self._serving = provider
+            provider.serve(listener)
+        except Exception:  # never expected: the peers waiting are refused rather than left hanging
+            if not self._stopped:
+                LOG.exception("the DICOM services failed to load or to serve; the DICOM port is closed")
+            _close(listener)
+
+    def stop(self) -> None:
+        """Stop listening (the port is free on return) and end the associations served directly."""
+        with self._lock:
+            self._stopped = True
+            serving = self._serving
+        if self._wake is not None:
+            with contextlib.suppress(OSError):
+                self._wake[1].send(b"\0")
+        if serving is not None:
+            serving.stop()  # ends its accept loop and closes the listening socket
+        if self._listener is not None:
+            _close(self._listener)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(_STOP_WAIT)
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
+            self._wake = None
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (0: a free port), with Nagle off for the accepted sockets."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Delayed ACKs against Nagle's algorithm cost ~40 ms per small DIMSE response; accepted sockets inherit it.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

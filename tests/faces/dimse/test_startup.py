@@ -1,5 +1,6 @@
-"""The DICOM port at start: it listens without pynetdicom or pydicom, loads them on the first association, and
-every association made while they load is served (dcmtk's echoscu, pynetdicom SCUs on both association paths)."""
+"""The DICOM port at start: it listens without pynetdicom or pydicom, loads them on the first association (not on
+a bare connection, as a readiness probe makes), and every association made while they load is served (dcmtk's
+echoscu, pynetdicom SCUs on both association paths)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from pynetdicom import AE, build_role
@@ -37,8 +39,8 @@ server = DicomServer(archive, archive.config)
 port = server.start()
 added = sorted(name for name in set(sys.modules) - before if name.split(".")[0] in ("pynetdicom", "pydicom"))
 print(json.dumps({"port": port, "added": added}), flush=True)
-sys.stdin.readline()
-print(json.dumps({"pynetdicom": "pynetdicom" in sys.modules}), flush=True)
+for _ in sys.stdin:  # one line per question of the test
+    print(json.dumps({"pynetdicom": "pynetdicom" in sys.modules}), flush=True)
 server.stop()
 archive.close()
 """
@@ -50,10 +52,13 @@ def test_the_port_listens_without_pynetdicom_and_loads_it_on_the_first_associati
     try:
         started = json.loads(probe.stdout.readline())
         assert started["added"] == []
+        with socket.create_connection(("127.0.0.1", started["port"]), timeout=10):
+            pass  # a readiness probe: connected, closed without a word
+        time.sleep(0.2)
+        assert _ask(probe) == {"pynetdicom": False}
         assert _echo(started["port"], "PACSBOX") == 0x0000
-        probe.stdin.write("\n")
-        probe.stdin.flush()
-        assert json.loads(probe.stdout.readline()) == {"pynetdicom": True}
+        assert _ask(probe) == {"pynetdicom": True}
+        probe.stdin.close()
         assert probe.wait(60) == 0
     finally:
         if probe.poll() is None:
@@ -104,6 +109,12 @@ def test_stopping_before_any_association_frees_the_port(tmp_path):
     finally:
         server.stop()
         archive.close()
+
+
+def _ask(probe: subprocess.Popen) -> dict:
+    probe.stdin.write("?\n")
+    probe.stdin.flush()
+    return json.loads(probe.stdout.readline())
 
 
 def _echo(port: int, called_aet: str, *, extended: bool = False) -> int | None:

@@ -1,9 +1,10 @@
 """The DICOM server of one archive: its port listens from start, and the services behind it (``scp_services``:
-pynetdicom, pydicom, the presentation contexts) load on the first association.
+pynetdicom, pydicom, the presentation contexts) load when the first association request arrives.
 
-Starting costs a socket: a server that no DICOM peer calls never imports pynetdicom or pydicom. The first
-connection, and any other made while the services load, wait in the listening socket's backlog; the services then
-accept them in order from the same socket, like every later one (nothing is handed over, so nothing is lost).
+Starting costs a socket: a server that no DICOM peer calls never imports pynetdicom or pydicom, and a connection
+closed without a word (a port probe, a readiness check) loads nothing. Until the services are loaded, connections
+are accepted here and handed to them in order once they are; connections made while they load wait in the
+listening socket's backlog, then the services accept them like every later one. None is lost or refused here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import selectors
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from .admission import raise_descriptor_limit
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("pacsbox.dimse")
 LISTEN_BACKLOG = 1024  # a burst of connections (or those made while the services load) waits, not refused
+SILENCE_BEFORE_LOADING = 0.5  # seconds a connection may stay silent before the services load all the same
 _STOP_WAIT = 30.0  # seconds ``stop`` waits for a load in progress (one to two seconds on a loaded machine)
 
 
@@ -73,25 +76,69 @@ class DicomServer:
         return self.services().policy
 
     def _serve(self, listener: socket.socket, wake: socket.socket) -> None:
-        """Wait for the first connection (left in the backlog), load the services, and let them serve."""
+        """Wait for the first association, load the services, hand them the connections accepted meanwhile (in
+        order) and let them serve the listening socket."""
+        pending: dict[socket.socket, tuple[object, float]] = {}
         try:
-            with selectors.DefaultSelector() as selector:
-                selector.register(listener, selectors.EVENT_READ)
-                selector.register(wake, selectors.EVENT_READ)
-                selector.select()
+            self._await_first_association(listener, wake, pending)
             with self._lock:
                 if self._stopped:
-                    return
+                    raise _Stopped
             provider = self.services()
             with self._lock:  # from here ``stop`` stops the provider, which may not be serving yet
                 if self._stopped:
-                    return
+                    raise _Stopped
                 self._serving = provider
-            provider.serve(listener)
+            listener.setblocking(True)
+            provider.serve(listener, [(sock, address) for sock, (address, _) in pending.items()])
+        except _Stopped:
+            for sock in pending:
+                _close(sock)
         except Exception:  # never expected: the peers waiting are refused rather than left hanging
             if not self._stopped:
                 LOG.exception("the DICOM services failed to load or to serve; the DICOM port is closed")
+            for sock in pending:
+                _close(sock)
             _close(listener)
+
+    def _await_first_association(self, listener: socket.socket, wake: socket.socket,
+                                 pending: dict[socket.socket, tuple[object, float]]) -> None:
+        """Accept connections into ``pending`` until one sends something (an association request: a DICOM peer
+        speaks first), one has stayed silent for ``SILENCE_BEFORE_LOADING``, or there are more than
+        DicomMaximumConnections; a connection closed without a word (a port probe, a readiness check) is closed
+        and loads nothing. The services then apply their own rules to every pending connection."""
+        listener.setblocking(False)
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while True:
+                deadline = min((opened + SILENCE_BEFORE_LOADING for _, opened in pending.values()), default=None)
+                ready = selector.select(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if self._stopped:
+                    raise _Stopped
+                spoke = False
+                for key, _ in ready:
+                    sock = key.fileobj
+                    if sock is listener:
+                        with contextlib.suppress(BlockingIOError, ConnectionError):  # gone before it was accepted
+                            connection, address = listener.accept()
+                            connection.setblocking(True)
+                            pending[connection] = (address, time.monotonic())
+                            selector.register(connection, selectors.EVENT_READ)
+                    elif sock is not wake:
+                        try:
+                            first = sock.recv(1, socket.MSG_PEEK)
+                        except OSError:
+                            first = b""  # reset: as good as closed
+                        if first:
+                            spoke = True
+                            continue
+                        selector.unregister(sock)
+                        del pending[sock]
+                        _close(sock)
+                silent_too_long = deadline is not None and time.monotonic() >= deadline and pending
+                if spoke or silent_too_long or len(pending) > self.config.DicomMaximumConnections:
+                    return
 
     def stop(self) -> None:
         """Stop listening (the port is free on return) and end the associations served directly."""
@@ -111,6 +158,10 @@ class DicomServer:
             for end in self._wake:
                 end.close()
             self._wake = None
+
+
+class _Stopped(Exception):
+    """``stop`` came while the services were awaited or loading."""
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -17,7 +17,7 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
@@ -68,8 +68,9 @@ class ServiceClassProvider:
         self._lock = threading.Lock()
         self._stopped = False
 
-    def serve(self, listener: socket.socket) -> None:
-        """Serve the connections of ``listener`` (bound and listening) until ``stop``; in the calling thread."""
+    def serve(self, listener: socket.socket, accepted: Sequence[tuple[socket.socket, object]] = ()) -> None:
+        """Serve the connections already ``accepted`` (socket, address; each in a thread of its own, in order),
+        then those of ``listener`` (bound and listening) until ``stop``; in the calling thread."""
         handlers = [
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ACCEPTED, self._on_accepted),
@@ -87,6 +88,8 @@ class ServiceClassProvider:
             self._server = self.ae.make_server(listener.getsockname()[:2], evt_handlers=handlers,
                                                contexts=self.policy.supported, server_class=_Server,
                                                dicom_server=self, listener=listener, request_handler=_RequestHandler)
+            for connection, address in accepted:
+                self._server.process_request(connection, address)
         # A ``stop`` from here on waits for this loop, which ends at once if it came first (socketserver).
         self._server.serve_forever()
 

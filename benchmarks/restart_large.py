@@ -1,5 +1,6 @@
 """Restart of a large archive, pacsbox beside the real Orthanc: seconds from spawn to ready after a clean stop
-(SIGTERM, waited for) and after ``kill -9``, on archives of the same files.
+(SIGTERM, waited for) and after ``kill -9``, on archives of the same files, beside a cold start on an empty archive
+in the same rounds (the part of a start that does not depend on the archive's size).
 
     cd benchmarks && python restart_large.py --instances 100000 --root /tmp/restarts --keep   # load, measure
     cd benchmarks && python restart_large.py --root /tmp/restarts --reuse                     # measure again
@@ -98,11 +99,15 @@ def reuse(root: Path) -> dict[str, servers.Server]:
             for name, (folder, http, dicom) in found.items()}
 
 
-def measure(prepared: dict[str, servers.Server], rounds: int) -> dict[str, dict[str, list[float]]]:
-    """``rounds`` of: start (untimed, after whatever stop came before), then the clean and the killed restart."""
+def measure(prepared: dict[str, servers.Server], rounds: int, root: Path) -> dict[str, dict[str, list[float]]]:
+    """``rounds`` of: a cold start on an empty archive (the reference: what does not depend on the size), a start
+    of the large one (untimed, after whatever stop came before), then its clean and its killed restart."""
     figures: dict[str, dict[str, list[float]]] = {name: {} for name in prepared}
     for number in range(rounds):
         for name in prepared if number % 2 == 0 else reversed(list(prepared)):
+            with servers.start(name, root) as empty:
+                figures[name].setdefault("empty_start", []).append(empty.started_in)
+            shutil.rmtree(empty.directory, ignore_errors=True)
             server = prepared[name]
             servers.respawn(server)
             count = measures.instance_count(server)
@@ -126,12 +131,12 @@ def main() -> None:
     try:
         prepared = reuse(root) if args.reuse else prepare(root, args.instances)
         print(f"load average before measuring: {os.getloadavg()}", file=sys.stderr)
-        figures = measure(prepared, args.rounds)
+        figures = measure(prepared, args.rounds, root)
         print(f"load average after measuring: {os.getloadavg()}", file=sys.stderr)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    for key in ("restart_clean", "restart_killed"):
+    for key in ("empty_start", "restart_clean", "restart_killed"):
         row = {name: statistics.median(values[key]) for name, values in figures.items()}
         print(f"{key}: " + "  ".join(f"{name} {value:.3f} s ({', '.join(f'{v:.3f}' for v in figures[name][key])})"
                                      for name, value in row.items())

@@ -120,11 +120,15 @@ class DicomServer:
                 for key, _ in ready:
                     sock = key.fileobj
                     if sock is listener:
-                        with contextlib.suppress(BlockingIOError, ConnectionError):  # gone before it was accepted
+                        try:
                             connection, address = listener.accept()
-                            connection.setblocking(True)
-                            pending[connection] = (address, time.monotonic())
-                            selector.register(connection, selectors.EVENT_READ)
+                        except (BlockingIOError, ConnectionError):  # gone before it was accepted
+                            continue
+                        except OSError:  # out of descriptors (a flood): the services' own loop copes with it
+                            return
+                        connection.setblocking(True)
+                        pending[connection] = (address, time.monotonic())
+                        selector.register(connection, selectors.EVENT_READ)
                     elif sock is not wake:
                         try:
                             first = sock.recv(1, socket.MSG_PEEK)

@@ -84,6 +84,8 @@ class ServiceClassProvider:
         ]
         with self._lock:
             if self._stopped:
+                for connection, _ in accepted:
+                    connection.close()
                 return
             self._server = self.ae.make_server(listener.getsockname()[:2], evt_handlers=handlers,
                                                contexts=self.policy.supported, server_class=_Server,

@@ -155,6 +155,8 @@ class _Runtime:
                 await super().startup(sockets)
                 if self.started:
                     runtime.ready.set()
+                    if runtime.archive.recovery is not None:  # after an unclean stop: the sweep, once ready
+                        runtime.archive.recovery.start()
                     if runtime.on_ready is not None:
                         runtime.on_ready(runtime.urls)
 

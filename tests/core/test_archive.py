@@ -192,6 +192,8 @@ def test_files_left_by_a_crash_are_removed_at_the_next_start(tmp_path):
     archive.index.close()  # no close(): the archive stays marked open, as after kill -9
     reopened = Archive(config)
     try:
+        assert reopened.recovery is not None  # swept in the background once the server answers (core.recovery)
+        reopened.recovery.run()
         assert not reopened.store_area.path_of(orphan_uuid).exists()
         assert reopened.instance_bytes(kept.instance_id) == instance(1)
     finally:

@@ -53,7 +53,7 @@ def _check(server: RunningPacsbox, acknowledged: dict, resources: list[str]) -> 
         assert hashlib.md5(answer.content).hexdigest() == digest, (path, number)
         assert session.post(f"{server.url}{path}/attachments/{number}/verify-md5").status_code == 200
     rows = sum(len(session.get(f"{server.url}{path}/attachments").json()) for path in resources)
-    files = [p for p in Path(server.data_dir).glob("??/??/*")]
+    files = _swept_files(Path(server.data_dir), rows)
     assert not [p for p in files if p.name.endswith(".tmp")], "temporary files survived the restart"
     assert len(files) == rows, "the index and the files on disk disagree"
 
@@ -87,3 +87,14 @@ def test_sigkill_while_putting_attachments(compressed):
                 server.start()  # same data directory: the sweep runs at start-up
             _check(server, acknowledged, resources)
         assert len(acknowledged) == len(keys)
+
+
+def _swept_files(data_dir: Path, rows: int, timeout: float = 60.0) -> list[Path]:
+    """The stored files once the sweep after the unclean stop is done: it runs in the background after the server
+    answers (core.recovery), so the disk is read again until it holds one file per row, or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        files = list(data_dir.glob("??/??/*"))
+        if len(files) == rows or time.monotonic() > deadline:
+            return files
+        time.sleep(0.1)

@@ -84,7 +84,9 @@ def _check_consistent(server: RunningPacsbox) -> set[str]:
         assert answer.status_code == 200, (row["ID"], answer.status_code, answer.text[:200])
         assert answer.content[128:132] == b"DICM" and len(answer.content) == row["FileSize"], row["ID"]
     data = Path(server.data_dir)
-    stored = list(data.glob("??/??/*"))
+    deadline = time.monotonic() + 60  # after a kill the sweep runs once the server answers (core.recovery)
+    while len(stored := list(data.glob("??/??/*"))) != len(listed) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not [p for p in stored if not p.is_file() or "." in p.name], "temporary files left in the store"
     assert len(stored) == len(listed), f"{len(stored)} files on disk for {len(listed)} listed instances"
     litter = [p.name for p in data.iterdir() if p.name.startswith(".")]

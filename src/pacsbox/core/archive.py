@@ -132,23 +132,25 @@ class Archive:
         self.events.publish(ArchiveClosing())
         self._stop.set()
         self._stable_thread.join(timeout=5)
-        self.index.set_property("open", None)
+        if self.recovery is not None:
+            self.recovery.stop()
+        if self.recovery is None or self.recovery.finished.is_set():  # else the next start sweeps again
+            self.index.set_property("open", None)
         self.index.close()
 
     def _recover_after_unclean_stop(self) -> None:
         """After a crash, finish a reset or restore that had committed, then remove files the index does not
         reference (written but never committed, or deleted from the index but not yet from disk, temporary
-        files). A clean close clears the flag, so normal starts skip the scan."""
+        files; ``core.recovery``). A clean close clears the flag, so normal starts skip the scan."""
+        from .recovery import RecoverySweep
         from .snapshots import Snapshots  # (snapshots build on the archive: imported when it exists)
 
         switched = recover_switch(self)
         Snapshots(self).sweep()
         self.store_area.clear_plain_copies()  # inflated copies of compressed files: made again when read
-        if switched or self.index.get_property("open") is not None:
-            referenced = self.index.all_attachment_uuids()
-            for name in list(self.store_area.all_uuids()):
-                if name not in referenced:
-                    self.store_area.remove(name)
+        # the unreferenced files: listing them grows with the archive, so they go in the background once the server
+        # answers (``recovery.start()``; the index stays marked open until they are gone)
+        self.recovery = RecoverySweep(self) if switched or self.recovering_from_unclean_stop else None
         self.index.set_property("open", str(os.getpid()))
 
     def _watch_stability(self) -> None:

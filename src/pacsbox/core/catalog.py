@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .catalog_fields import apply_updates, empty_fields
 from .catalog_layout import Layout
 from .errors import BadRequest, Conflict, UnknownResource
-from .events import ArchiveReset, EventBus, InstanceStored, Phase, ResourceDeleted
+from .events import ArchiveReset, EventBus, InstanceStored, Phase, ResourceDeleted, UncleanStopSwept
 from .gate import beside_reset_and_restore
 from .safe_paths import single_name, xnat_label
 
@@ -226,8 +226,6 @@ class Catalog:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-        if archive.recovering_from_unclean_stop:  # the last run did not close cleanly
-            self.layout.sweep_temporary_files()
         self.resources = Resources(self)
         self.importer = Importer(self)
         self.headers = Headers(self)
@@ -237,10 +235,12 @@ class Catalog:
 
     def subscribe(self, events: EventBus) -> None:
         """Follow the archive through its events: C-STORE routing (in the store's transaction, so that an
-        instance and its prearchive rows commit together), deletions and resets."""
+        instance and its prearchive rows commit together), deletions, resets, and the sweep after an unclean stop."""
         events.subscribe(InstanceStored, self._on_instance_stored, Phase.IN_TRANSACTION)
         events.subscribe(ResourceDeleted, self._on_resource_deleted)
         events.subscribe(ArchiveReset, lambda event: self.clear())
+        # after an unclean stop, in the background once the server answers (core.recovery)
+        events.subscribe(UncleanStopSwept, lambda event: self.layout.sweep_temporary_files())
 
     def _on_instance_stored(self, event: InstanceStored) -> None:
         if event.origin.kind == "DicomProtocol":  # XNAT's DICOM receiver: file it in the prearchive (rows only)

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -37,6 +38,8 @@ class Layout:
         self.archive_root = root / "archive"
         self.prearchive_root = root / "prearchive"
         self.sync = sync
+        self._writing: set[str] = set()  # names of the temporary files being written (kept by the sweep)
+        self._writing_lock = threading.Lock()
         # resolved once: the roots are the operator's, only the names joined below them are untrusted
         self._resolved = {self.archive_root: self.archive_root.resolve(),
                           self.prearchive_root: self.prearchive_root.resolve()}
@@ -104,6 +107,8 @@ class Layout:
         temporary = target.parent / f".{uuid.uuid4().hex}{TEMPORARY_SUFFIX}"
         digest = hashlib.md5()
         size = 0
+        with self._writing_lock:  # before the file exists: the sweep never sees it unannounced
+            self._writing.add(temporary.name)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(temporary, "wb") as handle:
@@ -127,6 +132,9 @@ class Layout:
         except BaseException:
             _discard(temporary)
             raise
+        finally:
+            with self._writing_lock:
+                self._writing.discard(temporary.name)
         return size, digest.hexdigest()
 
     @staticmethod
@@ -190,11 +198,16 @@ class Layout:
         shutil.rmtree(self.prearchive_root, ignore_errors=True)
 
     def sweep_temporary_files(self) -> None:
-        """Remove files whose write a crash interrupted (never referenced by a committed row)."""
+        """Remove files whose write a crash interrupted (never referenced by a committed row). It walks the whole
+        tree: run in the background after an unclean stop (core.recovery), it keeps the files being written."""
         for top in (self.archive_root, self.prearchive_root):
-            if top.is_dir():
-                for path in top.rglob(f"*{TEMPORARY_SUFFIX}"):
-                    path.unlink(missing_ok=True)
+            for folder, _, names in os.walk(top):  # a folder a reset moves away meanwhile is skipped
+                for name in names:
+                    if name.endswith(TEMPORARY_SUFFIX):
+                        with self._writing_lock:  # asked after listing: a file listed was announced before
+                            if name in self._writing:
+                                continue
+                        _discard(Path(folder, name))
 
 
 def _path_error(error: OSError, target: Path) -> Exception:

@@ -114,6 +114,13 @@ class ArchiveClosing:
 
 
 @dataclass(frozen=True)
+class UncleanStopSwept:
+    """After an unclean stop, the file store was swept (``core.recovery``, a background thread once the server
+    answers): listeners with files of their own sweep theirs now, on that thread, beside the running server (so
+    never a file this process is writing)."""
+
+
+@dataclass(frozen=True)
 class JobSubmitted:
     """A job entered the jobs engine (``core.jobs``); published on the thread that submitted it."""
 

@@ -490,6 +490,16 @@ class Index:
     def all_attachment_uuids(self) -> set[str]:
         return {row[0] for row in self._connection().execute("SELECT uuid FROM attachments")}
 
+    def referenced_uuids(self, names: list[str]) -> set[str]:
+        """Those of ``names`` an attachment row references (the recovery sweep asks a folder at a time)."""
+        found: set[str] = set()
+        for start in range(0, len(names), 500):  # under SQLite's oldest limit of bound variables (999)
+            chunk = names[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(row[0] for row in self._connection().execute(
+                f"SELECT uuid FROM attachments WHERE uuid IN ({marks})", chunk))
+        return found
+
     def total_size(self) -> int:
         return self._connection().execute("SELECT COALESCE(SUM(size), 0) FROM attachments").fetchone()[0]
 

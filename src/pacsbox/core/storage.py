@@ -83,6 +83,7 @@ class FileStore:
         self._left = 0
         self._lock = threading.Lock()
         self._plain_made = 0  # inflated copies made (core.attachments' compressed files)
+        self._new_files: set[str] | None = None  # names made by this process, while a recovery sweep is pending
         root.mkdir(parents=True, exist_ok=True)
 
     def path_of(self, file_uuid: str) -> Path:
@@ -139,8 +140,9 @@ class FileStore:
             if self._left == 0:
                 self._prefix, self._left = uuid.uuid4().hex[:4], _FILES_PER_FOLDER
             self._left -= 1
-            prefix = self._prefix
-        file_uuid = prefix + str(uuid.uuid4())[4:]
+            file_uuid = self._prefix + str(uuid.uuid4())[4:]
+            if self._new_files is not None:  # before the file exists: the sweep never sees it unremembered
+                self._new_files.add(file_uuid)
         target = self.path_of(file_uuid)
         self._make_folder(target.parent)
         return file_uuid, target, target.with_name(target.name + TEMPORARY_SUFFIX)
@@ -227,6 +229,20 @@ class FileStore:
     def remove(self, file_uuid: str) -> None:
         self.path_of(file_uuid).unlink(missing_ok=True)
         (self.root / PLAIN_FOLDER / file_uuid).unlink(missing_ok=True)
+
+    def remember_new_files(self) -> None:
+        """Remember the name of every file made from now on, until ``forget_new_files`` (core.recovery)."""
+        with self._lock:
+            self._new_files = set()
+
+    def forget_new_files(self) -> None:
+        with self._lock:
+            self._new_files = None
+
+    def is_new_file(self, file_uuid: str) -> bool:
+        """Whether this process made ``file_uuid`` since ``remember_new_files``."""
+        with self._lock:
+            return self._new_files is not None and file_uuid in self._new_files
 
     def all_uuids(self) -> Iterator[str]:
         """Every stored file (and leftover temporary file) by name, for the sweep after an unclean stop."""

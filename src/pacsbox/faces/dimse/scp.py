@@ -1,44 +1,34 @@
-"""The DICOM SCP: association policy (Orthanc's rules) and the C-ECHO/C-STORE/C-FIND/C-MOVE/C-GET handlers.
+"""The DICOM server of one archive: its port listens from start, and the services behind it (``scp_services``:
+pynetdicom, pydicom, the presentation contexts) load when the first association request arrives.
 
-Every connection is served in a thread of its own, and its association request is read before anything is
-answered. An association that only verifies, stores and finds (storescu, findscu, a modality) is served directly by
-``direct_scp``; any other (retrieve, role selection, extended negotiation) goes to pynetdicom, whose handlers are
-below.
-Handlers call the archive directly, which serialises only its short index transactions, so parallel associations
-store in parallel.
+Starting costs a socket: a server that no DICOM peer calls never imports pynetdicom or pydicom, and a connection
+closed without a word (a port probe, a readiness check) loads nothing. Until the services are loaded, connections
+are accepted here and handed to them in order once they are; connections made while they load wait in the
+listening socket's backlog, then the services accept them like every later one. None is lost or refused here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import selectors
 import socket
-import socketserver
 import threading
 import time
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from pydicom.dataset import Dataset
-from pynetdicom import evt
-from pynetdicom.events import Event
-from pynetdicom.pdu_primitives import SOPClassCommonExtendedNegotiation
-from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+from .admission import raise_descriptor_limit
 
-from ...core.archive import Archive, Origin
-from ...core.config import Config
-from ...core.dicom import file_meta
-from ...faults.dimse import AssociationWatch
-from . import commitment, contexts, observe, retrieve, status, upper_layer
-from .admission import ConnectionLimits, PduGuard, raise_descriptor_limit
-from .direct_scp import MAXIMUM_COMMAND_SIZE, DirectAssociation, store_status
-from .find import find_responses
-from .network import NoDelayAE
-from .policy import REJECT_TOO_MANY_ASSOCIATIONS, AssociationPolicy, all_contexts, is_unknown
-from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from .worklist_scp import worklist_responses
+if TYPE_CHECKING:
+    from ...core.archive import Archive
+    from ...core.config import Config
+    from .policy import AssociationPolicy
+    from .scp_services import ServiceClassProvider
 
 LOG = logging.getLogger("pacsbox.dimse")
-_SERVED_DIRECTLY = frozenset((contexts.VERIFICATION, *contexts.STORAGE_SOP_CLASSES, *contexts.FIND_SOP_CLASSES))
+LISTEN_BACKLOG = 1024  # a burst of connections (or those made while the services load) waits, not refused
+SILENCE_BEFORE_LOADING = 0.5  # seconds a connection may stay silent before the services load all the same
+_STOP_WAIT = 30.0  # seconds ``stop`` waits for a load in progress (one to two seconds on a loaded machine)
 
 
 class DicomServer:
@@ -47,353 +37,154 @@ class DicomServer:
     def __init__(self, archive: Archive, config: Config) -> None:
         self.archive = archive
         self.config = config
-        self.policy = AssociationPolicy(archive, config, all_contexts())
-        self.ae = NoDelayAE(ae_title=config.DicomAet)
-        self.ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
-        self.ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
-        # Checked for both paths before pynetdicom sees a request (``serve_directly``); pynetdicom's own check
-        # is left a margin for the requests admitted while the associations they replace wind down.
-        self.limits = ConnectionLimits(config.DicomMaximumConnections, config.DicomMaximumAssociations)
-        self.ae.maximum_associations = 2 * config.DicomMaximumAssociations
-        self.ae.network_timeout = config.DicomScpTimeout or None
-        self.ae.acse_timeout = config.DicomScpTimeout or None
-        self.ae.dimse_timeout = config.DicomScpTimeout or None
-        self.ae.maximum_pdu_size = upper_layer.MAXIMUM_PDU_LENGTH  # announced; longer PDUs abort (PduGuard)
-        self.ae.require_called_aet = False  # checked in _on_requested, with Orthanc's rules
-        self._server: _Server | None = None
-        self._direct_associations: set[DirectAssociation] = set()
-        self._lock = threading.Lock()
         self.port = 0
+        self._listener: socket.socket | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None  # written by ``stop`` to end the wait
+        self._thread: threading.Thread | None = None
+        self._provider: ServiceClassProvider | None = None
+        self._loading = threading.Lock()  # one load of the services, whoever asks first
+        self._lock = threading.Lock()  # guards _stopped and _serving
+        self._serving: ServiceClassProvider | None = None
+        self._stopped = False
 
     def start(self) -> int:
-        """Listen in background threads; returns the bound port."""
-        handlers = [
-            (evt.EVT_REQUESTED, self._on_requested),
-            (evt.EVT_ACCEPTED, self._on_accepted),
-            (evt.EVT_RELEASED, _ended("released")), (evt.EVT_ABORTED, _ended("aborted")),
-            (evt.EVT_DIMSE_SENT, _dimse_sent),
-            *((event, observe.handler(self.archive, name, serve)) for event, name, serve in (
-                (evt.EVT_C_ECHO, "C-ECHO", self._on_echo), (evt.EVT_C_STORE, "C-STORE", self._on_store),
-                (evt.EVT_C_FIND, "C-FIND", self._on_find), (evt.EVT_C_MOVE, "C-MOVE", self._on_move),
-                (evt.EVT_C_GET, "C-GET", self._on_get), (evt.EVT_N_ACTION, "N-ACTION", self._on_n_action),
-                (evt.EVT_N_EVENT_REPORT, "N-EVENT-REPORT", self._on_n_event_report))),
-        ]
+        """Listen (the services load in the listening thread on the first connection); returns the bound port."""
         raise_descriptor_limit(self.config.DicomMaximumConnections + 3 * self.config.DicomMaximumAssociations)
-        server = self.ae.make_server((self.config.BindAddress, self.config.DicomPort), evt_handlers=handlers,
-                                     contexts=self.policy.supported, server_class=_Server, dicom_server=self,
-                                     request_handler=_RequestHandler)
-        # Delayed ACKs against Nagle's algorithm cost ~40 ms per small DIMSE response; accepted sockets inherit it.
-        server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.port = server.socket.getsockname()[1]
-        threading.Thread(target=server.serve_forever, name=f"pacsbox-dicom-{self.port}", daemon=True).start()
-        self._server = server
+        self._listener = listening_socket(self.config.BindAddress, self.config.DicomPort)
+        self.port = self._listener.getsockname()[1]
+        self._wake = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, args=(self._listener, self._wake[0]),
+                                        name=f"pacsbox-dicom-{self.port}", daemon=True)
+        self._thread.start()
         return self.port
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
-        with self._lock:
-            running = list(self._direct_associations)
-        for association in running:
-            association.abort()
+    def services(self) -> ServiceClassProvider:
+        """The services behind the port, loaded now if no association has loaded them yet."""
+        provider = self._provider
+        if provider is None:
+            with self._loading:
+                if self._provider is None:
+                    from .scp_services import ServiceClassProvider
 
-    # -- the direct path ------------------------------------------------------------------------------------
-    def serve_directly(self, sock: socket.socket, address) -> bool:
-        """Serve the connection here if its association only verifies, stores and finds; False to leave it to
-        pynetdicom (nothing has been read from the socket then)."""
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.limits.waiting(sock)
-        data = upper_layer.peek_pdu(sock, self.config.DicomScpTimeout or None, lambda: self.limits.is_waiting(sock))
-        if not self.limits.done_waiting(sock) or data is None or data[0] != upper_layer.A_ASSOCIATE_RQ_PDU:
-            # Closed to make room for newer connections, no whole association request within the timeout
-            # (silence, a trickle), one of more than a MiB (no real request comes near), or another PDU (garbage):
-            # refused here, as PS3.8 9.2 has it (ARTIM expiry, an unexpected PDU). pynetdicom would wait for all
-            # of a declared length, gigabytes, without end.
-            _refuse_connection(sock)
-            return True
-        request = upper_layer.read_request(data)
-        direct = request is not None and request.plain and all(
-            cx.abstract_syntax in _SERVED_DIRECTLY or is_unknown(cx.abstract_syntax) for cx in request.contexts)
-        with self._lock:
-            has_room, evicted = self.limits.make_room(self._running())
-            association = None
-            if direct and request is not None:
-                association = DirectAssociation(self.archive, self.policy, sock, address, request,
-                                                 aet=self.config.DicomAet, timeout=self.config.DicomScpTimeout or None)
-                self._direct_associations.add(association)
-        if evicted is not None:
-            evicted.abort_idle()
-        if association is None:
-            if has_room:
-                return False  # pynetdicom's, unread
-            _refuse_connection(sock, upper_layer.reject(*REJECT_TOO_MANY_ASSOCIATIONS))  # the request stays unread
-            return True
-        rejection = self.policy.rejection(association.request.calling_aet, association.request.called_aet)
-        if rejection is None and not has_room:
-            rejection = REJECT_TOO_MANY_ASSOCIATIONS
+                    self._provider = ServiceClassProvider(self.archive, self.config)
+                provider = self._provider
+        return provider
+
+    @property
+    def policy(self) -> AssociationPolicy:
+        """The association policy (the conformance statement reads its contexts); loads the services."""
+        return self.services().policy
+
+    def _serve(self, listener: socket.socket, wake: socket.socket) -> None:
+        """Wait for the first association, load the services, hand them the connections accepted meanwhile (in
+        order) and let them serve the listening socket."""
+        pending: dict[socket.socket, tuple[object, float]] = {}
         try:
-            association.serve(rejection)
-        finally:
+            self._await_first_association(listener, wake, pending)
             with self._lock:
-                self._direct_associations.discard(association)
-        return True
+                if self._stopped:
+                    raise _Stopped
+            provider = self.services()
+            with self._lock:  # from here ``stop`` stops the provider, which may not be serving yet
+                if self._stopped:
+                    raise _Stopped
+                self._serving = provider
+            listener.setblocking(True)
+            provider.serve(listener, [(sock, address) for sock, (address, _) in pending.items()])
+        except _Stopped:
+            for sock in pending:
+                _close(sock)
+        except Exception:  # never expected: the peers waiting are refused rather than left hanging
+            if not self._stopped:
+                LOG.exception("the DICOM services failed to load or to serve; the DICOM port is closed")
+            for sock in pending:
+                _close(sock)
+            _close(listener)
 
-    def _running(self) -> list:
-        """Every association being served, on either path (``admission.Association``)."""
-        running: list = list(self._direct_associations)
-        if self._server is not None:
-            running += [_PynetdicomAssociation(assoc) for assoc in self._server.active_associations]
-        return running
+    def _await_first_association(self, listener: socket.socket, wake: socket.socket,
+                                 pending: dict[socket.socket, tuple[object, float]]) -> None:
+        """Accept connections into ``pending`` until one sends something (an association request: a DICOM peer
+        speaks first), one has stayed silent for ``SILENCE_BEFORE_LOADING``, or there are more than
+        DicomMaximumConnections; a connection closed without a word (a port probe, a readiness check) is closed
+        and loads nothing. The services then apply their own rules to every pending connection."""
+        listener.setblocking(False)
+        with selectors.DefaultSelector() as selector:
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while True:
+                deadline = min((opened + SILENCE_BEFORE_LOADING for _, opened in pending.values()), default=None)
+                ready = selector.select(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if self._stopped:
+                    raise _Stopped
+                spoke = False
+                for key, _ in ready:
+                    sock = key.fileobj
+                    if sock is listener:
+                        try:
+                            connection, address = listener.accept()
+                        except (BlockingIOError, ConnectionError):  # gone before it was accepted
+                            continue
+                        except OSError:  # out of descriptors (a flood): the services' own loop copes with it
+                            return
+                        connection.setblocking(True)
+                        pending[connection] = (address, time.monotonic())
+                        selector.register(connection, selectors.EVENT_READ)
+                    elif sock is not wake:
+                        try:
+                            first = sock.recv(1, socket.MSG_PEEK)
+                        except OSError:
+                            first = b""  # reset: as good as closed
+                        if first:
+                            spoke = True
+                            continue
+                        selector.unregister(sock)
+                        del pending[sock]
+                        _close(sock)
+                silent_too_long = deadline is not None and time.monotonic() >= deadline and pending
+                if spoke or silent_too_long or len(pending) > self.config.DicomMaximumConnections:
+                    return
 
-    # -- association policy on the pynetdicom path -------------------------------------------------------------
-    def allowed(self, calling_aet: str, request: str) -> bool:
-        """Whether a peer calling as ``calling_aet`` may send ``request`` (``Echo``, ``Store``, ``Find``, ...)."""
-        return self.policy.allowed(calling_aet, request)
-
-    def _on_requested(self, event: Event) -> None:
-        assoc = event.assoc
-        request = assoc.requestor.primitive
-        rejection = self.policy.rejection(request.calling_ae_title.strip(), request.called_ae_title.strip())
-        watch = self._watch(assoc, request)
-        if rejection is None and watch is not None:
-            rejection = self._association_fault(assoc, watch, request)
-        if rejection is not None:
-            if watch is not None:
-                watch.answered("rejected", rejection=rejection, fired=getattr(assoc, "pacsbox_fired", None))
-            _reject(assoc, rejection)
-            return
-        offered = self.policy.contexts_for(cx.abstract_syntax for cx in request.presentation_context_definition_list)
-        if offered is not self.policy.supported:
-            assoc.acceptor.supported_contexts = offered
-
-    def _watch(self, assoc, request) -> AssociationWatch | None:
-        """The association's watch (pacsbox.faults): its rules and event log, None without them."""
-        faults = getattr(self.archive, "faults", None)
-        if faults is None or not (faults.log.size or faults.rules.active):
-            return None
-        assoc.pacsbox_watch = AssociationWatch(faults, request.calling_ae_title.strip(),
-                                               request.called_ae_title.strip(), str(assoc.requestor.address))
-        return assoc.pacsbox_watch
-
-    def _association_fault(self, assoc, watch: AssociationWatch, request) -> tuple[int, int, int] | None:
-        """Apply an association rule: its rejection returned, its abort kept for ``_on_accepted``, its PDU delay
-        put on the association's socket."""
-        fired = watch.requested(str(cx.abstract_syntax) for cx in request.presentation_context_definition_list)
-        if fired is None:
-            return None
-        assoc.pacsbox_fired = fired
-        if watch.pdu_delay:
-            send = assoc.dul.socket.send
-
-            def slow_send(data: bytes, delay: float = watch.pdu_delay) -> None:
-                time.sleep(delay)  # the DUL sends one PDU a call
-                send(data)
-
-            assoc.dul.socket.send = slow_send
-        return fired.action.reject
-
-    def _on_accepted(self, event: Event) -> None:
-        watch = getattr(event.assoc, "pacsbox_watch", None)
-        if watch is not None:
-            fired = getattr(event.assoc, "pacsbox_fired", None)
-            watch.answered("accepted", [str(cx.abstract_syntax) for cx in event.assoc.accepted_contexts], fired=fired)
-            if fired is not None and fired.action.abort is not None:
-                event.assoc.abort()
-                return
-        if not self.policy.accepts_unknown_sop_classes():
-            return
-        # pynetdicom serves a request by its SOP class; an unknown one is mapped to the storage service through
-        # the SOP Class Common Extended Negotiation table it consults (PS3.7 D.3.3.6).
-        assoc = event.assoc
-        for cx in assoc.accepted_contexts:
-            if is_unknown(cx.abstract_syntax):
-                item = SOPClassCommonExtendedNegotiation()
-                item.sop_class_uid = cx.abstract_syntax
-                item.service_class_uid = "1.2.840.10008.4.2"  # Storage Service Class
-                assoc.acceptor._common_ext[cx.abstract_syntax] = item
-
-    # -- services -------------------------------------------------------------------------------------------
-    def _origin(self, event: Event) -> Origin:
-        assoc = event.assoc
-        return Origin("DicomProtocol", remote_ip=assoc.requestor.address,
-                      remote_aet=assoc.requestor.ae_title.strip(), called_aet=assoc.acceptor.ae_title.strip())
-
-    def _refused(self, event: Event, request: str) -> bool:
-        """Whether the peer may not send this request; like Orthanc, a refused request aborts the association
-        (every context was accepted at negotiation: permissions are per request, not per SOP class)."""
-        calling = event.assoc.requestor.ae_title.strip()
-        if self.allowed(calling, request):
-            return False
-        LOG.warning("%s refused: AET %r is not allowed to send it", request, calling)
-        event.assoc.abort()
-        return True
-
-    def _on_echo(self, event: Event) -> int:
-        if self._refused(event, "Echo"):
-            return status.UNABLE_TO_PROCESS
-        return status.SUCCESS
-
-    def _on_store(self, event: Event) -> int:
-        if self._refused(event, "Store"):
-            return status.OUT_OF_RESOURCES
-        return store_status(self.archive, _part10(event), self._origin(event))
-
-    def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
-        if str(event.context.abstract_syntax) == contexts.WORKLIST_FIND:
-            if self._refused(event, "FindWorklist"):
-                return iter([(status.UNABLE_TO_PROCESS, None)])
-            return worklist_responses(self.archive, self.config, event.identifier, self._origin(event),
-                                      lambda: event.is_cancelled)
-        if self._refused(event, "Find"):
-            return iter([(status.UNABLE_TO_PROCESS, None)])
-        return find_responses(self.archive, self.config, event, self._origin(event))
-
-    def _on_n_action(self, event: Event):
-        if self._refused(event, "NAction"):
-            return 0x0110, None
-        return commitment.on_n_action(self.archive, self.archive.remote, event)
-
-    def _on_n_event_report(self, event: Event):
-        if self._refused(event, "EventReport"):
-            return 0x0110, None
-        return commitment.on_n_event_report(self.archive, event)
-
-    def _on_move(self, event: Event):
-        if self._refused(event, "Move"):
-            return iter([(None, None)])
-        return retrieve.move_responses(self.archive, self.config, event)
-
-    def _on_get(self, event: Event):
-        if self._refused(event, "Get"):
-            return iter([0])
-        return retrieve.get_responses(self.archive, event)
+    def stop(self) -> None:
+        """Stop listening (the port is free on return) and end the associations served directly."""
+        with self._lock:
+            self._stopped = True
+            serving = self._serving
+        if self._wake is not None:
+            with contextlib.suppress(OSError):
+                self._wake[1].send(b"\0")
+        if serving is not None:
+            serving.stop()  # ends its accept loop and closes the listening socket
+        if self._listener is not None:
+            _close(self._listener)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(_STOP_WAIT)
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
+            self._wake = None
 
 
-def _ended(outcome: str):
-    def ended(event: Event) -> None:
-        watch = getattr(event.assoc, "pacsbox_watch", None)
-        if watch is not None:
-            watch.ended(outcome)
-
-    return ended
+class _Stopped(Exception):
+    """``stop`` came while the services were awaited or loading."""
 
 
-def _dimse_sent(event: Event) -> None:
-    watch = getattr(event.assoc, "pacsbox_watch", None)
-    if watch is not None:
-        watch.sent(event)
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (0: a free port), with Nagle off for the accepted sockets."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Delayed ACKs against Nagle's algorithm cost ~40 ms per small DIMSE response; accepted sockets inherit it.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
-def _part10(event: Event) -> bytes:
-    """The received dataset with pacsbox's file meta information, its bytes as the peer encoded them."""
-    request = event.request
-    header = file_meta(request.AffectedSOPClassUID, request.AffectedSOPInstanceUID, event.context.transfer_syntax,
-                       implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-                       implementation_version_name=IMPLEMENTATION_VERSION_NAME,
-                       source_aet=event.assoc.requestor.ae_title.strip())
-    return header + event.encoded_dataset(include_meta=False)
-
-
-def _refuse_connection(sock: socket.socket, answer: bytes = upper_layer.abort(source=0x02)) -> None:
-    """Answer with an A-ABORT from the service provider (or ``answer``) and close."""
+def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
-        sock.settimeout(1.0)  # a peer that reads nothing cannot hold the thread
-        sock.sendall(answer)
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
-
-
-class _PynetdicomAssociation:
-    """A pynetdicom association as admission sees it (``admission.Association``)."""
-
-    def __init__(self, assoc) -> None:
-        self.assoc = assoc
-
-    def idle_for(self, now: float) -> float:
-        guard = getattr(self.assoc, "pacsbox_guard", None)
-        if guard is None or getattr(self.assoc, "_is_paused", False):  # paused: serving a request
-            return 0.0
-        return now - guard.last_activity
-
-    def abort_idle(self) -> None:
-        # pynetdicom's abort waits for the association's threads: not in the thread of a new connection
-        threading.Thread(target=self.assoc.abort, name="pacsbox-dicom-evict", daemon=True).start()
-
-
-class _RequestHandler(RequestHandler):
-    """pynetdicom's handler of a connection, with every PDU it reads checked first (``PduGuard``)."""
-
-    def _create_association(self):
-        assoc = super()._create_association()
-        association_socket = assoc.dul.socket
-        raw = association_socket.socket
-
-        def send_abort() -> None:
-            with contextlib.suppress(OSError):
-                raw.sendall(upper_layer.abort(source=0x02))
-
-        guard = PduGuard(association_socket.recv, send_abort, self.server.dicom_server.config.DicomMaximumDatasetSize,
-                         MAXIMUM_COMMAND_SIZE)
-        association_socket.recv = guard.recv  # the DUL reads every PDU through it
-        assoc.pacsbox_guard = guard
-        assoc._serve_request = _OnItsContext(assoc, assoc._serve_request, self.server.dicom_server.policy)
-        return assoc
-
-
-_REQUESTS = {"C_ECHO": "Echo", "C_STORE": "Store", "C_FIND": "Find", "C_MOVE": "Move", "C_GET": "Get"}
-
-
-class _OnItsContext:
-    """pynetdicom's dispatch of a request, refusing one sent on a presentation context of another service with
-    0x0122, as the direct path does: pynetdicom picks the service from the SOP class the command names, and stores
-    a C-STORE sent on a C-FIND context (or aborts a C-FIND sent on a storage one)."""
-
-    def __init__(self, assoc, serve, policy: AssociationPolicy) -> None:
-        self.assoc = assoc
-        self.serve = serve
-        self.policy = policy
-
-    def __call__(self, message, context_id: int) -> None:
-        context = getattr(self.assoc, "_accepted_cx", {}).get(context_id)
-        request = _REQUESTS.get(type(message).__name__)
-        calling = self.assoc.requestor.ae_title.strip()
-        # a request the peer may not send at all goes on to its handler, which aborts (as the direct path does)
-        if context is None or request is None or not self.policy.allowed(calling, request) \
-                or self.policy.service_of(context.abstract_syntax) == request:
-            self.serve(message, context_id)
-            return
-        LOG.warning("%s refused: presentation context %d is for %s", request, context_id, context.abstract_syntax)
-        response = type(message)()
-        response.MessageIDBeingRespondedTo = message.MessageID
-        response.AffectedSOPClassUID = message.AffectedSOPClassUID
-        if request == "Store":
-            response.AffectedSOPInstanceUID = message.AffectedSOPInstanceUID
-        response.Status = status.SOP_CLASS_NOT_SUPPORTED
-        self.assoc.dimse.send_msg(response, context_id)
-
-
-def _reject(assoc, reason: tuple[int, int, int]) -> None:
-    assoc.acse.send_reject(*reason)
-    assoc.is_rejected = True
-    assoc.kill()
-
-
-class _Server(ThreadedAssociationServer):
-    """pynetdicom's threaded server, with a look at each association request before pynetdicom takes it."""
-
-    daemon_threads = True  # a direct association runs in its connection's thread: stopping must not wait for it
-    request_queue_size = 1024  # the listen backlog: a burst of connections waits to be accepted, not refused
-
-    def __init__(self, *args, dicom_server: DicomServer, **kwargs) -> None:
-        self.dicom_server = dicom_server
-        super().__init__(*args, **kwargs)
-
-    def finish_request(self, request, client_address) -> None:
-        if not self.dicom_server.serve_directly(request, client_address):
-            super().finish_request(request, client_address)
-
-    def shutdown(self) -> None:
-        # pynetdicom's shutdown also unregisters the server from an AE that never registered it (make_server)
-        socketserver.BaseServer.shutdown(self)
-        self.server_close()

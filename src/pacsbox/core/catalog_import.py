@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pydicom.dataelem import RawDataElement
-
 from .catalog import Experiment, label_of
 from .catalog_fields import empty_fields
 from .dicom import ParsedInstance, parse_instance
@@ -82,6 +80,8 @@ class Routing:
 
 
 def _text(parsed: ParsedInstance, tag: int) -> str:
+    from pydicom.dataelem import RawDataElement
+
     element = parsed.dataset.get_item(tag)
     if element is None:
         return ""

@@ -134,3 +134,19 @@ def test_plain_tables_agree_with_pydicom():
     assert str(transcoding.JPEG_LS_NEAR_LOSSLESS) == JPEGLSNearLossless
     # the per-element loops tell a raw element from a converted one as a tuple (RawDataElement is a NamedTuple)
     assert issubclass(RawDataElement, tuple) and not issubclass(DataElement, tuple)
+
+
+def test_saved_job_types_are_the_jobs_own():
+    """The jobs engine learns to rebuild saved modification jobs by these names, without importing the jobs."""
+    from pacsbox.core.modify_jobs import MergeStudyJob, ResourceModificationJob, SplitStudyJob
+    from pacsbox.core.modify_jobs_saved import JOB_TYPES
+
+    assert (ResourceModificationJob.job_type, MergeStudyJob.job_type, SplitStudyJob.job_type) == JOB_TYPES
+
+
+def test_the_dispatcher_sends_the_xnat_face_its_own_paths():
+    """The HTTP dispatcher names the XNAT face's prefixes so as to load that face with its first request."""
+    from pacsbox.faces.xnat.app import PREFIXES
+    from pacsbox.http_app import XNAT_PREFIXES
+
+    assert XNAT_PREFIXES == PREFIXES

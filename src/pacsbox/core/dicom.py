@@ -7,6 +7,7 @@ import io
 import re
 import struct
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, BinaryIO
 
 from .dicom_nesting import (
@@ -23,6 +24,19 @@ from .ids import Level, resource_ids
 if TYPE_CHECKING:  # pydicom loads with the first DICOM read, not with the server (cold start)
     from pydicom.dataelem import RawDataElement
     from pydicom.dataset import Dataset
+
+
+@functools.cache
+def _pydicom() -> SimpleNamespace:
+    """The pydicom names the readers use, imported by the first read: pydicom is no part of a server's start, and a
+    cached call costs a twentieth of an ``import`` statement in a function (these run for every instance)."""
+    from pydicom.charset import convert_encodings, decode_bytes
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset
+    from pydicom.tag import BaseTag
+
+    return SimpleNamespace(convert_encodings=convert_encodings, decode_bytes=decode_bytes,
+                           RawDataElement=RawDataElement, Dataset=Dataset, BaseTag=BaseTag)
 
 # Orthanc 1.10's main DICOM tags (database schema 6), per level: the tags it copies into its index and shows
 # as MainDicomTags. Order is irrelevant: Orthanc renders them as a key-sorted JSON object.
@@ -175,12 +189,10 @@ def read_elements(data: bytes) -> Dataset:
     """A stored file's data set for rendering its elements (/tags and its forms): the top-level elements read by
     ``scan_part10`` (a fifth of pydicom's time for a small file), raw as pydicom would keep them, without the file
     meta group; any file the fast reader leaves to pydicom is read by ``read_dataset``."""
-    from pydicom.dataset import Dataset
-
     scanned = scan_part10(data)
     if scanned is None or _nul_in_character_set(scanned[1]):
         return read_dataset(data)
-    return Dataset({element.tag: element for element in scanned[1].values()})
+    return _pydicom().Dataset({element.tag: element for element in scanned[1].values()})
 
 
 def _nul_in_character_set(elements: dict[int, RawDataElement]) -> bool:
@@ -194,16 +206,14 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
     A Part 10 file in a little endian syntax, undeflated, is read by ``scan_part10``; anything else, or anything it
     does not recognise, by pydicom (which reports what is wrong with a broken file).
     """
-    from pydicom.charset import convert_encodings
-    from pydicom.dataset import Dataset
-
+    pydicom = _pydicom()
     in_memory = isinstance(data, (bytes, bytearray, memoryview))
     scanned = scan_part10(data) if in_memory else None
     if scanned is not None and _nul_in_character_set(scanned[1]):
         scanned = None  # pydicom, which reads stored files back, refuses it
     if scanned is not None:
         meta, elements = scanned
-        dataset = Dataset({element.tag: element for element in elements.values()})
+        dataset = pydicom.Dataset({element.tag: element for element in elements.values()})
         get = elements.get
     else:
         dataset = read_dataset(data)
@@ -219,7 +229,7 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
     if depth > MAX_SEQUENCE_DEPTH:
         raise InvalidDicom(f"Cannot parse an invalid DICOM file (size: {size} bytes): sequences nested deeper than"
                            f" {MAX_SEQUENCE_DEPTH} levels")
-    encodings = convert_encodings(_character_sets(get(0x00080005), default_encoding))
+    encodings = pydicom.convert_encodings(_character_sets(get(0x00080005), default_encoding))
     main = {level: _main_tags_of(get, tags, encodings) for level, tags in MAIN_TAGS.items()}
     uids = {k: main_value(main, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
     missing = [keyword for keyword, value in uids.items() if not value]
@@ -259,9 +269,7 @@ def main_value(main: dict[Level, dict[str, str]], keyword: str) -> str:
 
 def dataset_encodings(dataset: Dataset, default_encoding: str = "Latin1") -> list[str]:
     """Python codecs to decode text with: from SpecificCharacterSet, else from Orthanc's DefaultEncoding."""
-    from pydicom.charset import convert_encodings
-
-    return convert_encodings(_character_sets(dataset.get_item(0x00080005), default_encoding))
+    return _pydicom().convert_encodings(_character_sets(dataset.get_item(0x00080005), default_encoding))
 
 
 def _character_sets(raw, default_encoding: str) -> list[str]:
@@ -314,9 +322,7 @@ def _string_value(element, encodings: list[str]) -> str | None:
         return None
     raw = element.value or b""
     if vr in _TEXT_VRS or vr is None:
-        from pydicom.charset import decode_bytes
-
-        text = decode_bytes(raw, encodings, {"^", "=", "\\"})
+        text = _pydicom().decode_bytes(raw, encodings, {"^", "=", "\\"})
     else:
         text = raw.decode("ascii", "replace")
     if vr == "UI":  # NUL is UI's own padding
@@ -402,9 +408,8 @@ def _plain_syntax(uid: str) -> bool | None:
 def _scan_elements(data: bytes, offset: int, *, implicit: bool, meta: bool) -> tuple[dict[int, RawDataElement], int]:
     """Top-level elements from ``offset`` to the end or, for the file meta group (always explicit VR, PS3.10 7.1),
     to the first element of another group."""
-    from pydicom.dataelem import RawDataElement
-    from pydicom.tag import BaseTag
-
+    pydicom = _pydicom()
+    raw_element, base_tag = pydicom.RawDataElement, pydicom.BaseTag
     elements: dict[int, RawDataElement] = {}
     end = len(data)
     while offset < end:
@@ -438,7 +443,7 @@ def _scan_elements(data: bytes, offset: int, *, implicit: bool, meta: bool) -> t
             if stop > end:
                 raise _NotPlain
             value = data[start:stop]
-        elements[tag] = RawDataElement(BaseTag(tag), vr, length, value, start, content_implicit, True)
+        elements[tag] = raw_element(base_tag(tag), vr, length, value, start, content_implicit, True)
         offset = stop
     return elements, offset
 

@@ -40,7 +40,6 @@ and, in implicit VR, UN (null), as Orthanc does for unknown creators.
 from __future__ import annotations
 
 import array
-import functools
 import re
 import struct
 from collections.abc import Callable, Sequence
@@ -201,7 +200,7 @@ def _tags_ctx(ds: pydicom.Dataset, default_encoding: str = "Latin1") -> _Ctx:
     # The top-level character set also applies inside items (Orthanc ignores
     # their own (0008,0005)).  pydicom converts this element when reading.
     elem, value = ds.get_item(SPECIFIC_CHARACTER_SET), None
-    if _is_raw(elem):
+    if isinstance(elem, tuple):
         value = _ascii(bytes(elem.value or b""))
     elif elem is not None:
         value = elem.value if isinstance(elem.value, str) else "\\".join(elem.value or ())
@@ -210,11 +209,8 @@ def _tags_ctx(ds: pydicom.Dataset, default_encoding: str = "Latin1") -> _Ctx:
 
 # ----------------------------------------------------------------- elements --
 
-def _is_raw(elem: object) -> bool:
-    """Whether an element is pydicom's RawDataElement (a NamedTuple; a converted DataElement is no tuple): told
-    apart without importing pydicom in the loop over elements."""
-    return isinstance(elem, tuple)
-
+# pydicom's RawDataElement is a NamedTuple, its converted DataElement no tuple: ``isinstance(elem, tuple)`` tells
+# them apart without importing pydicom in the loop over elements (tests/test_lazy_imports.py checks it stays true)
 
 def tag_name(tag: int) -> str:
     """The "Name" Orthanc shows for a tag."""
@@ -236,7 +232,7 @@ def tag_name(tag: int) -> str:
 
 def _entry(tag: int) -> tuple[str, str, str, str, str] | None:
     # A plain dict lookup first: get_entry() is slow, but knows repeating groups.
-    entry = _dictionary().get(tag)
+    entry = (_DICTIONARY or _load_dictionary()).get(tag)
     if entry is None:
         from pydicom.datadict import get_entry
 
@@ -247,11 +243,15 @@ def _entry(tag: int) -> tuple[str, str, str, str, str] | None:
     return entry
 
 
-@functools.cache
-def _dictionary() -> dict[int, tuple[str, str, str, str, str]]:
+_DICTIONARY: dict[int, tuple[str, str, str, str, str]] = {}  # pydicom's, bound by the first element rendered
+
+
+def _load_dictionary() -> dict[int, tuple[str, str, str, str, str]]:
     """pydicom's data dictionary, imported with the first element rendered (not with the server)."""
+    global _DICTIONARY
     from pydicom.datadict import DicomDictionary
 
+    _DICTIONARY = DicomDictionary
     return DicomDictionary
 
 
@@ -272,7 +272,7 @@ def _dictionary_vr(tag: int, pixel_rep: int) -> str:
 
 
 def _is_undefined_length(elem: DataElement | RawDataElement) -> bool:
-    if _is_raw(elem):
+    if isinstance(elem, tuple):
         return elem.length == UNDEFINED_LENGTH
     return bool(elem.is_undefined_length)
 
@@ -295,9 +295,9 @@ def _raw_bytes(ds: pydicom.Dataset, tag: int, elem: DataElement | RawDataElement
     """The value as DCMTK holds it: the file's bytes, odd lengths padded with
     a NUL, in little endian (Orthanc answers /content so even for big endian
     files)."""
-    if elem is None or (_is_raw(elem) and elem.value is None and elem.length):
+    if elem is None or (isinstance(elem, tuple) and elem.value is None and elem.length):
         elem = ds.get_item(tag)  # loads a deferred value
-    if _is_raw(elem) and isinstance(elem.value, (bytes, bytearray, type(None))):
+    if isinstance(elem, tuple) and isinstance(elem.value, (bytes, bytearray, type(None))):
         value = bytes(elem.value or b"")
         if len(value) % 2:
             value += b"\0"

@@ -16,10 +16,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pydicom loads with the first DICOM read, not with the server (cold start)
-    from pydicom.dataelem import RawDataElement
     from pydicom.dataset import Dataset
 
 MAX_SEQUENCE_DEPTH = 64
+
+# pydicom's RawDataElement is a NamedTuple, its converted DataElement no tuple: the loops below tell them apart with
+# ``isinstance(element, tuple)``, which needs no pydicom (tests/test_lazy_imports.py checks it stays true)
 
 # The value representations of PS3.5 6.2 (Table 6.2-1), and those whose explicit VR header has a 4-byte length
 # (PS3.5 7.1.2): plain values, so that reading an element header needs no pydicom (tests/core check them against
@@ -57,7 +59,7 @@ def top_level_elements(dataset: Dataset) -> Iterable:
     data (a deferred sequence may hide the nesting)."""
     for tag in list(dataset.keys()):  # (iterating a Dataset converts every element)
         element = dataset.get_item(tag, keep_deferred=True)
-        if _is_raw(element) and element.value is None and element.length and tag != _PIXEL_DATA:
+        if isinstance(element, tuple) and element.value is None and element.length and tag != _PIXEL_DATA:
             # a corrupt deferred value pydicom cannot convert (its error must not become a 500) stays unread
             with contextlib.suppress(Exception):
                 element = dataset.get_item(tag)
@@ -74,7 +76,7 @@ def deepest_sequence(elements: Iterable) -> int:
     deepest = 0
     while pending and deepest <= MAX_SEQUENCE_DEPTH:
         element, level = pending.pop()
-        if _is_raw(element):
+        if isinstance(element, tuple):
             implicit = element.is_implicit_VR or element.VR == "UN"  # PS3.5 6.2.2: UN holds implicit VR
             deepest = max(deepest, _raw_depth(element.value or b"", implicit, level))
         elif element.VR == "SQ":
@@ -85,19 +87,13 @@ def deepest_sequence(elements: Iterable) -> int:
     return deepest
 
 
-def _is_raw(element: RawDataElement | object) -> bool:
-    """Whether pydicom left an element raw: its RawDataElement is a NamedTuple, its converted DataElement no tuple
-    (told apart without importing pydicom, as every read of an element header here does not need it)."""
-    return isinstance(element, tuple)
-
-
 def _may_hold_items(element) -> bool:
     """Whether an element, raw or converted, is a sequence or may be one (undefined length, or a sequence's tag
     with an unknown VR); nearly every element is a plain value, told apart here cheaply."""
     vr = element.VR
     if vr == "SQ":
         return True
-    if not _is_raw(element):
+    if not isinstance(element, tuple):
         return False
     if element.length == _UNDEFINED:
         return int(element.tag) != _PIXEL_DATA

@@ -80,13 +80,11 @@ class Routing:
 
 
 def _text(parsed: ParsedInstance, tag: int) -> str:
-    from pydicom.dataelem import RawDataElement
-
     element = parsed.dataset.get_item(tag)
     if element is None:
         return ""
     value = element.value
-    if isinstance(element, RawDataElement):
+    if isinstance(element, tuple):  # pydicom's RawDataElement (a NamedTuple), told apart without importing it
         value = (value or b"").decode("latin-1", "replace")
     return str(value or "").strip(" \x00")
 

@@ -163,10 +163,11 @@ class LuaEngine:
         if self._filter_defined("IncomingWorklistRequestFilter"):
             self._unsubscribe.append(events.add_worklist_filter(self._filter_worklist))
         self._unsubscribe.append(events.subscribe(ArchiveClosing, lambda event: self.close()))
-        if self.config.LuaScripts or self.config.ExecuteLuaEnabled:  # else no callback can ever be defined
-            self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
-                                  events.subscribe(ResourceStable, self._on_stable)]
-            self._unsubscribe += [events.subscribe(event, self._on_job) for event in _JOB_CALLBACKS]
+        if not (self.config.LuaScripts or self.config.ExecuteLuaEnabled):
+            return  # no callback can ever be defined: no thread to run them, no heartbeat to call
+        self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
+                              events.subscribe(ResourceStable, self._on_stable)]
+        self._unsubscribe += [events.subscribe(event, self._on_job) for event in _JOB_CALLBACKS]
         worker = threading.Thread(target=self._work, name="pacsbox-lua", daemon=True)
         worker.start()
         self._threads.append(worker)

@@ -38,6 +38,7 @@ _PRELUDE = textwrap.dedent("""
     sys.meta_path.insert(0, RecordFirstImport())
 
     import pacsbox.cli, pacsbox.cli_common, pacsbox.core.config, pacsbox.core.config_check, pacsbox.server
+    import pacsbox.lifecycle.logfile  # managed instances serve with --log-file
     from pacsbox.server import Server
 
     server = Server({"HttpPort": 0, "DicomPort": 0, "AuthenticationEnabled": True,

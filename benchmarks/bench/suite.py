@@ -70,6 +70,7 @@ class Files:
 
 
 def cold_starts(plan: Plan, root: Path) -> dict[str, list[float]]:
+    starts.compile_package()  # as installed: an editable install may keep no bytecode
     figures: dict[str, list[float]] = {name: [] for name in servers.NAMES}
     for attempt in range(plan.cold_starts):
         for name in turns(attempt, 0):

@@ -24,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from pydicom.datadict import tag_for_keyword
-
 from .errors import OutOfRange
 
 #: What ``DeidentificationMethod`` says after an anonymization that used a profile as it stands (Orthanc's wording).
@@ -63,6 +61,8 @@ def profile(version: str) -> Profile:
 
 
 def _tags(keywords: str) -> frozenset[int]:
+    from pydicom.datadict import tag_for_keyword
+
     tags = set()
     for keyword in keywords.split():
         tag = tag_for_keyword(keyword)

@@ -11,9 +11,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, TypeVar
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from .attachments import Attachments, PackedDicom, insert_until_pixel_data, write_packed_dicom
 from .config import Config
@@ -31,6 +29,9 @@ from .settings import RuntimeSettings
 from .storage import FileStore, is_disk_full, storage_full
 from .switch import StateSwitch, recover_switch
 from .unpack import spool_zip_member
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataset import Dataset
 
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
 BUILTIN_METADATA = {
@@ -462,6 +463,8 @@ class Archive:
 
     def shared_tags(self, level: Level, public_id: str) -> Dataset:
         """Top-level elements with the same value in every instance below a resource (no sequences, no pixels)."""
+        from pydicom.dataset import Dataset
+
         shared: Dataset | None = None
         for instance_id in self.instance_ids_below(level, public_id):
             dataset = self.instance_dataset(instance_id)

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pydicom
-from pydicom.dataset import Dataset
-
 from .catalog import Experiment, Scan, _free
 from .catalog_fields import apply_updates
 from .errors import UnknownResource
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataset import Dataset
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -34,6 +34,8 @@ Declares = Callable[[str, str], bool]
 def read_header(path: Path) -> Dataset | None:
     """The header of a DICOM file (no pixel data), or None when the file is not DICOM: a resource may hold
     snapshots and text beside its DICOM files, and a hostile file must never stop the reading of the others."""
+    import pydicom
+
     try:
         with path.open("rb") as stream:
             dataset = pydicom.dcmread(stream, force=True, stop_before_pixels=True, defer_size=_HEADER_LIMIT)
@@ -49,6 +51,8 @@ def read_header(path: Path) -> Dataset | None:
 
 
 def _text(dataset: Dataset, keyword: str) -> str:
+    import pydicom
+
     try:
         value = dataset.get(keyword)
     except Exception:  # a value that does not parse (hostile or broken) counts as absent
@@ -228,6 +232,8 @@ class Headers:
 
 def dump_value(value: Any) -> str:
     """A header value as the DICOM dump shows it."""
+    import pydicom
+
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):

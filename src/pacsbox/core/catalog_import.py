@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pydicom.dataelem import RawDataElement
-
 from .catalog import Experiment, label_of
 from .catalog_fields import empty_fields
 from .dicom import ParsedInstance, parse_instance
@@ -86,7 +84,7 @@ def _text(parsed: ParsedInstance, tag: int) -> str:
     if element is None:
         return ""
     value = element.value
-    if isinstance(element, RawDataElement):
+    if isinstance(element, tuple):  # pydicom's RawDataElement (a NamedTuple), told apart without importing it
         value = (value or b"").decode("latin-1", "replace")
     return str(value or "").strip(" \x00")
 

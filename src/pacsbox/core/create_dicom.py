@@ -21,15 +21,7 @@ import struct
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import pydicom
-from pydicom.charset import python_encoding
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from typing import TYPE_CHECKING, Any
 
 from .archive import Archive, Origin, StoreResult
 from .dicom import ENCODINGS
@@ -37,6 +29,10 @@ from .dicom_json import UnknownDicomTag, parse_tag
 from .dicom_nesting import MAX_SEQUENCE_DEPTH
 from .errors import ArchiveError, BadFormat, BadRequest, OutOfRange, UnknownResource
 from .ids import Level
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.dataset import Dataset
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 SOP_CLASS_UID = 0x00080016
@@ -122,6 +118,8 @@ def decode_data_uri(text: str) -> tuple[str, bytes] | None:
 
 
 def _dictionary_vr(tag: int) -> str:
+    import pydicom
+
     if tag >> 16 & 1:
         return "LO" if 0x10 <= (tag & 0xFFFF) <= 0xFF else "UN"  # private creator, or unknown private data
     try:
@@ -140,6 +138,9 @@ def _out_of_range(tag: int, text: str) -> BadFormat:
 
 
 def _raw(tag: int, vr: str, value: bytes) -> RawDataElement:
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
     return RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
 
 
@@ -153,6 +154,8 @@ class Draft:
 
     def set_charset(self, charset: str | None) -> None:
         """Write ``charset`` as SpecificCharacterSet (None: keep the default Latin-1 without writing it)."""
+        from pydicom.charset import python_encoding
+
         if charset is not None:
             self.codec = python_encoding.get(charset, "latin_1")
             self.put_text(SPECIFIC_CHARACTER_SET, charset)
@@ -161,6 +164,8 @@ class Draft:
         return tag in self.elements
 
     def text(self, tag: int) -> str | None:
+        from pydicom.dataelem import RawDataElement
+
         element = self.elements.get(tag)
         if isinstance(element, RawDataElement):
             return bytes(element.value).rstrip(b"\x00 ").decode(self.codec, "replace")
@@ -187,6 +192,9 @@ class Draft:
     def put_json(self, tag: int, value: Any, decode_binary: bool, depth: int = 0) -> None:
         """Orthanc's Replace with a JSON value: a string, null (an empty element), or a list of objects (a
         sequence)."""
+        from pydicom.dataelem import DataElement
+        from pydicom.sequence import Sequence
+
         if tag & 0xFFFF == 0:
             return
         if isinstance(value, str):
@@ -236,6 +244,8 @@ class Draft:
         return _raw(tag, vr, value)
 
     def dataset(self) -> Dataset:
+        from pydicom.dataset import Dataset
+
         dataset = Dataset()
         for tag in sorted(self.elements):
             dataset[tag] = self.elements[tag]
@@ -243,6 +253,10 @@ class Draft:
 
     def part10(self) -> bytes:
         """The instance as a DICOM file in explicit VR little endian."""
+        import pydicom
+        from pydicom.dataset import FileMetaDataset
+        from pydicom.uid import ExplicitVRLittleEndian
+
         dataset = self.dataset()
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = self.text(SOP_CLASS_UID) or GENERIC_FILE_SOP_CLASS
@@ -291,6 +305,8 @@ class Inherited:
 
 def new_draft(charset: str | None, inherited: Inherited | None) -> Draft:
     """A fresh instance: generated identifiers, then the parent's modules (Orthanc's CreateDicomV2 order)."""
+    from pydicom.uid import generate_uid
+
     draft = Draft(None)
     draft.put_text(0x00100020, str(uuid.uuid4()))
     draft.put_text(0x0020000D, generate_uid())
@@ -418,6 +434,8 @@ def build_instance(request: CreateRequest) -> Draft:
 def series_drafts(base: Draft, request: CreateRequest):
     """One instance per item of ``request.content`` (a non-empty list), made one at a time: each shares the
     base's series and carries the item's own tags and content, numbered from 1."""
+    from pydicom.uid import generate_uid
+
     from .embed_content import embed_content
 
     items = request.content
@@ -450,6 +468,8 @@ def build_legacy(fields: Mapping[str, Any], default_charset: str = "ISO_IR 100",
                  max_pixel_bytes: int = 1024**3) -> Draft:
     """Orthanc 0.9.3's request (no "Tags"): ``{name: string}``, PixelData as a data URI, no dates, no character
     set written (values are encoded in the default one)."""
+    from pydicom.charset import python_encoding
+
     from .embed_content import embed_content
 
     draft = new_draft(None, None)

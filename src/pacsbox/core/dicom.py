@@ -7,21 +7,36 @@ import io
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, BinaryIO
 
-import pydicom
-from pydicom.charset import convert_encodings, decode_bytes
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag, Tag
-from pydicom.uid import UID
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
-
-from .dicom_nesting import MAX_SEQUENCE_DEPTH, TruncatedSequence, deepest_sequence, top_level_elements
+from .dicom_nesting import (
+    EXPLICIT_VR_LENGTH_32,
+    MAX_SEQUENCE_DEPTH,
+    VR_NAMES,
+    TruncatedSequence,
+    deepest_sequence,
+    top_level_elements,
+)
 from .errors import InvalidDicom
 from .ids import Level, resource_ids
+
+if TYPE_CHECKING:  # pydicom loads with the first DICOM read, not with the server (cold start)
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset
+
+
+@functools.cache
+def _pydicom() -> SimpleNamespace:
+    """The pydicom names the readers use, imported by the first read: pydicom is no part of a server's start, and a
+    cached call costs a twentieth of an ``import`` statement in a function (these run for every instance)."""
+    from pydicom.charset import convert_encodings, decode_bytes
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset
+    from pydicom.tag import BaseTag
+
+    return SimpleNamespace(convert_encodings=convert_encodings, decode_bytes=decode_bytes,
+                           RawDataElement=RawDataElement, Dataset=Dataset, BaseTag=BaseTag)
 
 # Orthanc 1.10's main DICOM tags (database schema 6), per level: the tags it copies into its index and shows
 # as MainDicomTags. Order is irrelevant: Orthanc renders them as a key-sorted JSON object.
@@ -155,6 +170,8 @@ def read_dataset(source: bytes | memoryview | BinaryIO) -> Dataset:
     else:
         stream, size, defer = source, source.seek(0, io.SEEK_END), 1024 * 1024
         source.seek(0)
+    import pydicom
+
     try:
         dataset = pydicom.dcmread(stream, force=True, defer_size=defer)
         if defer is not None and _is_deflated(dataset):
@@ -175,7 +192,7 @@ def read_elements(data: bytes) -> Dataset:
     scanned = scan_part10(data)
     if scanned is None or _nul_in_character_set(scanned[1]):
         return read_dataset(data)
-    return Dataset({element.tag: element for element in scanned[1].values()})
+    return _pydicom().Dataset({element.tag: element for element in scanned[1].values()})
 
 
 def _nul_in_character_set(elements: dict[int, RawDataElement]) -> bool:
@@ -189,13 +206,14 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
     A Part 10 file in a little endian syntax, undeflated, is read by ``scan_part10``; anything else, or anything it
     does not recognise, by pydicom (which reports what is wrong with a broken file).
     """
+    pydicom = _pydicom()
     in_memory = isinstance(data, (bytes, bytearray, memoryview))
     scanned = scan_part10(data) if in_memory else None
     if scanned is not None and _nul_in_character_set(scanned[1]):
         scanned = None  # pydicom, which reads stored files back, refuses it
     if scanned is not None:
         meta, elements = scanned
-        dataset = Dataset({element.tag: element for element in elements.values()})
+        dataset = pydicom.Dataset({element.tag: element for element in elements.values()})
         get = elements.get
     else:
         dataset = read_dataset(data)
@@ -211,7 +229,7 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
     if depth > MAX_SEQUENCE_DEPTH:
         raise InvalidDicom(f"Cannot parse an invalid DICOM file (size: {size} bytes): sequences nested deeper than"
                            f" {MAX_SEQUENCE_DEPTH} levels")
-    encodings = convert_encodings(_character_sets(get(0x00080005), default_encoding))
+    encodings = pydicom.convert_encodings(_character_sets(get(0x00080005), default_encoding))
     main = {level: _main_tags_of(get, tags, encodings) for level, tags in MAIN_TAGS.items()}
     uids = {k: main_value(main, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")}
     missing = [keyword for keyword, value in uids.items() if not value]
@@ -251,7 +269,7 @@ def main_value(main: dict[Level, dict[str, str]], keyword: str) -> str:
 
 def dataset_encodings(dataset: Dataset, default_encoding: str = "Latin1") -> list[str]:
     """Python codecs to decode text with: from SpecificCharacterSet, else from Orthanc's DefaultEncoding."""
-    return convert_encodings(_character_sets(dataset.get_item(0x00080005), default_encoding))
+    return _pydicom().convert_encodings(_character_sets(dataset.get_item(0x00080005), default_encoding))
 
 
 def _character_sets(raw, default_encoding: str) -> list[str]:
@@ -290,7 +308,9 @@ def _string_value(element, encodings: list[str]) -> str | None:
     """A top-level element as Orthanc's index holds it: the decoded string, padding removed; None if absent."""
     if element is None:
         return None
-    if not isinstance(element, RawDataElement):
+    if not isinstance(element, tuple):  # a DataElement pydicom converted (its RawDataElement is a NamedTuple)
+        from pydicom.multival import MultiValue
+
         value = element.value
         if value is None:
             return ""
@@ -302,7 +322,7 @@ def _string_value(element, encodings: list[str]) -> str | None:
         return None
     raw = element.value or b""
     if vr in _TEXT_VRS or vr is None:
-        text = decode_bytes(raw, encodings, {"^", "=", "\\"})
+        text = _pydicom().decode_bytes(raw, encodings, {"^", "=", "\\"})
     else:
         text = raw.decode("ascii", "replace")
     if vr == "UI":  # NUL is UI's own padding
@@ -318,6 +338,8 @@ def _string_value(element, encodings: list[str]) -> str | None:
 
 @functools.lru_cache(maxsize=256)
 def _dictionary_vr(tag: int) -> str | None:
+    from pydicom.datadict import dictionary_VR
+
     try:
         return dictionary_VR(tag)
     except KeyError:
@@ -326,7 +348,7 @@ def _dictionary_vr(tag: int) -> str | None:
 
 def _pixel_data_offset(element) -> int | None:
     """Where the PixelData element starts in the file (Orthanc's PixelDataOffset metadata)."""
-    if not isinstance(element, RawDataElement):
+    if not isinstance(element, tuple):  # a converted DataElement, not pydicom's RawDataElement (a NamedTuple)
         return None
     header = 8 if element.is_implicit_VR else 12  # tag + VR + reserved + 4-byte length for OB/OW
     return element.value_tell - header
@@ -337,7 +359,7 @@ _TAG_LENGTH = struct.Struct("<HHI")  # implicit VR element header, and every ite
 _EXPLICIT = struct.Struct("<HH2sH")  # explicit VR element header with a 2-byte length
 _LENGTH32 = struct.Struct("<I")
 _LONG_VRS = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_32)
-_VR_NAMES = {vr.value.encode(): vr.value for vr in VR if len(vr.value) == 2}
+_VR_NAMES = {vr.encode(): vr for vr in VR_NAMES}
 _KNOWN_VRS = frozenset(_VR_NAMES.values())
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -375,6 +397,8 @@ def scan_part10(data: bytes | bytearray | memoryview) -> tuple[dict[str, str], d
 @functools.lru_cache(maxsize=128)
 def _plain_syntax(uid: str) -> bool | None:
     """Whether a transfer syntax is implicit VR, for the little endian undeflated ones; None for the others."""
+    from pydicom.uid import UID
+
     syntax = UID(uid)
     if not syntax.is_transfer_syntax or not syntax.is_little_endian or syntax.is_deflated:
         return None
@@ -384,6 +408,8 @@ def _plain_syntax(uid: str) -> bool | None:
 def _scan_elements(data: bytes, offset: int, *, implicit: bool, meta: bool) -> tuple[dict[int, RawDataElement], int]:
     """Top-level elements from ``offset`` to the end or, for the file meta group (always explicit VR, PS3.10 7.1),
     to the first element of another group."""
+    pydicom = _pydicom()
+    raw_element, base_tag = pydicom.RawDataElement, pydicom.BaseTag
     elements: dict[int, RawDataElement] = {}
     end = len(data)
     while offset < end:
@@ -417,7 +443,7 @@ def _scan_elements(data: bytes, offset: int, *, implicit: bool, meta: bool) -> t
             if stop > end:
                 raise _NotPlain
             value = data[start:stop]
-        elements[tag] = RawDataElement(BaseTag(tag), vr, length, value, start, content_implicit, True)
+        elements[tag] = raw_element(base_tag(tag), vr, length, value, start, content_implicit, True)
         offset = stop
     return elements, offset
 
@@ -474,6 +500,8 @@ def _check_complete(dataset: Dataset, size: int) -> None:
     """Reject files cut short: pydicom keeps the bytes that were there without noticing the missing ones."""
     # keep_deferred: reading a deferred value here would hide a truncation (and convert a corrupt value, raising
     # whatever pydicom raises for it)
+    from pydicom.dataelem import RawDataElement
+
     last = dataset.get_item(next(reversed(dataset.keys())), keep_deferred=True) if len(dataset) else None
     # Positions in a deflated dataset count inflated bytes, so only the value's own length can be checked there.
     deflated = _is_deflated(dataset)
@@ -516,6 +544,8 @@ def tag_from_text(text: str) -> int | None:
     hexits = candidate.replace(",", "").replace("-", "")
     if len(hexits) == 8 and all(c in "0123456789abcdefABCDEF" for c in hexits):
         return int(hexits, 16)
+    from pydicom.tag import Tag
+
     try:
         return int(Tag(candidate))
     except (ValueError, TypeError):

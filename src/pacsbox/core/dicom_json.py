@@ -45,14 +45,12 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pydicom
-from pydicom.datadict import DicomDictionary, get_entry, tag_for_keyword
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.encaps import generate_fragments
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    import pydicom
+    from pydicom.dataelem import DataElement, RawDataElement
+
 
 Form = Literal["full", "simplify", "short"]
 
@@ -202,7 +200,7 @@ def _tags_ctx(ds: pydicom.Dataset, default_encoding: str = "Latin1") -> _Ctx:
     # The top-level character set also applies inside items (Orthanc ignores
     # their own (0008,0005)).  pydicom converts this element when reading.
     elem, value = ds.get_item(SPECIFIC_CHARACTER_SET), None
-    if isinstance(elem, RawDataElement):
+    if isinstance(elem, tuple):
         value = _ascii(bytes(elem.value or b""))
     elif elem is not None:
         value = elem.value if isinstance(elem.value, str) else "\\".join(elem.value or ())
@@ -210,6 +208,9 @@ def _tags_ctx(ds: pydicom.Dataset, default_encoding: str = "Latin1") -> _Ctx:
 
 
 # ----------------------------------------------------------------- elements --
+
+# pydicom's RawDataElement is a NamedTuple, its converted DataElement no tuple: ``isinstance(elem, tuple)`` tells
+# them apart without importing pydicom in the loop over elements (tests/test_lazy_imports.py checks it stays true)
 
 def tag_name(tag: int) -> str:
     """The "Name" Orthanc shows for a tag."""
@@ -231,13 +232,27 @@ def tag_name(tag: int) -> str:
 
 def _entry(tag: int) -> tuple[str, str, str, str, str] | None:
     # A plain dict lookup first: get_entry() is slow, but knows repeating groups.
-    entry = DicomDictionary.get(tag)
+    entry = (_DICTIONARY or _load_dictionary()).get(tag)
     if entry is None:
+        from pydicom.datadict import get_entry
+
         try:
             entry = get_entry(tag)
         except KeyError:
             return None
     return entry
+
+
+_DICTIONARY: dict[int, tuple[str, str, str, str, str]] = {}  # pydicom's, bound by the first element rendered
+
+
+def _load_dictionary() -> dict[int, tuple[str, str, str, str, str]]:
+    """pydicom's data dictionary, imported with the first element rendered (not with the server)."""
+    global _DICTIONARY
+    from pydicom.datadict import DicomDictionary
+
+    _DICTIONARY = DicomDictionary
+    return DicomDictionary
 
 
 def _dictionary_vr(tag: int, pixel_rep: int) -> str:
@@ -257,7 +272,7 @@ def _dictionary_vr(tag: int, pixel_rep: int) -> str:
 
 
 def _is_undefined_length(elem: DataElement | RawDataElement) -> bool:
-    if isinstance(elem, RawDataElement):
+    if isinstance(elem, tuple):
         return elem.length == UNDEFINED_LENGTH
     return bool(elem.is_undefined_length)
 
@@ -280,9 +295,9 @@ def _raw_bytes(ds: pydicom.Dataset, tag: int, elem: DataElement | RawDataElement
     """The value as DCMTK holds it: the file's bytes, odd lengths padded with
     a NUL, in little endian (Orthanc answers /content so even for big endian
     files)."""
-    if elem is None or (isinstance(elem, RawDataElement) and elem.value is None and elem.length):
+    if elem is None or (isinstance(elem, tuple) and elem.value is None and elem.length):
         elem = ds.get_item(tag)  # loads a deferred value
-    if isinstance(elem, RawDataElement) and isinstance(elem.value, (bytes, bytearray, type(None))):
+    if isinstance(elem, tuple) and isinstance(elem.value, (bytes, bytearray, type(None))):
         value = bytes(elem.value or b"")
         if len(value) % 2:
             value += b"\0"
@@ -292,6 +307,10 @@ def _raw_bytes(ds: pydicom.Dataset, tag: int, elem: DataElement | RawDataElement
             words.byteswap()
             value = words.tobytes()
         return value
+    from pydicom.dataelem import DataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
     if not isinstance(elem, DataElement):
         elem = ds[tag]
     if " or " in elem.VR:
@@ -399,6 +418,8 @@ def render_header(file_meta: pydicom.Dataset, form: Form = "full") -> dict[str, 
 def parse_tag(text: str) -> int:
     """FromDcmtkBridge::ParseTag: "gggg-eeee", "gggg,eeee", "ggggeeee" (any
     case) or a DCMTK-style name ("RETIRED_" prefix for retired tags)."""
+    from pydicom.datadict import tag_for_keyword
+
     digits = text[:4] + text[5:] if len(text) == 9 and text[4] in "-," else text
     if len(digits) == 8 and all(c in "0123456789abcdefABCDEF" for c in digits):
         return int(digits, 16)
@@ -421,6 +442,8 @@ def _parse_index(text: str, bits: int) -> int | None:
 def _pixel_data(ds: pydicom.Dataset, block: str | None) -> ContentResult:
     """Top-level PixelData: native data is the single block "0", encapsulated
     data lists its items (basic offset table included)."""
+    from pydicom.encaps import generate_fragments
+
     if PIXEL_DATA not in ds:
         raise ContentNotFound(block)
     if not _is_undefined_length(ds.get_item(PIXEL_DATA, keep_deferred=True)):

@@ -13,13 +13,22 @@ import contextlib
 import functools
 import struct
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from pydicom.datadict import DicomDictionary
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+if TYPE_CHECKING:  # pydicom loads with the first DICOM read, not with the server (cold start)
+    from pydicom.dataset import Dataset
 
 MAX_SEQUENCE_DEPTH = 64
+
+# pydicom's RawDataElement is a NamedTuple, its converted DataElement no tuple: the loops below tell them apart with
+# ``isinstance(element, tuple)``, which needs no pydicom (tests/test_lazy_imports.py checks it stays true)
+
+# The value representations of PS3.5 6.2 (Table 6.2-1), and those whose explicit VR header has a 4-byte length
+# (PS3.5 7.1.2): plain values, so that reading an element header needs no pydicom (tests/core check them against
+# pydicom's ``valuerep.VR`` and ``EXPLICIT_VR_LENGTH_32``).
+VR_NAMES = ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW",
+            "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV")
+EXPLICIT_VR_LENGTH_32 = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 
 
 class TruncatedSequence(ValueError):
@@ -40,6 +49,8 @@ _ELEMENTS, _ITEMS, _FRAGMENTS = 0, 1, 2
 @functools.cache
 def _sequence_tags() -> frozenset[int]:
     """Tags the dictionary declares SQ: how an implicit VR reader (pydicom, DCMTK) knows a sequence."""
+    from pydicom.datadict import DicomDictionary
+
     return frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
 
 
@@ -48,7 +59,7 @@ def top_level_elements(dataset: Dataset) -> Iterable:
     data (a deferred sequence may hide the nesting)."""
     for tag in list(dataset.keys()):  # (iterating a Dataset converts every element)
         element = dataset.get_item(tag, keep_deferred=True)
-        if isinstance(element, RawDataElement) and element.value is None and element.length and tag != _PIXEL_DATA:
+        if isinstance(element, tuple) and element.value is None and element.length and tag != _PIXEL_DATA:
             # a corrupt deferred value pydicom cannot convert (its error must not become a 500) stays unread
             with contextlib.suppress(Exception):
                 element = dataset.get_item(tag)
@@ -65,7 +76,7 @@ def deepest_sequence(elements: Iterable) -> int:
     deepest = 0
     while pending and deepest <= MAX_SEQUENCE_DEPTH:
         element, level = pending.pop()
-        if isinstance(element, RawDataElement):
+        if isinstance(element, tuple):
             implicit = element.is_implicit_VR or element.VR == "UN"  # PS3.5 6.2.2: UN holds implicit VR
             deepest = max(deepest, _raw_depth(element.value or b"", implicit, level))
         elif element.VR == "SQ":
@@ -82,7 +93,7 @@ def _may_hold_items(element) -> bool:
     vr = element.VR
     if vr == "SQ":
         return True
-    if not isinstance(element, RawDataElement):
+    if not isinstance(element, tuple):
         return False
     if element.length == _UNDEFINED:
         return int(element.tag) != _PIXEL_DATA

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataset import Dataset
-
 from .dicom import MAIN_TAGS, read_dataset, tag_from_text
 from .errors import OutOfRange
 from .ids import Level
 from .index import ResourceRow, TagConstraint
 from .matching import WILDCARD_VRS, Pattern, check_pattern, parse_pattern
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataset import Dataset
 
 if TYPE_CHECKING:
     from .archive import Archive
@@ -52,6 +52,8 @@ class FindQuery:
 
 def find(archive: Archive, request: FindQuery) -> list[ResourceRow]:
     """Resources at ``request.level`` matching every query tag."""
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
+
     level = request.level
     config = archive.config
     constraints: list[TagConstraint] = []

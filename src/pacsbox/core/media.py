@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.fileset import FileSet, RecordNode
-from pydicom.uid import ImplicitVRLittleEndian
-
 from .errors import BadFormat, UnknownResource
 from .ids import Level
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataset import Dataset
+    from pydicom.fileset import RecordNode
 
 if TYPE_CHECKING:
     from .archive import Archive
@@ -47,6 +47,9 @@ def _text(dataset: Dataset, keyword: str) -> str | None:
 
 def _record(kind: str, dataset: Dataset, type2: Iterable[str] = (), optional: Iterable[str] = (),
             values: dict[str, str] | None = None) -> RecordNode:
+    from pydicom.dataset import Dataset
+    from pydicom.fileset import RecordNode
+
     record = Dataset()
     record.DirectoryRecordType = kind
     for keyword, value in (values or {}).items():
@@ -92,6 +95,8 @@ def _leaf(dataset: Dataset, transfer_syntax: str, extended: bool) -> RecordNode:
 
 def _reference(dataset: Dataset, transfer_syntax: str) -> Dataset:
     """What FileSet needs of an instance to reference it: its UIDs and transfer syntax (no pixels)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
     reference = Dataset()
     reference.SOPClassUID = dataset.SOPClassUID
     reference.SOPInstanceUID = dataset.SOPInstanceUID
@@ -111,6 +116,9 @@ def write_media(archive: Archive, resources: Iterable[tuple[Level, str]], *, ext
     additions leave as it is), so an instance deleted meanwhile is left out of both; UnknownResource when
     none is left.
     """
+    from pydicom.fileset import FileSet
+    from pydicom.uid import ImplicitVRLittleEndian
+
     instance_ids = list(dict.fromkeys(
         instance_id for level, public_id in resources for instance_id in archive.instance_ids_below(level, public_id)))
     spool = archive.config.storage_path / _SPOOL_FOLDER

@@ -22,18 +22,16 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydicom.charset import python_encoding
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
-from pydicom.uid import generate_uid
+from typing import TYPE_CHECKING, Any
 
 from .anonymization import Profile
 from .create_dicom import Draft
 from .errors import BadRequest
 from .ids import Level
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
 
 PATIENT_ID = 0x00100020
 PATIENT_NAME = 0x00100010
@@ -185,6 +183,8 @@ class UidMap:
         self._next_patient_number = next_patient_number or (lambda: 1)
 
     def uid(self, kind: str, old: str) -> str:
+        from pydicom.uid import generate_uid
+
         with self._lock:
             key = (kind, old.strip(" \0"))
             if key not in self._uids:
@@ -202,6 +202,8 @@ class UidMap:
 
 def apply(dataset: Dataset, modification: Modification, uids: UidMap) -> None:
     """Modify one instance in place (its file meta follows its new SOPInstanceUID)."""
+    from pydicom.dataelem import DataElement
+
     anonymizing = modification.is_anonymization
     old_patient_id = _text(dataset, PATIENT_ID)
     if modification.remove_private_tags:
@@ -233,6 +235,8 @@ def apply(dataset: Dataset, modification: Modification, uids: UidMap) -> None:
 def _renew_everywhere(dataset: Dataset, modification: Modification, uids: UidMap, old_patient_id: str) -> None:
     """An anonymization's identifiers, at every depth: the patient's new ID (and at the top its new name), the
     study, series and instance UIDs and the profile's U attributes mapped to new UIDs."""
+    from pydicom.dataelem import DataElement
+
     assert modification.profile is not None
     untouched = modification.replacements.keys() | modification.removals | modification.clearings
     new_patient_id, new_name = uids.patient(old_patient_id)
@@ -268,6 +272,8 @@ def _replace(dataset: Dataset, modification: Modification) -> None:
 def _codec(dataset: Dataset, modification: Modification) -> str:
     """The Python codec of the instance's character set: the new one when it is replaced (values are written in
     it, the others stay as they are)."""
+    from pydicom.charset import python_encoding
+
     charset = dataset.get("SpecificCharacterSet")
     replaced = modification.replacements.get(SPECIFIC_CHARACTER_SET)
     if isinstance(replaced, str):
@@ -294,6 +300,9 @@ def _text_element(dataset: Dataset, tag: int, value: str) -> DataElement:
 
 
 def _clear(dataset: Dataset, tag: int) -> None:
+    from pydicom.dataelem import DataElement
+    from pydicom.sequence import Sequence
+
     element = dataset[tag]
     dataset[tag] = DataElement(tag, element.VR, Sequence() if element.VR == "SQ" else None)
 

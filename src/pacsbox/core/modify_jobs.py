@@ -16,11 +16,7 @@ import contextlib
 import io
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .archive import Archive, StoreResult
 from .create_dicom import MODULE_TAGS
@@ -29,6 +25,9 @@ from .events import Origin
 from .ids import Level, hash_id
 from .modification import Modification, UidMap, apply
 from .transcoding import CannotTranscode, transcode
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataset import Dataset
 
 ANONYMIZATION_SEQUENCE = "AnonymizationSequence"  # index property: the N of the last "Anonymized<N>" patient
 
@@ -57,6 +56,9 @@ def next_anonymized_patient(archive: Archive) -> int:
 
 def read_instance(archive: Archive, instance_id: str) -> Dataset:
     """A stored instance as pydicom reads it, with file meta (a file stored without one gets one)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
     dataset = archive.instance_dataset(instance_id)
     meta = getattr(dataset, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:  # a bare data set, stored as it came: as read
@@ -69,6 +71,8 @@ def read_instance(archive: Archive, instance_id: str) -> Dataset:
 
 
 def serialize(dataset: Dataset) -> bytes:
+    import pydicom
+
     buffer = io.BytesIO()
     try:
         pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)

@@ -9,16 +9,19 @@ resources it made).
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .anonymization import profile
-from .archive import Archive, StoreResult
 from .events import Origin
 from .ids import Level
-from .modification import DicomPath, Modification, UidMap
-from .modify_jobs import MergeStudyJob, ResourceModificationJob, SplitStudyJob, _InstancesJob, _Output
 
-JOB_TYPES = (ResourceModificationJob.job_type, MergeStudyJob.job_type, SplitStudyJob.job_type)
+if TYPE_CHECKING:  # the modification modules (and pydicom) load with the first job, not with the server
+    from .archive import Archive
+    from .modification import DicomPath, Modification
+    from .modify_jobs import _InstancesJob
+
+# the ``job_type`` of ResourceModificationJob, MergeStudyJob and SplitStudyJob: the engine is taught to rebuild them
+# at start without importing them, as most starts have no saved job to rebuild
+JOB_TYPES = ("ResourceModification", "MergeStudy", "SplitStudy")
 
 
 def save_modification(modification: Modification) -> dict[str, Any]:
@@ -38,6 +41,9 @@ def save_modification(modification: Modification) -> dict[str, Any]:
 
 
 def load_modification(saved: dict[str, Any]) -> Modification:
+    from .anonymization import profile
+    from .modification import Modification
+
     return Modification(
         Level(saved["Level"]), replacements={int(tag): value for tag, value in saved["Replacements"]},
         removals=set(saved["Removals"]), clearings=set(saved["Clearings"]), kept=set(saved["Kept"]),
@@ -50,6 +56,8 @@ def load_modification(saved: dict[str, Any]) -> Modification:
 
 
 def _path(prefix: list, tag: int) -> DicomPath:
+    from .modification import DicomPath
+
     return DicomPath(tuple((parent, index) for parent, index in prefix), tag)
 
 
@@ -60,6 +68,8 @@ def serialize(job: _InstancesJob) -> dict[str, Any]:
 
 
 def _serialize(job: _InstancesJob) -> dict[str, Any]:
+    from .modify_jobs import MergeStudyJob, ResourceModificationJob, SplitStudyJob
+
     saved: dict[str, Any] = {
         "Type": job.job_type, "Instances": job.instance_ids, "KeepSource": job.keep_source,
         "Origin": asdict(job.origin), "Permissive": job.permissive, "Position": job.position, "Failed": job.failed,
@@ -81,6 +91,10 @@ def _serialize(job: _InstancesJob) -> dict[str, Any]:
 
 def load(archive: Archive, saved: dict[str, Any]) -> _InstancesJob:
     """A saved job rebuilt over ``archive``, ready to go on from where it was."""
+    from .archive import StoreResult
+    from .modification import UidMap
+    from .modify_jobs import MergeStudyJob, ResourceModificationJob, SplitStudyJob, _InstancesJob, _Output
+
     origin = Origin(**saved["Origin"])
     job: _InstancesJob
     if saved["Type"] == ResourceModificationJob.job_type:

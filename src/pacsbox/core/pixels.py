@@ -18,13 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
-from pydicom.uid import UID
-
 from .errors import BadFormat, BadRequest, InexistentItem, Unsupported
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pydicom and numpy load with the first frame, not with the server (cold start)
     import numpy
+    from pydicom.dataset import Dataset
 
 #: Pixels one decode (a frame, or the frames of one request) may produce; a larger header is refused undecoded.
 MAX_DECODED_BYTES = 256 * 1024 * 1024
@@ -69,6 +67,8 @@ def transfer_syntax(dataset: Dataset) -> str:
 
 def is_encapsulated(syntax: str) -> bool:
     """Whether pixel data stored in ``syntax`` is encapsulated (compressed)."""
+    from pydicom.uid import UID
+
     return UID(syntax).is_compressed
 
 
@@ -172,6 +172,7 @@ def integer(dataset: Dataset, keyword: str, default: int = 0) -> int:
 def check_decoder(syntax: str) -> None:
     """Unsupported, naming what to install, when pydicom has no decoder for ``syntax`` here."""
     from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
 
     try:
         decoder = get_decoder(UID(syntax))
@@ -188,6 +189,7 @@ def decoding_plugin(syntax: str) -> str:
     JPEG-LS, Pillow for JPEG baseline and JPEG 2000, pydicom itself for RLE), GDCM only where nothing else decodes
     (JPEG lossless, process 14); "" lets pydicom choose."""
     from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
 
     try:
         available = list(get_decoder(UID(syntax)).available_plugins)
@@ -200,6 +202,8 @@ def decoding_plugin(syntax: str) -> str:
 def check_markers(dataset: Dataset, syntax: str, numbers: list[int] | None = None) -> None:
     """BadRequest when a JPEG-LS frame (all, or ``numbers`` from 1) lacks its SOI or EOI marker (a stream cut
     short)."""
+    from pydicom.uid import UID
+
     if syntax not in JPEG_LS:
         return
     for number in numbers or range(1, frame_count(dataset) + 1):
@@ -213,6 +217,8 @@ def decode_frame(dataset: Dataset, index: int, *, palette: bool = True) -> numpy
     """Frame ``index`` (from 0) decoded: (rows, columns) or (rows, columns, 3) in RGB (YBR converted), palette
     colour looked up when ``palette`` (16-bit tables kept 16-bit). Checks the frame, the budget and the decoder
     first; call it in a worker thread."""
+    from pydicom.uid import UID
+
     syntax = transfer_syntax(dataset)
     check_frame(dataset, index)
     check_budget(decoded_size(dataset, 1), "The frame")

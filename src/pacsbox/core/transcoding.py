@@ -16,24 +16,21 @@ compressed source goes through pydicom's decoders (Pillow, pyjpegls, pylibjpeg),
 
 from __future__ import annotations
 
-from pydicom.dataset import Dataset
-from pydicom.uid import (
-    UID,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-)
+from typing import TYPE_CHECKING
 
 from .errors import BadFormat, Unsupported
 
-UNCOMPRESSED = frozenset({str(ImplicitVRLittleEndian), str(ExplicitVRLittleEndian), str(ExplicitVRBigEndian),
-                          str(DeflatedExplicitVRLittleEndian)})
+if TYPE_CHECKING:  # pydicom loads with the first transcoding, not with the server (cold start)
+    from pydicom.dataset import Dataset
+
+# Transfer syntax UIDs (PS3.6 Table A-1), as plain strings: implicit, explicit, explicit big endian, deflated
+IMPLICIT_LITTLE, EXPLICIT_LITTLE, EXPLICIT_BIG, DEFLATED = (
+    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
+UNCOMPRESSED = frozenset({IMPLICIT_LITTLE, EXPLICIT_LITTLE, EXPLICIT_BIG, DEFLATED})
 JPEG_BASELINE, JPEG_EXTENDED = "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"
 JPEG_LOSSLESS = frozenset({"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"})
-JPEG_LS = frozenset({str(JPEGLSLossless), str(JPEGLSNearLossless)})
+JPEG_LS_LOSSLESS, JPEG_LS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"
+JPEG_LS = frozenset({JPEG_LS_LOSSLESS, JPEG_LS_NEAR_LOSSLESS})
 #: What the real Orthanc 1.10.1 can write (JPEG baseline needs 8 bits stored, JPEG extended at most 12).
 ORTHANC_TARGETS = UNCOMPRESSED | JPEG_LOSSLESS | JPEG_LS | {JPEG_BASELINE, JPEG_EXTENDED}
 #: Of these, what pacsbox writes: all (JPEG baseline through Pillow, a runtime dependency; JPEG extended and
@@ -52,6 +49,8 @@ class CannotTranscode(Exception):
 def check_target(uid: str) -> str:
     """A ``Transcode`` value, checked before any work starts: a transfer syntax UID Orthanc knows (BadFormat with
     its message otherwise), and not one that Orthanc writes but pacsbox cannot (Unsupported, naming it)."""
+    from pydicom.uid import UID
+
     if not UID(uid).is_transfer_syntax:
         raise BadFormat(f"Unknown transfer syntax UID: {uid}")
     if uid in ORTHANC_TARGETS and uid not in PACSBOX_TARGETS:
@@ -70,6 +69,8 @@ def transcode(dataset: Dataset, target: str, *, new_uid_when_lossy: bool = True)
     where Orthanc succeeds but pacsbox has no encoder. A lossy compression gives the instance a new SOPInstanceUID
     unless ``new_uid_when_lossy`` is false (Orthanc's modification jobs, whose instances have new UIDs already:
     the instance then names itself as its predecessor, as DCMTK writes it there)."""
+    from pydicom.uid import UID
+
     source = str(dataset.file_meta.TransferSyntaxUID)
     if source == target:
         return
@@ -95,7 +96,7 @@ def transcode(dataset: Dataset, target: str, *, new_uid_when_lossy: bool = True)
         return
     if target in JPEG_LS and has_pixels:
         try:
-            near = target == str(JPEGLSNearLossless)
+            near = target == JPEG_LS_NEAR_LOSSLESS
             uncompressed = _uncompressed_size(dataset)
             dataset.compress(target, generate_instance_uid=False, **({"jls_error": NEAR} if near else {}))
         except RuntimeError as error:  # the encoder's plugin is missing or refuses these pixels
@@ -108,7 +109,7 @@ def transcode(dataset: Dataset, target: str, *, new_uid_when_lossy: bool = True)
             _mark_lossy(dataset, "ISO_14495_1", ratio,
                         f"near lossless JPEG-LS compression, factor {ratio} (NEAR={NEAR})", new_uid)
         return
-    if has_pixels and target == str(ExplicitVRBigEndian):
+    if has_pixels and target == EXPLICIT_BIG:
         _swap_words(dataset)
     dataset.file_meta.TransferSyntaxUID = UID(target)
 
@@ -145,6 +146,7 @@ def _jpeg_baseline(dataset: Dataset, new_uid: bool) -> None:
     import numpy
     from PIL import Image
     from pydicom.encaps import encapsulate
+    from pydicom.uid import UID
 
     try:
         pixels = dataset.pixel_array
@@ -173,6 +175,7 @@ def _jpeg_lossless(dataset: Dataset, target: str) -> None:
     """Native pixels as JPEG lossless (process 14, first-order prediction: valid for both .57 and .70)."""
     import numpy
     from pydicom.encaps import encapsulate
+    from pydicom.uid import UID
 
     from .jpeg_lossless import encode_frame
 
@@ -205,6 +208,7 @@ def _jpeg_extended(dataset: Dataset, new_uid: bool) -> None:
     """Grey unsigned pixels of up to 12 bits as JPEG extended sequential (lossy, IJG quality 90), marked lossy."""
     import numpy
     from pydicom.encaps import encapsulate
+    from pydicom.uid import UID
 
     from .jpeg_extended import QUALITY, encode_frame
 
@@ -266,6 +270,8 @@ def _mark_lossy(dataset: Dataset, method: str, ratio: str, description: str, new
 
 
 def _code(value: str, meaning: str) -> Dataset:
+    from pydicom.dataset import Dataset
+
     code = Dataset()
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, "DCM", meaning
     return code

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-
-from pydicom.datadict import dictionary_VR
-from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
+from typing import TYPE_CHECKING
 
 from .errors import BadRequest
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataset import Dataset
 
 SPECIFIC_CHARACTER_SET = 0x00080005
 # PS3.4 C.2.2.2.4: wildcards exist for these VRs only (Orthanc 1.6.0 and later)
@@ -40,6 +40,8 @@ class InvalidWorklistQuery(BadRequest):
 
 def vr_of(tag: int, element_vr: str | None = None) -> str:
     """The dictionary VR of a tag, else the VR the element came with."""
+    from pydicom.datadict import dictionary_VR
+
     try:
         return dictionary_VR(tag)
     except KeyError:
@@ -147,6 +149,9 @@ class WorklistMatcher:
 
     def extract(self, item: Dataset) -> Dataset:
         """The answer: the requested keys the item holds, sequences reduced to their matching items."""
+        from pydicom.dataset import Dataset
+        from pydicom.sequence import Sequence
+
         answer = Dataset()
         for tag in self.flat_tags:
             if tag in item:
@@ -164,6 +169,9 @@ class WorklistMatcher:
 
 
 def _copy(dataset: Dataset) -> Dataset:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
     copy = Dataset()
     for element in dataset:
         if element.VR == "SQ":

@@ -18,15 +18,13 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pydicom
-from pydicom.charset import python_encoding
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadFormat, BadRequest, UnknownResource
 from .worklist_matching import vr_of
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataset import Dataset
 
 LOG = logging.getLogger("pacsbox.worklists")
 
@@ -162,6 +160,9 @@ class WorklistFolder:
 def read_item(data: bytes, default_charset: str | None = None) -> Dataset:
     """A worklist file (Part 10, or a bare data set) as a data set; BadFormat when it is no DICOM. With
     ``default_charset``, a file without SpecificCharacterSet is decoded in it (and says so)."""
+    import pydicom
+    from pydicom.charset import python_encoding
+
     if len(data) > MAXIMUM_ITEM_SIZE:
         raise BadFormat(f"A worklist item over {MAXIMUM_ITEM_SIZE} bytes")
     try:
@@ -201,6 +202,10 @@ def _decode_text(dataset: Dataset, codec: str) -> None:
 def write_item(dataset: Dataset, instance_uid: str | None = None) -> bytes:
     """An item as a ``.wl`` file: Part 10, explicit VR little endian (``instance_uid`` for its file meta; by
     default a new one)."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
     dataset = Dataset(dataset)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = WORKLIST_FIND_SOP_CLASS
@@ -219,6 +224,8 @@ def item_from_json(body: Any, default_charset: str = "ISO_IR 192") -> Dataset:
     """A worklist item from DICOM JSON (PS3.18 F: ``{"00100010": {"vr": "PN", "Value": [...]}}``) or Orthanc's
     simplified JSON (``{"PatientName": "Doe^John", "ScheduledProcedureStepSequence": [{...}]}``, keywords or
     ``gggg,eeee``, optionally inside ``"Tags"``); UTF-8 unless it names its SpecificCharacterSet."""
+    from pydicom.dataset import Dataset
+
     from .create_dicom import Draft, canonical_charset, tag_of  # create_dicom imports the archive: not at load
 
     if isinstance(body, Mapping) and isinstance(body.get("Tags"), Mapping):

@@ -12,12 +12,13 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any
 
 from .rules import ASSOCIATION, Action, Fired, Request
 from .state import Faults
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataset import Dataset
 
 _PDU_HEADER = struct.Struct(">BBI")
 _FAULTABLE = frozenset({"C-ECHO", "C-STORE", "C-FIND", "C-MOVE", "C-GET"})
@@ -226,6 +227,8 @@ def _nothing_for(operation: str) -> Any:
 def _unsendable(dataset: Any) -> Dataset:
     """A stand-in for a sub-operation's instance that cannot be sent: the sub-operation fails, and the instance's
     SOPInstanceUID goes into the Failed SOP Instance UID List."""
+    from pydicom.dataset import Dataset
+
     stand_in = Dataset()
     stand_in.SOPClassUID = _UNSENDABLE_SOP_CLASS
     stand_in.SOPInstanceUID = str(getattr(dataset, "SOPInstanceUID", "") or "")

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lupa import lua53 as lupa
+if TYPE_CHECKING:  # lupa loads with the first Lua state, not with the server (cold start)
+    from lupa import lua53 as lupa
 
 _MAX_DEPTH = 200  # nesting of tables converted to JSON (and of JSON parsed into tables)
 
@@ -33,7 +34,10 @@ class Converter:
     """Conversions bound to one Lua runtime (its ``tonumber``/``tostring`` and its table constructor)."""
 
     def __init__(self, runtime: lupa.LuaRuntime) -> None:
+        from lupa import lua53
+
         self.runtime = runtime
+        self._lua_type: Callable[[Any], str | None] = lua53.lua_type
         self._tonumber: Callable[[Any], Any] = runtime.eval("tonumber")
         self._tostring: Callable[[Any], Any] = runtime.eval("tostring")
         self._ipairs_length: Callable[[Any], Any] = runtime.eval(
@@ -87,8 +91,8 @@ class Converter:
                 return as_text(value)
             number = self._tonumber(value)
             return _json_number(number) if number is not None else as_text(value)
-        if lupa.lua_type(value) != "table":
-            raise ConversionError(f"cannot convert a Lua {lupa.lua_type(value) or 'Python object'} to JSON")
+        if self._lua_type(value) != "table":
+            raise ConversionError(f"cannot convert a Lua {self._lua_type(value) or 'Python object'} to JSON")
         identity = id(value)
         if identity in seen:
             raise ConversionError("cannot convert a cyclic table to JSON")

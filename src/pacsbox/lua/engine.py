@@ -24,9 +24,8 @@ import queue
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset
 from starlette.types import ASGIApp
 
 from ..core.archive import Archive
@@ -47,6 +46,9 @@ from ..core.ids import Level
 from .bridge import RestApi
 from .functions import define_functions
 from .state import Limits, LuaState
+
+if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger("pacsbox.lua")
 
@@ -90,15 +92,19 @@ class LuaEngine:
     def __init__(self, archive: Archive, config: Config) -> None:
         self.archive = archive
         self.config = config
-        limits = Limits(seconds=float(config.LuaMaximumExecutionTime), output_bytes=config.LuaMaximumOutputSize,
-                        memory_bytes=config.LuaMaximumMemory, system_calls=config.LuaSystemCallsAllowed,
-                        file_writes=config.LuaFileWritesAllowed)
-        self.rest = RestApi(timeout=limits.seconds)
+        self.limits = Limits(seconds=float(config.LuaMaximumExecutionTime),
+                             output_bytes=config.LuaMaximumOutputSize, memory_bytes=config.LuaMaximumMemory,
+                             system_calls=config.LuaSystemCallsAllowed, file_writes=config.LuaFileWritesAllowed)
+        self.rest = RestApi(timeout=self.limits.seconds)
         self.jobs = PendingJobs()
-        self.main = LuaState("main", limits)
-        self.filters = LuaState("filters", limits)
-        for state in (self.main, self.filters):
-            define_functions(state, config, self.rest, self.jobs)
+        # The states (and lupa) exist only for a server that runs Lua: made here for LuaScripts, whose definitions
+        # must be in place before anything is received; else the main state is made by the first script run
+        # (execute-script), and the filter state never is (only LuaScripts can define a filter).
+        self._states_lock = threading.Lock()
+        self._main: LuaState | None = None
+        self.filters: LuaState | None = None
+        if config.LuaScripts:
+            self._main, self.filters = self._new_state("main"), self._new_state("filters")
         self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -106,7 +112,28 @@ class LuaEngine:
         self._closed = False
         for path in config.LuaScripts:
             self._load(Path(path))
-        self._filters_http = self.filters.has_function("IncomingHttpRequestFilter")
+        self._filters_http = self._filter_defined("IncomingHttpRequestFilter")
+
+    def _new_state(self, name: str) -> LuaState:
+        state = LuaState(name, self.limits)
+        define_functions(state, self.config, self.rest, self.jobs)
+        return state
+
+    @property
+    def main(self) -> LuaState:
+        """The main state: made on first use when no LuaScripts made it at start."""
+        if self._main is None:
+            with self._states_lock:
+                if self._main is None:
+                    self._main = self._new_state("main")
+        return self._main
+
+    def _filter_defined(self, name: str) -> bool:
+        return self.filters is not None and self.filters.has_function(name)
+
+    def _callback_defined(self, name: str) -> bool:
+        """Whether the main state defines a callback; none can be before a state exists (no Lua ran yet)."""
+        return self._main is not None and self._main.has_function(name)
 
     def _load(self, path: Path) -> None:
         try:
@@ -127,19 +154,20 @@ class LuaEngine:
     def start(self) -> None:
         """Subscribe to the archive, start the callback thread, run Initialize, start the heartbeat."""
         events = self.archive.events
-        if self.filters.has_function("ReceivedInstanceFilter"):
+        if self._filter_defined("ReceivedInstanceFilter"):
             self._unsubscribe.append(events.add_store_filter(self._accepts))
-        if self.filters.has_function("IncomingFindRequestFilter"):
+        if self._filter_defined("IncomingFindRequestFilter"):
             self._unsubscribe.append(events.add_find_filter(self._filter_find))
-        if self.filters.has_function("OutgoingFindRequestFilter"):
+        if self._filter_defined("OutgoingFindRequestFilter"):
             self._unsubscribe.append(events.add_outgoing_find_filter(self._filter_outgoing_find))
-        if self.filters.has_function("IncomingWorklistRequestFilter"):
+        if self._filter_defined("IncomingWorklistRequestFilter"):
             self._unsubscribe.append(events.add_worklist_filter(self._filter_worklist))
         self._unsubscribe.append(events.subscribe(ArchiveClosing, lambda event: self.close()))
-        if self.config.LuaScripts or self.config.ExecuteLuaEnabled:  # else no callback can ever be defined
-            self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
-                                  events.subscribe(ResourceStable, self._on_stable)]
-            self._unsubscribe += [events.subscribe(event, self._on_job) for event in _JOB_CALLBACKS]
+        if not (self.config.LuaScripts or self.config.ExecuteLuaEnabled):
+            return  # no callback can ever be defined: no thread to run them, no heartbeat to call
+        self._unsubscribe += [events.subscribe(InstanceStored, self._on_stored),
+                              events.subscribe(ResourceStable, self._on_stable)]
+        self._unsubscribe += [events.subscribe(event, self._on_job) for event in _JOB_CALLBACKS]
         worker = threading.Thread(target=self._work, name="pacsbox-lua", daemon=True)
         worker.start()
         self._threads.append(worker)
@@ -160,7 +188,7 @@ class LuaEngine:
         self._tasks.put(None)
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=self.main.limits.seconds + 5)
+                thread.join(timeout=self.limits.seconds + 5)
         self._run_callback("Finalize")
 
     # -- execute-script -----------------------------------------------------------------------------------
@@ -192,6 +220,8 @@ class LuaEngine:
         """IncomingWorklistRequestFilter(query, origin): the query in Orthanc's short JSON (``{"0010,0020": "*",
         "0040,0100": [{...}]}``, sequences included) and the origin as IncomingFindRequestFilter gets it; the table
         it returns is the new query (built as /tools/create-dicom builds tags)."""
+        from pydicom.dataset import Dataset
+
         from ..core.worklists import item_from_json
 
         encoding = self.archive.settings.default_encoding
@@ -236,7 +266,7 @@ class LuaEngine:
         self._queue(lambda: self._stored_instance(event))
 
     def _stored_instance(self, event: InstanceStored) -> None:
-        if not self.main.has_function("OnStoredInstance"):
+        if not self._callback_defined("OnStoredInstance"):
             return
         try:
             tags = render_tags(self.archive.instance_dataset(event.instance_id), "simplify")
@@ -251,7 +281,7 @@ class LuaEngine:
             self._queue(lambda: self._stable(name, event))
 
     def _stable(self, name: str, event: ResourceStable) -> None:
-        if not self.main.has_function(name):
+        if not self._callback_defined(name):
             return
         try:
             row = self.archive.resource(event.level, event.public_id)
@@ -266,7 +296,7 @@ class LuaEngine:
         self._queue(lambda: self._job_callback(name, event.job_id))
 
     def _job_callback(self, name: str, job_id: str) -> None:
-        if self.main.has_function(name):
+        if self._callback_defined(name):
             self._run_callback(name, job_id)
 
     def _queue(self, task: Callable[[], None]) -> None:
@@ -291,6 +321,8 @@ class LuaEngine:
 
     def _run_callback(self, name: str, *args: Any) -> None:
         """Call a main-state callback, then run the jobs it asked for; errors are logged with their line."""
+        if self._main is None:  # no Lua ran yet: nothing is defined
+            return
         self.jobs.begin()
         try:
             self.main.call(name, *args)
@@ -339,6 +371,7 @@ def find_query_json(identifier: Dataset) -> dict[str, str]:
 def find_query_dataset(identifier: Dataset, query: Mapping[str, Any]) -> Dataset:
     """The identifier rewritten to ``query``: its sequences kept, other elements as the table says."""
     from pydicom.datadict import dictionary_VR
+    from pydicom.dataset import Dataset
 
     rewritten = Dataset()
     for element in identifier:

@@ -25,8 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lupa import lua53 as lupa
-
 from ..core.errors import ScriptError
 from .convert import Converter, as_text
 
@@ -159,6 +157,9 @@ class LuaState:
         self.name = name
         self.limits = limits
         self.lock = threading.Lock()
+        from lupa import lua53 as lupa  # imported with the first Lua state (LuaScripts, execute-script): cold start
+
+        self._lupa = lupa
         self.runtime = lupa.LuaRuntime(encoding=None, register_eval=False, register_builtins=False,
                                        unpack_returned_tuples=True, max_memory=limits.memory_bytes,
                                        attribute_filter=_no_attributes)
@@ -215,7 +216,7 @@ class LuaState:
 
     # -- running --------------------------------------------------------------------------------------------
     def has_function(self, name: str) -> bool:
-        return lupa.lua_type(self._globals[name.encode()]) == "function"
+        return self._lupa.lua_type(self._globals[name.encode()]) == "function"
 
     def execute(self, code: str | bytes, capture: bool = False, wait: float | None = None) -> str:
         """Run a chunk; returns what it printed when ``capture``. ScriptError on any failure."""
@@ -271,9 +272,9 @@ class LuaState:
     def _guarded(self, function: Any, *args: Any) -> Any:
         try:
             ok, result = self._protected(function, *args)
-        except lupa.LuaMemoryError as error:
+        except self._lupa.LuaMemoryError as error:
             raise ScriptError(_lua_message(error) or "not enough memory (LuaMaximumMemory)") from None
-        except lupa.LuaError as error:
+        except self._lupa.LuaError as error:
             raise ScriptError(_lua_message(error)) from None
         except ScriptError:
             raise

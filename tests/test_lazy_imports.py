@@ -1,0 +1,153 @@
+"""Cold start (issue 24): what ``pacsbox serve`` imports to answer ``GET /system`` imports none of pydicom, numpy,
+pynetdicom, lupa or Pillow; they load on the first request that needs them, and that request is answered as before.
+
+Each check runs in a fresh interpreter (this one has imported everything already): it starts what ``serve`` starts
+(the CLI's modules, then ``pacsbox.server.Server``, which builds the same runtime in this process), asks over HTTP,
+and reports what it saw as JSON. An import hook records, for each heavy package, the pacsbox modules on the stack
+when it was first imported: a failure names the chain that brought it in.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from io import BytesIO
+from pathlib import Path
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+HEAVY = ("pydicom", "numpy", "pynetdicom", "lupa", "PIL")
+
+# Run in the child: the hook, then what `pacsbox serve` imports and starts, then GET /system.
+_PRELUDE = textwrap.dedent("""
+    import importlib.abc, json, sys, traceback, urllib.request, base64
+    HEAVY = %r
+    chains = {}
+
+    class RecordFirstImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            top = name.split(".")[0]
+            if top in HEAVY and top not in chains:
+                chains[top] = [f"{frame.filename.split('/src/')[-1]}:{frame.lineno}"
+                               for frame in traceback.extract_stack()[:-1] if "/pacsbox/" in frame.filename]
+            return None  # the normal finders import it
+
+    sys.meta_path.insert(0, RecordFirstImport())
+
+    import pacsbox.cli, pacsbox.cli_common, pacsbox.core.config, pacsbox.core.config_check, pacsbox.server
+    import pacsbox.lifecycle.logfile  # managed instances serve with --log-file
+    from pacsbox.server import Server
+
+    server = Server({"HttpPort": 0, "DicomPort": 0, "AuthenticationEnabled": True,
+                     "RegisteredUsers": {"alice": "secret"}}).start()
+    token = base64.b64encode(b"alice:secret").decode()
+
+    def call(method, path, body=None):
+        request = urllib.request.Request(server.url + path, data=body, method=method,
+                                         headers={"Authorization": "Basic " + token})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+
+    report = {"port": server.http_port}
+    report["system"] = call("GET", "/system")
+    report["loaded"] = {top: chains.get(top) for top in HEAVY if top in sys.modules}
+""") % (HEAVY,)
+
+
+def _run_child(script: str, tmp_path: Path) -> dict:
+    path = tmp_path / "child.py"
+    path.write_text(_PRELUDE + textwrap.dedent(script) + "\nserver.stop()\nprint(json.dumps(report))\n")
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _offenders(loaded: dict) -> str:
+    return "\n".join(f"{top} imported by: {' -> '.join(chain or ['(outside pacsbox)'])}"
+                     for top, chain in loaded.items())
+
+
+def test_serving_get_system_imports_no_dicom_image_or_lua_library(tmp_path):
+    report = _run_child("", tmp_path)
+    status, system = report["system"]
+    assert status == 200
+    assert system["HttpPort"] == report["port"]
+    assert system["DicomAet"] == "PACSBOX" and system["ApiVersion"] >= 1 and "Version" in system
+    assert not report["loaded"], "importing what `pacsbox serve` needs to answer GET /system loaded:\n" + \
+        _offenders(report["loaded"])
+
+
+def _instance(patient_name: str) -> bytes:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    dataset.PatientName, dataset.PatientID = patient_name, "LAZY-1"
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = generate_uid(), generate_uid()
+    dataset.Modality = "OT"
+    buffer = BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_a_lazily_started_server_stores_and_reads_tags_on_first_use(tmp_path):
+    (tmp_path / "instance.dcm").write_bytes(_instance("Lazy^Loaded"))
+    report = _run_child("""
+        report["before"] = sorted(top for top in HEAVY if top in sys.modules)
+        status, stored = call("POST", "/instances", open("instance.dcm", "rb").read())
+        report["stored"] = status, stored
+        report["tags"] = call("GET", f"/instances/{stored['ID']}/tags?simplify")
+        report["after"] = sorted(top for top in HEAVY if top in sys.modules)
+    """, tmp_path)
+    status, stored = report["stored"]
+    assert status == 200 and stored["Status"] == "Success"
+    status, tags = report["tags"]
+    assert status == 200
+    assert tags["PatientName"] == "Lazy^Loaded" and tags["PatientID"] == "LAZY-1" and tags["Modality"] == "OT"
+    assert "pydicom" in report["after"]  # loaded by the first use, in the same process that started without it
+
+
+def test_plain_tables_agree_with_pydicom():
+    """The values the readers hold as plain constants, so as not to import pydicom at start, are pydicom's."""
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.uid import (
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        ImplicitVRLittleEndian,
+        JPEGLSLossless,
+        JPEGLSNearLossless,
+    )
+    from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR
+
+    from pacsbox.core import dicom_nesting, transcoding
+
+    assert set(dicom_nesting.VR_NAMES) == {vr.value for vr in VR if len(vr.value) == 2}
+    assert set(dicom_nesting.EXPLICIT_VR_LENGTH_32) == {str(vr) for vr in EXPLICIT_VR_LENGTH_32}
+    uncompressed = {ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian}
+    assert set(transcoding.UNCOMPRESSED) == uncompressed
+    assert set(transcoding.JPEG_LS) == {JPEGLSLossless, JPEGLSNearLossless}
+    assert str(transcoding.JPEG_LS_NEAR_LOSSLESS) == JPEGLSNearLossless
+    # the per-element loops tell a raw element from a converted one as a tuple (RawDataElement is a NamedTuple)
+    assert issubclass(RawDataElement, tuple) and not issubclass(DataElement, tuple)
+
+
+def test_saved_job_types_are_the_jobs_own():
+    """The jobs engine learns to rebuild saved modification jobs by these names, without importing the jobs."""
+    from pacsbox.core.modify_jobs import MergeStudyJob, ResourceModificationJob, SplitStudyJob
+    from pacsbox.core.modify_jobs_saved import JOB_TYPES
+
+    assert (ResourceModificationJob.job_type, MergeStudyJob.job_type, SplitStudyJob.job_type) == JOB_TYPES
+
+
+def test_the_dispatcher_sends_the_xnat_face_its_own_paths():
+    """The HTTP dispatcher names the XNAT face's prefixes so as to load that face with its first request."""
+    from pacsbox.faces.xnat.app import PREFIXES
+    from pacsbox.http_app import XNAT_PREFIXES
+
+    assert XNAT_PREFIXES == PREFIXES

@@ -143,11 +143,3 @@ def test_saved_job_types_are_the_jobs_own():
     from pacsbox.core.modify_jobs_saved import JOB_TYPES
 
     assert (ResourceModificationJob.job_type, MergeStudyJob.job_type, SplitStudyJob.job_type) == JOB_TYPES
-
-
-def test_the_dispatcher_sends_the_xnat_face_its_own_paths():
-    """The HTTP dispatcher names the XNAT face's prefixes so as to load that face with its first request."""
-    from pacsbox.faces.xnat.app import PREFIXES
-    from pacsbox.http_app import XNAT_PREFIXES
-
-    assert XNAT_PREFIXES == PREFIXES

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .core.archive import Archive
 from .core.config import Config
-
-# The XNAT face's paths (``faces.xnat.app.PREFIXES``), named here so that the face loads with its first request
-XNAT_PREFIXES = ("/data", "/REST", "/xapi")
 
 
 class ServerControl(Protocol):
@@ -52,47 +47,16 @@ class PrefixDispatcher:
         await self.default(scope, receive, send)
 
 
-class FirstUse:
-    """An application built when its first request comes, in a worker thread (the event loop serves the other faces
-    meanwhile); concurrent first requests wait for the one build, and a build that fails is tried again by the
-    next request."""
-
-    def __init__(self, build: Callable[[], ASGIApp]) -> None:
-        self._build = build
-        self._app: ASGIApp | None = None
-        self._lock: asyncio.Lock | None = None  # made on the event loop that serves
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        app = self._app
-        if app is None:
-            app = await self._built()
-        await app(scope, receive, send)
-
-    async def _built(self) -> ASGIApp:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._app is None:
-                self._app = await asyncio.get_running_loop().run_in_executor(None, self._build)
-        return self._app
-
-
 def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port: int | None = None,
                     control: ServerControl | None = None, lua_engine=None) -> ASGIApp:
     """The ASGI application serving every HTTP face of one archive."""
     from .faces.dicomweb.app import create_app as dicomweb_app
     from .faces.dicomweb.app import prefixes as dicomweb_prefixes
     from .faces.orthanc.app import create_app as orthanc_app
+    from .faces.xnat.app import PREFIXES as XNAT_PREFIXES
+    from .faces.xnat.app import create_app as xnat_app
 
-    def xnat_app() -> ASGIApp:
-        from .faces.xnat.app import create_app
-
-        return create_app(archive, config)
-
-    # The XNAT face is imported and built by its first request: its modules, schemas and route table (600 regular
-    # expressions) are no part of a start. (It checks no configuration; DICOMweb's checks its DicomWeb section, so
-    # a mistake there stops the start: that face is built now.)
-    xnat = FirstUse(xnat_app)
+    xnat = xnat_app(archive, config)
     dicomweb = dicomweb_app(archive, config)
     by_prefix: dict[str, ASGIApp] = {**dict.fromkeys(dicomweb_prefixes(config), dicomweb),
                                      **dict.fromkeys(XNAT_PREFIXES, xnat)}

@@ -6,6 +6,7 @@ Not a face: faces import it, it imports no face.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
@@ -98,23 +99,32 @@ class BuiltOnFirstRequest:
     """An ASGI application built when its first request arrives: a face's modules, routes and data (the XNAT
     schemas) load then, not while the server starts, and a server that never sees that face never loads them.
 
-    ``build`` runs once, on the event loop (no await between the check and the assignment: two first requests
-    cannot both build); a build that fails is tried again by the next request.
+    The build runs in a worker thread, so the event loop serves the other faces meanwhile; concurrent first
+    requests wait for the one build, and a build that fails is tried again by the next request.
     """
 
     def __init__(self, build: Callable[[], ASGIApp]) -> None:
         self._build = build
         self._app: ASGIApp | None = None
+        self._lock: asyncio.Lock | None = None  # made on the event loop that serves
 
     @property
     def app(self) -> ASGIApp:
-        """The application, built now if no request has built it yet."""
+        """The application, built now in this thread if no request has built it yet (the warm-start template)."""
         if self._app is None:
             self._app = self._build()
         return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        app = self._app
+        if app is None:
+            if self._lock is None:  # no await since the check: one lock per application
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self._app is None:
+                    self._app = await asyncio.get_running_loop().run_in_executor(None, self._build)
+            app = self._app
+        await app(scope, receive, send)
 
 
 def spool_directory(config: Config) -> str:

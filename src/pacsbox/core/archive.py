@@ -372,10 +372,10 @@ class Archive:
 
     def resource(self, level: Level, public_id: str) -> ResourceRow:
         """One resource with its main tags, parent and children; UnknownResource if absent."""
-        rows = self.index.describe([self._iid(level, public_id)])
-        if not rows:  # deleted by another request between the lookup and the read
+        row = self.index.describe_one(public_id, level)
+        if row is None:
             raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
-        return rows[0]
+        return row
 
     def level_of(self, public_id: str) -> Level:
         """The level of any resource ID; UnknownResource if the archive does not hold it."""

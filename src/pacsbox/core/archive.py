@@ -404,6 +404,10 @@ class Archive:
                        at_most: int | None) -> list[ResourceRow] | None:
         """``related``, or None when there are more than ``at_most`` of them (a caller on an event loop then asks
         where waiting is harmless)."""
+        if target > level and at_most is not None:  # one statement for a few (None: none, many, or unknown)
+            rows = self.index.describe_below(public_id, level, target, at_most)
+            if rows is not None:
+                return rows
         iid = self._iid(level, public_id)
         if target > level:
             below = self.index.descendant_iids(iid, level, target)

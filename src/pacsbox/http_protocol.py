@@ -137,6 +137,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._last_read = 0.0
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        # a request begun whose headers have not all arrived: its header timer is armed once a read ends with the
+        # headers still incomplete (a request read whole in one read, the usual case, arms no timer at all)
+        self._headers_pending = False
 
     # -- connections ---------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -214,11 +217,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._header_read_bytes += len(data)
             if self._header_read_bytes > self.limits.header_bytes:
                 self._refuse(431, "Request Header Fields Too Large")
+                return
+        # The timers of a request still arriving, armed once a read ends with it incomplete (not per request)
+        if self._headers_pending and self._header_timer is None and not self.transport.is_closing():
+            self._arm_header_timer()
+        elif self._reading_body and self._body_timer is None and not self.transport.is_closing() \
+                and self._lingering is None:
+            self._body_timer = self.loop.call_later(self.limits.body_pause_timeout, self._check_body_progress)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = self._header_read_bytes = self._header_count = 0
-        self._arm_header_timer()
+        self._headers_pending = True
+        self._cancel_header_timer()  # (the connection's own, or the last request's): this one is armed if need be
 
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > self.limits.target_bytes:
@@ -241,11 +252,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers, self._reading_body = False, True
+        self._headers_pending = False
         self._dropped_after_answer = self._body_received = 0
         self._body_started = self.loop.time()
         self._boundary_in_read = True
         self._cancel_header_timer()
-        self._body_timer = self.loop.call_later(self.limits.body_pause_timeout, self._check_body_progress)
         self._declared_length = next((int(value) for name, value in self.headers
                                       if name == b"content-length" and value.isdigit()), None)
         super().on_headers_complete()

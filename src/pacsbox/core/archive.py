@@ -375,10 +375,10 @@ class Archive:
 
     def resource(self, level: Level, public_id: str) -> ResourceRow:
         """One resource with its main tags, parent and children; UnknownResource if absent."""
-        rows = self.index.describe([self._iid(level, public_id)])
-        if not rows:  # deleted by another request between the lookup and the read
+        row = self.index.describe_one(public_id, level)
+        if row is None:
             raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
-        return rows[0]
+        return row
 
     def level_of(self, public_id: str) -> Level:
         """The level of any resource ID; UnknownResource if the archive does not hold it."""
@@ -407,6 +407,10 @@ class Archive:
                        at_most: int | None) -> list[ResourceRow] | None:
         """``related``, or None when there are more than ``at_most`` of them (a caller on an event loop then asks
         where waiting is harmless)."""
+        if target > level and at_most is not None:  # one statement for a few (None: none, many, or unknown)
+            rows = self.index.describe_below(public_id, level, target, at_most)
+            if rows is not None:
+                return rows
         iid = self._iid(level, public_id)
         if target > level:
             below = self.index.descendant_iids(iid, level, target)

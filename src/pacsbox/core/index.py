@@ -27,6 +27,35 @@ from .ids import Level
 
 DICOM_ATTACHMENT = 1  # Orthanc's FileContentType_Dicom
 
+# Index.describe_one and describe_below: a resource's row, its parent's ID, its DICOM file, its patient's tags
+# (studies) and its children's IDs and indexes in the order of their iid (the aggregates read an ordered subquery)
+_DESCRIBE = (
+    "SELECT r.iid, r.public_id, r.level, r.main_tags, p.public_id, r.last_update, r.is_stable, r.is_protected,"
+    " r.index_in_series, a.uuid, a.size, pat.main_tags, a.compression,"
+    " (SELECT group_concat(public_id, ',') FROM (SELECT public_id FROM resources WHERE parent = r.iid ORDER BY iid)),"
+    " (SELECT group_concat(ifnull(index_in_series, ''), ',') FROM"
+    "  (SELECT index_in_series FROM resources WHERE parent = r.iid ORDER BY iid))"
+    " FROM resources r LEFT JOIN resources p ON p.iid = r.parent"
+    " LEFT JOIN attachments a ON a.iid = r.iid AND a.content_type = 1"
+    " LEFT JOIN resources pat ON pat.iid = r.patient AND r.level = 1 "
+)
+
+
+def _described(found: tuple) -> ResourceRow:
+    """A row of ``_DESCRIBE`` as a ResourceRow."""
+    (iid, public_id, level_number, main_tags, parent_id, last_update, stable, protected, index, file_uuid,
+     file_size, patient_tags, compression, children, children_indexes) = found
+    row = ResourceRow(iid=iid, public_id=public_id, level=Level(level_number), main_tags=json.loads(main_tags),
+                      parent_id=parent_id, last_update=last_update, is_stable=bool(stable),
+                      is_protected=bool(protected), index_in_series=index, file_uuid=file_uuid,
+                      file_size=file_size, file_compressed=bool(compression),
+                      patient_main_tags=json.loads(patient_tags) if patient_tags else None)
+    if children:  # (public IDs are hexadecimal with dashes: a comma never appears in one)
+        row.children = children.split(",")
+        row.children_indexes = [int(number) if number else None for number in children_indexes.split(",")]
+    return row
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
     iid INTEGER PRIMARY KEY,
@@ -449,13 +478,36 @@ class Index:
                     rows[parent].children_indexes.append(index)
         return [rows[iid] for iid in iids if iid in rows]
 
+    def describe_one(self, public_id: str, level: Level) -> ResourceRow | None:
+        """``describe`` of one resource named by its public ID (None unless the index holds it at ``level``), in
+        one statement: a read answered on the event loop pays one SQLite round trip instead of five (lookup,
+        BEGIN, row, children, COMMIT), and one statement reads one consistent snapshot as well."""
+        found = self._connection().execute(_DESCRIBE + "WHERE r.public_id = ? AND r.level = ?",
+                                           (public_id, int(level))).fetchone()
+        return None if found is None else _described(found)
+
+    def describe_below(self, public_id: str, level: Level, target: Level, at_most: int) -> list[ResourceRow] | None:
+        """``describe`` of the resources of level ``target`` below the resource ``public_id`` of ``level``, in the
+        order of their iid, in one statement; None when there are none (the resource may be unknown: ask again
+        the slow way) or more than ``at_most``."""
+        # children through the parent's index; deeper descendants through the ancestor column
+        column = "parent" if target == level + 1 else _ANCESTOR_COLUMN[level]
+        rows = self._connection().execute(
+            _DESCRIBE + f"JOIN resources above ON above.iid = r.{column}"
+            " WHERE above.public_id = ? AND above.level = ? AND r.level = ? ORDER BY r.iid LIMIT ?",
+            (public_id, int(level), int(target), at_most + 1)).fetchall()
+        if not rows or len(rows) > at_most:
+            return None
+        return [_described(found) for found in rows]
+
     def child_iids(self, iid: int) -> list[int]:
         rows = self._connection().execute("SELECT iid FROM resources WHERE parent = ? ORDER BY iid", (iid,))
         return [row[0] for row in rows]
 
     def descendant_iids(self, iid: int, level: Level, target: Level) -> list[int]:
         """Every resource of level ``target`` below (or at) the resource ``iid`` of level ``level``."""
-        column = _ANCESTOR_COLUMN[level]
+        # children through the parent's index; deeper descendants through the ancestor column
+        column = "parent" if target == level + 1 else _ANCESTOR_COLUMN[level]
         rows = self._connection().execute(
             f"SELECT iid FROM resources WHERE {column} = ? AND level = ? ORDER BY iid", (iid, int(target))
         )

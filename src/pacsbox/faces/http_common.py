@@ -223,27 +223,38 @@ class BodyLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if scope in self.uploads:
-            limit, key = self.upload_limit, "MaximumUploadSize"
-        else:
-            limit, key = self.request_limit, "MaximumRequestBodySize"
-        refusal = TooLarge(f"The request body exceeds {key} ({limit} bytes)")
-        if _declared_length(scope) > limit:
-            return await self.too_large(scope, refusal)(scope, receive, _closing(send))
+        # The route's limit is looked up only once a body may pass the smaller of the two (most requests have none)
+        smallest = min(self.upload_limit, self.request_limit)
+        if _declared_length(scope) > smallest:
+            limit, refusal = self._limit(scope)
+            if _declared_length(scope) > limit:
+                return await self.too_large(scope, refusal)(scope, receive, _closing(send))
         received = 0
+        found: list = []  # [limit, refusal] once looked up
 
         async def limited() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > limit:
-                raise refusal
+            if received > smallest:
+                if not found:
+                    found.extend(self._limit(scope))
+                if received > found[0]:
+                    raise found[1]
             return message
 
         async def send_closing_past_limit(message: Message) -> None:
-            await (_closing(send) if received > limit else send)(message)
+            await (_closing(send) if found and received > found[0] else send)(message)
 
         await self.app(scope, limited, send_closing_past_limit)
+
+    def _limit(self, scope: Scope) -> tuple[int, TooLarge]:
+        """The route's limit, and the error refusing a body past it."""
+        if scope in self.uploads:
+            limit, key = self.upload_limit, "MaximumUploadSize"
+        else:
+            limit, key = self.request_limit, "MaximumRequestBodySize"
+        return limit, TooLarge(f"The request body exceeds {key} ({limit} bytes)")
 
 
 def _declared_length(scope: Scope) -> int:
@@ -278,15 +289,26 @@ class BasicAuth:
                  open_paths: frozenset[str] = frozenset()) -> None:
         self.app, self.users, self.enabled = app, users, enabled
         self.refusal, self.open_paths = refusal, open_paths
+        # Authorization values already accepted -> their user: a client sends the same one with every request.
+        # Bounded (values come from clients); only accepted ones are kept, so a guess is always checked in full.
+        self._accepted: dict[bytes, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
             return await self.app(scope, receive, send)
-        user = self._user(scope)
+        user = self._known_user(scope)
+        if user is None:
+            user = self._user(scope)
         if self.enabled and user is None:
             return await self.refusal(scope)(scope, receive, send)
         scope.setdefault("state", {})["user"] = user or ""
         await self.app(scope, receive, send)
+
+    def _known_user(self, scope: Scope) -> str | None:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return self._accepted.get(value)
+        return None
 
     def _user(self, scope: Scope) -> str | None:
         credentials = basic_credentials(scope)
@@ -295,6 +317,8 @@ class BasicAuth:
         user, password = credentials
         expected = self.users.get(user)
         if expected is not None and hmac.compare_digest(expected.encode(), password.encode()):
+            if len(self._accepted) < 64:
+                self._accepted[next(value for name, value in scope["headers"] if name == b"authorization")] = user
             return user
         return None
 

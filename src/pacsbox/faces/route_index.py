@@ -45,13 +45,29 @@ class IndexedRouter(Router):
                 self._shapeless.append((position, route))
             else:
                 self._by_shape.setdefault(shape, []).append((position, route))
+        self._firsts = frozenset(shape[1] for shape in self._by_shape if shape[1] is not None)
+        self._lasts = frozenset(shape[2] for shape in self._by_shape if shape[2] is not None)
+        self._longest = max((shape[0] for shape in self._by_shape), default=0)
+        self._memo: dict[tuple[int, str | None, str | None], list[tuple[int, BaseRoute]]] = {}
 
     def _candidates(self, path: str) -> list[tuple[int, BaseRoute]]:
         segments = path[1:].split("/")
         count, first, last = len(segments), segments[0], segments[-1]
-        found = [self._by_shape.get(shape, ()) for shape in
-                 {(count, first, last), (count, first, None), (count, None, last), (count, None, None)}]
-        return sorted(chain(self._shapeless, *found), key=lambda pair: pair[0])
+        # a literal no route has at that place is no key of its own: the memo holds at most one list per shape
+        # the table knows, whatever paths arrive
+        if first not in self._firsts:
+            first = None
+        if last not in self._lasts:
+            last = None
+        key = (count, first, last)
+        found = self._memo.get(key)
+        if found is None:
+            found = [self._by_shape.get(shape, ()) for shape in
+                     {(count, first, last), (count, first, None), (count, None, last), (count, None, None)}]
+            found = sorted(chain(self._shapeless, *found), key=lambda pair: pair[0])
+            if count <= self._longest:  # longer paths match only shapeless routes: not kept, one list per length
+                self._memo[key] = found
+        return found
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")

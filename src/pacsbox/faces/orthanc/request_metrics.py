@@ -28,6 +28,7 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, archive: Archive) -> None:
         self.app, self.archive = app, archive
         self.active = 0  # counted here (on the event loop) so that switching metrics off and on keeps it right
+        self._counter_names: dict[tuple[str, int], str] = {}  # (method, status // 100) -> the counter's name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,6 +55,15 @@ class RequestMetrics:
             self.active -= 1
             metrics.set(_ACTIVE, self.active)
             metrics.observe_max(_DURATION, elapsed)
-            metrics.add(labelled("pacsbox_rest_api_requests_total", method=method, status=f"{status // 100}xx"))
+            metrics.add(self._counter_name(method, status))
             if method == "POST" and path == "/instances" and status == 200:
                 metrics.observe_max(_STORE_DURATION, elapsed)
+
+    def _counter_name(self, method: str, status: int) -> str:
+        key = (method, status // 100)
+        name = self._counter_names.get(key)
+        if name is None:
+            name = labelled("pacsbox_rest_api_requests_total", method=method, status=f"{status // 100}xx")
+            if len(self._counter_names) < 256:  # methods are whatever a client sends: the names kept are bounded
+                self._counter_names[key] = name
+        return name

@@ -9,10 +9,15 @@ invalidate: an answer whose file is gone is simply never asked for again and age
 Where the work goes: the instance's row is read on the event loop (one indexed SQLite read, no waiting on writers
 in WAL mode), a cached answer is sent from there; a file to render goes to a worker thread unless it is small and
 quick to parse (``ingest_cost.quick_to_parse``), as ``POST /instances`` stores such files on the loop: the trip to a
-thread and back costs more than the rendering.
+thread and back costs more than the rendering. A form asked for the first time while the file's full form is kept
+is derived from that answer (``derived_form``) instead of parsing and walking the file again: a client that reads
+/tags and then /simplified-tags of each instance pays for one parse.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -27,6 +32,7 @@ from .params import archive_of, flag
 
 MEDIA_TYPE = "application/json; charset=utf-8"
 _ON_LOOP_FILE_SIZE = 256 * 1024  # bytes of a stored file rendered on the event loop when it has few elements
+_ON_LOOP_FULL_SIZE = 256 * 1024  # bytes of a kept full answer from which another form is derived on the event loop
 CACHE_BYTES = 64 * 1024 * 1024  # answers kept, by their size (~5 KB each for a small image: ~13,000 of them)
 
 
@@ -50,6 +56,23 @@ def _render(data: bytes, form: str, encoding: str) -> bytes:
     return dumps(render_tags(read_elements(data), form, encoding))
 
 
+def derived_form(full: dict[str, Any], form: str) -> dict[str, Any]:
+    """The ``simplify`` or ``short`` form of a data set from its ``full`` form, as ``render_tags`` would give it:
+    both forms have the full form's elements with their values (None for Null and TooLong), keyed by tag
+    (``short``) or by name, the last of duplicate names winning in tag order, sorted (``simplify``)."""
+    out: dict[str, Any] = {}
+    for key, node in full.items():  # in tag order: the keys are "gggg,eeee", lowercase hexadecimal
+        value = node["Value"]
+        if node["Type"] == "Sequence":
+            value = [derived_form(item, form) for item in value]
+        out[key if form == "short" else node["Name"]] = value
+    return dict(sorted(out.items())) if form == "simplify" else out
+
+
+def _from_full(body: bytes, form: str) -> bytes:
+    return dumps(derived_form(json.loads(body), form))
+
+
 def _read_and_render(archive: Archive, row: ResourceRow, form: str, encoding: str) -> bytes:
     return _render(archive.instance_bytes(row), form, encoding)
 
@@ -63,7 +86,13 @@ async def tags(request: Request, form: str | None = None) -> Response:
     encoding = archive.settings.default_encoding  # PUT /tools/default-encoding shows here at once, as in Orthanc
     key = (row.file_uuid or "", form, encoding)
     body = answers_of(request).get(key) if row.file_uuid else None
-    if body is None:
+    full = answers_of(request).get((row.file_uuid, "full", encoding)) \
+        if body is None and form != "full" and row.file_uuid else None
+    if full is not None:
+        body = _from_full(full, form) if len(full) <= _ON_LOOP_FULL_SIZE else \
+            await run_in_threadpool(_from_full, full, form)
+        answers_of(request).put(key, body)
+    elif body is None:
         small = row.file_size is not None and row.file_size <= _ON_LOOP_FILE_SIZE and not row.file_compressed
         data = archive.instance_bytes(row) if small else None
         if data is not None and quick_to_parse(data):

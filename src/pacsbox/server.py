@@ -104,6 +104,7 @@ class _Runtime:
         from .faces.dimse.scu import DicomClient
         from .http_app import create_http_app
         from .http_protocol import HttpLimits, protocol_for
+        from .import_guard import install as install_import_guard
         from .lua.engine import LuaEngine
 
         self.config = config
@@ -112,6 +113,7 @@ class _Runtime:
         self.restart_requested = False
         self.log_level = "default"  # GET /tools/log-level (the loggers' levels belong to the process)
         check_exposure(config)
+        install_import_guard()  # the libraries loaded on first use are imported by one thread at a time
         self.http_limits = HttpLimits.from_config(config, raise_open_file_limit())
         empty_spool_directory(config)
         try:

@@ -243,8 +243,12 @@ class JobsEngine:
 
     @property
     def crowded(self) -> bool:
-        """Whether jobs queue up: one waits to run, or several run (a hint, read without the lock)."""
-        return bool(self._queue) or self._running > 1
+        """Whether jobs queue up: several run, or one waits to run (a paused or cancelled job left in the queue
+        does not count)."""
+        if self._running > 1:
+            return True
+        with self._lock:
+            return any(self._jobs[job_id].state == PENDING for _, _, job_id in self._queue if job_id in self._jobs)
 
     def ids(self) -> list[str]:
         """Every job's ID, sorted (Orthanc lists them from a sorted set)."""

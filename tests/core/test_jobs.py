@@ -228,6 +228,47 @@ def test_many_jobs_none_lost(events):
         engine.stop()
 
 
+class Busy:
+    """A job of ``count`` steps, each keeping its thread busy for ``seconds`` of wall time (a job's CPU-bound work);
+    ``between`` adds up the time spent in its checkpoints (where the engine's rests are)."""
+
+    job_type = "TestBusy"
+
+    def __init__(self, count: int, seconds: float) -> None:
+        self.count, self.seconds = count, seconds
+        self.between = 0.0
+
+    def initial_content(self) -> dict:
+        return {}
+
+    def run(self, context: JobContext) -> dict:
+        for _ in range(self.count):
+            started = time.perf_counter()
+            context.checkpoint()
+            self.between += time.perf_counter() - started
+            until = time.perf_counter() + self.seconds
+            while time.perf_counter() < until:
+                pass
+        return {}
+
+
+def test_workers_rest_between_steps_while_jobs_queue_up_and_a_lone_job_runs_at_full_speed(events):
+    engine = JobsEngine(events, concurrent_jobs=1, history_size=10)
+    engine.start()
+    try:
+        alone = Busy(5, 0.02)
+        engine.submit(alone)
+        wait_for(lambda: engine.info(engine.ids()[0]).state == "Success")
+        crowded = [Busy(5, 0.02) for _ in range(2)]
+        ids = [engine.submit(job) for job in crowded]  # the second waits: the first rests at each step
+        wait_for(lambda: all(engine.info(job_id).state == "Success" for job_id in ids))
+        # 4 rests as long as the 20 ms step before each (the first checkpoint comes before any work)
+        assert crowded[0].between >= 0.075
+        assert alone.between < crowded[0].between / 2  # no rest (only what a loaded machine adds)
+    finally:
+        engine.stop()
+
+
 def _loader(saved: dict) -> Steps:
     job = Steps(saved["count"], name=saved["name"])
     job.position = saved["position"]

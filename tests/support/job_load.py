@@ -9,7 +9,10 @@ twenty archives (the association of a C-GET proposes every storage class).
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -59,10 +62,92 @@ def idle_latencies(session: requests.Session, url: str, count: int, path: str = 
     return times
 
 
+# The probe process: timed GETs of one URL, ``N`` of them on "N", again and again from "run" until "stop"; each
+# command answered by one line, the JSON list of the requests' seconds.
+_PROBE = """
+import json, sys, threading, time
+import requests
+url, user, password = sys.argv[1:4]
+session = requests.Session()
+session.auth = (user, password)
+def timed():
+    started = time.perf_counter()
+    session.get(url, timeout=60).raise_for_status()
+    return time.perf_counter() - started
+stop = threading.Event()
+for line in sys.stdin:
+    command = line.strip()
+    if command == "run":
+        stop.clear()
+        times = []
+        def loop():
+            while not stop.is_set():
+                times.append(timed())
+        looping = threading.Thread(target=loop)
+        looping.start()
+    elif command == "stop":
+        stop.set()
+        looping.join()
+        print(json.dumps(times), flush=True)
+    elif command:
+        print(json.dumps([timed() for _ in range(int(command))]), flush=True)
+"""
+
+
+class LatencyProbe:
+    """GET ``path`` timed from a process of its own (a context manager): its clock and its GIL are not shared
+    with the threads that submit the jobs, poll them and play the DICOM peer, so that what it measures is the
+    server's answer, not the client's own turn to run."""
+
+    def __init__(self, url: str, auth: tuple[str, str], path: str = "/studies") -> None:
+        self._process = subprocess.Popen([sys.executable, "-c", _PROBE, url + path, *auth], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True)
+
+    def _ask(self, command: str) -> list[float]:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(command + "\n")
+        self._process.stdin.flush()
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError("the latency probe ended")
+        return json.loads(line)
+
+    def idle(self, count: int) -> list[float]:
+        """``count`` timed GETs, one after the other."""
+        return self._ask(str(count))
+
+    def start(self) -> None:
+        """GET again and again until ``stop``."""
+        assert self._process.stdin is not None
+        self._process.stdin.write("run\n")
+        self._process.stdin.flush()
+
+    def stop(self) -> list[float]:
+        """The times of the GETs since ``start``."""
+        return self._ask("stop")
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> LatencyProbe:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def run_load(session: requests.Session, url: str, *, count: int, study: str, modality: str, peer: str,
-             query: str | None = None, use_get: bool = True, timeout: float = 300) -> LoadResult:
+             query: str | None = None, use_get: bool = True, timeout: float = 300,
+             probe: LatencyProbe | None = None) -> LoadResult:
     """Submit ``count`` asynchronous jobs of the mix at once (from 4 client threads), measure GET /studies
-    meanwhile, wait until every job has finished; the jobs' states and the latencies."""
+    meanwhile (from a thread of this process, or from ``probe``), wait until every job has finished; the jobs'
+    states and the latencies."""
     result = LoadResult()
     lock = threading.Lock()
     get_body = {"Level": "Study", "Resources": [{"StudyInstanceUID": _study_uid(session, url, study)}],
@@ -87,11 +172,15 @@ def run_load(session: requests.Session, url: str, *, count: int, study: str, mod
             result.jobs[answer.json()["ID"]] = kind
 
     stop = threading.Event()
-    probe = requests.Session()
-    probe.auth = session.auth
-    prober = threading.Thread(target=measure_latency, args=(probe, url, stop, result.latencies), daemon=True)
+    prober_session = requests.Session()
+    prober_session.auth = session.auth
+    prober = threading.Thread(target=measure_latency, args=(prober_session, url, stop, result.latencies),
+                              daemon=True)
     started = time.perf_counter()
-    prober.start()
+    if probe is None:
+        prober.start()
+    else:
+        probe.start()
     numbers = list(range(count))
     submitters = [threading.Thread(target=lambda part=part: [submit(n) for n in numbers[part::4]])
                   for part in range(4)]
@@ -112,8 +201,11 @@ def run_load(session: requests.Session, url: str, *, count: int, study: str, mod
     finally:
         result.seconds = time.perf_counter() - started
         stop.set()
-        prober.join(60)
-        probe.close()
+        if probe is None:
+            prober.join(60)
+        else:
+            result.latencies = probe.stop()
+        prober_session.close()
     return result
 
 

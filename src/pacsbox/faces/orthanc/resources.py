@@ -22,6 +22,12 @@ async def list_resources(request: Request, level: Level) -> Response:
     if flag(request, "expand"):
         rows = await run_in_threadpool(archive.list_resources, level, since, limit)
         return json_response([resource_json(row) for row in rows])
+    # a short list is read on the event loop (see _CHILDREN_ON_LOOP: one indexed read, no trip to a thread that
+    # waits behind running jobs for its turn on the GIL); a longer one is read again in a worker thread
+    bound = _CHILDREN_ON_LOOP + 1 if limit is None else min(limit, _CHILDREN_ON_LOOP + 1)
+    ids = archive.list_ids(level, since, bound)
+    if len(ids) <= _CHILDREN_ON_LOOP:
+        return json_response(ids)
     return json_response(await run_in_threadpool(archive.list_ids, level, since, limit))
 
 

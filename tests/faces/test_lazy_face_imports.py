@@ -69,12 +69,18 @@ _PROBE = textwrap.dedent("""
         status, body = asyncio.run(get(orthanc, "/system"))
         report["system"] = [status, json.loads(body).get("ApiVersion")]
         report["answered"] = dict(chains)
+        report["orthanc_modules_after_system"] = sorted(name for name in sys.modules
+                                                        if name.startswith("pacsbox.faces.orthanc."))
         from pacsbox.faces.orthanc.app import routes
         report["compiled_orthanc_routes"] = sum("path_regex" in vars(route) for route in routes())
         report["orthanc_routes"] = len(routes())
         xnat.app, dicomweb.app  # what their first request builds
         report["first_request_built"] = dict(chains)
         report["xnat_schemas_after_build"] = "pacsbox.faces.xnat.schemas" in sys.modules
+        report["resources_before_patients"] = "pacsbox.faces.orthanc.resources" in sys.modules
+        status, body = asyncio.run(get(orthanc, "/patients"))  # a route whose module GET /system did not load
+        report["patients"] = [status, json.loads(body)]
+        report["resources_after_patients"] = "pacsbox.faces.orthanc.resources" in sys.modules
     finally:
         archive.close()
     print(json.dumps(report))

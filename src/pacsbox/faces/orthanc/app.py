@@ -56,7 +56,7 @@ class _Endpoint:
             return error_response(request, error)
 
 
-# Built once a process (~300 routes, each with a regular expression compiled on first use: see LazyRoute), shared
+# Built once a process (~240 routes, each with a regular expression compiled on first use: see LazyRoute), shared
 # by every app (a route holds no state: handlers read request.app.state), inherited by the servers the warm-start
 # template forks. No handler's module is imported here: see route_table.py.
 @functools.cache

@@ -17,6 +17,14 @@ import textwrap
 import pytest
 
 HEAVY = ("pydicom", "numpy", "pynetdicom", "lupa", "PIL")
+# The Orthanc face's modules that building its app and answering GET /system may load: the app, its route table
+# (which names the handlers of the ~30 route modules without importing them), what create_app wires (errors, the
+# Lua filter, the peer registry, saved-job loaders, the /tags cache, request metrics) and GET /system's handler.
+ORTHANC_MODULES_FOR_SYSTEM = {
+    "app", "route_table", "tools_settings",  # the route table takes the log categories' names from tools_settings
+    "errors", "json", "params", "render", "request_metrics", "lua", "peers", "scu_params", "job_types", "zipping",
+    "tag_answers", "system",
+}
 
 # Records, for each heavy package, the pacsbox frames of the stack that first imported it; then builds the faces.
 _PROBE = textwrap.dedent("""
@@ -69,12 +77,18 @@ _PROBE = textwrap.dedent("""
         status, body = asyncio.run(get(orthanc, "/system"))
         report["system"] = [status, json.loads(body).get("ApiVersion")]
         report["answered"] = dict(chains)
+        report["orthanc_modules_after_system"] = sorted(name for name in sys.modules
+                                                        if name.startswith("pacsbox.faces.orthanc."))
         from pacsbox.faces.orthanc.app import routes
         report["compiled_orthanc_routes"] = sum("path_regex" in vars(route) for route in routes())
         report["orthanc_routes"] = len(routes())
         xnat.app, dicomweb.app  # what their first request builds
         report["first_request_built"] = dict(chains)
         report["xnat_schemas_after_build"] = "pacsbox.faces.xnat.schemas" in sys.modules
+        report["resources_before_patients"] = "pacsbox.faces.orthanc.resources" in sys.modules
+        status, body = asyncio.run(get(orthanc, "/patients"))  # a route whose module GET /system did not load
+        report["patients"] = [status, json.loads(body)]
+        report["resources_after_patients"] = "pacsbox.faces.orthanc.resources" in sys.modules
     finally:
         archive.close()
     print(json.dumps(report))
@@ -106,3 +120,14 @@ def test_xnat_and_dicomweb_load_with_their_first_request_and_routes_compile_when
     assert report["xnat_schemas_after_build"], "building the XNAT app did not load its schemas"
     # GET /system tried the few routes of its shape; the other ~240 patterns are not compiled yet
     assert 1 <= report["compiled_orthanc_routes"] <= 10 < report["orthanc_routes"], report
+
+
+def test_orthanc_route_modules_load_with_the_first_request_that_reaches_them(report):
+    loaded = {name.removeprefix("pacsbox.faces.orthanc.") for name in report["orthanc_modules_after_system"]}
+    unexpected = sorted(loaded - ORTHANC_MODULES_FOR_SYSTEM)
+    assert not unexpected, f"building the Orthanc app and answering GET /system loaded, needlessly: {unexpected}"
+    assert "system" in loaded  # GET /system's handler, imported by its request
+    # another route's module is imported by its first request, which it answers
+    assert not report["resources_before_patients"], "resources.py was loaded before a request reached its routes"
+    assert report["patients"] == [200, []], report["patients"]
+    assert report["resources_after_patients"]

@@ -107,15 +107,3 @@ async def last_event(request: Request) -> Response:
 async def clear_events(request: Request) -> Response:
     _faults(request).log.clear()
     return json_response({})
-
-
-ROUTES = [
-    ("/pacsbox/faults", list_rules, ["GET"]),
-    ("/pacsbox/faults", add_rule, ["POST"]),
-    ("/pacsbox/faults", clear_rules, ["DELETE"]),
-    ("/pacsbox/faults/{id}", get_rule, ["GET"]),
-    ("/pacsbox/faults/{id}", delete_rule, ["DELETE"]),
-    ("/pacsbox/events", list_events, ["GET"]),
-    ("/pacsbox/events", clear_events, ["DELETE"]),
-    ("/pacsbox/events/last", last_event, ["GET"]),
-]

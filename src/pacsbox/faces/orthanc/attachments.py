@@ -152,31 +152,3 @@ async def delete_metadata(request: Request, level: Level) -> Response:
     except PermissionError:
         return _forbidden()
     return _text("")
-
-
-def routes(route) -> list:
-    """The attachment routes of every level, built with the app's ``route`` helper."""
-    table = []
-    for level in Level:
-        one = f"/{level.plural}/{{id}}"
-        named = one + "/attachments/{name}"
-        table += [
-            route(f"{one}/attachments", list_attachments, ["GET"], level=level),
-            route(named, operations, ["GET"], level=level),
-            route(named, put, ["PUT"], level=level),
-            route(named, delete, ["DELETE"], level=level),
-            route(f"{named}/info", info, ["GET"], level=level),
-            route(f"{named}/data", data, ["GET"], level=level),
-            route(f"{named}/compressed-data", data, ["GET"], level=level, as_stored=True),
-            route(f"{named}/verify-md5", verify_md5, ["POST"], level=level),
-            route(f"{named}/compress", set_compressed, ["POST"], level=level, compressed=True),
-            route(f"{named}/uncompress", set_compressed, ["POST"], level=level, compressed=False),
-        ]
-        table += [route(f"{named}/{field}", one_value, ["GET"], level=level, field=field)
-                  for field in ("md5", "size", "is-compressed", "compressed-md5", "compressed-size")]
-    return table
-
-
-def upload_routes() -> list[tuple[str, list[str]]]:
-    """The attachment PUTs, whose bodies are files (MaximumUploadSize rather than MaximumRequestBodySize)."""
-    return [(f"/{level.plural}/{{id}}/attachments/{{name}}", ["PUT"]) for level in Level]

@@ -133,9 +133,3 @@ async def bulk_delete(request: Request) -> Response:
     resources = _resources(await json_body(request))
     await run_in_threadpool(_delete_all, archive_of(request), resources)
     return Response(b"", media_type="text/plain")
-
-
-ROUTES = [
-    ("/tools/bulk-content", bulk_content, ["POST"]),
-    ("/tools/bulk-delete", bulk_delete, ["POST"]),
-]

@@ -122,10 +122,3 @@ def _remove(archive, sop_instance_uids: list[str]) -> None:
             if level == Level.INSTANCE:
                 with contextlib.suppress(ArchiveError):  # deleted meanwhile
                     archive.delete(Level.INSTANCE, public_id)
-
-
-ROUTES = [
-    ("/modalities/{id}/storage-commitment", request_commitment, ["POST"]),
-    ("/storage-commitment/{id}", report, ["GET"]),
-    ("/storage-commitment/{id}/remove", remove, ["POST"]),
-]

@@ -108,6 +108,3 @@ async def create_dicom(request: Request) -> Response:
         "Path": f"/instances/{result.instance_id}",
         "Status": result.status,
     })
-
-
-ROUTES = [("/tools/create-dicom", create_dicom, ["POST"])]

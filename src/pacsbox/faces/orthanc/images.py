@@ -15,7 +15,7 @@ import asyncio
 import gzip
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -150,26 +150,25 @@ def _presentation(request: Request) -> ir.Presentation:
                            smooth_text in ("", "true", "1"))
 
 
-def _image_route(kind: str) -> Callable:
-    async def handler(request: Request) -> Response:
-        try:
-            index = _frame_index(request.path_params.get("frame", "0"))
-            if index is None:
-                raise _Silent(404)
-            quality = _quality(request)
-            presentation = _presentation(request) if kind == "rendered" else None
-            media = _negotiate(request.headers.get("accept"))
-            archive, instance_id = archive_of(request), request.path_params["id"]
-            body = await _decoding(request, _render, archive, instance_id, index, kind, presentation, media, quality)
-        except _Silent as silent:
-            return Response(status_code=silent.status)
-        except (core.UnknownResource, core.InexistentItem):
-            return Response(status_code=404)
-        except Exception:  # whatever cannot be decoded or encoded (pydicom, its plugins, Pillow): Orthanc's 415
-            return Response(status_code=415)
-        return Response(body, media_type=media)
-
-    return handler
+async def image(request: Request, kind: str) -> Response:
+    """GET /instances/{id}[/frames/{frame}]/{kind}: a frame as PNG, JPEG or PAM (``kind``: preview, rendered,
+    image-uint8, image-uint16, image-int16), or the bare status Orthanc answers for what it cannot render."""
+    try:
+        index = _frame_index(request.path_params.get("frame", "0"))
+        if index is None:
+            raise _Silent(404)
+        quality = _quality(request)
+        presentation = _presentation(request) if kind == "rendered" else None
+        media = _negotiate(request.headers.get("accept"))
+        archive, instance_id = archive_of(request), request.path_params["id"]
+        body = await _decoding(request, _render, archive, instance_id, index, kind, presentation, media, quality)
+    except _Silent as silent:
+        return Response(status_code=silent.status)
+    except (core.UnknownResource, core.InexistentItem):
+        return Response(status_code=404)
+    except Exception:  # whatever cannot be decoded or encoded (pydicom, its plugins, Pillow): Orthanc's 415
+        return Response(status_code=415)
+    return Response(body, media_type=media)
 
 
 def _render(archive, instance_id: str, index: int, kind: str, presentation: ir.Presentation | None,
@@ -374,25 +373,3 @@ def _frames_of(row) -> int:
     if row.file_size is not None and count > row.file_size:
         raise core.BadFormat(f"NumberOfFrames ({count}) exceeds what the file of {row.public_id} holds")
     return count
-
-
-def routes() -> list[tuple[str, Callable, list[str]]]:
-    """(path, handler, methods) of every image route, for the face's route table."""
-    instance, frame = "/instances/{id}", "/instances/{id}/frames/{frame}"
-    table: list[tuple[str, Callable, list[str]]] = []
-    for base in (instance, frame):
-        table += [(f"{base}/{kind}", _image_route(kind), ["GET"])
-                  for kind in ("preview", "rendered", "image-uint8", "image-uint16", "image-int16")]
-        table.append((f"{base}/matlab", matlab, ["GET"]))
-    table += [
-        (frame, frame_children, ["GET"]),
-        (f"{frame}/raw", raw, ["GET"]),
-        (f"{frame}/raw.gz", raw_gz, ["GET"]),
-        (f"{frame}/numpy", numpy_frame, ["GET"]),
-        (f"{instance}/numpy", numpy_instance, ["GET"]),
-        ("/series/{id}/numpy", numpy_series, ["GET"]),
-    ]
-    return table
-
-
-ROUTES = routes()

@@ -139,12 +139,3 @@ async def output(request: Request) -> Response:
     if found.filename:
         headers["Content-Disposition"] = f'filename="{found.filename}"'
     return StreamingResponse(chunks(), media_type=found.mime, headers=headers, background=BackgroundTask(handle.close))
-
-
-ROUTES = [
-    ("/jobs", list_jobs, ["GET"], {}),
-    ("/jobs/{id}", get_job, ["GET"], {}),
-    *(("/jobs/{id}/" + action, act, ["POST"], {"action": action})
-      for action in ("pause", "cancel", "resume", "resubmit")),
-    ("/jobs/{id}/{key}", output, ["GET"], {}),
-]

@@ -32,10 +32,6 @@ async def execute_script(request: Request) -> Response:
     return PlainTextResponse(output)
 
 
-# (path, handler, methods): pulled into the Orthanc face's route table
-ROUTES = [("/tools/execute-script", execute_script, ["POST"])]
-
-
 class HttpRequestFilter:
     """Asks the Lua IncomingHttpRequestFilter about every request (after authentication, which gives the
     username); false answers 403 with an empty body, as Orthanc does. Nothing is asked when no LuaScripts file

@@ -73,12 +73,3 @@ async def create_media(request: Request, extended: bool) -> Response:
     archive = archive_of(request)
     resources = [(await run_in_threadpool(archive.level_of, public_id), public_id) for public_id in body]
     return await _answer(request, resources, extended, options, "Archive.zip")
-
-
-def routes(route) -> list:
-    """The media routes, built with the app's ``route`` helper."""
-    table = [route("/tools/create-media", create_media, ["POST"], extended=False),
-             route("/tools/create-media-extended", create_media, ["POST"], extended=True)]
-    for level in (Level.PATIENT, Level.STUDY, Level.SERIES):
-        table.append(route(f"/{level.plural}/{{id}}/media", resource_media, ["GET", "POST"], level=level))
-    return table

@@ -297,13 +297,3 @@ async def split(request: Request) -> Response:
     job = SplitStudyJob(archive, study, selected, changes, keep_source=_boolean(body, "KeepSource", False),
                         origin=_origin(request))
     return await _submit(request, body, job)
-
-
-ROUTES = [
-    *((f"/{level.plural}/{{id}}/{verb}", modify, ["POST"], {"level": level, "anonymize": verb == "anonymize"})
-      for level in Level for verb in ("modify", "anonymize")),
-    ("/tools/bulk-modify", bulk, ["POST"], {"anonymize": False}),
-    ("/tools/bulk-anonymize", bulk, ["POST"], {"anonymize": True}),
-    ("/studies/{id}/merge", merge, ["POST"], {}),
-    ("/studies/{id}/split", split, ["POST"], {}),
-]

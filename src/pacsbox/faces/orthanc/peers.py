@@ -19,12 +19,10 @@ from ...core.config import Config
 from ...core.errors import BadFormat, NetworkError, Unsupported
 from ...core.peers import InexistentFile, Peer, PeerAnswer, PeerConnection, PeerRegistry, parse_peer
 from ..http_common import spool_body
-from . import jobs
 from . import scu_params as fields
 from .errors import OrthancError
 from .job_types import OrthancPeerStoreJob
 from .json import json_response
-from .modalities import instances_below, store_request  # Orthanc parses both store bodies with one helper
 from .params import archive_of
 
 # What GET /peers/{id} lists (Orthanc 1.10.1's sub-routes of a peer).
@@ -136,6 +134,10 @@ def _exchange(peer: Peer, method: str, path: str, body: BinaryIO | None = None, 
 async def store(request: Request) -> Response:
     """POST /peers/{id}/store: every instance of the given resources to the peer, each as stored, on one
     connection, as an "OrthancPeerStore" job (synchronous unless asked otherwise; its report is the answer)."""
+    # imported here: the face builds its peer registry from this module at start, these load with the first store
+    from . import jobs
+    from .modalities import instances_below, store_request  # Orthanc parses both store bodies with one helper
+
     resources, options = store_request(*await fields.read_json(request))
     archive = archive_of(request)
     instance_ids = await instances_below(archive, resources)

@@ -131,21 +131,3 @@ async def reconstruct_all(request: Request) -> Response:
     files = await _reconstruct_options(request)
     await run_in_threadpool(lambda: reconstruct(archive_of(request), files=files))
     return _text()
-
-
-def routes(route) -> list:
-    """The routes of this module, built with the app's ``route`` helper."""
-    table = [
-        route("/instances/{id}/pdf", pdf, ["GET"]),
-        route("/instances/{id}/export", export, ["POST"]),
-        route("/series/{id}/ordered-slices", ordered_slices, ["GET"]),
-        route("/studies/{id}/module-patient", module, ["GET"], level=Level.STUDY, module_level=Level.PATIENT),
-        route("/tools/reconstruct", reconstruct_all, ["POST"]),
-    ]
-    for level in Level:
-        one = f"/{level.plural}/{{id}}"
-        table += [route(f"{one}/module", module, ["GET"], level=level, module_level=level),
-                  route(f"{one}/reconstruct", reconstruct_resource, ["POST"], level=level)]
-        if level != Level.INSTANCE:
-            table.append(route(f"{one}/instances-tags", instances_tags, ["GET"], level=level))
-    return table

@@ -194,12 +194,3 @@ async def store_straight(request: Request) -> Response:
     _, modality = fields.modality_named(request)
     sop_class, sop_instance = await run_in_threadpool(fields.remote(request).store_file, modality, body, dataset)
     return json_response({"SOPClassUID": sop_class, "SOPInstanceUID": sop_instance})
-
-
-ROUTES = [
-    ("/modalities/{id}/find-worklist", find_worklist, ["POST"]),
-    ("/modalities/{id}/find", find_tree, ["POST"]),
-    ("/modalities/{id}/store-straight", store_straight, ["POST"]),
-]
-LEVEL_ROUTES = [(f"/modalities/{{id}}/find-{name}", level) for name, level in (
-    ("patient", Level.PATIENT), ("study", Level.STUDY), ("series", Level.SERIES), ("instance", Level.INSTANCE))]

@@ -151,21 +151,3 @@ def _control(request: Request):
     if control is None:
         raise Unsupported("This route needs a running pacsbox server (the face runs without one)")
     return control
-
-
-def routes(route) -> list:
-    """This module's entries of the Orthanc face's route table (``route`` is the table's own constructor)."""
-    return [
-        route("/tools", list_tools, ["GET"]),
-        route("/tools/now", now, ["GET"]),
-        route("/tools/now-local", now_local, ["GET"]),
-        route("/tools/generate-uid", generate_uid_route, ["GET"]),
-        route("/tools/dicom-conformance", dicom_conformance, ["GET"]),
-        route("/tools/dicom-echo", dicom_echo, ["POST"]),
-        route("/tools/invalidate-tags", invalidate_tags, ["POST"]),
-        route("/tools/metrics-prometheus", metrics_prometheus, ["GET"]),
-        route("/tools/reset", reset, ["POST"]),
-        route("/tools/shutdown", shutdown, ["POST"]),
-        route("/plugins", list_plugins, ["GET"]),
-        route("/plugins/{id}", plugin, ["GET"]),
-    ]

@@ -209,24 +209,3 @@ async def get_category_level(request: Request, category: str) -> Response:
 async def put_category_level(request: Request, category: str) -> Response:
     _set_category(category, await _verbosity(request))
     return plain_text("")
-
-
-def routes(route) -> list:
-    """This module's entries of the Orthanc face's route table (``route`` is the table's own constructor)."""
-    table = [
-        route("/tools/default-encoding", get_default_encoding, ["GET"]),
-        route("/tools/default-encoding", put_default_encoding, ["PUT"]),
-        route("/tools/accepted-transfer-syntaxes", get_accepted_transfer_syntaxes, ["GET"]),
-        route("/tools/accepted-transfer-syntaxes", put_accepted_transfer_syntaxes, ["PUT"]),
-        route("/tools/unknown-sop-class-accepted", get_unknown_sop_class_accepted, ["GET"]),
-        route("/tools/unknown-sop-class-accepted", put_unknown_sop_class_accepted, ["PUT"]),
-        route("/tools/metrics", get_metrics, ["GET"]),
-        route("/tools/metrics", put_metrics, ["PUT"]),
-        route("/tools/log-level", get_log_level, ["GET"]),
-        route("/tools/log-level", put_log_level, ["PUT"]),
-    ]
-    for category in LOG_CATEGORIES:
-        table += [route(f"/tools/log-level-{category}", get_category_level, ["GET"], category=category),
-                  route(f"/tools/log-level-{category}", put_category_level, ["PUT"], category=category)]
-    return table
-

@@ -86,13 +86,3 @@ async def delete(request: Request) -> Response:
 async def delete_all(request: Request) -> Response:
     removed = await run_in_threadpool(_folder(request).clear)
     return json_response({"Removed": removed})
-
-
-ROUTES = [
-    (_PATH, create, ["POST"]),
-    (_PATH, list_items, ["GET"]),
-    (_PATH, delete_all, ["DELETE"]),
-    (_PATH + "/{id}", read, ["GET"]),
-    (_PATH + "/{id}", delete, ["DELETE"]),
-    (_PATH + "/{id}/file", read_file, ["GET"]),
-]

@@ -36,6 +36,7 @@ from . import (
     modification,
     peers,
     queries,
+    quick_reads,
     resource_views,
     resources,
     scu_finds,
@@ -69,6 +70,7 @@ def _guarded(handler: Handler, **bound) -> Callable[[Request], Awaitable[Respons
         except Exception as error:  # every error becomes Orthanc's JSON body; the server keeps serving
             return error_response(request, error)
 
+    endpoint.handler, endpoint.bound = handler, bound  # type: ignore[attr-defined]  # (for quick_reads)
     return endpoint
 
 
@@ -215,6 +217,7 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     ``http_app.ServerControl``) serves /tools/reset, /tools/shutdown and /tools/dicom-conformance."""
     app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
     app.router = IndexedRouter(app.router.routes)  # the same routes, found by their path's shape
+    app.quick_answer = functools.partial(quick_reads.quick_answer, app)  # type: ignore[attr-defined]
     app.state.archive = archive
     app.state.config = config
     app.state.http_port = http_port or config.HttpPort

@@ -17,7 +17,6 @@ import pytest
 
 from pacsbox.core.assembly import open_archive
 from pacsbox.core.config import Config
-from pacsbox.core.ids import Level
 from pacsbox.faults.client import EventsClient, FaultsClient, http_caller
 from pacsbox.http_app import create_http_app
 from tests.support.dicomgen import make_dataset, to_bytes, uid
@@ -239,9 +238,8 @@ def test_the_lean_path_answers_hot_routes_only(tmp_path):
     config = Config(StorageDirectory=str(tmp_path / "data"), RegisteredUsers=USERS)
     archive = open_archive(config)
     try:
-        archive.store(_dicom(0))
+        instance = archive.store(_dicom(0)).instance_id
         app = create_http_app(archive, config, http_port=1)
-        instance = archive.list_ids(Level.INSTANCE)[0]
         hot = (f"/instances/{instance}", f"/instances/{instance}/tags", f"/instances/{instance}/simplified-tags",
                f"/instances/{instance}/study", f"/instances/{instance}/series")
         for path in hot:
@@ -252,6 +250,13 @@ def test_the_lean_path_answers_hot_routes_only(tmp_path):
         assert app.quick_answer(_scope("/instances/unknown")) is None  # a 404: the normal way
         assert app.quick_answer(_scope(f"/instances/{instance}", authorization=b"Basic eA==")) is None  # a 401
         assert app.quick_answer(_scope(f"/instances/{instance}/file")) is None
+        # a file too large to parse on the event loop: its handler would wait for a worker thread
+        large = to_bytes(make_dataset(patient_id="FAST-2", patient_name="Large", study_uid=uid("fast", "large"),
+                                      series_uid=uid("fast", "large-series"), sop_uid=uid("fast", "large-sop"),
+                                      rows=512, cols=512))
+        large_id = archive.store(large).instance_id
+        assert app.quick_answer(_scope(f"/instances/{large_id}/tags")) is None
+        assert app.quick_answer(_scope(f"/instances/{large_id}")) is not None
         assert app.quick_answer(_scope("/dicom-web/studies")) is None  # another face
         assert app.quick_answer({**_scope(f"/instances/{instance}"), "method": "POST"}) is None
         archive.faults.rules.add(NEVER_FIRES)  # any rule set: every request goes the normal way

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .core.archive import Archive
 from .core.config import Config
+
+if TYPE_CHECKING:
+    from .http_protocol import QuickAnswer
 
 
 class ServerControl(Protocol):
@@ -45,6 +48,15 @@ class PrefixDispatcher:
                 await app(scope, receive, send)
                 return
         await self.default(scope, receive, send)
+
+    def quick_answer(self, scope: Scope) -> QuickAnswer | None:
+        """The lean path (``http_protocol``), for the default face only."""
+        path = scope["path"]
+        for prefix in self.by_prefix:
+            if path == prefix or path.startswith(prefix + "/"):
+                return None
+        quick = getattr(self.default, "quick_answer", None)
+        return None if quick is None else quick(scope)
 
 
 def create_http_app(archive: Archive, config: Config, http_port: int, dicom_port: int | None = None,

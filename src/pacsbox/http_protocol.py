@@ -17,17 +17,25 @@ application code runs:
 
 A refusal is written straight to the socket with ``Connection: close``: it happens before routing, so no face
 exists yet to word it, and the connection is closed because its remaining bytes cannot be trusted.
+
+The lean path: a GET without a body that arrives while its connection has nothing else in progress is first offered
+to the application's ``quick_answer(scope)`` (each layer of the application has one: the event log, the metrics,
+authentication, the Lua filter, the Orthanc face's few hot reads, see ``faces.orthanc.quick_reads``); an answer it
+gives at once is written here, with the bytes Uvicorn's cycle would write, instead of going through a task and ASGI
+messages (a third of a small read's server time). Whatever it does not answer (None) goes the normal way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from .core.config import Config
 
@@ -49,6 +57,11 @@ _SLOWEST_BODY_AFTER = 5.0
 # File descriptors kept for everything that is not an HTTP connection (DICOM associations, stored files being
 # read or written, SQLite, spools, logs): the connection cap never takes more than this share of the limit.
 _SHARE_OF_FILE_LIMIT = 0.5
+
+
+# (status, headers, body) of an answer the application gives at once, without an ASGI cycle (the lean path)
+QuickAnswer = tuple[int, list[tuple[bytes, bytes]], bytes]
+_BODY_HEADERS = (b"content-length", b"transfer-encoding")
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # a request begun whose headers have not all arrived: its header timer is armed once a read ends with the
         # headers still incomplete (a request read whole in one read, the usual case, arms no timer at all)
         self._headers_pending = False
+        self._quick_answer = getattr(self.app, "quick_answer", None)  # the lean path, when the app offers it
+        self._answered_at_once = False  # the request being parsed was answered by the lean path
 
     # -- connections ---------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -259,6 +274,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_header_timer()
         self._declared_length = next((int(value) for name, value in self.headers
                                       if name == b"content-length" and value.isdigit()), None)
+        if self._quick_answer is not None and self._answer_at_once():
+            self._answered_at_once = True
+            return
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.scope is self.scope:
             self._watch_early_answer(self.cycle)
@@ -292,10 +310,67 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         cycle.transport = transport
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        if self._answered_at_once:
+            self._answered_at_once = False  # (no cycle of its own: Uvicorn's would be another request's)
+        else:
+            super().on_message_complete()
         self._reading_headers, self._reading_body = True, False
         self._boundary_in_read = True
         self._cancel_body_timer()
+
+    # -- the lean path ---------------------------------------------------------------------------------------
+    def _answer_at_once(self) -> bool:
+        """Answer the request whose headers just ended from the application's ``quick_answer``, if it is a GET
+        without a body, nothing else is in progress on the connection (pipelined answers keep their order), the
+        client reads what is written, and the application answers it at once. Writes what Uvicorn's cycle would
+        (its default headers, then the answer's, ``connection: close`` when the request asked for it), then ends
+        the request as Uvicorn does (keep-alive timer, total request count, access log)."""
+        parser = self.parser
+        if parser.get_method() != b"GET" or parser.should_upgrade() or self.expect_100_continue \
+                or self.pipeline or (self.cycle is not None and not self.cycle.response_complete) \
+                or self.flow.write_paused or self.limit_concurrency is not None or self.transport.is_closing():
+            return False
+        for name, _ in self.headers:
+            if name in _BODY_HEADERS:
+                return False
+        try:  # the scope as HttpToolsProtocol.on_headers_complete makes it (a URL it refuses goes there)
+            parsed_url = httptools.parse_url(self.url)
+            path = parsed_url.path.decode("ascii")
+        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+            return False
+        http_version = parser.get_http_version()
+        keep_alive = http_version != "1.0" and parser.should_keep_alive()
+        scope = dict(self.scope)  # the application's changes stay out of the normal path's scope
+        scope["state"] = dict(scope["state"])
+        scope["method"] = "GET"
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        scope["path"] = self.root_path + (urllib.parse.unquote(path) if "%" in path else path)
+        scope["raw_path"] = self.root_path.encode("ascii") + parsed_url.path
+        scope["query_string"] = parsed_url.query or b""
+        try:
+            answer = self._quick_answer(scope)
+        except Exception:  # the normal path meets the same error and answers it
+            return False
+        if answer is None:
+            return False
+        status, headers, body = answer
+        if self.access_log:
+            self.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope), "GET",
+                                    get_path_with_query_string(scope), scope["http_version"], status)
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content += (name, b": ", value, b"\r\n")
+        for name, value in headers:
+            content += (name, b": ", value, b"\r\n")
+        if not keep_alive:
+            content.append(b"connection: close\r\n")
+        content += (b"\r\n", body)
+        self.transport.write(b"".join(content))
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+        return True
 
     # -- writing: a client that does not read its answer --------------------------------------------------------
     def pause_writing(self) -> None:

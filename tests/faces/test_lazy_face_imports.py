@@ -23,7 +23,7 @@ HEAVY = ("pydicom", "numpy", "pynetdicom", "lupa", "PIL")
 ORTHANC_MODULES_FOR_SYSTEM = {
     "app", "route_table", "tools_settings",  # the route table takes the log categories' names from tools_settings
     "errors", "json", "params", "render", "request_metrics", "lua", "peers", "scu_params", "job_types", "zipping",
-    "tag_answers", "system",
+    "tag_answers", "system", "quick_reads",  # the lean path of small reads (http_protocol)
 }
 
 # Records, for each heavy package, the pacsbox frames of the stack that first imported it; then builds the faces.

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from http import HTTPStatus
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from starlette.background import BackgroundTask
@@ -28,6 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.config import Config
 from ..core.errors import TooLarge
+
+if TYPE_CHECKING:
+    from ..http_protocol import QuickAnswer
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 SPOOL_IN_MEMORY = 32 * 1024 * 1024  # bodies above this go to a temporary file
@@ -67,6 +71,7 @@ def grouped_routes(table: Iterable[tuple[str, Iterable[str], Endpoint]]) -> list
         async def dispatch(request: Request, endpoints=endpoints) -> Response:
             return await endpoints["GET" if request.method == "HEAD" else request.method](request)
 
+        dispatch.endpoints = endpoints  # type: ignore[attr-defined]  # (the lean path finds a GET's handler)
         routes.append(LazyRoute(path, dispatch, methods=list(endpoints)))
     return routes
 
@@ -248,6 +253,11 @@ class BodyLimits:
 
         await self.app(scope, limited, send_closing_past_limit)
 
+    def quick_answer(self, scope: Scope) -> QuickAnswer | None:
+        """The lean path (``http_protocol``) serves only requests without a body: nothing to limit."""
+        quick = getattr(self.app, "quick_answer", None)
+        return None if quick is None or _declared_length(scope) else quick(scope)
+
     def _limit(self, scope: Scope) -> tuple[int, TooLarge]:
         """The route's limit, and the error refusing a body past it."""
         if scope in self.uploads:
@@ -296,13 +306,32 @@ class BasicAuth:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
             return await self.app(scope, receive, send)
+        user = self._accepted_user(scope)
+        if user is None:
+            return await self.refusal(scope)(scope, receive, send)
+        scope.setdefault("state", {})["user"] = user
+        await self.app(scope, receive, send)
+
+    def quick_answer(self, scope: Scope) -> QuickAnswer | None:
+        """The lean path (``http_protocol``): the inner answer once the credentials pass the same check; a
+        refusal goes the normal way."""
+        quick = getattr(self.app, "quick_answer", None)
+        if quick is None or scope["path"] in self.open_paths:
+            return None
+        user = self._accepted_user(scope)
+        if user is None:
+            return None
+        scope.setdefault("state", {})["user"] = user
+        return quick(scope)
+
+    def _accepted_user(self, scope: Scope) -> str | None:
+        """The request's user ("" when authentication is off and no valid credentials came), None if refused."""
         user = self._known_user(scope)
         if user is None:
             user = self._user(scope)
         if self.enabled and user is None:
-            return await self.refusal(scope)(scope, receive, send)
-        scope.setdefault("state", {})["user"] = user or ""
-        await self.app(scope, receive, send)
+            return None
+        return user or ""
 
     def _known_user(self, scope: Scope) -> str | None:
         for name, value in scope["headers"]:

@@ -69,15 +69,23 @@ class IndexedRouter(Router):
                 self._memo[key] = found
         return found
 
-    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def full_match(self, scope: Scope) -> tuple[BaseRoute, Scope] | None:
+        """The route ``app`` below would hand the request to and its child scope, when one matches fully."""
         path = scope.get("path", "")
         if scope["type"] == "http" and not scope.get("root_path") and path.startswith("/"):
             for _, route in self._candidates(path):
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
-                    scope.setdefault("router", self)
-                    scope["route"] = route
-                    scope.update(child_scope)
-                    await route.handle(scope, receive, send)
-                    return
+                    return route, child_scope
+        return None
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.full_match(scope)
+        if found is not None:
+            route, child_scope = found
+            scope.setdefault("router", self)
+            scope["route"] = route
+            scope.update(child_scope)
+            await route.handle(scope, receive, send)
+            return
         await super().app(scope, receive, send)

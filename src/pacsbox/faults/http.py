@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +23,9 @@ from ..faces.http_common import basic_credentials, orthanc_error_body
 from .eventlog import redact
 from .rules import Action, Fired, Request
 from .state import Faults
+
+if TYPE_CHECKING:
+    from ..http_protocol import QuickAnswer
 
 UNWATCHED = ("/pacsbox/faults", "/pacsbox/events", "/pacsbox/health")  # readiness probes would fill the log too
 # characters of a path or query kept: a full log of 32 KiB URLs (HttpMaximumUrlLength) would hold 300 MB
@@ -86,15 +90,33 @@ class FaultsMiddleware:
             else:
                 await self.app(scope, counting_receive, counting_send)
         finally:
-            state = scope.get("state") or {}
-            query = scope.get("query_string", b"").decode("latin-1")
-            self.faults.log.record(
-                "http", face, method=scope["method"], path=redact(scope["path"])[:_KEPT_CHARACTERS],
-                query=redact("?" + query)[1:_KEPT_CHARACTERS] if query else None,
-                status=seen[0], user=state.get("user") or _claimed_user(scope),
-                duration_ms=int((time.perf_counter() - started) * 1e6) / 1000, body_size=seen[1],
-                response_size=seen[2], peer=(scope.get("client") or ("",))[0],
-                fault=fired.rule_id if fired is not None else None, outcome=outcome)
+            self._record(scope, face, started, seen, fired, outcome)
+
+    def quick_answer(self, scope: Scope) -> QuickAnswer | None:
+        """The lean path (``http_protocol``): only while no rule is set; the answer is recorded as above."""
+        quick = getattr(self.app, "quick_answer", None)
+        if quick is None or self.faults.rules.active or scope["path"].startswith("/pacsbox/"):
+            return None
+        if not self.faults.log.size:
+            return quick(scope)
+        started = time.perf_counter()
+        scope.setdefault("state", {})
+        answer = quick(scope)
+        if answer is not None:
+            self._record(scope, self.face_of(scope["path"]), started, [answer[0], 0, len(answer[2])], None, None)
+        return answer
+
+    def _record(self, scope: Scope, face: str, started: float, seen: list[int], fired: Fired | None,
+                outcome: str | None) -> None:
+        state = scope.get("state") or {}
+        query = scope.get("query_string", b"").decode("latin-1")
+        self.faults.log.record(
+            "http", face, method=scope["method"], path=redact(scope["path"])[:_KEPT_CHARACTERS],
+            query=redact("?" + query)[1:_KEPT_CHARACTERS] if query else None,
+            status=seen[0], user=state.get("user") or _claimed_user(scope),
+            duration_ms=int((time.perf_counter() - started) * 1e6) / 1000, body_size=seen[1],
+            response_size=seen[2], peer=(scope.get("client") or ("",))[0],
+            fault=fired.rule_id if fired is not None else None, outcome=outcome)
 
 
 def _claimed_user(scope: Scope) -> str | None:

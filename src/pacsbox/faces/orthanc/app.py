@@ -20,7 +20,7 @@ from ...core.config import Config
 from ..answer_cache import AnswerCache
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
 from ..route_index import IndexedRouter
-from . import job_types, lua, peers, route_table, tag_answers
+from . import job_types, lua, peers, quick_reads, route_table, tag_answers
 from .errors import OrthancError, error_response, unauthorized
 from .request_metrics import RequestMetrics
 from .route_table import HEALTH_PATH
@@ -91,6 +91,7 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     ``http_app.ServerControl``) serves /tools/reset, /tools/shutdown and /tools/dicom-conformance."""
     app = Starlette(routes=routes(), exception_handlers={HTTPException: _http_exception})
     app.router = IndexedRouter(app.router.routes)  # the same routes, found by their path's shape
+    app.quick_answer = functools.partial(quick_reads.quick_answer, app)  # type: ignore[attr-defined]
     app.state.archive = archive
     app.state.config = config
     app.state.http_port = http_port or config.HttpPort

@@ -5,6 +5,8 @@ The engine (``pacsbox.lua``) is on the application's state as ``lua`` (None when
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -13,6 +15,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...core.errors import ScriptError
 from ..http_common import basic_credentials
 from .errors import OrthancError, error_response
+
+if TYPE_CHECKING:
+    from ...http_protocol import QuickAnswer
 
 _MAX_SCRIPT = 16 * 1024 * 1024  # bytes of one script: a larger body is no script a test suite sends
 
@@ -57,5 +62,12 @@ class HttpRequestFilter:
         if not allowed:
             return await Response(status_code=403)(scope, receive, send)
         await self.app(scope, receive, send)
+
+    def quick_answer(self, scope: Scope) -> QuickAnswer | None:
+        """The lean path (``http_protocol``), only while no filter is defined (a filter runs in a thread)."""
+        quick = getattr(self.app, "quick_answer", None)
+        if quick is None or (self.engine is not None and self.engine.filters_http):
+            return None
+        return quick(scope)
 
 

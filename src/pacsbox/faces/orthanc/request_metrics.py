@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...core.archive import Archive
 from ...core.metrics import labelled
+
+if TYPE_CHECKING:
+    from ...http_protocol import QuickAnswer
 
 LOG = logging.getLogger("pacsbox.http")
 _ACTIVE = "orthanc_rest_api_active_requests"
@@ -48,16 +52,34 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            elapsed = round((time.perf_counter() - started) * 1000)
-            method, path = scope.get("method", ""), scope.get("path", "")
-            # the path quoted (a decoded %0A cannot forge a log line); no query: it may hold secrets
-            LOG.info("%s %r answered %d in %d ms", method, path, status, elapsed)
-            self.active -= 1
-            metrics.set(_ACTIVE, self.active)
-            metrics.observe_max(_DURATION, elapsed)
-            metrics.add(self._counter_name(method, status))
-            if method == "POST" and path == "/instances" and status == 200:
-                metrics.observe_max(_STORE_DURATION, elapsed)
+            self._answered(scope, status, started)
+
+    def quick_answer(self, scope: Scope) -> QuickAnswer | None:
+        """The lean path (``http_protocol``): an answer given at once is counted as above (it was active for
+        as long as it took, with nothing else running meanwhile)."""
+        quick = getattr(self.app, "quick_answer", None)
+        if quick is None or scope["type"] != "http":
+            return None
+        started = time.perf_counter()
+        answer = quick(scope)
+        if answer is not None:
+            self.active += 1
+            self.archive.metrics.set(_ACTIVE, self.active)
+            self._answered(scope, answer[0], started)
+        return answer
+
+    def _answered(self, scope: Scope, status: int, started: float) -> None:
+        metrics = self.archive.metrics
+        elapsed = round((time.perf_counter() - started) * 1000)
+        method, path = scope.get("method", ""), scope.get("path", "")
+        # the path quoted (a decoded %0A cannot forge a log line); no query: it may hold secrets
+        LOG.info("%s %r answered %d in %d ms", method, path, status, elapsed)
+        self.active -= 1
+        metrics.set(_ACTIVE, self.active)
+        metrics.observe_max(_DURATION, elapsed)
+        metrics.add(self._counter_name(method, status))
+        if method == "POST" and path == "/instances" and status == 200:
+            metrics.observe_max(_STORE_DURATION, elapsed)
 
     def _counter_name(self, method: str, status: int) -> str:
         key = (method, status // 100)

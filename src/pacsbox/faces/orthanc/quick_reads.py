@@ -1,0 +1,65 @@
+"""The Orthanc face's hot reads answered on the event loop, without an ASGI cycle (``http_protocol``'s lean path).
+
+Only a few routes, and only when their own handler finishes without waiting for anything: the handler is the
+route's usual one, run to its end at once; if it would wait (a worker thread for a large child list or a file to
+parse), or fails, or answers anything but a small 200, its answer is dropped and the request goes the normal way,
+where the handler runs again (these handlers only read, and what they keep, in the tag cache, is the same either
+way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Scope
+
+if TYPE_CHECKING:
+    from ...http_protocol import QuickAnswer
+
+# the route table's names of the hot routes' handlers (route_table.py)
+HOT_HANDLERS = frozenset({"resources:get_resource", "resources:related", "tag_answers:tags",
+                          "tag_answers:simplified_tags"})
+LARGEST_BODY = 64 * 1024  # bytes of an answer given this way; a larger one goes the normal way
+_PLAIN_HEADERS = frozenset({b"content-length", b"content-type"})
+
+
+def quick_answer(app: Starlette, scope: Scope) -> QuickAnswer | None:
+    """``(status, headers, body)`` of a GET on a hot route, as the route's handler answers it, or None."""
+    if scope["method"] != "GET":
+        return None
+    found = app.router.full_match(scope)  # type: ignore[attr-defined]  # (the face's IndexedRouter)
+    if found is None:
+        return None
+    route, child_scope = found
+    guarded = getattr(route.endpoint, "endpoints", {}).get("GET")  # type: ignore[attr-defined]
+    if getattr(guarded, "target", None) not in HOT_HANDLERS:
+        return None
+    handler = guarded.resolve()  # type: ignore[union-attr]
+    scope["app"] = app
+    scope.setdefault("router", app.router)
+    scope["route"] = route
+    scope.update(child_scope)
+    response = _finished(handler(Request(scope), **guarded.bound))
+    if response is None or response.status_code != 200 or response.background is not None \
+            or len(response.body) > LARGEST_BODY \
+            or any(name not in _PLAIN_HEADERS for name, _ in response.raw_headers):
+        return None
+    return 200, response.raw_headers, bytes(response.body)
+
+
+def _finished(coroutine: Coroutine[Any, Any, Response]) -> Response | None:
+    """The coroutine's result if it finishes without suspending, else None (closed where it stopped: nothing it
+    would have waited for has started, a worker thread's call included, since the thread pool's call first
+    yields to the loop, or, outside a task, fails to find its event loop library)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return finished.value
+    except Exception:  # the normal path meets the same error and answers it in Orthanc's format
+        return None
+    coroutine.close()
+    return None

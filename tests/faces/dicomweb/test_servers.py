@@ -32,21 +32,41 @@ def uids_of(data: bytes) -> tuple[str, str, str]:
     return dataset.StudyInstanceUID, dataset.SeriesInstanceUID, dataset.SOPInstanceUID
 
 
-@pytest.fixture(scope="module")
-def local(loaded_pacsbox):
-    """An empty pacsbox whose DICOMweb client knows ``loaded_pacsbox`` (holding the corpus)."""
+def _local(loaded_pacsbox):
     with RunningPacsbox({"DicomWeb": {"Servers": servers_of(loaded_pacsbox)}}) as server:
         yield server
 
 
-@pytest.fixture(scope="module")
-def plugin(loaded_pacsbox):
-    """The real Orthanc + DICOMweb plugin, with the same seed; empty."""
+def _plugin(loaded_pacsbox):
     if not have_dicomweb_plugin():
         pytest.skip(PLUGIN_MISSING)
     config = {"DicomWeb": {"Enable": True, "Servers": servers_of(loaded_pacsbox)}}
     with ReferenceOrthanc(dicomweb=True, graceful_stop=False, extra_config=config) as reference:
         yield reference
+
+
+@pytest.fixture(scope="module")
+def local(loaded_pacsbox):
+    """An empty pacsbox whose DICOMweb client knows ``loaded_pacsbox`` (holding the corpus)."""
+    yield from _local(loaded_pacsbox)
+
+
+@pytest.fixture(scope="module")
+def plugin(loaded_pacsbox):
+    """The real Orthanc + DICOMweb plugin, with the same seed; empty."""
+    yield from _plugin(loaded_pacsbox)
+
+
+# Tests that count what arrived, or stow the first study they list, need both sides as empty as the seed left them,
+# whatever the module's other tests stored before them (any order): a pair of their own
+@pytest.fixture
+def own_local(loaded_pacsbox):
+    yield from _local(loaded_pacsbox)
+
+
+@pytest.fixture
+def own_plugin(loaded_pacsbox):
+    yield from _plugin(loaded_pacsbox)
 
 
 def both(local, plugin, method: str, path: str, **kwargs):
@@ -110,7 +130,8 @@ def test_qido_and_get_as_the_plugin(local, plugin, corpus):
     assert ours.headers["Content-Type"] == theirs.headers["Content-Type"] and ours.content == theirs.content
 
 
-def test_retrieve_then_stow_pacsbox_to_pacsbox_and_to_the_plugin(local, plugin, corpus):
+def test_retrieve_then_stow_pacsbox_to_pacsbox_and_to_the_plugin(own_local, own_plugin, corpus):
+    local, plugin = own_local, own_plugin
     study, series, instance = uids_of(corpus[0][1])
     other_study = uids_of(corpus[-1][1])[0]
     resources = [{"Study": study, "Series": series, "Instance": instance}, {"Study": other_study}]
@@ -229,9 +250,10 @@ def _finished(session, url: str, job_id: str) -> dict:
     return job
 
 
-def test_asynchronous_transfers_are_jobs_as_the_plugin(local, plugin, corpus):
+def test_asynchronous_transfers_are_jobs_as_the_plugin(own_local, own_plugin, corpus):
     """"Asynchronous": true on retrieve and stow (to a live and a dead server): the same job types, Content,
     errors and answers as the DICOMweb plugin 1.7."""
+    local, plugin = own_local, own_plugin
     study = uids_of(corpus[0][1])[0]
     dead = {"Url": "http://127.0.0.1:1/dicom-web/"}
     seen = []
@@ -246,6 +268,8 @@ def test_asynchronous_transfers_are_jobs_as_the_plugin(local, plugin, corpus):
             answer = session.post(f"{url}/dicom-web/servers/{target}/{path}", json=body)
             assert answer.status_code == 200 and answer.json()["Path"] == f".././../jobs/{answer.json()['ID']}"
             jobs[name] = answer.json()["ID"]
+        for job_id in jobs.values():  # the retrieved study is there before the stows list what to send
+            _finished(session, url, job_id)
         studies = session.get(f"{url}/studies").json()
         for name, target in (("stow", "remote"), ("stow dead", "dead")):
             answer = session.post(f"{url}/dicom-web/servers/{target}/stow",

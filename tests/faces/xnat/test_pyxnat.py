@@ -70,8 +70,14 @@ def test_upload_inbody_and_download(interface, tmp_path, xnat_server):
 
 
 def test_delete(interface, http, xnat_server):
-    experiment = interface.select("/project/PYX/subject/pyx_subject/experiment/pyx_session")
+    # a project of its own, so that the test does not depend on (nor undo) what the others made, in any order
+    project = interface.select.project("PYXDEL")
+    project.create()
+    project.subject("del_subject").create()
+    experiment = interface.select("/project/PYXDEL/subject/del_subject/experiment/del_session")
+    experiment.create(experiments="xnat:mrSessionData")
+    assert experiment.exists()
     experiment.delete()
     assert not experiment.exists()
-    assert http.get(xnat_server.url + "/data/projects/PYX/experiments", params={"format": "json"}).json()[
+    assert http.get(xnat_server.url + "/data/projects/PYXDEL/experiments", params={"format": "json"}).json()[
         "ResultSet"]["totalRecords"] == "0"

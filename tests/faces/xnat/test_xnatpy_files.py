@@ -81,6 +81,8 @@ def test_upload_dir_with_every_method(session, directory, method, xnat_server):
 def test_download_resource_scan_and_session_zips(session, directory, tmp_path):
     resource = session.scans["1"].create_resource("EXTRA")
     resource.upload_dir(directory, method="tgz_memory")
+    # a second resource of the scan, of this test's own (the other tests' resources may or may not be there yet)
+    session.scans["1"].create_resource("IMAGES").upload_data(b"an image", "image.nii")
 
     resource.download_dir(tmp_path / "resource")
     extracted = tmp_path / "resource/f_session/scans/1-T1_weighted/resources/EXTRA/files"
@@ -90,7 +92,7 @@ def test_download_resource_scan_and_session_zips(session, directory, tmp_path):
     session.scans["1"].download(scan_zip, verbose=False)
     names = zipfile.ZipFile(scan_zip).namelist()
     assert "f_session/scans/1-T1_weighted/resources/EXTRA/files/sub/b.txt" in names
-    assert "f_session/scans/1-T1_weighted/resources/NIFTI/files/image.nii" in names
+    assert "f_session/scans/1-T1_weighted/resources/IMAGES/files/image.nii" in names
 
     session_zip = tmp_path / "session.zip"
     session.download(session_zip, verbose=False)

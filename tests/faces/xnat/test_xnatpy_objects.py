@@ -54,6 +54,9 @@ def test_create_through_classes_and_look_up_by_id_and_label(connection):
 
     project = connection.projects["CLS"]
     project.clearcache()
+    # the session-wide listings may have been read (and cached by xnatpy) by another test before these objects
+    connection.subjects.clearcache()
+    connection.experiments.clearcache()
     assert project.subjects["cls_subject"].id == subject.id  # by label
     assert project.subjects[subject.id].label == "cls_subject"  # by ID
     assert connection.subjects[subject.id].label == "cls_subject"  # /data/subjects/{ID}
@@ -169,6 +172,7 @@ def test_relabel_moves_the_session_folder(connection, xnat_server):
     arc = xnat_server.data_dir / "archive" / "RELABEL" / "arc001"
     assert sorted(p.name for p in arc.iterdir()) == ["before"]
     session.label = "after"
+    connection.experiments.clearcache()  # (another test may have listed the experiments before this one)
     assert connection.experiments[session.id].label == "after"
     assert sorted(p.name for p in arc.iterdir()) == ["after"]
 

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import compileall
+from pathlib import Path
+
 import pytest
 
 from tests.support.dicomgen import standard_corpus
 from tests.support.orthanc_ref import SKIP_REASON, ReferenceOrthanc, have_orthanc
 from tests.support.pacsbox_proc import RunningPacsbox
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Once a run (in the controller, before xdist's workers start): write the bytecode of pacsbox's modules, as
+    installing the package does. The suite starts hundreds of servers, each a fresh interpreter; under
+    ``PYTHONDONTWRITEBYTECODE`` (set in some CI images) an editable install never caches its bytecode, and every
+    one of those starts would compile pacsbox's 150-odd modules again."""
+    if not hasattr(config, "workerinput"):
+        import pacsbox
+
+        compileall.compile_dir(Path(pacsbox.__file__).parent, quiet=1)
 
 
 @pytest.fixture(scope="session")

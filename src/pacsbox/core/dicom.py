@@ -369,13 +369,15 @@ class _NotPlain(Exception):
     """Something the fast reader leaves to pydicom."""
 
 
-def scan_part10(data: bytes | bytearray | memoryview) -> tuple[dict[str, str], dict[int, RawDataElement]] | None:
+def scan_part10(data: bytes | bytearray | memoryview, *, plain: bool = False,
+                ) -> tuple[dict[str, str], dict[int, RawDataElement]] | None:
     """The file meta values and the top-level elements (by tag) of a Part 10 file, raw, as pydicom reads them.
 
     Reading DICOM is walking element headers (PS3.5 7); pydicom does it in a generic loop, ~1 ms for a small
     image. This walks only the top level, skipping nested sequences and encapsulated frames by their items, and
     returns None for anything else than a well-formed file in an undeflated little endian syntax: big endian,
-    deflated, no preamble, an unknown VR, a length past the end.
+    deflated, no preamble, an unknown VR, a length past the end. ``plain``: the data set's elements as plain
+    ``(VR, length, value)`` tuples instead of pydicom's (a quarter of the time, for readers that need no more).
     """
     data = bytes(data) if not isinstance(data, bytes) else data
     if len(data) < 144 or data[128:132] != b"DICM":
@@ -388,7 +390,7 @@ def scan_part10(data: bytes | bytearray | memoryview) -> tuple[dict[str, str], d
         implicit = _plain_syntax(meta.get("TransferSyntaxUID", ""))
         if implicit is None:
             return None
-        elements, _ = _scan_elements(data, offset, implicit=implicit, meta=False)
+        elements, _ = _scan_elements(data, offset, implicit=implicit, meta=False, plain=plain)
     except (_NotPlain, struct.error, UnicodeDecodeError, RecursionError):  # nested too deep: pydicom says so
         return None
     return meta, elements
@@ -405,7 +407,8 @@ def _plain_syntax(uid: str) -> bool | None:
     return syntax.is_implicit_VR
 
 
-def _scan_elements(data: bytes, offset: int, *, implicit: bool, meta: bool) -> tuple[dict[int, RawDataElement], int]:
+def _scan_elements(data: bytes, offset: int, *, implicit: bool, meta: bool,
+                   plain: bool = False) -> tuple[dict[int, RawDataElement], int]:
     """Top-level elements from ``offset`` to the end or, for the file meta group (always explicit VR, PS3.10 7.1),
     to the first element of another group."""
     pydicom = _pydicom()
@@ -443,7 +446,8 @@ def _scan_elements(data: bytes, offset: int, *, implicit: bool, meta: bool) -> t
             if stop > end:
                 raise _NotPlain
             value = data[start:stop]
-        elements[tag] = raw_element(base_tag(tag), vr, length, value, start, content_implicit, True)
+        elements[tag] = (vr, length, value) if plain else \
+            raw_element(base_tag(tag), vr, length, value, start, content_implicit, True)
         offset = stop
     return elements, offset
 

@@ -50,10 +50,9 @@ def tags_form(request: Request) -> str:
 
 
 def _render(data: bytes, form: str, encoding: str) -> bytes:
-    from ...core.dicom import read_elements
-    from ...core.dicom_json import render_tags
+    from .tag_render import render_tags_json
 
-    return dumps(render_tags(read_elements(data), form, encoding))
+    return render_tags_json(data, form, encoding)
 
 
 def derived_form(full: dict[str, Any], form: str) -> dict[str, Any]:

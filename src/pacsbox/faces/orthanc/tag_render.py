@@ -32,14 +32,16 @@ _NUMBER_CODES = {**{vr: (code, struct.calcsize(code)) for vr, code in rules.NUMB
 
 
 @functools.lru_cache(maxsize=8192)
-def _keys(tag: int) -> tuple[str, str, str, str]:
-    """(the start of the ``full`` node up to its Name, the ``short`` key, the name, the name as JSON) of a tag."""
+def _facts(tag: int, vr: str | None, pixel_rep: int, undefined: bool) -> tuple[str, bool, str, str, str, str]:
+    """What an element's rendering needs besides its value, looked up once per kind of element: the VR as DCMTK
+    sees it and whether its strings get normalised (``_vr``), the start of its ``full`` node up to the Name, its
+    ``short`` key, its name, and its name as JSON (the ``simplify`` key)."""
+    shown_vr, normalise = _vr(tag, vr, pixel_rep, undefined)
     name = rules.tag_name(tag)
     key = f'"{tag >> 16:04x},{tag & 0xFFFF:04x}": '
-    return f'{key}{{\n      "Name": {encode_basestring(name)}', key, name, encode_basestring(name)
+    return shown_vr, normalise, f'{key}{{\n      "Name": {encode_basestring(name)}', key, name, encode_basestring(name)
 
 
-@functools.lru_cache(maxsize=8192)
 def _vr(tag: int, vr: str | None, pixel_rep: int, undefined: bool) -> tuple[str, bool]:
     """``core.dicom_json._vr_of`` for an element with this tag, VR and kind of length (it depends on nothing else):
     (the VR as DCMTK sees it, whether its strings get normalised)."""
@@ -68,6 +70,7 @@ def render_tags_json(data: bytes, form: str, default_encoding: str = "Latin1") -
         pixel_rep = int.from_bytes((raw + b"\0" if len(raw) % 2 else raw)[:2], "little")
     text_vrs, whitespace, limit = rules.TEXT_VRS, rules._WHITESPACE, rules.MAX_STRING_LENGTH
     full, short = form == "full", form == "short"
+    facts, undefined_length = _facts, rules.UNDEFINED_LENGTH
     parts: list[str] = []
     named: dict[str, str] = {}
     dataset = None
@@ -75,7 +78,7 @@ def render_tags_json(data: bytes, form: str, default_encoding: str = "Latin1") -
         if tag == rules.TRAILING_PADDING:
             continue
         elem_vr, length, raw = elements[tag]
-        vr, normalise = _vr(tag, elem_vr, pixel_rep, length == rules.UNDEFINED_LENGTH)
+        vr, normalise, head, key, name, name_json = facts(tag, elem_vr, pixel_rep, length == undefined_length)
         creator = None
         if vr == "SQ":
             if dataset is None:  # the data set read_elements makes, whose items pydicom parses
@@ -118,7 +121,6 @@ def render_tags_json(data: bytes, form: str, default_encoding: str = "Latin1") -
                     raw = owner[2] or b""
                     raw = (raw + b"\0" if len(raw) % 2 else raw).rstrip(b" ")
                     creator = decode(raw.split(b"\0", 1)[0])
-        head, key, name, name_json = _keys(tag)
         if full:
             if creator:
                 parts.append(f'{head},\n      "PrivateCreator": {encode_basestring(creator)},\n'

@@ -75,6 +75,27 @@ class Metrics:
             elif value >= self._values[name][0]:
                 self._values[name] = (value, stamp)
 
+    def update(self, gauges: tuple[tuple[str, float], ...] = (), maxima: tuple[tuple[str, float], ...] = (),
+               counters: tuple[str, ...] = ()) -> None:
+        """``set``, ``observe_max`` and ``add`` (by 1) of several metrics at once, stamped alike: what an answered
+        request records (one check of the switch, one clock reading and one lock instead of one per metric)."""
+        if not self.is_enabled():
+            return
+        stamp = now_ms()
+        values, window_start = self._values, self._window_start
+        with self._lock:
+            for name, value in gauges:
+                values[name] = (value, stamp)
+            for name, value in maxima:
+                started = window_start.get(name)
+                if started is None or stamp - started >= _WINDOW_MS or name not in values:
+                    window_start[name] = stamp
+                    values[name] = (value, stamp)
+                elif value >= values[name][0]:
+                    values[name] = (value, stamp)
+            for name in counters:
+                values[name] = (values.get(name, (0, 0))[0] + 1, stamp)
+
     @contextlib.contextmanager
     def timer(self, *names: str) -> Iterator[None]:
         """Record the milliseconds the block took under each of ``names`` (with ``observe_max``)."""

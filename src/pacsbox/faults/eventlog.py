@@ -30,12 +30,25 @@ def redact(path: str) -> str:
     return _SECRET_PARAMETER.sub(r"\1***", path)
 
 
+_Kept = tuple[int, float, str, str, dict[str, Any]]  # seq, time, kind, face, the fields as recorded
+
+
+def _event(kept: _Kept) -> dict[str, Any]:
+    """A kept event as its JSON object: seq, time, kind, face, then the fields that are not None."""
+    seq, when, kind, face, fields = kept
+    event = {"seq": seq, "time": when, "kind": kind, "face": face}
+    for key, value in fields.items():
+        if value is not None:
+            event[key] = value
+    return event
+
+
 class EventLog:
     """The last ``size`` events (0: none are kept); safe to record from any thread."""
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         self.size = size
-        self._events: deque[dict[str, Any]] = deque(maxlen=max(size, 1))
+        self._events: deque[_Kept] = deque(maxlen=max(size, 1))
         self._lock = threading.Lock()
         self._seq = 0
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
@@ -43,17 +56,14 @@ class EventLog:
         self._threads_waiting = 0
 
     def record(self, kind: str, face: str, **fields: Any) -> None:
-        """Add one event (fields with a None value are left out). A few microseconds: it runs on every request."""
+        """Add one event (fields with a None value are left out). It runs on every request, so the event is kept
+        as it came (a tuple and the call's own keyword dict) and made into its JSON object when read."""
         if not self.size:
             return
-        event = {"seq": 0, "time": time.time(), "kind": kind, "face": face}
-        for key, value in fields.items():
-            if value is not None:
-                event[key] = value
+        now = time.time()
         with self._lock:
             self._seq += 1
-            event["seq"] = self._seq
-            self._events.append(event)
+            self._events.append((self._seq, now, kind, face, fields))
             if self._threads_waiting:
                 self._thread_waiters.notify_all()
             waiters = list(self._waiters) if self._waiters else ()
@@ -73,9 +83,9 @@ class EventLog:
         """The events after ``since`` (a ``seq``), oldest first, of the given faces and kinds (all if empty)."""
         faces, kinds = frozenset(faces), frozenset(kinds)
         with self._lock:
-            chosen = [event for event in self._events if event["seq"] > since
-                      and (not faces or event["face"] in faces) and (not kinds or event["kind"] in kinds)]
-        return chosen[:limit] if limit is not None else chosen
+            chosen = [kept for kept in self._events if kept[0] > since
+                      and (not faces or kept[3] in faces) and (not kinds or kept[2] in kinds)]
+        return [_event(kept) for kept in (chosen[:limit] if limit is not None else chosen)]
 
     def clear(self) -> None:
         """Forget every event (``seq`` goes on increasing)."""
@@ -110,7 +120,8 @@ class EventLog:
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                found = next((event for event in self._events if event["seq"] > since and predicate(event)), None)
+                found = next((event for event in map(_event, (kept for kept in self._events if kept[0] > since))
+                              if predicate(event)), None)
                 remaining = deadline - time.monotonic()
                 if found is not None or remaining <= 0:
                     return found

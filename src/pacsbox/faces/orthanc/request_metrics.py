@@ -52,7 +52,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            self._answered(scope, status, started)
+            self._answered(scope, status, started, was_active=True)
 
     def quick_answer(self, scope: Scope) -> QuickAnswer | None:
         """The lean path (``http_protocol``): an answer given at once is counted as above (it was active for
@@ -62,24 +62,21 @@ class RequestMetrics:
             return None
         started = time.perf_counter()
         answer = quick(scope)
-        if answer is not None:
-            self.active += 1
-            self.archive.metrics.set(_ACTIVE, self.active)
+        if answer is not None:  # (active for as long as it took: counted in and out at once, as one update)
             self._answered(scope, answer[0], started)
         return answer
 
-    def _answered(self, scope: Scope, status: int, started: float) -> None:
-        metrics = self.archive.metrics
+    def _answered(self, scope: Scope, status: int, started: float, *, was_active: bool = False) -> None:
         elapsed = round((time.perf_counter() - started) * 1000)
         method, path = scope.get("method", ""), scope.get("path", "")
         # the path quoted (a decoded %0A cannot forge a log line); no query: it may hold secrets
         LOG.info("%s %r answered %d in %d ms", method, path, status, elapsed)
-        self.active -= 1
-        metrics.set(_ACTIVE, self.active)
-        metrics.observe_max(_DURATION, elapsed)
-        metrics.add(self._counter_name(method, status))
+        if was_active:
+            self.active -= 1
+        maxima: tuple[tuple[str, float], ...] = ((_DURATION, elapsed),)
         if method == "POST" and path == "/instances" and status == 200:
-            metrics.observe_max(_STORE_DURATION, elapsed)
+            maxima += ((_STORE_DURATION, elapsed),)
+        self.archive.metrics.update(((_ACTIVE, self.active),), maxima, (self._counter_name(method, status),))
 
     def _counter_name(self, method: str, status: int) -> str:
         key = (method, status // 100)

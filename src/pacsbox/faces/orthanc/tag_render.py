@@ -55,11 +55,16 @@ def _vr(tag: int, vr: str | None, pixel_rep: int, undefined: bool) -> tuple[str,
     return vr, normalise
 
 
-def render_tags_json(data: bytes, form: str, default_encoding: str = "Latin1") -> bytes:
-    """``dumps(render_tags(read_elements(data), form, default_encoding))``, byte for byte, faster."""
+def render_tags_json(data: bytes, form: str, default_encoding: str = "Latin1", *,
+                     plain_only: bool = False) -> bytes | None:
+    """``dumps(render_tags(read_elements(data), form, default_encoding))``, byte for byte, faster. ``plain_only``:
+    None instead of the old path's answer for a file the fast reader leaves to pydicom (the caller renders it
+    elsewhere: pydicom's time for a big endian or a deflated file is not bounded by its size)."""
     scanned = scan_part10(data, plain=True)
     charset = None if scanned is None else scanned[1].get(rules.SPECIFIC_CHARACTER_SET)
     if scanned is None or (charset is not None and b"\0" in (charset[2] or b"").rstrip(b"\0 ")):
+        if plain_only:
+            return None
         return dumps(rules.render_tags(read_elements(data), form, default_encoding))  # type: ignore[arg-type]
     elements = scanned[1]
     decode = rules._make_decoder(None if charset is None else rules._ascii(bytes(charset[2] or b"")),

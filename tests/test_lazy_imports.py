@@ -143,3 +143,41 @@ def test_saved_job_types_are_the_jobs_own():
     from pacsbox.core.modify_jobs_saved import JOB_TYPES
 
     assert (ResourceModificationJob.job_type, MergeStudyJob.job_type, SplitStudyJob.job_type) == JOB_TYPES
+
+
+# The XNAT catalog's holder and its tables' schema load at start; the rest of its modules on first use.
+_CATALOG_AT_START = ("pacsbox.core.catalog_lazy", "pacsbox.core.catalog_schema")
+
+
+def test_the_xnat_catalog_loads_on_the_first_store_it_files_and_loses_none(tmp_path):
+    """A REST store builds no catalog; the first C-STORE (which XNAT's DICOM receiver files in the prearchive, in
+    the store's transaction) builds it and is filed, though no XNAT request came before it."""
+    (tmp_path / "rest.dcm").write_bytes(_instance("Rest^Stored"))
+    (tmp_path / "received.dcm").write_bytes(_instance("Received^Anon"))
+    report = _run_child("""
+        def catalog_modules():
+            return sorted(name for name in sys.modules
+                          if name.startswith("pacsbox.core.catalog") and name not in %r)
+
+        report["at_start"] = catalog_modules()
+        report["rest"] = call("POST", "/instances", open("rest.dcm", "rb").read())[0]
+        report["after_rest_store"] = catalog_modules()
+        from pydicom import dcmread
+        from pynetdicom import AE
+
+        dataset = dcmread("received.dcm")
+        ae = AE(ae_title="SENDER")
+        ae.add_requested_context(dataset.SOPClassUID, dataset.file_meta.TransferSyntaxUID)
+        association = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+        report["c_store"] = association.send_c_store(dataset).Status
+        association.release()
+        report["after_c_store"] = "pacsbox.core.catalog" in sys.modules
+        with server.archive.index.reading() as db:  # the site's prearchive is for XNAT's administrators only
+            report["prearchive"] = db.execute("SELECT project, subject, source FROM xnat_prearchive").fetchall()
+        report["projects"] = call("GET", "/data/projects?format=json")[0]
+    """ % (_CATALOG_AT_START,), tmp_path)
+    assert report["at_start"] == [], report["at_start"]
+    assert report["rest"] == 200 and report["after_rest_store"] == []
+    assert report["c_store"] == 0 and report["after_c_store"]
+    assert report["prearchive"] == [["Unassigned", "Received_Anon", "dicom"]]
+    assert report["projects"] == 200

@@ -181,3 +181,20 @@ def test_the_xnat_catalog_loads_on_the_first_store_it_files_and_loses_none(tmp_p
     assert report["c_store"] == 0 and report["after_c_store"]
     assert report["prearchive"] == [["Unassigned", "Received_Anon", "dicom"]]
     assert report["projects"] == 200
+
+
+def test_a_server_without_lua_loads_no_lua_module_and_refuses_scripts(tmp_path):
+    """Without LuaScripts or ExecuteLuaEnabled no Lua can ever run: the engine's modules stay out of the process,
+    and POST /tools/execute-script answers 403 with an empty body, as Orthanc does."""
+    report = _run_child("""
+        report["lua_modules"] = sorted(name for name in sys.modules if name.startswith("pacsbox.lua"))
+        request = urllib.request.Request(server.url + "/tools/execute-script", data=b"print(1)", method="POST",
+                                         headers={"Authorization": "Basic " + token})
+        try:
+            urllib.request.urlopen(request, timeout=60)
+            report["script"] = None
+        except urllib.error.HTTPError as error:
+            report["script"] = error.code, error.read().decode()
+    """, tmp_path)
+    assert report["lua_modules"] == []
+    assert report["script"] == [403, ""]

@@ -33,9 +33,6 @@ from .unpack import spool_zip_member
 if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
     from pydicom.dataset import Dataset
 
-    from .catalog import Catalog
-    from .catalog_lazy import LazyCatalog
-
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
 BUILTIN_METADATA = {
     "IndexInSeries": 1,
@@ -115,7 +112,6 @@ class Archive:
         self._quick = _QuickFlag()
         self._index_elsewhere = os.stat(self.index.path.parent).st_dev != os.stat(config.storage_path).st_dev
         self.events = EventBus()  # what reacts to the archive subscribes here (core.events); wired by core.assembly
-        self.lazy_catalog: LazyCatalog  # the XNAT catalog's holder, wired by core.assembly
         # read before the crash sweep marks the index open again: listeners with files of their own sweep them too
         self.recovering_from_unclean_stop = self.index.get_property("open") is not None
         self._stop = threading.Event()
@@ -130,11 +126,6 @@ class Archive:
         area.write_stream = self.metrics.timed("orthanc_storage_create_duration_ms",  # type: ignore[method-assign]
                                                area.write_stream)
         area.remove = self.metrics.timed("orthanc_storage_remove_duration_ms", area.remove)  # type: ignore[method-assign]
-
-    @property
-    def catalog(self) -> Catalog:
-        """The XNAT catalog, built on first use by the holder ``core.assembly`` wires in (core.catalog_lazy)."""
-        return self.lazy_catalog.get()
 
     # -- life ---------------------------------------------------------------------------------------------
     def close(self) -> None:

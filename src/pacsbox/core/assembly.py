@@ -36,7 +36,7 @@ def open_archive(config: Config) -> Archive:
     except BaseException:
         archive.close()
         raise
-    archive.lazy_catalog = catalog  # the XNAT face reads ``archive.catalog``, which builds it
+    archive.catalog = catalog  # the XNAT face reads the catalog from the archive it serves (built on first use)
     archive.jobs = jobs  # the faces submit their long operations here
     _add_worklists_and_commitment(archive, config)
     return archive

@@ -12,7 +12,7 @@ schema.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .catalog_schema import create_tables
 from .events import ArchiveReset, EventBus, InstanceStored, Phase, ResourceDeleted, UncleanStopSwept
@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 
 
 class LazyCatalog:
-    """Holds the archive's XNAT catalog, building it once, on first need, whichever thread asks first."""
+    """The archive's XNAT catalog (``archive.catalog``), built once, on first need, whichever thread asks first.
+
+    It stands for the catalog: any attribute it lacks is the built catalog's (``archive.catalog.project(...)``),
+    so the faces and the archive know nothing of the difference (the archive names none of its listeners).
+    """
 
     def __init__(self, archive: Archive) -> None:
         self._archive = archive
@@ -47,6 +51,12 @@ class LazyCatalog:
                     self._catalog = Catalog(self._archive, tables_created=True)
                 catalog = self._catalog
         return catalog
+
+    def __getattr__(self, name: str) -> Any:
+        # only for names this holder lacks: the catalog's own attributes and methods
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
 
     def subscribe(self, events: EventBus) -> None:
         """The catalog's subscriptions (``Catalog.subscribe``), each building the catalog when it must act."""

@@ -3,6 +3,7 @@ snapshots see them), while the catalog's modules load on first use (``core.catal
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -104,8 +105,18 @@ CREATE TABLE IF NOT EXISTS xnat_prearchive_instances (
 """
 
 
+# the names of the tables and indexes SCHEMA creates
+_NAMES = tuple(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA))
+
+
 def create_tables(index: Index) -> None:
-    """Create the catalog's tables where missing (one write transaction)."""
+    """Create the catalog's tables where missing: a read when they all exist (every start but the first), else
+    one write transaction."""
+    with index.reading() as db:
+        found = db.execute(f"SELECT count(*) FROM sqlite_master WHERE name IN ({', '.join('?' * len(_NAMES))})",
+                           _NAMES).fetchone()[0]
+    if found == len(_NAMES):
+        return
     with index.writing() as db:
         for statement in SCHEMA.split(";"):
             if statement.strip():

@@ -145,6 +145,14 @@ def test_saved_job_types_are_the_jobs_own():
     assert (ResourceModificationJob.job_type, MergeStudyJob.job_type, SplitStudyJob.job_type) == JOB_TYPES
 
 
+def test_the_orthanc_faces_saved_job_types_are_its_jobs_own():
+    """The Orthanc face's store and retrieve jobs, learnt by name at start without importing them."""
+    from pacsbox.faces.orthanc.job_types import DicomModalityStoreJob, OrthancPeerStoreJob
+    from pacsbox.faces.orthanc.saved_job_types import JOB_TYPES
+
+    assert (DicomModalityStoreJob.job_type, OrthancPeerStoreJob.job_type, "DicomMoveScu", "DicomGetScu") == JOB_TYPES
+
+
 # The XNAT catalog's holder and its tables' schema load at start; the rest of its modules on first use.
 _CATALOG_AT_START = ("pacsbox.core.catalog_lazy", "pacsbox.core.catalog_schema")
 
@@ -183,11 +191,18 @@ def test_the_xnat_catalog_loads_on_the_first_store_it_files_and_loses_none(tmp_p
     assert report["projects"] == 200
 
 
+# Modules a server that runs no job, no script and no peer never needs (their routes import them on first use).
+_OUT_OF_START = ("pacsbox.faces.orthanc.job_types", "pacsbox.faces.orthanc.peers", "pacsbox.faces.orthanc.scu_params")
+
+
 def test_a_server_without_lua_loads_no_lua_module_and_refuses_scripts(tmp_path):
     """Without LuaScripts or ExecuteLuaEnabled no Lua can ever run: the engine's modules stay out of the process,
-    and POST /tools/execute-script answers 403 with an empty body, as Orthanc does."""
+    and POST /tools/execute-script answers 403 with an empty body, as Orthanc does. The Orthanc face's job and
+    peer modules stay out too."""
     report = _run_child("""
         report["lua_modules"] = sorted(name for name in sys.modules if name.startswith("pacsbox.lua"))
+        report["out_of_start"] = sorted(name for name in %r if name in sys.modules)
+        report["peers"] = call("GET", "/peers")
         request = urllib.request.Request(server.url + "/tools/execute-script", data=b"print(1)", method="POST",
                                          headers={"Authorization": "Basic " + token})
         try:
@@ -195,6 +210,8 @@ def test_a_server_without_lua_loads_no_lua_module_and_refuses_scripts(tmp_path):
             report["script"] = None
         except urllib.error.HTTPError as error:
             report["script"] = error.code, error.read().decode()
-    """, tmp_path)
+    """ % (_OUT_OF_START,), tmp_path)
     assert report["lua_modules"] == []
+    assert report["out_of_start"] == []
+    assert report["peers"] == [200, []]  # the peers' routes load their module on first use
     assert report["script"] == [403, ""]

@@ -153,10 +153,6 @@ def test_the_orthanc_faces_saved_job_types_are_its_jobs_own():
     assert (DicomModalityStoreJob.job_type, OrthancPeerStoreJob.job_type, "DicomMoveScu", "DicomGetScu") == JOB_TYPES
 
 
-# The XNAT catalog's holder and its tables' schema load at start; the rest of its modules on first use.
-_CATALOG_AT_START = ("pacsbox.core.catalog_lazy", "pacsbox.core.catalog_schema")
-
-
 def test_the_xnat_catalog_loads_on_the_first_store_it_files_and_loses_none(tmp_path):
     """A REST store builds no catalog; the first C-STORE (which XNAT's DICOM receiver files in the prearchive, in
     the store's transaction) builds it and is filed, though no XNAT request came before it."""
@@ -165,7 +161,8 @@ def test_the_xnat_catalog_loads_on_the_first_store_it_files_and_loses_none(tmp_p
     report = _run_child("""
         def catalog_modules():
             return sorted(name for name in sys.modules
-                          if name.startswith("pacsbox.core.catalog") and name not in %r)
+                          if name.startswith("pacsbox.core.catalog")  # its holder and tables load at start
+                          and name not in ("pacsbox.core.catalog_lazy", "pacsbox.core.catalog_schema"))
 
         report["at_start"] = catalog_modules()
         report["rest"] = call("POST", "/instances", open("rest.dcm", "rb").read())[0]
@@ -183,16 +180,12 @@ def test_the_xnat_catalog_loads_on_the_first_store_it_files_and_loses_none(tmp_p
         with server.archive.index.reading() as db:  # the site's prearchive is for XNAT's administrators only
             report["prearchive"] = db.execute("SELECT project, subject, source FROM xnat_prearchive").fetchall()
         report["projects"] = call("GET", "/data/projects?format=json")[0]
-    """ % (_CATALOG_AT_START,), tmp_path)
+    """, tmp_path)
     assert report["at_start"] == [], report["at_start"]
     assert report["rest"] == 200 and report["after_rest_store"] == []
     assert report["c_store"] == 0 and report["after_c_store"]
     assert report["prearchive"] == [["Unassigned", "Received_Anon", "dicom"]]
     assert report["projects"] == 200
-
-
-# Modules a server that runs no job, no script and no peer never needs (their routes import them on first use).
-_OUT_OF_START = ("pacsbox.faces.orthanc.job_types", "pacsbox.faces.orthanc.peers", "pacsbox.faces.orthanc.scu_params")
 
 
 def test_a_server_without_lua_loads_no_lua_module_and_refuses_scripts(tmp_path):
@@ -201,7 +194,9 @@ def test_a_server_without_lua_loads_no_lua_module_and_refuses_scripts(tmp_path):
     peer modules stay out too."""
     report = _run_child("""
         report["lua_modules"] = sorted(name for name in sys.modules if name.startswith("pacsbox.lua"))
-        report["out_of_start"] = sorted(name for name in %r if name in sys.modules)
+        # what a server that runs no job and sends to no peer never needs (their routes import them on first use)
+        report["out_of_start"] = sorted(name for name in sys.modules if name in (
+            "pacsbox.faces.orthanc.job_types", "pacsbox.faces.orthanc.peers", "pacsbox.faces.orthanc.scu_params"))
         report["peers"] = call("GET", "/peers")
         request = urllib.request.Request(server.url + "/tools/execute-script", data=b"print(1)", method="POST",
                                          headers={"Authorization": "Basic " + token})
@@ -210,7 +205,7 @@ def test_a_server_without_lua_loads_no_lua_module_and_refuses_scripts(tmp_path):
             report["script"] = None
         except urllib.error.HTTPError as error:
             report["script"] = error.code, error.read().decode()
-    """ % (_OUT_OF_START,), tmp_path)
+    """, tmp_path)
     assert report["lua_modules"] == []
     assert report["out_of_start"] == []
     assert report["peers"] == [200, []]  # the peers' routes load their module on first use

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog_fields import apply_updates, empty_fields
 from .catalog_layout import Layout
+from .catalog_schema import create_tables
 from .errors import BadRequest, Conflict, UnknownResource
 from .events import ArchiveReset, EventBus, InstanceStored, Phase, ResourceDeleted, UncleanStopSwept
 from .gate import beside_reset_and_restore
-from .catalog_schema import create_tables
 from .safe_paths import single_name, xnat_label
 
 if TYPE_CHECKING:

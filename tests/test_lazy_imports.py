@@ -143,3 +143,70 @@ def test_saved_job_types_are_the_jobs_own():
     from pacsbox.core.modify_jobs_saved import JOB_TYPES
 
     assert (ResourceModificationJob.job_type, MergeStudyJob.job_type, SplitStudyJob.job_type) == JOB_TYPES
+
+
+def test_the_orthanc_faces_saved_job_types_are_its_jobs_own():
+    """The Orthanc face's store and retrieve jobs, learnt by name at start without importing them."""
+    from pacsbox.faces.orthanc.job_types import DicomModalityStoreJob, OrthancPeerStoreJob
+    from pacsbox.faces.orthanc.saved_job_types import JOB_TYPES
+
+    assert (DicomModalityStoreJob.job_type, OrthancPeerStoreJob.job_type, "DicomMoveScu", "DicomGetScu") == JOB_TYPES
+
+
+def test_the_xnat_catalog_loads_on_the_first_store_it_files_and_loses_none(tmp_path):
+    """A REST store builds no catalog; the first C-STORE (which XNAT's DICOM receiver files in the prearchive, in
+    the store's transaction) builds it and is filed, though no XNAT request came before it."""
+    (tmp_path / "rest.dcm").write_bytes(_instance("Rest^Stored"))
+    (tmp_path / "received.dcm").write_bytes(_instance("Received^Anon"))
+    report = _run_child("""
+        def catalog_modules():
+            return sorted(name for name in sys.modules
+                          if name.startswith("pacsbox.core.catalog")  # its holder and tables load at start
+                          and name not in ("pacsbox.core.catalog_lazy", "pacsbox.core.catalog_schema"))
+
+        report["at_start"] = catalog_modules()
+        report["rest"] = call("POST", "/instances", open("rest.dcm", "rb").read())[0]
+        report["after_rest_store"] = catalog_modules()
+        from pydicom import dcmread
+        from pynetdicom import AE
+
+        dataset = dcmread("received.dcm")
+        ae = AE(ae_title="SENDER")
+        ae.add_requested_context(dataset.SOPClassUID, dataset.file_meta.TransferSyntaxUID)
+        association = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
+        report["c_store"] = association.send_c_store(dataset).Status
+        association.release()
+        report["after_c_store"] = "pacsbox.core.catalog" in sys.modules
+        with server.archive.index.reading() as db:  # the site's prearchive is for XNAT's administrators only
+            report["prearchive"] = db.execute("SELECT project, subject, source FROM xnat_prearchive").fetchall()
+        report["projects"] = call("GET", "/data/projects?format=json")[0]
+    """, tmp_path)
+    assert report["at_start"] == [], report["at_start"]
+    assert report["rest"] == 200 and report["after_rest_store"] == []
+    assert report["c_store"] == 0 and report["after_c_store"]
+    assert report["prearchive"] == [["Unassigned", "Received_Anon", "dicom"]]
+    assert report["projects"] == 200
+
+
+def test_a_server_without_lua_loads_no_lua_module_and_refuses_scripts(tmp_path):
+    """Without LuaScripts or ExecuteLuaEnabled no Lua can ever run: the engine's modules stay out of the process,
+    and POST /tools/execute-script answers 403 with an empty body, as Orthanc does. The Orthanc face's job and
+    peer modules stay out too."""
+    report = _run_child("""
+        report["lua_modules"] = sorted(name for name in sys.modules if name.startswith("pacsbox.lua"))
+        # what a server that runs no job and sends to no peer never needs (their routes import them on first use)
+        report["out_of_start"] = sorted(name for name in sys.modules if name in (
+            "pacsbox.faces.orthanc.job_types", "pacsbox.faces.orthanc.peers", "pacsbox.faces.orthanc.scu_params"))
+        report["peers"] = call("GET", "/peers")
+        request = urllib.request.Request(server.url + "/tools/execute-script", data=b"print(1)", method="POST",
+                                         headers={"Authorization": "Basic " + token})
+        try:
+            urllib.request.urlopen(request, timeout=60)
+            report["script"] = None
+        except urllib.error.HTTPError as error:
+            report["script"] = error.code, error.read().decode()
+    """, tmp_path)
+    assert report["lua_modules"] == []
+    assert report["out_of_start"] == []
+    assert report["peers"] == [200, []]  # the peers' routes load their module on first use
+    assert report["script"] == [403, ""]

@@ -16,9 +16,12 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .core.config import Config, check_exposure
+
+if TYPE_CHECKING:
+    from .lua.engine import LuaEngine
 
 # Values of query or path parameters that may carry a secret (``?password=``, ``;jsessionid=``, ``?token=``): the
 # access log shows the parameter, never its value. Uvicorn logs the path percent-encoded (``%3B``, ``%3D``).
@@ -105,8 +108,6 @@ class _Runtime:
         from .http_app import create_http_app
         from .http_protocol import HttpLimits, protocol_for
         from .import_guard import install as install_import_guard
-        from .lua.engine import LuaEngine
-
         self.config = config
         self.access_log = access_log
         self.reload_config = reload_config  # what /tools/reset reads again (None: the same configuration)
@@ -125,7 +126,10 @@ class _Runtime:
         self.dicom_server: DicomServer | None = None
         self.lua: LuaEngine | None = None
         try:
-            self.lua = LuaEngine(self.archive, config)  # loads LuaScripts before anything is received
+            if config.LuaScripts or config.ExecuteLuaEnabled:  # else no Lua can ever run: no engine, no modules
+                from .lua.engine import LuaEngine
+
+                self.lua = LuaEngine(self.archive, config)  # loads LuaScripts before anything is received
             self.archive.remote = DicomClient(self.archive, config)
             if getattr(self.archive, "faults", None) is not None:  # outgoing operations go to the event log
                 from .faults.dimse import RecordedRemote
@@ -141,7 +145,8 @@ class _Runtime:
                                            f"(DicomPort, --dicom-port): {error.strerror or error}") from None
             app = create_http_app(self.archive, config, http_port=self.http_port, dicom_port=self.dicom_port,
                                   control=self, lua_engine=self.lua)
-            self.lua.start()  # Initialize, then callbacks and filters
+            if self.lua is not None:
+                self.lua.start()  # Initialize, then callbacks and filters
         except BaseException:
             self.close()
             raise

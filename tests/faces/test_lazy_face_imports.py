@@ -22,7 +22,8 @@ HEAVY = ("pydicom", "numpy", "pynetdicom", "lupa", "PIL")
 # Lua filter, the peer registry, saved-job loaders, the /tags cache, request metrics) and GET /system's handler.
 ORTHANC_MODULES_FOR_SYSTEM = {
     "app", "route_table", "tools_settings",  # the route table takes the log categories' names from tools_settings
-    "errors", "json", "params", "render", "request_metrics", "lua", "peers", "scu_params", "job_types", "zipping",
+    "errors", "json", "params", "render", "request_metrics", "lua", "zipping",
+    "saved_job_types",  # the names of the saved jobs; job_types, peers and scu_params load with their routes
     "tag_answers", "system", "quick_reads",  # the lean path of small reads (http_protocol)
 }
 

@@ -8,7 +8,7 @@ commands and tests open an archive through ``open_archive`` to get the whole cor
 from __future__ import annotations
 
 from .archive import Archive
-from .catalog import Catalog
+from .catalog_lazy import LazyCatalog
 from .commitment import CommitmentReports
 from .config import Config
 from .events import ArchiveClosing, ArchiveReset
@@ -18,11 +18,11 @@ from .worklists import WorklistFolder, WorklistSettings
 
 
 def open_archive(config: Config) -> Archive:
-    """An archive with its XNAT catalog subscribed (``archive.catalog``), its jobs engine running
+    """An archive with its XNAT catalog subscribed (``archive.catalog``, built on first use), its jobs engine running
     (``archive.jobs``), its fault rules and event log (``archive.faults``)."""
     archive = Archive(config)
     try:
-        catalog = Catalog(archive)
+        catalog = LazyCatalog(archive)  # its modules load on the first XNAT request or event it acts on
         catalog.subscribe(archive.events)
         from ..faults.state import install as install_faults  # the event log subscribes too; sets archive.faults
 
@@ -36,7 +36,7 @@ def open_archive(config: Config) -> Archive:
     except BaseException:
         archive.close()
         raise
-    archive.catalog = catalog  # the XNAT face reads the catalog from the archive it serves
+    archive.catalog = catalog  # the XNAT face reads the catalog from the archive it serves (built on first use)
     archive.jobs = jobs  # the faces submit their long operations here
     _add_worklists_and_commitment(archive, config)
     return archive

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog_fields import apply_updates, empty_fields
 from .catalog_layout import Layout
+from .catalog_schema import create_tables
 from .errors import BadRequest, Conflict, UnknownResource
 from .events import ArchiveReset, EventBus, InstanceStored, Phase, ResourceDeleted, UncleanStopSwept
 from .gate import beside_reset_and_restore
@@ -24,101 +25,6 @@ from .safe_paths import single_name, xnat_label
 
 if TYPE_CHECKING:
     from .archive import Archive
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS xnat_projects (
-    id TEXT PRIMARY KEY,
-    fields TEXT NOT NULL,
-    inserted REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS xnat_subjects (
-    id TEXT PRIMARY KEY,
-    project TEXT NOT NULL REFERENCES xnat_projects(id) ON DELETE CASCADE,
-    label TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    inserted REAL NOT NULL,
-    UNIQUE (project, label)
-);
-CREATE TABLE IF NOT EXISTS xnat_experiments (
-    id TEXT PRIMARY KEY,
-    project TEXT NOT NULL REFERENCES xnat_projects(id) ON DELETE CASCADE,
-    subject TEXT NOT NULL REFERENCES xnat_subjects(id) ON DELETE CASCADE,
-    label TEXT NOT NULL,
-    xsi_type TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    study TEXT,                 -- Orthanc ID of the DICOM study the session was filled from
-    inserted REAL NOT NULL,
-    UNIQUE (project, label)
-);
-CREATE INDEX IF NOT EXISTS xnat_experiments_by_study ON xnat_experiments(study);
-CREATE INDEX IF NOT EXISTS xnat_experiments_by_subject ON xnat_experiments(subject);
-CREATE TABLE IF NOT EXISTS xnat_scans (
-    experiment TEXT NOT NULL REFERENCES xnat_experiments(id) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    xsi_type TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    inserted REAL NOT NULL,
-    PRIMARY KEY (experiment, id)
-);
-CREATE TABLE IF NOT EXISTS xnat_resources (
-    rid INTEGER PRIMARY KEY AUTOINCREMENT,  -- XNAT's xnat_abstractresource_id
-    owner TEXT NOT NULL,                    -- project:P, subject:S, experiment:E or scan:E/ID
-    project TEXT NOT NULL REFERENCES xnat_projects(id) ON DELETE CASCADE,
-    subject TEXT REFERENCES xnat_subjects(id) ON DELETE CASCADE,
-    experiment TEXT REFERENCES xnat_experiments(id) ON DELETE CASCADE,
-    scan TEXT,
-    label TEXT NOT NULL,
-    fields TEXT NOT NULL,                   -- format, content, tags
-    series TEXT,                            -- Orthanc ID of the DICOM series whose instances it shows
-    inserted REAL NOT NULL,
-    UNIQUE (owner, label),
-    FOREIGN KEY (experiment, scan) REFERENCES xnat_scans(experiment, id) ON DELETE CASCADE
-);
-CREATE INDEX IF NOT EXISTS xnat_resources_by_series ON xnat_resources(series);
-CREATE TABLE IF NOT EXISTS xnat_files (
-    resource INTEGER NOT NULL REFERENCES xnat_resources(rid) ON DELETE CASCADE,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    md5 TEXT NOT NULL,
-    fields TEXT NOT NULL,                   -- format, content, tags
-    PRIMARY KEY (resource, path)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS xnat_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS xnat_prearchive (
-    psid INTEGER PRIMARY KEY AUTOINCREMENT,
-    project TEXT NOT NULL,                  -- a project ID, or Unassigned
-    timestamp TEXT NOT NULL,
-    name TEXT NOT NULL,                     -- the session label
-    subject TEXT NOT NULL,
-    study TEXT NOT NULL,                    -- Orthanc ID of the DICOM study
-    source TEXT NOT NULL,                   -- import or dicom (received over C-STORE)
-    uploaded REAL NOT NULL,
-    lastmod REAL NOT NULL,
-    UNIQUE (project, timestamp, name)
-);
-CREATE INDEX IF NOT EXISTS xnat_prearchive_by_study ON xnat_prearchive(study, project);
-CREATE TABLE IF NOT EXISTS xnat_reconstructions (  -- xnat:reconstructedImageData of a session
-    experiment TEXT NOT NULL REFERENCES xnat_experiments(id) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    xsi_type TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    inserted REAL NOT NULL,
-    PRIMARY KEY (experiment, id)
-);
-CREATE TABLE IF NOT EXISTS xnat_shares (    -- a subject or experiment shared into a project besides its own
-    kind TEXT NOT NULL,                     -- subject or experiment
-    id TEXT NOT NULL,                       -- its accession ID
-    project TEXT NOT NULL REFERENCES xnat_projects(id) ON DELETE CASCADE,
-    label TEXT NOT NULL,                    -- its label in that project
-    PRIMARY KEY (kind, id, project),
-    UNIQUE (kind, project, label)
-);
-CREATE TABLE IF NOT EXISTS xnat_prearchive_instances (
-    psid INTEGER NOT NULL REFERENCES xnat_prearchive(psid) ON DELETE CASCADE,
-    instance TEXT NOT NULL,                 -- Orthanc instance ID
-    PRIMARY KEY (psid, instance)
-) WITHOUT ROWID;
-"""
 
 _TABLES = ("xnat_reconstructions", "xnat_shares", "xnat_prearchive_instances", "xnat_prearchive", "xnat_files",
            "xnat_resources", "xnat_scans", "xnat_experiments", "xnat_subjects", "xnat_projects", "xnat_counters")
@@ -210,7 +116,7 @@ def _loads(text: str) -> dict[str, Any]:
 class Catalog:
     """XNAT's projects, subjects, experiments and scans over one archive (``archive.catalog``)."""
 
-    def __init__(self, archive: Archive) -> None:
+    def __init__(self, archive: Archive, *, tables_created: bool = False) -> None:
         from .catalog_assessors import Assessors
         from .catalog_files import Resources
         from .catalog_headers import Headers
@@ -222,10 +128,8 @@ class Catalog:
         self.index = archive.index
         self.site_id = archive.config.XnatSiteId
         self.layout = Layout(archive.config.storage_path, sync=archive.config.SyncStorageArea)
-        with self.index.writing() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+        if not tables_created:  # core.catalog_lazy creates them at start, and may build this in a transaction
+            create_tables(self.index)
         self.resources = Resources(self)
         self.importer = Importer(self)
         self.headers = Headers(self)

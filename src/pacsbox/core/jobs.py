@@ -137,13 +137,25 @@ class JobsEngine:
 
     # -- life ---------------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Read the saved jobs (if any), start the workers (and the saver)."""
+        """Read the saved jobs (if any); the workers (and the saver) start now if there are jobs, else with the
+        first one queued."""
         with self._lock:
             if self._started:
                 return
             self._started = True
         if self._load_from is not None:
             self._restore(self._load_from())
+        # The workers and the saver start with the first job (or now, for jobs read back): a server that runs
+        # none starts no thread for them (cold start).
+        with self._lock:
+            if self._jobs:
+                self._start_threads()
+
+    def _start_threads(self) -> None:
+        """With the lock held: start the workers and the saver, once, unless the engine was never started or is
+        stopping."""
+        if self._threads or not self._started or self._stopping:
+            return
         for number in range(self._workers_count):
             thread = threading.Thread(target=self._work, name=f"pacsbox-job-{number}", daemon=True)
             thread.start()
@@ -357,6 +369,7 @@ class JobsEngine:
         """With the lock held: queue a job as Pending."""
         record.state = PENDING
         heapq.heappush(self._queue, (-record.priority, next(self._order), record.id))
+        self._start_threads()
         self._lock.notify()
 
     def _next(self) -> JobRecord | None:

@@ -17,10 +17,11 @@ from starlette.types import ASGIApp, Scope
 
 from ...core.archive import Archive
 from ...core.config import Config
+from ...core.peers import PeerRegistry
 from ..answer_cache import AnswerCache
 from ..http_common import BASIC_CHALLENGE, BasicAuth, BodyLimits, UploadRoutes, grouped_routes
 from ..route_index import IndexedRouter
-from . import job_types, lua, peers, quick_reads, route_table, tag_answers
+from . import lua, quick_reads, route_table, saved_job_types, tag_answers
 from .errors import OrthancError, error_response, unauthorized
 from .request_metrics import RequestMetrics
 from .route_table import HEALTH_PATH
@@ -97,11 +98,11 @@ def create_app(archive: Archive, config: Config, *, http_port: int = 0, dicom_po
     app.state.http_port = http_port or config.HttpPort
     app.state.dicom_port = dicom_port or config.DicomPort
     app.state.json_parses = asyncio.Semaphore(1)  # large JSON bodies are parsed one at a time (params.loads)
-    app.state.peers = peers.registry_for(config)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
+    app.state.peers = PeerRegistry(config.OrthancPeers)  # OrthancPeers, changed at run time by PUT/DELETE /peers/{id}
     app.state.control = control
     app.state.tag_answers = AnswerCache(tag_answers.CACHE_BYTES)  # rendered /tags answers by stored file
     app.state.lua = lua_engine  # Lua scripting (pacsbox.lua), reaching this application in-process
-    job_types.register_loaders(archive)  # the saved jobs of this face (SaveJobs) run again
+    saved_job_types.register_loaders(archive)  # the saved jobs of this face (SaveJobs) run again
     if lua_engine is not None:
         lua_engine.bind_rest_api(app)
     authenticated = BasicAuth(lua.HttpRequestFilter(app, lua_engine), dict(config.RegisteredUsers),

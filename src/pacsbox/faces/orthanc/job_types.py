@@ -7,7 +7,7 @@
 * ``DicomMoveScu`` (``/queries/{id}/retrieve``, ``/queries/{id}/answers/{n}/retrieve``): C-MOVE, one step.
 * ``DicomGetScu`` (``/modalities/{id}/get``): C-GET, one step.
 
-The store and retrieve jobs are saved (``SaveJobs``) with where they stood; ``register_loaders`` teaches the engine
+The store and retrieve jobs are saved (``SaveJobs``) with where they stood; ``saved_job_types`` teaches the engine
 to rebuild them.
 """
 
@@ -238,11 +238,12 @@ class RetrieveJob:
         return load
 
 
-def register_loaders(archive: Archive) -> None:
-    """Teach the archive's jobs engine to rebuild the saved jobs of this face."""
-    jobs = archive.jobs
-    jobs.register_loader(DicomModalityStoreJob.job_type, lambda saved: DicomModalityStoreJob.load(archive, saved))
-    jobs.register_loader(OrthancPeerStoreJob.job_type, lambda saved: OrthancPeerStoreJob.load(archive, saved))
-    for job_type in ("DicomMoveScu", "DicomGetScu"):
-        jobs.register_loader(job_type, RetrieveJob.loader(archive, job_type))
+def load_saved(archive: Archive, job_type: str,
+               saved: dict) -> DicomModalityStoreJob | OrthancPeerStoreJob | RetrieveJob:
+    """A saved job of this face rebuilt (the engine learns the names in ``saved_job_types``)."""
+    if job_type == DicomModalityStoreJob.job_type:
+        return DicomModalityStoreJob.load(archive, saved)
+    if job_type == OrthancPeerStoreJob.job_type:
+        return OrthancPeerStoreJob.load(archive, saved)
+    return RetrieveJob.loader(archive, job_type)(saved)
 

@@ -21,8 +21,14 @@ SESSION_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 @pytest.fixture(scope="module")
-def interface(xnat_server, connection):
+def project(connection):
+    """The project every test of the module writes into, made here rather than by the first test that runs."""
     connection.put("/data/archive/projects/XMLBODY")
+    return "XMLBODY"
+
+
+@pytest.fixture(scope="module")
+def interface(xnat_server, project):
     connected = Interface(server=xnat_server.url, user="admin", password="admin")
     yield connected
     connected.disconnect()
@@ -39,8 +45,10 @@ def test_pyxnat_create_from_xml(interface, connection, tmp_path):
     assert created.fields["cohort"] == "A"
 
 
-def test_session_type_from_the_document(connection, http, xnat_server):
-    url = xnat_server.url + "/data/projects/XMLBODY/subjects/from_xml/experiments/mr_from_xml"
+def test_session_type_from_the_document(connection, http, xnat_server, project):
+    subject_url = xnat_server.url + "/data/projects/XMLBODY/subjects/for_session_xml"
+    assert http.put(subject_url).status_code in (200, 201)  # its own subject, not test_pyxnat_create_from_xml's
+    url = subject_url + "/experiments/mr_from_xml"
     response = http.put(url, params={"inbody": "true"}, data=SESSION_XML, headers={"Content-Type": "text/xml"})
     assert response.status_code in (200, 201), response.text
     connection.clearcache()
@@ -52,7 +60,7 @@ def test_session_type_from_the_document(connection, http, xnat_server):
 @pytest.mark.parametrize("body", [b"<xnat:Subject unclosed", b"<a>" * 100 + b"</a>" * 100,
                                   b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
                                   b"<x>&xxe;</x>"])
-def test_malformed_documents_create_nothing(http, xnat_server, body):
+def test_malformed_documents_create_nothing(http, xnat_server, project, body):
     url = xnat_server.url + "/data/projects/XMLBODY/subjects/broken_xml"
     response = http.put(url, params={"inbody": "true"}, data=body, headers={"Content-Type": "text/xml"})
     assert response.status_code == 400, response.text

@@ -11,9 +11,9 @@ from pyxnat import Interface
 NS = {"xnat": "http://nrg.wustl.edu/xnat", "xsi": "http://www.w3.org/2001/XMLSchema-instance"}
 
 
-@pytest.fixture(scope="module")
-def interface(xnat_server, connection):
-    project = connection.classes.ProjectData(parent=connection, id="XML", name="Xml project")
+def _make_tree(connection, project_id: str) -> None:
+    """A project with one subject, one MR session and one scan (3, T1w), with fields at each level."""
+    project = connection.classes.ProjectData(parent=connection, id=project_id, name="Xml project")
     project.fields["arm"] = "a & <b>"
     subject = connection.classes.SubjectData(parent=project, label="x_subject")
     subject.demographics.gender = "female"
@@ -22,6 +22,11 @@ def interface(xnat_server, connection):
     scan.parameters.tr = 2300.0
     scan.fields["seq"] = "mprage"
     session.fields["visit"] = "baseline"
+
+
+@pytest.fixture(scope="module")
+def interface(xnat_server, connection):
+    _make_tree(connection, "XML")  # only read by the tests, which share it
     connection_ = Interface(server=xnat_server.url, user="admin", password="admin")
     yield connection_
     connection_.disconnect()
@@ -70,10 +75,11 @@ def test_listing_columns_pyxnat_reads(interface):
 
 
 def test_array_scans_gives_one_row_per_scan(interface, connection):
+    _make_tree(connection, "XMLARRAY")  # its own: the scan it adds would show in the other tests' scan lists
     connection.clearcache()
-    session = connection.projects["XML"].experiments["x_session"]
+    session = connection.projects["XMLARRAY"].experiments["x_session"]
     connection.classes.MrScanData(parent=session, id="4", type="dwi")
-    rows = interface.array.mrscans(project_id="XML", columns=["xnat:mrScanData/type"]).data
+    rows = interface.array.mrscans(project_id="XMLARRAY", columns=["xnat:mrScanData/type"]).data
     assert sorted((row["xnat:mrscandata/id"], row["xnat:mrscandata/type"]) for row in rows) == [
         ("3", "T1w"), ("4", "dwi")]
     assert {row["ID"] for row in rows} == {session.id}

@@ -126,13 +126,18 @@ def pair(recorder, silent, third, corpus):
         for _, data in corpus:
             mine, theirs = both.call("POST", "/instances", data=data)
             assert mine.status_code == theirs.status_code == 200
+        # listed now, while both servers hold the corpus only: a test that uploads to one of them (pacsbox to
+        # Orthanc, Orthanc to pacsbox) may run before the first test that asks for ``ids``
+        get, url = both.ours_session.get, both.ours.url
+        both.corpus_ids = {level: get(f"{url}/{level}").json() for level in ("patients", "studies", "series",
+                                                                              "instances")}
         yield both
 
 
 @pytest.fixture(scope="module")
 def ids(pair):
-    get, url = pair.ours_session.get, pair.ours.url
-    return {level: get(f"{url}/{level}").json() for level in ("patients", "studies", "series", "instances")}
+    """The corpus's IDs on both servers, by level (as pacsbox lists them)."""
+    return pair.corpus_ids
 
 
 class TemporaryPeer:

@@ -29,15 +29,20 @@ def pytest_configure(config: pytest.Config) -> None:
 # changes; a file missing from the list (renamed, new) simply runs in its usual place.
 LONG_FILES = (
     "tests/reliability/test_crash_safety.py",
-    "tests/reliability/test_switch_crash.py",
     "tests/test_benchmarks.py",
-    "tests/reliability/test_attachment_crash_safety.py",
     "tests/faces/orthanc/test_modification_differential.py",
-    "tests/reliability/test_every_route_needs_auth.py",
+    "tests/reliability/test_switch_crash.py",
+    "tests/test_readme.py",
     "tests/plugin/test_isolation.py",
     "tests/reliability/test_security_defaults.py",
-    "tests/reliability/test_hostile_http.py",
+    "tests/reliability/test_every_route_needs_auth.py",
     "tests/plugin/test_xprocess_dropin.py",
+    "tests/faces/orthanc/test_queries.py",
+    "tests/reliability/test_hostile_dicom.py",
+    "tests/lifecycle/test_cli.py",
+    "tests/faces/orthanc/test_tools_info.py",
+    "tests/lifecycle/test_new_user.py",
+    "tests/lifecycle/test_warm_start.py",
 )
 
 

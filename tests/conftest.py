@@ -23,6 +23,45 @@ def pytest_configure(config: pytest.Config) -> None:
         compileall.compile_dir(Path(pacsbox.__file__).parent, quiet=1)
 
 
+# The files that take longest (wall time on a loaded 2-core machine), longest first. xdist's ``--dist loadfile``
+# hands files to workers in collection order, so a long file collected last would run alone at the end while the
+# other workers idle: these are collected first, everything else keeps its order after them. Only the order
+# changes; a file missing from the list (renamed, new) simply runs in its usual place.
+LONG_FILES = (
+    "tests/reliability/test_crash_safety.py",
+    "tests/test_benchmarks.py",
+    "tests/faces/orthanc/test_modification_differential.py",
+    "tests/reliability/test_switch_crash.py",
+    "tests/test_readme.py",
+    "tests/plugin/test_isolation.py",
+    "tests/reliability/test_security_defaults.py",
+    "tests/reliability/test_every_route_needs_auth.py",
+    "tests/plugin/test_xprocess_dropin.py",
+    "tests/faces/orthanc/test_queries.py",
+    "tests/reliability/test_hostile_dicom.py",
+    "tests/lifecycle/test_cli.py",
+    "tests/faces/orthanc/test_tools_info.py",
+    "tests/lifecycle/test_new_user.py",
+    "tests/lifecycle/test_warm_start.py",
+)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the known-long files first (see ``LONG_FILES``); a stable sort, so every xdist worker gets the same
+    order and each file keeps its tests' order (or pytest-randomly's, which shuffles before this runs)."""
+    rank = {path: position for position, path in enumerate(LONG_FILES)}
+    root = config.rootpath
+
+    def position(item: pytest.Item) -> int:
+        try:
+            relative = item.path.relative_to(root).as_posix()
+        except ValueError:
+            return len(rank)
+        return rank.get(relative, len(rank))
+
+    items.sort(key=position)
+
+
 @pytest.fixture(scope="session")
 def corpus() -> list[tuple[str, bytes]]:
     """The deterministic pydicom-generated files every suite uses."""

@@ -78,7 +78,10 @@ def test_sigkill_while_putting_attachments(compressed):
             for worker in workers:
                 worker.start()
             if round_number < KILLS[compressed]:
-                time.sleep(rng.uniform(0.3, 0.8))
+                # after a random number of this round's writes are acknowledged, not a fixed time: the kill lands
+                # during writes however loaded the machine is
+                _wait_for_acknowledged(acknowledged, len(acknowledged) + rng.randint(5, 30), workers)
+                assert any(worker.is_alive() for worker in workers), "the writes ended before the kill"
                 server.kill()  # in the middle of writes
                 stop.set()
             for worker in workers:
@@ -87,6 +90,14 @@ def test_sigkill_while_putting_attachments(compressed):
                 server.start()  # same data directory: the sweep runs at start-up
             _check(server, acknowledged, resources)
         assert len(acknowledged) == len(keys)
+
+
+def _wait_for_acknowledged(acknowledged: dict, count: int, workers: list[threading.Thread],
+                           timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(acknowledged) < count and any(worker.is_alive() for worker in workers):
+        assert time.monotonic() < deadline, f"{len(acknowledged)} of {count} writes acknowledged in {timeout} s"
+        time.sleep(0.005)
 
 
 def _swept_files(data_dir: Path, rows: int, timeout: float = 60.0) -> list[Path]:

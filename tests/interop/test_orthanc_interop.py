@@ -89,7 +89,8 @@ def test_each_stores_to_the_other(nodes, corpus):
     answer = orthanc.post("/modalities/pacsbox/store", {"Resources": series, "Synchronous": True})
     assert answer["InstancesCount"] == len(mr)
     assert pacsbox.stored_datasets("PBX-001") == {dataset_bytes(data) for data in ct + mr}
-    received = pacsbox.get(f"/instances/{pacsbox.find('Instance', PatientID='PBX-001', Modality='MR')[0]}/metadata?expand")
+    received_mr = pacsbox.find("Instance", PatientID="PBX-001", Modality="MR")[0]
+    received = pacsbox.get(f"/instances/{received_mr}/metadata?expand")
     assert received["Origin"] == "DicomProtocol" and received["RemoteAET"] == "ORTHANC"
 
 

@@ -15,6 +15,7 @@ import requests
 
 from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.pacsbox_proc import RunningPacsbox
+from tests.support.recovery import swept_files
 
 KILLS = {False: 2, True: 1}  # kills per run, plain and compressed (each restart costs ~3 s)
 INSTANCES = 6
@@ -53,7 +54,7 @@ def _check(server: RunningPacsbox, acknowledged: dict, resources: list[str]) -> 
         assert hashlib.md5(answer.content).hexdigest() == digest, (path, number)
         assert session.post(f"{server.url}{path}/attachments/{number}/verify-md5").status_code == 200
     rows = sum(len(session.get(f"{server.url}{path}/attachments").json()) for path in resources)
-    files = _swept_files(Path(server.data_dir), rows)
+    files = swept_files(Path(server.data_dir), rows)
     assert not [p for p in files if p.name.endswith(".tmp")], "temporary files survived the restart"
     assert len(files) == rows, "the index and the files on disk disagree"
 
@@ -98,14 +99,3 @@ def _wait_for_acknowledged(acknowledged: dict, count: int, workers: list[threadi
     while len(acknowledged) < count and any(worker.is_alive() for worker in workers):
         assert time.monotonic() < deadline, f"{len(acknowledged)} of {count} writes acknowledged in {timeout} s"
         time.sleep(0.005)
-
-
-def _swept_files(data_dir: Path, rows: int, timeout: float = 60.0) -> list[Path]:
-    """The stored files once the sweep after the unclean stop is done: it runs in the background after the server
-    answers (core.recovery), so the disk is read again until it holds one file per row, or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        files = list(data_dir.glob("??/??/*"))
-        if len(files) == rows or time.monotonic() > deadline:
-            return files
-        time.sleep(0.1)

@@ -23,6 +23,7 @@ from pydicom import dcmread
 
 from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.pacsbox_proc import RunningPacsbox
+from tests.support.recovery import swept_files
 
 LONG = os.environ.get("PACSBOX_LONG_TESTS") == "1"
 TOTALS = {"rest": 6000, "dicom": 6000} if LONG else {"rest": 500, "dicom": 400}
@@ -126,7 +127,7 @@ def _check(server: RunningPacsbox, ledger: Ledger, over_dicom: bool, *, contents
             assert dcmread(io.BytesIO(content)) == dcmread(io.BytesIO(_payload(number))), sop_uid
         else:
             assert hashlib.md5(content).hexdigest() == digest, sop_uid
-    stored_files = _swept_files(Path(server.data_dir), len(by_uid))
+    stored_files = swept_files(Path(server.data_dir), len(by_uid))
     assert not [p for p in stored_files if p.name.endswith(".tmp")], "temporary files survived the restart"
     # one file per index row (none missing, none left over from an unacknowledged write)
     assert len(stored_files) == len(by_uid), "the index and the files on disk disagree"
@@ -166,14 +167,3 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(face):
         stored = _check(server, ledger, over_dicom=face == "dicom", contents=True)
     assert kills == KILLS and len(ledger.acknowledged) == total == stored
     print(f"{face}: {kills} kills during a {total}-instance ingest, all {stored} acknowledged and stored, 0 lost")
-
-
-def _swept_files(data_dir: Path, rows: int, timeout: float = 60.0) -> list[Path]:
-    """The stored files once the sweep after the unclean stop is done: it runs in the background after the server
-    answers (core.recovery), so the disk is read again until it holds one file per row, or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        files = list(data_dir.glob("??/??/*"))
-        if len(files) == rows or time.monotonic() > deadline:
-            return files
-        time.sleep(0.1)

@@ -155,7 +155,7 @@ class Template:
             if uid != os.getuid():
                 _send(connection, {"error": "refused: another user", "stale": False})
                 return True
-            request = json.loads(_receive(connection))
+            request = json.loads(receive_line(connection))
             if request.get("fingerprint") != self.fingerprint or _source_times() != self.sources:
                 _send(connection, {"error": "the template is stale (pacsbox or Python changed)", "stale": True})
                 return False
@@ -243,7 +243,8 @@ def _set_process_name(name: bytes) -> None:
         pass
 
 
-def _receive(connection: socket.socket) -> bytes:
+def receive_line(connection: socket.socket) -> bytes:
+    """One newline-ended message of the template's protocol (a request, or its answer), at most MAX_REQUEST bytes."""
     data = b""
     while not data.endswith(b"\n"):
         chunk = connection.recv(65536)

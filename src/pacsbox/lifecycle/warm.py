@@ -155,19 +155,14 @@ def _record(folder: Path) -> dict[str, Any] | None:
 
 def _ask(folder: Path, request: dict[str, Any]) -> dict[str, Any] | None:
     """The template's answer, or None when nobody listens or the exchange failed."""
-    from .template import socket_name
+    from .template import receive_line, socket_name
 
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             connection.settimeout(10.0)
             connection.connect(socket_name(folder))
             connection.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = receive_line(connection)
         answer = json.loads(data)
         return answer if isinstance(answer, dict) else None
     except (OSError, ValueError):

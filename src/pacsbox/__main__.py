@@ -1,5 +1,11 @@
-"""``python -m pacsbox`` runs the command line."""
+"""``python -m pacsbox`` runs the command line; ``serve`` with plain options starts without click
+(``cli_serve``: a cold start is timed from the process's first instruction)."""
 
-from .cli import main
+import sys
 
-main()
+from .cli_serve import main as serve_without_click
+
+if sys.argv[1:2] != ["serve"] or not serve_without_click(sys.argv[2:]):
+    from .cli import main
+
+    main()

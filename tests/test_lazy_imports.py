@@ -210,3 +210,60 @@ def test_a_server_without_lua_loads_no_lua_module_and_refuses_scripts(tmp_path):
     assert report["out_of_start"] == []
     assert report["peers"] == [200, []]  # the peers' routes load their module on first use
     assert report["script"] == [403, ""]
+
+
+# Run in a child as `python -m pacsbox serve ...`: a hook records, for each module watched, the files on the stack
+# when it was first imported; once GET /system answers, the report is written and the server is stopped.
+_SERVE_CHILD = textwrap.dedent("""
+    import base64, importlib.abc, json, os, runpy, signal, sys, threading, traceback, urllib.request
+    WATCHED, PORT, REPORT = %r, %d, %r
+    chains = {}
+
+    class RecordFirstImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name in WATCHED and name not in chains:
+                chains[name] = [frame.filename for frame in traceback.extract_stack()[:-1]]
+            return None
+
+    sys.meta_path.insert(0, RecordFirstImport())
+
+    def probe():
+        request = urllib.request.Request(f"http://127.0.0.1:{PORT}/system",
+                                         headers={"Authorization": "Basic " + base64.b64encode(b"a:b").decode()})
+        while True:
+            try:
+                status = urllib.request.urlopen(request, timeout=5).status
+                break
+            except OSError:
+                threading.Event().wait(0.02)
+        with open(REPORT, "w") as report:
+            json.dump({"status": status, "chains": chains, "loaded": sorted(set(WATCHED) & set(sys.modules))}, report)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=probe, daemon=True).start()
+    sys.argv = ["pacsbox", *sys.argv[1:]]
+    runpy.run_module("pacsbox", run_name="__main__", alter_sys=True)
+""")
+
+
+def test_serve_reads_its_command_line_without_click(tmp_path):
+    """``python -m pacsbox serve`` with plain options runs ``cli_serve`` and never ``pacsbox.cli``: click is not
+    pacsbox's to import on that path (Uvicorn, loaded to serve HTTP, still brings it in)."""
+    from tests.support.orthanc_ref import free_port
+
+    port = free_port()
+    (tmp_path / "config.json").write_text(json.dumps({"RegisteredUsers": {"a": "b"}, "AuthenticationEnabled": True}))
+    watched = ["click", "pacsbox.cli", "pacsbox.cli_common", "uvicorn"]
+    script = tmp_path / "serve_child.py"
+    script.write_text(_SERVE_CHILD % (watched, port, str(tmp_path / "report.json")))
+    done = subprocess.run([sys.executable, str(script), "serve", "--config", str(tmp_path / "config.json"),
+                           "--data-dir", str(tmp_path / "data"), "--http-port", str(port), "--dicom-port", "0"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["status"] == 200
+    assert "pacsbox.cli" not in report["loaded"] and "pacsbox.cli_common" not in report["loaded"]
+    pacsbox_frames = [name for name in report["chains"].get("click", []) if "/pacsbox/" in name]
+    # the first pacsbox frame that reached click is the server loading Uvicorn, not a command line module
+    assert pacsbox_frames and pacsbox_frames[-1].endswith("/pacsbox/server.py"), report["chains"].get("click")
+    assert any("/uvicorn/" in name for name in report["chains"]["click"])

@@ -6,7 +6,6 @@ import functools
 import os
 import threading
 import time
-import zipfile
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -28,9 +27,10 @@ from .modalities import ModalityRegistry, RemoteDicom
 from .settings import RuntimeSettings
 from .storage import FileStore, is_disk_full, storage_full
 from .switch import StateSwitch, recover_switch
-from .unpack import spool_zip_member
 
 if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
+    import zipfile
+
     from pydicom.dataset import Dataset
 
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
@@ -239,6 +239,8 @@ class Archive:
         DICOM or whose name escapes the archive (zip-slip) rejects it, and nothing is stored; members adding up to
         more than MaximumUploadSize (a zip bomb) are refused: by their declared sizes before any is inflated, by
         what they really inflate to while they are (counted a MiB at a time, whatever the headers say)."""
+        import zipfile  # (with tarfile, unpack's: loaded by the first archive received, not at start)
+
         try:
             archive = zipfile.ZipFile(source)
         except zipfile.BadZipFile as error:
@@ -271,6 +273,10 @@ class Archive:
     @staticmethod
     def _inflated(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int | None = None) -> BinaryIO:
         """A zip member in a temporary file (memory up to 32 MiB), inflated a MiB at a time up to ``limit``."""
+        import zipfile
+
+        from .unpack import spool_zip_member
+
         try:
             return spool_zip_member(archive, member, limit)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as error:

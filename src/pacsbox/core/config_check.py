@@ -10,7 +10,6 @@ with no change here. Unknown keys are warnings (with the nearest known key), nev
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import math
@@ -262,6 +261,8 @@ def unknown_keys(values: Mapping[str, Any]) -> list[str]:
     for key in values:
         if key in known:
             continue
+        import difflib  # (only for a key it does not know)
+
         near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75) or [
             name for name in sorted(known) if name.lower() == key.lower()]
         lines.append(f"unknown configuration key {key!r} ignored" + (f" (did you mean {near[0]!r}?)" if near else ""))

@@ -36,7 +36,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -214,6 +213,8 @@ class JobsEngine:
 
     @staticmethod
     def _record(job: Job, priority: int) -> JobRecord:
+        import uuid  # (it imports platform: loaded on first use, not at start)
+
         return JobRecord(str(uuid.uuid4()), job, job.job_type, int(priority), dict(job.initial_content()))
 
     def _admit(self, record: JobRecord) -> JobRecord:

@@ -9,7 +9,6 @@ import shutil
 import struct
 import threading
 import time
-import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +135,8 @@ class FileStore:
         return stats.f_bavail * stats.f_frsize
 
     def _new_target(self) -> tuple[str, Path, Path]:
+        import uuid  # (it imports platform: loaded on first use, not at start)
+
         with self._lock:
             if self._left == 0:
                 self._prefix, self._left = uuid.uuid4().hex[:4], _FILES_PER_FOLDER
@@ -179,6 +180,8 @@ class FileStore:
         is gone. The copy goes with the file (``remove``), and all copies with ``clear``/``clear_plain_copies``."""
         if not compressed:
             return self.path_of(file_uuid)
+        import uuid  # (it imports platform: loaded on first use, not at start)
+
         copy = self.root / PLAIN_FOLDER / file_uuid
         if not copy.exists():
             data = self.read_plain(file_uuid, True)

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import sqlite3
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +33,8 @@ class StateSwitch:
     """One replacement of the archive's state; the caller holds the archive's gate exclusively."""
 
     def __init__(self, archive: Archive) -> None:
+        import uuid  # (it imports platform: loaded on first use, not at start)
+
         self.archive = archive
         self.root = archive.config.storage_path
         self.staging = self.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
@@ -97,6 +98,8 @@ def recover_switch(archive: Archive) -> bool:
 
 def _swap_folders(root: Path, staging: Path, new_folders: set[str]) -> None:
     """Make each XNAT folder the staged one (or absent); every step can run again after a crash."""
+    import uuid  # (it imports platform: loaded on first use, not at start)
+
     for folder in FOLDERS:
         live, staged = root / folder, staging / folder
         if folder in new_folders and not staged.exists():

@@ -28,7 +28,6 @@ future that the worker completes.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import json
@@ -231,6 +230,8 @@ class JobsEngine:
     async def run_and_wait(self, job: Job, priority: int = 0) -> dict | None:
         """The Synchronous path: submit ``job`` and await its end without blocking the event loop; its answer, or
         its failure re-raised (a core ``ArchiveError``; ``JobCanceled`` when a client cancelled it)."""
+        import asyncio  # (loaded with the HTTP server, not with the archive: cold start)
+
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 

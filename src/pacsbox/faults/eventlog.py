@@ -9,15 +9,17 @@ Waiters (``GET /pacsbox/events?wait=``) are woken as soon as an event is recorde
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..server import _SECRET_PARAMETER  # the access log's rule: one definition of what is a secret
+
+if TYPE_CHECKING:  # asyncio loads with the HTTP server, not with the archive (cold start)
+    import asyncio
 
 DEFAULT_SIZE = 10000
 KINDS = ("http", "association", "association-end", "dimse", "scu", "stored", "deleted", "reset", "job")
@@ -94,6 +96,8 @@ class EventLog:
 
     async def wait_async(self, since: int, timeout: float, select: Callable[[], list[dict[str, Any]]]) -> None:
         """Return once ``select()`` finds something or ``timeout`` seconds passed, without blocking the loop."""
+        import asyncio
+
         woken = asyncio.Event()
         waiter = (asyncio.get_running_loop(), woken)
         deadline = time.monotonic() + timeout

@@ -267,3 +267,32 @@ def test_serve_reads_its_command_line_without_click(tmp_path):
     # the first pacsbox frame that reached click is the server loading Uvicorn, not a command line module
     assert pacsbox_frames and pacsbox_frames[-1].endswith("/pacsbox/server.py"), report["chains"].get("click")
     assert any("/uvicorn/" in name for name in report["chains"]["click"])
+
+
+def test_the_archive_and_the_dicom_port_open_without_the_http_stack(tmp_path):
+    """What a server needs before its HTTP face (the configuration, the archive with its jobs engine and event
+    log, the DICOM listener accepting) imports no event loop, web framework or command line library: a start
+    path may listen and answer before any of them loads (issue 24's cold start)."""
+    script = textwrap.dedent("""
+        import json, socket, sys
+        from pacsbox.core.assembly import open_archive
+        from pacsbox.core.config import config_from_mapping
+        from pacsbox.faces.dimse.scp import DicomServer
+        from pacsbox.faces.dimse.scu import DicomClient
+
+        config = config_from_mapping({"StorageDirectory": "data", "HttpPort": 0, "DicomPort": 0})
+        archive = open_archive(config)
+        archive.remote = DicomClient(archive, config)
+        server = DicomServer(archive, config)
+        port = server.start()
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        loaded = sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[1:]))
+        server.stop()
+        archive.close()
+        print(json.dumps(loaded))
+    """)
+    avoided = ["asyncio", "uvloop", "uvicorn", "starlette", "anyio", "click", *HEAVY]
+    done = subprocess.run([sys.executable, "-c", script, *avoided], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -2,6 +2,14 @@
 
 ``serve`` runs in the foreground (the CLI); ``Server`` runs the same thing in background threads of the
 calling process (in-process mode for tests that want no child process).
+
+Start-up, in order (a cold start is timed from the process's first instruction to both ports answering):
+``python -m pacsbox serve`` reads its options without click (``cli_serve``); the configuration is checked; the
+HTTP socket is bound but not listening; the archive opens (index, file store, jobs engine, event log) and the
+DICOM port listens, and up to here nothing imports asyncio, Uvicorn, Starlette or click
+(``tests/test_lazy_imports.py`` checks it); then the faces' applications are built (each route's handler module
+loads on its first request, the XNAT and DICOMweb faces on theirs), Uvicorn is imported and serves, and only then
+does the HTTP socket listen, so that a client connecting earlier is refused and polls again rather than waiting.
 """
 
 from __future__ import annotations

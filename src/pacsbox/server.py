@@ -196,7 +196,8 @@ class _Runtime:
         self.http_server = _Server(uvicorn.Config(
             app, http=protocol_for(self.http_limits), log_level="info" if access_log else "warning",
             access_log=access_log, lifespan="off", timeout_keep_alive=config.HttpKeepAliveTimeout,
-            server_header=False, proxy_headers=False))
+            server_header=False, proxy_headers=False,
+            ws="none"))  # as Orthanc: no WebSocket; an Upgrade header is ignored, whatever libraries are installed
         logging.getLogger("uvicorn.access").addFilter(_REDACT_SECRETS)  # after uvicorn.Config set up its logging
 
     def serve_http(self) -> None:

@@ -235,6 +235,7 @@ class Index:
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._connections_lock = threading.Lock()
         self._commits = 0
+        self._changing_commits = 0  # commits that changed at least one row (``generation``)
         self._checkpoint_wanted = threading.Event()
         self._closing = False
         self._checkpointer: threading.Thread | None = None
@@ -264,6 +265,7 @@ class Index:
         db = self._connection()
         with self._write_lock:
             db.execute("BEGIN IMMEDIATE")
+            changes = db.total_changes
             try:
                 yield db
             except BaseException:
@@ -271,8 +273,17 @@ class Index:
                 raise
             db.execute("COMMIT")
             self._commits += 1
+            if db.total_changes != changes:  # (the stability watcher commits every second, mostly nothing)
+                self._changing_commits += 1
             if self._commits % _CHECKPOINT_EVERY == 0:
                 self._want_checkpoint()
+
+    def generation(self) -> tuple[int, int]:
+        """A value that differs between two calls when anything was committed to the index in between: this
+        process's commits that changed a row (counted once committed) and SQLite's ``data_version`` of this thread's
+        connection (which moves on any other connection's commit, another process's included). Read it *before*
+        reading what depends on the index: an answer read after it can only be newer than it says."""
+        return self._changing_commits, self._connection().execute("PRAGMA data_version").fetchone()[0]
 
     @property
     def is_writing(self) -> bool:

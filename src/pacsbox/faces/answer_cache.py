@@ -1,8 +1,11 @@
-"""A bounded least-recently-used cache of rendered answers, for answers that depend only on a stored file.
+"""Bounded least-recently-used caches of rendered answers.
 
-A stored file never changes under its UUID (storing, overwriting, modifying, compressing or restoring writes a new
-file under a new UUID; a reset or a delete removes UUIDs that are never reused), so an answer kept under its file's
-UUID is never stale: one whose file is gone is simply never asked for again and ages out.
+``AnswerCache``: answers that depend only on a stored file. A stored file never changes under its UUID (storing,
+overwriting, modifying, compressing or restoring writes a new file under a new UUID; a reset or a delete removes
+UUIDs that are never reused), so an answer kept under its file's UUID is never stale: one whose file is gone is
+simply never asked for again and ages out.
+
+``GenerationAnswers``: whole answers that depend on the index, kept only while nothing is committed to it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Any
 
 
 class AnswerCache:
@@ -38,3 +42,46 @@ class AnswerCache:
             while self._size > self.limit:
                 _, dropped = self._answers.popitem(last=False)
                 self._size -= len(dropped)
+
+
+class GenerationAnswers:
+    """Whole answers of the lean path's reads, kept while the archive's index does not change.
+
+    Each answer is kept with the index's generation (``Index.generation``) read *before* it was made; a lookup
+    under any other generation empties the cache first, so that no answer made before a change (a store through
+    any face, a modification, a deletion, metadata, a label, a stability flag, a reset, another process's write)
+    is ever given after it. Only the event loop's thread uses it (no lock). At most ``limit`` bytes of bodies, the
+    least recently used going first.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._generation: Hashable = None
+        self._answers: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._size = 0
+
+    def get(self, key: Hashable, generation: Hashable) -> Any:
+        """The answer kept for ``key`` under ``generation``, else None."""
+        if generation != self._generation:
+            self._answers.clear()
+            self._size = 0
+            self._generation = generation
+            return None
+        kept = self._answers.get(key)
+        if kept is None:
+            return None
+        self._answers.move_to_end(key)
+        return kept[0]
+
+    def put(self, key: Hashable, generation: Hashable, answer: Any, size: int) -> None:
+        """Keep ``answer`` (``size`` bytes) for ``key``, if ``generation`` is still the current one."""
+        if generation != self._generation or size > self.limit // 16:
+            return
+        previous = self._answers.pop(key, None)
+        if previous is not None:
+            self._size -= previous[1]
+        self._answers[key] = (answer, size)
+        self._size += size
+        while self._size > self.limit:
+            _, (_, dropped) = self._answers.popitem(last=False)
+            self._size -= dropped

@@ -49,8 +49,8 @@ class GenerationAnswers:
 
     Each answer is kept with the index's generation (``Index.generation``) read *before* it was made; a lookup
     under any other generation empties the cache first, so that no answer made before a change (a store through
-    any face, a modification, a deletion, metadata, a label, a stability flag, a reset, another process's write)
-    is ever given after it. Only the event loop's thread uses it (no lock). At most ``limit`` bytes of bodies, the
+    any face, a modification, a deletion, metadata, a label, a stability flag, a reset, a restore) is ever given
+    after it. Only the event loop's thread uses it (no lock). At most ``limit`` bytes of bodies, the
     least recently used going first.
     """
 

@@ -3,14 +3,14 @@
 Through a real server: the hot reads are read (and kept), then the archive is changed through each way in (a REST
 upload, a C-STORE, a modification, a deletion, a metadata write) and the same reads must answer what the normal
 path answers (a fault rule that never fires sends every request the normal way, which keeps nothing). In-process:
-a second read is the very answer kept, and a metadata write, the stability watcher's flag, another connection's
+a second read is the very answer kept, and a metadata write, the stability watcher's flag, another thread's
 write to the index and a new DefaultEncoding each end it.
 """
 
 from __future__ import annotations
 
 import io
-import sqlite3
+import threading
 import time
 
 import pytest
@@ -149,10 +149,15 @@ def test_every_change_to_the_index_ends_kept_answers(tmp_path):
         stable = read(f"/series/{series}")
         assert b'"IsStable": true' in stable[2]
 
-        # a write by another connection (as another process would make it) to the index itself
-        with sqlite3.connect(archive.index.path) as other:
-            other.execute("UPDATE resources SET main_tags = json_set(main_tags, '$.SeriesDescription', 'Outside')"
-                          " WHERE public_id = ?", (series,))
+        # a write by another thread, on its own connection, as the DICOM face and the jobs make theirs
+        def rename() -> None:
+            with archive.index.writing() as db:
+                db.execute("UPDATE resources SET main_tags = json_set(main_tags, '$.SeriesDescription', 'Outside')"
+                           " WHERE public_id = ?", (series,))
+
+        writer = threading.Thread(target=rename)
+        writer.start()
+        writer.join()
         assert b'"SeriesDescription": "Outside"' in read(f"/series/{series}")[2]
 
         archive.settings.set_default_encoding("Utf8")  # PUT /tools/default-encoding: part of what tags depend on

@@ -145,9 +145,16 @@ def test_every_change_to_the_index_ends_kept_answers(tmp_path):
         assert read(f"/series/{series}") is again
 
         assert b'"IsStable": false' in again[2]
+        tags = read(f"/instances/{instance}/tags", b"simplify")
+        assert read(f"/instances/{instance}/tags", b"simplify") is tags
+        described = read(f"/instances/{instance}")
+        assert read(f"/instances/{instance}") is described
         assert archive.index.mark_stable(time.time() + 1)  # what the stability watcher does once StableAge passed
+        # a stability flag ends only the answers that name a resource flagged (here its patient, study and series)
+        assert read(f"/instances/{instance}/tags", b"simplify") is tags
         stable = read(f"/series/{series}")
         assert b'"IsStable": true' in stable[2]
+        assert read(f"/instances/{instance}") is not described  # its ParentSeries is the series flagged
 
         # a write by another thread, on its own connection, as the DICOM face and the jobs make theirs
         def rename() -> None:

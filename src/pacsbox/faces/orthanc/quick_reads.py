@@ -47,7 +47,7 @@ def quick_answer(app: Starlette, scope: Scope) -> QuickAnswer | None:
     archive = state.archive
     key = (scope["path"], scope["query_string"], archive.settings.default_encoding)
     generation = archive.index.generation()  # before anything is read (see Index.generation)
-    answer = kept.get(key, generation)
+    answer = kept.get(key, generation, archive.index.stable_marks_since)
     if answer is not None:
         return answer
     found = app.router.full_match(scope)  # type: ignore[attr-defined]  # (the face's IndexedRouter)
@@ -68,7 +68,7 @@ def quick_answer(app: Starlette, scope: Scope) -> QuickAnswer | None:
             or any(name not in _PLAIN_HEADERS for name, _ in response.raw_headers):
         return None
     answer = 200, response.raw_headers, bytes(response.body)
-    kept.put(key, generation, answer, len(answer[2]))
+    kept.put(key, generation, answer, answer[2])
     return answer
 
 

@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,13 @@ _DESCRIBE = (
     " FROM resources r LEFT JOIN resources p ON p.iid = r.parent"
     " LEFT JOIN attachments a ON a.iid = r.iid AND a.content_type = 1"
     " LEFT JOIN resources pat ON pat.iid = r.patient AND r.level = 1 "
+)
+# the same columns for an instance, which has no children and shows no patient tags: two subqueries and a join less
+_DESCRIBE_INSTANCE = (
+    "SELECT r.iid, r.public_id, r.level, r.main_tags, p.public_id, r.last_update, r.is_stable, r.is_protected,"
+    " r.index_in_series, a.uuid, a.size, NULL, a.compression, NULL, NULL"
+    " FROM resources r LEFT JOIN resources p ON p.iid = r.parent"
+    " LEFT JOIN attachments a ON a.iid = r.iid AND a.content_type = 1 "
 )
 
 
@@ -144,6 +152,7 @@ CREATE TABLE IF NOT EXISTS properties (name TEXT PRIMARY KEY, value TEXT NOT NUL
 _ANCESTOR_COLUMN = {Level.PATIENT: "patient", Level.STUDY: "study", Level.SERIES: "series", Level.INSTANCE: "iid"}
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 _CHECKPOINT_EVERY = 16  # commits between background checkpoints
+_MARKS_KEPT = 64  # the last mark_stable commits whose flagged IDs are kept (Index.stable_marks_since)
 _AUTOCHECKPOINT_PAGES = 10000  # the backstop (SQLite's default is 1000)
 
 
@@ -235,6 +244,9 @@ class Index:
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._connections_lock = threading.Lock()
         self._commits = 0
+        self._changing_commits = 0  # commits that changed at least one row, but stability flags (``generation``)
+        self._stability_marks = 0  # mark_stable commits that flagged something
+        self._recent_marks: deque[tuple[int, tuple[str, ...]]] = deque(maxlen=_MARKS_KEPT)  # (number, public IDs)
         self._checkpoint_wanted = threading.Event()
         self._closing = False
         self._checkpointer: threading.Thread | None = None
@@ -273,11 +285,13 @@ class Index:
         return db
 
     @contextmanager
-    def writing(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed on success and rolled back on any exception."""
+    def writing(self, *, counted: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed on success and rolled back on any exception; ``counted=False`` only
+        for ``mark_stable``, which counts its commits itself (see ``generation``)."""
         db = self._connection()
         with self._write_lock:
             db.execute("BEGIN IMMEDIATE")
+            changes = db.total_changes
             try:
                 yield db
             except BaseException:
@@ -285,8 +299,29 @@ class Index:
                 raise
             db.execute("COMMIT")
             self._commits += 1
+            if counted and db.total_changes != changes:  # (the stability watcher commits every second, mostly nothing)
+                self._changing_commits += 1
             if self._commits % _CHECKPOINT_EVERY == 0:
                 self._want_checkpoint()
+
+    def generation(self) -> tuple[int, int]:
+        """A value that differs between two calls when anything was committed to the index in between: the commits
+        that changed at least one row, counted once committed, then those of ``mark_stable`` that flagged some
+        resources stable (the second number alone moves when only stability flags changed: ``stable_marks_since``
+        names the resources). Every write goes through ``writing`` and the index has one writer process, the
+        server's (``open_archive``); a commit that changed no row (the stability watcher's, most seconds) changes
+        nothing that was read. Read it *before* reading what depends on the index: an answer read after it can only
+        be newer than it says. (Not SQLite's ``data_version``, which would also see other processes: it costs
+        several microseconds a request, this two attribute reads.)"""
+        return self._changing_commits, self._stability_marks
+
+    def stable_marks_since(self, marks: int) -> list[str] | None:
+        """The public IDs flagged stable by the ``mark_stable`` commits after the first ``marks`` of them (the
+        second number of ``generation``), or None when they are no longer all kept."""
+        kept = list(self._recent_marks)
+        if marks < self._stability_marks and (not kept or kept[0][0] > marks + 1):
+            return None
+        return [public_id for number, ids in kept if number > marks for public_id in ids]
 
     @property
     def is_writing(self) -> bool:
@@ -496,8 +531,9 @@ class Index:
         """``describe`` of one resource named by its public ID (None unless the index holds it at ``level``), in
         one statement: a read answered on the event loop pays one SQLite round trip instead of five (lookup,
         BEGIN, row, children, COMMIT), and one statement reads one consistent snapshot as well."""
-        found = self._connection().execute(_DESCRIBE + "WHERE r.public_id = ? AND r.level = ?",
-                                           (public_id, int(level))).fetchone()
+        found = self._connection().execute(
+            (_DESCRIBE_INSTANCE if level == Level.INSTANCE else _DESCRIBE) + "WHERE r.public_id = ? AND r.level = ?",
+            (public_id, int(level))).fetchone()
         return None if found is None else _described(found)
 
     def describe_below(self, public_id: str, level: Level, target: Level, at_most: int) -> list[ResourceRow] | None:
@@ -506,8 +542,9 @@ class Index:
         the slow way) or more than ``at_most``."""
         # children through the parent's index; deeper descendants through the ancestor column
         column = "parent" if target == level + 1 else _ANCESTOR_COLUMN[level]
+        select = _DESCRIBE_INSTANCE if target == Level.INSTANCE else _DESCRIBE
         rows = self._connection().execute(
-            _DESCRIBE + f"JOIN resources above ON above.iid = r.{column}"
+            select + f"JOIN resources above ON above.iid = r.{column}"
             " WHERE above.public_id = ? AND above.level = ? AND r.level = ? ORDER BY r.iid LIMIT ?",
             (public_id, int(level), int(target), at_most + 1)).fetchall()
         if not rows or len(rows) > at_most:
@@ -634,7 +671,8 @@ class Index:
 
     def mark_stable(self, older_than: float) -> list[tuple[int, Level, str]]:
         """Flag as stable the patients, studies and series not updated since ``older_than``; log the changes."""
-        with self.writing() as db:
+        # counted apart (``generation``): a flag changes the answers that show these resources, not every answer
+        with self.writing(counted=False) as db:
             rows = db.execute(
                 "SELECT iid, level, public_id FROM resources WHERE is_stable = 0 AND level < 3 AND last_update <= ?"
                 " ORDER BY level DESC, iid",
@@ -643,6 +681,9 @@ class Index:
             for iid, level, public_id in rows:
                 db.execute("UPDATE resources SET is_stable = 1 WHERE iid = ?", (iid,))
                 self.log_change(db, "Stable" + Level(level).title, iid, Level(level), public_id)
+        if rows:  # (committed: the IDs are kept before the count moves, so a reader of the count finds them)
+            self._recent_marks.append((self._stability_marks + 1, tuple(row[2] for row in rows)))
+            self._stability_marks += 1
         return [(iid, Level(level), public_id) for iid, level, public_id in rows]
 
     # -- changes and exports -----------------------------------------------------------------------------

@@ -5,6 +5,11 @@ route's usual one, run to its end at once; if it would wait (a worker thread for
 parse), or fails, or answers anything but a small 200, its answer is dropped and the request goes the normal way,
 where the handler runs again (these handlers only read, and what they keep, in the tag cache, is the same either
 way).
+
+Their answers are kept whole (``faces.answer_cache.GenerationAnswers``, by path, query and DefaultEncoding, the only
+other thing they depend on) while nothing is committed to the index: a test suite reading the same study or series
+again and again between two uploads pays for routing and rendering once. Credentials, the Lua filter, fault rules,
+the event log and the metrics are all checked or counted by the layers around this one, kept answer or not.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from ..answer_cache import GenerationAnswers
+
 if TYPE_CHECKING:
     from ...http_protocol import QuickAnswer
 
@@ -25,12 +32,24 @@ HOT_HANDLERS = frozenset({"resources:get_resource", "resources:related", "tag_an
                           "tag_answers:simplified_tags"})
 LARGEST_BODY = 64 * 1024  # bytes of an answer given this way; a larger one goes the normal way
 _PLAIN_HEADERS = frozenset({b"content-length", b"content-type"})
+KEPT_BYTES = 16 * 1024 * 1024  # bodies of whole answers kept (answers of at most LARGEST_BODY bytes each)
 
 
 def quick_answer(app: Starlette, scope: Scope) -> QuickAnswer | None:
     """``(status, headers, body)`` of a GET on a hot route, as the route's handler answers it, or None."""
     if scope["method"] != "GET":
         return None
+    state = app.state
+    try:
+        kept = state.read_answers
+    except AttributeError:
+        kept = state.read_answers = GenerationAnswers(KEPT_BYTES)
+    archive = state.archive
+    key = (scope["path"], scope["query_string"], archive.settings.default_encoding)
+    generation = archive.index.generation()  # before anything is read (see Index.generation)
+    answer = kept.get(key, generation, archive.index.stable_marks_since)
+    if answer is not None:
+        return answer
     found = app.router.full_match(scope)  # type: ignore[attr-defined]  # (the face's IndexedRouter)
     if found is None:
         return None
@@ -48,7 +67,9 @@ def quick_answer(app: Starlette, scope: Scope) -> QuickAnswer | None:
             or len(response.body) > LARGEST_BODY \
             or any(name not in _PLAIN_HEADERS for name, _ in response.raw_headers):
         return None
-    return 200, response.raw_headers, bytes(response.body)
+    answer = 200, response.raw_headers, bytes(response.body)
+    kept.put(key, generation, answer, answer[2])
+    return answer
 
 
 def _finished(coroutine: Coroutine[Any, Any, Response]) -> Response | None:

@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import cleanup, report, servers, suite
-from bench.plan import FULL, QUICK, Plan
+from bench.plan import FULL, QUICK, SMOKE, Plan
 
 
 def parse(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]:
@@ -36,6 +36,8 @@ def parse(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:5]))
     parser.add_argument("--quick", action="store_true", help="small counts for CI (every measure still runs)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the test suite's plan: every measure once, the fewest files (figures meaningless)")
     parser.add_argument("--rounds", type=int, help=f"rounds of fresh servers (default {FULL.rounds})")
     parser.add_argument("--scale", type=int,
                         help=f"instances the growing archive reaches, 0 to skip (default {FULL.scale})")
@@ -46,7 +48,7 @@ def parse(argv: list[str] | None = None) -> tuple[Plan, argparse.Namespace]:
                         help="where to write every figure as JSON (default ./benchmark-results.json)")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for the README)")
     options = parser.parse_args(argv)
-    base = QUICK if options.quick else FULL
+    base = SMOKE if options.smoke else QUICK if options.quick else FULL
     overrides = {key: getattr(options, key) for key in ("rounds", "scale", "step", "requests", "workdir")
                  if getattr(options, key) is not None}
     try:

@@ -16,11 +16,58 @@ def pytest_configure(config: pytest.Config) -> None:
     """Once a run (in the controller, before xdist's workers start): write the bytecode of pacsbox's modules, as
     installing the package does. The suite starts hundreds of servers, each a fresh interpreter; under
     ``PYTHONDONTWRITEBYTECODE`` (set in some CI images) an editable install never caches its bytecode, and every
-    one of those starts would compile pacsbox's 150-odd modules again."""
+    one of those starts would compile pacsbox's 150-odd modules again. The suite's own modules likewise (see
+    ``_write_test_bytecode``)."""
     if not hasattr(config, "workerinput"):
         import pacsbox
 
         compileall.compile_dir(Path(pacsbox.__file__).parent, quiet=1)
+        _write_test_bytecode(config)
+
+
+def _write_test_bytecode(config: pytest.Config) -> None:
+    """Every xdist worker collects the whole suite, and so imports all of its 200-odd test modules: pytest rewrites
+    each one's asserts (parse, rewrite, compile: most of a worker's collection time) and keeps the result in its
+    cache beside the module, but never under ``PYTHONDONTWRITEBYTECODE``, so each worker of each run paid it again.
+    Written here once, before the workers start, in two processes (the machine's cores are idle meanwhile); the
+    workers then read it. The helper modules (tests/support, ...) get their plain bytecode. pytest's rewriting
+    functions are internal: should they change, this does nothing and the workers rewrite as before."""
+    import os
+
+    tests = Path(__file__).parent
+    modules = sorted(path for path in tests.rglob("*.py") if "__pycache__" not in path.parts)
+    helpers = [path for path in modules if not path.name.startswith("test_") and path.name != "conftest.py"]
+    for path in helpers:
+        compileall.compile_file(path, quiet=2)
+    try:
+        from _pytest.assertion import rewrite
+
+        state = config.stash[rewrite.assertstate_key]
+        cached_name = rewrite.PYC_TAIL
+    except (ImportError, AttributeError, KeyError):  # another pytest, or --assert=plain: nothing to prepare
+        return
+
+    def write(paths: list[Path]) -> None:
+        for path in paths:
+            try:
+                folder = rewrite.get_cache_dir(path)
+                cached = folder / (path.name[:-3] + cached_name)
+                if rewrite._read_pyc(path, cached, state.trace) is None and rewrite.try_makedirs(folder):
+                    source, code = rewrite._rewrite_test(path, config)
+                    rewrite._write_pyc(state, code, source, cached)
+            except Exception:  # a module that does not compile fails at its collection, as before
+                continue
+
+    tested = [path for path in modules if path not in helpers]
+    child = os.fork() if (os.cpu_count() or 1) > 1 and hasattr(os, "fork") else None
+    if child == 0:  # the second process: every other module
+        try:
+            write(tested[1::2])
+        finally:
+            os._exit(0)
+    write(tested[0::2] if child else tested)
+    if child:
+        os.waitpid(child, 0)
 
 
 # The files that take longest (wall time on a loaded 2-core machine), longest first. xdist's ``--dist loadfile``

@@ -48,6 +48,12 @@ FULL = Plan()
 QUICK = replace(FULL, rounds=1, cold_starts=2, rest_small=120, rest_large=20, cstore_small=120, cstore_large=20,
                 stow=120, latency_set=200, requests=40, images=3, scale=1200, step=400, scale_requests=20,
                 cli_runs=3)
+#: For the test suite (tests/test_benchmarks.py checks the shape of the results, never a figure): every measure's
+#: code path once against both servers, with the fewest files that still make each figure. The latency set is one
+#: whole patient (2 studies, 4 series), which the find, C-FIND, QIDO-RS and child-list measures need; two growth
+#: windows make a first and a last one.
+SMOKE = replace(QUICK, cold_starts=1, rest_small=8, rest_large=4, cstore_small=8, cstore_large=4, stow=10,
+                latency_set=100, requests=5, images=1, scale=100, step=50, scale_requests=5, cli_runs=1)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_context
+from pynetdicom import AE, build_context, evt
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
@@ -46,13 +47,24 @@ def _negotiate_once(port: int, called_aet: str, abstract_syntaxes: list[str], ca
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
     ae.requested_contexts = [build_context(uid, transfer_syntaxes) if transfer_syntaxes else build_context(uid)
                              for uid in abstract_syntaxes]
-    assoc = ae.associate("127.0.0.1", port, ae_title=called_aet)
+    # What the peer sent, as pynetdicom's reader received it: when a peer rejects at once, pynetdicom's reader
+    # can take the A-ASSOCIATE-RJ and close the connection before the requesting thread has looked at the
+    # connection, which then calls the association aborted (not rejected), on a loaded machine a few times in a
+    # hundred. The rejection the peer sent is the outcome.
+    rejections: list = []
+
+    def received(event) -> None:  # a pynetdicom Event
+        if isinstance(event.pdu, A_ASSOCIATE_RJ):
+            rejections.append(event.pdu.to_primitive())
+
+    assoc = ae.associate("127.0.0.1", port, ae_title=called_aet, evt_handlers=[(evt.EVT_PDU_RECV, received)])
     accepted = sorted(str(cx.abstract_syntax) for cx in assoc.accepted_contexts)
     reason = None
-    if assoc.is_rejected:
-        primitive = assoc.acceptor.primitive
+    rejected = assoc.is_rejected or (not assoc.is_established and bool(rejections))
+    if rejected:
+        primitive = assoc.acceptor.primitive if assoc.is_rejected else rejections[0]
         reason = (primitive.result, primitive.result_source, primitive.diagnostic)
-    outcome = Negotiation(assoc.is_established, assoc.is_rejected, reason, accepted)
+    outcome = Negotiation(assoc.is_established, rejected, reason, accepted)
     if assoc.is_established:
         assoc.release()
     return outcome

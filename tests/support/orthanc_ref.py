@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 __all__ = [
     "DEFAULT_AET",
@@ -48,6 +49,32 @@ SKIP_REASON = (
 )
 DEFAULT_AET = "ORTHANC"
 DEFAULT_USERS: dict[str, str] = {"admin": "admin"}
+
+
+# Orthanc 1.10.1 closes a keep-alive connection after about 0.8 s without a request (CivetWeb's fixed 500 ms
+# keep-alive timeout), without a word to the client: a request sent on it just then fails with "Remote end closed
+# connection without response". The reference's session starts on a new connection after this long idle: the
+# server counts its 500 ms from when it sent the last answer, earlier than the client had read it on a loaded
+# machine, so the margin is wide; a new loopback connection costs well under a millisecond.
+IDLE_BEFORE_NEW_CONNECTION = 0.1
+
+
+class _NewConnectionAfterIdle(HTTPAdapter):
+    """An adapter that drops its pooled connections once they idled ``IDLE_BEFORE_NEW_CONNECTION`` seconds, as a
+    client that knows the server's keep-alive timeout does: no request is ever sent on a connection the server may
+    be closing, and none is retried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_used = 0.0
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def] - requests' own signature
+        if time.monotonic() - self._last_used > IDLE_BEFORE_NEW_CONNECTION:
+            self.poolmanager.clear()
+        try:
+            return super().send(request, **kwargs)
+        finally:
+            self._last_used = time.monotonic()
 
 
 def free_port() -> int:
@@ -150,9 +177,11 @@ class ReferenceOrthanc:
 
     @property
     def session(self) -> requests.Session:
-        """A ``requests.Session`` authenticated as the first registered user."""
+        """A ``requests.Session`` authenticated as the first registered user (never reusing a connection Orthanc's
+        keep-alive timeout may be closing)."""
         if self._session is None:
             self._session = requests.Session()
+            self._session.mount("http://", _NewConnectionAfterIdle())
             if self.auth is not None:
                 self._session.auth = self.auth
         return self._session

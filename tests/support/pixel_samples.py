@@ -9,6 +9,7 @@ before compression, for Orthanc to decode instead (``reference``).
 from __future__ import annotations
 
 import copy
+import functools
 import io
 from dataclasses import dataclass
 
@@ -205,8 +206,10 @@ def lying_frames() -> bytes:
     return encode(ds, JPEGBaseline8Bit)
 
 
-def samples() -> list[Sample]:
-    """Every transfer syntax and photometric interpretation of the sample data, and the derived colour ones."""
+@functools.cache  # two test modules build their parameters from it at collection, in every xdist worker
+def samples() -> tuple[Sample, ...]:
+    """Every transfer syntax and photometric interpretation of the sample data, and the derived colour ones (the
+    samples are frozen, the answer a tuple: one shared answer)."""
     chosen: list[Sample] = []
     twins = _uncompressed_twins()
     seen: set[str] = set()
@@ -237,7 +240,7 @@ def samples() -> list[Sample]:
     lossless_jpeg = _jpeg_lossless(ct_data)
     if lossless_jpeg is not None:
         chosen.append(Sample("jpeg-lossless", lossless_jpeg))
-    return chosen
+    return tuple(chosen)
 
 
 __all__ = [

@@ -105,8 +105,10 @@ def test_higher_priority_runs_first_and_the_pool_is_bounded(engine):
 
 def test_pause_resume_cancel_resubmit_follow_orthanc(engine):
     gate = threading.Event()
-    running = engine.submit(Steps(4, gate=gate, name="running"))
+    job = Steps(4, gate=gate, name="running")
+    running = engine.submit(job)
     wait_for(lambda: engine.info(running).state == "Running")
+    assert job.at_gate.wait(30)  # its first step under way (past its first checkpoint), as below
     queued = engine.submit(Steps(1, name="queued"))
     assert engine.pause(queued) and engine.info(queued).state == "Paused"
     assert engine.pause(running) and engine.info(running).state == "Running"  # at its next checkpoint

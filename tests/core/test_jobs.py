@@ -27,6 +27,7 @@ class Steps:
         self.log = log if log is not None else []
         self.name = name
         self.position = 0
+        self.at_gate = threading.Event()  # set once a step has passed its checkpoint and waits at the gate
 
     def initial_content(self) -> dict:
         return {"Steps": self.count, "Done": 0}
@@ -35,6 +36,7 @@ class Steps:
         while self.position < self.count:
             context.checkpoint()
             if self.gate is not None:
+                self.at_gate.set()
                 self.gate.wait(5)
             time.sleep(self.pause)
             if self.fail_at == self.position:
@@ -103,8 +105,10 @@ def test_higher_priority_runs_first_and_the_pool_is_bounded(engine):
 
 def test_pause_resume_cancel_resubmit_follow_orthanc(engine):
     gate = threading.Event()
-    running = engine.submit(Steps(4, gate=gate, name="running"))
+    job = Steps(4, gate=gate, name="running")
+    running = engine.submit(job)
     wait_for(lambda: engine.info(running).state == "Running")
+    assert job.at_gate.wait(30)  # its first step under way (past its first checkpoint), as below
     queued = engine.submit(Steps(1, name="queued"))
     assert engine.pause(queued) and engine.info(queued).state == "Paused"
     assert engine.pause(running) and engine.info(running).state == "Running"  # at its next checkpoint
@@ -153,8 +157,12 @@ def test_listing_reuses_the_snapshot_of_a_job_only_while_it_is_unchanged(engine)
 
 def test_a_running_job_cancelled_fails_at_its_next_step(engine):
     gate = threading.Event()
-    job_id = engine.submit(Steps(3, gate=gate))
+    job = Steps(3, gate=gate)
+    job_id = engine.submit(job)
     wait_for(lambda: engine.info(job_id).state == "Running")
+    # "Running" shows before the job's thread reaches its first checkpoint: a cancel before it would end the job
+    # at step 0; the first step is under way once it waits at the gate
+    assert job.at_gate.wait(30)
     engine.cancel(job_id)
     gate.set()
     wait_for(lambda: engine.info(job_id).state == "Failure")

@@ -128,6 +128,7 @@ def scratch(tmp_path: Path):
     """A working folder, a ``$PACSBOX_HOME`` and an environment for one block; every instance started under that
     home is stopped afterwards, and none may still run."""
     from pacsbox.lifecycle import list_instances, stop
+    from pacsbox.lifecycle.warm import stop_template
     from tests.plugin.helpers import gone
 
     home = tmp_path / "pacsbox-home"
@@ -148,6 +149,7 @@ def scratch(tmp_path: Path):
         if instance is not None:
             pids.append(instance.pid)
         stop(name, grace=5, home=home)
+    stop_template(home)  # the warm-start template a block's first start brought up, as `pacsbox stop --all` would
     assert all(gone(pid) for pid in pids), "a server started by a README block is still running"
 
 

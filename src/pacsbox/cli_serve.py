@@ -182,16 +182,12 @@ def _echo(message: str, *, err: bool = False) -> None:
 
 def _check_storage(config, chosen_by: str) -> None:
     """The data folder can be created and written, else one line naming the option that chose it."""
+    from .data_folder import data_folder_problem
+
     for folder, option in ((config.storage_path, chosen_by), (config.index_path, "IndexDirectory")):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            writable = os.access(folder, os.W_OK | os.X_OK)
-        except OSError as error:
-            raise ServeFailed(f"cannot create the data folder {folder} ({option}): "
-                              f"{error.strerror or error}; choose a writable folder") from None
-        if not writable:
-            raise ServeFailed(f"cannot write the data folder {folder} ({option}): permission denied; "
-                              "choose a writable folder")
+        problem = data_folder_problem(folder, option)
+        if problem is not None:
+            raise ServeFailed(problem)
 
 
 def _write_ready_file(path: Path, urls: dict[str, str]) -> None:

@@ -294,15 +294,11 @@ def _check_settings(settings: dict[str, Any], config: object, name: str) -> None
 
 def _check_before_spawn(data: Path, http_port: int | None, dicom_port: int | None) -> None:
     """A writable data folder and free requested ports, each named with the option that chose it."""
-    try:
-        data.mkdir(parents=True, exist_ok=True)
-        writable = os.access(data, os.W_OK | os.X_OK)
-    except OSError as error:
-        raise InstanceError(f"cannot create the data folder {data} (--data-dir, data_dir=): "
-                            f"{error.strerror or error}; choose a writable folder") from None
-    if not writable:
-        raise InstanceError(f"cannot write the data folder {data} (--data-dir, data_dir=): permission denied; "
-                            "choose a writable folder")
+    from ..data_folder import data_folder_problem
+
+    problem = data_folder_problem(data, "--data-dir, data_dir=")
+    if problem is not None:
+        raise InstanceError(problem)
     for label, port, option in (("HTTP", http_port, "--http-port / HttpPort"),
                                 ("DICOM", dicom_port, "--dicom-port / DicomPort")):
         if port and not _port_free("127.0.0.1", port):

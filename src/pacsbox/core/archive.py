@@ -104,6 +104,11 @@ class Archive:
         self.modalities = ModalityRegistry(config.DicomModalities)
         self.remote: RemoteDicom | None = None  # the DICOM SCU, wired in by the server
         self.index = Index(config.index_path / "index.sqlite")
+        # what faces read to keep an answer only while it is true: what any commit changes, read before reading what
+        # depends on the index, and the resources flagged stable since (the index's own methods: a lean read calls
+        # them on every request)
+        self.generation = self.index.generation
+        self.stable_marks_since = self.index.stable_marks_since
         self.store_area = FileStore(config.storage_path, sync=config.SyncStorageArea)
         self._time_storage_area()
         self.gate = Gate()  # stores and deletes share it; reset, restore and snapshots hold it alone

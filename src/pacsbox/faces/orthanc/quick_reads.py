@@ -46,8 +46,8 @@ def quick_answer(app: Starlette, scope: Scope) -> QuickAnswer | None:
         kept = state.read_answers = GenerationAnswers(KEPT_BYTES)
     archive = state.archive
     key = (scope["path"], scope["query_string"], archive.settings.default_encoding)
-    generation = archive.index.generation()  # before anything is read (see Index.generation)
-    answer = kept.get(key, generation, archive.index.stable_marks_since)
+    generation = archive.generation()  # before anything is read (see Index.generation)
+    answer = kept.get(key, generation, archive.stable_marks_since)
     if answer is not None:
         return answer
     found = app.router.full_match(scope)  # type: ignore[attr-defined]  # (the face's IndexedRouter)

@@ -347,11 +347,17 @@ def test_asynchronous_store_is_a_job_with_the_synchronous_report(pair, by_kind, 
     synchronous = session.post(f"{url}/modalities/peer/store", data=json.dumps(body)).json()
     answer = session.post(f"{url}/modalities/peer/store", data=json.dumps({**body, **options})).json()
     assert set(answer) == {"ID", "Path"} and answer["Path"] == f"/jobs/{answer['ID']}"
-    deadline = time.monotonic() + 10
-    while (job := session.get(f"{url}/jobs/{answer['ID']}").json())["State"] not in ("Success", "Failure"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    job = _finished_job(session, url, answer["ID"])
     assert (job["State"], job["Type"], job["Content"]) == ("Success", "DicomModalityStore", synchronous)
+
+
+def _finished_job(session, url: str, job_id: str, timeout: float = 10.0) -> dict:
+    """The job once it has succeeded or failed."""
+    deadline = time.monotonic() + timeout
+    while (job := session.get(f"{url}/jobs/{job_id}").json())["State"] not in ("Success", "Failure"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    return job
 
 
 def test_permissive_store_counts_its_failures(pair, by_kind):
@@ -397,3 +403,5 @@ def test_get_stores_what_arrives(pair, extra_study):
 def test_get_failures(pair, name, body, status):
     answer = pair.ours_session.post(f"{pair.ours.url}/modalities/{name}/get", data=json.dumps(body))
     assert answer.status_code == status, answer.text
+    if body.get("Asynchronous"):  # its C-GET must not reach the peers during a later test (a shuffled order)
+        _finished_job(pair.ours_session, pair.ours.url, answer.json()["ID"])

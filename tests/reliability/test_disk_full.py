@@ -51,10 +51,11 @@ def _temporary_files(data: Path) -> list[str]:
     return [p.name for p in data.rglob("*") if p.is_file() and (p.name.endswith(".tmp") or "tmp" in p.suffix)]
 
 
-def _fill(mount_point: Path) -> Path:
-    """Take every free byte of the file system with a filler file."""
-    filler = mount_point / "filler"
-    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+def _fill(filler: Path) -> Path:
+    """Take every free byte of the file system with ``filler``, made empty beforehand: the server may take the last
+    bytes itself after refusing a store (its index, for one, grows when its log is checkpointed in the background),
+    and creating a file may then fail too (ENOSPC on open was seen once, in a shuffled run)."""
+    with open(filler, "ab") as handle, contextlib.suppress(OSError):
         while True:
             handle.write(b"\0" * 65536)
             handle.flush()
@@ -81,6 +82,8 @@ def test_full_disk_answers_507_cleans_up_and_recovers(small_disk):
         session = server.session()
         url = server.url
         session.put(url + "/data/projects/FULLP", timeout=30).raise_for_status()
+        filler = small_disk / "filler"
+        filler.touch()  # filled below, once pacsbox has refused a store
         stored: list[str] = []
         answer = None
         for number in range(400):  # 8 MiB / ~130 KB: the disk is full long before
@@ -95,7 +98,7 @@ def test_full_disk_answers_507_cleans_up_and_recovers(small_disk):
         assert len(stored) > 20
 
         # now the disk itself, not only pacsbox's margin: every free byte taken by another program
-        filler = _fill(small_disk)
+        _fill(filler)
         os.sync()
         answer = session.post(url + "/instances", data=_instance(1000), timeout=30)
         assert answer.status_code == 507 and answer.json()["OrthancStatus"] == 19, answer.text[:300]

@@ -109,6 +109,19 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=position)
 
 
+@pytest.fixture(scope="module")
+def quiet_pydicom():
+    """pydicom logs each invalid value it reads: thousands of lines around a failure of a test feeding it hostile
+    files, none of them the failure (``pytestmark = pytest.mark.usefixtures("quiet_pydicom")``)."""
+    import logging
+
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def corpus() -> list[tuple[str, bytes]]:
     """The deterministic pydicom-generated files every suite uses."""

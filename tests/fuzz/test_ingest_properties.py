@@ -11,7 +11,6 @@ generators for as long as asked.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import uuid
@@ -44,17 +43,8 @@ SCALE = 10 if LONG else 1
 FUZZ = settings(deadline=None, derandomize=not LONG, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 
-pytestmark = pytest.mark.filterwarnings("ignore")  # pydicom warns about every invalid value it reads
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_pydicom():
-    """pydicom also logs each invalid value: thousands of lines around a failure, none of them the failure."""
-    logger = logging.getLogger("pydicom")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(level)
+# pydicom warns about, and logs, every invalid value it reads
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("quiet_pydicom")]
 
 
 def _reference(tmp_path_factory, name: str) -> Archive:

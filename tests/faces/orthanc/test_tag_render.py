@@ -9,7 +9,6 @@ against the real Orthanc (``tests/core/test_dicom_json.py``, ``test_differential
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 
@@ -27,16 +26,8 @@ LONG = os.environ.get("PACSBOX_LONG_TESTS") == "1"
 FORMS = ("full", "simplify", "short")
 ENCODINGS = ("Latin1", "Utf8", "Japanese")
 
-pytestmark = pytest.mark.filterwarnings("ignore")  # pydicom warns about every invalid value it reads
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_pydicom():
-    logger = logging.getLogger("pydicom")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(level)
+# pydicom warns about, and logs, every invalid value it reads
+pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.usefixtures("quiet_pydicom")]
 
 
 def _outcome(render, data: bytes, form: str, encoding: str) -> bytes | str:

@@ -3,9 +3,6 @@
 
 import sys
 
-from .cli_serve import main as serve_without_click
+from .cli_serve import command_line
 
-if sys.argv[1:2] != ["serve"] or not serve_without_click(sys.argv[2:]):
-    from .cli import main
-
-    main()
+command_line(sys.argv[1:])

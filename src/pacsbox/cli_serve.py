@@ -96,6 +96,15 @@ def _converted(kind: str, value: str) -> Any:
     return Path(value) if not exists or not os.path.isdir(value) else None  # "file"
 
 
+def command_line(arguments: list[str], prog_name: str | None = None) -> None:
+    """The whole command line: ``serve`` with plain options here, anything else by click (``cli.main``, named
+    ``prog_name`` in its messages; None: as click finds it)."""
+    if arguments[:1] != ["serve"] or not main(arguments[1:]):
+        from .cli import main as click_main
+
+        click_main(args=arguments, prog_name=prog_name)
+
+
 def main(arguments: list[str]) -> bool:
     """Run ``serve`` with ``arguments`` as click's command would, and exit as it would; False, having done nothing,
     when ``parse`` leaves them to click."""

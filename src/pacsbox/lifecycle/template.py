@@ -39,8 +39,9 @@ from typing import Any
 # what ``pacsbox serve`` imports on its way to answering, and what its first requests import
 PREIMPORTS = (
     "pacsbox.cli", "pacsbox.cli_serve", "pacsbox.server", "pacsbox.http_app", "pacsbox.http_protocol",
-    "pacsbox.core.archive", "pacsbox.core.assembly", "pacsbox.core.config", "pacsbox.core.config_check", "pacsbox.faces.dimse.scp_services",
-    "pacsbox.faces.dimse.scu_services", "pacsbox.lua.engine", "pacsbox.lifecycle.logfile", "uvicorn",
+    "pacsbox.core.archive", "pacsbox.core.assembly", "pacsbox.core.config", "pacsbox.core.config_check",
+    "pacsbox.faces.dimse.scp_services", "pacsbox.faces.dimse.scu_services", "pacsbox.lua.engine",
+    "pacsbox.lifecycle.logfile", "uvicorn",
     "uvicorn.protocols.http.h11_impl", "uvicorn.protocols.http.httptools_impl", "uvicorn.loops.asyncio",
     "uvicorn.lifespan.off", "uvicorn.logging", "uvicorn.loops.auto", "uvicorn.loops.uvloop", "uvloop", "asyncio",
     "sqlite3", "pydicom", "pynetdicom",
@@ -210,12 +211,9 @@ def _run_server(argv: list[str], env: dict[str, str], cwd: str, log_file: str, e
     sys.argv = ["pacsbox", *argv]
     code = 1
     try:
-        from ..cli_serve import main as serve_without_click
+        from ..cli_serve import command_line
 
-        if argv[:1] != ["serve"] or not serve_without_click(argv[1:]):  # as ``python -m pacsbox`` dispatches
-            from ..cli import main
-
-            main(args=argv, prog_name="pacsbox")
+        command_line(argv, prog_name="pacsbox")  # as ``python -m pacsbox`` runs it
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)

@@ -6,8 +6,7 @@ import functools
 import os
 import threading
 import time
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
@@ -15,22 +14,22 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar
 from .attachments import Attachments, PackedDicom, insert_until_pixel_data, write_packed_dicom
 from .config import Config
 from .dicom import ParsedInstance, parse_instance, read_dataset, read_elements
-from .errors import InexistentItem, InvalidDicom, StorageFull, TooLarge, UnknownResource
+from .errors import InexistentItem, StorageFull, UnknownResource
 from .events import ArchiveClosing, ArchiveReset, EventBus, InstanceStored, Origin, ResourceDeleted, ResourceStable
 from .finding import FindQuery, find
 from .gate import Gate
 from .ids import Level
-from .index import Index, NewResource, ResourceRow, TagConstraint, now_iso
+from .index import Index
+from .index_rows import NewResource, ResourceRow, TagConstraint, now_iso
 from .ingest_cost import quick_to_parse
 from .metrics import Metrics
 from .modalities import ModalityRegistry, RemoteDicom
+from .series_status import expected_instances, series_status
 from .settings import RuntimeSettings
 from .storage import FileStore, is_disk_full, storage_full
 from .switch import StateSwitch, recover_switch
 
 if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)
-    import zipfile
-
     from pydicom.dataset import Dataset
 
 # Orthanc's built-in metadata, by type number (the order in which Orthanc lists them). Faces may not write them.
@@ -59,9 +58,11 @@ LOOKUP_TAGS = {
     "SOPInstanceUID": Level.INSTANCE,
 }
 
-_IN_MEMORY_LIMIT = 32 * 1024 * 1024  # files above this are parsed from disk with large values deferred
+IN_MEMORY_LIMIT = 32 * 1024 * 1024  # files above this are parsed from disk with large values deferred
 _QUICK_STORE_LIMIT = 1024 * 1024  # bytes of an instance that stores in a few milliseconds (parse, fsync, commit)
 _Result = TypeVar("_Result")
+
+
 @dataclass(frozen=True)
 class StoreResult:
     """The outcome of storing one instance, with the public IDs of its four levels."""
@@ -200,7 +201,7 @@ class Archive:
             return self._store_parsed(parsed, lambda: self.store_area.write(source), len(source), origin)
         size = source.seek(0, os.SEEK_END)
         source.seek(0)
-        if size <= _IN_MEMORY_LIMIT or self.config.StorageCompression:
+        if size <= IN_MEMORY_LIMIT or self.config.StorageCompression:
             return self.store(source.read(), origin)
         parsed = self._parse(source)
 
@@ -244,50 +245,9 @@ class Archive:
         DICOM or whose name escapes the archive (zip-slip) rejects it, and nothing is stored; members adding up to
         more than MaximumUploadSize (a zip bomb) are refused: by their declared sizes before any is inflated, by
         what they really inflate to while they are (counted a MiB at a time, whatever the headers say)."""
-        import zipfile  # (with tarfile, unpack's: loaded by the first archive received, not at start)
+        from .zip_ingest import store_zip  # (zipfile with it: loaded by the first archive received, not at start)
 
-        try:
-            archive = zipfile.ZipFile(source)
-        except zipfile.BadZipFile as error:
-            raise InvalidDicom(f"Not a valid zip archive: {error}") from None
-        with archive:
-            limit = self.config.MaximumUploadSize
-            if sum(m.file_size for m in archive.infolist()) > limit:
-                raise TooLarge(f"The zip archive inflates to more than MaximumUploadSize "
-                               f"({self.config.MaximumUploadSize} bytes)")
-            members = [m for m in archive.infolist() if not m.is_dir() and not _is_ignorable(m.filename)]
-            for member in members:
-                _check_member_name(member.filename)
-            inflated = 0
-            for member in members:
-                with self._inflated(archive, member, limit - inflated) as spooled:
-                    size = spooled.seek(0, os.SEEK_END)
-                    inflated += size
-                    spooled.seek(0)
-                    try:
-                        parse_instance(spooled.read() if size <= _IN_MEMORY_LIMIT else spooled,
-                                       self.settings.default_encoding)
-                    except InvalidDicom as error:
-                        raise InvalidDicom(f"Zip member {member.filename!r}: {error.details}") from None
-            results = []
-            for member in members:
-                with self._inflated(archive, member) as spooled:
-                    results.append(self.store(spooled, origin))
-            return results
-
-    @staticmethod
-    def _inflated(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int | None = None) -> BinaryIO:
-        """A zip member in a temporary file (memory up to 32 MiB), inflated a MiB at a time up to ``limit``."""
-        import zipfile
-
-        from .unpack import spool_zip_member
-
-        try:
-            return spool_zip_member(archive, member, limit)
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as error:
-            if is_disk_full(error):
-                raise storage_full(error) from None
-            raise InvalidDicom(f"Corrupted zip member {member.filename!r}: {error}") from None
+        return store_zip(self, source, origin)
 
     def _store_parsed(self, parsed: ParsedInstance, write, size: int, origin: Origin) -> StoreResult:
         patient, study, series, instance = parsed.ids
@@ -645,47 +605,3 @@ def _converted(dataset: Dataset, tag: int):
         return dataset[tag] if tag in dataset else None  # noqa: SIM401 (get() returns the value)
     except Exception:  # pydicom raises assorted types for a value it cannot convert
         return None
-
-
-def expected_instances(series_tags: Mapping[str, str]) -> int | None:
-    """Orthanc's ExpectedNumberOfInstances of a series, from the main tags that announce it."""
-    def number(keyword: str) -> int | None:
-        try:
-            return int(series_tags[keyword])
-        except (KeyError, ValueError):
-            return None
-
-    for first, second in (("ImagesInAcquisition", "NumberOfTemporalPositions"),
-                          ("NumberOfSlices", "NumberOfTimeSlices")):
-        a, b = number(first), number(second)
-        if a is not None and b is not None:
-            return a * b
-    return number("CardiacNumberOfImages")
-
-
-def series_status(expected: int | None, indexes: list[int | None]) -> str:
-    """Orthanc's series Status: Unknown, Complete, Missing or Inconsistent."""
-    if expected is None:
-        return "Unknown"
-    seen: set[int] = set()
-    for index in indexes:
-        if index is None:
-            return "Unknown"
-        if index < 1 or index > expected or index in seen:
-            return "Inconsistent"
-        seen.add(index)
-    return "Complete" if len(seen) == expected else "Missing"
-
-
-def _is_ignorable(name: str) -> bool:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return base.upper() == "DICOMDIR" or name.startswith("__MACOSX/") or base == ".DS_Store"
-
-
-def _check_member_name(name: str) -> None:
-    """Refuse member names that would escape a folder if extracted (zip-slip), even though pacsbox never
-    extracts by name: such an archive is hostile or broken, and a client deserves to hear it."""
-    normalized = name.replace("\\", "/")
-    parts = normalized.split("/")
-    if normalized.startswith("/") or ".." in parts or (len(normalized) > 1 and normalized[1] == ":"):
-        raise InvalidDicom(f"Unsafe path in zip archive: {name!r}")

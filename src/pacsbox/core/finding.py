@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .dicom import MAIN_TAGS, read_dataset, tag_from_text
 from .errors import OutOfRange
 from .ids import Level
-from .index import ResourceRow, TagConstraint
+from .index_rows import ResourceRow, TagConstraint
 from .matching import WILDCARD_VRS, Pattern, check_pattern, parse_pattern
 
 if TYPE_CHECKING:  # pydicom loads on first use, not with the server (cold start)

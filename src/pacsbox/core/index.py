@@ -21,211 +21,28 @@ import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .ids import Level
+from .index_find import ANCESTOR_COLUMN, find_sql, fold
+from .index_rows import (
+    DESCRIBE,
+    DESCRIBE_INSTANCE,
+    Change,
+    Export,
+    NewResource,
+    ResourceRow,
+    TagConstraint,
+    described,
+    now_iso,
+)
+from .index_schema import SCHEMA, add_compression_columns
 
 DICOM_ATTACHMENT = 1  # Orthanc's FileContentType_Dicom
-
-# Index.describe_one and describe_below: a resource's row, its parent's ID, its DICOM file, its patient's tags
-# (studies) and its children's IDs and indexes in the order of their iid (the aggregates read an ordered subquery)
-_DESCRIBE = (
-    "SELECT r.iid, r.public_id, r.level, r.main_tags, p.public_id, r.last_update, r.is_stable, r.is_protected,"
-    " r.index_in_series, a.uuid, a.size, pat.main_tags, a.compression,"
-    " (SELECT group_concat(public_id, ',') FROM (SELECT public_id FROM resources WHERE parent = r.iid ORDER BY iid)),"
-    " (SELECT group_concat(ifnull(index_in_series, ''), ',') FROM"
-    "  (SELECT index_in_series FROM resources WHERE parent = r.iid ORDER BY iid))"
-    " FROM resources r LEFT JOIN resources p ON p.iid = r.parent"
-    " LEFT JOIN attachments a ON a.iid = r.iid AND a.content_type = 1"
-    " LEFT JOIN resources pat ON pat.iid = r.patient AND r.level = 1 "
-)
-# the same columns for an instance, which has no children and shows no patient tags: two subqueries and a join less
-_DESCRIBE_INSTANCE = (
-    "SELECT r.iid, r.public_id, r.level, r.main_tags, p.public_id, r.last_update, r.is_stable, r.is_protected,"
-    " r.index_in_series, a.uuid, a.size, NULL, a.compression, NULL, NULL"
-    " FROM resources r LEFT JOIN resources p ON p.iid = r.parent"
-    " LEFT JOIN attachments a ON a.iid = r.iid AND a.content_type = 1 "
-)
-
-
-def _described(found: tuple) -> ResourceRow:
-    """A row of ``_DESCRIBE`` as a ResourceRow."""
-    (iid, public_id, level_number, main_tags, parent_id, last_update, stable, protected, index, file_uuid,
-     file_size, patient_tags, compression, children, children_indexes) = found
-    row = ResourceRow(iid=iid, public_id=public_id, level=Level(level_number), main_tags=json.loads(main_tags),
-                      parent_id=parent_id, last_update=last_update, is_stable=bool(stable),
-                      is_protected=bool(protected), index_in_series=index, file_uuid=file_uuid,
-                      file_size=file_size, file_compressed=bool(compression),
-                      patient_main_tags=json.loads(patient_tags) if patient_tags else None)
-    if children:  # (public IDs are hexadecimal with dashes: a comma never appears in one)
-        row.children = children.split(",")
-        row.children_indexes = [int(number) if number else None for number in children_indexes.split(",")]
-    return row
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS resources (
-    iid INTEGER PRIMARY KEY,
-    public_id TEXT NOT NULL UNIQUE,
-    level INTEGER NOT NULL,
-    parent INTEGER REFERENCES resources(iid) ON DELETE CASCADE,
-    patient INTEGER,            -- ancestors (self included), so that finds join nothing
-    study INTEGER,
-    series INTEGER,
-    main_tags TEXT NOT NULL,    -- JSON object {keyword: value}
-    last_update REAL NOT NULL,
-    is_stable INTEGER NOT NULL DEFAULT 0,
-    is_protected INTEGER NOT NULL DEFAULT 0,
-    index_in_series INTEGER
-);
-CREATE INDEX IF NOT EXISTS resources_by_parent ON resources(parent);
-CREATE INDEX IF NOT EXISTS resources_by_level ON resources(level, iid);
-CREATE INDEX IF NOT EXISTS resources_unstable ON resources(last_update) WHERE is_stable = 0 AND level < 3;
-
-CREATE TABLE IF NOT EXISTS attachments (
-    iid INTEGER NOT NULL REFERENCES resources(iid) ON DELETE CASCADE,
-    content_type INTEGER NOT NULL,
-    uuid TEXT NOT NULL,
-    size INTEGER NOT NULL,      -- uncompressed (Orthanc's UncompressedSize and UncompressedMD5)
-    md5 TEXT NOT NULL,
-    compression INTEGER NOT NULL DEFAULT 0,  -- Orthanc's CompressionType: 0 none, 1 zlib with its size first
-    compressed_size INTEGER,    -- NULL when not compressed (then equal to size and md5)
-    compressed_md5 TEXT,
-    PRIMARY KEY (iid, content_type)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS attachments_by_uuid ON attachments(uuid);
-
-CREATE TABLE IF NOT EXISTS metadata (
-    iid INTEGER NOT NULL REFERENCES resources(iid) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (iid, name)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS lookup (
-    iid INTEGER NOT NULL REFERENCES resources(iid) ON DELETE CASCADE,
-    tag TEXT NOT NULL,
-    value TEXT NOT NULL,
-    folded TEXT NOT NULL,
-    PRIMARY KEY (iid, tag)
-) WITHOUT ROWID;
--- Finds probe lookup by its primary key from each candidate resource (``Index.find``). Indexes on every value
--- cost each instance stored ~20 more pages to write, so they were dropped (also from earlier indexes); only the
--- DICOM identifiers are indexed, one entry per resource, as Orthanc does: exact finds on them (``/tools/lookup``,
--- a C-FIND or C-MOVE by UID) then start from the few matching rows instead of scanning the whole level.
-DROP INDEX IF EXISTS lookup_exact;
-DROP INDEX IF EXISTS lookup_folded;
--- (One partial index per tag: SQLite uses a partial index only when the query's terms imply its WHERE clause
--- literally, which ``tag = 'X'`` does for ``WHERE tag = 'X'`` but not for ``WHERE tag IN (...)``.)
-CREATE INDEX IF NOT EXISTS lookup_patient_id ON lookup(value) WHERE tag = 'PatientID';
-CREATE INDEX IF NOT EXISTS lookup_study_uid ON lookup(value) WHERE tag = 'StudyInstanceUID';
-CREATE INDEX IF NOT EXISTS lookup_accession ON lookup(value) WHERE tag = 'AccessionNumber';
-CREATE INDEX IF NOT EXISTS lookup_series_uid ON lookup(value) WHERE tag = 'SeriesInstanceUID';
-CREATE INDEX IF NOT EXISTS lookup_sop_uid ON lookup(value) WHERE tag = 'SOPInstanceUID';
-
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    change_type TEXT NOT NULL,
-    iid INTEGER NOT NULL REFERENCES resources(iid) ON DELETE CASCADE,
-    level INTEGER NOT NULL,
-    public_id TEXT NOT NULL,
-    date TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS changes_by_iid ON changes(iid);
-
-CREATE TABLE IF NOT EXISTS exports (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    level INTEGER NOT NULL,
-    public_id TEXT NOT NULL,
-    remote_modality TEXT NOT NULL,
-    patient_id TEXT NOT NULL,
-    study_uid TEXT NOT NULL,
-    series_uid TEXT NOT NULL,
-    sop_uid TEXT NOT NULL,
-    date TEXT NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS properties (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-_ANCESTOR_COLUMN = {Level.PATIENT: "patient", Level.STUDY: "study", Level.SERIES: "series", Level.INSTANCE: "iid"}
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 _CHECKPOINT_EVERY = 16  # commits between background checkpoints
 _MARKS_KEPT = 64  # the last mark_stable commits whose flagged IDs are kept (Index.stable_marks_since)
 _AUTOCHECKPOINT_PAGES = 10000  # the backstop (SQLite's default is 1000)
-
-
-def now_iso(timestamp: float | None = None) -> str:
-    """Orthanc's timestamp format (``20261121T163021``), in UTC."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if timestamp is None else timestamp))
-
-
-@dataclass
-class ResourceRow:
-    """What the index knows of one resource, as the archive service hands it to faces."""
-
-    iid: int
-    public_id: str
-    level: Level
-    main_tags: dict[str, str]
-    parent_id: str | None = None
-    children: list[str] = field(default_factory=list)
-    last_update: float = 0.0
-    is_stable: bool = False
-    is_protected: bool = False
-    index_in_series: int | None = None
-    file_uuid: str | None = None
-    file_size: int | None = None
-    file_compressed: bool = False  # the DICOM file is stored zlib-compressed (StorageCompression)
-    patient_main_tags: dict[str, str] | None = None  # studies only
-    children_indexes: list[int | None] = field(default_factory=list)  # series only
-
-
-@dataclass(frozen=True)
-class NewResource:
-    """One level of an instance being stored: its ID, main tags and lookup values."""
-
-    level: Level
-    public_id: str
-    main_tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Change:
-    seq: int
-    change_type: str
-    level: Level
-    public_id: str
-    date: str
-
-
-@dataclass(frozen=True)
-class Export:
-    seq: int
-    level: Level
-    public_id: str
-    remote_modality: str
-    patient_id: str
-    study_uid: str
-    series_uid: str
-    sop_uid: str
-    date: str
-
-
-@dataclass(frozen=True)
-class TagConstraint:
-    """One condition of a find on a main tag held at ``tag_level``; ``kind`` says how ``values`` match.
-
-    kinds: ``exact`` (one value), ``list`` (any of values), ``wildcard`` (a GLOB pattern), ``range`` (values =
-    [low, high], either may be empty).
-    """
-
-    tag: str
-    tag_level: Level
-    kind: str
-    values: tuple[str, ...]
-    case_sensitive: bool = True
 
 
 class _Connection(sqlite3.Connection):
@@ -254,11 +71,11 @@ class Index:
         with self._write_lock:
             db = self._connection(creating)
             if creating:
-                db.executescript(f"BEGIN;{_SCHEMA};COMMIT;")  # one transaction, no wait for the disk
+                db.executescript(f"BEGIN;{SCHEMA};COMMIT;")  # one transaction, no wait for the disk
                 db.execute("PRAGMA synchronous=NORMAL")
             else:
-                db.executescript(_SCHEMA)  # executescript manages its own transaction
-            _add_compression_columns(db)
+                db.executescript(SCHEMA)  # executescript manages its own transaction
+            add_compression_columns(db)
 
     # -- connections -------------------------------------------------------------------------------------
     def _connection(self, creating: bool = False) -> sqlite3.Connection:
@@ -424,7 +241,7 @@ class Index:
                 )
                 iid = cursor.lastrowid
                 if resource.level != Level.INSTANCE:
-                    db.execute(f"UPDATE resources SET {_ANCESTOR_COLUMN[resource.level]} = ? WHERE iid = ?", (iid, iid))
+                    db.execute(f"UPDATE resources SET {ANCESTOR_COLUMN[resource.level]} = ? WHERE iid = ?", (iid, iid))
                 db.executemany(
                     "INSERT INTO lookup (iid, tag, value, folded) VALUES (?, ?, ?, ?)",
                     [(iid, tag, value, fold(value)) for tag, value in resource.main_tags.items()],
@@ -532,24 +349,24 @@ class Index:
         one statement: a read answered on the event loop pays one SQLite round trip instead of five (lookup,
         BEGIN, row, children, COMMIT), and one statement reads one consistent snapshot as well."""
         found = self._connection().execute(
-            (_DESCRIBE_INSTANCE if level == Level.INSTANCE else _DESCRIBE) + "WHERE r.public_id = ? AND r.level = ?",
+            (DESCRIBE_INSTANCE if level == Level.INSTANCE else DESCRIBE) + "WHERE r.public_id = ? AND r.level = ?",
             (public_id, int(level))).fetchone()
-        return None if found is None else _described(found)
+        return None if found is None else described(found)
 
     def describe_below(self, public_id: str, level: Level, target: Level, at_most: int) -> list[ResourceRow] | None:
         """``describe`` of the resources of level ``target`` below the resource ``public_id`` of ``level``, in the
         order of their iid, in one statement; None when there are none (the resource may be unknown: ask again
         the slow way) or more than ``at_most``."""
         # children through the parent's index; deeper descendants through the ancestor column
-        column = "parent" if target == level + 1 else _ANCESTOR_COLUMN[level]
-        select = _DESCRIBE_INSTANCE if target == Level.INSTANCE else _DESCRIBE
+        column = "parent" if target == level + 1 else ANCESTOR_COLUMN[level]
+        select = DESCRIBE_INSTANCE if target == Level.INSTANCE else DESCRIBE
         rows = self._connection().execute(
             select + f"JOIN resources above ON above.iid = r.{column}"
             " WHERE above.public_id = ? AND above.level = ? AND r.level = ? ORDER BY r.iid LIMIT ?",
             (public_id, int(level), int(target), at_most + 1)).fetchall()
         if not rows or len(rows) > at_most:
             return None
-        return [_described(found) for found in rows]
+        return [described(found) for found in rows]
 
     def child_iids(self, iid: int) -> list[int]:
         rows = self._connection().execute("SELECT iid FROM resources WHERE parent = ? ORDER BY iid", (iid,))
@@ -558,20 +375,20 @@ class Index:
     def descendant_iids(self, iid: int, level: Level, target: Level) -> list[int]:
         """Every resource of level ``target`` below (or at) the resource ``iid`` of level ``level``."""
         # children through the parent's index; deeper descendants through the ancestor column
-        column = "parent" if target == level + 1 else _ANCESTOR_COLUMN[level]
+        column = "parent" if target == level + 1 else ANCESTOR_COLUMN[level]
         rows = self._connection().execute(
             f"SELECT iid FROM resources WHERE {column} = ? AND level = ? ORDER BY iid", (iid, int(target))
         )
         return [row[0] for row in rows]
 
     def ancestor_iid(self, iid: int, target: Level) -> int | None:
-        column = _ANCESTOR_COLUMN[target]
+        column = ANCESTOR_COLUMN[target]
         row = self._connection().execute(f"SELECT {column} FROM resources WHERE iid = ?", (iid,)).fetchone()
         return None if row is None else row[0]
 
     def attachments_below(self, iid: int, level: Level) -> list[tuple[str, int]]:
         """``(uuid, size)`` of every DICOM file at or below a resource."""
-        column = _ANCESTOR_COLUMN[level]
+        column = ANCESTOR_COLUMN[level]
         return self._connection().execute(
             f"SELECT a.uuid, a.size FROM resources r JOIN attachments a ON a.iid = r.iid WHERE r.{column} = ?"
             " ORDER BY r.iid",
@@ -580,7 +397,7 @@ class Index:
 
     def attachment_sizes_below(self, iid: int, level: Level) -> list[tuple[int, int, int]]:
         """``(content type, size, size on disk)`` of every attachment at or below a resource."""
-        column = _ANCESTOR_COLUMN[level]
+        column = ANCESTOR_COLUMN[level]
         return self._connection().execute(
             f"SELECT a.content_type, a.size, COALESCE(a.compressed_size, a.size) FROM resources r"
             f" JOIN attachments a ON a.iid = r.iid WHERE r.{column} = ?", (iid,)).fetchall()
@@ -746,113 +563,17 @@ class Index:
         self, level: Level, constraints: Iterable[TagConstraint], modalities_in_study: TagConstraint | None = None
     ) -> list[int]:
         """iids at ``level`` whose own or ancestors' main tags satisfy every constraint, in insertion order."""
-        starts: list[str] = []  # indexed clauses on identifiers, which the query starts from
-        start_params: list[object] = []
-        clauses: list[str] = []
-        params: list[object] = []
-        for constraint in constraints:
-            start = _identifier_start(constraint, level)
-            if start is not None:
-                starts.append(start[0])
-                start_params.extend(start[1])
-                continue
-            condition, values = _match_sql(constraint)
-            clauses.append(
-                f"EXISTS (SELECT 1 FROM lookup l WHERE l.iid = r.{_ANCESTOR_COLUMN[constraint.tag_level]}"
-                f" AND l.tag = ? AND {condition})"
-            )
-            params.extend([constraint.tag, *values])
-        if modalities_in_study is not None:
-            condition, values = _match_sql(modalities_in_study)
-            clauses.append(
-                "EXISTS (SELECT 1 FROM resources s JOIN lookup l ON l.iid = s.iid WHERE s.parent = r.iid"
-                f" AND l.tag = 'Modality' AND {condition})"
-            )
-            params.extend(values)
-        # With an identifier to start from, unary + keeps SQLite off the level index (it would scan the level).
-        level_clause = "+r.level = ?" if starts else "r.level = ?"
-        sql = f"SELECT r.iid FROM resources r WHERE {' AND '.join([*starts, level_clause, *clauses])} ORDER BY r.iid"
-        return [row[0] for row in self._connection().execute(sql, [*start_params, int(level), *params])]
+        sql, params = find_sql(level, constraints, modalities_in_study)
+        return [row[0] for row in self._connection().execute(sql, params)]
 
 
 _SQLITE_MAX = 2**63 - 1
-
-
-def _add_compression_columns(db: sqlite3.Connection) -> None:
-    """Indexes made before attachments could be compressed lack three columns: add them (idempotent)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(attachments)")}
-    for column, kind in (("compression", "INTEGER NOT NULL DEFAULT 0"), ("compressed_size", "INTEGER"),
-                         ("compressed_md5", "TEXT")):
-        if column not in columns:
-            db.execute(f"ALTER TABLE attachments ADD COLUMN {column} {kind}")
 
 
 def sqlite_integer(value: int) -> int:
     """A non-negative count or sequence number as SQLite can take it: past 2^63 - 1 it means "no bound", and
     SQLite's integers stop there (a larger Python int raises OverflowError)."""
     return min(max(value, 0), _SQLITE_MAX)
-
-
-def fold(value: str) -> str:
-    """The case-insensitive form of a value for matching."""
-    return value.casefold()
-
-
-def _match_sql(constraint: TagConstraint) -> tuple[str, list[str]]:
-    column = "l.value" if constraint.case_sensitive else "l.folded"
-    values = list(constraint.values if constraint.case_sensitive else (fold(v) for v in constraint.values))
-    if constraint.kind == "exact":
-        return f"{column} = ?", values
-    if constraint.kind == "list":
-        return f"{column} IN {_value_list(values)}", _list_params(values)
-    if constraint.kind == "wildcard":
-        return f"{column} GLOB ?", values
-    if constraint.kind == "range":
-        low, high = values
-        parts, bounds = [], []
-        if low:
-            parts.append(f"{column} >= ?")
-            bounds.append(low)
-        if high:
-            parts.append(f"{column} <= ?")
-            bounds.append(high)
-        return (" AND ".join(parts) or "1"), bounds
-    raise ValueError(constraint.kind)
-
-
-def _identifier_start(constraint: TagConstraint, level: Level) -> tuple[str, list[object]] | None:
-    """An indexed clause for an exact match on a DICOM identifier of the resource or its parent, else None.
-
-    The tag goes into the SQL as a literal: SQLite uses a partial index only when the query names its tags.
-    (UIDs always match case-sensitively, so only a case-insensitive PatientID or AccessionNumber is left out.)
-    """
-    if constraint.tag not in _IDENTIFIERS or constraint.kind not in ("exact", "list") or not constraint.case_sensitive:
-        return None
-    values = list(constraint.values)
-    matching = f"SELECT iid FROM lookup WHERE tag = '{constraint.tag}' AND value IN {_value_list(values)}"
-    if constraint.tag_level == level:
-        return f"r.iid IN ({matching})", _list_params(values)
-    for _ in range(level - constraint.tag_level - 1):  # down to the parents of the level, by resources_by_parent
-        matching = f"SELECT iid FROM resources WHERE parent IN ({matching})"
-    return f"r.parent IN ({matching})", _list_params(values)
-
-
-# Lists longer than this go to SQLite as one JSON array (``json_each``) instead of one variable per value: a
-# query holds at most 32,766 variables, and a C-FIND may list thousands of UIDs in several keys.
-_INLINE_LIST = 64
-
-
-def _value_list(values: Sequence[str]) -> str:
-    if len(values) <= _INLINE_LIST:
-        return f"({','.join('?' * len(values))})"
-    return "(SELECT value FROM json_each(?))"
-
-
-def _list_params(values: Sequence[str]) -> list[str]:
-    return list(values) if len(values) <= _INLINE_LIST else [json.dumps(list(values))]
-
-
-_IDENTIFIERS = frozenset({"PatientID", "StudyInstanceUID", "AccessionNumber", "SeriesInstanceUID", "SOPInstanceUID"})
 
 
 def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import BadRequest
-from .index import fold
+from .index_find import fold
 
 RANGE_VRS = frozenset({"DA", "DT", "TM"})
 _LEADING_SPACES_DROPPED = frozenset({"UI", "IS", "DS"})  # as core.dicom stores them (DCMTK's cleaning)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .dicom import parse_instance
 from .errors import UnknownResource
 from .ids import Level
-from .index import fold
+from .index_find import fold
 
 if TYPE_CHECKING:
     from .archive import Archive

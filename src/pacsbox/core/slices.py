@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from .errors import BadRequest
-from .index import ResourceRow
+from .index_rows import ResourceRow
 
 _EPSILON = 1e-6
 _SPACING = 10 * 1.1920929e-07  # Orthanc: slices closer than 10 float epsilons along the normal are at one place

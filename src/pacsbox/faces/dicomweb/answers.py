@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pydicom loads on the first answer, not at start-up
     from pydicom.dataset import Dataset
 
     from ...core.archive import Archive
-    from ...core.index import ResourceRow
+    from ...core.index_rows import ResourceRow
 
 # The tags of the attributes this module names (pydicom's dictionary, written out so that importing this module does
 # not load pydicom)

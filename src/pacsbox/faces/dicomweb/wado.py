@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from ...core.archive import Archive, FindQuery
 from ...core.errors import UnknownResource
 from ...core.ids import Level
-from ...core.index import ResourceRow
+from ...core.index_rows import ResourceRow
 from ..answer_cache import AnswerCache
 from . import multipart, transcode
 from .answers import json_of

@@ -24,7 +24,7 @@ from ...core.config import Config
 from ...core.dicom import ENCODINGS
 from ...core.errors import ArchiveError
 from ...core.ids import Level
-from ...core.index import ResourceRow
+from ...core.index_rows import ResourceRow
 from . import status
 
 LOG = logging.getLogger("pacsbox.dimse")

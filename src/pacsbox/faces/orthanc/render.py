@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core.archive import expected_instances, series_status
 from ...core.ids import Level
-from ...core.index import ResourceRow, now_iso
+from ...core.index_rows import ResourceRow, now_iso
+from ...core.series_status import expected_instances, series_status
 
 _CHILDREN_KEY = {Level.PATIENT: "Studies", Level.STUDY: "Series", Level.SERIES: "Instances"}
 _PARENT_KEY = {Level.STUDY: "ParentPatient", Level.SERIES: "ParentStudy", Level.INSTANCE: "ParentSeries"}

@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from ...core.archive import Archive
 from ...core.ids import Level
-from ...core.index import ResourceRow
+from ...core.index_rows import ResourceRow
 from ..answer_cache import AnswerCache
 from .json import dumps
 from .params import archive_of, flag

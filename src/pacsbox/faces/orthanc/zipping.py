@@ -11,7 +11,7 @@ from typing import BinaryIO
 from ...core.archive import Archive
 from ...core.errors import UnknownResource
 from ...core.ids import Level
-from ...core.index import ResourceRow
+from ...core.index_rows import ResourceRow
 from ...core.safe_paths import archive_member
 from ..http_common import spool_directory
 

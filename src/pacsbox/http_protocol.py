@@ -38,6 +38,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from .core.config import Config
+from .faces.http_common import LEAN_BODY
 
 # After a refusal the connection is half-closed, and what the client still sends is read and dropped for this
 # long (or this many bytes) before it is closed: closing a socket with unread bytes resets it, and the reset can
@@ -61,6 +62,10 @@ _SHARE_OF_FILE_LIMIT = 0.5
 
 # (status, headers, body) of an answer the application gives at once, without an ASGI cycle (the lean path)
 QuickAnswer = tuple[int, list[tuple[bytes, bytes]], bytes]
+_LEAN_BODY_LIMIT = 64 * 1024  # bytes of a body the lean path waits for: Uvicorn's HIGH_WATER_LIMIT (it pauses there)
+# The targets of the POSTs the lean path waits for (the Orthanc face's upload, ``quick_reads.UPLOAD_HANDLERS``).
+# Any other POST starts its cycle at once, so that a refusal (a 401, a 404) can come before the body.
+_LEAN_POST_TARGETS = frozenset({b"/instances"})
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
 
 
@@ -155,6 +160,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._headers_pending = False
         self._quick_answer = getattr(self.app, "quick_answer", None)  # the lean path, when the app offers it
         self._answered_at_once = False  # the request being parsed was answered by the lean path
+        self._lean_body: bytearray | None = None  # the body of a request offered to the lean path once complete
 
     # -- connections ---------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -274,9 +280,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_header_timer()
         self._declared_length = next((int(value) for name, value in self.headers
                                       if name == b"content-length" and value.isdigit()), None)
-        if self._quick_answer is not None and self._answer_at_once():
-            self._answered_at_once = True
-            return
+        if self._quick_answer is not None:
+            if self._answer_at_once():
+                self._answered_at_once = True
+                return
+            if self._may_answer_with_body():
+                self._lean_body = bytearray()  # its cycle starts once the body is in, if the lean path declines it
+                return
+        self._start_cycle()
+
+    def _start_cycle(self) -> None:
+        """Uvicorn's start of the request: its ASGI cycle (a task, or a place in the pipeline)."""
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.scope is self.scope:
             self._watch_early_answer(self.cycle)
@@ -310,7 +324,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         cycle.transport = transport
 
     def on_message_complete(self) -> None:
-        if self._answered_at_once:
+        if self._lean_body is not None:
+            body, self._lean_body = bytes(self._lean_body), None
+            if not self._answer_with_body(body):  # the normal way, as if the body had come after the headers
+                self._start_cycle()
+                if body:
+                    super().on_body(body)
+                super().on_message_complete()
+        elif self._answered_at_once:
             self._answered_at_once = False  # (no cycle of its own: Uvicorn's would be another request's)
         else:
             super().on_message_complete()
@@ -322,18 +343,46 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _answer_at_once(self) -> bool:
         """Answer the request whose headers just ended from the application's ``quick_answer``, if it is a GET
         without a body, nothing else is in progress on the connection (pipelined answers keep their order), the
-        client reads what is written, and the application answers it at once. Writes what Uvicorn's cycle would
-        (its default headers, then the answer's, ``connection: close`` when the request asked for it), then ends
-        the request as Uvicorn does (keep-alive timer, total request count, access log)."""
-        parser = self.parser
-        if parser.get_method() != b"GET" or parser.should_upgrade() or self.expect_100_continue \
-                or self.pipeline or (self.cycle is not None and not self.cycle.response_complete) \
-                or self.flow.write_paused or self.limit_concurrency is not None or self.transport.is_closing():
+        client reads what is written, and the application answers it at once."""
+        if self.parser.get_method() != b"GET" or not self._lean_path_open():
             return False
         for name, _ in self.headers:
             if name in _BODY_HEADERS:
                 return False
-        try:  # the scope as HttpToolsProtocol.on_headers_complete makes it (a URL it refuses goes there)
+        return self._answer_lean("GET", None)
+
+    def _may_answer_with_body(self) -> bool:
+        """Whether the request whose headers just ended may be offered to the lean path once its body is in: an
+        upload (``_LEAN_POST_TARGETS``) of a declared length of at most _LEAN_BODY_LIMIT bytes (what Uvicorn
+        buffers before it pauses reading anyway: no more memory before authentication than the normal path), on
+        the same conditions as a GET, without ``Expect: 100-continue``. Its answer, a refusal included, comes once
+        its body is in."""
+        if self.parser.get_method() != b"POST" or self.url not in _LEAN_POST_TARGETS \
+                or self._declared_length is None or self._declared_length > _LEAN_BODY_LIMIT \
+                or self.expect_100_continue or not self._lean_path_open():
+            return False
+        return all(name != b"transfer-encoding" for name, _ in self.headers)
+
+    def _answer_with_body(self, body: bytes) -> bool:
+        """Offer the POST whose body just ended to the lean path (its body in the scope, at ``LEAN_BODY``); False
+        when the application declines it (it then goes the normal way, its body as received)."""
+        if self.transport.is_closing() or self.flow.write_paused:
+            return False
+        return self._answer_lean("POST", body)
+
+    def _lean_path_open(self) -> bool:
+        parser = self.parser
+        return not (parser.should_upgrade() or self.pipeline
+                    or (self.cycle is not None and not self.cycle.response_complete)
+                    or self.flow.write_paused or self.limit_concurrency is not None or self.transport.is_closing())
+
+    def _answer_lean(self, method: str, body: bytes | None) -> bool:
+        """Ask ``quick_answer`` with the scope ``HttpToolsProtocol.on_headers_complete`` would make; write its
+        answer, if any, as Uvicorn's cycle would (its default headers, then the answer's, ``connection: close``
+        when the request asked for it), then end the request as Uvicorn does (keep-alive timer, total request
+        count, access log)."""
+        parser = self.parser
+        try:  # (a URL it refuses goes the normal way, which answers it)
             parsed_url = httptools.parse_url(self.url)
             path = parsed_url.path.decode("ascii")
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
@@ -342,21 +391,23 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         keep_alive = http_version != "1.0" and parser.should_keep_alive()
         scope = dict(self.scope)  # the application's changes stay out of the normal path's scope
         scope["state"] = dict(scope["state"])
-        scope["method"] = "GET"
+        scope["method"] = method
         if http_version != "1.1":
             scope["http_version"] = http_version
         scope["path"] = self.root_path + (urllib.parse.unquote(path) if "%" in path else path)
         scope["raw_path"] = self.root_path.encode("ascii") + parsed_url.path
         scope["query_string"] = parsed_url.query or b""
+        if body is not None:
+            scope[LEAN_BODY] = body
         try:
-            answer = self._quick_answer(scope)
+            answer = self._quick_answer(scope)  # type: ignore[misc]
         except Exception:  # the normal path meets the same error and answers it
             return False
         if answer is None:
             return False
-        status, headers, body = answer
+        status, headers, content_body = answer
         if self.access_log:
-            self.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope), "GET",
+            self.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope), method,
                                     get_path_with_query_string(scope), scope["http_version"], status)
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
@@ -365,7 +416,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             content += (name, b": ", value, b"\r\n")
         if not keep_alive:
             content.append(b"connection: close\r\n")
-        content += (b"\r\n", body)
+        content += (b"\r\n", content_body)
         self.transport.write(b"".join(content))
         if not keep_alive:
             self.transport.close()
@@ -457,6 +508,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_received += len(body)
+        if self._lean_body is not None:
+            self._lean_body += body  # (at most _LEAN_BODY_LIMIT bytes: the parser stops at the declared length)
+            return
         if self.cycle.response_complete and not self.transport.is_closing():
             # Answered before its body was all received (a 401, a 404): Uvicorn reads the rest and drops it, which
             # would let a client without credentials stream for ever. A small rest is dropped (the connection

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 SPOOL_IN_MEMORY = 32 * 1024 * 1024  # bodies above this go to a temporary file
+# The scope key under which a request offered to the lean path with its body (``http_protocol``: a small POST,
+# received whole) carries that body, as bytes; the layers that look at bodies read it there.
+LEAN_BODY = "pacsbox.lean_body"
 SPOOL_FOLDER = "tmp"  # under StorageDirectory: spooled bodies stay on the data's disk, not in TMPDIR
 _CHUNK = 1024 * 1024
 
@@ -254,9 +257,15 @@ class BodyLimits:
         await self.app(scope, limited, send_closing_past_limit)
 
     def quick_answer(self, scope: Scope) -> QuickAnswer | None:
-        """The lean path (``http_protocol``) serves only requests without a body: nothing to limit."""
+        """The lean path (``http_protocol``): a request without a body, or a small one already received whole
+        (``LEAN_BODY``) within the route's limit; one past it goes the normal way, which refuses it."""
         quick = getattr(self.app, "quick_answer", None)
-        return None if quick is None or _declared_length(scope) else quick(scope)
+        if quick is None:
+            return None
+        length = _declared_length(scope)
+        if length and (LEAN_BODY not in scope or length > self._limit(scope)[0]):
+            return None
+        return quick(scope)
 
     def _limit(self, scope: Scope) -> tuple[int, TooLarge]:
         """The route's limit, and the error refusing a body past it."""

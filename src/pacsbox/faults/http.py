@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..faces.http_common import basic_credentials, orthanc_error_body
+from ..faces.http_common import LEAN_BODY, basic_credentials, orthanc_error_body
 from .eventlog import redact
 from .rules import Action, Fired, Request
 from .state import Faults
@@ -103,7 +103,9 @@ class FaultsMiddleware:
         scope.setdefault("state", {})
         answer = quick(scope)
         if answer is not None:
-            self._record(scope, self.face_of(scope["path"]), started, [answer[0], 0, len(answer[2])], None, None)
+            body_size = len(scope.get(LEAN_BODY, b""))
+            self._record(scope, self.face_of(scope["path"]), started, [answer[0], body_size, len(answer[2])], None,
+                         None)
         return answer
 
     def _record(self, scope: Scope, face: str, started: float, seen: list[int], fired: Fired | None,

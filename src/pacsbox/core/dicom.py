@@ -6,6 +6,7 @@ import functools
 import io
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, BinaryIO
@@ -130,7 +131,7 @@ _BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN", "SQ", "US", "
 class ParsedInstance:
     """One DICOM instance read from bytes: everything the index stores about it."""
 
-    dataset: Dataset
+    make_dataset: Callable[[], Dataset]  # the data set, as pydicom sees it: see ``dataset``
     patient_id: str
     study_uid: str
     series_uid: str
@@ -139,6 +140,12 @@ class ParsedInstance:
     transfer_syntax_uid: str
     main_tags: dict[Level, dict[str, str]] = field(default_factory=dict)
     pixel_data_offset: int | None = None
+
+    @functools.cached_property
+    def dataset(self) -> Dataset:
+        """The data set as pydicom sees it, made on first use: storing a file needs only what the fast reader
+        found (identifiers, main tags), and most stores never ask for it (a Lua filter or the XNAT catalog do)."""
+        return self.make_dataset()
 
     @functools.cached_property
     def ids(self) -> tuple[str, str, str, str]:
@@ -213,10 +220,14 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
         scanned = None  # pydicom, which reads stored files back, refuses it
     if scanned is not None:
         meta, elements = scanned
-        dataset = pydicom.Dataset({element.tag: element for element in elements.values()})
+
+        def make_dataset() -> Dataset:
+            return pydicom.Dataset({element.tag: element for element in elements.values()})
+
         get = elements.get
     else:
         dataset = read_dataset(data)
+        make_dataset = functools.partial(_given, dataset)
         meta = getattr(dataset, "file_meta", None)
         # keep_deferred: pydicom reads an empty value as None, like a deferred one, and would convert it (raising
         # whatever it raises for a corrupt VR); a value past the deferral size is no main tag either
@@ -240,7 +251,7 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
     transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not transfer_syntax:
         # A bare dataset is read as pydicom guessed it; Orthanc reports implicit little endian for these.
-        transfer_syntax = "1.2.840.10008.1.2" if dataset.is_implicit_VR else "1.2.840.10008.1.2.1"
+        transfer_syntax = "1.2.840.10008.1.2" if make_dataset().is_implicit_VR else "1.2.840.10008.1.2.1"
     sop_class = _string_value(get(0x00080016), encodings) or (
         str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
     )
@@ -248,7 +259,7 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
         # (a deflated file has no offset to give: its pixels lie inside the deflated stream; Orthanc records none)
         pixel_data_offset=(_pixel_data_offset(get(0x7FE00010)) if meta is not None and len(meta)
                            and transfer_syntax != "1.2.840.10008.1.2.1.99" else None),
-        dataset=dataset,
+        make_dataset=make_dataset,
         patient_id=main[Level.PATIENT].get("PatientID", ""),
         study_uid=uids["StudyInstanceUID"],
         series_uid=uids["SeriesInstanceUID"],
@@ -257,6 +268,10 @@ def parse_instance(data: bytes | memoryview | BinaryIO, default_encoding: str = 
         transfer_syntax_uid=transfer_syntax,
         main_tags=main,
     )
+
+
+def _given(dataset: Dataset) -> Dataset:
+    return dataset
 
 
 def main_value(main: dict[Level, dict[str, str]], keyword: str) -> str:

@@ -400,7 +400,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if body is not None:
             scope[LEAN_BODY] = body
         try:
-            answer = self._quick_answer(scope)  # type: ignore[misc]
+            answer = self._quick_answer(scope)
         except Exception:  # the normal path meets the same error and answers it
             return False
         if answer is None:

@@ -392,12 +392,16 @@ class Archive:
             raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
         return rows
 
-    def instance_ids_below(self, level: Level, public_id: str) -> list[str]:
-        """The instances of a resource (itself, for an instance), in insertion order."""
+    def instance_ids_below(self, level: Level, public_id: str, limit: int | None = None) -> list[str]:
+        """The instances of a resource (itself, for an instance), in insertion order; the first ``limit``."""
+        iid = self._iid(level, public_id)
         if level == Level.INSTANCE:
-            self._iid(level, public_id)
             return [public_id]
-        return [row.public_id for row in self.related(level, public_id, Level.INSTANCE)]
+        return self.index.descendant_ids(iid, level, Level.INSTANCE, limit)
+
+    def count_below(self, level: Level, public_id: str, target: Level) -> int:
+        """How many resources of level ``target`` (a lower level) a resource has."""
+        return self.index.count_below(self._iid(level, public_id), level, target)
 
     # -- files and datasets -------------------------------------------------------------------------------
     def instance_file_uuid(self, instance_id: str) -> str:

@@ -381,6 +381,22 @@ class Index:
         )
         return [row[0] for row in rows]
 
+    def descendant_ids(self, iid: int, level: Level, target: Level, limit: int | None = None) -> list[str]:
+        """``descendant_iids``' public IDs, in the same order (no row to describe), the first ``limit`` of them."""
+        column = "parent" if target == level + 1 else ANCESTOR_COLUMN[level]
+        rows = self._connection().execute(
+            f"SELECT public_id FROM resources WHERE {column} = ? AND level = ? ORDER BY iid LIMIT ?",
+            (iid, int(target), -1 if limit is None else sqlite_integer(limit)),
+        )
+        return [row[0] for row in rows]
+
+    def count_below(self, iid: int, level: Level, target: Level) -> int:
+        """How many resources of level ``target`` are below the resource ``iid`` of level ``level``."""
+        column = "parent" if target == level + 1 else ANCESTOR_COLUMN[level]
+        return self._connection().execute(
+            f"SELECT COUNT(*) FROM resources WHERE {column} = ? AND level = ?", (iid, int(target))
+        ).fetchone()[0]
+
     def ancestor_iid(self, iid: int, target: Level) -> int | None:
         column = ANCESTOR_COLUMN[target]
         row = self._connection().execute(f"SELECT {column} FROM resources WHERE iid = ?", (iid,)).fetchone()

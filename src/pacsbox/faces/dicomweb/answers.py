@@ -62,6 +62,7 @@ _COMPUTED = {tag for tags in COMPUTED_TAGS.values() for tag in tags}
 _NEVER_RETURNED = _tags("SpecificCharacterSet", "RetrieveURL")
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
 _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS"})
+_FIRST_FILES_TRIED = 8  # instances of a resource tried in turn for its attributes (one deleted meanwhile is skipped)
 _MODALITIES_IN_STUDY = _TAG_OF["ModalitiesInStudy"]
 _NUMBER_OF_STUDY_RELATED_SERIES = _TAG_OF["NumberOfStudyRelatedSeries"]
 
@@ -201,12 +202,14 @@ class AnswerBuilder:
         counted = Level.SERIES if tag == _NUMBER_OF_STUDY_RELATED_SERIES else Level.INSTANCE
         if counted == Level(row.level + 1):
             return DataElement(tag, vr, str(len(row.children)))
-        return DataElement(tag, vr, str(len(self.archive.related(row.level, row.public_id, counted))))
+        return DataElement(tag, vr, str(self.archive.count_below(row.level, row.public_id, counted)))
 
     def _first_file(self, row: ResourceRow) -> Dataset:
-        for instance_id in self.archive.instance_ids_below(row.level, row.public_id):
+        """The first instance's data set, for the attributes the index does not keep (the fast reader's elements:
+        only those asked are converted)."""
+        for instance_id in self.archive.instance_ids_below(row.level, row.public_id, _FIRST_FILES_TRIED):
             try:
-                return self.archive.instance_dataset(instance_id)
+                return self.archive.instance_elements(instance_id)
             except ArchiveError:  # deleted meanwhile: the next one will do
                 continue
         from pydicom.dataset import Dataset

@@ -174,3 +174,23 @@ def test_a_template_whose_record_is_gone_exits(shared):
     template = _template_pid(shared)
     (template_folder(shared) / "template.json").unlink()
     assert _wait_gone(template, timeout=15)
+
+
+def test_a_forked_server_takes_the_requesters_temporary_folder_and_time_zone(tmp_path, monkeypatch):
+    """What the template read from its own environment and kept is read again from the requester's: the folder of
+    temporary files (fixed by the warm-up's first temporary folder) and the local time zone."""
+    import tempfile
+
+    from pacsbox.lifecycle.template import take_environment
+
+    theirs = tmp_path / "their-tmp"
+    theirs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "the-templates"))  # as gettempdir() left it
+    saved = dict(os.environ)
+    try:
+        take_environment({**saved, "TMPDIR": str(theirs), "TZ": "PBX-14"})  # (POSIX form: no tzdata needed)
+        assert tempfile.gettempdir() == str(theirs)
+        assert time.strftime("%z") == "+1400"
+    finally:
+        take_environment(saved)
+        tempfile.tempdir = None

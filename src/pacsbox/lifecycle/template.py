@@ -205,8 +205,7 @@ def _run_server(argv: list[str], env: dict[str, str], cwd: str, log_file: str, e
     os.chdir(cwd)
     if sys.path and sys.path[0] == _TEMPLATE_CWD:  # as `python -m` run there would have it
         sys.path[0] = cwd
-    os.environ.clear()
-    os.environ.update(env)
+    take_environment(env)
     _set_process_name(b"pacsbox-serve")
     sys.argv = ["pacsbox", *argv]
     code = 1
@@ -268,6 +267,19 @@ def preimport() -> None:
     for name in PREIMPORTS:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+
+
+def take_environment(env: dict[str, str]) -> None:
+    """Make ``env`` this process's environment, as a new process started with it would see it: the values the
+    template read from its own environment and kept are read again (the folder of temporary files, which the
+    warm-up's first temporary folder fixed, and the local time zone)."""
+    import tempfile
+
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR (TEMP, TMP) again on its next call
+    if hasattr(time, "tzset"):
+        time.tzset()
 
 
 def warm_up() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.dicomgen import standard_corpus
 from tests.support.orthanc_ref import SKIP_REASON, ReferenceOrthanc, have_orthanc
-from tests.support.pacsbox_proc import RunningPacsbox
+from tests.support.pacsbox_proc import TEMPLATE_HOME_VARIABLE, RunningPacsbox
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -23,6 +23,36 @@ def pytest_configure(config: pytest.Config) -> None:
 
         compileall.compile_dir(Path(pacsbox.__file__).parent, quiet=1)
         _write_test_bytecode(config)
+        _start_server_template(config)
+
+
+def _start_server_template(config: pytest.Config) -> None:
+    """One warm-start template for the run (pacsbox's own, in a folder of its own), started now while the
+    workers start and collect, so that ``RunningPacsbox`` forks its servers from it instead of spawning each in a
+    new interpreter (see tests/support/pacsbox_proc.py). The workers find it through their environment, which they
+    inherit from here; it is stopped when the run ends (or, should this process die first, when its folder is
+    gone or after ``PACSBOX_TEMPLATE_IDLE`` seconds without a request)."""
+    import contextlib
+    import os
+    import shutil
+    import tempfile
+
+    from pacsbox.lifecycle import warm
+
+    if TEMPLATE_HOME_VARIABLE in os.environ or not warm.enabled():  # an outer run's, or no warm start here
+        return
+    home = Path(tempfile.mkdtemp(prefix="pacsbox-test-template-"))
+    os.environ[TEMPLATE_HOME_VARIABLE] = str(home)
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "PACSBOX_TEMPLATE_IDLE": "300"}
+    with contextlib.suppress(OSError):  # if it cannot start now, the first server tries again, or is spawned
+        warm.start_template(warm.template_folder(home), environment)
+
+    def stop() -> None:
+        warm.stop_template(home)
+        shutil.rmtree(home, ignore_errors=True)
+        os.environ.pop(TEMPLATE_HOME_VARIABLE, None)
+
+    config.add_cleanup(stop)
 
 
 def _write_test_bytecode(config: pytest.Config) -> None:

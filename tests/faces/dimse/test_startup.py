@@ -68,8 +68,9 @@ def test_the_port_listens_without_pynetdicom_and_loads_it_on_the_first_associati
 
 @pytest.fixture
 def fresh_server():
-    """A server that no association has reached yet (a new one per test: its first association loads the SCP)."""
-    with RunningPacsbox({"DicomModalities": {"scu": [SCU_AET, "127.0.0.1", 1]}}) as server:
+    """A server that no association has reached yet (a new one per test: its first association loads the SCP), in
+    a fresh interpreter (cold: one forked from the suite's template would have pynetdicom loaded already)."""
+    with RunningPacsbox({"DicomModalities": {"scu": [SCU_AET, "127.0.0.1", 1]}}, cold=True) as server:
         yield server
 
 

@@ -100,6 +100,20 @@ def _write_test_bytecode(config: pytest.Config) -> None:
         os.waitpid(child, 0)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the warm-start templates the tests' own ``$PACSBOX_HOME`` folders got (pacsbox starts one with a home's
+    first server; a test stops its servers, not always its template): they would otherwise idle on for
+    ``PACSBOX_TEMPLATE_IDLE`` seconds (15 minutes) after the run. Each xdist worker looks in its own temporary
+    folders; the run's own template is stopped by the controller (``_start_server_template``)."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or factory._basetemp is None:  # no test asked for a temporary folder
+        return
+    from pacsbox.lifecycle.warm import stop_template
+
+    for record in Path(factory.getbasetemp()).rglob("template/template.json"):
+        stop_template(record.parent.parent)
+
+
 # The files that take longest (wall time on a loaded 2-core machine), longest first. xdist's ``--dist loadfile``
 # hands files to workers in collection order, so a long file collected last would run alone at the end while the
 # other workers idle: these are collected first, everything else keeps its order after them. Only the order

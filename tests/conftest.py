@@ -14,10 +14,10 @@ from tests.support.pacsbox_proc import TEMPLATE_HOME_VARIABLE, RunningPacsbox
 
 def pytest_configure(config: pytest.Config) -> None:
     """Once a run (in the controller, before xdist's workers start): write the bytecode of pacsbox's modules, as
-    installing the package does. The suite starts hundreds of servers, each a fresh interpreter; under
-    ``PYTHONDONTWRITEBYTECODE`` (set in some CI images) an editable install never caches its bytecode, and every
-    one of those starts would compile pacsbox's 150-odd modules again. The suite's own modules likewise (see
-    ``_write_test_bytecode``)."""
+    installing the package does. The suite starts over a hundred fresh interpreters (CLI commands, cold servers,
+    the warm-start templates, inner pytest runs); under ``PYTHONDONTWRITEBYTECODE`` (set in some CI images) an
+    editable install never caches its bytecode, and every one of those starts would compile pacsbox's 150-odd
+    modules again. The suite's own modules likewise (see ``_write_test_bytecode``)."""
     if not hasattr(config, "workerinput"):
         import pacsbox
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.dicomgen import standard_corpus
 from tests.support.orthanc_ref import SKIP_REASON, ReferenceOrthanc, have_orthanc
-from tests.support.pacsbox_proc import TEMPLATE_HOME_VARIABLE, RunningPacsbox
+from tests.support.pacsbox_proc import LENT_TEMPLATE_VARIABLE, TEMPLATE_HOME_VARIABLE, RunningPacsbox
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,6 +43,9 @@ def _start_server_template(config: pytest.Config) -> None:
         return
     home = Path(tempfile.mkdtemp(prefix="pacsbox-test-template-"))
     os.environ[TEMPLATE_HOME_VARIABLE] = str(home)
+    # lent to every $PACSBOX_HOME the tests make too (one template a run instead of one a home); the tests of
+    # templates themselves, and of orphans by command line (tests/plugin), take it back (LENT_TEMPLATE_VARIABLE)
+    os.environ[LENT_TEMPLATE_VARIABLE] = str(home)
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", "PACSBOX_TEMPLATE_IDLE": "300"}
     with contextlib.suppress(OSError):  # if it cannot start now, the first server tries again, or is spawned
         warm.start_template(warm.template_folder(home), environment)
@@ -51,6 +54,7 @@ def _start_server_template(config: pytest.Config) -> None:
         warm.stop_template(home)
         shutil.rmtree(home, ignore_errors=True)
         os.environ.pop(TEMPLATE_HOME_VARIABLE, None)
+        os.environ.pop(LENT_TEMPLATE_VARIABLE, None)
 
     config.add_cleanup(stop)
 

@@ -20,8 +20,15 @@ from pacsbox.datasets import ct_study
 from pacsbox.lifecycle import Instance, ensure, list_instances, restart, stop
 from pacsbox.lifecycle.warm import stop_template, template_folder, template_record
 from tests.lifecycle.conftest import is_gone
+from tests.support.pacsbox_proc import LENT_TEMPLATE_VARIABLE
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="warm start forks: Linux only")
+
+
+@pytest.fixture(autouse=True)
+def own_template(monkeypatch):
+    """These tests are about each home's own template: not the one the suite lends to every home."""
+    monkeypatch.delenv(LENT_TEMPLATE_VARIABLE, raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +38,7 @@ def shared(tmp_path_factory):
     folder = tmp_path_factory.mktemp("warm") / "pacsbox-home"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PACSBOX_HOME", str(folder))
+        patch.delenv(LENT_TEMPLATE_VARIABLE, raising=False)
         yield folder
         for name, _, _ in list_instances(folder):
             stop(name, grace=5, home=folder)
@@ -194,3 +202,25 @@ def test_a_forked_server_takes_the_requesters_temporary_folder_and_time_zone(tmp
     finally:
         take_environment(saved)
         tempfile.tempdir = None
+
+
+def test_a_home_can_borrow_another_homes_template(tmp_path, monkeypatch):
+    """``PACSBOX_TEMPLATE_HOME``: one home's template forks every home's servers (a suite making a home a test
+    would otherwise start a template in each); the borrowing home starts none, and stopping its templates leaves
+    the lender's alone."""
+    lender, borrower = tmp_path / "lender", tmp_path / "borrower"
+    monkeypatch.setenv("PACSBOX_HOME", str(borrower))
+    monkeypatch.setenv(LENT_TEMPLATE_VARIABLE, str(lender))
+    try:
+        server = ensure("borrowed", home=borrower)
+        assert psutil.Process(server.pid).ppid() == _template_pid(lender)
+        assert template_record(borrower) is None and not template_folder(borrower).exists()
+        assert server.answers()
+        assert stop_template(borrower) is False
+        assert template_record(lender) is not None
+        stop("borrowed", grace=5, home=borrower)
+        assert _wait_gone(server.pid)
+    finally:
+        for name, _, _ in list_instances(borrower):
+            stop(name, grace=5, home=borrower)
+        stop_template(lender)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugin.helpers import assert_no_orphan, serve_processes
+from tests.support.pacsbox_proc import LENT_TEMPLATE_VARIABLE
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -16,6 +17,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # so pytester is registered when this folder is collected (its fixtures and options register late too)
     if not config.pluginmanager.has_plugin("pytester"):
         config.pluginmanager.import_plugin("pytester")
+
+
+@pytest.fixture(autouse=True)
+def own_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inner runs' servers are forked by their home's own template, not the suite's lent one: orphans are found
+    by command line (``serve_processes``), and a forked server has its template's."""
+    monkeypatch.delenv(LENT_TEMPLATE_VARIABLE, raising=False)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ import requests
 DEFAULT_USERS = {"admin": "admin"}
 # the folder (a $PACSBOX_HOME of its own) of the run's template; unset: every server is spawned
 TEMPLATE_HOME_VARIABLE = "PACSBOX_TEST_TEMPLATE_HOME"
+LENT_TEMPLATE_VARIABLE = "PACSBOX_TEMPLATE_HOME"  # pacsbox's: the home whose template every home borrows
 
 
 class ForkedServer:

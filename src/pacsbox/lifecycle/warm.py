@@ -4,6 +4,7 @@ The lifecycle manager asks here first; None means "spawn as usual". The template
 first start then waits for it, about as long as a cold start), recorded in ``$PACSBOX_HOME/template/``, replaced
 when it died or is stale, and stopped by ``pacsbox stop --all`` (:func:`stop_template`). ``PACSBOX_WARM_START=0``
 turns warm start off; so does a platform without ``fork`` or abstract Unix sockets (anything but Linux).
+``PACSBOX_TEMPLATE_HOME`` lends another home's template to every home (:func:`lending_home`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def template_folder(home: Path | None = None) -> Path:
     return (home or pacsbox_home()) / "template"
 
 
+def lending_home(home: Path) -> Path:
+    """The home whose template forks ``home``'s servers: ``PACSBOX_TEMPLATE_HOME`` when set (one template
+    shared by many homes, e.g. one per test in a suite: each would otherwise start its own), else ``home``
+    itself. A borrowed template stays its own home's: ``stop_template`` of a borrowing home leaves it alone."""
+    shared = os.environ.get("PACSBOX_TEMPLATE_HOME", "").strip()
+    return Path(shared) if shared else home
+
+
 def fork_server(home: Path, command: list[str], log_file: Path, env: dict[str, str], cwd: str | None = None,
                 exit_file: Path | None = None, wait: float = DEFAULT_WAIT) -> int | None:
     """The PID of a server running ``command`` (``python -m pacsbox ARGS...``) forked by the template, starting
@@ -48,7 +57,7 @@ def fork_server(home: Path, command: list[str], log_file: Path, env: dict[str, s
         return None
     from .template import runtime_fingerprint
 
-    folder = template_folder(home)
+    folder = template_folder(lending_home(home))
     request = {"fingerprint": runtime_fingerprint(env), "argv": command[3:], "env": env,
                "cwd": cwd or os.getcwd(), "log_file": str(log_file),
                "exit_file": str(exit_file) if exit_file else None}

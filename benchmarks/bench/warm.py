@@ -23,8 +23,10 @@ def warm_starts(plan: Plan, root: Path) -> dict[str, list[float]]:
     """Seconds to a ready server: ``warm_start`` (ensure) and ``warm_start_cli`` (the whole CLI process)."""
     home = root / "warm-home"
     environment = {**os.environ, "PACSBOX_HOME": str(home), "PACSBOX_WARM_START": "1"}
+    environment.pop("PACSBOX_TEMPLATE_HOME", None)  # this home's own template is measured, never a lent one
     figures: dict[str, list[float]] = {"warm_start": [], "warm_start_cli": []}
     previous = os.environ.get("PACSBOX_HOME")
+    lent = os.environ.pop("PACSBOX_TEMPLATE_HOME", None)
     os.environ["PACSBOX_HOME"] = str(home)  # what the forked servers inherit, as from the CLI below
     try:
         ensure("warm-first", home=home)  # starts the template: a cold start, not counted
@@ -50,4 +52,6 @@ def warm_starts(plan: Plan, root: Path) -> dict[str, list[float]]:
             os.environ.pop("PACSBOX_HOME", None)
         else:
             os.environ["PACSBOX_HOME"] = previous
+        if lent is not None:
+            os.environ["PACSBOX_TEMPLATE_HOME"] = lent
     return figures

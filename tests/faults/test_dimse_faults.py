@@ -24,7 +24,7 @@ from tests.faults.conftest import USERS
 from tests.support import dcmtk
 from tests.support.dicom_peer import DicomPeer
 from tests.support.dicomgen import make_dataset, to_bytes, uid
-from tests.support.dimse import SCU_AET, query
+from tests.support.dimse import SCU_AET, negotiate, query
 from tests.support.pacsbox_proc import RunningPacsbox
 
 STUDY = uid("faults-dimse", "study")  # three instances stored before the tests: what C-MOVE and C-GET retrieve
@@ -172,8 +172,9 @@ def test_a_rejected_association_says_why(server, faults, events, needs_dcmtk):
     rule = faults.add({"face": "dimse", "action": {"reject": {"result": 1, "source": 1, "reason": 3}}})
     result = dcmtk.run("echoscu", "-aet", SCU_AET, "-aec", server.aet, "127.0.0.1", server.dicom_port)
     assert result.returncode != 0 and "Association Rejected" in result.stdout + result.stderr
-    assoc = _ae(Verification).associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
-    assert assoc.is_rejected
+    # (negotiate reads the rejection the server sent: pynetdicom may call a rejection at once an abort)
+    outcome = negotiate(server.dicom_port, server.aet, [str(Verification)])
+    assert outcome.rejected and outcome.reject_reason == (1, 1, 3)
     rejections = events.list(kind="association", outcome="rejected")
     assert len(rejections) == 2
     assert rejections[0]["rejection"] == {"result": 1, "source": 1, "reason": 3}

@@ -108,7 +108,7 @@ def test_download_resource_scan_and_session_zips(session, directory, tmp_path):
             f"f_session/scans/1-T1_weighted/resources/EXTRA/files/{name}" for name in DIRECTORY)
 
 
-def test_project_and_subject_resources(connection, xnat_server, tmp_path):
+def test_project_and_subject_resources(session, connection, xnat_server, tmp_path):  # (session: the FILES project)
     project = connection.projects["FILES"]
     project_resource = project.create_resource("PROTOCOLS")
     project_resource.upload_data(b"protocol text", "protocol.txt")

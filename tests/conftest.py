@@ -170,6 +170,17 @@ def quiet_pydicom():
     logger.setLevel(level)
 
 
+@pytest.fixture
+def faults(server):
+    """The fault rules of the module's ``server`` (a ``FaultsClient``), empty before and after the test."""
+    from pacsbox.faults.client import FaultsClient, http_caller
+
+    client = FaultsClient(http_caller(server.url, server.auth))
+    client.clear()
+    yield client
+    client.clear()
+
+
 @pytest.fixture(scope="session")
 def corpus() -> list[tuple[str, bytes]]:
     """The deterministic pydicom-generated files every suite uses."""

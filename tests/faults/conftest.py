@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pacsbox.faults.client import EventsClient, FaultsClient, http_caller
+from pacsbox.faults.client import EventsClient, http_caller
 from tests.support.pacsbox_proc import RunningPacsbox
 
 USERS = {"alice": "s3cret-pw"}  # a password that must never show in the event log
@@ -21,14 +21,6 @@ def server():
     with RunningPacsbox({"RegisteredUsers": USERS, "DicomAlwaysAllowFind": True, "DicomAlwaysAllowMove": True,
                          "DicomAlwaysAllowGet": True}) as running:
         yield running
-
-
-@pytest.fixture
-def faults(server) -> FaultsClient:
-    client = FaultsClient(http_caller(server.url, server.auth))
-    client.clear()
-    yield client
-    client.clear()
 
 
 @pytest.fixture

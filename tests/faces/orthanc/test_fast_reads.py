@@ -17,7 +17,7 @@ import pytest
 
 from pacsbox.core.assembly import open_archive
 from pacsbox.core.config import Config
-from pacsbox.faults.client import EventsClient, FaultsClient, http_caller
+from pacsbox.faults.client import EventsClient, http_caller
 from pacsbox.http_app import create_http_app
 from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.pacsbox_proc import RunningPacsbox
@@ -48,14 +48,6 @@ def ids(server) -> dict[str, str]:
     series = session.get(f"{server.url}/series/{described['ParentSeries']}").json()
     study = session.get(f"{server.url}/studies/{series['ParentStudy']}").json()
     return {"instance": instance, "series": series["ID"], "study": study["ID"], "patient": study["ParentPatient"]}
-
-
-@pytest.fixture
-def faults(server) -> FaultsClient:
-    client = FaultsClient(http_caller(server.url, server.auth))
-    client.clear()
-    yield client
-    client.clear()
 
 
 def _hot_paths(ids: dict[str, str]) -> list[str]:

@@ -22,9 +22,9 @@ import pytest
 from pacsbox.core.assembly import open_archive
 from pacsbox.core.config import Config
 from pacsbox.faces.http_common import LEAN_BODY
-from pacsbox.faults.client import EventsClient, FaultsClient, http_caller
+from pacsbox.faults.client import EventsClient, http_caller
 from pacsbox.http_app import create_http_app
-from tests.faces.orthanc.test_fast_reads import NEVER_FIRES, USERS, _address, _authorization, _Reader
+from tests.faces.orthanc.test_fast_reads import NEVER_FIRES, USERS, _address, _authorization, _exchange, _Reader
 from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.pacsbox_proc import RunningPacsbox
 
@@ -51,24 +51,6 @@ def _upload(body: bytes, *, version: str = "1.1", extra: bytes = b"", authorizat
 def server():
     with RunningPacsbox({"RegisteredUsers": USERS, "HttpRequestTimeout": 1}) as running:
         yield running
-
-
-@pytest.fixture
-def faults(server) -> FaultsClient:
-    client = FaultsClient(http_caller(server.url, server.auth))
-    client.clear()
-    yield client
-    client.clear()
-
-
-def _exchange(server, requests: list[bytes]) -> tuple[list[tuple[bytes, list[bytes], bytes]], bool]:
-    with socket.create_connection(_address(server), timeout=10) as sock:
-        reader = _Reader(sock)
-        answers = []
-        for request in requests:
-            sock.sendall(request)
-            answers.append(reader.answer())
-        return answers, reader.closed()
 
 
 def _delete_all(server) -> None:

@@ -357,8 +357,7 @@ class Index:
         """``describe`` of the resources of level ``target`` below the resource ``public_id`` of ``level``, in the
         order of their iid, in one statement; None when there are none (the resource may be unknown: ask again
         the slow way) or more than ``at_most``."""
-        # children through the parent's index; deeper descendants through the ancestor column
-        column = "parent" if target == level + 1 else ANCESTOR_COLUMN[level]
+        column = _column_below(level, target)
         select = DESCRIBE_INSTANCE if target == Level.INSTANCE else DESCRIBE
         rows = self._connection().execute(
             select + f"JOIN resources above ON above.iid = r.{column}"
@@ -374,8 +373,7 @@ class Index:
 
     def descendant_iids(self, iid: int, level: Level, target: Level) -> list[int]:
         """Every resource of level ``target`` below (or at) the resource ``iid`` of level ``level``."""
-        # children through the parent's index; deeper descendants through the ancestor column
-        column = "parent" if target == level + 1 else ANCESTOR_COLUMN[level]
+        column = _column_below(level, target)
         rows = self._connection().execute(
             f"SELECT iid FROM resources WHERE {column} = ? AND level = ? ORDER BY iid", (iid, int(target))
         )
@@ -383,7 +381,7 @@ class Index:
 
     def descendant_ids(self, iid: int, level: Level, target: Level, limit: int | None = None) -> list[str]:
         """``descendant_iids``' public IDs, in the same order (no row to describe), the first ``limit`` of them."""
-        column = "parent" if target == level + 1 else ANCESTOR_COLUMN[level]
+        column = _column_below(level, target)
         rows = self._connection().execute(
             f"SELECT public_id FROM resources WHERE {column} = ? AND level = ? ORDER BY iid LIMIT ?",
             (iid, int(target), -1 if limit is None else sqlite_integer(limit)),
@@ -392,7 +390,7 @@ class Index:
 
     def count_below(self, iid: int, level: Level, target: Level) -> int:
         """How many resources of level ``target`` are below the resource ``iid`` of level ``level``."""
-        column = "parent" if target == level + 1 else ANCESTOR_COLUMN[level]
+        column = _column_below(level, target)
         return self._connection().execute(
             f"SELECT COUNT(*) FROM resources WHERE {column} = ? AND level = ?", (iid, int(target))
         ).fetchone()[0]
@@ -595,3 +593,9 @@ def sqlite_integer(value: int) -> int:
 def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+def _column_below(level: Level, target: Level) -> str:
+    """The column naming a resource of ``level`` in the rows of its descendants at ``target``: children through
+    the parent's index, deeper descendants through the ancestor column."""
+    return "parent" if target == level + 1 else ANCESTOR_COLUMN[level]

@@ -1,19 +1,25 @@
-"""The file store: atomic writes with their MD5, folders shared by runs of new files, a reset meanwhile."""
+"""The file store: atomic writes with their MD5, folders shared by runs of new files, a reset meanwhile, files made
+ahead of writes."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
-from pacsbox.core.storage import FileStore
+from pacsbox.core.storage import FRESH_FOLDER, FileStore
 
 
 @pytest.fixture
 def store(tmp_path):
-    return FileStore(tmp_path / "storage")
+    store = FileStore(tmp_path / "storage")
+    yield store
+    store.close()
 
 
 @pytest.mark.parametrize("size", [0, 10_000, 600_000])
@@ -47,3 +53,78 @@ def test_a_file_whose_folder_went_away_is_still_written(store):
     file_uuid, _ = store.write(b"after")
     assert file_uuid[:4] == first[:4] and store.read(file_uuid) == b"after"
     assert list(store.all_uuids()) == [file_uuid]
+
+
+def _made_ahead(store: FileStore, at_least: int = 1) -> dict[int, str]:
+    """The files waiting in the store's made-ahead folder, by inode, once there are ``at_least``."""
+    folder = store.root / FRESH_FOLDER
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = {entry.stat().st_ino: entry.name for entry in folder.iterdir()} if folder.is_dir() else {}
+        if len(found) >= at_least:
+            return found
+        time.sleep(0.01)
+    raise AssertionError(f"fewer than {at_least} files were made ahead in 30 s")
+
+
+@pytest.mark.parametrize("way", ["bytes", "stream"])
+def test_writes_go_into_files_made_ahead_and_end_whole_under_their_name(store, way):
+    """After the first write a thread makes empty files ahead; the next writes take them (the same inodes end under
+    the stored names) and leave no trace in the folder they came from."""
+    store.write(b"first")  # starts the thread
+    waiting = _made_ahead(store, at_least=store._fresh.HIGH)
+    written = {}
+    for number in range(5):
+        data = os.urandom(1000 + number)
+        file_uuid, md5 = store.write(data) if way == "bytes" else store.write_stream(io.BytesIO(data))
+        assert md5 == hashlib.md5(data).hexdigest()
+        written[file_uuid] = data
+    for file_uuid, data in written.items():
+        path = store.path_of(file_uuid)
+        assert path.read_bytes() == data
+        assert path.stat().st_ino in waiting, "the write created a file of its own instead of taking one made ahead"
+    left = {entry.name for entry in (store.root / FRESH_FOLDER).iterdir()}
+    assert not left & {waiting[store.path_of(file_uuid).stat().st_ino] for file_uuid in written}
+    assert all((store.root / FRESH_FOLDER / name).stat().st_size == 0 for name in left)
+
+
+def test_files_made_ahead_are_topped_up_and_removed_when_the_store_closes(store):
+    store.write(b"first")
+    _made_ahead(store, at_least=store._fresh.HIGH)
+    for _ in range(store._fresh.HIGH - store._fresh.LOW + 1):  # below LOW: the thread makes more
+        store.write(b"x")
+    _made_ahead(store, at_least=store._fresh.HIGH)
+    thread = store._fresh._thread
+    store.close()
+    assert not (store.root / FRESH_FOLDER).exists()
+    assert thread is not None and not thread.is_alive()
+    file_uuid, _ = store.write(b"after close")  # nothing is made ahead any more; a write still completes
+    assert store.read(file_uuid) == b"after close"
+
+
+def test_a_store_opened_again_removes_what_a_crash_left_made_ahead(tmp_path):
+    """A process killed while writing into a file made ahead leaves it half written: the next store to open the
+    folder removes it, and with it every file of the folder (none is in the index)."""
+    root = tmp_path / "storage"
+    (root / FRESH_FOLDER).mkdir(parents=True)
+    (root / FRESH_FOLDER / "123-abcd-7").write_bytes(b"half a file")
+    store = FileStore(root)
+    try:
+        assert not (root / FRESH_FOLDER).exists()
+        file_uuid, _ = store.write(b"new")
+        assert store.read(file_uuid) == b"new" and list(store.all_uuids()) == [file_uuid]
+    finally:
+        store.close()
+
+
+def test_writes_go_on_when_the_files_made_ahead_are_gone(store):
+    """Another store opened on the same folder empties it: the files this one counted on are gone, and each write
+    makes its own file instead, until more are made."""
+    store.write(b"first")
+    _made_ahead(store, at_least=store._fresh.HIGH)
+    for entry in (store.root / FRESH_FOLDER).iterdir():
+        entry.unlink()
+    for number in range(3):
+        file_uuid, _ = store.write(b"data %d" % number)
+        assert store.read(file_uuid) == b"data %d" % number
+        assert not Path(str(store.path_of(file_uuid)) + ".tmp").exists()

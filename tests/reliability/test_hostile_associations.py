@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
+from pacsbox.core.storage import FRESH_FOLDER
 from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.pacsbox_proc import RunningPacsbox
 
@@ -67,7 +68,8 @@ def http(server):
 
 
 def _files(server: RunningPacsbox) -> int:
-    return sum(1 for p in server.data_dir.rglob("*") if p.is_file() and not p.name.startswith("index.sqlite"))
+    return sum(1 for p in server.data_dir.rglob("*")
+               if p.is_file() and not p.name.startswith("index.sqlite") and p.parent.name != FRESH_FOLDER)
 
 
 def _until_closed(sock: socket.socket, bound: float) -> tuple[float, bytes]:

@@ -20,6 +20,7 @@ import pytest
 import requests
 from pydicom.dataset import Dataset
 
+from pacsbox.core.storage import FRESH_FOLDER
 from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.pacsbox_proc import RunningPacsbox
 
@@ -239,9 +240,9 @@ def server():
 
 
 def _files_on_disk(server: RunningPacsbox) -> set[str]:
-    """Every file of the storage area except the index database's own."""
+    """Every file of the storage area except the index database's own and the empty ones made ahead of writes."""
     return {str(p.relative_to(server.data_dir)) for p in server.data_dir.rglob("*")
-            if p.is_file() and not p.name.startswith("index.sqlite")}
+            if p.is_file() and not p.name.startswith("index.sqlite") and p.parent.name != FRESH_FOLDER}
 
 
 def _through_orthanc(server, http, item: Case, tally) -> bool:

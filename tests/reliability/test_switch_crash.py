@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from pacsbox.core.storage import FRESH_FOLDER
 from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.pacsbox_proc import RunningPacsbox
 
@@ -89,7 +90,7 @@ def _check_consistent(server: RunningPacsbox) -> set[str]:
         time.sleep(0.1)
     assert not [p for p in stored if not p.is_file() or "." in p.name], "temporary files left in the store"
     assert len(stored) == len(listed), f"{len(stored)} files on disk for {len(listed)} listed instances"
-    litter = [p.name for p in data.iterdir() if p.name.startswith(".")]
+    litter = [p.name for p in data.iterdir() if p.name.startswith(".") and p.name != FRESH_FOLDER]
     assert not litter, f"staging litter in the data folder: {litter}"
     snapshots = data / "snapshots"
     if snapshots.is_dir():

@@ -143,6 +143,7 @@ class Archive:
             self.recovery.stop()
         if self.recovery is None or self.recovery.finished.is_set():  # else the next start sweeps again
             self.index.set_property("open", None)
+        self.store_area.close()
         self.index.close()
 
     def _recover_after_unclean_stop(self) -> None:

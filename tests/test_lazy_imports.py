@@ -247,8 +247,8 @@ _SERVE_CHILD = textwrap.dedent("""
 
 
 def test_serve_reads_its_command_line_without_click(tmp_path):
-    """``python -m pacsbox serve`` with plain options runs ``cli_serve`` and never ``pacsbox.cli``: click is not
-    pacsbox's to import on that path (Uvicorn, loaded to serve HTTP, still brings it in)."""
+    """``python -m pacsbox serve`` with plain options runs ``cli_serve`` and never ``pacsbox.cli``, and Uvicorn is
+    loaded without its own command line (``pacsbox.uvicorn_parts``): a serving process never imports click."""
     from tests.support.orthanc_ref import free_port
 
     port = free_port()
@@ -262,11 +262,8 @@ def test_serve_reads_its_command_line_without_click(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["status"] == 200
-    assert "pacsbox.cli" not in report["loaded"] and "pacsbox.cli_common" not in report["loaded"]
-    pacsbox_frames = [name for name in report["chains"].get("click", []) if "/pacsbox/" in name]
-    # the first pacsbox frame that reached click is the server loading Uvicorn, not a command line module
-    assert pacsbox_frames and pacsbox_frames[-1].endswith("/pacsbox/server.py"), report["chains"].get("click")
-    assert any("/uvicorn/" in name for name in report["chains"]["click"])
+    assert "uvicorn" in report["loaded"]
+    assert not {"click", "pacsbox.cli", "pacsbox.cli_common"} & set(report["loaded"]), report["chains"]
 
 
 def test_the_archive_and_the_dicom_port_open_without_the_http_stack(tmp_path):

@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from .core.config import Config
 from .faces.http_common import LEAN_BODY
+from .uvicorn_parts import STATUS_LINE, HttpToolsProtocol, get_client_addr, get_path_with_query_string
 
 # After a refusal the connection is half-closed, and what the client still sends is read and dropped for this
 # long (or this many bytes) before it is closed: closing a socket with unread bytes resets it, and the reset can

@@ -107,8 +107,6 @@ class _Runtime:
     def __init__(self, config: Config, preload: Callable[[], Iterable[bytes]] | None = None,
                  access_log: bool = False, *, http_socket: socket.socket | None = None,
                  reload_config: Callable[[], Config] | None = None) -> None:
-        import uvicorn
-
         from .core.archive import Origin
         from .core.assembly import open_archive
         from .faces.dimse.scp import DicomServer
@@ -116,6 +114,8 @@ class _Runtime:
         from .http_app import create_http_app
         from .http_protocol import HttpLimits, protocol_for
         from .import_guard import install as install_import_guard
+        from .uvicorn_parts import Config as UvicornConfig
+        from .uvicorn_parts import Server as UvicornServer
         self.config = config
         self.access_log = access_log
         self.reload_config = reload_config  # what /tools/reset reads again (None: the same configuration)
@@ -165,7 +165,7 @@ class _Runtime:
         self.on_ready: Callable[[dict[str, str]], None] | None = None
         runtime = self
 
-        class _Server(uvicorn.Server):
+        class _Server(UvicornServer):
             async def startup(self, sockets=None) -> None:
                 await super().startup(sockets)
                 if self.started:
@@ -193,7 +193,7 @@ class _Runtime:
                     for sig, handler in previous.items():
                         signal.signal(sig, handler)
 
-        self.http_server = _Server(uvicorn.Config(
+        self.http_server = _Server(UvicornConfig(
             app, http=protocol_for(self.http_limits), log_level="info" if access_log else "warning",
             access_log=access_log, lifespan="off", timeout_keep_alive=config.HttpKeepAliveTimeout,
             server_header=False, proxy_headers=False,

@@ -315,7 +315,7 @@ class FreshFiles:
     a full disk) creates its own file, as before.
     """
 
-    LOW, HIGH = 16, 48
+    LOW, HIGH = 8, 32
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -41,7 +41,7 @@ PREIMPORTS = (
     "pacsbox.cli", "pacsbox.cli_serve", "pacsbox.server", "pacsbox.http_app", "pacsbox.http_protocol",
     "pacsbox.core.archive", "pacsbox.core.assembly", "pacsbox.core.config", "pacsbox.core.config_check",
     "pacsbox.faces.dimse.scp_services", "pacsbox.faces.dimse.scu_services", "pacsbox.lua.engine",
-    "pacsbox.lifecycle.logfile", "uvicorn",
+    "pacsbox.lifecycle.logfile",
     "uvicorn.protocols.http.h11_impl", "uvicorn.protocols.http.httptools_impl", "uvicorn.loops.asyncio",
     "uvicorn.lifespan.off", "uvicorn.logging", "uvicorn.loops.auto", "uvicorn.loops.uvloop", "uvloop", "asyncio",
     "sqlite3", "pydicom", "pynetdicom",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from enum import IntEnum
+
+try:  # CPython's own SHA-1: hashlib would load OpenSSL's library at start (4 ms here) for a digest of a few UIDs
+    from _sha1 import sha1
+except ImportError:  # an interpreter built without it
+    from hashlib import sha1
 
 
 class Level(IntEnum):
@@ -40,7 +44,7 @@ _PLURALS = {Level.PATIENT: "patients", Level.STUDY: "studies", Level.SERIES: "se
 
 def hash_id(*parts: str) -> str:
     """Orthanc's ID for a resource: SHA-1 of its identifiers joined with ``|``, as ``xxxxxxxx-...`` (5 x 8)."""
-    digest = hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()
+    digest = sha1("|".join(parts).encode("utf-8")).hexdigest()
     return "-".join(digest[i : i + 8] for i in range(0, 40, 8))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 import struct
@@ -101,6 +100,8 @@ class FileStore:
         Written to a temporary name, flushed with fsync (when SyncStorageArea), then renamed: a crash leaves
         either no file or the whole file, never a partial one under the final name.
         """
+        from hashlib import md5  # (OpenSSL's library: loaded with the first write, not at start)
+
         file_uuid, target, temporary = self._new_target()
         try:
             handle, temporary = self._create(temporary)
@@ -110,12 +111,14 @@ class FileStore:
             self._place(temporary, target)
         except BaseException as error:
             self._discard(temporary, error)
-        return file_uuid, hashlib.md5(data).hexdigest()
+        return file_uuid, md5(data).hexdigest()
 
     def write_stream(self, source: BinaryIO) -> tuple[str, str]:
         """Like write, copying from a file object in chunks (bounded memory for large uploads)."""
+        from hashlib import md5
+
         file_uuid, target, temporary = self._new_target()
-        digest = hashlib.md5()
+        digest = md5()
         source.seek(0)
         try:
             handle, temporary = self._create(temporary)

@@ -13,7 +13,6 @@ import io
 import logging
 import os
 import re
-import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -130,6 +129,8 @@ class WorklistFolder:
     def add(self, item: Dataset | bytes, item_id: str | None = None) -> str:
         """Write an item, a data set or a DICOM file kept as it is once read (a new ID unless one is given: the
         same ID replaces it); its ID."""
+        import uuid  # (it imports platform: loaded on first use, not at start)
+
         if item_id is None:
             item_id = str(uuid.uuid4())
         elif not _ID.match(item_id):

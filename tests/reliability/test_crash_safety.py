@@ -9,6 +9,7 @@ in the middle of writes however fast or loaded the machine is, and the ingest ne
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -35,6 +36,7 @@ ACKS_BEFORE_KILL = (100, 350) if LONG else (25, 80)
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
+@functools.cache  # made once: each is sent, maybe sent again after a kill, and compared at the end
 def _payload(number: int) -> bytes:
     return to_bytes(make_dataset(patient_id=f"CRASH{number // 200}", patient_name="Crash^Test",
                                  study_uid=uid("crash-st", number // 200), series_uid=uid("crash-se", number // 50),

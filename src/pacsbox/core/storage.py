@@ -313,9 +313,9 @@ class FreshFiles:
     the inodes freed in the last seconds before it allocates one (0.07 ms an open on a quiet disk, over 1 ms while
     another process deletes files), more than the file's fsync. Made here, between writes, a write is an open of an
     existing empty file, its bytes, fsync and a rename. The thread starts with the first write, tops the files up to
-    ``HIGH`` whenever fewer than ``LOW`` are left (one wake-up every few dozen writes), and stops with the store; the
-    folder is emptied when a store opens, so a crash leaves nothing behind for long. A write that finds none (a burst,
-    a full disk) creates its own file, as before.
+    ``HIGH`` whenever fewer than ``LOW`` are left (one wake-up every ``HIGH - LOW`` writes), and stops with the store;
+    the folder is emptied when a store opens, so a crash leaves nothing behind for long. A write that finds none (a
+    burst, a full disk) creates its own file, as before.
     """
 
     LOW, HIGH = 8, 32

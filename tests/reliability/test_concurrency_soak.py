@@ -64,6 +64,7 @@ from tests.reliability.soak_support import (
 )
 from tests.support import dcmtk
 from tests.support.dicomgen import CT_IMAGE_STORAGE, zip_of
+from tests.support.dimse import held_reactor
 from tests.support.pacsbox_proc import RunningPacsbox
 
 LONG = os.environ.get("PACSBOX_LONG_TESTS") == "1"
@@ -167,22 +168,23 @@ def _pynetdicom_store(soak: Soak, items: list[Item]) -> None:
         if not association.is_established:
             soak.recorder.note("c-store", 500, "association refused or aborted")
             return
-        for item in items:
-            if not association.is_established:
-                break
-            dataset = dcmread(io.BytesIO(item.data))
-            start, seen = time.monotonic(), race.count
-            code = getattr(association.send_c_store(dataset), "Status", None)
-            if code == 0:
-                soak.ledger.stored([item], start, time.monotonic())
-                soak.remember([item])
-                soak.recorder.note("c-store", 200)
-                continue
-            soak.ledger.stored([item], start, NEVER, certain=False)
-            if code is None and race.count > seen:  # answered, but the client lost the answer: not the server's
-                soak.recorder.note("c-store lost by pynetdicom", 0)
-            else:
-                soak.recorder.note("c-store", 500, f"C-STORE of {item.sop_uid}: status {code!r}")
+        with held_reactor(association):  # the race stays counted below, should pynetdicom still lose an answer
+            for item in items:
+                if not association.is_established:
+                    break
+                dataset = dcmread(io.BytesIO(item.data))
+                start, seen = time.monotonic(), race.count
+                code = getattr(association.send_c_store(dataset), "Status", None)
+                if code == 0:
+                    soak.ledger.stored([item], start, time.monotonic())
+                    soak.remember([item])
+                    soak.recorder.note("c-store", 200)
+                    continue
+                soak.ledger.stored([item], start, NEVER, certain=False)
+                if code is None and race.count > seen:  # answered, but the client lost the answer: not the server's
+                    soak.recorder.note("c-store lost by pynetdicom", 0)
+                else:
+                    soak.recorder.note("c-store", 500, f"C-STORE of {item.sop_uid}: status {code!r}")
     finally:
         if association.is_established:
             association.release()

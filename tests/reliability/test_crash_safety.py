@@ -23,6 +23,7 @@ import requests
 from pydicom import dcmread
 
 from tests.support.dicomgen import make_dataset, to_bytes, uid
+from tests.support.dimse import held_reactor
 from tests.support.pacsbox_proc import RunningPacsbox
 from tests.support.recovery import swept_files
 
@@ -90,17 +91,18 @@ def _send_dicom(server: RunningPacsbox, numbers: list[int], ledger: Ledger, stop
         return
     ledger.associations.append(association)
     try:
-        for number in numbers:
-            if stop.is_set() or not association.is_established:
-                return
-            data = _payload(number)
-            dataset = dcmread(io.BytesIO(data))
-            try:
-                status = association.send_c_store(dataset)
-            except RuntimeError:  # the association died with the server
-                return
-            if status and getattr(status, "Status", None) == 0:
-                ledger.record(number, data)
+        with held_reactor(association):  # (pynetdicom's own race would lose answers: see held_reactor)
+            for number in numbers:
+                if stop.is_set() or not association.is_established:
+                    return
+                data = _payload(number)
+                dataset = dcmread(io.BytesIO(data))
+                try:
+                    status = association.send_c_store(dataset)
+                except RuntimeError:  # the association died with the server
+                    return
+                if status and getattr(status, "Status", None) == 0:
+                    ledger.record(number, data)
     finally:
         if association.is_established:
             association.abort()

@@ -21,6 +21,7 @@ from pynetdicom import AE
 
 from tests.reliability.soak_support import REQUEST_TIMEOUT, Files, Item
 from tests.support.dicomgen import CT_IMAGE_STORAGE
+from tests.support.dimse import held_reactor
 from tests.support.pacsbox_proc import RunningPacsbox
 
 SECONDS = 120 if os.environ.get("PACSBOX_LONG_TESTS") == "1" else 8
@@ -92,12 +93,13 @@ def _dicom_stores(server: RunningPacsbox, outcomes: Outcomes, files: Files, numb
             outcomes.problems.append("an association was not accepted")
             continue
         try:
-            for item in files.study("FD", next(numbers) % 50, next(numbers), 1, 4):
-                code = getattr(association.send_c_store(dcmread(io.BytesIO(item.data))), "Status", None)
-                if code not in (0x0000, 0xA700):
-                    outcomes.problems.append(f"C-STORE of {item.sop_uid} answered {code!r}")
-                    continue
-                outcomes.told(item, code == 0, f"c-store 0x{code:04X}")
+            with held_reactor(association):  # (pynetdicom's own race would lose answers: see held_reactor)
+                for item in files.study("FD", next(numbers) % 50, next(numbers), 1, 4):
+                    code = getattr(association.send_c_store(dcmread(io.BytesIO(item.data))), "Status", None)
+                    if code not in (0x0000, 0xA700):
+                        outcomes.problems.append(f"C-STORE of {item.sop_uid} answered {code!r}")
+                        continue
+                    outcomes.told(item, code == 0, f"c-store 0x{code:04X}")
         finally:
             association.release()
 

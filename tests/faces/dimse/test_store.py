@@ -14,7 +14,7 @@ from tests.support import dcmtk
 from tests.support.compare import orthanc_id
 from tests.support.dicom_peer import dataset_bytes
 from tests.support.dicomgen import make_dataset, standard_corpus, to_bytes, uid
-from tests.support.dimse import SCU_AET, echo
+from tests.support.dimse import SCU_AET, echo, held_reactor
 
 EXPLICIT_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
@@ -138,15 +138,16 @@ def test_parallel_associations_store_concurrently(fresh_dimse_pacsbox):
         ae = AE(ae_title=f"SCU{worker}")
         ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
         assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
-        for number in range(25):
-            dataset = make_dataset(patient_id=f"P{worker}", patient_name="Para^Llel", study_uid=uid("ps", worker),
-                                   series_uid=uid("pse", worker), sop_uid=uid("pi", worker, number),
-                                   instance_number=number + 1)
-            dataset.file_meta = FileMetaDataset()
-            dataset.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
-            status = assoc.send_c_store(dataset).Status
-            if status != 0:
-                failures.append(f"{worker}/{number}: {status:04x}")
+        with held_reactor(assoc):  # four SCUs in one process: pynetdicom's own race would lose answers
+            for number in range(25):
+                dataset = make_dataset(patient_id=f"P{worker}", patient_name="Para^Llel",
+                                       study_uid=uid("ps", worker), series_uid=uid("pse", worker),
+                                       sop_uid=uid("pi", worker, number), instance_number=number + 1)
+                dataset.file_meta = FileMetaDataset()
+                dataset.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+                status = assoc.send_c_store(dataset).Status
+                if status != 0:
+                    failures.append(f"{worker}/{number}: {status:04x}")
         assoc.release()
 
     threads = [threading.Thread(target=send, args=(worker,)) for worker in range(4)]

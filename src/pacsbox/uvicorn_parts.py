@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -28,12 +29,14 @@ def _register_package() -> ModuleType | None:
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
         return None  # not an ordinary package: the imports below go the ordinary way
     package = importlib.util.module_from_spec(spec)
-    loader = spec.loader
+    loader, once = spec.loader, threading.Lock()
 
     def complete(name: str) -> Any:
         """The first name asked of the package that it lacks: the real ``__init__`` runs now, then answers."""
-        del package.__getattr__  # once: a name the real package lacks is then an ordinary AttributeError
-        loader.exec_module(package)
+        with once:  # two threads asking at once: one runs it, the other finds it done
+            if "__getattr__" in vars(package):
+                del package.__getattr__  # a name the real package lacks is then an ordinary AttributeError
+                loader.exec_module(package)
         return getattr(package, name)
 
     package.__getattr__ = complete  # type: ignore[method-assign]

@@ -103,21 +103,23 @@ def kill_tree(pid: int, created: float, grace: float = 10.0) -> bool:
     for process in family:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.terminate()
-    alive = _wait_gone(family, grace, pid)
+    alive = wait_gone(family, grace, pid)
     for process in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-    _wait_gone(alive, 5, pid)
+    wait_gone(alive, 5, pid)
     reap(pid)
     return True
 
 
-def _wait_gone(processes: list[psutil.Process], timeout: float, own_child: int) -> list[psutil.Process]:
+def wait_gone(processes: list[psutil.Process], timeout: float, own_child: int | None = None) -> list[psutil.Process]:
     """Wait until the processes are gone; a zombie counts as gone (its parent, perhaps another test run, reaps
-    it whenever it likes). Returns those still running at the deadline."""
+    it whenever it likes). ``own_child``: a child of this process among them, reaped as it exits. Returns those
+    still running at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
-        reap(own_child)
+        if own_child is not None:
+            reap(own_child)
         alive = [process for process in processes if _running(process)]
         if not alive or time.monotonic() >= deadline:
             return alive

@@ -9,6 +9,7 @@ turns warm start off; so does a platform without ``fork`` or abstract Unix socke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .home import pacsbox_home
-from .process import creation_time, is_same_process, spawn_detached
+from .process import creation_time, is_same_process, spawn_detached, wait_gone
 
 # template.py is imported only when used: it is also run as ``python -m pacsbox.lifecycle.template``, which must
 # not find it imported already through the package
@@ -131,7 +132,9 @@ def stop_template(home: Path | None = None, grace: float = 5.0) -> bool:
 
 def _stop_alone(pid: int, created: float, grace: float) -> bool:
     """SIGTERM the template itself (not its tree: its children are servers, each stopped by its own name),
-    SIGKILL after ``grace`` seconds."""
+    SIGKILL after ``grace`` seconds. Gone means exited: the template is nobody's child here (started detached), and
+    whoever adopted it reaps it when it likes (psutil's wait for a non-child counted the zombie as running: every
+    ``pacsbox stop --all`` waited out both timeouts, 10 s)."""
     if not is_same_process(pid, created):
         return False
     import psutil  # here, not at the top: the CLI's hot path (reusing a running server) does not load it
@@ -139,13 +142,12 @@ def _stop_alone(pid: int, created: float, grace: float) -> bool:
     try:
         process = psutil.Process(pid)
         process.terminate()
-        try:
-            process.wait(grace)
-        except psutil.TimeoutExpired:
+    except psutil.NoSuchProcess:
+        return True
+    if wait_gone([process], grace):
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-            process.wait(5)
-    except (psutil.NoSuchProcess, psutil.TimeoutExpired):
-        pass
+        wait_gone([process], 5)
     return True
 
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import requests
 from pydicom import dcmread
 
+from pacsbox.faces.dimse.network import held_reactor
 from tests.reliability.soak_support import (
     LEVELS,
     NEVER,
@@ -64,7 +65,6 @@ from tests.reliability.soak_support import (
 )
 from tests.support import dcmtk
 from tests.support.dicomgen import CT_IMAGE_STORAGE, zip_of
-from tests.support.dimse import held_reactor
 from tests.support.pacsbox_proc import RunningPacsbox
 
 LONG = os.environ.get("PACSBOX_LONG_TESTS") == "1"

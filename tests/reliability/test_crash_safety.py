@@ -22,8 +22,8 @@ import pytest
 import requests
 from pydicom import dcmread
 
+from pacsbox.faces.dimse.network import held_reactor
 from tests.support.dicomgen import make_dataset, to_bytes, uid
-from tests.support.dimse import held_reactor
 from tests.support.pacsbox_proc import RunningPacsbox
 from tests.support.recovery import swept_files
 

@@ -19,9 +19,9 @@ from collections import Counter
 from pydicom import dcmread
 from pynetdicom import AE
 
+from pacsbox.faces.dimse.network import held_reactor
 from tests.reliability.soak_support import REQUEST_TIMEOUT, Files, Item
 from tests.support.dicomgen import CT_IMAGE_STORAGE
-from tests.support.dimse import held_reactor
 from tests.support.pacsbox_proc import RunningPacsbox
 
 SECONDS = 120 if os.environ.get("PACSBOX_LONG_TESTS") == "1" else 8

@@ -10,11 +10,12 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pynetdicom import AE
 
+from pacsbox.faces.dimse.network import held_reactor
 from tests.support import dcmtk
 from tests.support.compare import orthanc_id
 from tests.support.dicom_peer import dataset_bytes
 from tests.support.dicomgen import make_dataset, standard_corpus, to_bytes, uid
-from tests.support.dimse import SCU_AET, echo, held_reactor
+from tests.support.dimse import SCU_AET, echo
 
 EXPLICIT_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"

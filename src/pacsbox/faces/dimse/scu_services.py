@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from ...core.errors import ArchiveError, CannotTranscode, NetworkError, NoPresen
 from ...core.ids import Level
 from ...core.modalities import Modality, StoreReport
 from . import commitment, contexts
-from .network import NoDelayAE, configure_pynetdicom
+from .network import NoDelayAE, configure_pynetdicom, held_reactor
 from .upper_layer import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 _MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are the odd numbers 1..255
@@ -80,7 +80,8 @@ class ServiceClassUser:
                 # a hundred common storage classes besides, so its association succeeds and it reports the same.)
                 assoc = None
             try:
-                self._store_batch(modality, assoc, batch, report, move_originator, permissive, before_each)
+                with held_reactor(assoc) if assoc is not None else nullcontext():
+                    self._store_batch(modality, assoc, batch, report, move_originator, permissive, before_each)
             finally:
                 if assoc is not None and assoc.is_established:
                     assoc.release()
@@ -152,7 +153,7 @@ class ServiceClassUser:
                            references: Sequence[commitment.Reference]) -> None:
         """N-ACTION Request Storage Commitment; the report comes back to the SCP as an N-EVENT-REPORT."""
         info = commitment.request_information(transaction_uid, list(references))
-        with self._association(modality, commitment.scu_contexts()) as assoc:
+        with self._association(modality, commitment.scu_contexts(), hold=False) as assoc:
             status, _ = assoc.send_n_action(info, commitment.REQUEST_STORAGE_COMMITMENT,
                                             commitment.STORAGE_COMMITMENT_SOP_CLASS,
                                             commitment.STORAGE_COMMITMENT_SOP_INSTANCE)
@@ -161,7 +162,7 @@ class ServiceClassUser:
     def event_report(self, modality: Modality, event_type: int, info: Dataset) -> None:
         """N-EVENT-REPORT of a storage commitment result, pacsbox in the SCP role of the SOP class."""
         requested, roles = commitment.report_negotiation()
-        with self._association(modality, requested, roles) as assoc:
+        with self._association(modality, requested, roles, hold=False) as assoc:
             status, _ = assoc.send_n_event_report(info, event_type, commitment.STORAGE_COMMITMENT_SOP_CLASS,
                                                   commitment.STORAGE_COMMITMENT_SOP_INSTANCE)
             commitment.check_status(modality, "N-EVENT-REPORT", status)
@@ -196,7 +197,8 @@ class ServiceClassUser:
             return _SUCCESS
 
         requested, roles = _get_negotiation(model)
-        with self._association(modality, list(requested), list(roles), [(evt.EVT_C_STORE, on_store)]) as assoc:
+        with self._association(modality, list(requested), list(roles), [(evt.EVT_C_STORE, on_store)],
+                               hold=False) as assoc:
             for identifier in identifiers:
                 for status, _ in assoc.send_c_get(identifier, model):
                     if not (status and status.Status in _PENDING):
@@ -209,11 +211,14 @@ class ServiceClassUser:
 
     @contextmanager
     def _association(self, modality: Modality, requested: list[PresentationContext], roles: list | None = None,
-                     handlers: list | None = None) -> Iterator[Association]:
-        """An established association, released on exit."""
+                     handlers: list | None = None, hold: bool = True) -> Iterator[Association]:
+        """An established association, released on exit. ``hold``: with pynetdicom's reactor held while the
+        requests go out (``network.held_reactor``: else, under load, it can take an answer off the queue before the
+        request waiting for it does); not for an association on which the peer may send requests of its own."""
         assoc = self._open(modality, requested, roles, handlers)
         try:
-            yield assoc
+            with held_reactor(assoc) if hold else nullcontext():
+                yield assoc
         finally:
             if assoc.is_established:
                 assoc.release()

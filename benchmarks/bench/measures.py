@@ -8,6 +8,7 @@ can never pass for a fast server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -23,6 +24,8 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+from pacsbox.faces.dimse.network import held_reactor
 
 from .servers import DICOMWEB_ROOT, Server
 
@@ -222,6 +225,10 @@ class CFindClient:
         client_socket = self.association.dul.socket.socket if self.association.dul.socket else None
         if client_socket is not None:
             client_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # held while the requests go out, as pacsbox's own SCU does: pynetdicom's reactor can otherwise take an
+        # answer off the queue before the request waiting for it (lost, then a 30 s DIMSE timeout: seen once)
+        self._held = contextlib.ExitStack()
+        self._held.enter_context(held_reactor(self.association))
 
     def find_studies(self, patient: str) -> int:
         """Study-level C-FIND for one PatientID; returns the number of matches."""
@@ -243,6 +250,7 @@ class CFindClient:
         return percentiles(_timed(lambda: self.find_studies(patients[next(turn) % len(patients)]), count, warmup))
 
     def close(self) -> None:
+        self._held.close()
         self.association.release()
 
     def __enter__(self) -> CFindClient:

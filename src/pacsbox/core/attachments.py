@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BadRequest, Conflict, InexistentItem, OutOfRange, UnknownResource
 from .ids import Level
-from .storage import compress, decompress
+from .storage import compress, decompress, md5_hex
 
 if TYPE_CHECKING:
     from .archive import Archive
@@ -38,13 +38,6 @@ ZLIB = 1  # Orthanc's CompressionType_ZlibWithSize
 
 _ETAG = re.compile(r'^"?(\d+)-([^"]*)"?$')
 _NUMBER = re.compile(r"-?[0-9]+")
-
-
-def _md5(data: bytes) -> str:
-    """``data``'s MD5 in hex (hashlib loads OpenSSL's library: with the first digest, not at start)."""
-    import hashlib
-
-    return hashlib.md5(data).hexdigest()
 
 
 class RevisionMismatch(Conflict):
@@ -229,7 +222,7 @@ class Attachments:
     def verify_md5(self, level: Level, public_id: str, name: str) -> bool:
         """Whether the stored bytes still have the MD5 recorded when they were stored."""
         found, data = self.read(level, public_id, name, as_stored=True)
-        return _md5(data) == found.compressed_md5
+        return md5_hex(data) == found.compressed_md5
 
     # -- writing ----------------------------------------------------------------------------------------
     def put(self, level: Level, public_id: str, name: str, data: bytes, expected: Expected | None = None) -> str:
@@ -240,7 +233,7 @@ class Attachments:
     def _put(self, level: Level, public_id: str, name: str, data: bytes, expected: Expected | None) -> str:
         content_type = self.writable_type(name)
         self._iid(level, public_id)
-        md5 = _md5(data)
+        md5 = md5_hex(data)
         stored = compress(data) if self.compress_new else data
         file_uuid, stored_md5 = self.files.write(stored)
         compressed = (len(stored), stored_md5) if self.compress_new else None
@@ -365,7 +358,7 @@ def _check_metadata_writable(archive: Archive, name: str) -> None:
 
 def metadata_md5(value: str) -> str:
     """The MD5 in a metadata's ETag: of its UTF-8 value."""
-    return _md5(value.encode("utf-8"))
+    return md5_hex(value.encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -393,11 +386,11 @@ def write_packed_dicom(files, data: bytes, pixel_data_offset: int | None) -> tup
             head = bytes(data[:pixel_data_offset])
             head_stored = compress(head)
             head_uuid, head_stored_md5 = files.write(head_stored)
-            until = (head_uuid, len(head), _md5(head), len(head_stored), head_stored_md5)
+            until = (head_uuid, len(head), md5_hex(head), len(head_stored), head_stored_md5)
     except BaseException:
         files.remove(file_uuid)
         raise
-    return file_uuid, _md5(data), PackedDicom(len(stored), stored_md5, until)
+    return file_uuid, md5_hex(data), PackedDicom(len(stored), stored_md5, until)
 
 
 def insert_until_pixel_data(db: sqlite3.Connection, instance_iid: int, packed: PackedDicom) -> None:

@@ -10,9 +10,9 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from .errors import StorageFull
 
@@ -24,7 +24,15 @@ PLAIN_FOLDER = ".plain"  # readable copies of compressed files (not two hex digi
 PLAIN_COPIES_LIMIT = 512 * 1024 * 1024  # bytes of those copies kept (checked every _PLAIN_TRIM_EVERY copies)
 _PLAIN_TRIM_EVERY = 32
 FRESH_FOLDER = ".fresh"  # empty files made ahead of writes (FreshFiles); not two hex digits either
+T = TypeVar("T")
 _ZLIB_LEVEL = 6  # Orthanc's ZlibCompressor level: the same bytes, so the same CompressedMD5 as Orthanc's
+
+
+def md5_hex(data: bytes | memoryview) -> str:
+    """``data``'s MD5 in hex (hashlib loads OpenSSL's library: with the first digest, not at start)."""
+    import hashlib
+
+    return hashlib.md5(data).hexdigest()
 
 
 def compress(data: bytes | memoryview) -> bytes:
@@ -100,8 +108,6 @@ class FileStore:
         Written to a temporary name, flushed with fsync (when SyncStorageArea), then renamed: a crash leaves
         either no file or the whole file, never a partial one under the final name.
         """
-        from hashlib import md5  # (OpenSSL's library: loaded with the first write, not at start)
-
         file_uuid, target, temporary = self._new_target()
         try:
             handle, temporary = self._create(temporary)
@@ -111,11 +117,11 @@ class FileStore:
             self._place(temporary, target)
         except BaseException as error:
             self._discard(temporary, error)
-        return file_uuid, md5(data).hexdigest()
+        return file_uuid, md5_hex(data)
 
     def write_stream(self, source: BinaryIO) -> tuple[str, str]:
         """Like write, copying from a file object in chunks (bounded memory for large uploads)."""
-        from hashlib import md5
+        from hashlib import md5  # (as in md5_hex)
 
         file_uuid, target, temporary = self._new_target()
         digest = md5()
@@ -168,21 +174,21 @@ class FileStore:
                 return open(fresh, "r+b"), fresh  # no O_CREAT: made ahead, and empty (only FreshFiles writes there)
             except FileNotFoundError:  # its folder went away (the store closed, another process opened it)
                 pass
-        try:
-            return open(temporary, "wb"), temporary
-        except FileNotFoundError:  # its folder went away (as in _place)
-            self._folders.discard(temporary.parent)
-            self._make_folder(temporary.parent)
-            return open(temporary, "wb"), temporary
+        return self._in_folder(temporary.parent, lambda: open(temporary, "wb")), temporary
 
     def _place(self, written: Path, target: Path) -> None:
         """Rename a written file to its stored name."""
+        self._in_folder(target.parent, lambda: os.replace(written, target))
+
+    def _in_folder(self, folder: Path, action: Callable[[], T]) -> T:
+        """``action`` on a path in ``folder``, once more after making the folder again if it went away (a reset
+        while another thread was writing)."""
         try:
-            os.replace(written, target)
-        except FileNotFoundError:  # the target's folder went away (a reset while another thread was writing)
-            self._folders.discard(target.parent)
-            self._make_folder(target.parent)
-            os.replace(written, target)
+            return action()
+        except FileNotFoundError:
+            self._folders.discard(folder)
+            self._make_folder(folder)
+            return action()
 
     def _make_folder(self, folder: Path) -> None:
         if folder not in self._folders:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import compileall
+import signal
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,14 @@ def pytest_configure(config: pytest.Config) -> None:
     installing the package does. The suite starts over a hundred fresh interpreters (CLI commands, cold servers,
     the warm-start templates, inner pytest runs); under ``PYTHONDONTWRITEBYTECODE`` (set in some CI images) an
     editable install never caches its bytecode, and every one of those starts would compile pacsbox's 150-odd
-    modules again. The suite's own modules likewise (see ``_write_test_bytecode``)."""
+    modules again. The suite's own modules likewise (see ``_write_test_bytecode``).
+
+    Also, in every process of the run: SIGINT at its default. A run started in the background by a shell without job
+    control (``command &`` in a script, as some CI runners start it) has SIGINT ignored, and every process it starts
+    inherits that, so the tests that interrupt a pytest run, a starter or a caller with Ctrl-C would wait out their
+    deadlines instead; a signal that is handled goes back to its default in a started program."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if not hasattr(config, "workerinput"):
         import pacsbox
 

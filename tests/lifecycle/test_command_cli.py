@@ -15,7 +15,6 @@ import psutil
 from pacsbox.lifecycle import Instance, InstancePaths
 from tests.lifecycle.conftest import is_gone
 from tests.lifecycle.test_cli import pacsbox
-from tests.support.interrupts import sigint_as_in_a_terminal
 
 WAITS = "import sys, time; print('args', sys.argv[1:]); print('listening'); time.sleep(120)"
 
@@ -91,8 +90,7 @@ def test_ctrl_c_during_start_leaves_no_process(home: Path) -> None:
     command = [sys.executable, "-m", "pacsbox", "start", "slow", "--engine", "command", "--ready-pattern", "never",
                "--", sys.executable, "-c", WAITS]
     starter = subprocess.Popen(command, env={**os.environ, "PACSBOX_HOME": str(home)},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=sigint_as_in_a_terminal)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     paths = InstancePaths.of("slow", home)
     try:
         deadline = time.monotonic() + 30

@@ -28,7 +28,6 @@ from pacsbox.lifecycle import (
 )
 from pacsbox.lifecycle.process import kill_tree, spawn_detached
 from tests.lifecycle.conftest import is_gone
-from tests.support.interrupts import sigint_as_in_a_terminal
 from tests.support.orthanc_ref import free_port
 
 
@@ -163,8 +162,7 @@ def test_in_thread_callers_share_too(home):
 def test_a_caller_interrupted_during_start_up_leaves_no_server(home):
     code = ("import sys, pathlib; from pacsbox.lifecycle import ensure; "
             "ensure('interrupted', home=pathlib.Path(sys.argv[1]))")
-    caller = subprocess.Popen([sys.executable, "-c", code, str(home)], stderr=subprocess.PIPE, text=True,
-                              preexec_fn=sigint_as_in_a_terminal)
+    caller = subprocess.Popen([sys.executable, "-c", code, str(home)], stderr=subprocess.PIPE, text=True)
     paths = InstancePaths.of("interrupted", home)
     deadline = time.monotonic() + 60
     while not paths.state_file.exists() and time.monotonic() < deadline:

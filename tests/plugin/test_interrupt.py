@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.plugin.helpers import FAST, assert_no_orphan, gone, lines, only_instance, run, wait_for
-from tests.support.interrupts import sigint_as_in_a_terminal
 
 WAIT_FOR_CTRL_C = """
 import time
@@ -37,8 +36,7 @@ def _interrupt(pytester: pytest.Pytester, tmp_path: Path, *args: str) -> tuple[i
     output = tmp_path / "output.txt"
     with open(output, "w") as sink:
         process = subprocess.Popen([sys.executable, "-m", "pytest", *FAST, "test_wait.py", *args], cwd=pytester.path,
-                                   stdout=sink, stderr=subprocess.STDOUT, env=os.environ.copy(),
-                                   preexec_fn=sigint_as_in_a_terminal)
+                                   stdout=sink, stderr=subprocess.STDOUT, env=os.environ.copy())
         try:
             pid = int(wait_for(pytester.path / "started.txt", process))
             process.send_signal(signal.SIGINT)

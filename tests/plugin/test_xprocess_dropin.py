@@ -14,7 +14,6 @@ import pytest
 
 from pacsbox.lifecycle import Instance, InstancePaths, list_instances
 from tests.plugin.helpers import FAST, assert_no_orphan, gone, lines, run
-from tests.support.interrupts import sigint_as_in_a_terminal
 
 # The managed process: prints its arguments, sleeps DELAY seconds, prints the ready line, waits.
 STARTER = """
@@ -211,8 +210,7 @@ def test_ctrl_c_during_start_leaves_no_process(pytester: pytest.Pytester, pacsbo
     pytester.makepyfile(test_use=USE_SERVER)
     monkeypatch.setenv("DELAY", "300")  # the ready line never comes in time
     inner = subprocess.Popen([sys.executable, "-m", "pytest", *FAST, "-p", "no:xdist"], cwd=pytester.path,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy(), text=True,
-                             preexec_fn=sigint_as_in_a_terminal)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy(), text=True)
     paths = InstancePaths.of("server", pacsbox_home)
     try:
         deadline = time.monotonic() + 60
@@ -297,8 +295,7 @@ def test_wait(xprocess):
     time.sleep(120)
 """)
     inner = subprocess.Popen([sys.executable, "-m", "pytest", *FAST, "-p", "no:xdist"], cwd=pytester.path,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy(), text=True,
-                             preexec_fn=sigint_as_in_a_terminal)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy(), text=True)
     try:
         deadline = time.monotonic() + 60
         while not (pytester.path / "pids.txt").exists():

@@ -106,8 +106,9 @@ class PduGuard:
     when the last PDU arrived."""
 
     def __init__(self, recv: Callable[[int], bytearray], send_abort: Callable[[], None], maximum_dataset_size: int,
-                 maximum_command_size: int) -> None:
+                 maximum_command_size: int, before_pdu: Callable[[], None] | None = None) -> None:
         self._recv = recv
+        self._before_pdu = before_pdu  # called before each PDU's header is read
         self._send_abort = send_abort
         self._limits = {True: maximum_command_size, False: maximum_dataset_size}
         self._received = {True: 0, False: 0}  # bytes of the command and the data set being received
@@ -116,6 +117,8 @@ class PduGuard:
 
     def recv(self, count: int) -> bytearray:
         if self._pdu_type is None:
+            if self._before_pdu is not None:
+                self._before_pdu()
             header = self._recv(count)
             if len(header) == 6:
                 pdu_type, _, length = struct.unpack(">BBI", header)

@@ -199,6 +199,7 @@ class DirectAssociation:
         message = _Message(self.maximum_dataset_size)
         while True:
             try:
+                upper_layer.acknowledge_promptly(self.sock)  # (a default pynetdicom SCU waits on it: see there)
                 pdu_type, body = upper_layer.read_pdu(self.sock)
             except TimeoutError:
                 LOG.warning("association with %r aborted: idle for %s s", self.calling_aet, self.timeout)

@@ -126,26 +126,42 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         stop_template(record.parent.parent)
 
 
-# The files that take longest (wall time on a loaded 2-core machine), longest first. xdist's ``--dist loadfile``
-# hands files to workers in collection order, so a long file collected last would run alone at the end while the
-# other workers idle: these are collected first, everything else keeps its order after them. Only the order
-# changes; a file missing from the list (renamed, new) simply runs in its usual place.
+# The files that take longest (wall time on a loaded 2-core machine, the mean of two full runs' ``--durations=0``),
+# longest first. xdist's ``--dist loadfile`` hands files to workers in collection order, so a long file collected
+# last would run alone at the end while the other workers idle: these are collected first, everything else keeps
+# its order after them. Only the order changes; a file missing from the list (renamed, new) simply runs in its
+# usual place.
 LONG_FILES = (
-    "tests/reliability/test_crash_safety.py",
-    "tests/test_benchmarks.py",
     "tests/faces/orthanc/test_modification_differential.py",
-    "tests/reliability/test_switch_crash.py",
+    "tests/reliability/test_crash_safety.py",
     "tests/test_readme.py",
-    "tests/plugin/test_isolation.py",
-    "tests/reliability/test_security_defaults.py",
-    "tests/reliability/test_every_route_needs_auth.py",
     "tests/plugin/test_xprocess_dropin.py",
+    "tests/reliability/test_http_connections.py",
+    "tests/plugin/test_isolation.py",
+    "tests/test_benchmarks.py",
     "tests/faces/orthanc/test_queries.py",
+    "tests/reliability/test_security_defaults.py",
     "tests/reliability/test_hostile_dicom.py",
-    "tests/lifecycle/test_cli.py",
-    "tests/faces/orthanc/test_tools_info.py",
-    "tests/lifecycle/test_new_user.py",
+    "tests/reliability/test_dimse_connection_limits.py",
+    "tests/faces/orthanc/test_differential.py",
+    "tests/reliability/test_hostile_http.py",
+    "tests/reliability/test_archive_limits.py",
+    "tests/plugin/test_fixtures.py",
+    "tests/reliability/test_switch_crash.py",
     "tests/lifecycle/test_warm_start.py",
+    "tests/lifecycle/test_orthanc_engine.py",
+    "tests/lifecycle/test_new_user.py",
+    "tests/faults/test_interfaces.py",
+    "tests/faces/orthanc/test_modalities.py",
+    "tests/fuzz/test_ingest_properties.py",
+    "tests/faces/orthanc/test_concurrency.py",
+    "tests/reliability/test_concurrency_soak.py",
+    "tests/faces/orthanc/test_tools_info.py",
+    "tests/faces/dimse/test_worklist_reference.py",
+    "tests/faces/orthanc/test_jobs_load.py",
+    "tests/lifecycle/test_cli.py",
+    "tests/reliability/test_dimse_memory_limits.py",
+    "tests/datasets/test_upload.py",
 )
 
 

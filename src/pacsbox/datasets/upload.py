@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .http import HttpClient, HttpError, path
-from .model import METHODS, Dataset, Session
+from .model import METHODS, DataFile, Dataset, Session
 from .registry import get
 
 Progress = Callable[[int, int], None]
@@ -200,15 +200,7 @@ class _CStore(_Uploader):
             raise UploadError(f"{len(self.pairs)} SOP class/transfer syntax pairs need more than one association")
 
     def _associate(self) -> Any:
-        import socket
-
-        from pynetdicom import AE
-
-        class NoDelayAE(AE):  # without TCP_NODELAY each small C-STORE waits on Nagle's algorithm (~40 ms)
-            def _create_socket(self, assoc, address, tls_args):
-                made = super()._create_socket(assoc, address, tls_args)
-                made.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                return made
+        from ..faces.dimse.network import NoDelayAE  # (pynetdicom loads with it)
 
         ae = NoDelayAE(ae_title="PACSBOX_DATA")
         for sop_class, syntax in sorted(self.pairs):
@@ -222,22 +214,28 @@ class _CStore(_Uploader):
         return assoc
 
     def send(self, session: Session) -> None:
-        from pydicom import dcmread
+        from ..faces.dimse.network import held_reactor
 
         if self.assoc is None:
             self.assoc = self._associate()
-        for item in session.files:
-            ds = dcmread(io.BytesIO(item.data))
-            status = self.assoc.send_c_store(ds)
-            code = getattr(status, "Status", None)
-            if code is None:
-                state = "aborted" if self.assoc.is_aborted else "released" if self.assoc.is_released else "timed out"
-                raise UploadError(f"C-STORE of {item.path} got no answer: the association {state}")
-            if code not in (0x0000, 0xB000, 0xB006, 0xB007):  # success or warning (PS3.4 B.2.3)
-                raise UploadError(f"C-STORE of {item.path} failed with status 0x{code:04X}")
-            if ds.StudyInstanceUID not in self.summary.created:
-                self.summary.created.append(str(ds.StudyInstanceUID))
-            self.tick(1)
+        with held_reactor(self.assoc):  # one association, many C-STOREs: pynetdicom's race (see held_reactor)
+            for item in session.files:
+                self._store(item)
+
+    def _store(self, item: DataFile) -> None:
+        from pydicom import dcmread
+
+        ds = dcmread(io.BytesIO(item.data))
+        status = self.assoc.send_c_store(ds)
+        code = getattr(status, "Status", None)
+        if code is None:
+            state = "aborted" if self.assoc.is_aborted else "released" if self.assoc.is_released else "timed out"
+            raise UploadError(f"C-STORE of {item.path} got no answer: the association {state}")
+        if code not in (0x0000, 0xB000, 0xB006, 0xB007):  # success or warning (PS3.4 B.2.3)
+            raise UploadError(f"C-STORE of {item.path} failed with status 0x{code:04X}")
+        if ds.StudyInstanceUID not in self.summary.created:
+            self.summary.created.append(str(ds.StudyInstanceUID))
+        self.tick(1)
 
     def close(self) -> None:
         if self.assoc is not None:

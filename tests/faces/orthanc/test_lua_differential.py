@@ -17,6 +17,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 
+from pacsbox.faces.dimse.network import held_reactor
 from tests.support.dicomgen import make_dataset, to_bytes, uid
 from tests.support.orthanc_ref import SKIP_REASON, ReferenceOrthanc, have_orthanc
 from tests.support.pacsbox_proc import RunningPacsbox
@@ -190,7 +191,8 @@ def _cstore(port: int, aet: str, keys: list[str]) -> list[int]:
     association = ae.associate("127.0.0.1", port, ae_title=aet)
     assert association.is_established
     try:
-        return [association.send_c_store(pydicom.dcmread(io.BytesIO(instance(key)))).Status for key in keys]
+        with held_reactor(association):  # several stores on one association: pynetdicom's race (see held_reactor)
+            return [association.send_c_store(pydicom.dcmread(io.BytesIO(instance(key)))).Status for key in keys]
     finally:
         association.release()
 

@@ -55,9 +55,12 @@ def held_reactor(association: Association) -> Iterator[Association]:
     ("Received unexpected C-STORE service message"): the send_*() then waits out its DIMSE timeout without a status
     although the server answered (pydicom/pynetdicom#875). Held, the reactor stays paused until the run ends and
     every answer reaches the send_*() waiting for it; a release or abort by the peer still reaches that send_*()
-    through the DIMSE queue.
+    through the DIMSE queue. Re-entrant: a hold inside another one changes nothing.
     """
     released = association._reactor_checkpoint
+    if isinstance(released, _HeldCheckpoint):  # already held further up: the outer hold goes on, nothing to wait for
+        yield association
+        return
     held = _HeldCheckpoint()
     released.clear()
     association._reactor_checkpoint = held

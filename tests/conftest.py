@@ -72,8 +72,9 @@ def _write_test_bytecode(config: pytest.Config) -> None:
     each one's asserts (parse, rewrite, compile: most of a worker's collection time) and keeps the result in its
     cache beside the module, but never under ``PYTHONDONTWRITEBYTECODE``, so each worker of each run paid it again.
     Written here once, before the workers start, in two processes (the machine's cores are idle meanwhile); the
-    workers then read it. The helper modules (tests/support, ...) get their plain bytecode. pytest's rewriting
-    functions are internal: should they change, this does nothing and the workers rewrite as before."""
+    workers then read it. The helper modules (tests/support, ...) get their plain bytecode; the plugins' modules,
+    which pytest rewrites too, their rewritten one (``_plugin_modules``). pytest's rewriting functions are internal:
+    should they change, this does nothing and the workers rewrite as before."""
     import os
 
     tests = Path(__file__).parent
@@ -100,7 +101,7 @@ def _write_test_bytecode(config: pytest.Config) -> None:
             except Exception:  # a module that does not compile fails at its collection, as before
                 continue
 
-    tested = [path for path in modules if path not in helpers]
+    tested = [path for path in modules if path not in helpers] + _plugin_modules(state)
     child = os.fork() if (os.cpu_count() or 1) > 1 and hasattr(os, "fork") else None
     if child == 0:  # the second process: every other module
         try:
@@ -110,6 +111,27 @@ def _write_test_bytecode(config: pytest.Config) -> None:
     write(tested[0::2] if child else tested)
     if child:
         os.waitpid(child, 0)
+
+
+def _plugin_modules(state: object) -> list[Path]:
+    """The source files of the packages pytest rewrites besides the tests: those of every installed plugin's
+    distribution (pacsbox's own, hypothesis, anyio, xdist...), whose modules are rewritten as each process imports
+    them, each worker and each inner pytest run again under ``PYTHONDONTWRITEBYTECODE`` (~2 s a process)."""
+    import importlib.util
+
+    files: list[Path] = []
+    for name in sorted(getattr(getattr(state, "hook", None), "_must_rewrite", ())):
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or (spec.origin and Path(spec.origin).is_relative_to(Path(__file__).parent)):
+            continue  # not importable as named, or one of the suite's own modules (done above)
+        for location in spec.submodule_search_locations or ():
+            files += sorted(path for path in Path(location).rglob("*.py") if "__pycache__" not in path.parts)
+        if not spec.submodule_search_locations and spec.origin and spec.origin.endswith(".py"):
+            files.append(Path(spec.origin))
+    return files
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -7,8 +7,7 @@
 Measures cold start, REST ingest (1 and 4 keep-alive clients, ~2 KB and ~150 KB files), C-STORE ingest (dcmtk
 storescu, one association, TCP_NODELAY=1), STOW-RS ingest (one client, 10 instances a request), p50/p95 latency of
 GET /instances/{id}, its /tags and /simplified-tags, GET /studies/{id}, GET /series/{id}, a study's series and a
-series' instances (expanded child lists), POST /tools/find, a study-level C-FIND (one association), a C-STORE
-from pynetdicom's default SCU (Nagle's algorithm on, one association), QIDO-RS
+series' instances (expanded child lists), POST /tools/find, a study-level C-FIND (one association), QIDO-RS
 studies by PatientID and WADO-RS study metadata (the real Orthanc with its DICOMweb plugin), /preview and
 /frames/0/raw of 512 x 512 CT slices uncompressed and in JPEG-LS, idle and peak RSS, and ingest and query figures as
 the archive grows. Both servers run from one launcher with equivalent settings

@@ -25,7 +25,7 @@ ROW_KEYS = [
     "cold_start", "cold_start_patient", "cli_reuse", "warm_start", "warm_start_cli", "idle_rss", "peak_rss",
     "rest_small_1", "rest_small_4", "rest_large_1", "rest_large_4", "cstore_small", "cstore_large", "stow_small",
     "get_instance_p50", "get_instance_p95", "get_tags_p50", "get_tags_p95", "find_p50", "find_p95",
-    "cfind_p50", "cfind_p95", "default_scu_store_p50", "default_scu_store_p95", "qido_p50", "qido_p95", "wado_metadata_p50", "wado_metadata_p95",
+    "cfind_p50", "cfind_p95", "qido_p50", "qido_p95", "wado_metadata_p50", "wado_metadata_p95",
     "preview_ct_p50", "preview_ct_p95", "raw_ct_p50", "raw_ct_p95", "preview_jpegls_p50", "preview_jpegls_p95",
     "raw_jpegls_p50", "raw_jpegls_p95",
     *(f"{key}_{quantile}" for key in ("get_simplified", "get_study", "get_series", "study_series", "series_instances")

@@ -9,7 +9,6 @@ can never pass for a fast server.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import secrets
 import socket
@@ -31,7 +30,6 @@ from pacsbox.faces.dimse.network import held_reactor
 from .servers import DICOMWEB_ROOT, Server
 
 CALLING_AET = "BENCHSCU"
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"  # the SOP class of every generated file (corpus.py)
 # What a test suite typically asks of a study: an exact PatientID, a few main tags back (Orthanc's /tools/find
 # without "Expand", and the study-level C-FIND below, both answer from the index alone on either server).
 FIND_STUDY_TAGS = ("StudyInstanceUID", "StudyDate", "StudyDescription", "AccessionNumber", "PatientName")
@@ -174,31 +172,6 @@ def cstore_ingest(server: Server, folder: Path, storescu: str) -> float:
         raise MeasureFailed(f"{server.name}: storescu failed ({result.returncode}): {result.stderr[-1000:]}")
     _check_stored(server, before + count)
     return count / elapsed
-
-
-def default_scu_store_latency(server: Server, payloads: Sequence[bytes], warmup: int = 10) -> dict[str, float]:
-    """p50/p95 of one C-STORE from pynetdicom as a test suite uses it by default: ``AE.associate`` as it comes, so
-    with Nagle's algorithm on (unlike ``CFindClient``), one association, each file stored once. The data sets are
-    decoded before the clock starts; the first ``warmup`` files are not timed."""
-    from pydicom import dcmread
-
-    datasets = iter([dcmread(io.BytesIO(data)) for data in payloads])
-    entity = AE(ae_title=CALLING_AET)
-    entity.add_requested_context(CT_IMAGE_STORAGE)
-    association = entity.associate("127.0.0.1", server.dicom_port, ae_title=server.aet)
-    if not association.is_established:
-        raise MeasureFailed(f"{server.name}: the C-STORE association was not accepted")
-
-    def store() -> None:
-        status = association.send_c_store(next(datasets))
-        if not status or status.Status != 0x0000:
-            raise MeasureFailed(f"{server.name}: C-STORE answered {status}")
-
-    try:
-        with held_reactor(association):  # (pynetdicom's own race: see CFindClient)
-            return percentiles(_timed(store, len(payloads) - warmup, warmup))
-    finally:
-        association.release()
 
 
 def _timed(request: Callable[[], None], count: int, warmup: int) -> list[float]:

@@ -88,7 +88,6 @@ def _rows() -> list[Measure]:
                      True)]
     for key, label in (("get_instance", "GET /instances/{id}"), ("get_tags", "GET /instances/{id}/tags"),
                        ("find", "POST /tools/find, study, PatientID"), ("cfind", "C-FIND study, PatientID"),
-                       ("default_scu_store", "C-STORE ~2 KB, pynetdicom's default SCU (Nagle on)"),
                        ("qido", "QIDO-RS /dicom-web/studies?PatientID="),
                        ("wado_metadata", "WADO-RS /dicom-web/studies/{uid}/metadata")):
         rows += [Measure(f"{key}_p50", f"{label} p50", "ms", False),

@@ -19,7 +19,7 @@ from . import corpus, images, measures, reads, servers, starts, warm
 from .plan import Plan
 
 # Lot numbers keep the UIDs of every set of files apart (corpus.Generator).
-WARMUP_LOT, LATENCY_LOT, SCALE_LOT, DEFAULT_SCU_LOT = 1, 2, 3, 4
+WARMUP_LOT, LATENCY_LOT, SCALE_LOT = 1, 2, 3
 INGEST_LOTS = {"rest_small_1": 11, "rest_small_4": 12, "rest_large_1": 13, "rest_large_4": 14,
                "cstore_small": 15, "cstore_large": 16}
 STOW_LOT = 17
@@ -61,7 +61,6 @@ class Files:
         self.stow = [measures.stow_body(stow_files[first:first + plan.stow_batch])
                      for first in range(0, plan.stow, plan.stow_batch)]
         self.latency = small.lot(LATENCY_LOT, plan.latency_set)
-        self.default_scu = small.lot(DEFAULT_SCU_LOT, plan.requests + 10)  # (10 untimed)
         patients = corpus.LAYOUT.patient_of(plan.latency_set - 1) + 1
         self.latency_patients = [corpus.patient_id(LATENCY_LOT, number) for number in range(patients)]
         studies = (plan.latency_set - 1) // corpus.LAYOUT.instances_per_study + 1
@@ -104,8 +103,6 @@ def one_round(plan: Plan, files: Files, storescu: str, root: Path, round_number:
             *reads.steps(plan, latency_ids),  # /simplified-tags, /studies/{id}, /series/{id}, child lists
             ("POST /tools/find", lambda server: _find_latency(server, plan, files.latency_patients)),
             ("C-FIND", lambda server: _cfind_latency(server, plan, files.latency_patients)),
-            ("C-STORE, default SCU", lambda server: _prefixed("default_scu_store", measures.default_scu_store_latency(
-                server, files.default_scu))),
             ("QIDO-RS", lambda server: _qido_latency(server, plan, files.latency_patients)),
             ("WADO-RS metadata", lambda server: _metadata_latency(server, plan, files)),
             ("image set", _image_loader(files.images, image_ids)),

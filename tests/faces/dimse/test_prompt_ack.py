@@ -1,4 +1,5 @@
-"""A default pynetdicom SCU (Nagle's algorithm on) is answered as fast as one with ``TCP_NODELAY``.
+"""With ``DicomAcknowledgeAtOnce``, a default pynetdicom SCU (Nagle's algorithm on) is answered as fast as one with
+``TCP_NODELAY``.
 
 Such a peer sends a request's data set only once its command PDU is acknowledged; without
 ``upper_layer.acknowledge_promptly`` Linux holds that ACK up to 40 ms, so each C-STORE took ~45 ms instead of ~5
@@ -30,7 +31,7 @@ BLOCKS, STORES_PER_BLOCK = 4, 8
 
 @pytest.fixture(scope="module")
 def server():
-    with RunningPacsbox() as running:
+    with RunningPacsbox({"DicomAcknowledgeAtOnce": True}) as running:
         yield running
 
 

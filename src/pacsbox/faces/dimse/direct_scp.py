@@ -103,6 +103,7 @@ class DirectAssociation:
         self.origin = Origin("DicomProtocol", remote_ip=str(address[0]), remote_aet=self.calling_aet, called_aet=aet)
         self.timeout = timeout
         self.maximum_dataset_size = policy.config.DicomMaximumDatasetSize
+        self.acknowledge_at_once = policy.config.DicomAcknowledgeAtOnce
         self.accepted: dict[int, upper_layer.NegotiatedContext] = {}
         self.last_activity = time.monotonic()  # when the last whole PDU arrived: how idle the association is
         self._serving = False
@@ -199,7 +200,8 @@ class DirectAssociation:
         message = _Message(self.maximum_dataset_size)
         while True:
             try:
-                upper_layer.acknowledge_promptly(self.sock)  # (a default pynetdicom SCU waits on it: see there)
+                if self.acknowledge_at_once:  # (a default pynetdicom SCU waits on it: see there)
+                    upper_layer.acknowledge_promptly(self.sock)
                 pdu_type, body = upper_layer.read_pdu(self.sock)
             except TimeoutError:
                 LOG.warning("association with %r aborted: idle for %s s", self.calling_aet, self.timeout)

@@ -340,8 +340,10 @@ class _RequestHandler(RequestHandler):
             with contextlib.suppress(OSError):
                 raw.sendall(upper_layer.abort(source=0x02))
 
-        guard = PduGuard(association_socket.recv, send_abort, self.server.dicom_server.config.DicomMaximumDatasetSize,
-                         MAXIMUM_COMMAND_SIZE, before_pdu=lambda: upper_layer.acknowledge_promptly(raw))
+        config = self.server.dicom_server.config
+        guard = PduGuard(association_socket.recv, send_abort, config.DicomMaximumDatasetSize, MAXIMUM_COMMAND_SIZE,
+                         before_pdu=(lambda: upper_layer.acknowledge_promptly(raw))
+                         if config.DicomAcknowledgeAtOnce else None)
         association_socket.recv = guard.recv  # the DUL reads every PDU through it
         assoc.pacsbox_guard = guard
         assoc._serve_request = _OnItsContext(assoc, assoc._serve_request, self.server.dicom_server.policy)

@@ -59,7 +59,8 @@ def acknowledge_promptly(sock: socket.socket) -> None:
     command PDU is acknowledged, and Linux delays that ACK by up to 40 ms in request-answer traffic, hoping to send
     it with the answer, which needs the data set: every C-STORE or C-FIND of such a peer then takes 40 ms more (as
     it does against Orthanc). The setting does not last (the kernel goes back to delaying once it sees answers
-    follow requests), so it is made again before each PDU is read; an ACK already pending goes out at once.
+    follow requests), so it is made again before each PDU is read; an ACK already pending goes out at once. Only
+    with ``DicomAcknowledgeAtOnce`` (off by default: see there).
     """
     if _QUICKACK is not None:
         with contextlib.suppress(OSError):  # (a socket already closed: the read that follows says so)

@@ -91,9 +91,16 @@ def test_writes_go_into_files_made_ahead_and_end_whole_under_their_name(store, w
 def test_files_made_ahead_are_topped_up_and_removed_when_the_store_closes(store):
     store.write(b"first")
     _made_ahead(store, at_least=store._fresh.HIGH)
-    for _ in range(store._fresh.HIGH - store._fresh.LOW + 1):  # below LOW: the thread makes more
+    # The folder shows each file as it is created, the queue a moment later: once the queue is full too, the thread
+    # is done until a write wakes it. Writes that began while it was still filling would keep it filling, and the
+    # files left might never drop below LOW (seen once in a shuffled run).
+    fresh = store._fresh
+    deadline = time.monotonic() + 30
+    while len(fresh._ready) < fresh.HIGH and time.monotonic() < deadline:
+        time.sleep(0.001)
+    for _ in range(fresh.HIGH - fresh.LOW + 1):  # below LOW: the thread makes more
         store.write(b"x")
-    _made_ahead(store, at_least=store._fresh.HIGH)
+    _made_ahead(store, at_least=fresh.HIGH)
     thread = store._fresh._thread
     store.close()
     assert not (store.root / FRESH_FOLDER).exists()

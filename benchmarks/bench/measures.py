@@ -1,9 +1,15 @@
 """The measures themselves: ingest rates (REST, C-STORE, STOW-RS) and request latencies (REST, C-FIND, QIDO-RS,
-WADO-RS), against one server.
+WADO-RS), against one server, or against both servers at once, their requests alternating (``interleaved``).
 
 Nothing here generates files or starts servers; what is timed is only the traffic. Every measure checks that the
 server did what was asked (HTTP 200, C-FIND status Success, the instance count after an ingest), so a fast error
 can never pass for a fast server.
+
+Why alternate: the load that other work puts on these shared 2-core machines drifts from second to second, and a
+measure of ~1 s taken on one server, then on the other, carries that drift into the ratio. Paired probes of the
+same reads gave ratios from 0.68 to 1.38 taken one block after the other, and from 1.00 to 1.11 with the requests
+alternating (six repeats each, ``GET /instances/{id}``, ``/studies/{id}``, ``/series/{id}``). Each request still
+waits for the previous answer, as a test suite's client does, so what each server is timed on is unchanged.
 """
 
 from __future__ import annotations
@@ -109,6 +115,46 @@ def rest_ingest(server: Server, payloads: Sequence[bytes], clients: int) -> floa
     return len(payloads) / elapsed
 
 
+def interleaved_rest_ingest(running: dict[str, Server], payloads: Sequence[bytes]) -> dict[str, float]:
+    """Instances per second over ``POST /instances`` from one keep-alive session per server, one file at a time,
+    the servers' uploads in turns (``interleaved``): the files over the sum of the server's upload times."""
+    return _interleaved_posts(running, "/instances", [({}, data) for data in payloads], len(payloads))
+
+
+def interleaved_stow_ingest(running: dict[str, Server], bodies: Sequence[tuple[str, bytes]],
+                            count: int) -> dict[str, float]:
+    """``stow_ingest`` for every server, the requests in turns (``interleaved``): ``count`` instances over the sum of
+    the server's request times."""
+    requests = [({"Content-Type": content_type, **DICOM_JSON}, body) for content_type, body in bodies]
+    return _interleaved_posts(running, DICOMWEB_ROOT + "/studies", requests, count)
+
+
+def _interleaved_posts(running: dict[str, Server], path: str, requests: Sequence[tuple[dict[str, str], bytes]],
+                       instances: int) -> dict[str, float]:
+    """Each POST of ``requests`` (headers, body) sent to every server in turns, one keep-alive session a server;
+    ``instances`` stored a server (checked) over the sum of its request times."""
+    before = {name: instance_count(server) for name, server in running.items()}
+
+    def poster(server: Server) -> Callable[[], None]:
+        session = server.session()
+        session.get(server.url + "/system", timeout=30).raise_for_status()  # connect before the clock starts
+        pending = iter(requests)
+
+        def post() -> None:
+            headers, body = next(pending)
+            answer = session.post(server.url + path, data=body, headers=headers, timeout=120)
+            if answer.status_code != 200:
+                raise MeasureFailed(f"{server.name}: POST {path} answered {answer.status_code}: {answer.text[:300]}")
+            answer.content  # noqa: B018 - the answer is part of the request's cost
+
+        return post
+
+    durations = interleaved({name: poster(server) for name, server in running.items()}, len(requests), warmup=0)
+    for name, server in running.items():
+        _check_stored(server, before[name] + instances)
+    return {name: instances / sum(times) for name, times in durations.items()}
+
+
 def _check_stored(server: Server, expected: int) -> None:
     found = instance_count(server)
     if found != expected:
@@ -174,6 +220,28 @@ def cstore_ingest(server: Server, folder: Path, storescu: str) -> float:
     return count / elapsed
 
 
+def interleaved(requesters: dict[str, Callable[[], None]], count: int, warmup: int = 10) -> dict[str, list[float]]:
+    """The durations of ``count`` calls of each server's ``requester`` (after ``warmup`` untimed ones), in turns:
+    call N of every server, the first of them alternating from one call to the next."""
+    names = list(requesters)
+    for _ in range(warmup):
+        for name in names:
+            requesters[name]()
+    durations: dict[str, list[float]] = {name: [] for name in names}
+    for number in range(count):
+        for name in names if number % 2 == 0 else reversed(names):
+            began = time.perf_counter()
+            requesters[name]()
+            durations[name].append(time.perf_counter() - began)
+    return durations
+
+
+def interleaved_latency(requesters: dict[str, Callable[[], None]], count: int,
+                        warmup: int = 10) -> dict[str, dict[str, float]]:
+    """p50/p95 of each server's requests, taken in turns (``interleaved``)."""
+    return {name: percentiles(durations) for name, durations in interleaved(requesters, count, warmup).items()}
+
+
 def _timed(request: Callable[[], None], count: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         request()
@@ -189,6 +257,13 @@ def rest_latency(server: Server, method: str, paths: Sequence[str], count: int, 
                  bodies: Sequence[object] | None = None,
                  headers: dict[str, str] | None = None) -> dict[str, float]:
     """p50/p95 of one kind of request over one keep-alive session, cycling through ``paths`` (and ``bodies``)."""
+    return percentiles(_timed(rest_requester(server, method, paths, bodies, headers), count, warmup))
+
+
+def rest_requester(server: Server, method: str, paths: Sequence[str], bodies: Sequence[object] | None = None,
+                   headers: dict[str, str] | None = None) -> Callable[[], None]:
+    """One request of one kind a call, over one keep-alive session, cycling through ``paths`` (and ``bodies``);
+    an answer other than 200 fails the measure."""
     session = server.session()
     session.headers.update(headers or {})
     turn = iter(range(10**9))
@@ -202,7 +277,7 @@ def rest_latency(server: Server, method: str, paths: Sequence[str], count: int, 
                                 f"{answer.text[:300]}")
         answer.content  # noqa: B018 - the whole body is part of the answer's cost
 
-    return percentiles(_timed(request, count, warmup))
+    return request
 
 
 def find_study_body(patient: str) -> dict[str, object]:
@@ -246,8 +321,16 @@ class CFindClient:
         return matches
 
     def latency(self, patients: Sequence[str], count: int, warmup: int = 10) -> dict[str, float]:
+        return percentiles(_timed(self.requester(patients), count, warmup))
+
+    def requester(self, patients: Sequence[str]) -> Callable[[], None]:
+        """One study-level C-FIND a call, cycling through ``patients``."""
         turn = iter(range(10**9))
-        return percentiles(_timed(lambda: self.find_studies(patients[next(turn) % len(patients)]), count, warmup))
+
+        def request() -> None:
+            self.find_studies(patients[next(turn) % len(patients)])
+
+        return request
 
     def close(self) -> None:
         self._held.close()

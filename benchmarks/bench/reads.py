@@ -2,12 +2,14 @@
 and two child lists (a study's series, a series' instances, each resource expanded as Orthanc lists them).
 
 The resources are found through each server's own answers (instance -> ParentSeries -> ParentStudy), untimed,
-then each measure cycles through them over one keep-alive session as ``measures.rest_latency`` does.
+then each measure cycles through them over one keep-alive session a server, the servers' requests in turns
+(``suite.latency``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from . import corpus, measures
@@ -15,6 +17,7 @@ from .servers import Server
 
 if TYPE_CHECKING:  # plan.py lists these rows among its own: it imports this module while it is being made
     from .plan import Measure, Plan
+    from .suite import Together
 
 #: key -> (row label, path template over the resource named by {study}, {series} or {instance})
 READS = {
@@ -52,18 +55,19 @@ def _resources(server: Server, instance_ids: list[str]) -> dict[str, list[str]]:
     return {"instance": instance_ids, "series": list(series), "study": list(studies)}
 
 
-def steps(plan: Plan, ids: dict[str, list[str]]) -> list[tuple[str, Callable[[Server], dict[str, float]]]]:
+def steps(plan: Plan, ids: dict[str, list[str]]) -> list[tuple[str, Together]]:
     """One step per read, for the round's list of measures (``ids``: the latency set's instance IDs by server)."""
+    from .suite import latency
+
     found: dict[str, dict[str, list[str]]] = {}
 
-    def measure(key: str, template: str) -> Callable[[Server], dict[str, float]]:
-        def run(server: Server) -> dict[str, float]:
+    def requester(template: str) -> Callable[[Server, ExitStack], Callable[[], None]]:
+        def make(server: Server, _: ExitStack) -> Callable[[], None]:
             if server.name not in found:
                 found[server.name] = _resources(server, ids[server.name])
             kind = template.split("{")[1].split("}")[0]
             paths = [template.replace(f"{{{kind}}}", one) for one in found[server.name][kind]]
-            figures = measures.rest_latency(server, "GET", paths, plan.requests)
-            return {f"{key}_{quantile.removesuffix('_ms')}": value for quantile, value in figures.items()}
-        return run
+            return measures.rest_requester(server, "GET", paths)
+        return make
 
-    return [(label, measure(key, template)) for key, (label, template) in READS.items()]
+    return [(label, latency(key, plan.requests, requester(template))) for key, (label, template) in READS.items()]

@@ -2,7 +2,9 @@
 
 Both servers of a round run side by side and take turns on each measure, the first one alternating from measure to
 measure and from round to round, so that load from other work on the machine falls on both alike; the table
-reports medians over rounds. Files are generated before any clock starts and are the same bytes for both servers.
+reports medians over rounds. Where one client sends one request at a time (the latencies, one-client REST ingest,
+STOW-RS) the turns are request by request (``measures.interleaved``); ingest from several clients and storescu's
+go server by server. Files are generated before any clock starts and are the same bytes for both servers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,30 @@ MIB = 1024  # /proc reports KiB
 def log(message: str) -> None:
     """Progress goes to stderr; stdout keeps only the results."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+PerServer = Callable[[servers.Server], dict[str, float]]
+# A step of a round: the servers in the order they take their turns -> each server's figures
+Together = Callable[[dict[str, servers.Server]], dict[str, dict[str, float]]]
+# What a latency step asks of each server: a call making one request (resources it opens go on the stack)
+Requester = Callable[[servers.Server, ExitStack], Callable[[], None]]
+
+
+def each(action: PerServer) -> Together:
+    """A step taken server by server, each in its turn (ingest from several clients, loading, storescu)."""
+    return lambda running: {name: action(server) for name, server in running.items()}
+
+
+def latency(key: str, count: int, requester: Requester, warmup: int = 10) -> Together:
+    """A latency step: ``count`` requests a server, the servers' requests in turns (``measures.interleaved``);
+    the figures are ``{key}_p50`` and ``{key}_p95``."""
+    def run(running: dict[str, servers.Server]) -> dict[str, dict[str, float]]:
+        with ExitStack() as stack:
+            requesters = {name: requester(server, stack) for name, server in running.items()}
+            figures = measures.interleaved_latency(requesters, count, warmup)
+        return {name: _prefixed(key, quantiles) for name, quantiles in figures.items()}
+
+    return run
 
 
 def turns(round_number: int, step: int) -> tuple[str, str]:
@@ -92,28 +118,29 @@ def one_round(plan: Plan, files: Files, storescu: str, root: Path, round_number:
             measures.stow_ingest(server, [files.stow_warmup], 5)
         latency_ids: dict[str, list[str]] = {}
         image_ids: dict[str, dict[str, list[str]]] = {}
-        steps: list[tuple[str, Callable[[servers.Server], dict[str, float]]]] = [
+        steps: list[tuple[str, Together]] = [
             *((key, _rest(payloads, int(key[-1]), key)) for key, payloads in files.rest.items()),
-            *((key, _cstore(files.folders[key], storescu, key)) for key in ("cstore_small", "cstore_large")),
-            ("STOW-RS", lambda server: {"stow_small": measures.stow_ingest(server, files.stow, plan.stow)}),
-            ("latency set", _loader(files.latency, latency_ids)),
-            ("GET /instances/{id}", lambda server: _paths_latency(server, plan, latency_ids, "", "get_instance")),
-            ("GET /instances/{id}/tags", lambda server: _paths_latency(server, plan, latency_ids, "/tags",
-                                                                      "get_tags")),
+            *((key, each(_cstore(files.folders[key], storescu, key))) for key in ("cstore_small", "cstore_large")),
+            ("STOW-RS", lambda running: {name: {"stow_small": rate} for name, rate in
+                                         measures.interleaved_stow_ingest(running, files.stow, plan.stow).items()}),
+            ("latency set", each(_loader(files.latency, latency_ids))),
+            ("GET /instances/{id}", _paths_latency(plan, latency_ids, "", "get_instance")),
+            ("GET /instances/{id}/tags", _paths_latency(plan, latency_ids, "/tags", "get_tags")),
             *reads.steps(plan, latency_ids),  # /simplified-tags, /studies/{id}, /series/{id}, child lists
-            ("POST /tools/find", lambda server: _find_latency(server, plan, files.latency_patients)),
-            ("C-FIND", lambda server: _cfind_latency(server, plan, files.latency_patients)),
-            ("QIDO-RS", lambda server: _qido_latency(server, plan, files.latency_patients)),
-            ("WADO-RS metadata", lambda server: _metadata_latency(server, plan, files)),
-            ("image set", _image_loader(files.images, image_ids)),
+            ("POST /tools/find", _find_latency(plan, files.latency_patients)),
+            ("C-FIND", _cfind_latency(plan, files.latency_patients)),
+            ("QIDO-RS", _qido_latency(plan, files.latency_patients)),
+            ("WADO-RS metadata", _metadata_latency(plan, files)),
+            ("image set", each(_image_loader(files.images, image_ids))),
             *((f"{route} {encoding}", _image_latency(plan, image_ids, encoding, route))
               for encoding in files.images for route in ("preview", "raw")),
         ]
         for step, (label, action) in enumerate(steps):
-            news: dict[str, dict[str, float]] = {}
-            for name in turns(round_number, step):
+            order = turns(round_number, step)
+            for name in order:
                 running[name].check_alive()
-                news[name] = action(running[name])
+            news = action({name: running[name] for name in order})
+            for name in order:
                 results[name].update(news[name])
             log(f"round {round_number + 1}, {label}: " + "; ".join(
                 f"{name} " + (" ".join(f"{key}={value:.2f}" for key, value in news[name].items()) or "done")
@@ -142,23 +169,22 @@ def _image_loader(files: dict[str, list[bytes]],
     return load
 
 
-def _image_latency(plan: Plan, ids: dict[str, dict[str, list[str]]], encoding: str,
-                   route: str) -> Callable[[servers.Server], dict[str, float]]:
+def _image_latency(plan: Plan, ids: dict[str, dict[str, list[str]]], encoding: str, route: str) -> Together:
     """p50/p95 of ``/preview`` (decode, stretch, PNG) or ``/frames/0/raw`` (the stored frame) over the slices."""
     suffix = "/preview" if route == "preview" else "/frames/0/raw"
-
-    def measure(server: servers.Server) -> dict[str, float]:
-        paths = [f"/instances/{identifier}{suffix}" for identifier in ids[server.name][encoding]]
-        return _prefixed(f"{route}_{encoding}", measures.rest_latency(server, "GET", paths, plan.requests, warmup=3))
-
-    return measure
+    return latency(f"{route}_{encoding}", plan.requests, lambda server, _: measures.rest_requester(
+        server, "GET", [f"/instances/{identifier}{suffix}" for identifier in ids[server.name][encoding]]), warmup=3)
 
 
-def _rest(payloads: list[bytes], clients: int, key: str) -> Callable[[servers.Server], dict[str, float]]:
-    return lambda server: {key: measures.rest_ingest(server, payloads, clients)}
+def _rest(payloads: list[bytes], clients: int, key: str) -> Together:
+    """One client: the servers' uploads in turns (``measures.interleaved_rest_ingest``); several: server by server."""
+    if clients == 1:
+        return lambda running: {name: {key: rate} for name, rate in
+                                measures.interleaved_rest_ingest(running, payloads).items()}
+    return each(lambda server: {key: measures.rest_ingest(server, payloads, clients)})
 
 
-def _cstore(folder: Path, storescu: str, key: str) -> Callable[[servers.Server], dict[str, float]]:
+def _cstore(folder: Path, storescu: str, key: str) -> PerServer:
     return lambda server: {key: measures.cstore_ingest(server, folder, storescu)}
 
 
@@ -166,48 +192,61 @@ def _prefixed(prefix: str, figures: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}_{quantile.removesuffix('_ms')}": value for quantile, value in figures.items()}
 
 
-def _paths_latency(server: servers.Server, plan: Plan, ids: dict[str, list[str]], suffix: str,
-                   key: str) -> dict[str, float]:
-    paths = [f"/instances/{identifier}{suffix}" for identifier in ids[server.name]]
-    return _prefixed(key, measures.rest_latency(server, "GET", paths, plan.requests))
+def _paths_latency(plan: Plan, ids: dict[str, list[str]], suffix: str, key: str) -> Together:
+    return latency(key, plan.requests, lambda server, _: measures.rest_requester(
+        server, "GET", [f"/instances/{identifier}{suffix}" for identifier in ids[server.name]]))
 
 
-def _find_latency(server: servers.Server, plan: Plan, patients: list[str]) -> dict[str, float]:
+def _find_latency(plan: Plan, patients: list[str]) -> Together:
     bodies = [measures.find_study_body(patient) for patient in patients]
-    found = server.session().post(server.url + "/tools/find", json=bodies[0], timeout=60).json()
-    if len(found) != corpus.LAYOUT.studies_per_patient:
-        raise measures.MeasureFailed(f"{server.name}: /tools/find did not find the studies of {patients[0]}")
-    return _prefixed("find", measures.rest_latency(server, "POST", ["/tools/find"], plan.requests, bodies=bodies))
+
+    def requester(server: servers.Server, _: ExitStack) -> Callable[[], None]:
+        found = server.session().post(server.url + "/tools/find", json=bodies[0], timeout=60).json()
+        if len(found) != corpus.LAYOUT.studies_per_patient:
+            raise measures.MeasureFailed(f"{server.name}: /tools/find did not find the studies of {patients[0]}")
+        return measures.rest_requester(server, "POST", ["/tools/find"], bodies=bodies)
+
+    return latency("find", plan.requests, requester)
 
 
-def _cfind_latency(server: servers.Server, plan: Plan, patients: list[str]) -> dict[str, float]:
-    with measures.CFindClient(server) as client:
+def _cfind_latency(plan: Plan, patients: list[str]) -> Together:
+    def requester(server: servers.Server, stack: ExitStack) -> Callable[[], None]:
+        client = stack.enter_context(measures.CFindClient(server))
         if client.find_studies(patients[0]) != corpus.LAYOUT.studies_per_patient:
             raise measures.MeasureFailed(f"{server.name}: C-FIND did not find the studies of {patients[0]}")
-        return _prefixed("cfind", client.latency(patients, plan.requests))
+        return client.requester(patients)
+
+    return latency("cfind", plan.requests, requester)
 
 
-def _qido_latency(server: servers.Server, plan: Plan, patients: list[str]) -> dict[str, float]:
+def _qido_latency(plan: Plan, patients: list[str]) -> Together:
     """``GET /dicom-web/studies?PatientID=...``: the DICOMweb twin of the /tools/find and C-FIND measures."""
     paths = [f"{servers.DICOMWEB_ROOT}/studies?PatientID={patient}" for patient in patients]
-    found = server.session().get(server.url + paths[0], headers=measures.DICOM_JSON, timeout=60)
-    if found.status_code != 200 or len(found.json()) != corpus.LAYOUT.studies_per_patient:
-        raise measures.MeasureFailed(f"{server.name}: QIDO-RS did not find the studies of {patients[0]} "
-                                     f"({found.status_code}: {found.text[:300]})")
-    return _prefixed("qido", measures.rest_latency(server, "GET", paths, plan.requests, headers=measures.DICOM_JSON))
+
+    def requester(server: servers.Server, _: ExitStack) -> Callable[[], None]:
+        found = server.session().get(server.url + paths[0], headers=measures.DICOM_JSON, timeout=60)
+        if found.status_code != 200 or len(found.json()) != corpus.LAYOUT.studies_per_patient:
+            raise measures.MeasureFailed(f"{server.name}: QIDO-RS did not find the studies of {patients[0]} "
+                                         f"({found.status_code}: {found.text[:300]})")
+        return measures.rest_requester(server, "GET", paths, headers=measures.DICOM_JSON)
+
+    return latency("qido", plan.requests, requester)
 
 
-def _metadata_latency(server: servers.Server, plan: Plan, files: Files) -> dict[str, float]:
+def _metadata_latency(plan: Plan, files: Files) -> Together:
     """``GET /dicom-web/studies/{uid}/metadata``: every instance's DICOM JSON, as a viewer asks when it opens a
     study (50 instances a study here, bulk data such as the pixels left out as BulkDataURI)."""
     paths = [f"{servers.DICOMWEB_ROOT}/studies/{study}/metadata" for study in files.latency_studies]
-    found = server.session().get(server.url + paths[0], headers=measures.DICOM_JSON, timeout=60)
-    if found.status_code != 200 or len(found.json()) != files.first_study_size:
-        raise measures.MeasureFailed(f"{server.name}: WADO-RS metadata of {files.latency_studies[0]} did not list "
-                                     f"its {files.first_study_size} instances ({found.status_code}: "
-                                     f"{found.text[:300]})")
-    return _prefixed("wado_metadata", measures.rest_latency(server, "GET", paths, plan.requests,
-                                                            headers=measures.DICOM_JSON))
+
+    def requester(server: servers.Server, _: ExitStack) -> Callable[[], None]:
+        found = server.session().get(server.url + paths[0], headers=measures.DICOM_JSON, timeout=60)
+        if found.status_code != 200 or len(found.json()) != files.first_study_size:
+            raise measures.MeasureFailed(f"{server.name}: WADO-RS metadata of {files.latency_studies[0]} did not "
+                                         f"list its {files.first_study_size} instances ({found.status_code}: "
+                                         f"{found.text[:300]})")
+        return measures.rest_requester(server, "GET", paths, headers=measures.DICOM_JSON)
+
+    return latency("wado_metadata", plan.requests, requester)
 
 
 def spread_patients(size: int, count: int) -> list[str]:

@@ -61,7 +61,12 @@ COMPUTED_TAGS = {
 _COMPUTED = {tag for tags in COMPUTED_TAGS.values() for tag in tags}
 _NEVER_RETURNED = _tags("SpecificCharacterSet", "RetrieveURL")
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
+# VRs whose values pydicom's to_json_dict writes as the strings they are (no number, no person name, no bytes): the
+# answers write these attributes themselves, without a DataElement (tests/faces/dicomweb/test_qido_json.py compares)
+_PLAIN_STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
 _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS"})
+_INLINE_BINARY_BYTES = 1024  # pydicom's to_json_dict default (no bulk data handler: binary values inline)
+_SERIES_READ_AT_ONCE = 100  # a study's series read in one statement (more: the general way)
 _FIRST_FILES_TRIED = 8  # instances of a resource tried in turn for its attributes (one deleted meanwhile is skipped)
 _MODALITIES_IN_STUDY = _TAG_OF["ModalitiesInStudy"]
 _NUMBER_OF_STUDY_RELATED_SERIES = _TAG_OF["NumberOfStudyRelatedSeries"]
@@ -95,6 +100,14 @@ def _drop_empty_values(model: dict) -> dict:
     return model
 
 
+def plain_attribute(vr: str, values: list[str]) -> dict:
+    """The DICOM JSON attribute (PS3.18 F.2.2) of string ``values`` of a VR in ``_PLAIN_STRING_VRS``, as pydicom's
+    ``DataElement.to_json_dict`` writes it: no ``Value`` when there are none or the only one is empty."""
+    if not values or values == [""]:
+        return {"vr": vr}
+    return {"vr": vr, "Value": values}
+
+
 def vr_of(tag: int) -> str:
     from pydicom.datadict import dictionary_VR
 
@@ -110,30 +123,36 @@ class AnswerBuilder:
     def __init__(self, archive: Archive, level: Level, tags: list[int], default_encoding: str, base_url: str) -> None:
         self.archive, self.level, self.tags, self.base_url = archive, level, tags, base_url
         from pydicom.charset import python_encoding
+        from pydicom.datadict import keyword_for_tag
 
         self.character_set = ENCODINGS.get(default_encoding, "ISO_IR 100")
         self._codec = python_encoding.get(self.character_set, "latin_1")
         self._parents: dict[tuple[Level, str], ResourceRow] = {}
+        # each returned tag with its VR, its keyword and its JSON key, looked up once for every result
+        self._facts = [(tag, vr_of(tag), keyword_for_tag(tag), f"{tag:08X}") for tag in tags]
 
     def build(self, row: ResourceRow) -> dict:
-        """The answer for one resource (ArchiveError when it was deleted meanwhile)."""
-        from pydicom.datadict import keyword_for_tag
+        """The answer for one resource (ArchiveError when it was deleted meanwhile), its attributes in the order
+        of ``tags`` between SpecificCharacterSet and RetrieveURL."""
         from pydicom.dataelem import DataElement
-        from pydicom.dataset import Dataset
 
         known, uids = self._main_tags(row)
-        answer = Dataset()
-        answer.add_new(0x00080005, "CS", self.character_set)
+        # Most attributes are strings from the index, written here as DICOM JSON; the others (person names,
+        # numbers, what comes from a file) go through pydicom's DataElement and its JSON.
+        model: dict[str, dict] = {"00080005": plain_attribute("CS", [self.character_set])}
         file_dataset: Dataset | None = None
-        for tag in self.tags:
-            vr = vr_of(tag)
+        for tag, vr, keyword, key in self._facts:
             if tag in _COMPUTED:
                 if tag in COMPUTED_TAGS[self.level]:
-                    answer.add(self._computed(row, tag, vr))
+                    model[key] = self._computed(row, tag, vr)
                 continue
-            keyword = keyword_for_tag(tag)
             if keyword in known:
-                element = self._from_text(tag, vr, known[keyword])
+                text = known[keyword]
+                if vr in _PLAIN_STRING_VRS:
+                    values = text.split("\\") if text else []
+                    model[key] = plain_attribute(vr, self._representable(values) if vr in _TEXT_VRS else values)
+                    continue
+                element = self._from_text(tag, vr, text)
             else:
                 if file_dataset is None:
                     file_dataset = self._first_file(row)
@@ -141,9 +160,9 @@ class AnswerBuilder:
                 if element is not None and element.VR in _TEXT_VRS:
                     element = DataElement(tag, element.VR, self._representable(element.value))
             if element is not None:
-                answer.add(element)
-        answer.add_new(0x00081190, "UR", self._retrieve_url(uids))
-        return json_of(answer)
+                model[key] = _drop_empty_values({"": element.to_json_dict(None, _INLINE_BINARY_BYTES)})[""]
+        model["00081190"] = plain_attribute("UR", [self._retrieve_url(uids)])
+        return model
 
     def _main_tags(self, row: ResourceRow) -> tuple[dict[str, str], list[str]]:
         tags = dict(row.main_tags)
@@ -155,9 +174,10 @@ class AnswerBuilder:
         while current.level > Level.PATIENT:
             key = (current.level, current.public_id)
             parent = self._parents.get(key)
-            if parent is None:
-                parent = self._parents[key] = self.archive.related(current.level, current.public_id,
-                                                                   Level(current.level - 1))[0]
+            if parent is None:  # by the parent's ID when the row has it: one indexed read
+                parent = self._parents[key] = (
+                    self.archive.resource(Level(current.level - 1), current.parent_id) if current.parent_id
+                    else self.archive.related(current.level, current.public_id, Level(current.level - 1))[0])
             for name, value in parent.main_tags.items():
                 tags.setdefault(name, value)
             current = parent
@@ -192,17 +212,16 @@ class AnswerBuilder:
             return self._representable(str(value))
         return value
 
-    def _computed(self, row: ResourceRow, tag: int, vr: str) -> DataElement:
-        from pydicom.dataelem import DataElement
-
+    def _computed(self, row: ResourceRow, tag: int, vr: str) -> dict:
+        """ModalitiesInStudy (CS) or a number of related resources (IS, written as a JSON number)."""
         if tag == _MODALITIES_IN_STUDY:
-            series = self.archive.related(Level.STUDY, row.public_id, Level.SERIES)
-            modalities = sorted({s.main_tags.get("Modality", "") for s in series} - {""})
-            return DataElement(tag, vr, modalities or None)
+            series = (self.archive.related_if_few(Level.STUDY, row.public_id, Level.SERIES, _SERIES_READ_AT_ONCE)
+                      or self.archive.related(Level.STUDY, row.public_id, Level.SERIES))
+            return plain_attribute(vr, sorted({s.main_tags.get("Modality", "") for s in series} - {""}))
         counted = Level.SERIES if tag == _NUMBER_OF_STUDY_RELATED_SERIES else Level.INSTANCE
         if counted == Level(row.level + 1):
-            return DataElement(tag, vr, str(len(row.children)))
-        return DataElement(tag, vr, str(self.archive.count_below(row.level, row.public_id, counted)))
+            return {"vr": vr, "Value": [len(row.children)]}
+        return {"vr": vr, "Value": [self.archive.count_below(row.level, row.public_id, counted)]}
 
     def _first_file(self, row: ResourceRow) -> Dataset:
         """The first instance's data set, for the attributes the index does not keep (the fast reader's elements:

@@ -191,10 +191,12 @@ class Archive:
 
     # -- ingest -------------------------------------------------------------------------------------------
     @_beside_reset_and_restore
-    def store(self, source: bytes | BinaryIO, origin: Origin = Origin()) -> StoreResult:
-        """Store one DICOM instance; it is on disk and in the index when this returns."""
+    def store(self, source: bytes | BinaryIO, origin: Origin = Origin(),
+              parsed: ParsedInstance | None = None) -> StoreResult:
+        """Store one DICOM instance; it is on disk and in the index when this returns. ``parsed``: what ``parse``
+        read of these very bytes, for a caller that looked at the instance first (it is not parsed again)."""
         if isinstance(source, (bytes, bytearray, memoryview)):
-            parsed = self._parse(source)
+            parsed = parsed or self._parse(source)
             if self.config.StorageCompression:  # as Orthanc: zlib, with the part before the pixels kept apart
                 return self._store_parsed(
                     parsed, lambda: write_packed_dicom(self.store_area, source, parsed.pixel_data_offset),
@@ -211,6 +213,10 @@ class Archive:
             return self.store_area.write_stream(source)
 
         return self._store_parsed(parsed, write_from_start, size, origin)
+
+    def parse(self, data: bytes) -> ParsedInstance:
+        """What storing ``data`` reads of it (identifiers, main tags); InvalidDicom when it is not DICOM."""
+        return self._parse(data)
 
     def _parse(self, source: bytes | BinaryIO) -> ParsedInstance:
         """Parse an instance; files costly to parse (many elements, or not a plain little endian Part 10 file)

@@ -11,17 +11,18 @@ because of conflicts 409, and a body without any part (a broken boundary) 400 (t
 from __future__ import annotations
 
 import errno
+import io
 import json
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ...core.archive import Archive, Origin
+from ...core.archive import IN_MEMORY_LIMIT, Archive, Origin
 from ...core.dicom import ENCODINGS, read_dataset
 from ...core.errors import InvalidDicom, StorageFull
 from ..http_common import spool_body
-from .answers import json_of
+from .answers import plain_attribute
 from .errors import too_large, unsupported_media_type
 from .multipart import Part, close_parts, media_type_of, read_parts
 from .qido import DICOM_JSON, base_url, model_of
@@ -75,29 +76,26 @@ class StoreOutcome:
         return 200
 
     def answer(self, base: str, character_set: str) -> dict:
-        from pydicom.dataset import Dataset  # pydicom loads on the first upload, not at start-up
-
-        module = Dataset()
-        module.SpecificCharacterSet = character_set
+        """The Store Instances Response Module (PS3.18 10.5.3) in DICOM JSON, its attributes in the plugin's order,
+        written as pydicom's ``to_json_dict`` writes them (``tests/faces/dicomweb/test_stow_answer.py``)."""
+        module = {"00080005": plain_attribute("CS", [character_set])}
         if self.stored:  # the study's URL only once something of it is stored, as the plugin answers
-            module.RetrieveURL = f"{base}/studies/{self.expected_study or self.stored[0][1]}"
-        failed = []
-        for sop_class, sop_instance, reason in self.failed:
-            item = Dataset()
-            item.ReferencedSOPClassUID = sop_class
-            item.ReferencedSOPInstanceUID = sop_instance
-            item.FailureReason = reason
-            failed.append(item)
-        module.FailedSOPSequence = failed
-        referenced = []
-        for sop_class, study_uid, series_uid, sop_instance in self.stored:
-            item = Dataset()
-            item.ReferencedSOPClassUID = sop_class
-            item.ReferencedSOPInstanceUID = sop_instance
-            item.RetrieveURL = f"{base}/studies/{study_uid}/series/{series_uid}/instances/{sop_instance}"
-            referenced.append(item)
-        module.ReferencedSOPSequence = referenced
-        return json_of(module)
+            module["00081190"] = plain_attribute("UR", [f"{base}/studies/{self.expected_study or self.stored[0][1]}"])
+        module["00081198"] = _sequence([
+            {"00081150": plain_attribute("UI", [sop_class]), "00081155": plain_attribute("UI", [sop_instance]),
+             "00081197": {"vr": "US", "Value": [reason]}}
+            for sop_class, sop_instance, reason in self.failed])
+        module["00081199"] = _sequence([
+            {"00081150": plain_attribute("UI", [sop_class]), "00081155": plain_attribute("UI", [sop_instance]),
+             "00081190": plain_attribute(
+                 "UR", [f"{base}/studies/{study_uid}/series/{series_uid}/instances/{sop_instance}"])}
+            for sop_class, study_uid, series_uid, sop_instance in self.stored])
+        return module
+
+
+def _sequence(items: list[dict]) -> dict:
+    """A sequence attribute: no ``Value`` when it has no item (F.2.5, as the plugin writes it)."""
+    return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
 
 
 def _store_parts(archive: Archive, parts: list[Part], origin: Origin, expected_study: str | None) -> StoreOutcome:
@@ -117,13 +115,24 @@ def _store_parts(archive: Archive, parts: list[Part], origin: Origin, expected_s
 
 
 def _store_one(archive: Archive, part: Part, origin: Origin, outcome: StoreOutcome) -> None:
-    dataset = read_dataset(part.content)  # large values stay on disk (deferred)
-    sop_class = str(dataset.get("SOPClassUID", "") or "")
-    sop_instance = str(dataset.get("SOPInstanceUID", "") or "")
-    study = str(dataset.get("StudyInstanceUID", "") or "")
+    size = part.content.seek(0, io.SEEK_END)
+    part.content.seek(0)
+    if size <= IN_MEMORY_LIMIT:  # read whole, as storing it would: parsed once, by the archive's own reader
+        data = part.content.read()
+        parsed = archive.parse(data)
+        sop_class, sop_instance, study, series = (parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid,
+                                                  parsed.series_uid)
+    else:
+        dataset = read_dataset(part.content)  # large values stay on disk (deferred)
+        sop_class, sop_instance, study, series = (
+            str(dataset.get(keyword, "") or "")
+            for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"))
     if outcome.expected_study is not None and study != outcome.expected_study:
         outcome.failed.append((sop_class, sop_instance, PROCESSING_FAILURE))
         return
-    part.content.seek(0)
-    archive.store(part.content, origin)
-    outcome.stored.append((sop_class, study, str(dataset.get("SeriesInstanceUID", "") or ""), sop_instance))
+    if size <= IN_MEMORY_LIMIT:
+        archive.store(data, origin, parsed=parsed)
+    else:
+        part.content.seek(0)
+        archive.store(part.content, origin)
+    outcome.stored.append((sop_class, study, series, sop_instance))

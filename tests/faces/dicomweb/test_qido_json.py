@@ -20,6 +20,8 @@ _VALUES = st.lists(st.text(st.characters(exclude_characters="\\", exclude_catego
 @given(vr=st.sampled_from(sorted(_PLAIN_STRING_VRS)), values=_VALUES)
 @example(vr="LO", values=[""])  # one empty value (every character dropped by the encoding): no Value
 @example(vr="CS", values=["", ""])  # two empty values: a Value of two empty strings
+@example(vr="UI", values=["\x85"])  # a UID of whitespace alone (NEL, as Latin-1 decodes 0x85): pydicom strips it
+@example(vr="UI", values=[" 1.2 ", "\t"])
 def test_a_plain_attribute_is_pydicoms_json_of_the_same_values(vr, values):
     # what the answers passed to pydicom before: None for no value, the value alone, or the list of them
     value = None if not values else values[0] if len(values) == 1 else values

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pacsbox.faces.dicomweb.answers import json_of
 from pacsbox.faces.dicomweb.stow import StoreOutcome
 
-_UIDS = st.text("0123456789.", max_size=20)  # empty too: a file without the attribute
+_UIDS = st.text("0123456789. \x85", max_size=20)  # empty too (a file without the attribute), and whitespace
 _STORED = st.lists(st.tuples(_UIDS, _UIDS, _UIDS, _UIDS), max_size=4)
 _FAILED = st.lists(st.tuples(_UIDS, _UIDS, st.integers(0, 0xFFFF)), max_size=3)
 

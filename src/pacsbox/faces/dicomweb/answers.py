@@ -102,7 +102,10 @@ def _drop_empty_values(model: dict) -> dict:
 
 def plain_attribute(vr: str, values: list[str]) -> dict:
     """The DICOM JSON attribute (PS3.18 F.2.2) of string ``values`` of a VR in ``_PLAIN_STRING_VRS``, as pydicom's
-    ``DataElement.to_json_dict`` writes it: no ``Value`` when there are none or the only one is empty."""
+    ``DataElement.to_json_dict`` writes it: UIDs without surrounding whitespace (pydicom's UID strips it), no
+    ``Value`` when there are none or the only one is empty."""
+    if vr == "UI":
+        values = [value.strip() for value in values]
     if not values or values == [""]:
         return {"vr": vr}
     return {"vr": vr, "Value": values}

@@ -291,6 +291,7 @@ def test_hostile_connections_are_dropped_and_leave_nothing(server, http, tally, 
 def test_a_storm_of_stalled_connections(server, http, tally, baseline):
     """50 connections opened at once, half silent and half stalled inside an association: others are served
     meanwhile, all are dropped, and the server's threads and descriptors come back down."""
+    before = settle(server, baseline, (4, 8), timeout=15)  # the connections of the tests before it are gone
     sockets = []
     for number in range(STORM):
         tally.count("DICOM association", "storm")
@@ -299,6 +300,8 @@ def test_a_storm_of_stalled_connections(server, http, tally, baseline):
         else:
             sockets.append(socket.create_connection(("127.0.0.1", server.dicom_port)))
     during = threads_and_fds(server)
+    # on a loaded machine, opening the storm can outlast DicomScpTimeout: the first silent ones are dropped already
+    dropped = sum(_closed_by_server(sock) for sock in sockets)
     assert_alive(server)
     assert http.get(server.url + "/statistics").status_code == 200
     for sock in sockets:
@@ -306,7 +309,19 @@ def test_a_storm_of_stalled_connections(server, http, tally, baseline):
             _until_closed(sock, DROP_BOUND)
     after = settle(server, baseline, (4, 8), timeout=15)
     assert after[0] <= baseline[0] + 4 and after[1] <= baseline[1] + 8, (baseline, during, after)
-    assert during[1] >= baseline[1] + STORM  # the storm was really there
+    # the storm was really there: a descriptor for each connection not yet dropped, within the slack allowed above
+    # for descriptors that come and go (the index's, the log's)
+    assert during[1] >= before[1] + STORM - dropped - 8, (before, during, dropped)
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server has closed this connection (its end read, without waiting or taking any byte)."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:  # reset by the server
+        return True
 
 
 def test_a_store_after_the_attacks(server, http, tally):

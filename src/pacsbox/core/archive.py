@@ -196,7 +196,8 @@ class Archive:
         """Store one DICOM instance; it is on disk and in the index when this returns. ``parsed``: what ``parse``
         read of these very bytes, for a caller that looked at the instance first (it is not parsed again)."""
         if isinstance(source, (bytes, bytearray, memoryview)):
-            parsed = parsed or self._parse(source)
+            if parsed is None:
+                parsed = self._parse(source)
             if self.config.StorageCompression:  # as Orthanc: zlib, with the part before the pixels kept apart
                 return self._store_parsed(
                     parsed, lambda: write_packed_dicom(self.store_area, source, parsed.pixel_data_offset),

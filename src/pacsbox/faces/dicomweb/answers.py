@@ -91,13 +91,19 @@ def json_of(dataset: Dataset, **options) -> dict:
 
 def _drop_empty_values(model: dict) -> dict:
     for attribute in model.values():
-        value = attribute.get("Value")
-        if value == []:
-            del attribute["Value"]
-        elif attribute.get("vr") == "SQ" and value:
-            for item in value:
-                _drop_empty_values(item)
+        without_empty_value(attribute)
     return model
+
+
+def without_empty_value(attribute: dict) -> dict:
+    """One DICOM JSON attribute without an empty ``Value`` (an empty sequence), its items' attributes likewise."""
+    value = attribute.get("Value")
+    if value == []:
+        del attribute["Value"]
+    elif attribute.get("vr") == "SQ" and value:
+        for item in value:
+            _drop_empty_values(item)
+    return attribute
 
 
 def plain_attribute(vr: str, values: list[str]) -> dict:
@@ -163,7 +169,7 @@ class AnswerBuilder:
                 if element is not None and element.VR in _TEXT_VRS:
                     element = DataElement(tag, element.VR, self._representable(element.value))
             if element is not None:
-                model[key] = _drop_empty_values({"": element.to_json_dict(None, _INLINE_BINARY_BYTES)})[""]
+                model[key] = without_empty_value(element.to_json_dict(None, _INLINE_BINARY_BYTES))
         model["00081190"] = plain_attribute("UR", [self._retrieve_url(uids)])
         return model
 

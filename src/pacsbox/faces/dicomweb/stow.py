@@ -11,6 +11,7 @@ because of conflicts 409, and a body without any part (a broken boundary) 400 (t
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import json
 
@@ -22,7 +23,7 @@ from ...core.archive import IN_MEMORY_LIMIT, Archive, Origin
 from ...core.dicom import ENCODINGS, read_dataset
 from ...core.errors import InvalidDicom, StorageFull
 from ..http_common import spool_body
-from .answers import plain_attribute
+from .answers import plain_attribute, without_empty_value
 from .errors import too_large, unsupported_media_type
 from .multipart import Part, close_parts, media_type_of, read_parts
 from .qido import DICOM_JSON, base_url, model_of
@@ -81,21 +82,16 @@ class StoreOutcome:
         module = {"00080005": plain_attribute("CS", [character_set])}
         if self.stored:  # the study's URL only once something of it is stored, as the plugin answers
             module["00081190"] = plain_attribute("UR", [f"{base}/studies/{self.expected_study or self.stored[0][1]}"])
-        module["00081198"] = _sequence([
+        module["00081198"] = without_empty_value({"vr": "SQ", "Value": [
             {"00081150": plain_attribute("UI", [sop_class]), "00081155": plain_attribute("UI", [sop_instance]),
              "00081197": {"vr": "US", "Value": [reason]}}
-            for sop_class, sop_instance, reason in self.failed])
-        module["00081199"] = _sequence([
+            for sop_class, sop_instance, reason in self.failed]})
+        module["00081199"] = without_empty_value({"vr": "SQ", "Value": [
             {"00081150": plain_attribute("UI", [sop_class]), "00081155": plain_attribute("UI", [sop_instance]),
              "00081190": plain_attribute(
                  "UR", [f"{base}/studies/{study_uid}/series/{series_uid}/instances/{sop_instance}"])}
-            for sop_class, study_uid, series_uid, sop_instance in self.stored])
+            for sop_class, study_uid, series_uid, sop_instance in self.stored]})
         return module
-
-
-def _sequence(items: list[dict]) -> dict:
-    """A sequence attribute: no ``Value`` when it has no item (F.2.5, as the plugin writes it)."""
-    return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
 
 
 def _store_parts(archive: Archive, parts: list[Part], origin: Origin, expected_study: str | None) -> StoreOutcome:
@@ -122,17 +118,15 @@ def _store_one(archive: Archive, part: Part, origin: Origin, outcome: StoreOutco
         parsed = archive.parse(data)
         sop_class, sop_instance, study, series = (parsed.sop_class_uid, parsed.sop_uid, parsed.study_uid,
                                                   parsed.series_uid)
+        store = functools.partial(archive.store, data, origin, parsed=parsed)
     else:
         dataset = read_dataset(part.content)  # large values stay on disk (deferred)
         sop_class, sop_instance, study, series = (
             str(dataset.get(keyword, "") or "")
             for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"))
+        store = functools.partial(archive.store, part.content, origin)  # (the archive reads it from its start)
     if outcome.expected_study is not None and study != outcome.expected_study:
         outcome.failed.append((sop_class, sop_instance, PROCESSING_FAILURE))
         return
-    if size <= IN_MEMORY_LIMIT:
-        archive.store(data, origin, parsed=parsed)
-    else:
-        part.content.seek(0)
-        archive.store(part.content, origin)
+    store()
     outcome.stored.append((sop_class, study, series, sop_instance))
